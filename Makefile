@@ -1,0 +1,61 @@
+# eshybrid — everything a fresh machine needs is installed from here.
+#   make demo   the main job end to end on the embedded default (local cluster, sample catalogue, CPU embeddings)
+#   make test   unit + integration tests against real Elasticsearch / OpenSearch servers and a real Ray Serve
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := nginx docker-compose
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_AUTH_MODE := disabled
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test test-unit test-integration demo demo-down bench clean help
+
+help:
+	@echo "make demo | make test | make bench | make demo-down | make clean"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[serve,eval,dev]'
+	@touch $@
+
+install: $(STAMP) system-deps
+
+# Debian packages the tests use (nginx as a TLS proxy, docker-compose to validate compose files).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages:$$missing (install them as root)"; fi; \
+	fi
+
+test: install
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; if [ $$rc = 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python -m connector.demo up
+
+demo-down:
+	@test -x $(BIN)/python && $(BIN)/python -m connector.demo down || true
+
+bench: install
+	$(BIN)/python bench/embed_throughput.py
+	$(BIN)/python bench/backfill_throughput.py
+	$(BIN)/python bench/hybrid_quality.py
+	$(BIN)/python bench/search_latency.py
+	$(BIN)/python bench/rerank_latency.py
+
+clean: demo-down
+	rm -rf $(VENV) build *.egg-info

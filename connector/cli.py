@@ -1,0 +1,67 @@
+"""The ``eshybrid`` command line.
+
+Each area registers its own sub-commands from a ``connector/_cli_<area>.py``
+module (``register(subparsers)``), imported lazily so ``--help`` stays fast and
+the base install never imports torch or ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from connector.errors import EshybridError
+
+__all__ = ["main", "build_parser"]
+
+# (module, what it adds); a module that does not exist yet is skipped.
+_AREAS = (
+    "connector._cli_cluster",
+    "connector._cli_serve",
+    "connector._cli_search",
+    "connector._cli_jobs",
+    "connector._cli_migrate",
+    "connector._cli_kibana",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eshybrid",
+        description="Upgrade Elasticsearch / OpenSearch to hybrid search in place.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rc = args.func(args)
+    except EshybridError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

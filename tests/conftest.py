@@ -1,0 +1,6 @@
+"""Shared pytest configuration: fixtures live in tests/fixtures/, one module per area."""
+
+pytest_plugins = [
+    "tests.fixtures.clusters",
+    "tests.fixtures.embedding",
+]
