@@ -18,8 +18,8 @@ import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import elastic_transport
 from pydantic import SecretStr
@@ -31,6 +31,9 @@ from connector.errors import (
     ConfigError,
     TLSVerificationError,
 )
+
+if TYPE_CHECKING:
+    from connector.capabilities import Capabilities
 
 __all__ = ["ApiResult", "Cluster", "JsonDict"]
 
@@ -84,10 +87,15 @@ class Cluster:
             )
         if parts.username is not None:
             # Credentials in the URL would end up in transport logs: move them.
+            # They are percent-encoded in a URL (a '@' or ':' in a password must be).
             if basic_auth is None:
-                basic_auth = (parts.username, parts.password or "")
-        port = parts.port or (443 if parts.scheme == "https" else 9200)
-        self.url = f"{parts.scheme}://{parts.hostname}:{port}{parts.path.rstrip('/')}"
+                basic_auth = (unquote(parts.username), unquote(parts.password or ""))
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 9200)
+        except ValueError:  # e.g. "host:92OO"; the message must not echo the URL (credentials)
+            raise ConfigError("cluster url has an invalid port", field="url") from None
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 literal
+        self.url = f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
         self._api_key = _secret(api_key)
         self._basic_auth = (basic_auth[0], _secret(basic_auth[1])) if basic_auth else None
         headers: dict[str, str] = {"accept": _JSON}
@@ -116,7 +124,7 @@ class Cluster:
             meta_header=False,
         )
         self.request_timeout_s = request_timeout_s
-        self._capabilities: Any = None
+        self._capabilities: Capabilities | None = None
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else ("basic" if self._basic_auth else "none")
@@ -124,7 +132,7 @@ class Cluster:
 
     # -- capabilities --------------------------------------------------------------
     @property
-    def capabilities(self) -> Any:
+    def capabilities(self) -> Capabilities:
         """The detected :class:`connector.capabilities.Capabilities` (detected on first use)."""
         if self._capabilities is None:
             from connector.capabilities import detect_capabilities

@@ -1,0 +1,52 @@
+"""eshybrid's connector: talking to Elasticsearch 8/9 and OpenSearch 2/3.
+
+Public names are loaded lazily (PEP 562 ``__getattr__``), so ``import connector``
+stays cheap and never imports torch, ray or transformers.  To export a new
+name: add it to ``_EXPORTS`` (name -> defining module), to ``__all__``, and to
+the ``TYPE_CHECKING`` block (``import X as X``, for type checkers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connector._connect import connect as connect
+    from connector.capabilities import Capabilities as Capabilities
+    from connector.capabilities import detect_capabilities as detect_capabilities
+    from connector.capabilities import parse_capabilities as parse_capabilities
+    from connector.client import ApiResult as ApiResult
+    from connector.client import Cluster as Cluster
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "connect": "connector._connect",
+    "Cluster": "connector.client",
+    "ApiResult": "connector.client",
+    "Capabilities": "connector.capabilities",
+    "detect_capabilities": "connector.capabilities",
+    "parse_capabilities": "connector.capabilities",
+}
+
+__all__ = [
+    "ApiResult",
+    "Capabilities",
+    "Cluster",
+    "connect",
+    "detect_capabilities",
+    "parse_capabilities",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'connector' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # cache: the next lookup skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
