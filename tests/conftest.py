@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.clusters",
     "tests.fixtures.embedding",
+    "tests.fixtures.rerank",
+    "tests.fixtures.tls",
 ]
