@@ -32,9 +32,15 @@ __all__ = [
     "MigrationCycleError",
     "MissingRevisionError",
     "MigrationLockedError",
+    "IrreversibleMigrationError",
+    "MigrationLockLostError",
     "JobError",
     "BulkError",
     "RerankError",
+    "RerankServiceUnavailable",
+    "RerankTimeout",
+    "RerankOverloaded",
+    "RerankRequestError",
 ]
 
 
@@ -164,3 +170,27 @@ class BulkError(JobError):
 
 class RerankError(EshybridError):
     """The reranker failed."""
+
+
+class RerankServiceUnavailable(RerankError):
+    """The rerank service could not be reached or answered 5xx."""
+
+
+class RerankTimeout(RerankError):
+    """The reranker did not answer within its time budget (``timeout_s``)."""
+
+
+class RerankOverloaded(RerankError):
+    """The rerank service answered 429 (its queue is full); ``retry_after_s`` says when to retry."""
+
+
+class RerankRequestError(RerankError, ValueError):
+    """The rerank service rejected the request (4xx other than 429); ``status`` and ``param`` tell why."""
+
+
+class IrreversibleMigrationError(MigrationError):
+    """A migration cannot be undone automatically; the message says what to do instead."""
+
+
+class MigrationLockLostError(MigrationLockedError):
+    """The migration lock expired or was taken over while this runner held it."""

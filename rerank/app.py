@@ -1,0 +1,137 @@
+"""The FastAPI app of the rerank service: routes, auth, error mapping (no Ray here).
+
+The Ray Serve deployment (:mod:`rerank.deployment`) builds this app around
+itself; anything with the :class:`ScoringBackend` shape can serve it, which is
+how the app is tested without Ray.
+
+Status codes (the embedding service's rules): 400 malformed JSON or a body that
+is no JSON object, 401 missing or wrong bearer token, 422 a bad field (missing
+query, empty or non-string documents, too many documents or characters, another
+model), 429 too much work pending (with ``Retry-After``), 500 a bug.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from rerank.api import (
+    ErrorResponse,
+    HealthBody,
+    RerankResponse,
+    check_request,
+    error_body,
+    parse_request,
+    rank_results,
+)
+from rerank.errors import RerankServiceError, RerankUnauthorized
+from rerank.models import ScoredPairs
+from rerank.settings import RerankSettings
+
+__all__ = ["ScoringBackend", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+}
+
+
+class ScoringBackend(Protocol):
+    """What the app needs from whoever holds the model."""
+
+    settings: RerankSettings
+
+    async def score(self, query: str, documents: list[str]) -> ScoredPairs:
+        """Scores in input order; raises ``RerankOverloaded`` when too much is pending."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Model and limits, for ``GET /info``."""
+        ...
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and timings, for ``GET /metrics``."""
+        ...
+
+
+def _check_auth(request: Request, settings: RerankSettings) -> None:
+    if settings.api_key is None:
+        return
+    expected = f"Bearer {settings.api_key.get_secret_value()}"
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise RerankUnauthorized("missing or wrong bearer token (send 'Authorization: Bearer <api key>')")
+
+
+def _error_response(err: RerankServiceError, settings: RerankSettings) -> JSONResponse:
+    status = err.status
+    headers: dict[str, str] = {}
+    if status == 429:
+        headers["Retry-After"] = str(max(1, math.ceil(getattr(err, "retry_after_s", settings.retry_after_s))))
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = error_body(err.message, type_=_ERROR_TYPES.get(status, "server_error"), param=getattr(err, "field", None))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(backend: ScoringBackend) -> FastAPI:
+    """The HTTP app around ``backend``: ``POST /v1/rerank``, ``GET /healthz``, ``GET /info``, ``GET /metrics``."""
+    settings = backend.settings
+    app = FastAPI(title="eshybrid rerank", version="1", responses={"4XX": {"model": ErrorResponse}})
+
+    @app.exception_handler(RerankServiceError)
+    async def _service_error(request: Request, err: RerankServiceError) -> JSONResponse:
+        if err.status >= 500:
+            logger.error("rerank request failed: %s", err)
+        return _error_response(err, settings)
+
+    @app.get("/healthz", response_model=HealthBody)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info(request: Request) -> dict[str, Any]:
+        _check_auth(request, settings)
+        return backend.info()
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> dict[str, Any]:
+        _check_auth(request, settings)
+        return backend.metrics()
+
+    @app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True)
+    async def rerank(request: Request) -> dict[str, Any]:
+        _check_auth(request, settings)
+        body = parse_request(await request.body())
+        check_request(
+            body,
+            model_id=settings.reported_model_id,
+            max_documents=settings.max_documents_per_request,
+            max_query_chars=settings.max_query_chars,
+            max_chars_per_document=settings.max_chars_per_document,
+        )
+        scored = await backend.score(body.query, body.documents)
+        if len(scored.scores) != len(body.documents):  # output length must equal input length
+            raise RerankServiceError(
+                f"the model returned {len(scored.scores)} scores for {len(body.documents)} documents"
+            )
+        tokens = int(sum(scored.tokens))
+        return {
+            "results": rank_results(
+                scored.scores, top_n=body.top_n, documents=body.documents if body.return_documents else None
+            ),
+            "model": settings.reported_model_id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    return app
