@@ -121,7 +121,7 @@ def test_hits_of_every_shape() -> None:
     assert [h.id for h in apply_rerank("q", search_hits, config).hits] == ["d2", "d1", "d0"]
     plain = [{"id": f"d{i}", "source": {"title": "x" * (i + 1)}} for i in range(3)]
     assert [h["id"] for h in apply_rerank("q", plain, config).hits] == ["d2", "d1", "d0"]
-    fused = [FusedDoc(id=f"d{i}", score=1.0, hit=LegHit(id=f"d{i}", score=1.0)) for i in range(3)]
+    fused = [FusedDoc(id=f"d{i}", score=1.0, hit=LegHit(id=f"d{i}", score=1.0), legs={}) for i in range(3)]
     sources = {f"d{i}": {"title": "x" * (i + 1)} for i in range(3)}
     assert [d.id for d in apply_rerank("q", fused, config, sources=sources).hits] == ["d2", "d1", "d0"]
     assert hit_source({"_id": "a"}) is None

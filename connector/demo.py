@@ -1,0 +1,214 @@
+"""``make demo``: the main job end to end on the embedded default.
+
+Each step runs the same ``eshybrid`` command a person would type (and prints
+it), so the demo doubles as a walkthrough:
+
+1. a local Elasticsearch (``eshybrid cluster up``) unless ``ESHYBRID_URL`` is set;
+2. the embedding service on CPU (``eshybrid serve embed``) unless ``ESHYBRID_EMBED_URL`` is set;
+3. the sample catalogue as a plain BM25 index (``eshybrid load``) — the "existing shop";
+4. ``eshybrid migrate up`` (adds the vector field) and ``eshybrid backfill``;
+5. example queries: BM25 vs hybrid side by side, one hit's explanation, and the
+   Dev Tools console text of one query.
+
+``python -m connector.demo down`` (``make demo-down``) stops what ``up`` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+_REPO = Path(__file__).resolve().parent.parent
+_DEFAULT_DATASET = _REPO / "examples" / "catalogue"
+_QUERIES = (
+    "tent for two people",
+    "flashlight you wear on your head",
+    "headphones that block airplane noise",
+    "waterproof jacket for women",
+)
+
+
+def _state_dir() -> Path:
+    home = Path(os.environ.get("ESHYBRID_HOME", "/var/tmp/eshybrid"))
+    path = home / "demo"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _eshybrid() -> list[str]:
+    return [sys.executable, "-m", "connector.cli"]
+
+
+def _say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def _run(args: Sequence[str], *, capture: bool = False, env: dict[str, str] | None = None) -> str:
+    shown = " ".join(shlex.quote(a) for a in ["eshybrid", *args])
+    print(f"$ {shown}", flush=True)
+    proc = subprocess.run(
+        [*_eshybrid(), *args],
+        cwd=_REPO,
+        env={**os.environ, **(env or {})},
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"demo step failed (exit {proc.returncode}): {shown}")
+    return proc.stdout or ""
+
+
+def _wait_http(url: str, *, timeout_s: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}; see {_state_dir() / 'embed.log'}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(2)
+    raise SystemExit(f"{what} did not answer at {url} within {timeout_s:.0f}s")
+
+
+def _start_cluster() -> str:
+    url = os.environ.get("ESHYBRID_URL")
+    if url:
+        print(f"using the cluster at ESHYBRID_URL ({url.split('@')[-1]})")
+        return url
+    port = os.environ.get("ESHYBRID_DEMO_PORT", "9200")
+    out = _run(["cluster", "up", "--flavor", "elasticsearch", "--name", "demo", "--port", port], capture=True)
+    lines = [line for line in out.splitlines() if line.strip()]
+    print("\n".join(lines))
+    return lines[-1].strip()
+
+
+def _start_embedding() -> str:
+    url = os.environ.get("ESHYBRID_EMBED_URL")
+    if url:
+        print(f"using the embedding service at ESHYBRID_EMBED_URL ({url})")
+        return url
+    port = os.environ.get("ESHYBRID_DEMO_EMBED_PORT", "8765")
+    url = f"http://127.0.0.1:{port}"
+    state = _state_dir()
+    args = ["serve", "embed", "--device", "cpu", "--port", port, "--host", "127.0.0.1"]
+    print("$ " + " ".join(["eshybrid", *args]) + f"   (in the background, log: {state / 'embed.log'})")
+    with (state / "embed.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*_eshybrid(), *args], cwd=_REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    (state / "embed.pid").write_text(str(proc.pid))
+    _wait_http(url + "/healthz", timeout_s=300, what="the embedding service", proc=proc)
+    print(f"embedding service ready at {url}")
+    return url
+
+
+def _side_by_side(url: str, embed_url: str, index: str, query: str) -> None:
+    common = ["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "5", "--json", query]
+    bm25 = json.loads(_run([*common, "--mode", "bm25"], capture=True))
+    hybrid = json.loads(_run([*common, "--mode", "hybrid"], capture=True))
+    left = [_title(h) for h in bm25.get("hits", [])]
+    right = [_title(h) for h in hybrid.get("hits", [])]
+    width = max([len(t) for t in left] + [20])
+    print(f"\n  query: {query!r}")
+    print(f"  {'BM25':<{width}} | hybrid (BM25 + kNN, RRF)")
+    print(f"  {'-' * width}-+-{'-' * width}")
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ""
+        b = right[i] if i < len(right) else ""
+        print(f"  {a:<{width}} | {b}")
+
+
+def _title(hit: dict[str, Any]) -> str:
+    source = hit.get("source") or hit.get("_source") or {}
+    return str(source.get("title", hit.get("id", hit.get("_id", "?"))))[:60]
+
+
+def up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    dataset = os.environ.get("DATASET") or str(_DEFAULT_DATASET)
+    index = os.environ.get("ESHYBRID_DEMO_INDEX", "demo-products")
+    _say("1/6 a local Elasticsearch (the embedded default)")
+    url = _start_cluster()
+    env_note = {"ESHYBRID_URL": url}
+    os.environ.update(env_note)
+    _say("2/6 the embedding service on CPU (Ray Serve)")
+    embed_url = _start_embedding()
+    _say(f"3/6 the existing shop: {dataset} as a plain BM25 index")
+    _run(["load", "--dataset", dataset, "--index", index, "--replace", "--url", url])
+    _say("4/6 migrate: add the vector field beside the BM25 text")
+    _run(["migrate", "up", "--index", index, "--url", url, "--embed-url", embed_url,
+          "--source-fields", "title,text", "--to", "0001"])
+    _say("5/6 backfill: embed every product and write the vectors in place")
+    _run(["backfill", "--index", index, "--url", url, "--embed-url", embed_url, "--fields", "title,text"])
+    _say("6/6 search: BM25 vs hybrid")
+    for query in _QUERIES:
+        _side_by_side(url, embed_url, index, query)
+    _say("how one hybrid hit was scored (--explain)")
+    _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--explain", _QUERIES[1]])
+    _say("what ran, as Kibana Dev Tools console text (--console)")
+    _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--console", _QUERIES[0]])
+    print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
+    print("Try: .venv/bin/eshybrid search --index demo-products --explain \"gift for a coffee lover\"")
+    print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")
+    print("Stop everything with: make demo-down")
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    state = _state_dir()
+    pid_file = state / "embed.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text())
+        _stop_process_group(pid)
+        pid_file.unlink()
+        print("embedding service stopped")
+    if not os.environ.get("ESHYBRID_URL"):
+        subprocess.run([*_eshybrid(), "cluster", "down", "--name", "demo"], cwd=_REPO, check=False)
+    return 0
+
+
+def _stop_process_group(pid: int, *, timeout_s: float = 60.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m connector.demo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("up", help="run the demo (leaves the cluster and service running)").set_defaults(func=up)
+    sub.add_parser("down", help="stop what the demo started").set_defaults(func=down)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""Backfill in place: embed the documents of an index and write the vectors into it.
+
+1. Read: a sliced point-in-time scan (``search_after`` on ``_shard_doc``), asking only
+   for the source fields and ``eshybrid_meta.<field>``, with ``seq_no_primary_term``.
+2. Decide per document: the text's sha256 and the model id equal the stored
+   ``eshybrid_meta.<field>`` -> skip (incremental sync); unembeddable -> dead letter;
+   otherwise embed.
+3. Write: bulk partial updates of the vector and ``eshybrid_meta.<field>`` only, each
+   conditional on ``if_seq_no``/``if_primary_term``: a document the application changed
+   since it was read answers 409, is re-read and redone, never overwritten with stale data.
+4. Catch up: documents written while the scan ran (new, or changed after their vector
+   was written) are found by ``_seq_no`` above the high-water mark taken at the start,
+   and processed again; repeated until a pass writes nothing.
+
+Checkpoints (one per slice, in ``eshybrid-jobs``) make ``--resume`` continue a killed job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from connector.client import Cluster, JsonDict
+from connector.errors import ConfigError
+from connector.jobs.bulk import BulkAction, source_with_vector
+from connector.jobs.common import (
+    JobSummary,
+    cap_text_limit,
+    concrete_index,
+    describe_embedder,
+    find_property,
+    vector_dims_of,
+)
+from connector.jobs.pipeline import DocWork, Embedder
+from connector.jobs.runner import JobRunner
+from connector.jobs.settings import ClusterSpec, JobSettings
+from connector.jobs.store import DeadLetter, SliceCheckpoint, now_iso
+from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+
+__all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
+
+logger = logging.getLogger(__name__)
+
+BOOKKEEPING = "eshybrid_meta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackfillConfig:
+    """What to backfill.
+
+    Attributes:
+        index: the index (or an alias of one index) to fill in place.
+        fields: source fields the text is built from (empty: those the index ``_meta`` records).
+        template: optional ``{field}`` template (default: non-empty fields joined by newlines).
+        vector_field: the vector field to fill (must be mapped: ``eshybrid migrate up`` first).
+        slices: parallel slices of the scan.
+        job_id: name the job (default: generated); with ``resume``, the job to continue.
+        resume: continue the named job, or the latest unfinished one on this index/field.
+        catch_up: after the scan, process documents written during it.
+        ray_address: run the slices as Ray tasks on this cluster (needs ``embed_url``).
+        embed_url: the embedding service (used when no embedder is passed, and by Ray tasks).
+        show_progress: a progress bar (default: when stderr is a TTY).
+    """
+
+    index: str
+    fields: tuple[str, ...]
+    template: str | None = None
+    vector_field: str = "embedding"
+    slices: int = 1
+    job_id: str | None = None
+    resume: bool = False
+    catch_up: bool = True
+    ray_address: str | None = None
+    embed_url: str | None = None
+    show_progress: bool | None = None
+    settings: JobSettings = field(default_factory=JobSettings)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.slices <= 1024:
+            raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
+        if self.ray_address and not self.embed_url:
+            raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)",
+                              field="embed_url")
+
+    @property
+    def policy(self) -> TextPolicy:
+        return TextPolicy(fields=tuple(self.fields), template=self.template,
+                          max_text_chars=self.settings.max_text_chars)
+
+    def params(self, model_id: str) -> JsonDict:
+        return {"fields": list(self.fields), "template": self.template, "vector_field": self.vector_field,
+                "slices": self.slices, "model_id": model_id, "max_text_chars": self.settings.max_text_chars}
+
+
+def _excerpt(source: Mapping[str, Any], fields: Sequence[str], text: str | None) -> str:
+    if text is not None:
+        return text[:300]
+    values = {f: source.get(f) for f in fields}
+    return json.dumps(values, default=str)[:300]
+
+
+@dataclass
+class InPlaceMode:
+    """Partial updates of the vector + bookkeeping, conditional on the sequence number read."""
+
+    cluster: Cluster
+    job_id: str
+    vector_field: str
+    model_id: str
+    policy: TextPolicy
+
+    @property
+    def source_includes(self) -> list[str]:
+        return [*self.policy.fields, f"{BOOKKEEPING}.{self.vector_field}"]
+
+    def classify(self, hit: Mapping[str, Any]) -> DocWork:
+        source = dict(hit.get("_source") or {})
+        work = DocWork(doc_id=str(hit["_id"]), verdict="embed", index=str(hit["_index"]),
+                       routing=hit.get("_routing"), seq_no=hit.get("_seq_no"),
+                       primary_term=hit.get("_primary_term"), source=source)
+        try:
+            work.text = build_text(source, self.policy)
+        except UnembeddableDocument as e:
+            self._dead(work, e.reason_code, e.reason)
+            return work
+        work.text_hash = text_hash(work.text)
+        meta = (source.get(BOOKKEEPING) or {}).get(self.vector_field) or {}
+        if meta.get("text_hash") == work.text_hash and meta.get("model_id") == self.model_id:
+            work.verdict = "skip"
+        return work
+
+    def _dead(self, work: DocWork, reason_code: str, reason: str) -> None:
+        work.verdict = "dead"
+        work.dead_letter = DeadLetter(
+            job_id=self.job_id, index=work.index, doc_id=work.doc_id, reason_code=reason_code, reason=reason,
+            vector_field=self.vector_field, text_excerpt=_excerpt(work.source, self.policy.fields, work.text),
+        )
+
+    def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
+        self._dead(work, reason_code, reason)
+
+    def to_action(self, work: DocWork) -> BulkAction:
+        meta: JsonDict = {"_index": work.index, "_id": work.doc_id,
+                          "if_seq_no": work.seq_no, "if_primary_term": work.primary_term}
+        if work.routing is not None:
+            meta["routing"] = work.routing
+        assert work.vector is not None
+        book = {BOOKKEEPING: {self.vector_field: {"model_id": self.model_id, "text_hash": work.text_hash}}}
+        return BulkAction("update", meta, source_with_vector(book, self.vector_field, work.vector, wrap="doc"))
+
+    def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
+        """Re-read the documents (real-time GET) and classify them again."""
+        docs = []
+        for w in works:
+            doc: JsonDict = {"_index": w.index, "_id": w.doc_id}
+            if w.routing is not None:
+                doc["routing"] = w.routing
+            docs.append(doc)
+        body = {"docs": docs}
+        response = self.cluster.request("POST", "/_mget", body=body,
+                                        params={"_source_includes": ",".join(self.source_includes)}).body
+        again: list[DocWork] = []
+        for old, found in zip(works, response["docs"]):
+            if not found.get("found"):
+                again.append(DocWork(doc_id=old.doc_id, verdict="vanished", index=old.index))
+                continue
+            work = self.classify(found)
+            work.attempts = old.attempts + 1
+            again.append(work)
+        return again
+
+
+class BackfillJob(JobRunner):
+    """A backfill in place (see the module docstring)."""
+
+    kind = "backfill"
+
+    def __init__(self, cluster: Cluster, config: BackfillConfig, *, embedder: Embedder, model_id: str,
+                 dims: int | None, cluster_spec: ClusterSpec | None) -> None:
+        super().__init__(cluster, settings=config.settings, label_index=config.index,
+                         vector_field=config.vector_field, slices=config.slices, job_id=config.job_id,
+                         resume=config.resume, catch_up=config.catch_up, show_progress=config.show_progress,
+                         embedder=embedder, dims=dims)
+        self.config = config
+        self.model_id = model_id
+        self.cluster_spec = cluster_spec
+
+    def mode(self) -> InPlaceMode:
+        return InPlaceMode(cluster=self.cluster, job_id=self.job_id, vector_field=self.config.vector_field,
+                           model_id=self.model_id, policy=self.config.policy)
+
+    def params(self) -> JsonDict:
+        return self.config.params(self.model_id)
+
+    def check_target(self, index: str) -> None:
+        """The vector field is mapped, with the service's dims; the service's model matches ``_meta``."""
+        mapping = self.cluster.get_mapping(index)
+        vf = self.config.vector_field
+        prop = find_property(mapping, vf)
+        if prop is None or prop.get("type") not in ("dense_vector", "knn_vector"):
+            raise ConfigError(
+                f"index {index!r} has no vector field {vf!r}; add it first with "
+                f"`eshybrid migrate up --index {self.config.index}` (or pick --vector-field)",
+                index=index, field=vf,
+            )
+        mapped_dims = vector_dims_of(prop)
+        if self.dims is not None and mapped_dims is not None and mapped_dims != self.dims:
+            raise ConfigError(
+                f"field {vf!r} holds {mapped_dims}-dim vectors but the embedding service returns {self.dims}; "
+                "use the model the field was built for, or migrate to a new field", field=vf)
+        self.dims = self.dims or mapped_dims
+        meta = ((mapping.get("_meta") or {}).get("eshybrid") or {}).get("vector_fields", {}).get(vf)
+        check = getattr(self.embedder, "check_compatible", None)
+        if meta and check is not None:
+            check(meta)
+
+    def start(self) -> None:
+        self.store.ensure_indices()
+        existing = self.find_existing()
+        if existing is not None:
+            self.resume_from(existing)
+            assert self.state is not None
+            self.check_target(self.state.scan_index)
+            return
+        index = concrete_index(self.cluster, self.config.index)
+        self.check_target(index)
+        self.start_new(index, {"target_index": index, "model_id": self.model_id})
+
+    def run_main_slices(self, todo: list[SliceCheckpoint]) -> None:
+        if not self.config.ray_address:
+            super().run_main_slices(todo)
+            return
+        from connector.jobs._ray import run_backfill_slices_on_ray
+
+        run_backfill_slices_on_ray(self, todo)
+        self.checkpoints.update(self.store.load_checkpoints(self.job_id))
+
+
+def run_backfill(
+    cluster: Cluster,
+    config: BackfillConfig,
+    *,
+    embedder: Embedder | None = None,
+    model_id: str | None = None,
+    dims: int | None = None,
+    cluster_spec: ClusterSpec | None = None,
+) -> JobSummary:
+    """Embed the documents of ``config.index`` and write the vectors into it, in place.
+
+    Args:
+        cluster: the cluster holding the index.
+        config: what to backfill (see :class:`BackfillConfig`).
+        embedder: the embedding client (default: ``EmbeddingClient(config.embed_url)``).
+        model_id: the model id to record (default: the service's ``/info``).
+        dims: the vector size (default: the service's ``/info``).
+        cluster_spec: how Ray tasks reach the cluster (needed with ``config.ray_address``).
+
+    Returns:
+        The :class:`JobSummary`; it reconciles (``read = updated + skipped + dead_lettered + vanished``).
+
+    Raises:
+        ConfigError: the vector field is not mapped, dims differ, a resumed job had other options.
+        JobError: writing or embedding kept failing; the job can be resumed with ``resume=True``.
+    """
+    owned = None
+    if embedder is None:
+        if not config.embed_url:
+            raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
+        from connector.embedding_client import EmbeddingClient
+
+        embedder = owned = EmbeddingClient(config.embed_url)
+    try:
+        config = _with_text_fields(cluster, config)
+        info = describe_embedder(embedder, model_id=model_id, dims=dims)
+        config = replace(config, settings=cap_text_limit(config.settings, info))
+        job = BackfillJob(cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims,
+                          cluster_spec=cluster_spec)
+        return _run(job)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfig:
+    """Without ``fields``: the source fields and template the index ``_meta`` records for the field."""
+    if config.fields:
+        return config
+    meta = ((cluster.get_mapping(config.index).get("_meta") or {}).get("eshybrid") or {})
+    field_meta = (meta.get("vector_fields") or {}).get(config.vector_field) or {}
+    if not field_meta.get("source_fields"):
+        raise ConfigError(f"pass --fields: the _meta of {config.index!r} records no source fields for "
+                          f"{config.vector_field!r}", field="fields")
+    return replace(config, fields=tuple(field_meta["source_fields"]),
+                   template=config.template or field_meta.get("template"))
+
+
+def _run(job: BackfillJob) -> JobSummary:
+    job.start()
+    assert job.state is not None
+    try:
+        main_started = time.monotonic()
+        main = job.run_main()
+        main_elapsed = time.monotonic() - main_started
+        job.close_pit()
+        job.save_state(counts=main.as_dict(), phase="catch_up")
+        catch_up = job.run_catch_up() if job.config.catch_up else job.catch_up_counts()
+    except BaseException as e:
+        job.record_failure(e)
+        raise
+    summary = JobSummary(
+        job_id=job.job_id, kind="backfill", index=job.config.index, status="completed", main=main,
+        catch_up=catch_up, catch_up_passes=job.state.catch_up_pass, elapsed_s=time.monotonic() - job.started,
+        main_elapsed_s=main_elapsed, target_index=job.state.scan_index,
+        dead_letter_index=job.settings.dead_letter_index,
+    )
+    if not summary.reconciles:
+        logger.error("backfill %s does not reconcile: %s", job.job_id, summary.as_dict())
+    job.state.phase = "done"
+    job.save_state(**summary.as_dict(), phase="done", finished_at=now_iso())
+    logger.info("backfill %s completed: %s", job.job_id, summary.total.as_dict())
+    return summary

@@ -1,0 +1,151 @@
+"""Pieces shared by backfill and reindex: job ids, summaries, mapping look-ups, embedder set-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.client import Cluster, JsonDict
+from connector.errors import ConfigError
+from connector.jobs.pipeline import Embedder
+from connector.jobs.settings import JobSettings
+from connector.jobs.store import JobCounts
+
+__all__ = [
+    "JobSummary",
+    "EmbedderInfo",
+    "cap_text_limit",
+    "concrete_index",
+    "describe_embedder",
+    "find_property",
+    "new_job_id",
+    "owner_name",
+    "vector_dims_of",
+]
+
+
+@dataclass
+class JobSummary:
+    """What a finished job did.
+
+    ``main`` covers the main scan (every document once); ``catch_up`` the re-reads of
+    documents written while the job ran. Each reconciles:
+    ``read = updated + skipped + dead_lettered + vanished``.
+    """
+
+    job_id: str
+    kind: str
+    index: str
+    status: str
+    main: JobCounts
+    catch_up: JobCounts = field(default_factory=JobCounts)
+    catch_up_passes: int = 0
+    elapsed_s: float = 0.0
+    main_elapsed_s: float = 0.0
+    target_index: str | None = None
+    alias: str | None = None
+    dead_letter_index: str | None = None
+    deleted_in_target: int = 0
+
+    @property
+    def total(self) -> JobCounts:
+        total = JobCounts(**self.main.as_dict())
+        total.add(self.catch_up)
+        return total
+
+    @property
+    def reconciles(self) -> bool:
+        return self.main.reconciles() and self.catch_up.reconciles()
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.main.read / self.main_elapsed_s if self.main_elapsed_s > 0 else 0.0
+
+    def as_dict(self) -> JsonDict:
+        return {
+            "job_id": self.job_id, "kind": self.kind, "index": self.index, "status": self.status,
+            "target_index": self.target_index, "alias": self.alias,
+            "counts": self.main.as_dict(), "catch_up_counts": self.catch_up.as_dict(),
+            "total_counts": self.total.as_dict(), "catch_up_passes": self.catch_up_passes,
+            "elapsed_s": round(self.elapsed_s, 2), "main_elapsed_s": round(self.main_elapsed_s, 2),
+            "rate_docs_per_s": round(self.docs_per_s, 1), "reconciles": self.reconciles,
+            "dead_letter_index": self.dead_letter_index, "deleted_in_target": self.deleted_in_target,
+        }
+
+    def to_text(self) -> str:
+        return json.dumps(self.as_dict(), indent=2)
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    model_id: str
+    dims: int | None
+    max_chars_per_item: int | None = None
+
+
+def describe_embedder(embedder: Embedder, *, model_id: str | None, dims: int | None) -> EmbedderInfo:
+    """The model id and dims to record, from the arguments or the service's ``/info``."""
+    if model_id is not None:
+        return EmbedderInfo(model_id=model_id, dims=dims)
+    info_fn = getattr(embedder, "info", None)
+    if info_fn is None:
+        raise ConfigError("pass model_id: the embedder has no info() to ask", field="model_id")
+    info = info_fn()
+    return EmbedderInfo(model_id=str(info.model_id), dims=dims if dims is not None else int(info.dims),
+                        max_chars_per_item=getattr(info, "max_chars_per_item", None))
+
+
+def cap_text_limit(settings: JobSettings, info: EmbedderInfo) -> JobSettings:
+    """Lower ``max_text_chars`` to what the service accepts, so such texts get a clear dead letter."""
+    limit = info.max_chars_per_item
+    if limit is None or limit >= settings.max_text_chars:
+        return settings
+    return settings.with_overrides(max_text_chars=int(limit))
+
+
+def new_job_id(kind: str, index: str, vector_field: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{kind}-{index}-{vector_field}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def concrete_index(cluster: Cluster, name: str) -> str:
+    """The one concrete index behind ``name`` (an index, or an alias of one index)."""
+    body = cluster.request("GET", f"/{name}/_settings/index.uuid", ignore=(404,))
+    if body.status == 404:
+        raise ConfigError(f"index or alias {name!r} does not exist", index=name)
+    names = sorted(body.body)
+    if len(names) != 1:
+        raise ConfigError(f"{name!r} resolves to {len(names)} indices ({', '.join(names)}); name one index",
+                          index=name)
+    return names[0]
+
+
+def find_property(mapping: Mapping[str, Any], path: str) -> JsonDict | None:
+    """The mapping of a (dotted) field, or ``None``."""
+    properties: Any = mapping.get("properties") or {}
+    if path in properties:
+        found: JsonDict = properties[path]
+        return found
+    node: Any = None
+    for part in path.split("."):
+        node = properties.get(part) if isinstance(properties, Mapping) else None
+        if node is None:
+            return None
+        properties = node.get("properties") or {}
+    return node
+
+
+def vector_dims_of(field_mapping: Mapping[str, Any]) -> int | None:
+    """``dims`` (dense_vector) or ``dimension`` (knn_vector) of a vector field mapping."""
+    value = field_mapping.get("dims", field_mapping.get("dimension"))
+    return int(value) if value is not None else None

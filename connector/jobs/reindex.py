@@ -1,0 +1,508 @@
+"""Reindex with an alias swap: copy into ``<alias>-v<k>`` with the hybrid mapping, embed, swap.
+
+Phases (each recorded in the job document, so ``--resume`` continues where it stopped):
+
+1. ``main``: create ``<alias>-v<k>`` (the source's mapping and analysis + the vector
+   field, bookkeeping and ``_meta``; refresh off while copying), copy every document
+   through a sliced point in time, embedding its text; a vector whose text hash and
+   model match is reused instead of re-embedded. Copies carry the source ``_version``
+   with ``version_type=external``, so an older copy never overwrites a newer one and a
+   resumed job rewrites nothing.
+2. ``catch_up``: copy again what the application wrote to the source meanwhile, by
+   ``_seq_no`` windows per shard, until a pass finds nothing new.
+3. ``deletes``: when the counts differ, ids in the new index that the source no longer
+   has are deleted (a deleted document leaves no ``_seq_no`` to find).
+4. ``swap``: one ``POST /_aliases`` (remove + add). When the alias name is a concrete
+   index, the classic trick: add the alias to the new index and ``remove_index`` the
+   old one in the same request. Writes to that index are blocked during the last
+   catch-up and the swap (seconds), so none is lost. Reads go on, except that searches
+   in flight at the instant the old index is deleted fail with 503 (measured: under
+   0.5 s on the dev clusters); retried, they reach the alias. Alias-to-alias swaps (every
+   later reindex) have no such window.
+5. ``post_swap``: alias mode only, a last catch-up from the old index for writes that
+   landed there before the swap; ``--delete-old`` then deletes the old index.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from connector.client import Cluster, JsonDict
+from connector.errors import ConfigError, JobError
+from connector.jobs.bulk import BulkAction, source_with_vector, streaming_bulk
+from connector.jobs.common import (
+    JobSummary,
+    cap_text_limit,
+    concrete_index,
+    describe_embedder,
+    find_property,
+    vector_dims_of,
+)
+from connector.jobs.dialect import pit_search_body
+from connector.jobs.pipeline import DocWork, Embedder
+from connector.jobs.runner import JobRunner
+from connector.jobs.settings import JobSettings
+from connector.jobs.store import DeadLetter, now_iso
+from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+
+__all__ = ["CopyMode", "ReindexConfig", "ReindexJob", "alias_actions", "run_reindex", "target_index_body"]
+
+logger = logging.getLogger(__name__)
+
+BOOKKEEPING = "eshybrid_meta"
+AliasKind = Literal["alias", "concrete", "new"]
+
+# Index settings a copy keeps; the rest (uuid, creation date, version...) belong to the old index.
+_COPIED_SETTINGS = ("number_of_shards", "number_of_replicas", "analysis", "similarity", "max_result_window",
+                    "mapping", "refresh_interval", "knn", "max_ngram_diff", "max_shingle_diff")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReindexConfig:
+    """What to reindex.
+
+    Attributes:
+        alias: the name the application queries; ends up an alias of ``<alias>-v<k>``.
+        source: the index to copy (default: what ``alias`` names now).
+        fields / template: the text to embed (empty ``fields``: copy only, no embedding).
+        vector_field: the vector field of the new index.
+        similarity / quantization / engine: vector options of the new mapping.
+        dims / model_id: of the vector field (default: the embedding service's ``/info``).
+        delete_old: delete the old index after the swap (alias mode).
+        copy_only: copy without embedding (what the versioned-index migration does).
+    """
+
+    alias: str
+    source: str | None = None
+    fields: tuple[str, ...] = ()
+    template: str | None = None
+    vector_field: str = "embedding"
+    similarity: str = "cosine"
+    quantization: str = "none"
+    engine: str | None = None
+    dims: int | None = None
+    model_id: str | None = None
+    delete_old: bool = False
+    copy_only: bool = False
+    slices: int = 1
+    job_id: str | None = None
+    resume: bool = False
+    embed_url: str | None = None
+    show_progress: bool | None = None
+    settings: JobSettings = field(default_factory=JobSettings)
+
+    def __post_init__(self) -> None:
+        if not self.copy_only and not self.fields:
+            raise ConfigError("give --fields to embed (or copy_only=True to copy without embedding)", field="fields")
+        if not 1 <= self.slices <= 1024:
+            raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
+
+    @property
+    def policy(self) -> TextPolicy | None:
+        if self.copy_only:
+            return None
+        return TextPolicy(fields=tuple(self.fields), template=self.template,
+                          max_text_chars=self.settings.max_text_chars)
+
+
+def target_index_body(
+    *,
+    source_mapping: Mapping[str, Any],
+    source_settings: Mapping[str, Any],
+    add_vector_body: Mapping[str, Any] | None,
+    knn_setting: bool,
+) -> JsonDict:
+    """The ``PUT /<alias>-v<k>`` body: the source's mapping and settings, plus the vector field (pure).
+
+    ``add_vector_body`` is :func:`mappings.build_add_vector_field_body`'s answer (or ``None``
+    to copy the mapping as is). Refresh is off while copying; the job restores it.
+    """
+    mapping: JsonDict = copy.deepcopy(dict(source_mapping))
+    if add_vector_body is not None:
+        mapping.setdefault("properties", {}).update(copy.deepcopy(dict(add_vector_body["properties"])))
+        mapping["_meta"] = copy.deepcopy(dict(add_vector_body["_meta"]))
+    index_settings = dict((source_settings.get("index") or {}))
+    settings: JsonDict = {k: copy.deepcopy(index_settings[k]) for k in _COPIED_SETTINGS if k in index_settings}
+    if knn_setting:
+        settings["knn"] = True
+    settings["refresh_interval"] = "-1"
+    return {"settings": {"index": settings}, "mappings": mapping}
+
+
+def alias_actions(*, alias: str, kind: AliasKind, old_indices: Mapping[str, Mapping[str, Any]],
+                  new_index: str) -> list[JsonDict]:
+    """The ``POST /_aliases`` actions of the swap, applied atomically (pure).
+
+    ``old_indices``: index -> its current alias definition (filter, routing...), kept on the new index.
+    """
+    if kind == "concrete":
+        return [{"add": {"index": new_index, "alias": alias}}, {"remove_index": {"index": alias}}]
+    actions: list[JsonDict] = [{"remove": {"index": name, "alias": alias}} for name in sorted(old_indices)]
+    definition: JsonDict = {}
+    for props in old_indices.values():
+        definition = {k: v for k, v in props.items() if k in ("filter", "routing", "index_routing",
+                                                               "search_routing", "is_hidden")}
+        break
+    actions.append({"add": {"index": new_index, "alias": alias, **definition}})
+    return actions
+
+
+@dataclass
+class CopyMode:
+    """Index operations into the new index, versioned externally with the source ``_version``."""
+
+    cluster: Cluster
+    job_id: str
+    target_index: str
+    vector_field: str
+    model_id: str | None
+    policy: TextPolicy | None
+    source_includes: list[str] | None = None
+
+    def classify(self, hit: Mapping[str, Any]) -> DocWork:
+        source = dict(hit.get("_source") or {})
+        work = DocWork(doc_id=str(hit["_id"]), verdict="write", index=str(hit["_index"]),
+                       routing=hit.get("_routing"), version=hit.get("_version"), source=source)
+        if self.policy is None:
+            return work
+        try:
+            work.text = build_text(source, self.policy)
+        except UnembeddableDocument as e:
+            self.mark_unembeddable(work, e.reason_code, e.reason)
+            return work
+        work.text_hash = text_hash(work.text)
+        meta = (source.get(BOOKKEEPING) or {}).get(self.vector_field) or {}
+        if (meta.get("text_hash") == work.text_hash and meta.get("model_id") == self.model_id
+                and source.get(self.vector_field)):
+            work.vector = source[self.vector_field]
+            work.reused = True
+        else:
+            work.verdict = "embed"
+        return work
+
+    def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
+        """The document is still copied (without a vector); a dead letter says why."""
+        work.verdict = "write"
+        work.vector = None
+        work.source.pop(self.vector_field, None)
+        meta = work.source.get(BOOKKEEPING)
+        if isinstance(meta, dict):
+            meta.pop(self.vector_field, None)
+        work.dead_letter = DeadLetter(
+            job_id=self.job_id, index=work.index, doc_id=work.doc_id, reason_code=reason_code, reason=reason,
+            vector_field=self.vector_field, text_excerpt=(work.text or "")[:300] or None)
+
+    def to_action(self, work: DocWork) -> BulkAction:
+        meta: JsonDict = {"_index": self.target_index, "_id": work.doc_id}
+        if work.version is not None:
+            meta.update(version=work.version, version_type="external")
+        if work.routing is not None:
+            meta["routing"] = work.routing
+        if work.vector is None or self.policy is None:
+            return BulkAction("index", meta, work.source)
+        source = dict(work.source)
+        book = dict(source.get(BOOKKEEPING) or {})
+        book[self.vector_field] = {"model_id": self.model_id, "text_hash": work.text_hash}
+        source[BOOKKEEPING] = book
+        return BulkAction("index", meta, source_with_vector(source, self.vector_field, work.vector))
+
+    def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
+        """A 409 here means the new index already holds this version or a newer one."""
+        for work in works:
+            work.verdict = "skip"
+        return works
+
+
+class ReindexJob(JobRunner):
+    """A copy into ``<alias>-v<k>`` with embedding, catch-up and an atomic alias swap."""
+
+    kind = "reindex"
+
+    def __init__(self, cluster: Cluster, config: ReindexConfig, *, embedder: Embedder | None,
+                 model_id: str | None, dims: int | None) -> None:
+        super().__init__(cluster, settings=config.settings, label_index=config.alias,
+                         vector_field=config.vector_field, slices=config.slices, job_id=config.job_id,
+                         resume=config.resume, catch_up=True, show_progress=config.show_progress,
+                         embedder=embedder, dims=dims)
+        self.config = config
+        self.model_id = model_id
+
+    @property
+    def target(self) -> str:
+        assert self.state is not None
+        return str(self.state.extra["target"])
+
+    @property
+    def alias_kind(self) -> AliasKind:
+        assert self.state is not None
+        kind: AliasKind = self.state.extra["alias_kind"]
+        return kind
+
+    def mode(self) -> CopyMode:
+        return CopyMode(cluster=self.cluster, job_id=self.job_id, target_index=self.target,
+                        vector_field=self.config.vector_field, model_id=self.model_id, policy=self.config.policy)
+
+    def params(self) -> JsonDict:
+        c = self.config
+        return {"alias": c.alias, "source": c.source, "fields": list(c.fields), "template": c.template,
+                "vector_field": c.vector_field, "model_id": self.model_id, "copy_only": c.copy_only,
+                "slices": c.slices}
+
+    # -- set-up -----------------------------------------------------------------------
+    def resolve_source(self) -> tuple[str, AliasKind, dict[str, JsonDict]]:
+        """The index to copy, what the alias name is now, and the alias's current definitions."""
+        alias = self.config.alias
+        found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
+        current = {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
+                   if found.status == 200 and alias in (v.get("aliases") or {})}
+        if current:
+            if self.config.source is not None:
+                return concrete_index(self.cluster, self.config.source), "alias", current
+            if len(current) != 1:
+                raise ConfigError(f"alias {alias!r} points to {len(current)} indices; name the one to copy with "
+                                  "--source", field="source")
+            return next(iter(current)), "alias", current
+        if self.cluster.index_exists(alias):
+            if self.config.source not in (None, alias):
+                raise ConfigError(f"{alias!r} is an index, not an alias; it is the source (drop --source)",
+                                  field="source")
+            return alias, "concrete", {}
+        if self.config.source is None:
+            raise ConfigError(f"nothing is named {alias!r}: give --source, the index to copy", field="source")
+        return concrete_index(self.cluster, self.config.source), "new", {}
+
+    def next_version_name(self) -> str:
+        alias = self.config.alias
+        found = self.cluster.request("GET", f"/{alias}-v*/_settings/index.uuid", ignore=(404,))
+        pattern = re.compile(rf"^{re.escape(alias)}-v(\d+)$")
+        versions = [int(m.group(1)) for name in (found.body or {}) if (m := pattern.match(name))]
+        return f"{alias}-v{max(versions, default=0) + 1}"
+
+    def create_target(self, source: str, target: str) -> None:
+        from mappings import VectorField, build_add_vector_field_body
+
+        caps = self.cluster.capabilities
+        mapping = self.cluster.get_mapping(source)
+        settings = self.cluster.request("GET", f"/{source}/_settings").body[source]["settings"]
+        add_body = None
+        if self.config.policy is not None or self.dims is not None:
+            if self.dims is None or self.model_id is None:
+                raise ConfigError("the vector field needs dims and a model id", field="dims")
+            existing = find_property(mapping, self.config.vector_field)
+            if existing is not None and vector_dims_of(existing) not in (None, self.dims):
+                raise ConfigError(
+                    f"{source!r} maps {self.config.vector_field!r} with {vector_dims_of(existing)} dims, the model "
+                    f"gives {self.dims}; pick another --vector-field", field="vector_field")
+            fields = tuple(self.config.fields) or ("title",)
+            vector = VectorField(
+                self.config.vector_field, dims=self.dims, model_id=self.model_id,
+                similarity=self.config.similarity,  # type: ignore[arg-type]
+                quantization=self.config.quantization,  # type: ignore[arg-type]
+                engine=self.config.engine,  # type: ignore[arg-type]
+                source_fields=fields,
+                template=self.config.template or "\n".join("{%s}" % f for f in fields))
+            add_body = build_add_vector_field_body(caps, existing_mapping=mapping, vector_field=vector)
+        body = target_index_body(source_mapping=mapping, source_settings=settings, add_vector_body=add_body,
+                                 knn_setting=bool(caps.requires_knn_index_setting))
+        self.cluster.create_index(target, body)
+        logger.info("created %s from the mapping of %s", target, source)
+
+    def start(self) -> None:
+        self.store.ensure_indices()
+        existing = self.find_existing()
+        if existing is not None:
+            self.resume_from(existing)
+            return
+        source, kind, current = self.resolve_source()
+        target = self.next_version_name()
+        self.create_target(source, target)
+        settings = self.cluster.request("GET", f"/{source}/_settings").body[source]["settings"]
+        refresh = (settings.get("index") or {}).get("refresh_interval")
+        self.start_new(source, {"target_index": target, "alias": self.config.alias, "model_id": self.model_id},
+                       extra={"target": target, "alias_kind": kind, "source": source, "stage": "copying",
+                              "old_aliases": current, "refresh_interval": refresh})
+
+    # -- later phases ----------------------------------------------------------------
+    def block_source_writes(self, blocked: bool) -> None:
+        assert self.state is not None
+        self.cluster.request("PUT", f"/{self.state.scan_index}/_settings",
+                             body={"index": {"blocks": {"write": blocked}}})
+
+    def wait_for_writes_to_settle(self, *, timeout_s: float = 60.0) -> None:
+        """After the write block: wait until writes already admitted have completed on every copy.
+
+        A write that passed the block check before the block took effect still completes; until
+        it does, the shard's ``local_checkpoint`` stays below its ``max_seq_no``.
+        """
+        assert self.state is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stats = self.cluster.request("GET", f"/{self.state.scan_index}/_stats/docs",
+                                         params={"level": "shards"}).body["indices"]
+            copies = [c["seq_no"] for shards in next(iter(stats.values()))["shards"].values() for c in shards]
+            if all(int(c["local_checkpoint"]) >= int(c["max_seq_no"]) for c in copies):
+                return
+            if time.monotonic() >= deadline:
+                raise JobError(f"writes to {self.state.scan_index} did not settle in {timeout_s:.0f}s after "
+                               "blocking them; not swapping")
+            time.sleep(0.1)
+
+    def reconcile_deletes(self) -> int:
+        """Delete from the new index the ids the source no longer has; returns how many."""
+        assert self.state is not None
+        source, target = self.state.scan_index, self.target
+        self.cluster.refresh(source)
+        self.cluster.refresh(target)
+        if self.cluster.count(target) == self.cluster.count(source):
+            return 0
+        deleted = 0
+        pit_id = self.dialect.open_pit(self.cluster, target, keep_alive=self.settings.pit_keep_alive)
+        try:
+            cursor = None
+            while True:
+                body = pit_search_body(pit_id=pit_id, keep_alive=self.settings.pit_keep_alive, size=1000,
+                                       source=False, search_after=cursor, sort=self.dialect.pit_sort)
+                hits = self.dialect.search(self.cluster, body)["hits"]["hits"]
+                if not hits:
+                    break
+                cursor = hits[-1]["sort"]
+                deleted += self._delete_missing(source, target, hits)
+        finally:
+            self.dialect.close_pit(self.cluster, pit_id)
+        self.cluster.refresh(target)
+        logger.info("reindex %s: deleted %s documents the source no longer has", self.job_id, deleted)
+        return deleted
+
+    def _delete_missing(self, source: str, target: str, hits: list[JsonDict]) -> int:
+        docs = [{"_id": h["_id"], **({"routing": h["_routing"]} if h.get("_routing") else {})} for h in hits]
+        found = self.cluster.request("POST", f"/{source}/_mget", body={"docs": docs},
+                                     params={"_source": False}).body["docs"]
+        gone = [h for h, f in zip(hits, found) if not f.get("found")]
+        actions = [BulkAction("delete", {"_index": target, "_id": h["_id"],
+                                         **({"routing": h["_routing"]} if h.get("_routing") else {})})
+                   for h in gone]
+        failed = [r for r in streaming_bulk(self.cluster, actions) if not r.ok and r.status != 404]
+        if failed:
+            raise JobError(f"could not delete {len(failed)} stale documents from {target}: {failed[0].reason}")
+        return len(gone)
+
+    def finish_target(self) -> None:
+        assert self.state is not None
+        refresh = self.state.extra.get("refresh_interval")
+        self.cluster.request("PUT", f"/{self.target}/_settings", body={"index": {"refresh_interval": refresh}})
+        self.cluster.refresh(self.target)
+
+    def swap(self) -> None:
+        """Point the alias at the new index in one atomic ``_aliases`` request (idempotent)."""
+        assert self.state is not None
+        alias, target, kind = self.config.alias, self.target, self.alias_kind
+        found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
+        current = {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
+                   if found.status == 200 and alias in (v.get("aliases") or {})}
+        if target in current:
+            return
+        if kind == "concrete":
+            source_count, target_count = self.cluster.count(alias), self.cluster.count(target)
+            if source_count != target_count:
+                raise JobError(f"not swapping: {target} holds {target_count} documents, {alias} {source_count}")
+        actions = alias_actions(alias=alias, kind=kind, old_indices=current, new_index=target)
+        self.cluster.request("POST", "/_aliases", body={"actions": actions})
+        logger.info("reindex %s: alias %s now points to %s", self.job_id, alias, target)
+
+
+def run_reindex(
+    cluster: Cluster,
+    config: ReindexConfig,
+    *,
+    embedder: Embedder | None = None,
+    model_id: str | None = None,
+    dims: int | None = None,
+) -> JobSummary:
+    """Copy ``config.alias``'s index into ``<alias>-v<k>`` with the hybrid mapping, then swap the alias.
+
+    Returns:
+        The :class:`JobSummary` (``target_index`` is the new index).
+
+    Raises:
+        ConfigError: nothing to copy, a source/alias mix-up, or a vector field clash.
+        JobError: writing or embedding kept failing (resume with ``resume=True``), or the
+            counts differ before a concrete index would be replaced.
+    """
+    owned = None
+    if embedder is None and not config.copy_only:
+        if not config.embed_url:
+            raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
+        from connector.embedding_client import EmbeddingClient
+
+        embedder = owned = EmbeddingClient(config.embed_url)
+    try:
+        if embedder is not None:
+            info = describe_embedder(embedder, model_id=model_id or config.model_id, dims=dims or config.dims)
+            model_id, dims = info.model_id, info.dims
+            config = replace(config, settings=cap_text_limit(config.settings, info))
+        else:
+            model_id, dims = model_id or config.model_id, dims or config.dims
+        job = ReindexJob(cluster, config, embedder=embedder, model_id=model_id, dims=dims)
+        return _run(job)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _run(job: ReindexJob) -> JobSummary:
+    job.start()
+    assert job.state is not None
+    try:
+        started = time.monotonic()
+        main = job.run_main()
+        main_elapsed = time.monotonic() - started
+        job.close_pit()
+        if job.state.extra.get("stage") != "swapped":
+            _copy_rest_and_swap(job)
+        if job.alias_kind != "concrete":
+            job.run_catch_up()  # post-swap: writes that reached the old index before the swap
+        if job.config.delete_old and job.alias_kind == "alias":
+            job.cluster.delete_index(job.state.scan_index)
+    except BaseException as e:
+        job.record_failure(e)
+        raise
+    summary = JobSummary(
+        job_id=job.job_id, kind="reindex", index=job.state.scan_index, status="completed", main=main,
+        catch_up=job.catch_up_counts(), catch_up_passes=job.state.catch_up_pass,
+        elapsed_s=time.monotonic() - job.started, main_elapsed_s=main_elapsed, target_index=job.target,
+        alias=job.config.alias, dead_letter_index=job.settings.dead_letter_index,
+        deleted_in_target=int(job.state.extra.get("deleted", 0)),
+    )
+    job.state.phase = "done"
+    job.save_state(**summary.as_dict(), phase="done", finished_at=now_iso())
+    logger.info("reindex %s completed: %s -> %s (alias %s)", job.job_id, summary.index, job.target, job.config.alias)
+    return summary
+
+
+def _copy_rest_and_swap(job: ReindexJob) -> None:
+    assert job.state is not None
+    job.save_state(phase="catch_up")
+    job.run_catch_up()
+    concrete = job.alias_kind == "concrete"
+    if concrete:
+        # The old index disappears in the swap: stop writes to it for the last pass, so none is lost.
+        job.block_source_writes(True)
+    try:
+        if concrete:
+            job.wait_for_writes_to_settle()
+            job.run_catch_up(max_passes=1, until_quiet=False)
+        job.state.extra["deleted"] = int(job.state.extra.get("deleted", 0)) + job.reconcile_deletes()
+        job.finish_target()
+        job.swap()
+    except BaseException:
+        if concrete and job.cluster.index_exists(job.state.scan_index):
+            job.block_source_writes(False)
+        raise
+    job.state.extra["stage"] = "swapped"
+    job.save_state(phase="swapped")

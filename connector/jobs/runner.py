@@ -1,0 +1,317 @@
+"""What backfill and reindex jobs share: job document, resume, the main scan, catch-up passes.
+
+A job scans one concrete index (``scan_index``) with a sliced point in time, then
+catches up with the writes made during the scan (see :mod:`connector.jobs.sources`).
+Subclasses say what a page becomes (:meth:`JobRunner.mode`) and add their own phases.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.client import Cluster, JsonDict
+from connector.errors import ConfigError, JobError
+from connector.jobs.common import new_job_id, owner_name
+from connector.jobs.dialect import PitDialect, dialect_for
+from connector.jobs.pipeline import (
+    Backpressure,
+    CheckpointTracker,
+    Embedder,
+    JobMode,
+    PageSource,
+    Pipeline,
+    PipelineOptions,
+)
+from connector.jobs.progress import JobMonitor
+from connector.jobs.settings import JobSettings
+from connector.jobs.sources import PitSliceSource, ShardCatchUpSource, shard_high_water_marks
+from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso
+
+__all__ = ["JobRunner", "ScanState"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanState:
+    """What a job keeps in its job document to be resumed.
+
+    ``high_water``: per shard, the sequence number up to which writes are processed;
+    ``windows``: the ``[after, upto]`` of the catch-up pass in progress;
+    ``extra``: the job kind's own state (target index, alias...).
+    """
+
+    scan_index: str
+    pit_id: str | None
+    high_water: dict[int, int]
+    phase: str = "main"
+    catch_up_pass: int = 0
+    windows: dict[int, list[int]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_doc(self) -> JsonDict:
+        return {"scan_index": self.scan_index, "pit_id": self.pit_id,
+                "high_water": {str(k): v for k, v in self.high_water.items()}, "phase": self.phase,
+                "catch_up_pass": self.catch_up_pass,
+                "windows": {str(k): v for k, v in self.windows.items()}, "extra": self.extra}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> ScanState:
+        return cls(scan_index=doc["scan_index"], pit_id=doc.get("pit_id"),
+                   high_water={int(k): int(v) for k, v in (doc.get("high_water") or {}).items()},
+                   phase=doc.get("phase", "main"), catch_up_pass=int(doc.get("catch_up_pass", 0)),
+                   windows={int(k): list(v) for k, v in (doc.get("windows") or {}).items()},
+                   extra=dict(doc.get("extra") or {}))
+
+
+class JobRunner:
+    """Runs one job: subclasses set ``kind`` and implement :meth:`mode` and :meth:`params`."""
+
+    kind = "job"
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        settings: JobSettings,
+        label_index: str,
+        vector_field: str,
+        slices: int,
+        job_id: str | None,
+        resume: bool,
+        catch_up: bool,
+        show_progress: bool | None,
+        embedder: Embedder | None,
+        dims: int | None,
+    ) -> None:
+        self.cluster = cluster
+        self.settings = settings
+        self.label_index = label_index
+        self.vector_field = vector_field
+        self.slices = slices
+        self.requested_job_id = job_id
+        self.resume = resume
+        self.catch_up = catch_up
+        self.show_progress = show_progress
+        self.embedder = embedder
+        self.dims = dims
+        self.store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+        self.dialect: PitDialect = dialect_for(cluster)
+        self.backpressure = Backpressure()
+        self.job_id = ""
+        self.state: ScanState | None = None
+        self.checkpoints: dict[str, SliceCheckpoint] = {}
+        self.started = time.monotonic()
+
+    # -- to implement -----------------------------------------------------------------
+    def mode(self) -> JobMode:
+        raise NotImplementedError
+
+    def params(self) -> JsonDict:
+        raise NotImplementedError
+
+    # -- job document and resume ------------------------------------------------------
+    def find_existing(self) -> JsonDict | None:
+        """The job to resume (``--resume``), or ``None`` to start a new one."""
+        if not self.resume:
+            if self.requested_job_id and self.store.get_job(self.requested_job_id) is not None:
+                raise ConfigError(f"job {self.requested_job_id!r} exists; pass --resume to continue it",
+                                  field="job_id")
+            return None
+        if self.requested_job_id:
+            job = self.store.get_job(self.requested_job_id)
+            if job is None:
+                raise ConfigError(f"no job {self.requested_job_id!r} to resume in {self.settings.jobs_index}",
+                                  field="job_id")
+            return job
+        job = self.store.find_resumable(kind=self.kind, index=self.label_index, vector_field=self.vector_field)
+        if job is None:
+            logger.info("no unfinished %s of %s.%s: starting a new job", self.kind, self.label_index,
+                        self.vector_field)
+        return job
+
+    def start_new(self, scan_index: str, doc: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> None:
+        """Take the high-water marks, open the point in time, write the job document."""
+        self.job_id = self.requested_job_id or new_job_id(self.kind, self.label_index, self.vector_field)
+        # The marks are read before the refresh: every write at or below them is in the scan.
+        high_water = shard_high_water_marks(self.cluster, scan_index)
+        self.cluster.refresh(scan_index)
+        pit_id = self.dialect.open_pit(self.cluster, scan_index, keep_alive=self.settings.pit_keep_alive)
+        self.state = ScanState(scan_index=scan_index, pit_id=pit_id, high_water=high_water, extra=dict(extra or {}))
+        self.store.put_job(self.job_id, {
+            "kind": self.kind, "index": self.label_index, "vector_field": self.vector_field,
+            "status": "running", "phase": "main", "owner": owner_name(), "params": self.params(),
+            "state": self.state.to_doc(), "docs_total": self.cluster.count(scan_index),
+            "started_at": now_iso(), "updated_at": now_iso(), "errors": [], **doc,
+        })
+        logger.info("%s job %s started on %s (%s slices)", self.kind, self.job_id, scan_index, self.slices)
+
+    def resume_from(self, job: Mapping[str, Any]) -> None:
+        if job.get("status") == "completed":
+            raise ConfigError(f"job {job['job_id']!r} already completed; run without --resume for a new job",
+                              field="job_id")
+        wanted, stored = self.params(), job.get("params") or {}
+        differing = [k for k in wanted if k not in ("max_text_chars", "delete_old") and stored.get(k) != wanted[k]]
+        if differing:
+            raise ConfigError(
+                f"job {job['job_id']!r} ran with other {', '.join(differing)} "
+                f"({', '.join(f'{k}={stored.get(k)!r}' for k in differing)}); resume with the same options",
+                field=differing[0])
+        self.job_id = str(job["job_id"])
+        self.state = ScanState.from_doc(job["state"])
+        self.checkpoints = self.store.load_checkpoints(self.job_id)
+        self.store.update_job(self.job_id, {"status": "running", "owner": owner_name()})
+        logger.info("resuming %s job %s (phase %s, %s checkpoints)", self.kind, self.job_id, self.state.phase,
+                    len(self.checkpoints))
+
+    def save_state(self, **changes: Any) -> None:
+        assert self.state is not None
+        self.store.update_job(self.job_id, {"state": self.state.to_doc(), **changes})
+
+    def record_failure(self, err: BaseException) -> None:
+        if not self.job_id:
+            return
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        try:
+            stored = self.store.get_job(self.job_id) or {}
+            errors = list(stored.get("errors") or [])[-19:] + [{"at": now_iso(), "message": str(err)[:2000]}]
+            self.store.update_job(self.job_id, {"status": status, "errors": errors, "finished_at": now_iso()})
+        except Exception as e:  # noqa: BLE001 - the original error matters more
+            logger.warning("could not record the failure of job %s: %s", self.job_id, e)
+        if isinstance(err, JobError):
+            logger.error("%s %s stopped: %s; continue it with --resume", self.kind, self.job_id, err)
+
+    # -- pipeline ---------------------------------------------------------------------
+    def options(self) -> PipelineOptions:
+        s = self.settings
+        return PipelineOptions(
+            embed_workers=s.embed_workers, write_workers=s.write_workers, read_workers=s.read_workers,
+            queue_pages=s.queue_pages, bulk_max_docs=s.bulk_max_docs, bulk_max_bytes=s.bulk_max_bytes,
+            bulk_max_retries=s.bulk_max_retries, embed_max_retries=s.embed_max_retries,
+            conflict_max_attempts=s.conflict_max_attempts, max_backoff_s=s.max_backoff_s, dims=self.dims)
+
+    def run_sources(self, checkpoints: list[SliceCheckpoint], sources: Sequence[PageSource], label: str,
+                    total: int | None = None) -> JobCounts:
+        base = JobCounts()
+        for cp in checkpoints:
+            base.add(cp.counts)
+        tracker = CheckpointTracker(self.store, checkpoints)
+        pipeline = Pipeline(cluster=self.cluster, mode=self.mode(), embedder=self.embedder, store=self.store,
+                            tracker=tracker, options=self.options(), backpressure=self.backpressure)
+        with JobMonitor(label=f"{self.kind} {self.label_index} ({label})", total=total, counts=pipeline.snapshot,
+                        store=self.store, job_id=self.job_id, base=base, show_bar=self.show_progress,
+                        progress_interval_s=self.settings.progress_interval_s,
+                        job_doc_interval_s=self.settings.job_doc_interval_s):
+            pipeline.run(sources)
+        return _sum(checkpoints)
+
+    # -- main scan --------------------------------------------------------------------
+    def main_checkpoints(self) -> list[SliceCheckpoint]:
+        assert self.state is not None
+        cps = []
+        for i in range(self.slices):
+            key = f"main-{i}"
+            cp = self.checkpoints.get(key) or SliceCheckpoint(
+                job_id=self.job_id, key=key, pass_name="main", slice_id=i, max_slices=self.slices,
+                pit_id=self.state.pit_id)
+            self.checkpoints[key] = cp
+            cps.append(cp)
+        return cps
+
+    def pit_source(self, cp: SliceCheckpoint) -> PitSliceSource:
+        assert self.state is not None
+        return PitSliceSource(
+            key=cp.key, cluster=self.cluster, dialect=self.dialect, index=self.state.scan_index,
+            pit_id=cp.pit_id or self.state.pit_id or "", keep_alive=self.settings.pit_keep_alive,
+            page_size=self.settings.page_size, source_includes=self.mode().source_includes,
+            slice_id=cp.slice_id, max_slices=cp.max_slices, cursor=cp.cursor)
+
+    def run_main_slices(self, todo: list[SliceCheckpoint]) -> None:
+        """Run the unfinished slices of the main scan in this process."""
+        assert self.state is not None
+        sources = [self.pit_source(cp) for cp in todo]
+        try:
+            self.run_sources(todo, sources, "main", total=self.cluster.count(self.state.scan_index))
+        finally:
+            for source in sources:
+                source.close()
+
+    def run_main(self) -> JobCounts:
+        cps = self.main_checkpoints()
+        todo = [cp for cp in cps if not cp.done]
+        if todo:
+            self.run_main_slices(todo)
+        return _sum([self.checkpoints[cp.key] for cp in cps])
+
+    def close_pit(self) -> None:
+        if self.state is not None and self.state.pit_id:
+            self.dialect.close_pit(self.cluster, self.state.pit_id)
+            self.state.pit_id = None
+
+    # -- catch-up ---------------------------------------------------------------------
+    def catch_up_windows(self) -> dict[int, list[int]]:
+        """Per shard ``[after, upto]`` of the next catch-up pass (marks read before the refresh)."""
+        assert self.state is not None
+        now = shard_high_water_marks(self.cluster, self.state.scan_index)
+        self.cluster.refresh(self.state.scan_index)
+        return {shard: [self.state.high_water.get(shard, -1), upto]
+                for shard, upto in now.items() if upto > self.state.high_water.get(shard, -1)}
+
+    def run_catch_up(self, *, max_passes: int | None = None, until_quiet: bool = True) -> JobCounts:
+        """Catch-up passes until one writes nothing (or ``max_passes``); returns their summed counts."""
+        assert self.state is not None
+        limit = self.settings.max_catch_up_passes if max_passes is None else max_passes
+        done_passes = 0
+        while True:
+            resumed = self.state.phase == "catch_up" and bool(self.state.windows)
+            if not resumed:
+                if done_passes >= limit:
+                    break
+                self.state.catch_up_pass += 1
+                self.state.phase = "catch_up"
+                self.state.windows = self.catch_up_windows()
+                self.save_state(phase="catch_up")
+            counts = self._catch_up_pass(self.state.catch_up_pass, self.state.windows)
+            done_passes += 1
+            for shard, (_, upto) in self.state.windows.items():
+                self.state.high_water[shard] = upto
+            self.state.windows = {}
+            self.state.phase = "caught_up"
+            self.save_state()
+            if until_quiet and counts.updated == 0:
+                break
+        return self.catch_up_counts()
+
+    def catch_up_counts(self) -> JobCounts:
+        return _sum([cp for cp in self.checkpoints.values() if cp.pass_name.startswith("catchup")])
+
+    def _catch_up_pass(self, number: int, windows: Mapping[int, list[int]]) -> JobCounts:
+        assert self.state is not None
+        includes = self.mode().source_includes
+        cps, sources = [], []
+        for shard, (after, upto) in sorted(windows.items()):
+            key = f"catchup{number}-shard-{shard}"
+            cp = self.checkpoints.get(key) or SliceCheckpoint(
+                job_id=self.job_id, key=key, pass_name=f"catchup{number}", slice_id=shard, max_slices=0,
+                shard=shard, after_seq_no=after, upto_seq_no=upto)
+            self.checkpoints[key] = cp
+            cps.append(cp)
+            if not cp.done:
+                sources.append(ShardCatchUpSource(
+                    key=key, cluster=self.cluster, dialect=self.dialect, index=self.state.scan_index, shard=shard,
+                    after_seq_no=after, upto_seq_no=upto, page_size=self.settings.page_size,
+                    source_includes=includes, cursor=cp.cursor))
+        if not sources:
+            return _sum(cps)
+        return self.run_sources(cps, sources, f"catch-up {number}")
+
+
+def _sum(checkpoints: Sequence[SliceCheckpoint]) -> JobCounts:
+    counts = JobCounts()
+    for cp in checkpoints:
+        counts.add(cp.counts)
+    return counts

@@ -1,0 +1,98 @@
+"""Settings of backfill / reindex jobs (env prefix ``ESHYBRID_JOB_``) and how to reach a cluster.
+
+CLI flags override these; every field is bounded and says its unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.client import Cluster
+
+__all__ = ["ClusterSpec", "ConnectionSettings", "JobSettings"]
+
+
+class JobSettings(BaseSettings):
+    """Sizes, limits and index names of jobs."""
+
+    model_config = SettingsConfigDict(env_prefix="ESHYBRID_JOB_", extra="forbid", frozen=True)
+
+    page_size: int = Field(500, ge=1, le=10_000, description="documents per point-in-time page")
+    embed_workers: int = Field(4, ge=1, le=64, description="threads sending texts to the embedding service")
+    write_workers: int = Field(2, ge=1, le=16, description="threads sending bulk requests")
+    read_workers: int = Field(4, ge=1, le=64, description="slices read at the same time in one process")
+    queue_pages: int = Field(4, ge=1, le=64, description="pages each bounded queue holds")
+    bulk_max_docs: int = Field(500, ge=1, le=10_000, description="most actions per bulk request")
+    bulk_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+                                description="most bytes per bulk request")
+    bulk_max_retries: int = Field(8, ge=0, le=50, description="resends of a bulk request / of its 429 items")
+    embed_max_retries: int = Field(8, ge=0, le=50, description="resends of an embedding request on 429/503")
+    conflict_max_attempts: int = Field(5, ge=1, le=50, description="re-reads of a document the app keeps changing")
+    max_backoff_s: float = Field(30.0, gt=0, le=600, description="longest wait between retries")
+    pit_keep_alive: str = Field("10m", pattern=r"^\d+[smh]$", description="point-in-time keep-alive per page")
+    max_text_chars: int = Field(32_768, ge=1, le=10_000_000, description="longer texts are dead-lettered")
+    max_catch_up_passes: int = Field(5, ge=0, le=50, description="catch-up passes after the main scan")
+    jobs_index: str = Field("eshybrid-jobs", min_length=1, description="index of job documents and checkpoints")
+    dead_letter_index: str = Field("eshybrid-dead-letters", min_length=1, description="index of dead letters")
+    progress_interval_s: float = Field(10.0, gt=0, le=3600, description="seconds between progress log lines")
+    job_doc_interval_s: float = Field(5.0, gt=0, le=3600, description="seconds between job document updates")
+    ray_task_cpus: float = Field(
+        0.25, ge=0, le=64, description="CPUs each Ray slice task reserves (they mostly wait on HTTP)"
+    )
+
+    def with_overrides(self, **overrides: Any) -> JobSettings:
+        """A copy with the non-``None`` overrides applied (validated)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return type(self).model_validate({**self.model_dump(), **values})
+
+
+class ClusterSpec(BaseModel):
+    """How to reach a cluster, in a form that crosses process boundaries (Ray tasks).
+
+    Secrets stay ``SecretStr``: they pickle, but never print.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = Field(60.0, gt=0)
+
+    def connect(self) -> Cluster:
+        basic = (self.username, self.password or SecretStr("")) if self.username else None
+        return Cluster(
+            self.url, api_key=self.api_key, basic_auth=basic, ca_certs=self.ca_certs,
+            verify_certs=self.verify_certs, request_timeout_s=self.request_timeout_s,
+        )
+
+
+class ConnectionSettings(BaseSettings):
+    """Where the cluster and the embedding service are, from the environment (``ESHYBRID_URL``...)."""
+
+    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    embed_url: str | None = None
+    embed_api_key: SecretStr | None = None
+
+    def cluster_spec(self, url: str | None = None) -> ClusterSpec:
+        """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
+        from connector.errors import ConfigError
+
+        chosen = url or self.url
+        if not chosen:
+            raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
+        return ClusterSpec(url=chosen, api_key=self.api_key, username=self.username, password=self.password,
+                           ca_certs=self.ca_certs, verify_certs=self.verify_certs)

@@ -1,0 +1,132 @@
+"""Where job pages come from: a sliced point-in-time scan, and the per-shard catch-up scan.
+
+Catch-up rests on sequence numbers: every write to a shard gets the next ``_seq_no``
+of that shard, so "what changed since the job started" is, per shard, the documents
+with ``_seq_no`` above the high-water mark taken before the scan. The mark is the
+smallest ``local_checkpoint`` of the shard's copies (every operation up to it is
+processed on every copy); it is read BEFORE the refresh, so each operation at or
+below it is visible to the scan that follows.
+
+Limits (documented in docs/jobs.md): a deleted document has no ``_seq_no`` left to
+find, so deletes are reconciled separately (reindex compares ids); and a window
+closes when it is read, so a change made after the last catch-up is left to the
+next run (or, for reindex, to the catch-up after the alias swap).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.client import Cluster, JsonDict
+from connector.jobs.dialect import PitDialect, PitExpiredError, catch_up_search_body, pit_search_body
+
+__all__ = ["PitSliceSource", "ShardCatchUpSource", "shard_high_water_marks"]
+
+logger = logging.getLogger(__name__)
+
+RawPage = tuple[list[JsonDict], list[Any] | None, str | None, bool]
+
+
+def shard_high_water_marks(cluster: Cluster, index: str) -> dict[int, int]:
+    """Per shard number: the sequence number up to which every copy has processed every write."""
+    stats = cluster.request("GET", f"/{index}/_stats/docs", params={"level": "shards"}).body
+    indices = stats["indices"]
+    if len(indices) != 1:
+        raise ValueError(f"{index!r} resolves to {len(indices)} indices; name one index")
+    shards = next(iter(indices.values()))["shards"]
+    marks: dict[int, int] = {}
+    for number, copies in shards.items():
+        checkpoints = [int(c["seq_no"]["local_checkpoint"]) for c in copies if "seq_no" in c]
+        marks[int(number)] = min(checkpoints) if checkpoints else -1
+    return marks
+
+
+@dataclass
+class PitSliceSource:
+    """One slice of a point-in-time scan, sorted on ``_shard_doc``, resumable from a cursor.
+
+    When the point in time is gone (expired while the job was down), the slice opens a
+    new one and starts over (``restarted`` on the first page): unchanged documents are
+    then skipped by their text hash, so little is embedded twice.
+    """
+
+    key: str
+    cluster: Cluster
+    dialect: PitDialect
+    index: str
+    pit_id: str
+    keep_alive: str
+    page_size: int
+    source_includes: Sequence[str] | None
+    slice_id: int = 0
+    max_slices: int = 1
+    cursor: list[Any] | None = None
+    max_restarts: int = 3
+    query: JsonDict | None = None
+    opened_pits: list[str] = field(default_factory=list)
+
+    def pages(self) -> Iterator[RawPage]:
+        cursor, pit_id, restarted, restarts = self.cursor, self.pit_id, False, 0
+        while True:
+            body = pit_search_body(
+                pit_id=pit_id, keep_alive=self.keep_alive, size=self.page_size,
+                source=self.dialect.source_filter(self.source_includes), search_after=cursor,
+                slice_id=self.slice_id, max_slices=self.max_slices, query=self.query, sort=self.dialect.pit_sort,
+            )
+            try:
+                response = self.dialect.search(self.cluster, body)
+            except PitExpiredError:
+                if restarts >= self.max_restarts:
+                    raise
+                restarts += 1
+                logger.warning("slice %s: the point in time is gone; starting the slice over from a new one", self.key)
+                pit_id = self.dialect.open_pit(self.cluster, self.index, keep_alive=self.keep_alive)
+                self.opened_pits.append(pit_id)
+                cursor, restarted = None, True
+                continue
+            pit_id = str(response.get("pit_id") or pit_id)
+            hits: list[JsonDict] = response["hits"]["hits"]
+            if hits:
+                cursor = list(hits[-1]["sort"])
+            yield hits, cursor, pit_id, restarted
+            restarted = False
+            if not hits:
+                return
+
+    def close(self) -> None:
+        for pit_id in self.opened_pits:
+            self.dialect.close_pit(self.cluster, pit_id)
+
+
+@dataclass
+class ShardCatchUpSource:
+    """The documents of one shard written in ``(after_seq_no, upto_seq_no]``, in ``_seq_no`` order."""
+
+    key: str
+    cluster: Cluster
+    dialect: PitDialect
+    index: str
+    shard: int
+    after_seq_no: int
+    upto_seq_no: int
+    page_size: int
+    source_includes: Sequence[str] | None
+    cursor: list[Any] | None = None
+
+    def pages(self) -> Iterator[RawPage]:
+        cursor = self.cursor
+        while True:
+            body = catch_up_search_body(
+                after_seq_no=self.after_seq_no, upto_seq_no=self.upto_seq_no, size=self.page_size,
+                source=self.dialect.source_filter(self.source_includes), search_after=cursor,
+            )
+            response = self.cluster.search(self.index, body, params={"preference": f"_shards:{self.shard}"})
+            hits: list[JsonDict] = response["hits"]["hits"]
+            if hits:
+                cursor = list(hits[-1]["sort"])
+            yield hits, cursor, None, False
+            if not hits:
+                return

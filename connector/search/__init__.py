@@ -1,0 +1,41 @@
+"""Hybrid search from application code: ``HybridSearch`` and its building blocks.
+
+Importing this package never imports torch, transformers or ray.
+"""
+
+from __future__ import annotations
+
+from connector.search.filters import parse_filter_expression, validate_filters
+from connector.search.fusion import FusedDoc, LegHit, LegScore, fuse, linear_fuse, normalize, rrf_fuse
+from connector.search.hybrid import Embedder, HybridSearch, Reranker
+from connector.search.models import (
+    ExecutedRequest,
+    FusionConfig,
+    HitExplanation,
+    LegExplanation,
+    SearchHit,
+    SearchResponse,
+    SearchTimings,
+)
+
+__all__ = [
+    "Embedder",
+    "ExecutedRequest",
+    "FusedDoc",
+    "FusionConfig",
+    "HitExplanation",
+    "HybridSearch",
+    "LegExplanation",
+    "LegHit",
+    "LegScore",
+    "Reranker",
+    "SearchHit",
+    "SearchResponse",
+    "SearchTimings",
+    "fuse",
+    "linear_fuse",
+    "normalize",
+    "parse_filter_expression",
+    "rrf_fuse",
+    "validate_filters",
+]

@@ -1,0 +1,107 @@
+"""What a search needs to know about an index: its vector field, text fields and ``_meta``.
+
+Read once from the mapping (``GET index/_mapping``) and cached by
+:class:`~connector.search.hybrid.HybridSearch`; the parsing is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.errors import ConfigError
+
+__all__ = ["IndexProfile", "profile_from_mapping", "text_fields_of"]
+
+DEFAULT_VECTOR_FIELD = "embedding"
+
+
+@dataclass(frozen=True)
+class IndexProfile:
+    """The resolved search settings of one index."""
+
+    vector_field: str
+    lexical_fields: dict[str, float]
+    has_vector_field: bool
+    vector_meta: dict[str, Any] | None = None
+    text_fields: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def template(self) -> str | None:
+        """The embedding text template recorded in ``_meta`` (the reranker reads documents through it)."""
+        value = (self.vector_meta or {}).get("template")
+        return str(value) if value else None
+
+
+def text_fields_of(properties: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the ``text`` fields of a mapping (objects walked, ``nested`` skipped)."""
+    names: list[str] = []
+    for name, spec in properties.items():
+        if not isinstance(spec, Mapping):
+            continue
+        full = f"{prefix}{name}"
+        kind = spec.get("type")
+        if kind == "text":
+            names.append(full)
+        elif kind in (None, "object") and isinstance(spec.get("properties"), Mapping):
+            names.extend(text_fields_of(spec["properties"], prefix=f"{full}."))
+    return names
+
+
+def _field_exists(properties: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = {"properties": properties}
+    for part in dotted.split("."):
+        props = node.get("properties") if isinstance(node, Mapping) else None
+        if not isinstance(props, Mapping) or part not in props:
+            return False
+        node = props[part]
+    return True
+
+
+def profile_from_mapping(
+    mapping: Mapping[str, Any],
+    *,
+    index: str,
+    vector_field: str | None = None,
+    lexical_fields: Mapping[str, float] | None = None,
+) -> IndexProfile:
+    """Resolve the vector field and lexical fields of an index from its mapping.
+
+    Vector field: the one given, else the only one ``_meta.eshybrid.vector_fields``
+    names, else ``embedding``. Lexical fields: the ones given, else the vector
+    field's ``source_fields`` from ``_meta`` that are text fields, else every text
+    field of the mapping (boost 1).
+
+    Raises:
+        ConfigError: ``_meta`` names several vector fields and none was chosen, or the
+            index has no text field to search.
+    """
+    properties = mapping.get("properties") or {}
+    meta_fields = ((mapping.get("_meta") or {}).get("eshybrid") or {}).get("vector_fields") or {}
+    if vector_field is None:
+        if len(meta_fields) > 1:
+            raise ConfigError(
+                f"index {index!r} has several vector fields ({', '.join(sorted(meta_fields))}); "
+                "pass vector_field=", index=index, field="vector_field",
+            )
+        vector_field = next(iter(meta_fields), DEFAULT_VECTOR_FIELD)
+    vector_meta = meta_fields.get(vector_field)
+    text_fields = tuple(text_fields_of(properties))
+    if lexical_fields:
+        lexical = {str(k): float(v) for k, v in lexical_fields.items()}
+    else:
+        declared = [f for f in (vector_meta or {}).get("source_fields") or [] if f in text_fields]
+        lexical = {name: 1.0 for name in (declared or text_fields)}
+    if not lexical:
+        raise ConfigError(
+            f"index {index!r} has no text field for the lexical leg; pass lexical_fields=",
+            index=index, field="lexical_fields",
+        )
+    return IndexProfile(
+        vector_field=vector_field,
+        lexical_fields=lexical,
+        has_vector_field=_field_exists(properties, vector_field),
+        vector_meta=dict(vector_meta) if isinstance(vector_meta, Mapping) else None,
+        text_fields=text_fields,
+    )

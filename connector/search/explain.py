@@ -1,0 +1,79 @@
+"""Readable text tables of search hits and their score explanations (for the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connector.search.models import LegExplanation, SearchResponse
+
+__all__ = ["format_hits", "hit_label"]
+
+_LABEL_FIELDS = ("title", "name", "text", "description")
+
+
+def hit_label(source: Mapping[str, Any] | None, *, fields: Sequence[str] = _LABEL_FIELDS, width: int = 60) -> str:
+    """A one-line label of a document: its first non-empty title-like field, cut to ``width``."""
+    if not source:
+        return ""
+    for name in fields:
+        value = source.get(name)
+        if isinstance(value, str) and value.strip():
+            text = " ".join(value.split())
+            return text if len(text) <= width else text[: width - 1] + "…"
+    return ""
+
+
+def _num(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _leg_cells(leg: LegExplanation | None) -> list[str]:
+    if leg is None:
+        return ["", "", ""]
+    return [_num(leg.raw_score), "-" if leg.rank is None else str(leg.rank), _num(leg.normalized)]
+
+
+def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABEL_FIELDS) -> str:
+    """The page as a table; with explanations: per-leg raw score, rank, normalized value, and the fused score."""
+    explained = any(h.explanation is not None for h in response.hits)
+    head = ["rank", "id", "score"]
+    if explained:
+        head += ["lex.raw", "lex.rank", "lex.norm", "vec.raw", "vec.rank", "vec.norm", "fused"]
+        if any(h.explanation and h.explanation.rerank_score is not None for h in response.hits):
+            head.append("rerank")
+    head.append("document")
+    rows: list[list[str]] = []
+    for hit in response.hits:
+        row = [str(hit.rank), hit.id, _num(hit.score)]
+        if explained:
+            e = hit.explanation
+            row += _leg_cells(e.lexical if e else None) + _leg_cells(e.vector if e else None)
+            row.append(_num(e.fused_score) if e else "")
+            if "rerank" in head:
+                row.append(_num(e.rerank_score) if e else "")
+        row.append(hit_label(hit.source, fields=label_fields))
+        rows.append(row)
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(head)).rstrip()]
+    lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.append(_footer(response, explained))
+    return "\n".join(lines)
+
+
+def _footer(response: SearchResponse, explained: bool) -> str:
+    t = response.timings
+    how = response.strategy + (f" ({response.server_form})" if response.server_form else "")
+    fusion = f", fusion {response.fusion.describe()}" if response.fusion else ""
+    parts = [
+        f"mode {response.mode}, {how}{fusion}, page {response.page} x {response.size}",
+        f"candidates {response.candidates if response.candidates is not None else 'n/a'} (max depth {response.max_depth})",
+        f"embed {t.embed_ms:.1f} ms, search {t.search_ms:.1f} ms, fetch {t.fetch_ms:.1f} ms, total {t.total_ms:.1f} ms",
+    ]
+    if response.rerank_fallback:
+        parts.append("RERANK FAILED: fused order shown")
+    if explained and response.fusion and response.fusion.method == "linear":
+        parts.append("fused = sum(weight * norm) / sum(weights)")
+    elif explained and response.fusion:
+        parts.append("fused = sum(weight / (k + rank)); norm = 1/(k + rank)")
+    return "-- " + "; ".join(parts)

@@ -1,0 +1,226 @@
+"""Fusion of ranked legs: reciprocal rank fusion and normalized linear combination.
+
+Pure functions over plain data, unit-tested without a cluster. Every leg is
+first put in a deterministic order (score descending, then ``_id`` ascending),
+so equal scores never make two runs of the same query disagree, and ranks are
+1-based.
+
+Documents missing from a leg are handled explicitly:
+
+* RRF: the leg contributes nothing (``0``) for that document; ranks beyond a
+  leg's depth are unknown, not guessed.
+* linear: ``missing="zero"`` (default) scores the absent leg as ``0`` after
+  normalization while its weight still counts (with ``min_max`` this equals the
+  leg's worst candidate); ``missing="ignore"`` takes the weighted mean over the
+  legs that returned the document only (how OpenSearch 2.x's
+  ``arithmetic_mean`` treated absent sub-query scores).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from connector.errors import SearchRequestError
+from connector.search.models import FusionConfig, MissingPolicy, Normalizer
+
+_TIE_DECIMALS = 12
+
+__all__ = [
+    "LegHit",
+    "LegScore",
+    "FusedDoc",
+    "rank_leg",
+    "normalize",
+    "rrf_fuse",
+    "linear_fuse",
+    "single_leg",
+    "fuse",
+]
+
+
+# NamedTuples: immutable like frozen dataclasses, and about ten times cheaper to build (a
+# hybrid search builds several hundred of them per query).
+class LegHit(NamedTuple):
+    """One hit of one leg as the cluster returned it."""
+
+    id: str
+    score: float
+    index: str = ""
+    routing: str | None = None
+
+
+class LegScore(NamedTuple):
+    """What one leg says about one fused document."""
+
+    raw_score: float
+    rank: int
+    normalized: float
+    weight: float
+    contribution: float
+
+
+class FusedDoc(NamedTuple):
+    """One document of a fused ranking; ``legs`` holds only the legs that returned it."""
+
+    id: str
+    score: float
+    hit: LegHit
+    legs: Mapping[str, LegScore]
+
+
+def rank_leg(hits: Sequence[LegHit]) -> list[LegHit]:
+    """Order one leg by score (descending) then ``_id``; keep the first hit of a repeated id."""
+    seen: set[str] = set()
+    ranked: list[LegHit] = []
+    for hit in sorted(hits, key=lambda h: (-h.score, h.id)):
+        if hit.id not in seen:
+            seen.add(hit.id)
+            ranked.append(hit)
+    return ranked
+
+
+def normalize(scores: Sequence[float], normalizer: Normalizer) -> list[float]:
+    """Normalize one leg's scores.
+
+    * ``min_max``: ``(s - min) / (max - min)``; when all scores are equal each becomes ``1.0``
+      (a lone candidate is its leg's best, as OpenSearch's min_max has it).
+    * ``z_score``: ``(s - mean) / std`` (population std); all ``0.0`` when std is 0.
+    * ``l2``: ``s / sqrt(sum(s^2))``; all ``0.0`` when every score is 0.
+    * ``none``: the raw scores.
+    """
+    values = [float(s) for s in scores]
+    if not values or normalizer == "none":
+        return values
+    if normalizer == "min_max":
+        low, high = min(values), max(values)
+        if high == low:
+            return [1.0] * len(values)
+        return [(s - low) / (high - low) for s in values]
+    if normalizer == "z_score":
+        mean = math.fsum(values) / len(values)
+        std = math.sqrt(math.fsum((s - mean) ** 2 for s in values) / len(values))
+        return [0.0] * len(values) if std == 0 else [(s - mean) / std for s in values]
+    if normalizer == "l2":
+        norm = math.sqrt(math.fsum(s * s for s in values))
+        return [0.0] * len(values) if norm == 0 else [s / norm for s in values]
+    raise SearchRequestError(f"unknown normalizer {normalizer!r}", field="normalizer")
+
+
+def _check_weights(legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, float]) -> None:
+    for name in legs:
+        weight = weights.get(name)
+        if weight is None or weight < 0 or math.isnan(weight):
+            raise SearchRequestError(
+                f"leg {name!r} needs a weight >= 0 (got {weight!r})", field=f"{name}_weight"
+            )
+
+
+def _sorted(docs: list[FusedDoc]) -> list[FusedDoc]:
+    # Scores equal in exact arithmetic can differ in the last bits (0.8-0.7 vs 0.5): round
+    # before comparing, so such ties also fall to the _id rule.
+    return sorted(docs, key=lambda d: (-round(d.score, _TIE_DECIMALS), d.id))
+
+
+def rrf_fuse(
+    legs: Mapping[str, Sequence[LegHit]],
+    *,
+    rank_constant: int = 60,
+    weights: Mapping[str, float],
+) -> list[FusedDoc]:
+    """Reciprocal rank fusion: ``score(d) = sum_leg weight_leg / (rank_constant + rank_leg(d))``.
+
+    Args:
+        legs: leg name -> that leg's hits (any order; re-ranked by score then ``_id``).
+        rank_constant: ``k`` in ``1 / (k + rank)``; larger values flatten the head.
+        weights: leg name -> weight (``>= 0``).
+
+    Returns:
+        Fused documents, best first, ties broken by ``_id``.
+
+    Raises:
+        SearchRequestError: a weight is missing or negative, or ``rank_constant < 1``.
+    """
+    if rank_constant < 1:
+        raise SearchRequestError(f"rank_constant must be >= 1, got {rank_constant}", field="rank_constant")
+    _check_weights(legs, weights)
+    per_doc: dict[str, dict[str, LegScore]] = {}
+    first_hit: dict[str, LegHit] = {}
+    for name, hits in legs.items():
+        weight = float(weights[name])
+        for rank, hit in enumerate(rank_leg(hits), start=1):
+            reciprocal = 1.0 / (rank_constant + rank)
+            scores = per_doc.get(hit.id)
+            if scores is None:
+                scores = per_doc[hit.id] = {}
+                first_hit[hit.id] = hit
+            scores[name] = LegScore(hit.score, rank, reciprocal, weight, weight * reciprocal)
+    fused = [
+        FusedDoc(doc_id, sum(s.contribution for s in scores.values()), first_hit[doc_id], scores)
+        for doc_id, scores in per_doc.items()
+    ]
+    return _sorted(fused)
+
+
+def linear_fuse(
+    legs: Mapping[str, Sequence[LegHit]],
+    *,
+    normalizer: Normalizer = "min_max",
+    weights: Mapping[str, float],
+    missing: MissingPolicy = "zero",
+) -> list[FusedDoc]:
+    """Normalized linear combination: ``score(d) = sum_leg w_leg * norm_leg(d) / sum(w)``.
+
+    Each leg is normalized over the candidates it returned (its depth), then
+    combined. See the module docstring for ``missing``.
+
+    Args:
+        legs: leg name -> that leg's hits.
+        normalizer: ``min_max`` | ``z_score`` | ``l2`` | ``none``.
+        weights: leg name -> weight (``>= 0``); only their ratio matters.
+        missing: ``zero`` or ``ignore``.
+
+    Returns:
+        Fused documents, best first, ties broken by ``_id``.
+
+    Raises:
+        SearchRequestError: bad weights, normalizer or missing policy.
+    """
+    if missing not in ("zero", "ignore"):
+        raise SearchRequestError(f"missing must be 'zero' or 'ignore', got {missing!r}", field="missing")
+    _check_weights(legs, weights)
+    per_doc: dict[str, dict[str, LegScore]] = {}
+    first_hit: dict[str, LegHit] = {}
+    for name, hits in legs.items():
+        ranked = rank_leg(hits)
+        weight = float(weights[name])
+        for rank, (hit, norm) in enumerate(zip(ranked, normalize([h.score for h in ranked], normalizer)), 1):
+            scores = per_doc.get(hit.id)
+            if scores is None:
+                scores = per_doc[hit.id] = {}
+                first_hit[hit.id] = hit
+            scores[name] = LegScore(hit.score, rank, norm, weight, weight * norm)
+    total_weight = sum(float(weights[name]) for name in legs)
+    fused: list[FusedDoc] = []
+    for doc_id, scores in per_doc.items():
+        denominator = total_weight if missing == "zero" else sum(s.weight for s in scores.values())
+        numerator = sum(s.contribution for s in scores.values())
+        fused.append(FusedDoc(doc_id, numerator / denominator if denominator > 0 else 0.0, first_hit[doc_id], scores))
+    return _sorted(fused)
+
+
+def single_leg(hits: Sequence[LegHit], *, leg: str) -> list[FusedDoc]:
+    """One leg alone (``bm25`` or ``knn`` mode) as a ranking: raw scores, ties by ``_id``."""
+    return [
+        FusedDoc(hit.id, hit.score, hit, {leg: LegScore(hit.score, rank, hit.score, 1.0, hit.score)})
+        for rank, hit in enumerate(rank_leg(hits), start=1)
+    ]
+
+
+def fuse(legs: Mapping[str, Sequence[LegHit]], config: FusionConfig) -> list[FusedDoc]:
+    """Fuse ``{"lexical": [...], "vector": [...]}`` as ``config`` says."""
+    weights = {name: config.weight(name) for name in legs}
+    if config.method == "rrf":
+        return rrf_fuse(legs, rank_constant=config.rank_constant, weights=weights)
+    return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing)

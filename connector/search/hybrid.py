@@ -1,0 +1,578 @@
+"""``HybridSearch``: one call takes the user's text, filters and page and returns fused hits.
+
+Client-side strategy (works on every cluster): both legs in one ``_msearch``
+round trip, each fetching ``max_depth`` candidate ids (no ``_source``), fused
+in Python, then one ``_mget`` for the page's sources. Server-side strategy:
+one request in the cluster's own hybrid form (see
+:func:`~connector.search.query_builder.pick_server_form`).
+
+Pagination holds by construction: every page of a query is a slice of the
+same ranking of at most ``max_depth`` documents (each leg always fetches
+``max_depth``, whatever the page), ties broken by ``_id``; a page beyond
+``max_depth`` raises :class:`~connector.errors.PaginationDepthError` instead
+of silently returning less.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
+from connector.rerank_client import RerankConfig, apply_rerank
+from connector.search import query_builder as qb
+from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.filters import validate_filters
+from connector.search.fusion import FusedDoc, LegHit, fuse, single_leg
+from connector.search.models import (
+    SEARCH_MODES,
+    ExecutedRequest,
+    FusionConfig,
+    HitExplanation,
+    LegExplanation,
+    SearchHit,
+    SearchMode,
+    SearchResponse,
+    SearchTimings,
+    Strategy,
+)
+
+__all__ = ["Embedder", "Reranker", "HybridSearch", "os_missing_policy"]
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 4096
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns a query into a vector (``EmbeddingClient`` is one)."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """A reranker: one score per document for ``query`` (higher is better)."""
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
+
+
+def os_missing_policy(caps: Any) -> str | None:
+    """How this OpenSearch's ``arithmetic_mean`` scores a doc missing from a sub-query.
+
+    Measured on OpenSearch 2.19.1 and 3.6.0 (see
+    tests/integration/test_hybrid_search_server.py): the absent sub-query counts as 0
+    with its weight (``"zero"``, like client-side linear fusion). Older neural-search
+    code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
+    for Elasticsearch), so linear fusion stays client-side.
+    """
+    if caps.knn_shape != "os_knn_query" or not caps.at_least(2, 19):
+        return None
+    return "zero"
+
+
+class _LRU:
+    """A tiny LRU for query vectors (the embedding client has its own; any Embedder gets one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()  # the search endpoint calls one HybridSearch from several threads
+
+    def get(self, key: str) -> list[float] | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: list[float]) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _leg_hits(response: Mapping[str, Any]) -> list[LegHit]:
+    return [
+        LegHit(id=str(h["_id"]), score=float(h["_score"] or 0.0), index=str(h.get("_index", "")),
+               routing=h.get("_routing"))
+        for h in (response.get("hits") or {}).get("hits") or []
+    ]
+
+
+class HybridSearch:
+    """Hybrid (BM25 + kNN) search over one index or alias.
+
+    Args:
+        cluster: a :class:`connector.client.Cluster` (see :func:`connector.connect`).
+        index: index or alias name.
+        embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
+            ``knn`` and ``hybrid`` modes.
+        vector_field: the vector field (default: from ``_meta``, else ``embedding``).
+        lexical_fields: field -> boost for the ``multi_match`` (default: the vector field's
+            ``source_fields`` from ``_meta``, else every text field).
+        multi_match_type: ``best_fields`` (default), ``most_fields``, ``cross_fields``...
+        tie_breaker: ``multi_match`` tie breaker.
+        fusion: default :class:`FusionConfig` (RRF, k=60, equal weights).
+        strategy: ``auto`` | ``client`` | ``server`` (default for every search).
+        max_depth: candidates each leg fetches; the deepest rank a page may reach.
+        num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
+            OpenSearch searches with ``k = max_depth``.
+        source_excludes: ``_source`` fields never returned (default: the vector field).
+        rerank: a :class:`connector.rerank_client.RerankConfig` (reranker, ``top_k``, document text,
+            time budget) used by ``mode="hybrid+rerank"``.
+        reranker: shortcut for ``rerank``: any object with ``score(query, documents)``; wrapped in a
+            ``RerankConfig(top_k=rerank_window)``.
+        rerank_window: ``top_k`` for ``reranker`` (default ``min(50, max_depth)``); the reranked window is
+            fixed whatever the page, so pages stay consistent.
+        query_cache_size: query vectors kept in memory.
+        check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+
+    Raises:
+        ConfigError: bad options.
+    """
+
+    def __init__(
+        self,
+        cluster: Any,
+        index: str,
+        *,
+        embedder: Embedder | None = None,
+        vector_field: str | None = None,
+        lexical_fields: Mapping[str, float] | None = None,
+        multi_match_type: str = "best_fields",
+        tie_breaker: float | None = None,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy = "auto",
+        max_depth: int = 100,
+        num_candidates: int | None = None,
+        source_excludes: Sequence[str] | None = None,
+        rerank: RerankConfig | None = None,
+        reranker: Reranker | None = None,
+        rerank_window: int | None = None,
+        query_cache_size: int = 1024,
+        check_model: bool = True,
+    ) -> None:
+        if not index or not isinstance(index, str):
+            raise ConfigError("index must be a non-empty index or alias name", field="index")
+        if not 1 <= max_depth <= 10_000:
+            raise ConfigError(f"max_depth must be within 1..10000, got {max_depth}", field="max_depth")
+        if strategy not in ("auto", "client", "server"):
+            raise ConfigError(f"strategy must be auto, client or server, got {strategy!r}", field="strategy")
+        rerank_window = min(50, max_depth) if rerank_window is None else rerank_window
+        if not 1 <= rerank_window <= max_depth:
+            raise ConfigError(f"rerank_window must be within 1..max_depth ({max_depth})", field="rerank_window")
+        if rerank is not None and reranker is not None:
+            raise ConfigError("give rerank= (a RerankConfig) or reranker=, not both", field="rerank")
+        if reranker is not None:
+            rerank = RerankConfig(reranker=reranker, top_k=rerank_window, cache_size=0)
+        if rerank is not None and rerank.top_k > max_depth:
+            raise ConfigError(f"rerank top_k {rerank.top_k} exceeds max_depth {max_depth}", field="rerank")
+        self.cluster = cluster
+        self.index = index
+        self.embedder = embedder
+        self.fusion = fusion or FusionConfig()
+        self.strategy: Strategy = strategy
+        self.max_depth = max_depth
+        self.num_candidates = num_candidates or max(2 * max_depth, 100)
+        self.multi_match_type = multi_match_type
+        self.tie_breaker = tie_breaker
+        self.rerank = rerank
+        self._rerank_with_template: RerankConfig | None = None
+        self._vector_field = vector_field
+        self._lexical_fields = dict(lexical_fields) if lexical_fields else None
+        self._source_excludes = list(source_excludes) if source_excludes is not None else None
+        self._check_model = check_model
+        self._profile: IndexProfile | None = None
+        self._model_checked = False
+        self._cache = _LRU(query_cache_size)
+        self._pipelines: set[str] = set()
+
+    # -- index profile -------------------------------------------------------------
+    @property
+    def profile(self) -> IndexProfile:
+        """The index's resolved vector and text fields (read from the mapping once)."""
+        if self._profile is None:
+            mapping = self.cluster.get_mapping(self.index)
+            self._profile = profile_from_mapping(
+                mapping, index=self.index, vector_field=self._vector_field, lexical_fields=self._lexical_fields
+            )
+            logger.debug("index %s: vector field %s, lexical fields %s", self.index,
+                         self._profile.vector_field, self._profile.lexical_fields)
+        return self._profile
+
+    @property
+    def source_excludes(self) -> list[str]:
+        if self._source_excludes is not None:
+            return self._source_excludes
+        return [self.profile.vector_field]
+
+    # -- public API ------------------------------------------------------------------
+    def search(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        size: int = 10,
+        page: int = 1,
+        explain: bool = False,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy | None = None,
+        source: bool | Sequence[str] = True,
+    ) -> SearchResponse:
+        """Run one search and return one page of hits.
+
+        Args:
+            text: the user's text (used in ``multi_match`` and embedded; never parsed as a query).
+            mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
+            filters: query-DSL filter clauses, applied to both legs (inside kNN as a pre-filter).
+            size: hits per page (1..max_depth).
+            page: 1-based page number.
+            explain: attach each hit's per-leg raw score, rank, normalized value, weight and fused score.
+            fusion: override the instance's :class:`FusionConfig` for this call.
+            strategy: override ``auto`` | ``client`` | ``server`` for this call.
+            source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+
+        Returns:
+            A :class:`SearchResponse` (``.to_console()`` renders what ran).
+
+        Raises:
+            SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
+            PaginationDepthError: ``page * size`` exceeds ``max_depth``.
+            EmbeddingError: the embedding service failed (knn/hybrid modes).
+            ClusterError: the cluster failed.
+        """
+        started = time.perf_counter()
+        clean_filters = self._validate(text, mode, size, page, filters)
+        fusion = fusion or self.fusion
+        timings = SearchTimings()
+        vector = None if mode == "bm25" else self._embed(text, timings)
+        form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        spec = qb.source_spec(source, excludes=self.source_excludes)
+        if form is not None:
+            response = self._search_server(text, vector, form=form, mode=mode, fusion=fusion,
+                                           filters=clean_filters, size=size, page=page, source=spec,
+                                           explain=explain, timings=timings)
+        else:
+            response = self._search_client(text, vector, mode=mode, fusion=fusion, filters=clean_filters,
+                                           size=size, page=page, source=spec, explain=explain, timings=timings)
+        response.timings.total_ms = _ms(started)
+        return response
+
+    def close(self) -> None:
+        """Close the embedder when it can be closed (the cluster belongs to the caller)."""
+        close = getattr(self.embedder, "close", None)
+        if callable(close):
+            close()
+
+    # -- validation and planning -----------------------------------------------------
+    def _validate(
+        self, text: Any, mode: Any, size: Any, page: Any, filters: Sequence[Mapping[str, Any]] | None
+    ) -> list[dict[str, Any]]:
+        if not isinstance(text, str) or not text.strip():
+            raise SearchRequestError("text must be a non-empty string", field="text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SearchRequestError(f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
+        if mode not in SEARCH_MODES:
+            raise SearchRequestError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+        if mode == "hybrid+rerank" and self.rerank is None:
+            raise SearchRequestError("mode hybrid+rerank needs a reranker (HybridSearch(rerank=RerankConfig(...)))",
+                                     field="mode")
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= self.max_depth:
+            raise SearchRequestError(f"size must be an integer within 1..{self.max_depth}, got {size!r}",
+                                     field="size")
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise SearchRequestError(f"page must be an integer >= 1, got {page!r}", field="page")
+        if page * size > self.max_depth:
+            raise PaginationDepthError(
+                f"page {page} of size {size} reaches rank {page * size}, beyond the maximum fused depth "
+                f"{self.max_depth} (each leg fetches {self.max_depth} candidates); raise max_depth or "
+                "narrow the query with filters",
+                field="page", page=page, size=size, max_depth=self.max_depth,
+            )
+        if mode != "bm25" and self.embedder is None:
+            raise SearchRequestError(f"mode {mode} needs an embedder (HybridSearch(embedder=...))", field="mode")
+        if mode != "bm25" and not self.profile.has_vector_field:
+            raise SearchRequestError(
+                f"index {self.index!r} has no vector field {self.profile.vector_field!r}; add and fill it "
+                "(eshybrid migrate / backfill) or search with mode=bm25", field="mode",
+            )
+        return validate_filters(filters)
+
+    def _choose_form(self, mode: str, fusion: FusionConfig, strategy: Strategy, explain: bool) -> str | None:
+        if mode not in ("hybrid", "hybrid+rerank"):
+            return None
+        if strategy == "client" or (strategy == "auto" and (explain or mode == "hybrid+rerank")):
+            return None
+        caps = self.cluster.capabilities
+        form = qb.pick_server_form(caps, fusion, os_missing_policy=os_missing_policy(caps))
+        if form is None and strategy == "server":
+            raise SearchRequestError(
+                f"{caps.display_name} has no one-request form computing {fusion.describe()} "
+                f"(available: {', '.join(sorted(caps.hybrid_forms)) or 'none'}); use strategy=client",
+                field="strategy",
+            )
+        if strategy == "server" and mode == "hybrid+rerank":
+            raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client",
+                                     field="strategy")
+        return form
+
+    def _embed(self, text: str, timings: SearchTimings) -> list[float]:
+        assert self.embedder is not None
+        started = time.perf_counter()
+        if self._check_model and not self._model_checked:
+            check = getattr(self.embedder, "check_compatible", None)
+            if callable(check) and self.profile.vector_meta:
+                check(self.profile.vector_meta)
+            self._model_checked = True
+        vector = self._cache.get(text)
+        if vector is None:
+            vector = [float(v) for v in self.embedder.embed_query(text)]
+            self._cache.put(text, vector)
+        timings.embed_ms = _ms(started)
+        return vector
+
+    # -- client-side ---------------------------------------------------------------------
+    def leg_bodies(
+        self, text: str, vector: Sequence[float] | None, *, filters: Sequence[Mapping[str, Any]] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """The leg search bodies (``lexical`` and/or ``vector``) for ``max_depth`` candidates each."""
+        bodies: dict[str, dict[str, Any]] = {}
+        if text:
+            query = qb.lexical_query(text, fields=self.profile.lexical_fields, filters=filters,
+                                     multi_match_type=self.multi_match_type, tie_breaker=self.tie_breaker)
+            bodies["lexical"] = qb.lexical_leg_body(query, size=self.max_depth)
+        if vector is not None:
+            bodies["vector"] = qb.knn_leg_body(
+                vector, knn_shape=self.cluster.capabilities.knn_shape, field=self.profile.vector_field,
+                k=self.max_depth, num_candidates=self.num_candidates, filters=filters,
+            )
+        return bodies
+
+    def retrieve_legs(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        requests: list[ExecutedRequest] | None = None,
+        timings: SearchTimings | None = None,
+    ) -> dict[str, list[LegHit]]:
+        """Run the legs of ``mode`` once (one round trip) and return their candidates.
+
+        Used by :meth:`search` and by fusion tuning (fuse the same legs many ways).
+        """
+        timings = timings or SearchTimings()
+        clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
+        vector = None if mode == "bm25" else self._embed(text, timings)
+        bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=clean)
+        return self._run_legs(bodies, requests if requests is not None else [], timings)
+
+    def _run_legs(
+        self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
+    ) -> dict[str, list[LegHit]]:
+        started = time.perf_counter()
+        names = list(bodies)
+        if len(names) == 1:
+            body = dict(bodies[names[0]])
+            responses = [self.cluster.search(self.index, body)]
+            requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_search", body=body,
+                                            note=f"{names[0]} leg"))
+        else:
+            searches = qb.msearch_searches([bodies[n] for n in names])
+            responses = self.cluster.msearch(self.index, searches)
+            lines = [line for pair in searches for line in pair]
+            requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_msearch", ndjson=lines,
+                                            note="legs: " + ", ".join(names) + " (one round trip)"))
+        timings.search_ms += _ms(started)
+        return {name: _leg_hits(resp) for name, resp in zip(names, responses)}
+
+    def _search_client(
+        self, text: str, vector: list[float] | None, *, mode: SearchMode, fusion: FusionConfig,
+        filters: list[dict[str, Any]], size: int, page: int, source: bool | dict[str, Any],
+        explain: bool, timings: SearchTimings,
+    ) -> SearchResponse:
+        requests: list[ExecutedRequest] = []
+        bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=filters)
+        legs = self._run_legs(bodies, requests, timings)
+        started = time.perf_counter()
+        if len(legs) == 2:
+            ranking = fuse(legs, fusion)[: self.max_depth]
+        else:
+            (name, hits), = legs.items()
+            ranking = single_leg(hits, leg=name)[: self.max_depth]
+        timings.fuse_ms = _ms(started)
+        sources: dict[str, dict[str, Any] | None] = {}
+        rerank_scores: dict[str, float] = {}
+        fallback: str | None = None
+        if mode == "hybrid+rerank":
+            ranking, rerank_scores, fallback = self._rerank(text, ranking, source, sources, requests, timings)
+        window = ranking[(page - 1) * size: page * size]
+        missing = [d for d in window if d.id not in sources]
+        if source is not False and missing:
+            sources.update(self._fetch_sources(missing, source, requests, timings))
+        strategy = "client" if len(legs) == 2 else "single"
+        hits = [
+            SearchHit(
+                id=doc.id, index=doc.hit.index, rank=(page - 1) * size + i,
+                score=rerank_scores.get(doc.id, doc.score), source=sources.get(doc.id),
+                explanation=self._explanation(doc, mode, strategy, fusion, rerank_scores) if explain else None,
+            )
+            for i, doc in enumerate(window, start=1)
+        ]
+        return SearchResponse(
+            index=self.index, query=text, mode=mode, strategy=strategy, fusion=fusion if len(legs) == 2 else None,
+            page=page, size=size, max_depth=self.max_depth, candidates=len(ranking), hits=hits,
+            reranked=bool(rerank_scores), rerank_fallback=fallback is not None, rerank_fallback_reason=fallback,
+            timings=timings, requests=requests,
+        )
+
+    def _explanation(
+        self, doc: FusedDoc, mode: SearchMode, strategy: str, fusion: FusionConfig, rerank: Mapping[str, float]
+    ) -> HitExplanation:
+        def leg(name: str) -> LegExplanation | None:
+            if mode == "bm25" and name == "vector" or mode == "knn" and name == "lexical":
+                return None
+            score = doc.legs.get(name)
+            weight = 1.0 if strategy == "single" else fusion.weight(name)
+            if score is None:
+                return LegExplanation(weight=weight)
+            return LegExplanation(raw_score=score.raw_score, rank=score.rank, normalized=score.normalized,
+                                  weight=score.weight, contribution=score.contribution)
+
+        return HitExplanation(
+            mode=mode, strategy=strategy,  # type: ignore[arg-type]
+            fusion=fusion.describe() if strategy == "client" else None,
+            lexical=leg("lexical"), vector=leg("vector"), fused_score=doc.score,
+            rerank_score=rerank.get(doc.id),
+        )
+
+    def _fetch_sources(
+        self, docs: Sequence[FusedDoc], source: bool | dict[str, Any], requests: list[ExecutedRequest],
+        timings: SearchTimings,
+    ) -> dict[str, dict[str, Any] | None]:
+        started = time.perf_counter()
+        body = qb.mget_body([(d.hit.index or self.index, d.id, d.hit.routing) for d in docs])
+        # realtime=false: read the same refreshed view the legs searched (and skip the realtime path).
+        params: dict[str, str] = {"realtime": "false"}
+        if isinstance(source, dict):
+            if source.get("excludes"):
+                params["_source_excludes"] = ",".join(source["excludes"])
+            if source.get("includes"):
+                params["_source_includes"] = ",".join(source["includes"])
+        result = self.cluster.request("POST", "/_mget", body=body, params=params).body
+        requests.append(ExecutedRequest(method="GET", path="_mget", params=params, body=body,
+                                        note="sources of the page's hits"))
+        timings.fetch_ms += _ms(started)
+        return {str(d["_id"]): d.get("_source") for d in result.get("docs", []) if d.get("found")}
+
+    def _rerank_config(self) -> RerankConfig:
+        """The rerank config; without a template or fields of its own, the index ``_meta`` template."""
+        assert self.rerank is not None
+        if self._rerank_with_template is None:
+            config = self.rerank
+            if config.template is None and config.fields is None and self.profile.template:
+                config.backend()  # built once here, so the copy below shares it
+                config = config.model_copy(update={"template": self.profile.template})
+            self._rerank_with_template = config
+        return self._rerank_with_template
+
+    def _rerank(
+        self, text: str, ranking: list[FusedDoc], source: bool | dict[str, Any],
+        sources: dict[str, dict[str, Any] | None], requests: list[ExecutedRequest], timings: SearchTimings,
+    ) -> tuple[list[FusedDoc], dict[str, float], str | None]:
+        """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``); fused order on failure.
+
+        Returns:
+            The new ranking, rerank scores by id, and the fallback reason (``None``: reranked).
+        """
+        config = self._rerank_config()
+        window = ranking[: config.top_k]
+        fetch_spec: bool | dict[str, Any] = source if source is not False else {"excludes": self.source_excludes}
+        sources.update(self._fetch_sources(window, fetch_spec, requests, timings))
+        outcome = apply_rerank(text, ranking, config, sources=sources)
+        timings.rerank_ms = outcome.took_ms
+        if outcome.fallback:
+            return ranking, {}, outcome.reason or "the reranker failed"
+        return list(outcome.hits), dict(outcome.scores_by_id), None
+
+    # -- server-side ---------------------------------------------------------------------
+    def server_body(
+        self, text: str, vector: Sequence[float], *, form: str, fusion: FusionConfig,
+        filters: Sequence[Mapping[str, Any]] = (), size: int = 10, page: int = 1,
+        source: bool | dict[str, Any] = False,
+    ) -> dict[str, Any]:
+        """The one-request body of ``form`` for one page (pure given the index profile)."""
+        profile = self.profile
+        query = qb.lexical_query(text, fields=profile.lexical_fields, filters=filters,
+                                 multi_match_type=self.multi_match_type, tie_breaker=self.tie_breaker)
+        paging = {"size": size, "from_": (page - 1) * size, "source": source}
+        if form == "os_hybrid_query":
+            knn_query = qb.os_knn_query(vector, field=profile.vector_field, k=self.max_depth, filters=filters)
+            return qb.os_hybrid_body(query, knn_query, depth=self.max_depth, **paging)
+        knn = qb.es_knn_section(vector, field=profile.vector_field, k=self.max_depth,
+                                num_candidates=self.num_candidates, filters=filters)
+        if form == "es_rrf_retriever":
+            return qb.es_rrf_retriever_body(query, knn, fusion=fusion, depth=self.max_depth, **paging)
+        if form == "es_linear_retriever":
+            return qb.es_linear_retriever_body(query, knn, fusion=fusion, depth=self.max_depth, **paging)
+        if form == "es_query_knn":
+            return qb.es_query_knn_body(query, knn, fusion=fusion, **paging)
+        raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+
+    def _ensure_pipeline(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> str:
+        name = qb.os_pipeline_name(fusion)
+        if name not in self._pipelines:
+            body = qb.os_pipeline_body(fusion)
+            self.cluster.request("PUT", f"/_search/pipeline/{name}", body=body)
+            requests.append(ExecutedRequest(method="PUT", path=f"_search/pipeline/{name}", body=body,
+                                            note="search pipeline for the hybrid query (created once, idempotent)"))
+            self._pipelines.add(name)
+        return name
+
+    def _search_server(
+        self, text: str, vector: list[float] | None, *, form: str, mode: SearchMode, fusion: FusionConfig,
+        filters: list[dict[str, Any]], size: int, page: int, source: bool | dict[str, Any], explain: bool,
+        timings: SearchTimings,
+    ) -> SearchResponse:
+        assert vector is not None
+        requests: list[ExecutedRequest] = []
+        params: dict[str, str] = {}
+        if form == "os_hybrid_query":
+            params["search_pipeline"] = self._ensure_pipeline(fusion, requests)
+        body = self.server_body(text, vector, form=form, fusion=fusion, filters=filters, size=size, page=page,
+                                source=source)
+        started = time.perf_counter()
+        result = self.cluster.search(self.index, body, params=params or None)
+        timings.search_ms += _ms(started)
+        requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_search", params=params, body=body,
+                                        note=f"server-side hybrid ({form}), fused by the cluster"))
+        raw = (result.get("hits") or {}).get("hits") or []
+        hits = [
+            SearchHit(
+                id=str(h["_id"]), index=str(h.get("_index", "")), rank=(page - 1) * size + i,
+                score=float(h.get("_score") or 0.0), source=h.get("_source") if source is not False else None,
+                explanation=HitExplanation(mode=mode, strategy="server", fusion=fusion.describe(), server_form=form,
+                                           fused_score=float(h.get("_score") or 0.0)) if explain else None,
+            )
+            for i, h in enumerate(raw, start=1)
+        ]
+        return SearchResponse(
+            index=self.index, query=text, mode=mode, strategy="server", server_form=form, fusion=fusion,
+            page=page, size=size, max_depth=self.max_depth, candidates=None, hits=hits,
+            timings=timings, requests=requests,
+        )

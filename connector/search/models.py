@@ -1,0 +1,191 @@
+"""The shapes of a hybrid search: fusion settings, hits with their explanation, the response.
+
+Pydantic models, so the REST endpoint (``eshybrid serve search``) validates and
+serialises the very same objects the library returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "FusionConfig",
+    "FusionMethod",
+    "LegExplanation",
+    "HitExplanation",
+    "SearchHit",
+    "ExecutedRequest",
+    "SearchTimings",
+    "SearchResponse",
+    "SearchMode",
+    "Strategy",
+    "Normalizer",
+    "MissingPolicy",
+    "LegName",
+    "SEARCH_MODES",
+]
+
+FusionMethod = Literal["rrf", "linear"]
+Normalizer = Literal["min_max", "z_score", "l2", "none"]
+# How a document that one leg did not return is scored by normalized linear fusion:
+# "zero": that leg contributes 0 (after normalization; with min_max this is the score of
+#         the leg's worst candidate) and its weight still counts;
+# "ignore": the fused score is the weighted mean over the legs that returned it only.
+MissingPolicy = Literal["zero", "ignore"]
+LegName = Literal["lexical", "vector"]
+SearchMode = Literal["bm25", "knn", "hybrid", "hybrid+rerank"]
+# "auto": a one-request server-side form when the cluster has one that computes exactly
+# the configured fusion, else client-side; "client"/"server" force one.
+Strategy = Literal["auto", "client", "server"]
+
+SEARCH_MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "hybrid+rerank")
+
+
+class FusionConfig(BaseModel):
+    """How the lexical and vector legs are blended.
+
+    Defaults (chosen from the literature, before looking at any test figure):
+    reciprocal rank fusion with ``rank_constant=60`` and equal weights
+    (Cormack, Clarke & Büttcher, SIGIR 2009). ``normalizer``/``missing`` only
+    matter for ``method="linear"``; ``rank_constant`` only for ``"rrf"``.
+
+    Weights are relative: linear fusion divides by their sum, RRF multiplies
+    each leg's ``1 / (rank_constant + rank)`` by its weight.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: FusionMethod = Field("rrf", description="rrf | linear (normalized linear combination)")
+    rank_constant: int = Field(60, ge=1, le=10_000, description="RRF k in 1/(k + rank)")
+    lexical_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the BM25 leg")
+    vector_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the kNN leg")
+    normalizer: Normalizer = Field("min_max", description="per-leg score normalizer for linear fusion")
+    missing: MissingPolicy = Field("zero", description="how linear fusion scores a doc absent from a leg")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> FusionConfig:
+        if self.lexical_weight + self.vector_weight <= 0:
+            raise ValueError("lexical_weight + vector_weight must be > 0")
+        return self
+
+    def weight(self, leg: str) -> float:
+        """The weight of one leg (``"lexical"`` or ``"vector"``)."""
+        return self.lexical_weight if leg == "lexical" else self.vector_weight
+
+    def describe(self) -> str:
+        """A short human label, e.g. ``rrf(k=60, w=1/1)`` or ``linear(min_max, w=0.5/0.5)``."""
+        w = f"w={self.lexical_weight:g}/{self.vector_weight:g}"
+        if self.method == "rrf":
+            return f"rrf(k={self.rank_constant}, {w})"
+        missing = "" if self.missing == "zero" else ", missing=ignore"
+        return f"linear({self.normalizer}, {w}{missing})"
+
+
+class LegExplanation(BaseModel):
+    """What one leg contributed to a hit's fused score (``None`` fields: the leg missed it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_score: float | None = Field(None, description="the score the cluster gave in this leg")
+    rank: int | None = Field(None, description="1-based rank in this leg (ties broken by _id)")
+    normalized: float | None = Field(None, description="normalized score (linear) or 1/(k+rank) (rrf)")
+    weight: float = Field(..., description="the leg's fusion weight")
+    contribution: float = Field(0.0, description="what this leg added to the fused score")
+
+
+class HitExplanation(BaseModel):
+    """Why a hit sits where it does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SearchMode
+    strategy: Literal["client", "server", "single"]
+    fusion: str | None = Field(None, description="the fusion used, e.g. rrf(k=60, w=1/1)")
+    server_form: str | None = Field(None, description="the one-request form, when server-side")
+    lexical: LegExplanation | None = None
+    vector: LegExplanation | None = None
+    fused_score: float
+    rerank_score: float | None = Field(None, description="the reranker's score, when reranked")
+
+
+class SearchHit(BaseModel):
+    """One result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    index: str
+    rank: int = Field(..., description="1-based position in the whole (fused) ranking")
+    score: float = Field(..., description="the fused score (or the rerank score when reranked)")
+    source: dict[str, Any] | None = None
+    explanation: HitExplanation | None = None
+
+
+class ExecutedRequest(BaseModel):
+    """One request as it was sent, for the Dev Tools console rendering."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    path: str = Field(..., description="path without the leading slash, e.g. my-index/_msearch")
+    params: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    ndjson: list[dict[str, Any]] | None = Field(None, description="lines of an ndjson body (_msearch)")
+    note: str | None = Field(None, description="a comment shown above the request")
+
+
+class SearchTimings(BaseModel):
+    """Where the time went, in milliseconds (query embedding apart from the cluster)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    fuse_ms: float = 0.0
+    fetch_ms: float = 0.0
+    rerank_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class SearchResponse(BaseModel):
+    """The answer to one search: a page of hits plus how it was computed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: str
+    query: str
+    mode: SearchMode
+    strategy: Literal["client", "server", "single"]
+    server_form: str | None = None
+    fusion: FusionConfig | None = None
+    page: int
+    size: int
+    max_depth: int
+    candidates: int | None = Field(
+        None, description="documents in the fused ranking before paging (None: fused by the cluster)"
+    )
+    hits: list[SearchHit]
+    reranked: bool = False
+    rerank_fallback: bool = Field(False, description="the reranker failed; hits are in fused order")
+    rerank_fallback_reason: str | None = Field(None, description="why the reranker was not used")
+    timings: SearchTimings = Field(default_factory=SearchTimings)
+    requests: list[ExecutedRequest] = Field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        """The hit ids, in order."""
+        return [hit.id for hit in self.hits]
+
+    def to_console(self) -> str:
+        """What ran, in Kibana / OpenSearch Dashboards Dev Tools console syntax."""
+        from connector.search.console import render_console
+
+        header = (
+            f"# eshybrid search: mode={self.mode} strategy={self.strategy}"
+            + (f" form={self.server_form}" if self.server_form else "")
+            + (f" fusion={self.fusion.describe()}" if self.fusion else "")
+            + f" page={self.page} size={self.size}"
+        )
+        return render_console(self.requests, header=header)

@@ -1,0 +1,398 @@
+"""The Ray Serve application: FastAPI ingress + batched model in one replica.
+
+Request path: the ingress validates and admits a request (a bounded count of pending texts,
+else 429), puts each text into a ``@serve.batch`` queue (queries and documents have their own),
+each batch is tokenized, cut into length-sorted forward passes under a token budget and run on
+the replica's forward thread (queries first), and the vectors go back in input order.
+Ray Serve's own ``max_queued_requests`` backpressure is answered with 429 + ``Retry-After`` too.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI must see the route annotations as real
+# types after Ray Serve re-wraps the methods, or /openapi.json cannot be generated.
+import asyncio
+import functools
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from ray.serve import metrics as serve_metrics
+from ray.serve.deployment import Application
+
+from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
+from embedding_service.api import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    HealthBody,
+    InputType,
+    ServiceInfoBody,
+    check_request,
+    error_body,
+    param_from_loc,
+    render_embeddings,
+)
+from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError, OverloadedError
+from embedding_service.settings import DEFAULT_MAX_BATCH_TOKENS, EmbeddingServiceSettings
+
+__all__ = ["EmbeddingDeployment", "build_app", "deployment_options"]
+
+logger = logging.getLogger(__name__)
+
+_api = FastAPI(
+    title="eshybrid embedding service",
+    version="1",
+    description="OpenAI-compatible text embeddings with query/document prefixes, batched on Ray Serve.",
+)
+_bearer = HTTPBearer(auto_error=False, description="Required when the service has an api_key.")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 422, 429, 503)
+}
+
+
+@_api.exception_handler(RequestValidationError)
+async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    # Report the most specific location: for a list with a bad item that is ``input[3]``,
+    # not the ``str`` branch of the union.
+    first = max(errors, key=lambda e: len(e.get("loc", ())), default={"loc": (), "msg": "invalid request",
+                                                                      "type": "invalid"})
+    # Malformed JSON, or a body that is no JSON object, is a 400 like OpenAI's; a bad field is a 422.
+    malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        position = malformed.get("loc", ("body", "?"))[-1]
+        body = error_body(f"body is not valid JSON (near character {position}): {malformed.get('msg')}",
+                          type_="invalid_request_error", code="json_invalid")
+        return JSONResponse(body, status_code=400)
+    if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        body = error_body("the body must be a JSON object sent with Content-Type: application/json",
+                          type_="invalid_request_error", code=str(first.get("type")))
+        return JSONResponse(body, status_code=400)
+    param = param_from_loc(first.get("loc", ()))
+    body = error_body(f"{param or 'body'}: {first.get('msg')}", type_="invalid_request_error",
+                      param=param, code=str(first.get("type")))
+    body["detail"] = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")),
+                       "type": str(e.get("type"))} for e in errors]
+    return JSONResponse(body, status_code=422)
+
+
+@_api.exception_handler(EmbeddingServiceError)
+async def _on_service_error(_: Request, exc: EmbeddingServiceError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(exc, OverloadedError):
+        headers["Retry-After"] = str(max(1, round(getattr(exc, "retry_after_s", 1))))
+    elif isinstance(exc, AuthError):
+        headers["WWW-Authenticate"] = "Bearer"
+    kind = {401: "authentication_error", 429: "rate_limit_error"}.get(exc.status, "invalid_request_error")
+    if exc.status >= 500:
+        kind = "server_error"
+    return JSONResponse(error_body(exc.message, type_=kind, param=getattr(exc, "field", None)),
+                        status_code=exc.status, headers=headers)
+
+
+@dataclass
+class _Counters:
+    """Per-replica counters served as JSON by ``GET /metrics`` (tests and humans read them)."""
+
+    requests: int = 0
+    rejected_requests: int = 0
+    texts: int = 0
+    batches: int = 0
+    forward_passes: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    inference_s: float = 0.0
+    max_batch_size_seen: int = 0
+    last_batch_size: int = 0
+    last_batch_tokens: int = 0
+
+
+class _Metrics:
+    """Ray Serve metrics (Prometheus through Ray's metrics agent) beside the JSON counters."""
+
+    def __init__(self) -> None:
+        self.pending_texts = serve_metrics.Gauge(
+            "eshybrid_embed_pending_texts", description="Texts admitted and not yet answered.")
+        self.batch_size = serve_metrics.Histogram(
+            "eshybrid_embed_batch_size", description="Texts per batch.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        self.batch_tokens = serve_metrics.Histogram(
+            "eshybrid_embed_batch_tokens", description="Real (unpadded) tokens per batch.",
+            boundaries=[16, 64, 256, 1024, 4096, 16384, 65536, 262144])
+        self.inference_ms = serve_metrics.Histogram(
+            "eshybrid_embed_batch_inference_ms", description="Forward-pass time per batch.",
+            boundaries=[1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000])
+        self.texts = serve_metrics.Counter("eshybrid_embed_texts_total", description="Texts embedded.")
+        self.rejected = serve_metrics.Counter(
+            "eshybrid_embed_rejected_total", description="Requests refused with 429 by the replica.")
+
+
+class _DropBatchSizeWarning(logging.Filter):
+    """Ray warns when max_batch_size exceeds max_ongoing_requests, assuming one item per request.
+    Here a batch item is one text and a request carries many, so the warning does not apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is larger than `max_ongoing_requests`" not in record.getMessage()
+
+
+@serve.ingress(_api)
+class EmbeddingDeployment:
+    """One replica: the model, its batch queues and the HTTP routes.
+
+    Python callers use :meth:`embed` and :meth:`info` through a deployment handle.
+    """
+
+    def __init__(self, settings: EmbeddingServiceSettings) -> None:
+        # Process-wide library switches for this replica's process, set before transformers loads.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if settings.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+        import torch
+
+        from embedding_service.model import Embedder
+        from embedding_service.model_spec import build_model_spec
+
+        self._settings = settings
+        logging.getLogger("ray.serve").addFilter(_DropBatchSizeWarning())
+        threads = settings.torch_threads or max(1, int(settings.num_cpus_per_replica))
+        # A replica with num_cpus=1 gets OMP_NUM_THREADS=1; say what we mean explicitly, in every thread.
+        torch.set_num_threads(threads)
+        self._embedder = Embedder.load(build_model_spec(settings), device=settings.device, dtype=settings.dtype,
+                                       trust_remote_code=settings.trust_remote_code)
+        self._max_batch_tokens = settings.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[self._embedder.device]
+        self._scheduler = ForwardScheduler(thread_initializer=functools.partial(torch.set_num_threads, threads))
+        self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self._pending_texts = 0
+        self._counters = _Counters()
+        self._metrics = _Metrics()
+        self._document_batch = serve.batch(
+            max_batch_size=settings.max_batch_size,
+            batch_wait_timeout_s=settings.batch_wait_timeout_s,
+            max_concurrent_batches=settings.max_concurrent_batches,
+        )(self._embed_document_batch)
+        self._query_batch = serve.batch(
+            max_batch_size=settings.max_query_batch_size,
+            batch_wait_timeout_s=min(settings.batch_wait_timeout_s, 0.002),
+            max_concurrent_batches=2,
+        )(self._embed_query_batch)
+        self._info = self._build_info()
+        logger.info("embedding replica ready: %s", self._info)
+
+    def _build_info(self) -> dict[str, Any]:
+        spec, s = self._embedder.spec, self._settings
+        return ServiceInfoBody(
+            model_id=spec.model_id, revision=spec.revision, dims=self._embedder.dims,
+            max_length=self._embedder.max_length, pooling=spec.pooling, normalized=spec.normalized,
+            device=self._embedder.device, dtype=self._embedder.dtype, query_prefix=spec.query_prefix,
+            document_prefix=spec.document_prefix, max_items_per_request=s.max_items_per_request,
+            max_chars_per_item=s.max_chars_per_item,
+        ).model_dump()
+
+    # ----- Python (deployment handle) API -----
+
+    async def embed(self, texts: list[str], input_type: InputType = "document") -> np.ndarray:
+        """Embed ``texts``; returns float32 ``[len(texts), dims]`` in input order.
+
+        Raises:
+            InvalidInputError: empty list, a non-string item, or over the limits.
+            OverloadedError: too many texts pending in this replica.
+        """
+        if not isinstance(texts, list) or not texts:
+            raise InvalidInputError("texts must be a non-empty list of strings", field="input")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInputError(f"input[{i}] must be a string", field=f"input[{i}]")
+        request = EmbeddingRequest(input=texts, input_type=input_type)
+        check_request(request, model_id=self._info["model_id"], dims=self._info["dims"],
+                      max_items=self._settings.max_items_per_request, max_chars=self._settings.max_chars_per_item)
+        vectors, _ = await self._embed(texts, input_type)
+        return vectors
+
+    async def info(self) -> dict[str, Any]:
+        """The ``GET /info`` body."""
+        return dict(self._info)
+
+    # ----- HTTP routes -----
+
+    @_api.get("/healthz", response_model=HealthBody)
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @_api.get("/info", response_model=ServiceInfoBody, responses=_ERRORS)
+    async def http_info(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    ) -> dict[str, Any]:
+        self._check_auth(credentials)
+        return dict(self._info)
+
+    @_api.get("/metrics", responses=_ERRORS)
+    async def http_metrics(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    ) -> dict[str, Any]:
+        """This replica's counters as JSON (Prometheus metrics go through Ray's metrics agent)."""
+        self._check_auth(credentials)
+        body: dict[str, Any] = asdict(self._counters)
+        body["pending_texts"] = self._pending_texts
+        body["queued_forward_passes"] = self._scheduler.waiting
+        body["forward_busy_s"] = round(self._scheduler.busy_s, 6)
+        body["replica"] = serve.get_replica_context().replica_tag
+        return body
+
+    @_api.post("/v1/embeddings", response_model=EmbeddingResponse, responses=_ERRORS)
+    async def embeddings(
+        self,
+        body: EmbeddingRequest,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    ) -> Response:
+        self._check_auth(credentials)
+        texts = check_request(body, model_id=self._info["model_id"], dims=self._info["dims"],
+                              max_items=self._settings.max_items_per_request,
+                              max_chars=self._settings.max_chars_per_item)
+        vectors, counts = await self._embed(texts, body.input_type)
+        content = render_embeddings(vectors, model_id=self._info["model_id"], token_counts=counts,
+                                    encoding_format=body.encoding_format)
+        return Response(content=content, media_type="application/json")
+
+    def check_health(self) -> None:
+        """Ray Serve's periodic health check: the forward thread must still be usable."""
+        if self._embedder is None:
+            raise RuntimeError("model not loaded")
+
+    # ----- internals -----
+
+    def _check_auth(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        if self._api_key is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(given.encode(), self._api_key.encode()):
+            raise AuthError("missing or wrong bearer token (Authorization: Bearer <api_key>)")
+
+    def _admit(self, count: int) -> None:
+        # Refuse early instead of queueing work nobody will wait for; a request larger than the
+        # whole budget still gets in when nothing else is pending, so it cannot starve.
+        limit = self._settings.max_pending_texts
+        if self._pending_texts and self._pending_texts + count > limit:
+            self._counters.rejected_requests += 1
+            self._metrics.rejected.inc()
+            raise OverloadedError(
+                f"{self._pending_texts} texts are pending (limit {limit}); retry later",
+                retry_after_s=self._settings.retry_after_s, pending_texts=self._pending_texts,
+            )
+        self._pending_texts += count
+        self._metrics.pending_texts.set(self._pending_texts)
+
+    async def _embed(self, texts: list[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        self._admit(len(texts))
+        try:
+            self._counters.requests += 1
+            spec = self._embedder.spec
+            prefix = spec.query_prefix if input_type == "query" else spec.document_prefix
+            batch = self._query_batch if input_type == "query" else self._document_batch
+            results = await asyncio.gather(*(batch(prefix + text) for text in texts))
+        finally:
+            self._pending_texts -= len(texts)
+            self._metrics.pending_texts.set(self._pending_texts)
+        if len(results) != len(texts):  # the contract: one vector per input, in order
+            raise RuntimeError(f"got {len(results)} vectors for {len(texts)} texts")
+        return np.stack([vector for vector, _ in results]), [count for _, count in results]
+
+    async def _embed_query_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        return await self._run_batch(texts, priority=PRIORITY_QUERY)
+
+    async def _embed_document_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        return await self._run_batch(texts, priority=PRIORITY_DOCUMENT)
+
+    async def _run_batch(self, texts: list[str], *, priority: int) -> list[tuple[np.ndarray, int]]:
+        from embedding_service.model import plan_batches
+
+        rows = self._embedder.tokenize(texts)
+        lengths = [len(r) for r in rows]
+        groups = plan_batches(lengths, max_rows=len(rows), max_batch_tokens=self._max_batch_tokens)
+        started = self._scheduler.busy_s
+        t0 = time.perf_counter()
+        outputs = await asyncio.gather(*(
+            self._scheduler.run(functools.partial(self._embedder.forward, [rows[i] for i in group]),
+                                priority=priority)
+            for group in groups
+        ))
+        vectors = np.empty((len(rows), self._embedder.dims), dtype=np.float32)
+        for group, output in zip(groups, outputs, strict=True):
+            vectors[group] = output
+        self._record_batch(lengths, groups, busy_s=min(self._scheduler.busy_s - started,
+                                                        time.perf_counter() - t0))
+        return [(vectors[i], lengths[i]) for i in range(len(rows))]
+
+    def _record_batch(self, lengths: list[int], groups: list[list[int]], *, busy_s: float) -> None:
+        c = self._counters
+        tokens = sum(lengths)
+        c.batches += 1
+        c.forward_passes += len(groups)
+        c.texts += len(lengths)
+        c.tokens += tokens
+        c.padded_tokens += sum(len(g) * max(lengths[i] for i in g) for g in groups)
+        c.inference_s += busy_s
+        c.last_batch_size, c.last_batch_tokens = len(lengths), tokens
+        c.max_batch_size_seen = max(c.max_batch_size_seen, len(lengths))
+        m = self._metrics
+        m.batch_size.observe(len(lengths))
+        m.batch_tokens.observe(tokens)
+        m.inference_ms.observe(busy_s * 1000.0)
+        m.texts.inc(len(lengths))
+
+
+def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: float) -> dict[str, Any]:
+    """Ray Serve options for the deployment (pure; unit-tested).
+
+    ``device=auto`` asks Ray for ``num_gpus`` when the cluster has GPUs, so the replica is placed
+    on a GPU node and torch sees it; ``device=cpu`` never reserves one.
+    """
+    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
+    actor_options: dict[str, Any] = {"num_cpus": settings.num_cpus_per_replica}
+    if on_gpu:
+        actor_options["num_gpus"] = settings.num_gpus_per_replica
+    options: dict[str, Any] = {
+        "name": "EmbeddingDeployment",
+        "ray_actor_options": actor_options,
+        "max_ongoing_requests": settings.max_ongoing_requests,
+        "max_queued_requests": settings.max_queued_requests,
+        "backpressure_config": {"status_code": 429, "retry_after_s": settings.retry_after_s},
+        "health_check_period_s": 10.0,
+        "graceful_shutdown_timeout_s": 20.0,
+    }
+    if settings.autoscaling:
+        low = settings.autoscaling_min_replicas if settings.autoscaling_min_replicas is not None else 1
+        high = settings.autoscaling_max_replicas or max(low, 1)
+        options["autoscaling_config"] = {
+            "min_replicas": low, "max_replicas": high,
+            "target_ongoing_requests": settings.autoscaling_target_ongoing_requests,
+        }
+    else:
+        options["num_replicas"] = settings.replicas
+    return options
+
+
+def build_app(
+    settings: EmbeddingServiceSettings | None = None, *, cluster_gpus: float | None = None
+) -> Application:
+    """The embedding application, ready for ``serve.run(app, name=..., route_prefix=...)``.
+
+    Args:
+        settings: defaults to ``EmbeddingServiceSettings()`` (env ``ESHYBRID_EMBED_*``).
+        cluster_gpus: GPUs in the Ray cluster; default: asked from Ray when it is initialised.
+    """
+    import ray
+
+    settings = settings or EmbeddingServiceSettings()
+    if cluster_gpus is None:
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0.0
+    options: Mapping[str, Any] = deployment_options(settings, cluster_gpus=cluster_gpus)
+    return serve.deployment(EmbeddingDeployment).options(**options).bind(settings)

@@ -1,0 +1,223 @@
+"""The model itself: loading, tokenizing, length-sorted forward passes, pooling.
+
+Nothing here knows about Ray; the deployment decides when to call what, and the
+benchmark uses :class:`Embedder` directly as the in-process baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embedding_service.errors import ModelLoadError
+from embedding_service.model_spec import ModelSpec
+from embedding_service.settings import Device, DType, Pooling
+
+__all__ = ["Embedder", "resolve_precision", "plan_batches", "pool", "ResolvedDevice", "ResolvedDType"]
+
+logger = logging.getLogger(__name__)
+
+ResolvedDevice = Literal["cpu", "cuda"]
+ResolvedDType = Literal["float32", "float16", "bfloat16"]
+
+_TORCH_DTYPES: dict[ResolvedDType, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+# Tokenizers without a real limit report a huge model_max_length.
+_UNBOUNDED_LENGTH = 1_000_000
+
+
+def resolve_precision(
+    device: Device, dtype: DType, *, cuda_available: bool, bf16_supported: bool
+) -> tuple[ResolvedDevice, ResolvedDType]:
+    """Pick the device and dtype: ``auto`` takes a GPU when present, half precision on GPU, fp32 on CPU.
+
+    Raises:
+        ModelLoadError: ``cuda`` was asked for but this process has no GPU.
+    """
+    if device == "cuda" and not cuda_available:
+        raise ModelLoadError(
+            "device cuda was requested but torch sees no GPU in this replica; "
+            "use device auto/cpu or give the replica num_gpus",
+            device=device,
+        )
+    chosen: ResolvedDevice = "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu"
+    if dtype != "auto":
+        return chosen, dtype
+    if chosen == "cuda":
+        return chosen, "bfloat16" if bf16_supported else "float16"
+    return chosen, "float32"
+
+
+def plan_batches(lengths: Sequence[int], *, max_rows: int, max_batch_tokens: int) -> list[list[int]]:
+    """Group row indices into forward passes of similar length.
+
+    Rows are sorted longest first and cut greedily so that ``rows x longest row`` stays within
+    ``max_batch_tokens`` (a row longer than the budget gets a pass of its own) and at most
+    ``max_rows`` rows go into one pass. Padding, and so wasted compute, stays small.
+
+    Returns:
+        Lists of indices into ``lengths``; every index appears exactly once.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # The first row of a pass is its longest, so it fixes the padded width.
+        width = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) >= max_rows or (len(current) + 1) * max(width, 1) > max_batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: Pooling) -> torch.Tensor:
+    """Pool token vectors ``[rows, tokens, dims]`` into one vector per row, ignoring padding.
+
+    Works for right- and left-padded rows (``cls`` takes the first real token, ``lasttoken`` the last).
+    """
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    if mode in ("mean", "mean_sqrt_len"):
+        summed = (hidden * mask).sum(dim=1)
+        counts = mask.sum(dim=1).clamp(min=1e-9)
+        return summed / (counts if mode == "mean" else counts.sqrt())
+    if mode == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if mode == "cls":
+        first = attention_mask.int().argmax(dim=1)
+        return hidden[rows, first]
+    if mode == "lasttoken":
+        width = attention_mask.shape[1]
+        last = width - 1 - attention_mask.int().flip(dims=[1]).argmax(dim=1)
+        return hidden[rows, last]
+    raise ValueError(f"unknown pooling {mode!r}")
+
+
+@dataclass(frozen=True)
+class _Tokenizer:
+    pad_token_id: int
+    padding_side: str
+    max_length: int
+
+
+class Embedder:
+    """One loaded model: ``tokenize`` texts, then ``forward`` groups of token rows.
+
+    Use :meth:`load`; ``encode`` does both for in-process callers.
+    """
+
+    def __init__(self, *, spec: ModelSpec, tokenizer: object, model: torch.nn.Module,
+                 device: ResolvedDevice, dtype: ResolvedDType, meta: _Tokenizer) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self._tokenizer = tokenizer
+        self._model = model
+        self._meta = meta
+        self.max_length = meta.max_length
+        self.dims = int(self.forward([self.tokenize(["warm up"])[0]]).shape[1])
+
+    @classmethod
+    def load(
+        cls,
+        spec: ModelSpec,
+        *,
+        device: Device = "auto",
+        dtype: DType = "auto",
+        trust_remote_code: bool = False,
+    ) -> Embedder:
+        """Load tokenizer and model from ``spec.transformer_path`` onto the chosen device.
+
+        Raises:
+            ModelLoadError: the folder cannot be loaded, or cuda is asked for without a GPU.
+        """
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        cuda = torch.cuda.is_available()
+        resolved_device, resolved_dtype = resolve_precision(
+            device, dtype, cuda_available=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported()
+        )
+        path = str(spec.transformer_path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModel.from_pretrained(
+                path, dtype=_TORCH_DTYPES[resolved_dtype], trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelLoadError(f"cannot load model from {path}: {e}", path=path) from e
+        model.to(resolved_device).eval()
+        meta = _tokenizer_meta(tokenizer, model, spec.max_length)
+        logger.info("loaded %s (%s) on %s as %s, max_length=%s, pooling=%s",
+                    spec.model_id, spec.revision, resolved_device, resolved_dtype, meta.max_length, spec.pooling)
+        return cls(spec=spec, tokenizer=tokenizer, model=model, device=resolved_device,
+                   dtype=resolved_dtype, meta=meta)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text (special tokens included), truncated at ``max_length``."""
+        if self.spec.do_lower_case:
+            texts = [t.lower() for t in texts]
+        encoded = self._tokenizer(  # type: ignore[operator]
+            list(texts), truncation=True, max_length=self.max_length, padding=False,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def forward(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Embed token rows in one forward pass; returns float32 ``[len(rows), dims]``."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self._meta.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        left = self._meta.padding_side == "left"
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = row
+            mask[i, span] = 1
+        with torch.inference_mode():
+            input_ids = torch.from_numpy(ids).to(self.device)
+            attention_mask = torch.from_numpy(mask).to(self.device)
+            output = self._model(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            # Pool and normalize in fp32 so half precision loses nothing more than the forward did.
+            vectors = pool(hidden.float(), attention_mask, self.spec.pooling)
+            if self.spec.normalized:
+                vectors = F.normalize(vectors, p=2.0, dim=1)
+            return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+    def encode(self, texts: Sequence[str], *, max_rows: int = 64, max_batch_tokens: int = 4096) -> np.ndarray:
+        """Tokenize, run length-sorted forward passes, and return vectors in input order."""
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        rows = self.tokenize(texts)
+        out = np.empty((len(rows), self.dims), dtype=np.float32)
+        for group in plan_batches([len(r) for r in rows], max_rows=max_rows, max_batch_tokens=max_batch_tokens):
+            out[group] = self.forward([rows[i] for i in group])
+        return out
+
+
+def _tokenizer_meta(tokenizer: object, model: torch.nn.Module, wanted: int | None) -> _Tokenizer:
+    config = model.config
+    limits = [int(v) for v in (getattr(tokenizer, "model_max_length", None),
+                               getattr(config, "max_position_embeddings", None))
+              if isinstance(v, int) and 0 < v < _UNBOUNDED_LENGTH]
+    model_limit = min(limits) if limits else 512
+    max_length = min(wanted, model_limit) if wanted else model_limit
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        # Decoder-only tokenizers often have no pad token; padded positions are masked anyway.
+        pad = getattr(tokenizer, "eos_token_id", None) or 0
+    return _Tokenizer(pad_token_id=int(pad), padding_side=str(getattr(tokenizer, "padding_side", "right")),
+                      max_length=max_length)

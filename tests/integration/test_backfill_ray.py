@@ -1,0 +1,49 @@
+"""Scale-out: the slices of a backfill run as Ray tasks, each with its own checkpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from connector import connect
+from connector.client import Cluster
+from connector.embedding_client import EmbeddingClient
+from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.settings import ClusterSpec
+from connector.jobs.store import JobStore
+from tests.integration._jobs_helpers import add_vector_field, check_vectors, create_products, job_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.ray]
+
+
+@pytest.fixture
+def cluster(cluster_url: str) -> Iterator[Cluster]:
+    with connect(cluster_url) as c:
+        yield c
+
+
+@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9")], indirect=True)
+def test_slices_as_ray_tasks(cluster: Cluster, index_name: str, embed_url: str) -> None:
+    if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
+        pytest.skip("needs the session's own Ray (ESHYBRID_TEST_EMBED_URL points elsewhere)")
+    import ray
+
+    assert ray.is_initialized()  # the session's Ray, started by the ray_serve fixture
+    create_products(cluster, index_name, 900, shards=3)
+    with EmbeddingClient(embed_url, timeout_s=120) as embedder:
+        model_id = embedder.info().model_id
+        add_vector_field(cluster, index_name, model_id)
+        settings = job_settings(index_name, page_size=100, ray_task_cpus=0.1)
+        config = BackfillConfig(index=index_name, fields=("title", "description"), template="{title}\n{description}",
+                                slices=3, ray_address="auto", embed_url=embed_url, settings=settings,
+                                show_progress=False, job_id=f"{index_name}-job")
+        summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=ClusterSpec(url=cluster.url))
+        assert summary.main.read == 900 and summary.main.updated == 900 and summary.reconciles
+        checkpoints = JobStore(cluster, jobs_index=settings.jobs_index).load_checkpoints(f"{index_name}-job")
+        main = {key: cp for key, cp in checkpoints.items() if cp.pass_name == "main"}
+        assert sorted(main) == ["main-0", "main-1", "main-2"] and all(cp.done for cp in main.values())
+        assert sum(cp.counts.read for cp in main.values()) == 900
+        assert all(cp.counts.read > 0 for cp in main.values())
+        check_vectors(cluster, index_name, embedder, model_id, sample=30)

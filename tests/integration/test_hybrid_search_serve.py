@@ -1,0 +1,125 @@
+"""The search endpoint on a real Ray Serve, composed with the real embedding deployment.
+
+``POST /search`` must return the same hits (and explanations) as the library with the same
+embedding service, and 4xx naming the field on bad requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from connector import connect
+from connector.embedding_client import EmbeddingClient
+from connector.search import HybridSearch
+from mappings import TextField, VectorField, build_index_body
+
+pytestmark = [pytest.mark.integration, pytest.mark.ray]
+
+PRODUCTS = [
+    ("p1", "waterproof dome tent", "two person tent for rain and wind"),
+    ("p2", "camping stove", "compact gas burner for cooking outdoors"),
+    ("p3", "rain jacket", "breathable waterproof shell jacket"),
+    ("p4", "sleeping bag", "warm down bag for winter nights"),
+    ("p5", "hiking boots", "leather boots with a grippy sole"),
+    ("p6", "folding chair", "light aluminium chair for the campsite"),
+    ("p7", "headlamp", "bright LED lamp for night hikes"),
+    ("p8", "tarp shelter", "ultralight tarp that keeps the rain off"),
+]
+
+
+@pytest.fixture(scope="module", params=[pytest.param("es9", marks=pytest.mark.es9),
+                                        pytest.param("os3", marks=pytest.mark.os3)])
+def served(request: pytest.FixtureRequest, ray_serve: Any, embed_url: str) -> Iterator[dict[str, Any]]:
+    """An index embedded by the real service, and the search app deployed for it."""
+    from connector.search.serve_app import build_search_app
+    from connector.search.serve_settings import SearchServiceSettings
+
+    key = str(request.param)
+    url = str(request.getfixturevalue(f"{key}_url"))
+    index = f"test-serve-{uuid.uuid4().hex}"
+    with connect(url) as cluster, EmbeddingClient(embed_url) as embedder:
+        info = embedder.info()
+        body = build_index_body(cluster.capabilities, text_fields=[TextField("title"), TextField("text")],
+                                vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
+                                extra_properties={"price": {"type": "integer"}},
+                                number_of_shards=1, number_of_replicas=0)
+        cluster.create_index(index, body)
+        vectors = embedder.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
+        lines: list[dict[str, Any]] = []
+        for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
+            lines += [{"index": {"_index": index, "_id": doc_id}},
+                      {"title": title, "text": text, "price": 10 * int(doc_id[1:]), "embedding": vector}]
+        assert not cluster.bulk(lines, refresh=True)["errors"]
+        # Compose with the embedding deployment through its handle when the fixture runs it in this
+        # Serve; over HTTP when it was reused from ESHYBRID_TEST_EMBED_URL.
+        embed_app = "embed" if "embed" in ray_serve.apps else None
+        settings = SearchServiceSettings(cluster_url=url, index=index, embed_app=embed_app,
+                                         embed_url=None if embed_app else embed_url, num_cpus_per_replica=0.1)
+        name = f"search-{key}"
+        base = ray_serve.deploy(build_search_app(settings), name=name, route_prefix=f"/{name}")
+        try:
+            yield {"base": base, "url": url, "index": index, "embed_url": embed_url}
+        finally:
+            ray_serve.delete(name)
+            cluster.delete_index(index)
+
+
+def post(served: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(served["base"] + "/search", json=body, timeout=60)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
+def test_endpoint_returns_the_library_hits(served: dict[str, Any], mode: str) -> None:
+    request = {"text": "something to keep me dry in the rain", "mode": mode, "size": 5, "explain": True,
+               "filters": [{"range": {"price": {"gte": 20}}}]}
+    answer = post(served, request)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    with connect(served["url"]) as cluster, EmbeddingClient(served["embed_url"]) as embedder:
+        library = HybridSearch(cluster, served["index"], embedder=embedder).search(
+            request["text"], mode=mode, size=5, explain=True, filters=request["filters"])
+    assert [h["id"] for h in body["hits"]] == library.ids
+    assert [h["score"] for h in body["hits"]] == pytest.approx([h.score for h in library.hits], rel=1e-4)
+    assert body["strategy"] == library.strategy and body["mode"] == mode
+    first = body["hits"][0]
+    assert first["source"]["title"] and "embedding" not in first["source"]
+    assert first["explanation"]["fused_score"] == pytest.approx(library.hits[0].explanation.fused_score, rel=1e-4)
+    assert "p1" not in [h["id"] for h in body["hits"]]  # price 10 is filtered out
+    if mode != "bm25":
+        assert {"p3", "p8"} & {h["id"] for h in body["hits"]}
+
+
+def test_endpoint_console_and_paging(served: dict[str, Any]) -> None:
+    first = post(served, {"text": "tent", "size": 3, "page": 1, "console": True}).json()
+    second = post(served, {"text": "tent", "size": 3, "page": 2}).json()
+    whole = post(served, {"text": "tent", "size": 6, "source": False}).json()
+    assert [h["id"] for h in first["hits"] + second["hits"]] == [h["id"] for h in whole["hits"]]
+    assert first["console"].startswith("# eshybrid search") and served["index"] in first["console"]
+    assert whole["hits"][0]["source"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"text": "tent", "size": 0}, 400, "size"),
+        ({"text": "tent", "mode": "fuzzy"}, 400, "mode"),
+        ({"text": ""}, 400, "text"),
+        ({"size": 3}, 400, "text"),
+        ({"text": "tent", "filters": [{"query_string": {"query": "x"}}]}, 400, "filters[0]"),
+        ({"text": "tent", "unknown": 1}, 400, "unknown"),
+        ({"text": "tent", "size": 50, "page": 3}, 400, "page"),  # beyond max_depth 100
+        ({"text": "tent", "fusion": {"method": "borda"}}, 400, "fusion.method"),
+        ({"text": "tent", "index": "someone-elses-index"}, 403, "index"),
+    ],
+)
+def test_bad_requests_get_4xx_naming_the_field(served: dict[str, Any], body: dict[str, Any], status: int,
+                                               field: str) -> None:
+    answer = post(served, body)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == field and error["message"]
