@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from connector.capabilities import parse_capabilities as parse_capabilities
     from connector.client import ApiResult as ApiResult
     from connector.client import Cluster as Cluster
+    from connector.embedding_client import EmbeddingClient as EmbeddingClient
+    from connector.rerank_client import RerankConfig as RerankConfig
+    from connector.search import FusionConfig as FusionConfig
+    from connector.search import HybridSearch as HybridSearch
+    from connector.search import SearchResponse as SearchResponse
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -27,10 +32,20 @@ _EXPORTS: dict[str, str] = {
     "Capabilities": "connector.capabilities",
     "detect_capabilities": "connector.capabilities",
     "parse_capabilities": "connector.capabilities",
+    "EmbeddingClient": "connector.embedding_client",
+    "RerankConfig": "connector.rerank_client",
+    "HybridSearch": "connector.search",
+    "FusionConfig": "connector.search",
+    "SearchResponse": "connector.search",
 }
 
 __all__ = [
     "ApiResult",
+    "EmbeddingClient",
+    "FusionConfig",
+    "HybridSearch",
+    "RerankConfig",
+    "SearchResponse",
     "Capabilities",
     "Cluster",
     "connect",

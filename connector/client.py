@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 _JSON = "application/json"
+# error types (or no JSON error at all, e.g. from a proxy) that mean "bad credentials / privileges"
+_AUTH_ERROR_TYPES = frozenset({"security_exception", "error", "authentication_exception"})
 _NDJSON = "application/x-ndjson"
 
 
@@ -211,14 +213,16 @@ class Cluster:
         result = ApiResult(status=status, body=resp.body, headers=dict(resp.meta.headers))
         if status < 300 or status in set(ignore):
             return result
-        if status in (401, 403):
+        error_type, reason = _error_of(resp.body)
+        # A 403 is also how a write block (cluster_block_exception) answers: only
+        # credential problems become AuthenticationError.
+        if status == 401 or (status == 403 and error_type in _AUTH_ERROR_TYPES):
             raise AuthenticationError(
                 f"{method} {path} on {self.url} was refused with {status}: check the API key or "
                 "user/password (and the user's privileges)",
                 url=self.url,
                 status=status,
             )
-        error_type, reason = _error_of(resp.body)
         raise ClusterApiError(
             f"{method} {path} failed with {status} {error_type}: {reason}",
             url=self.url,

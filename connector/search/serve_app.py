@@ -176,7 +176,8 @@ class SearchDeployment:
         return {"status": "ok"}
 
     def check_health(self) -> None:
-        self._cluster.info()
+        # _cluster/health, not GET /: servers without the rest-root module answer GET / with 405.
+        self._cluster.request("GET", "/_cluster/health")
 
 
 def build_search_app(settings: SearchServiceSettings, *, embedding: Application | None = None) -> Application:
