@@ -14,6 +14,8 @@ import sys
 from typing import Any
 
 from pydantic import SecretStr
+
+from connector._cli_rerank import add_rerank_arguments
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["SearchCliSettings", "register"]
@@ -71,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     out.add_argument("--json", action="store_true", help="print the response as JSON")
     _add_connection(search)
     _add_fusion(search)
+    add_rerank_arguments(search)
     search.set_defaults(func=_cmd_search)
 
     ev = subparsers.add_parser("eval", help="nDCG@10 / recall@100 / MRR@10 per mode on a BEIR folder",
@@ -83,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ev.add_argument("--qrels", help="qrels .tsv to use instead of the dataset's qrels/test.tsv")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--per-query", action="store_true", help="with --json: include per-query differences")
+    add_rerank_arguments(ev, with_switch=False)
     _add_connection(ev)
     _add_fusion(ev)
     ev.set_defaults(func=_cmd_eval)
@@ -190,11 +194,12 @@ def _fusion(args: argparse.Namespace) -> Any:
 
 
 def _hybrid_search(args: argparse.Namespace, cluster: Any, *, embedder: Any) -> Any:
+    from connector._cli_rerank import rerank_config_from_args
     from connector.search import HybridSearch
 
     return HybridSearch(cluster, args.index, embedder=embedder, fusion=_fusion(args),
                         strategy=getattr(args, "strategy", "auto"), max_depth=args.max_depth,
-                        lexical_fields=_parse_fields(args.fields))
+                        lexical_fields=_parse_fields(args.fields), rerank=rerank_config_from_args(args))
 
 
 def _dataset(args: argparse.Namespace) -> Any:
@@ -215,7 +220,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         embedder = _embedder(args, needed=args.mode != "bm25")
         search = _hybrid_search(args, cluster, embedder=embedder)
         try:
-            response = search.search(args.text, mode=args.mode, filters=filters, size=args.size, page=args.page,
+            mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
+            response = search.search(args.text, mode=mode, filters=filters, size=args.size, page=args.page,
                                      explain=args.explain)
         finally:
             search.close()
