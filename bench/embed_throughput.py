@@ -3,7 +3,7 @@
 Not a test. One run, same machine, same texts (title + text of BEIR corpus docs):
   1. raw: the best in-process way (length-sorted batches of --batch-size, 1 and 2 torch threads,
      this package's Embedder and sentence-transformers) -> the best docs/s;
-  2. service via the Python deployment handle (requests of --batch-size, all in flight);
+  2. service via the Python deployment handle (requests of --batch-size, --handle-concurrency in flight);
   3. service via HTTP with EmbeddingClient (--http-concurrency requests in flight);
   4. p50/p99 latency of a 1-query request while an HTTP bulk load runs.
 Ends with one line ``RESULT key=value ...``.
@@ -22,6 +22,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,16 +118,23 @@ def start_service(args: argparse.Namespace) -> tuple[str, Any]:
     return f"http://127.0.0.1:{port}/embed", handle
 
 
-def measure_handle(handle: Any, texts: list[str], *, batch_size: int) -> float:
+def measure_handle(handle: Any, texts: list[str], *, batch_size: int, window: int) -> float:
+    """Requests of ``batch_size`` through the deployment handle, ``window`` in flight (like a backfill)."""
     chunks = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
 
     def run() -> None:
-        responses = [handle.embed.remote(chunk, "document") for chunk in chunks]
-        vectors = [r.result() for r in responses]
-        assert sum(len(v) for v in vectors) == len(texts)
+        in_flight: deque[Any] = deque()
+        done = 0
+        for chunk in chunks:
+            if len(in_flight) >= window:
+                done += len(in_flight.popleft().result())
+            in_flight.append(handle.embed.remote(chunk, "document"))
+        while in_flight:
+            done += len(in_flight.popleft().result())
+        assert done == len(texts)
 
     run()  # warm up every replica (first calls build the batch queues)
-    return timed(f"service via handle, {len(chunks)} requests in flight", len(texts), run)
+    return timed(f"service via handle, {window} requests in flight", len(texts), run)
 
 
 def measure_http(url: str, texts: list[str], *, batch_size: int, concurrency: int) -> float:
@@ -185,6 +193,7 @@ def main() -> int:
     parser.add_argument("--threads-per-replica", type=int, default=1)
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: the service's")
     parser.add_argument("--http-concurrency", type=int, default=4)
+    parser.add_argument("--handle-concurrency", type=int, default=8)
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -201,7 +210,7 @@ def main() -> int:
     try:
         print(f"service: {args.replicas} replica(s) x {args.threads_per_replica} torch thread(s), {url}",
               flush=True)
-        handle_rate = measure_handle(handle, texts, batch_size=args.batch_size)
+        handle_rate = measure_handle(handle, texts, batch_size=args.batch_size, window=args.handle_concurrency)
         http_rate = measure_http(url, texts, batch_size=args.batch_size, concurrency=args.http_concurrency)
         p50, p99, _ = measure_query_latency(url, texts, queries, batch_size=args.batch_size,
                                             concurrency=args.http_concurrency)

@@ -104,7 +104,7 @@ def _start_embedding() -> str:
         print(f"using the embedding service at ESHYBRID_EMBED_URL ({url})")
         return url
     port = os.environ.get("ESHYBRID_DEMO_EMBED_PORT", "8765")
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}/embed"  # the service's default route prefix
     state = _state_dir()
     args = ["serve", "embed", "--device", "cpu", "--port", port, "--host", "127.0.0.1"]
     print("$ " + " ".join(["eshybrid", *args]) + f"   (in the background, log: {state / 'embed.log'})")
@@ -161,10 +161,15 @@ def up(args: argparse.Namespace) -> int:
         _side_by_side(url, embed_url, index, query)
     _say("how one hybrid hit was scored (--explain)")
     _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--explain", _QUERIES[1]])
+    rerank_model = os.environ.get("ESHYBRID_DEMO_RERANK_MODEL")
+    if rerank_model:
+        _say(f"hybrid + rerank with {rerank_model} (--rerank-model)")
+        _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "5", "--explain",
+              "--rerank-model", rerank_model, "--rerank-fields", "title,text", _QUERIES[1]])
     _say("what ran, as Kibana Dev Tools console text (--console)")
     _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--console", _QUERIES[0]])
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
-    print("Try: .venv/bin/eshybrid search --index demo-products --explain \"gift for a coffee lover\"")
+    print(f"Try: .venv/bin/eshybrid search --index {index} --explain \"gift for a coffee lover\"")
     print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")
     print("Stop everything with: make demo-down")
     return 0
@@ -184,21 +189,23 @@ def down(args: argparse.Namespace) -> int:
 
 
 def _stop_process_group(pid: int, *, timeout_s: float = 60.0) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    # SIGINT first: `eshybrid serve` treats it like Ctrl-C and shuts Serve and Ray down cleanly;
+    # whatever is left of the group after that gets SIGTERM, then SIGKILL.
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(pid, 0)
+            if sig == signal.SIGINT:
+                os.kill(pid, sig)
+            else:
+                os.killpg(pid, sig)
         except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            pass
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
