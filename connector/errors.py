@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DetailedError",
     "EshybridError",
     "ConfigError",
     "ClusterError",
@@ -44,11 +45,13 @@ __all__ = [
 ]
 
 
-class EshybridError(Exception):
-    """Root of every error raised by eshybrid.
+class DetailedError(Exception):
+    """An exception whose constructor keyword arguments become attributes and that pickles.
 
-    Keyword arguments given to the constructor become attributes, so callers
-    can read ``err.status`` or ``err.index`` instead of parsing the message.
+    The shared mechanism behind each deployable's own root (this library's
+    :class:`EshybridError`, the embedding and rerank services' roots): callers read
+    ``err.status`` or ``err.index`` instead of parsing the message, and the details
+    survive crossing Ray processes.
     """
 
     def __init__(self, message: str = "", **details: Any) -> None:
@@ -66,10 +69,14 @@ class EshybridError(Exception):
         return self.message
 
 
-def _rebuild(cls: type[EshybridError], message: str, details: dict[str, Any]) -> EshybridError:
+def _rebuild(cls: type[DetailedError], message: str, details: dict[str, Any]) -> DetailedError:
     err = cls.__new__(cls)
-    EshybridError.__init__(err, message, **details)
+    DetailedError.__init__(err, message, **details)
     return err
+
+
+class EshybridError(DetailedError):
+    """Root of every error raised by the eshybrid library."""
 
 
 class ConfigError(EshybridError, ValueError):

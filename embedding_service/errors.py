@@ -7,7 +7,7 @@ subclass :class:`ValueError`. ``status`` is the HTTP status the ingress answers.
 
 from __future__ import annotations
 
-from typing import Any
+from connector.errors import DetailedError
 
 __all__ = [
     "EmbeddingServiceError",
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-class EmbeddingServiceError(Exception):
+class EmbeddingServiceError(DetailedError):
     """Root of every error raised by the embedding service.
 
     Keyword arguments given to the constructor become attributes
@@ -27,26 +27,6 @@ class EmbeddingServiceError(Exception):
     """
 
     status: int = 500
-
-    def __init__(self, message: str = "", **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        for key, value in details.items():
-            setattr(self, key, value)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exceptions with keyword-only details do not pickle by default.
-        return (_rebuild, (type(self), self.message, self.details))
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _rebuild(cls: type[EmbeddingServiceError], message: str, details: dict[str, Any]) -> EmbeddingServiceError:
-    err = cls.__new__(cls)
-    EmbeddingServiceError.__init__(err, message, **details)
-    return err
 
 
 class SettingsError(EmbeddingServiceError, ValueError):

@@ -8,7 +8,7 @@ pickles, because it crosses Ray processes.  Validation errors also subclass
 
 from __future__ import annotations
 
-from typing import Any
+from connector.errors import DetailedError
 
 __all__ = [
     "RerankServiceError",
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class RerankServiceError(Exception):
+class RerankServiceError(DetailedError):
     """Root of every error raised by the rerank service.
 
     Keyword arguments given to the constructor become attributes
@@ -28,26 +28,6 @@ class RerankServiceError(Exception):
     """
 
     status: int = 500
-
-    def __init__(self, message: str = "", **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        for key, value in details.items():
-            setattr(self, key, value)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exceptions with keyword-only details do not pickle by default.
-        return (_rebuild, (type(self), self.message, self.details))
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _rebuild(cls: type[RerankServiceError], message: str, details: dict[str, Any]) -> RerankServiceError:
-    err = cls.__new__(cls)
-    RerankServiceError.__init__(err, message, **details)
-    return err
 
 
 class RerankConfigError(RerankServiceError, ValueError):
