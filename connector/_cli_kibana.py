@@ -14,29 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-__all__ = ["ClusterSettings", "default_bundles", "demo_index_body", "demo_index_mapping", "register"]
+__all__ = ["default_bundles", "demo_index_body", "demo_index_mapping", "register"]
 
 logger = logging.getLogger(__name__)
 
 _FLAVORS = ("auto", "kibana", "opensearch-dashboards")
 # The demo catalogue's index (examples/catalogue): what docker/*/ ships a data view for.
 DEFAULT_INDEX = "products"
-
-
-class ClusterSettings(BaseSettings):
-    """Where the cluster is, from the environment (``ESHYBRID_URL``, ``ESHYBRID_API_KEY``...)."""
-
-    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
-
-    url: str | None = None
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -85,16 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _connect(url: str | None) -> Any:
-    from connector._connect import connect
-    from connector.errors import ConfigError
+    from connector.connection import ConnectionSettings
 
-    settings = ClusterSettings()
-    url = url or settings.url
-    if not url:
-        raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
-    basic = (settings.username, settings.password or SecretStr("")) if settings.username else None
-    return connect(url, api_key=settings.api_key, basic_auth=basic, ca_certs=settings.ca_certs,
-                   verify_certs=settings.verify_certs)  # fmt: skip
+    return ConnectionSettings().connect(url)
 
 
 def _mapping_or(cluster: Any, index: str, fallback: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -13,27 +13,10 @@ import json
 import sys
 from typing import Any
 
-from pydantic import SecretStr
-
 from connector._cli_rerank import add_rerank_arguments
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from connector.connection import ConnectionSettings
 
-__all__ = ["SearchCliSettings", "register"]
-
-
-class SearchCliSettings(BaseSettings):
-    """Cluster and embedding-service locations from the environment."""
-
-    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
-
-    url: str | None = None
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    embed_url: str | None = None
-    embed_api_key: SecretStr | None = None
+__all__ = ["register"]
 
 
 def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> None:
@@ -123,21 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _settings() -> SearchCliSettings:
-    return SearchCliSettings()
+def _settings() -> ConnectionSettings:
+    return ConnectionSettings()
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from connector._connect import connect
-    from connector.errors import ConfigError
-
-    settings = _settings()
-    url = args.url or settings.url
-    if not url:
-        raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
-    basic = (settings.username, settings.password or SecretStr("")) if settings.username else None
-    return connect(url, api_key=settings.api_key, basic_auth=basic, ca_certs=settings.ca_certs,
-                   verify_certs=settings.verify_certs)
+    return _settings().connect(args.url)
 
 
 def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:

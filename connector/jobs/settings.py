@@ -1,4 +1,5 @@
-"""Settings of backfill / reindex jobs (env prefix ``ESHYBRID_JOB_``) and how to reach a cluster.
+"""Settings of backfill / reindex jobs (env prefix ``ESHYBRID_JOB_``); how to reach a cluster is
+:mod:`connector.connection` (re-exported here).
 
 CLI flags override these; every field is bounded and says its unit.
 """
@@ -7,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.client import Cluster
+from connector.connection import ClusterSpec, ConnectionSettings
 
 __all__ = ["ClusterSpec", "ConnectionSettings", "JobSettings"]
 
@@ -49,50 +50,3 @@ class JobSettings(BaseSettings):
         return type(self).model_validate({**self.model_dump(), **values})
 
 
-class ClusterSpec(BaseModel):
-    """How to reach a cluster, in a form that crosses process boundaries (Ray tasks).
-
-    Secrets stay ``SecretStr``: they pickle, but never print.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    request_timeout_s: float = Field(60.0, gt=0)
-
-    def connect(self) -> Cluster:
-        basic = (self.username, self.password or SecretStr("")) if self.username else None
-        return Cluster(
-            self.url, api_key=self.api_key, basic_auth=basic, ca_certs=self.ca_certs,
-            verify_certs=self.verify_certs, request_timeout_s=self.request_timeout_s,
-        )
-
-
-class ConnectionSettings(BaseSettings):
-    """Where the cluster and the embedding service are, from the environment (``ESHYBRID_URL``...)."""
-
-    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
-
-    url: str | None = None
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    embed_url: str | None = None
-    embed_api_key: SecretStr | None = None
-
-    def cluster_spec(self, url: str | None = None) -> ClusterSpec:
-        """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
-        from connector.errors import ConfigError
-
-        chosen = url or self.url
-        if not chosen:
-            raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
-        return ClusterSpec(url=chosen, api_key=self.api_key, username=self.username, password=self.password,
-                           ca_certs=self.ca_certs, verify_certs=self.verify_certs)
