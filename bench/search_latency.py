@@ -10,12 +10,21 @@ Server-side hybrid is the cluster's one-request form: Elasticsearch ``query`` + 
 (boosted sum, ``linear`` with ``normalizer=none``), OpenSearch the ``hybrid`` query with the
 default RRF pipeline. Goal: client-side hybrid p50 <= 1.10 x the slower single leg's p50.
 
+The floor: the same leg bodies are also sent at the HTTP level (a bare keep-alive
+``http.client`` connection, no client library, no fusion, no source fetch): each leg alone
+and both legs in one ``_msearch``. ``raw_msearch / slower raw leg`` is what the server alone
+costs for the second leg on this machine; no client-side strategy can go below it.
+``raw_lexical_page`` is the request a BM25-only shop sends today (the page with its sources,
+one round trip), for reference: the modes above all fetch ``max_depth`` ids, then the page.
+
     .venv/bin/python bench/search_latency.py [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import logging
 import os
 import random
@@ -31,8 +40,43 @@ import numpy as np  # noqa: E402
 
 from connector.loader import read_beir  # noqa: E402
 from connector.search import FusionConfig, HybridSearch  # noqa: E402
+from connector.search import query_builder as qb  # noqa: E402
 
 MODES = ("bm25", "knn", "client_hybrid", "server_hybrid")
+RAW_MODES = ("raw_lexical_leg", "raw_knn_leg", "raw_msearch", "raw_lexical_page")
+
+
+class RawHttp:
+    """The legs' exact bodies over one bare keep-alive HTTP connection (plain-http clusters only)."""
+
+    def __init__(self, url: str, index: str) -> None:
+        host, _, port = url.split("://", 1)[1].rstrip("/").partition(":")
+        self.conn = http.client.HTTPConnection(host, int(port or 9200), timeout=30)
+        self.index = index
+
+    def requests(self, bodies: dict[str, Any], source: Any) -> dict[str, tuple[str, bytes, str]]:
+        ndjson = "".join(json.dumps(line) + "\n" for pair in qb.msearch_searches(list(bodies.values()))
+                         for line in pair)
+        return {
+            "raw_lexical_leg": (f"/{self.index}/_search", json.dumps(bodies["lexical"]).encode(), "application/json"),
+            "raw_knn_leg": (f"/{self.index}/_search", json.dumps(bodies["vector"]).encode(), "application/json"),
+            "raw_msearch": (f"/{self.index}/_msearch", ndjson.encode(), "application/x-ndjson"),
+            # what a BM25-only shop sends today: the page itself, sources included, one round trip
+            "raw_lexical_page": (f"/{self.index}/_search",
+                                 json.dumps(dict(bodies["lexical"], size=10, _source=source)).encode(),
+                                 "application/json"),
+        }
+
+    def send(self, request: tuple[str, bytes, str]) -> float:
+        path, body, content_type = request
+        started = time.perf_counter()
+        self.conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = self.conn.getresponse()
+        response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status}")
+        return elapsed
 
 
 def _server_fusion(caps: Any) -> FusionConfig:
@@ -66,17 +110,28 @@ def measure(key: str, url: str, dataset: Path, vectors: dict[str, list[float]], 
                 embed_ms.append((time.perf_counter() - started) * 1000)
             server = _server_fusion(cluster.capabilities)
             form = search.search(queries[0], size=10, strategy="server", fusion=server).server_form
+            raw = RawHttp(url, index) if url.startswith("http://") else None
+            source = qb.source_spec(True, excludes=search.source_excludes)
+            raw_requests = {text: raw.requests(search.leg_bodies(text, embedder.embed_query(text)), source)
+                            for text in queries} if raw else {}
+            modes = MODES + (RAW_MODES if raw else ())
             for text in queries:  # warm-up round
-                for mode in MODES:
-                    _one(search, text, mode, server)
-            samples: dict[str, list[float]] = {m: [] for m in MODES}
+                for mode in modes:
+                    if mode in RAW_MODES:
+                        raw.send(raw_requests[text][mode])  # type: ignore[union-attr]
+                    else:
+                        _one(search, text, mode, server)
+            samples: dict[str, list[float]] = {m: [] for m in modes}
             parts: dict[str, list[float]] = {"search": [], "fetch": [], "fuse": []}
             rng = random.Random(seed)
             for _ in range(rounds):
                 for text in queries:
-                    order = list(MODES)
+                    order = list(modes)
                     rng.shuffle(order)
                     for mode in order:
+                        if mode in RAW_MODES:
+                            samples[mode].append(raw.send(raw_requests[text][mode]))  # type: ignore[union-attr]
+                            continue
                         ms, response = _one(search, text, mode, server)
                         samples[mode].append(ms)
                         if mode == "client_hybrid":
@@ -91,14 +146,18 @@ def measure(key: str, url: str, dataset: Path, vectors: dict[str, list[float]], 
     stats["embed_p99"] = float(np.percentile(embed_ms, 99))
     slower_leg = max(stats["bm25_p50"], stats["knn_p50"])
     stats["ratio"] = stats["client_hybrid_p50"] / slower_leg
+    if "raw_msearch" in samples:
+        stats["raw_ratio"] = stats["raw_msearch_p50"] / max(stats["raw_lexical_leg_p50"], stats["raw_knn_leg_p50"])
     print(f"{len(queries)} queries x {rounds} rounds per mode; server-side form: {form}")
     print(f"{'mode':<16}{'p50 ms':>10}{'p99 ms':>10}")
-    for mode in MODES:
+    for mode in samples:
         print(f"{mode:<16}{stats[mode + '_p50']:>10.2f}{stats[mode + '_p99']:>10.2f}")
     print(f"{'query embed':<16}{stats['embed_p50']:>10.2f}{stats['embed_p99']:>10.2f}  (cold, apart from the above)")
     print(f"client hybrid p50 parts: legs (_msearch) {np.percentile(parts['search'], 50):.2f} ms, "
           f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (_mget) {np.percentile(parts['fetch'], 50):.2f} ms")
     print(f"client hybrid p50 / slower single leg p50 = {stats['ratio']:.3f} (goal <= 1.10)")
+    if "raw_ratio" in stats:
+        print(f"floor, HTTP level: raw _msearch p50 / slower raw leg p50 = {stats['raw_ratio']:.3f}")
     return stats
 
 
@@ -124,6 +183,8 @@ def main() -> int:
                      "server_hybrid_p50", "server_hybrid_p99", "embed_p50", "embed_p99"):
             parts.append(f"{key}_{name}_ms={stats[name]:.2f}")
         parts.append(f"{key}_client_vs_slower_leg_p50_ratio={stats['ratio']:.3f}")
+        if "raw_ratio" in stats:
+            parts.append(f"{key}_raw_msearch_vs_slower_raw_leg_p50_ratio={stats['raw_ratio']:.3f}")
     print("RESULT " + " ".join(parts))
     return 0
 

@@ -28,6 +28,7 @@ __all__ = [
     "Capabilities",
     "Flavor",
     "HybridForm",
+    "KnnLegShape",
     "KnnShape",
     "Quantization",
     "Similarity",
@@ -47,6 +48,10 @@ HybridForm = Literal["es_query_knn", "os_hybrid_query", "es_rrf_retriever", "es_
 # query_vector, k, num_candidates, filter); OpenSearch puts a ``knn`` clause
 # inside ``query`` ({"knn": {field: {vector, k, filter}}}).
 KnnShape = Literal["es_knn_section", "os_knn_query"]
+# How a client-side kNN *leg* (a search of its own) is written: ES >= 8.12 as a ``knn``
+# query clause (one query phase; the top-level ``knn`` section adds a DFS round before it,
+# for the same hits and scores), older ES as the section, OpenSearch as its ``knn`` query.
+KnnLegShape = Literal["es_knn_query", "es_knn_section", "os_knn_query"]
 # Similarities in the search engineer's words; each flavor spells them its own way.
 Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
 Quantization = Literal["none", "int8", "int4", "bbq", "fp16", "binary"]
@@ -130,8 +135,15 @@ class Capabilities:
     # -- search request shapes -------------------------------------------------
     @property
     def knn_shape(self) -> KnnShape:
-        """How the kNN leg of a search is written (see :data:`KnnShape`)."""
+        """How a kNN section sits in a search beside a ``query`` (see :data:`KnnShape`)."""
         return "es_knn_section" if self.flavor == "elasticsearch" else "os_knn_query"
+
+    @property
+    def knn_leg_shape(self) -> KnnLegShape:
+        """How a kNN leg searched on its own is written (see :data:`KnnLegShape`)."""
+        if self.flavor == "elasticsearch":
+            return "es_knn_query" if self.at_least(8, 12) else "es_knn_section"
+        return "os_knn_query"
 
     @property
     def supports_num_candidates(self) -> bool:
@@ -231,6 +243,7 @@ class Capabilities:
             "version": self.version_string,
             "vector_field_type": self.vector_field_type,
             "knn_shape": self.knn_shape,
+            "knn_leg_shape": self.knn_leg_shape,
             "plugins": sorted(self.plugins),
             "plugins_known": self.plugins_known,
             "license": self.license,

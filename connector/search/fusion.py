@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+# Builds a NamedTuple from a plain tuple without its Python-level __new__ (fusion's hot loop).
+_tuple_new = tuple.__new__
+
+
 # NamedTuples: immutable like frozen dataclasses, and about ten times cheaper to build (a
 # hybrid search builds several hundred of them per query).
 class LegHit(NamedTuple):
@@ -72,9 +76,12 @@ class FusedDoc(NamedTuple):
 
 def rank_leg(hits: Sequence[LegHit]) -> list[LegHit]:
     """Order one leg by score (descending) then ``_id``; keep the first hit of a repeated id."""
+    ordered = sorted(hits, key=_leg_order)
+    if len({hit.id for hit in ordered}) == len(ordered):
+        return ordered
     seen: set[str] = set()
     ranked: list[LegHit] = []
-    for hit in sorted(hits, key=lambda h: (-h.score, h.id)):
+    for hit in ordered:
         if hit.id not in seen:
             seen.add(hit.id)
             ranked.append(hit)
@@ -117,10 +124,18 @@ def _check_weights(legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, f
             )
 
 
-def _sorted(docs: list[FusedDoc]) -> list[FusedDoc]:
+def _leg_order(hit: LegHit) -> tuple[float, str]:
+    return -hit.score, hit.id
+
+
+def _fused_order(doc: FusedDoc) -> tuple[float, str]:
     # Scores equal in exact arithmetic can differ in the last bits (0.8-0.7 vs 0.5): round
     # before comparing, so such ties also fall to the _id rule.
-    return sorted(docs, key=lambda d: (-round(d.score, _TIE_DECIMALS), d.id))
+    return -round(doc[1], _TIE_DECIMALS), doc[0]
+
+
+def _sorted(docs: list[FusedDoc]) -> list[FusedDoc]:
+    return sorted(docs, key=_fused_order)
 
 
 def rrf_fuse(
@@ -147,20 +162,24 @@ def rrf_fuse(
     _check_weights(legs, weights)
     per_doc: dict[str, dict[str, LegScore]] = {}
     first_hit: dict[str, LegHit] = {}
+    totals: dict[str, float] = {}
     for name, hits in legs.items():
         weight = float(weights[name])
         for rank, hit in enumerate(rank_leg(hits), start=1):
             reciprocal = 1.0 / (rank_constant + rank)
-            scores = per_doc.get(hit.id)
+            contribution = weight * reciprocal
+            doc_id = hit[0]
+            score = _tuple_new(LegScore, (hit[1], rank, reciprocal, weight, contribution))
+            scores = per_doc.get(doc_id)
             if scores is None:
-                scores = per_doc[hit.id] = {}
-                first_hit[hit.id] = hit
-            scores[name] = LegScore(hit.score, rank, reciprocal, weight, weight * reciprocal)
-    fused = [
-        FusedDoc(doc_id, sum(s.contribution for s in scores.values()), first_hit[doc_id], scores)
-        for doc_id, scores in per_doc.items()
-    ]
-    return _sorted(fused)
+                per_doc[doc_id] = {name: score}
+                first_hit[doc_id] = hit
+                totals[doc_id] = contribution
+            else:
+                scores[name] = score
+                totals[doc_id] += contribution
+    return _sorted([_tuple_new(FusedDoc, (doc_id, totals[doc_id], first_hit[doc_id], scores))
+                    for doc_id, scores in per_doc.items()])
 
 
 def linear_fuse(
@@ -196,17 +215,26 @@ def linear_fuse(
         ranked = rank_leg(hits)
         weight = float(weights[name])
         for rank, (hit, norm) in enumerate(zip(ranked, normalize([h.score for h in ranked], normalizer)), 1):
-            scores = per_doc.get(hit.id)
+            doc_id = hit[0]
+            score = _tuple_new(LegScore, (hit[1], rank, norm, weight, weight * norm))
+            scores = per_doc.get(doc_id)
             if scores is None:
-                scores = per_doc[hit.id] = {}
-                first_hit[hit.id] = hit
-            scores[name] = LegScore(hit.score, rank, norm, weight, weight * norm)
+                per_doc[doc_id] = {name: score}
+                first_hit[doc_id] = hit
+            else:
+                scores[name] = score
     total_weight = sum(float(weights[name]) for name in legs)
     fused: list[FusedDoc] = []
     for doc_id, scores in per_doc.items():
-        denominator = total_weight if missing == "zero" else sum(s.weight for s in scores.values())
-        numerator = sum(s.contribution for s in scores.values())
-        fused.append(FusedDoc(doc_id, numerator / denominator if denominator > 0 else 0.0, first_hit[doc_id], scores))
+        numerator = 0.0
+        denominator = 0.0
+        for leg_score in scores.values():
+            numerator += leg_score[4]
+            denominator += leg_score[3]
+        if missing == "zero":
+            denominator = total_weight
+        fused.append(_tuple_new(FusedDoc, (doc_id, numerator / denominator if denominator > 0 else 0.0,
+                                           first_hit[doc_id], scores)))
     return _sorted(fused)
 
 

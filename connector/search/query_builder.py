@@ -28,6 +28,7 @@ __all__ = [
     "lexical_leg_body",
     "knn_leg_body",
     "es_knn_section",
+    "es_knn_query",
     "os_knn_query",
     "msearch_searches",
     "mget_body",
@@ -116,6 +117,25 @@ def es_knn_section(
     return section
 
 
+def es_knn_query(
+    vector: Sequence[float],
+    *,
+    field: str,
+    num_candidates: int,
+    filters: Sequence[Mapping[str, Any]] = (),
+) -> JsonDict:
+    """Elasticsearch's ``knn`` query clause (8.12+); ``filter`` is a pre-filter.
+
+    It matches the ``num_candidates`` nearest documents of each shard; the search's ``size``
+    keeps the best ``k``, the same hits and scores as a top-level ``knn`` section with that
+    ``k`` and ``num_candidates``, without the section's extra DFS phase.
+    """
+    clause: JsonDict = {"field": field, "query_vector": list(vector), "num_candidates": num_candidates}
+    if filters:
+        clause["filter"] = [dict(f) for f in filters]
+    return {"knn": clause}
+
+
 def os_knn_query(
     vector: Sequence[float],
     *,
@@ -146,12 +166,16 @@ def knn_leg_body(
     filters: Sequence[Mapping[str, Any]] = (),
     source: bool | JsonDict = False,
 ) -> JsonDict:
-    """One search body for the kNN leg, written the way the cluster expects (``knn_shape``).
+    """One search body for the kNN leg, written the way the cluster expects.
 
-    ``num_candidates`` is Elasticsearch's HNSW candidate list; OpenSearch uses ``k``.
+    ``knn_shape`` is a :data:`~connector.capabilities.KnnLegShape` (``caps.knn_leg_shape``).
+    ``num_candidates`` is Elasticsearch's HNSW candidate list (never below ``k``); OpenSearch
+    uses ``k``.
     """
     body: JsonDict
-    if knn_shape == "es_knn_section":
+    if knn_shape == "es_knn_query":
+        body = {"query": es_knn_query(vector, field=field, num_candidates=max(num_candidates, k), filters=filters)}
+    elif knn_shape == "es_knn_section":
         body = {"knn": es_knn_section(vector, field=field, k=k, num_candidates=num_candidates, filters=filters)}
     elif knn_shape == "os_knn_query":
         body = {"query": os_knn_query(vector, field=field, k=k, filters=filters)}

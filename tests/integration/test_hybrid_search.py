@@ -129,6 +129,29 @@ def test_filter_is_applied_inside_knn_as_a_prefilter(cluster: Cluster, products:
     assert ranged.hits and all(h.source and h.source["price"] >= 30 for h in ranged.hits)
 
 
+def test_knn_leg_shape_returns_what_the_knn_section_returns(cluster: Cluster, products: str) -> None:
+    """ES >= 8.12 runs the kNN leg as a ``knn`` query (no DFS phase): same hits, same scores."""
+    from connector.search import query_builder as qb
+
+    caps = cluster.capabilities
+    if caps.flavor != "elasticsearch":
+        assert caps.knn_leg_shape == "os_knn_query"
+        return
+    assert caps.knn_leg_shape == "es_knn_query"
+    search = searcher(cluster, products, max_depth=6)
+    for text, filters in (("waterproof tent", []), ("camping gear", [{"term": {"color": "blue"}}])):
+        vector = QUERY_VECTORS[text]
+        leg = search.leg_bodies("", vector, filters=filters)["vector"]
+        assert "knn" in leg["query"] and "knn" not in leg
+        section = qb.knn_leg_body(vector, knn_shape="es_knn_section", field="embedding", k=6, num_candidates=100,
+                                  filters=filters)
+        got = [(h["_id"], h["_score"]) for h in cluster.search(products, leg)["hits"]["hits"]]
+        want = [(h["_id"], h["_score"]) for h in cluster.search(products, section)["hits"]["hits"]]
+        assert got == want and len(got) == 6
+        if filters:
+            assert all(int(doc_id[1:]) >= 12 for doc_id, _ in got)  # pre-filtered: 6 blue docs
+
+
 @pytest.mark.parametrize("strategy", ["client", "auto"])
 def test_pages_are_consistent_and_bounded(cluster: Cluster, products: str, strategy: str) -> None:
     search = searcher(cluster, products, max_depth=20)

@@ -64,6 +64,7 @@ def test_es9_basic_license() -> None:
     assert caps.major == 9
     assert caps.vector_field_type == "dense_vector"
     assert caps.knn_shape == "es_knn_section"
+    assert caps.knn_leg_shape == "es_knn_query"
     assert caps.supports_num_candidates
     assert caps.license == "basic"
     assert caps.hybrid_forms == frozenset({"es_query_knn"})
@@ -154,6 +155,7 @@ def test_os3_with_knn_only() -> None:
     assert caps.flavor == "opensearch"
     assert caps.vector_field_type == "knn_vector"
     assert caps.knn_shape == "os_knn_query"
+    assert caps.knn_leg_shape == "os_knn_query"
     assert not caps.supports_num_candidates
     assert caps.requires_knn_index_setting
     assert caps.license is None
@@ -306,3 +308,9 @@ def test_connector_unknown_attribute() -> None:
         connector.nope  # noqa: B018
     assert "connect" in dir(connector)
     assert connector.connect is connector._connect.connect
+
+
+@pytest.mark.parametrize(("version", "shape"), [("8.4.0", "es_knn_section"), ("8.11.4", "es_knn_section"),
+                                                ("8.12.0", "es_knn_query"), ("9.5.4", "es_knn_query")])
+def test_knn_leg_shape_follows_the_es_version(version: str, shape: str) -> None:
+    assert Capabilities.from_version("elasticsearch", version).knn_leg_shape == shape

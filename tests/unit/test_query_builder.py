@@ -73,7 +73,7 @@ def test_user_text_never_reaches_a_query_parser() -> None:
 
 @pytest.mark.parametrize("server", ["es9", "os2"])
 def test_knn_leg_golden(server: str) -> None:
-    body = qb.knn_leg_body(VECTOR, knn_shape=SERVERS[server].knn_shape, field="embedding", k=100,
+    body = qb.knn_leg_body(VECTOR, knn_shape=SERVERS[server].knn_leg_shape, field="embedding", k=100,
                            num_candidates=200, filters=FILTERS)
     check_golden(f"knn_leg_{server}", body)
 
@@ -82,6 +82,9 @@ def test_knn_leg_filters_are_inside_knn() -> None:
     es = qb.knn_leg_body(VECTOR, knn_shape="es_knn_section", field="v", k=5, num_candidates=3, filters=FILTERS)
     assert es["knn"]["filter"] == FILTERS and "query" not in es and "post_filter" not in es
     assert es["knn"]["num_candidates"] == 5  # never below k
+    query = qb.knn_leg_body(VECTOR, knn_shape="es_knn_query", field="v", k=5, num_candidates=3, filters=FILTERS)
+    assert query["query"]["knn"]["filter"] == FILTERS and "knn" not in query and "post_filter" not in query
+    assert query["query"]["knn"]["num_candidates"] == 5 and query["size"] == 5  # size is k
     os_ = qb.knn_leg_body(VECTOR, knn_shape="os_knn_query", field="v", k=5, num_candidates=50, filters=FILTERS)
     assert os_["query"]["knn"]["v"]["filter"] == {"bool": {"filter": FILTERS}} and "post_filter" not in os_
 
