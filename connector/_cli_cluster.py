@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from connector._cli_common import add_command_group
+
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``cluster`` command and its ``up`` / ``status`` / ``down`` sub-commands."""
-    cluster = subparsers.add_parser(
+    actions = add_command_group(
+        subparsers,
         "cluster",
         help="run a local Elasticsearch / OpenSearch for development (no Docker)",
         description="Local single-node clusters from Maven Central, bound to 127.0.0.1. "
         "Cached under $ESHYBRID_HOME (default /var/tmp/eshybrid).",
     )
-    actions = cluster.add_subparsers(dest="cluster_command", metavar="ACTION")
-    actions.required = True
 
     up = actions.add_parser("up", help="start a cluster (prints its URL last)")
     up.add_argument("--flavor", choices=("elasticsearch", "opensearch"), required=True)

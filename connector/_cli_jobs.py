@@ -13,22 +13,15 @@ import json
 import logging
 from typing import Any
 
+from connector._cli_common import split_csv, unescape_template
+
 __all__ = ["register"]
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _template(value: str | None) -> str | None:
-    # Shells pass "\n" literally; people mean a newline.
-    return None if value is None else value.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
     parser.add_argument("--embed-url", help="embedding service base URL (default $ESHYBRID_EMBED_URL)")
-    parser.add_argument("--fields", type=_split, default=(),
+    parser.add_argument("--fields", type=split_csv, default=(),
                         help="source fields to embed, e.g. title,description (default: those the index _meta records)")
     parser.add_argument("--template",
                         help='text template, e.g. "{title}\\n{description}" (default: the _meta one, or fields joined)')
@@ -86,27 +79,17 @@ def _job_settings(args: argparse.Namespace) -> Any:
 
 
 def _connections(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
-    from connector._connect import connect
-    from connector.jobs.settings import ConnectionSettings
+    from connector.connection import ConnectionSettings
 
     settings = ConnectionSettings()
     spec = settings.cluster_spec(args.url)
-    basic = (spec.username, spec.password) if spec.username else None
-    cluster = connect(spec.url, api_key=spec.api_key, basic_auth=basic, ca_certs=spec.ca_certs,
-                      verify_certs=spec.verify_certs, request_timeout_s=spec.request_timeout_s)
-    return cluster, spec, args.embed_url or settings.embed_url
+    return spec.connect(detect=True), spec, args.embed_url or settings.embed_url
 
 
 def _embedder(url: str | None, settings: Any) -> Any:
-    from connector.embedding_client import EmbeddingClient
-    from connector.errors import ConfigError
-    from connector.jobs.settings import ConnectionSettings
+    from connector.connection import ConnectionSettings
 
-    if not url:
-        raise ConfigError("no embedding service: pass --embed-url or set ESHYBRID_EMBED_URL "
-                          "(start one with `eshybrid serve embed`)", field="embed_url")
-    return EmbeddingClient(url, api_key=ConnectionSettings().embed_api_key, timeout_s=60.0,
-                           max_retries=settings.embed_max_retries)
+    return ConnectionSettings().embedding_client(url, timeout_s=60.0, max_retries=settings.embed_max_retries)
 
 
 def _quiet_transport(args: argparse.Namespace) -> None:
@@ -137,7 +120,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     settings = _job_settings(args)
     cluster, spec, embed_url = _connections(args)
     config = BackfillConfig(
-        index=args.index, fields=args.fields, template=_template(args.template), vector_field=args.vector_field,
+        index=args.index, fields=args.fields, template=unescape_template(args.template), vector_field=args.vector_field,
         slices=args.slices, job_id=args.job_id, resume=args.resume, catch_up=args.catch_up,
         ray_address=args.ray_address, embed_url=embed_url, show_progress=args.progress, settings=settings)
     embedder = _embedder(embed_url, settings)
@@ -156,7 +139,7 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
     settings = _job_settings(args)
     cluster, _, embed_url = _connections(args)
     config = ReindexConfig(
-        alias=args.alias, source=args.source, fields=args.fields, template=_template(args.template),
+        alias=args.alias, source=args.source, fields=args.fields, template=unescape_template(args.template),
         vector_field=args.vector_field, similarity=args.similarity, delete_old=args.delete_old,
         copy_only=args.copy_only, slices=args.slices, job_id=args.job_id, resume=args.resume,
         embed_url=embed_url, show_progress=args.progress, settings=settings)

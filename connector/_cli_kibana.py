@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from connector._cli_common import add_command_group
+
 __all__ = ["default_bundles", "demo_index_body", "demo_index_mapping", "register"]
 
 logger = logging.getLogger(__name__)
@@ -25,14 +27,13 @@ DEFAULT_INDEX = "products"
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``kibana`` command and its ``export`` / ``defaults`` sub-commands."""
-    kibana = subparsers.add_parser(
+    actions = add_command_group(
+        subparsers,
         "kibana",
         help="write Kibana / OpenSearch Dashboards saved objects (data views, dashboards)",
         description="Saved objects generated from real index mappings, importable with the "
         "Saved Objects API (POST /api/saved_objects/_import).",
     )
-    actions = kibana.add_subparsers(dest="kibana_command", metavar="ACTION")
-    actions.required = True
 
     export = actions.add_parser(
         "export",

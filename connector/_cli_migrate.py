@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
+
+from connector._cli_common import add_command_group, unescape_template
 
 __all__ = ["register"]
 
@@ -41,41 +44,43 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``migrate`` and its sub-commands."""
-    migrate = subparsers.add_parser(
-        "migrate", help="versioned mapping migrations (state and lock in the cluster)",
+    actions = add_command_group(
+        subparsers, "migrate", help="versioned mapping migrations (state and lock in the cluster)",
         description="Apply the revisions of migrations/versions to one index: add the vector field, move the "
         "index behind an alias, change models. Two runners never apply the same revision at once.")
-    actions = migrate.add_subparsers(dest="migrate_command", metavar="ACTION")
-    actions.required = True
 
-    status = actions.add_parser("status", help="current revision, head, pending revisions, history")
-    _add_target(status)
-    status.set_defaults(func=_cmd_status)
+    _add_action(actions, "status", _cmd_status, params=False,
+                help="current revision, head, pending revisions, history")
 
-    plan = actions.add_parser("plan", help="what up/down would run (dry run)")
-    _add_target(plan)
-    _add_params(plan)
+    plan = _add_action(actions, "plan", _cmd_plan, help="what up/down would run (dry run)")
     plan.add_argument("--to", default=None, help="target revision (default head; with --down: required)")
     plan.add_argument("--down", action="store_true", help="plan a downgrade")
-    plan.set_defaults(func=_cmd_plan)
 
-    up = actions.add_parser("up", help="apply revisions up to --to (default head)")
-    _add_target(up)
-    _add_params(up)
+    up = _add_action(actions, "up", _cmd_up, help="apply revisions up to --to (default head)")
     up.add_argument("--to", default="head", help="target revision (default head)")
-    up.set_defaults(func=_cmd_up)
 
-    down = actions.add_parser("down", help="undo revisions down to --to (base: all)")
-    _add_target(down)
-    _add_params(down)
+    down = _add_action(actions, "down", _cmd_down, help="undo revisions down to --to (base: all)")
     down.add_argument("--to", required=True, help="target revision, or base")
-    down.set_defaults(func=_cmd_down)
 
-    stamp = actions.add_parser("stamp", help="record a revision as applied without running it")
-    _add_target(stamp)
-    _add_params(stamp)
+    stamp = _add_action(actions, "stamp", _cmd_stamp, help="record a revision as applied without running it")
     stamp.add_argument("revision", help="revision id, head or base")
-    stamp.set_defaults(func=_cmd_stamp)
+
+
+def _add_action(
+    actions: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    *,
+    help: str,  # noqa: A002 - argparse's own name for it
+    params: bool = True,
+) -> argparse.ArgumentParser:
+    """One ``migrate`` action: the target options, the revision parameters unless ``params=False``."""
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=help)
+    _add_target(parser)
+    if params:
+        _add_params(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,7 +93,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     if params.get("template"):
-        params["template"] = str(params["template"]).replace("\\n", "\n")
+        params["template"] = unescape_template(str(params["template"]))
     for item in getattr(args, "param", []) or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -96,9 +101,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params[key.strip()] = value
     embed_url = getattr(args, "embed_url", None)
     if embed_url:
-        from connector.embedding_client import EmbeddingClient
+        from connector.connection import ConnectionSettings
 
-        with EmbeddingClient(embed_url) as client:
+        with ConnectionSettings().embedding_client(embed_url) as client:  # ESHYBRID_EMBED_API_KEY too
             info = client.info()
         key_dims, key_model = ("new_dims", "new_model_id") if "new_vector_field" in params else ("dims", "model_id")
         params.setdefault(key_dims, info.dims)
@@ -107,14 +112,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _migrator(args: argparse.Namespace, *, with_params: bool = True) -> Any:
-    from connector._connect import connect
-    from connector.jobs.settings import ConnectionSettings
+    from connector.connection import ConnectionSettings
     from migrations import MigrationSettings, Migrator
 
-    spec = ConnectionSettings().cluster_spec(args.url)
-    basic = (spec.username, spec.password) if spec.username else None
-    cluster = connect(spec.url, api_key=spec.api_key, basic_auth=basic, ca_certs=spec.ca_certs,
-                      verify_certs=spec.verify_certs)
+    cluster = ConnectionSettings().connect(args.url)
     overrides = {"versions_dir": args.versions_dir, "lock_wait_s": getattr(args, "lock_wait", None),
                  "lock_ttl_s": getattr(args, "lock_ttl", None)}
     base = MigrationSettings()
@@ -156,20 +157,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    applied = _migrator(args).upgrade(args.to)
-    if args.json:
-        print(json.dumps({"applied": applied}))
-    elif applied:
-        print(f"applied {', '.join(applied)}")
-    return 0
+    return _print_revisions("applied", _migrator(args).upgrade(args.to), as_json=args.json)
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    undone = _migrator(args).downgrade(args.to)
-    if args.json:
-        print(json.dumps({"undone": undone}))
-    elif undone:
-        print(f"undone {', '.join(undone)}")
+    return _print_revisions("undone", _migrator(args).downgrade(args.to), as_json=args.json)
+
+
+def _print_revisions(done: str, revisions: list[str], *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({done: revisions}))
+    elif revisions:
+        print(f"{done} {', '.join(revisions)}")
     return 0
 
 

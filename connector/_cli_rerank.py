@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector._cli_common import split_csv
 from connector.errors import ConfigError
 from connector.rerank_client import RerankConfig
 
@@ -69,7 +70,7 @@ def rerank_config_from_args(args: argparse.Namespace) -> RerankConfig | None:
     }
     fields = getattr(args, "rerank_fields", None)
     if fields:
-        given["fields"] = tuple(name.strip() for name in fields.split(",") if name.strip())
+        given["fields"] = split_csv(fields)
     key_env = getattr(args, "rerank_api_key_env", None)
     if key_env:
         key = os.environ.get(key_env)

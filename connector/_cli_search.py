@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from connector._cli_common import split_csv
 from connector._cli_rerank import add_rerank_arguments
 from connector.connection import ConnectionSettings
 
@@ -115,18 +118,11 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
-    from connector.errors import ConfigError
-
     settings = _settings()
     url = getattr(args, "embed_url", None) or settings.embed_url
-    if not url:
-        if needed:
-            raise ConfigError("knn and hybrid modes embed the query: pass --embed-url or set ESHYBRID_EMBED_URL "
-                              "(start one with `eshybrid serve embed`)", field="embed_url")
+    if not url and not needed:
         return None
-    from connector.embedding_client import EmbeddingClient
-
-    return EmbeddingClient(url, api_key=settings.embed_api_key)
+    return settings.embedding_client(url, missing="knn and hybrid modes embed the query")
 
 
 def _parse_fields(spec: str | None) -> dict[str, float] | None:
@@ -167,13 +163,25 @@ def _fusion(args: argparse.Namespace) -> Any:
         raise ConfigError(f"bad fusion settings: {e}", field="fusion") from e
 
 
-def _hybrid_search(args: argparse.Namespace, cluster: Any, *, embedder: Any) -> Any:
+@contextmanager
+def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
+    """The ``HybridSearch`` the flags describe, on its own cluster connection; both closed afterwards.
+
+    Args:
+        embed: the command embeds queries (knn or hybrid mode), so an embedding service is required.
+    """
     from connector._cli_rerank import rerank_config_from_args
     from connector.search import HybridSearch
 
-    return HybridSearch(cluster, args.index, embedder=embedder, fusion=_fusion(args),
-                        strategy=getattr(args, "strategy", "auto"), max_depth=args.max_depth,
-                        lexical_fields=_parse_fields(args.fields), rerank=rerank_config_from_args(args))
+    with _cluster(args) as cluster:
+        embedder = _embedder(args, needed=embed)
+        search = HybridSearch(cluster, args.index, embedder=embedder, fusion=_fusion(args),
+                              strategy=getattr(args, "strategy", "auto"), max_depth=args.max_depth,
+                              lexical_fields=_parse_fields(args.fields), rerank=rerank_config_from_args(args))
+        try:
+            yield search
+        finally:
+            search.close()
 
 
 def _dataset(args: argparse.Namespace) -> Any:
@@ -190,15 +198,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from connector.search.filters import parse_filter_expression
 
     filters = [parse_filter_expression(expr) for expr in args.filter]
-    with _cluster(args) as cluster:
-        embedder = _embedder(args, needed=args.mode != "bm25")
-        search = _hybrid_search(args, cluster, embedder=embedder)
-        try:
-            mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
-            response = search.search(args.text, mode=mode, filters=filters, size=args.size, page=args.page,
-                                     explain=args.explain)
-        finally:
-            search.close()
+    with _hybrid_search(args, embed=args.mode != "bm25") as search:
+        mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
+        response = search.search(args.text, mode=mode, filters=filters, size=args.size, page=args.page,
+                                 explain=args.explain)
     if args.console:
         print(response.to_console(), end="")
     elif args.json:
@@ -213,19 +216,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from connector.evaluation import evaluate_search
     from connector.search.models import SEARCH_MODES
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes = list(split_csv(args.modes))
     unknown = [m for m in modes if m not in SEARCH_MODES]
     if unknown or not modes:
         raise ConfigError(f"--modes: unknown {unknown}; use {', '.join(SEARCH_MODES)}", field="modes")
     dataset = _dataset(args)
-    with _cluster(args) as cluster:
-        embedder = _embedder(args, needed=any(m != "bm25" for m in modes))
-        search = _hybrid_search(args, cluster, embedder=embedder)
-        try:
-            report = evaluate_search(search, dataset.queries, dataset.qrels, modes=modes,
-                                     depth=min(100, search.max_depth), strategy=args.strategy)
-        finally:
-            search.close()
+    with _hybrid_search(args, embed=any(m != "bm25" for m in modes)) as search:
+        report = evaluate_search(search, dataset.queries, dataset.qrels, modes=modes,
+                                 depth=min(100, search.max_depth), strategy=args.strategy)
     if args.json:
         print(json.dumps(report.to_json(per_query=args.per_query)))
     else:
@@ -249,18 +247,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     from connector.evaluation import tune_fusion
-    from connector.search import HybridSearch
 
     dataset = _dataset(args)
     judged = dataset.judged_queries()
-    with _cluster(args) as cluster:
-        embedder = _embedder(args, needed=True)
-        search = HybridSearch(cluster, args.index, embedder=embedder, max_depth=args.max_depth,
-                              lexical_fields=_parse_fields(args.fields))
-        try:
-            legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in judged.items()}
-        finally:
-            search.close()
+    # tune has no fusion, strategy or rerank flags: the search gets the defaults (it only fetches legs).
+    with _hybrid_search(args, embed=True) as search:
+        legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in judged.items()}
     report = tune_fusion(legs, dataset.qrels, train_fraction=args.train_fraction, seed=args.seed,
                          depth=min(100, args.max_depth))
     if args.json:

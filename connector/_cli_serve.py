@@ -2,7 +2,9 @@
 
 Adding a service: write ``add_serve_command(serve_subparsers)`` in your own module (it adds one
 sub-parser with ``set_defaults(func=handler)``), list it in ``SERVE_COMMANDS`` below, and reuse
-:func:`add_ray_arguments` / :func:`run_app` so every service starts Ray the same way.
+:func:`add_ray_arguments` / :func:`run_app` so every service starts Ray the same way (a model service:
+:func:`add_device_arguments`, :func:`add_replica_arguments`, :func:`model_service_settings` and
+:func:`run_model_service`, as ``embed`` and ``rerank`` do).
 Ray, torch and the services are imported only inside handlers (the base install has none of them).
 """
 
@@ -16,12 +18,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from connector._cli_common import add_command_group, import_optional
 from connector.errors import ConfigError
 
 if TYPE_CHECKING:
     from ray.serve.deployment import Application
 
-__all__ = ["register", "SERVE_COMMANDS", "add_ray_arguments", "run_app", "add_embed_command"]
+__all__ = [
+    "register", "SERVE_COMMANDS", "DEFAULT_HOST", "DEFAULT_PORT", "add_ray_arguments", "run_app",
+    "add_device_arguments", "add_replica_arguments", "model_service_settings", "run_model_service",
+    "add_embed_command",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +39,20 @@ SERVE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector._cli_serve_search", "add_serve_command"),
 )
 
+# Where Serve's HTTP proxy listens when neither the flags nor the service's settings say.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` group and every sub-command listed in ``SERVE_COMMANDS``."""
-    parser = subparsers.add_parser("serve", help="run a service (embed, rerank, search) on Ray Serve",
-                                   description="Run an eshybrid service as a Ray Serve application.")
-    serve_subparsers = parser.add_subparsers(dest="serve_command", metavar="SERVICE")
-    serve_subparsers.required = True
+    serve_subparsers = add_command_group(
+        subparsers, "serve", help="run a service (embed, rerank, search) on Ray Serve",
+        description="Run an eshybrid service as a Ray Serve application.", metavar="SERVICE")
     for module_name, function_name in SERVE_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:
-                continue
-            raise
-        getattr(module, function_name)(serve_subparsers)
+        module = import_optional(module_name)
+        if module is not None:
+            getattr(module, function_name)(serve_subparsers)
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, *, default_route_prefix: str) -> None:
@@ -55,8 +61,8 @@ def add_ray_arguments(parser: argparse.ArgumentParser, *, default_route_prefix: 
     group.add_argument("--address", default=None,
                        help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local Ray")
     group.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    group.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1)")
-    group.add_argument("--port", type=int, default=None, help="HTTP port (default 8000)")
+    group.add_argument("--host", default=None, help=f"HTTP bind address (default {DEFAULT_HOST})")
+    group.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
     group.add_argument("--route-prefix", default=None, help=f"HTTP route prefix (default {default_route_prefix})")
     group.add_argument("--app-name", default=None, help="Ray Serve application name")
 
@@ -109,6 +115,73 @@ def run_app(
         ray.shutdown()
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype``: where a model service's torch model runs, and in what precision."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default=None,
+                        help="default auto: bf16/fp16 on GPU, fp32 on CPU")
+
+
+def add_replica_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--replicas``, ``--num-cpus-per-replica`` and ``--torch-threads`` of a model service."""
+    parser.add_argument("--replicas", type=int, default=None, help="replica count (default 1)")
+    parser.add_argument("--num-cpus-per-replica", type=float, default=None, help="Ray CPUs per replica")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch threads per replica on CPU")
+
+
+# Flags every model service has (its own --model/--model-id, the device, replica and Ray/HTTP ones),
+# named as its settings fields.
+_MODEL_SERVICE_FIELDS = ("model", "model_id", "device", "dtype", "replicas", "num_cpus_per_replica",
+                         "torch_threads", "host", "port", "route_prefix", "app_name")
+
+
+def model_service_settings(args: argparse.Namespace, settings_class: str, *, service: str, **given: Any) -> Any:
+    """A model service's settings: the flags that were given, then its ``ESHYBRID_*`` env vars, then defaults.
+
+    Args:
+        settings_class: ``"package.module.ClassName"``, imported here (it needs ``eshybrid[serve]``).
+        service: what the errors call it, e.g. ``"embedding service"``.
+        given: the service's own flags as settings fields; None means not given.
+
+    Raises:
+        ConfigError: the service is not installed, or the settings do not validate.
+    """
+    from pydantic import ValidationError
+
+    module_name, _, class_name = settings_class.rpartition(".")
+    try:
+        settings_type = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as e:
+        raise ConfigError(f"the {service} is not installed; pip install 'eshybrid[serve]'") from e
+    common = {name: getattr(args, name) for name in _MODEL_SERVICE_FIELDS}
+    overrides: dict[str, Any] = {key: value for key, value in {**common, **given}.items() if value is not None}
+    if args.online:
+        overrides["offline"] = False
+    try:
+        return settings_type(**overrides)
+    except ValidationError as e:
+        raise ConfigError(f"invalid {service} settings: {e}") from e
+
+
+def run_model_service(args: argparse.Namespace, settings: Any, *, deployment: str, ready_message: str) -> int:
+    """Run ``<deployment>.build_app(settings)`` with :func:`run_app` where ``settings`` say.
+
+    Args:
+        deployment: the module whose ``build_app`` makes the application (imported once Ray is up).
+        ready_message: printed when it is healthy; ``{url}`` is its base URL.
+    """
+
+    def build() -> Application:
+        app: Application = importlib.import_module(deployment).build_app(settings)
+        return app
+
+    def ready(url: str) -> None:
+        print(ready_message.format(url=url), flush=True)
+
+    return run_app(build, name=settings.app_name, route_prefix=settings.route_prefix, host=settings.host,
+                   port=settings.port, address=args.address, num_cpus=args.num_cpus, on_ready=ready)
+
+
 def add_embed_command(serve_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``eshybrid serve embed``: the embedding service."""
     parser = serve_subparsers.add_parser(
@@ -119,12 +192,8 @@ def add_embed_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
                         help="local sentence-transformers/transformers folder or hub id "
                              "(default: bundled all-MiniLM-L6-v2, offline)")
     parser.add_argument("--model-id", default=None, help="name reported by /info and checked against index _meta")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto")
-    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default=None,
-                        help="default auto: bf16/fp16 on GPU, fp32 on CPU")
-    parser.add_argument("--replicas", type=int, default=None, help="replica count (default 1)")
-    parser.add_argument("--num-cpus-per-replica", type=float, default=None, help="Ray CPUs per replica")
-    parser.add_argument("--torch-threads", type=int, default=None, help="torch threads per replica on CPU")
+    add_device_arguments(parser)
+    add_replica_arguments(parser)
     parser.add_argument("--max-batch-size", type=int, default=None, help="texts per batch")
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per forward pass")
     parser.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face hub")
@@ -133,39 +202,12 @@ def add_embed_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
 
 
 def _embed_settings(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        from embedding_service.settings import EmbeddingServiceSettings
-    except ImportError as e:
-        raise ConfigError("the embedding service is not installed; pip install 'eshybrid[serve]'") from e
-
-    given = {
-        "model": args.model, "model_id": args.model_id, "device": args.device, "dtype": args.dtype,
-        "replicas": args.replicas, "num_cpus_per_replica": args.num_cpus_per_replica,
-        "torch_threads": args.torch_threads, "max_batch_size": args.max_batch_size,
-        "max_batch_tokens": args.max_batch_tokens, "host": args.host, "port": args.port,
-        "route_prefix": args.route_prefix, "app_name": args.app_name,
-    }
-    overrides: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-    if args.online:
-        overrides["offline"] = False
-    try:
-        return EmbeddingServiceSettings(**overrides)
-    except ValidationError as e:
-        raise ConfigError(f"invalid embedding service settings: {e}") from e
+    return model_service_settings(args, "embedding_service.settings.EmbeddingServiceSettings",
+                                  service="embedding service", max_batch_size=args.max_batch_size,
+                                  max_batch_tokens=args.max_batch_tokens)
 
 
 def _serve_embed(args: argparse.Namespace) -> int:
-    settings = _embed_settings(args)
-
-    def build() -> Application:
-        from embedding_service.deployment import build_app
-
-        return build_app(settings)
-
-    def ready(url: str) -> None:
-        print(f"embedding service ready at {url}  (POST {url}/v1/embeddings, GET {url}/info)", flush=True)
-
-    return run_app(build, name=settings.app_name, route_prefix=settings.route_prefix, host=settings.host,
-                   port=settings.port, address=args.address, num_cpus=args.num_cpus, on_ready=ready)
+    return run_model_service(
+        args, _embed_settings(args), deployment="embedding_service.deployment",
+        ready_message="embedding service ready at {url}  (POST {url}/v1/embeddings, GET {url}/info)")

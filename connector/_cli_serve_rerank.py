@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from connector._cli_serve import add_ray_arguments, run_app
+from connector._cli_serve import (
+    add_device_arguments,
+    add_ray_arguments,
+    add_replica_arguments,
+    model_service_settings,
+    run_model_service,
+)
 from connector.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ray.serve.deployment import Application
 
 __all__ = ["add_serve_command"]
 
@@ -31,9 +34,7 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
     parser.add_argument("--model-id", default=None, help="name reported by /info and in responses")
     parser.add_argument("--kind", choices=("auto", "cross_encoder", "llm"), default=None,
                         help="auto (default) reads the architecture from the config")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto")
-    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default=None,
-                        help="default auto: bf16/fp16 on GPU, fp32 on CPU")
+    add_device_arguments(parser)
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     parser.add_argument("--max-batch-pairs", type=int, default=None,
@@ -41,9 +42,7 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
     parser.add_argument("--llm-template", default=None, help="LLM prompt with {query} and {document}")
     parser.add_argument("--yes-token", default=None, help="LLM token scored as relevant (default yes)")
     parser.add_argument("--no-token", default=None, help="LLM token scored as not relevant (default no)")
-    parser.add_argument("--replicas", type=int, default=None, help="replica count (default 1)")
-    parser.add_argument("--num-cpus-per-replica", type=float, default=None, help="Ray CPUs per replica")
-    parser.add_argument("--torch-threads", type=int, default=None, help="torch threads per replica on CPU")
+    add_replica_arguments(parser)
     parser.add_argument("--api-key-env", default=None, metavar="VAR",
                         help="read the bearer token from this env var (keeps it out of the process list)")
     parser.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face hub")
@@ -53,47 +52,19 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
 
 
 def _rerank_settings(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        from rerank.settings import RerankSettings
-    except ImportError as e:
-        raise ConfigError("the rerank service is not installed; pip install 'eshybrid[serve]'") from e
-
-    given = {
-        "model": args.model, "model_id": args.model_id, "kind": args.kind, "device": args.device,
-        "dtype": args.dtype, "max_length": args.max_length, "batch_size": args.batch_size,
-        "max_batch_pairs": args.max_batch_pairs, "llm_template": args.llm_template,
-        "yes_token": args.yes_token, "no_token": args.no_token, "replicas": args.replicas,
-        "num_cpus_per_replica": args.num_cpus_per_replica, "torch_threads": args.torch_threads,
-        "host": args.host, "port": args.port, "route_prefix": args.route_prefix, "app_name": args.app_name,
-    }
-    overrides: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-    if args.online:
-        overrides["offline"] = False
-    if args.trust_remote_code:
-        overrides["trust_remote_code"] = True
+    api_key = None
     if args.api_key_env:
-        key = os.environ.get(args.api_key_env)
-        if not key:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
             raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset")
-        overrides["api_key"] = key
-    try:
-        return RerankSettings(**overrides)
-    except ValidationError as e:
-        raise ConfigError(f"invalid rerank service settings: {e}") from e
+    return model_service_settings(
+        args, "rerank.settings.RerankSettings", service="rerank service", kind=args.kind,
+        max_length=args.max_length, batch_size=args.batch_size, max_batch_pairs=args.max_batch_pairs,
+        llm_template=args.llm_template, yes_token=args.yes_token, no_token=args.no_token,
+        trust_remote_code=True if args.trust_remote_code else None, api_key=api_key)
 
 
 def _serve_rerank(args: argparse.Namespace) -> int:
-    settings = _rerank_settings(args)
-
-    def build() -> Application:
-        from rerank.deployment import build_app
-
-        return build_app(settings)
-
-    def ready(url: str) -> None:
-        print(f"rerank service ready at {url}  (POST {url}/v1/rerank, GET {url}/info)", flush=True)
-
-    return run_app(build, name=settings.app_name, route_prefix=settings.route_prefix, host=settings.host,
-                   port=settings.port, address=args.address, num_cpus=args.num_cpus, on_ready=ready)
+    return run_model_service(
+        args, _rerank_settings(args), deployment="rerank.deployment",
+        ready_message="rerank service ready at {url}  (POST {url}/v1/rerank, GET {url}/info)")

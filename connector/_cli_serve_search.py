@@ -50,7 +50,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _serve_search(args: argparse.Namespace) -> int:
-    from connector._cli_serve import run_app
+    from connector._cli_serve import DEFAULT_HOST, DEFAULT_PORT, run_app
 
     settings = _settings(args)
     route_prefix = args.route_prefix or "/"
@@ -68,5 +68,5 @@ def _serve_search(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"search endpoint ready: POST {url}/search", flush=True)
 
-    return run_app(build, name=args.app_name or "search", route_prefix=route_prefix, host=args.host or "127.0.0.1",
-                   port=args.port or 8000, address=args.address, num_cpus=args.num_cpus, on_ready=ready)
+    return run_app(build, name=args.app_name or "search", route_prefix=route_prefix, host=args.host or DEFAULT_HOST,
+                   port=args.port or DEFAULT_PORT, address=args.address, num_cpus=args.num_cpus, on_ready=ready)

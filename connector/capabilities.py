@@ -420,36 +420,31 @@ def _check_supported(
     plugins_known: bool,
     where: str,
 ) -> None:
+    reason = None
     if flavor == "elasticsearch" and version < MIN_ELASTICSEARCH:
-        raise UnsupportedServerError(
+        reason = (
             f"Elasticsearch {version_string}{where} is not supported: eshybrid needs Elasticsearch "
-            "8.4 or newer (the knn option of _search and the query + knn blend); upgrade the cluster",
-            flavor=flavor,
-            version=version_string,
+            "8.4 or newer (the knn option of _search and the query + knn blend); upgrade the cluster"
         )
-    if flavor == "opensearch" and version[0] == 7:
+    elif flavor == "opensearch" and version[0] == 7:
         # OpenSearch never shipped a 7.x: that is the compatibility override talking.
-        raise UnsupportedServerError(
+        reason = (
             f"OpenSearch{where} reports version {version_string} (compatibility.override_main_response_version "
             "is on) and its node versions could not be read; grant the monitor privilege or turn the "
-            "override off so eshybrid can see the real version",
-            flavor=flavor,
-            version=version_string,
+            "override off so eshybrid can see the real version"
         )
-    if flavor == "opensearch" and version < MIN_OPENSEARCH:
-        raise UnsupportedServerError(
+    elif flavor == "opensearch" and version < MIN_OPENSEARCH:
+        reason = (
             f"OpenSearch {version_string}{where} is not supported: eshybrid needs OpenSearch "
-            "2.4 or newer with the k-NN plugin (lucene engine with efficient filtering); upgrade the cluster",
-            flavor=flavor,
-            version=version_string,
+            "2.4 or newer with the k-NN plugin (lucene engine with efficient filtering); upgrade the cluster"
         )
-    if flavor == "opensearch" and plugins_known and KNN_PLUGIN not in plugins:
-        raise UnsupportedServerError(
+    elif flavor == "opensearch" and plugins_known and KNN_PLUGIN not in plugins:
+        reason = (
             f"OpenSearch {version_string}{where} has no k-NN plugin ({KNN_PLUGIN}) on every node; "
-            "install it (bin/opensearch-plugin install opensearch-knn) to store knn_vector fields",
-            flavor=flavor,
-            version=version_string,
+            "install it (bin/opensearch-plugin install opensearch-knn) to store knn_vector fields"
         )
+    if reason is not None:
+        raise UnsupportedServerError(reason, flavor=flavor, version=version_string)
 
 
 def _modules_of(node_list: Sequence[Mapping[str, Any]]) -> frozenset[str] | None:

@@ -8,11 +8,11 @@ the base install never imports torch or ray.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from connector._cli_common import import_optional
 from connector.errors import EshybridError
 
 __all__ = ["main", "build_parser"]
@@ -37,13 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _AREAS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(subparsers)
+        module = import_optional(name)
+        if module is not None:
+            module.register(subparsers)
     return parser
 
 
@@ -52,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        # elastic_transport logs every retried connection failure with its traceback at WARNING;
+        # the command's own one-line error says the same (-vv shows them).
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     try:
         rc = args.func(args)
     except EshybridError as e:

@@ -118,8 +118,8 @@ def _start_embedding() -> str:
     return url
 
 
-def _side_by_side(url: str, embed_url: str, index: str, query: str) -> None:
-    common = ["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "5", "--json", query]
+def _side_by_side(search: list[str], query: str) -> None:
+    common = [*search, "--size", "5", "--json", query]
     bm25 = json.loads(_run([*common, "--mode", "bm25"], capture=True))
     hybrid = json.loads(_run([*common, "--mode", "hybrid"], capture=True))
     left = [_title(h) for h in bm25.get("hits", [])]
@@ -151,23 +151,24 @@ def up(args: argparse.Namespace) -> int:
     embed_url = _start_embedding()
     _say(f"3/6 the existing shop: {dataset} as a plain BM25 index")
     _run(["load", "--dataset", dataset, "--index", index, "--replace", "--url", url])
+    on_index = ["--index", index, "--url", url, "--embed-url", embed_url]
+    search = ["search", *on_index]
     _say("4/6 migrate: add the vector field beside the BM25 text")
-    _run(["migrate", "up", "--index", index, "--url", url, "--embed-url", embed_url,
-          "--source-fields", "title,text", "--to", "0001"])
+    _run(["migrate", "up", *on_index, "--source-fields", "title,text", "--to", "0001"])
     _say("5/6 backfill: embed every product and write the vectors in place")
-    _run(["backfill", "--index", index, "--url", url, "--embed-url", embed_url, "--fields", "title,text"])
+    _run(["backfill", *on_index, "--fields", "title,text"])
     _say("6/6 search: BM25 vs hybrid")
     for query in _QUERIES:
-        _side_by_side(url, embed_url, index, query)
+        _side_by_side(search, query)
     _say("how one hybrid hit was scored (--explain)")
-    _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--explain", _QUERIES[1]])
+    _run([*search, "--size", "3", "--explain", _QUERIES[1]])
     rerank_model = os.environ.get("ESHYBRID_DEMO_RERANK_MODEL")
     if rerank_model:
         _say(f"hybrid + rerank with {rerank_model} (--rerank-model)")
-        _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "5", "--explain",
-              "--rerank-model", rerank_model, "--rerank-fields", "title,text", _QUERIES[1]])
+        _run([*search, "--size", "5", "--explain", "--rerank-model", rerank_model, "--rerank-fields", "title,text",
+              _QUERIES[1]])
     _say("what ran, as Kibana Dev Tools console text (--console)")
-    _run(["search", "--index", index, "--url", url, "--embed-url", embed_url, "--size", "3", "--console", _QUERIES[0]])
+    _run([*search, "--size", "3", "--console", _QUERIES[0]])
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
     print(f"Try: .venv/bin/eshybrid search --index {index} --explain \"gift for a coffee lover\"")
     print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")

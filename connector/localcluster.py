@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pydantic import Field
@@ -148,6 +148,18 @@ class ClusterStatus:
     problems: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class _NodeSpec:
+    """The node :func:`start_cluster` was asked for, defaults resolved (``port`` 0: any free port)."""
+
+    flavor: Flavor
+    version: str
+    name: str
+    port: int
+    plugins: tuple[str, ...]
+    heap_mb: int
+
+
 # --------------------------------------------------------------------------- pure parts
 
 
@@ -244,6 +256,11 @@ def _settings(settings: LocalClusterSettings | None) -> LocalClusterSettings:
 
 def _clusters_dir(settings: LocalClusterSettings) -> Path:
     return settings.home / "clusters"
+
+
+def _name_lock(settings: LocalClusterSettings, name: str) -> Path:
+    """The lock file that serialises starting (and reusing) the cluster called ``name``."""
+    return _clusters_dir(settings) / f".{name}.lock"
 
 
 def _read_state(cluster_dir: Path) -> LocalCluster | None:
@@ -435,16 +452,13 @@ def start_cluster(
     name = name or f"{flavor}-{version}"
     if plugins is None:
         plugins = DEFAULT_OPENSEARCH_PLUGINS if flavor == "opensearch" else ()
-    ordered = ordered_plugins(plugins)
-    heap = heap_mb if heap_mb is not None else s.cluster_heap_mb
+    spec = _NodeSpec(flavor=flavor, version=version, name=name, port=port, plugins=ordered_plugins(plugins),
+                     heap_mb=heap_mb if heap_mb is not None else s.cluster_heap_mb)
     _prepare_home(s)
     cluster_dir = _clusters_dir(s) / name
-    name_lock = _clusters_dir(s) / f".{name}.lock"
+    name_lock = _name_lock(s, name)
     try:
-        cluster = _start_locked(
-            s, flavor=flavor, version=version, name=name, port=port, plugins=ordered, heap_mb=heap,
-            cluster_dir=cluster_dir, name_lock=name_lock,
-        )  # fmt: skip
+        cluster = _start_locked(s, spec, cluster_dir=cluster_dir, name_lock=name_lock)
     except LocalClusterError:
         if not cluster_dir.exists():  # refused before anything was made: leave no lock file behind
             with contextlib.suppress(FileNotFoundError):
@@ -453,23 +467,13 @@ def start_cluster(
     return cluster
 
 
-def _start_locked(
-    s: LocalClusterSettings,
-    *,
-    flavor: Flavor,
-    version: str,
-    name: str,
-    port: int,
-    plugins: tuple[str, ...],
-    heap_mb: int,
-    cluster_dir: Path,
-    name_lock: Path,
-) -> LocalCluster:
+def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path, name_lock: Path) -> LocalCluster:
     """Under the name's lock: reuse a running cluster or check the port, fetch, launch; then wait."""
+    name = spec.name
     with _file_lock(name_lock):
         existing = _read_state(cluster_dir)
         if existing is not None and _group_alive(existing.pid):
-            if (existing.flavor, existing.version) == (flavor, version) and port in (0, existing.port):
+            if (existing.flavor, existing.version) == (spec.flavor, spec.version) and spec.port in (0, existing.port):
                 logger.info("cluster %s already runs at %s", name, existing.url)
                 return existing
             raise LocalClusterError(
@@ -478,7 +482,7 @@ def _start_locked(
                 name=name,
                 url=existing.url,
             )
-        port = _free_port() if port == 0 else port
+        port = _free_port() if spec.port == 0 else spec.port
         if not _port_free(port):
             raise LocalClusterError(
                 f"port {port} on {_LOCAL_HOST} is already in use; pick another with --port "
@@ -486,36 +490,22 @@ def _start_locked(
                 port=port,
                 name=name,
             )
-        java = select_java(flavor, version, settings=s)
-        dist = fetch_distribution(flavor=flavor, version=version, plugins=plugins, settings=s)
-        cluster = _launch(
-            s, flavor=flavor, version=version, name=name, port=port, plugins=plugins,
-            heap_mb=heap_mb, java=java, dist=dist, cluster_dir=cluster_dir,
-        )  # fmt: skip
+        java = select_java(spec.flavor, spec.version, settings=s)
+        dist = fetch_distribution(flavor=spec.flavor, version=spec.version, plugins=spec.plugins, settings=s)
+        cluster = _launch(s, replace(spec, port=port), java=java, dist=dist, cluster_dir=cluster_dir)
     _wait_healthy(cluster, s)
     return cluster
 
 
-def _launch(
-    s: LocalClusterSettings,
-    *,
-    flavor: Flavor,
-    version: str,
-    name: str,
-    port: int,
-    plugins: tuple[str, ...],
-    heap_mb: int,
-    java: JavaHome,
-    dist: Path,
-    cluster_dir: Path,
-) -> LocalCluster:
+def _launch(s: LocalClusterSettings, spec: _NodeSpec, *, java: JavaHome, dist: Path, cluster_dir: Path) -> LocalCluster:
     """Write the node's config and start the server detached (new session)."""
+    flavor, version, port = spec.flavor, spec.version, spec.port
     config_dir, data_dir, logs_dir, tmp_dir = (cluster_dir / d for d in ("config", "data", "logs", "tmp"))
     shutil.rmtree(config_dir, ignore_errors=True)
     shutil.copytree(dist / "config", config_dir)
     for d in (data_dir, logs_dir, tmp_dir):
         d.mkdir(parents=True, exist_ok=True)
-    node_config = render_node_config(flavor, name=name, port=port, data_dir=data_dir, logs_dir=logs_dir)
+    node_config = render_node_config(flavor, name=spec.name, port=port, data_dir=data_dir, logs_dir=logs_dir)
     (config_dir / f"{flavor}.yml").write_text(render_yaml(node_config), encoding="utf-8")
     jvm_options = config_dir / "jvm.options"
     jvm_options.write_text(
@@ -530,7 +520,7 @@ def _launch(
         cmd = ["runuser", "-u", user, "--", *cmd]
     knn_lib = dist / "plugins" / "opensearch-knn" / "lib"  # the k-NN stand-in libraries, if any
     env = server_env(
-        flavor, java=java, config_dir=config_dir, tmp_dir=tmp_dir, heap_mb=heap_mb, base=os.environ,
+        flavor, java=java, config_dir=config_dir, tmp_dir=tmp_dir, heap_mb=spec.heap_mb, base=os.environ,
         library_path=knn_lib if knn_lib.is_dir() else None,
     )  # fmt: skip
     logger.info("starting %s %s as %s on port %s (java %s)", flavor, version, user or "self", port, java.major)
@@ -545,8 +535,8 @@ def _launch(
             start_new_session=True,  # survives the CLI; its own process group to kill
         )
     cluster = LocalCluster(
-        name=name, flavor=flavor, version=version, url=f"http://{_LOCAL_HOST}:{port}", port=port,
-        pid=proc.pid, plugins=plugins, java_home=str(java.path), java_major=java.major,
+        name=spec.name, flavor=flavor, version=version, url=f"http://{_LOCAL_HOST}:{port}", port=port,
+        pid=proc.pid, plugins=spec.plugins, java_home=str(java.path), java_major=java.major,
         cluster_dir=str(cluster_dir), started_at=time.time(),
     )  # fmt: skip
     (cluster_dir / _STATE_FILE).write_text(cluster.to_json(), encoding="utf-8")
@@ -555,17 +545,10 @@ def _launch(
 
 def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
     deadline = time.monotonic() + s.cluster_startup_timeout_s
-    cluster_dir = Path(cluster.cluster_dir)
     settled_red = 0
     while time.monotonic() < deadline:
         if not _group_alive(cluster.pid):
-            tail = _log_tail(cluster_dir)
-            _remove_state(cluster_dir)
-            raise LocalClusterError(
-                f"{cluster.flavor} {cluster.version} ({cluster.name}) exited during startup; log tail:\n{tail}",
-                name=cluster.name,
-                log_tail=tail,
-            )
+            raise _startup_failed(cluster, f"{cluster.flavor} {cluster.version} ({cluster.name}) exited during startup")
         health = _get_json(f"{cluster.url}/_cluster/health")
         if health is not None and health.get("status") in ("yellow", "green"):
             logger.info("%s is %s at %s", cluster.name, health["status"], cluster.url)
@@ -578,15 +561,22 @@ def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
                            cluster.name, cluster.url)  # fmt: skip
             return
         time.sleep(1.0)
-    tail = _log_tail(cluster_dir)
-    _stop(cluster, s.cluster_stop_timeout_s)
-    _remove_state(cluster_dir)
-    raise LocalClusterError(
+    raise _startup_failed(
+        cluster,
         f"{cluster.name} did not get healthy within {s.cluster_startup_timeout_s:.0f}s "
-        f"(raise ESHYBRID_CLUSTER_STARTUP_TIMEOUT_S on a slow machine); log tail:\n{tail}",
-        name=cluster.name,
-        log_tail=tail,
+        "(raise ESHYBRID_CLUSTER_STARTUP_TIMEOUT_S on a slow machine)",
+        stop_timeout_s=s.cluster_stop_timeout_s,
     )
+
+
+def _startup_failed(cluster: LocalCluster, problem: str, *, stop_timeout_s: float | None = None) -> LocalClusterError:
+    """The error of a start that failed, with the log tail; the server (if ``stop_timeout_s``) and state go."""
+    cluster_dir = Path(cluster.cluster_dir)
+    tail = _log_tail(cluster_dir)
+    if stop_timeout_s is not None:
+        _stop(cluster, stop_timeout_s)
+    _remove_state(cluster_dir)
+    return LocalClusterError(f"{problem}; log tail:\n{tail}", name=cluster.name, log_tail=tail)
 
 
 def _red_settled(health: Mapping[str, object]) -> bool:
@@ -650,7 +640,7 @@ def stop_cluster(
     if remove_data:
         shutil.rmtree(cluster_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
-            (_clusters_dir(s) / f".{name}.lock").unlink()
+            _name_lock(s, name).unlink()
     return stopped
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from connector.service_api import ErrorBody, ErrorResponse, HealthBody, error_body
+from connector.service_api import param_from_loc as _param_from_loc
 from embedding_service.errors import InvalidInputError
 
 __all__ = [
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 InputType = Literal["query", "document"]
+
+# The member names pydantic puts in an error location of the ``input: str | list[str]`` union.
+_INPUT_UNION_TAGS = ("str", "list[str]")
 
 
 class EmbeddingRequest(BaseModel):
@@ -82,31 +87,12 @@ class ServiceInfoBody(BaseModel):
     max_chars_per_item: int
 
 
-class HealthBody(BaseModel):
-    status: Literal["ok"]
-
-
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
 def param_from_loc(loc: Sequence[str | int]) -> str | None:
     """Turn a pydantic error location into a field name like ``input[3]``.
 
     Drops the ``body`` root and the union member tags pydantic inserts (``str``, ``list[str]``).
     """
-    parts = [p for p in loc if p not in ("body", "str", "list[str]")]
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or None
+    return _param_from_loc(loc, union_tags=_INPUT_UNION_TAGS)
 
 
 def check_request(
@@ -142,11 +128,6 @@ def check_request(
             f"dimensions {request.dimensions} is not supported; the model has {dims}", field="dimensions"
         )
     return texts
-
-
-def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """An OpenAI-style error body."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def render_embeddings(

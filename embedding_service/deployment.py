@@ -29,6 +29,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
+from connector.service_api import error_reply, replica_options
 from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
 from embedding_service.api import (
     EmbeddingRequest,
@@ -88,16 +89,8 @@ async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONR
 
 @_api.exception_handler(EmbeddingServiceError)
 async def _on_service_error(_: Request, exc: EmbeddingServiceError) -> JSONResponse:
-    headers: dict[str, str] = {}
-    if isinstance(exc, OverloadedError):
-        headers["Retry-After"] = str(max(1, round(getattr(exc, "retry_after_s", 1))))
-    elif isinstance(exc, AuthError):
-        headers["WWW-Authenticate"] = "Bearer"
-    kind = {401: "authentication_error", 429: "rate_limit_error"}.get(exc.status, "invalid_request_error")
-    if exc.status >= 500:
-        kind = "server_error"
-    return JSONResponse(error_body(exc.message, type_=kind, param=getattr(exc, "field", None)),
-                        status_code=exc.status, headers=headers)
+    reply = error_reply(exc, retry_after_s=1.0)
+    return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 @dataclass
@@ -357,24 +350,10 @@ class EmbeddingDeployment:
 
 
 def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: float) -> dict[str, Any]:
-    """Ray Serve options for the deployment (pure; unit-tested).
-
-    ``device=auto`` asks Ray for ``num_gpus`` when the cluster has GPUs, so the replica is placed
-    on a GPU node and torch sees it; ``device=cpu`` never reserves one.
+    """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
+    :func:`connector.service_api.replica_options`, plus autoscaling or a fixed replica count.
     """
-    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
-    actor_options: dict[str, Any] = {"num_cpus": settings.num_cpus_per_replica}
-    if on_gpu:
-        actor_options["num_gpus"] = settings.num_gpus_per_replica
-    options: dict[str, Any] = {
-        "name": "EmbeddingDeployment",
-        "ray_actor_options": actor_options,
-        "max_ongoing_requests": settings.max_ongoing_requests,
-        "max_queued_requests": settings.max_queued_requests,
-        "backpressure_config": {"status_code": 429, "retry_after_s": settings.retry_after_s},
-        "health_check_period_s": 10.0,
-        "graceful_shutdown_timeout_s": 20.0,
-    }
+    options = replica_options(settings, name="EmbeddingDeployment", cluster_gpus=cluster_gpus)
     if settings.autoscaling:
         low = settings.autoscaling_min_replicas if settings.autoscaling_min_replicas is not None else 1
         high = settings.autoscaling_max_replicas or max(low, 1)

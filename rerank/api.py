@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from connector.service_api import ErrorBody, ErrorResponse, HealthBody, error_body, param_from_loc
 from rerank.errors import RerankInputError
 
 __all__ = [
@@ -71,31 +72,6 @@ class RerankResponse(BaseModel):
     results: list[RerankResult]
     model: str
     usage: RerankUsage
-
-
-class HealthBody(BaseModel):
-    status: Literal["ok"]
-
-
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-def param_from_loc(loc: Sequence[str | int]) -> str | None:
-    """Turn a pydantic error location into a field name like ``documents[3]``."""
-    name = ""
-    for part in loc:
-        if part == "body":
-            continue
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or None
 
 
 def parse_request(body: bytes) -> RerankRequest:
@@ -170,8 +146,3 @@ def rank_results(
             item["document"] = {"text": documents[i]}
         results.append(item)
     return results
-
-
-def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """An OpenAI-style error body (the same as the embedding service's)."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

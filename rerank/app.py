@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from connector.service_api import error_reply
 from rerank.api import (
     ErrorResponse,
     HealthBody,
     RerankResponse,
     check_request,
-    error_body,
     parse_request,
     rank_results,
 )
@@ -36,14 +35,6 @@ from rerank.settings import RerankSettings
 __all__ = ["ScoringBackend", "create_app"]
 
 logger = logging.getLogger(__name__)
-
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "server_error",
-}
 
 
 class ScoringBackend(Protocol):
@@ -73,17 +64,6 @@ def _check_auth(request: Request, settings: RerankSettings) -> None:
         raise RerankUnauthorized("missing or wrong bearer token (send 'Authorization: Bearer <api key>')")
 
 
-def _error_response(err: RerankServiceError, settings: RerankSettings) -> JSONResponse:
-    status = err.status
-    headers: dict[str, str] = {}
-    if status == 429:
-        headers["Retry-After"] = str(max(1, math.ceil(getattr(err, "retry_after_s", settings.retry_after_s))))
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    body = error_body(err.message, type_=_ERROR_TYPES.get(status, "server_error"), param=getattr(err, "field", None))
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def create_app(backend: ScoringBackend) -> FastAPI:
     """The HTTP app around ``backend``: ``POST /v1/rerank``, ``GET /healthz``, ``GET /info``, ``GET /metrics``."""
     settings = backend.settings
@@ -93,7 +73,8 @@ def create_app(backend: ScoringBackend) -> FastAPI:
     async def _service_error(request: Request, err: RerankServiceError) -> JSONResponse:
         if err.status >= 500:
             logger.error("rerank request failed: %s", err)
-        return _error_response(err, settings)
+        reply = error_reply(err, retry_after_s=settings.retry_after_s)
+        return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
     @app.get("/healthz", response_model=HealthBody)
     async def healthz() -> dict[str, str]:

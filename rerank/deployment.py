@@ -25,6 +25,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
+from connector.service_api import replica_options
 from rerank.app import create_app
 from rerank.errors import RerankOverloaded
 from rerank.models import ScoredPairs, load_reranker
@@ -211,25 +212,12 @@ class RerankDeployment:
 
 
 def deployment_options(settings: RerankSettings, *, cluster_gpus: float) -> dict[str, Any]:
-    """Ray Serve options for the deployment (pure; unit-tested).
-
-    ``device=auto`` asks Ray for ``num_gpus`` when the cluster has GPUs, so the replica is placed
-    on a GPU node and torch sees it; ``device=cpu`` never reserves one.
+    """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
+    :func:`connector.service_api.replica_options`, and ``replicas`` replicas.
     """
-    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
-    actor_options: dict[str, Any] = {"num_cpus": settings.num_cpus_per_replica}
-    if on_gpu:
-        actor_options["num_gpus"] = settings.num_gpus_per_replica
-    return {
-        "name": "RerankDeployment",
-        "num_replicas": settings.replicas,
-        "ray_actor_options": actor_options,
-        "max_ongoing_requests": settings.max_ongoing_requests,
-        "max_queued_requests": settings.max_queued_requests,
-        "backpressure_config": {"status_code": 429, "retry_after_s": settings.retry_after_s},
-        "health_check_period_s": 10.0,
-        "graceful_shutdown_timeout_s": 20.0,
-    }
+    options = replica_options(settings, name="RerankDeployment", cluster_gpus=cluster_gpus)
+    options["num_replicas"] = settings.replicas
+    return options
 
 
 def build_app(settings: RerankSettings, *, cluster_gpus: float | None = None) -> Application:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import connector
 from connector.errors import ConfigError, JobError
 from connector.jobs.dialect import PitDialect
-from connector.jobs.store import JobCounts, SliceCheckpoint
+from connector.jobs.store import JobCounts, SliceCheckpoint, sum_counts
 
 if TYPE_CHECKING:
     from connector.jobs.backfill import BackfillConfig, BackfillJob
@@ -66,12 +66,7 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
             index=task.concrete_index, pit_id=cp.pit_id or task.pit_id, keep_alive=settings.pit_keep_alive,
             page_size=settings.page_size, source_includes=mode.source_includes, slice_id=cp.slice_id,
             max_slices=cp.max_slices, cursor=cp.cursor)
-        options = PipelineOptions(
-            embed_workers=settings.embed_workers, write_workers=settings.write_workers, read_workers=1,
-            queue_pages=settings.queue_pages, bulk_max_docs=settings.bulk_max_docs,
-            bulk_max_bytes=settings.bulk_max_bytes, bulk_max_retries=settings.bulk_max_retries,
-            embed_max_retries=settings.embed_max_retries, conflict_max_attempts=settings.conflict_max_attempts,
-            max_backoff_s=settings.max_backoff_s, dims=task.dims)
+        options = PipelineOptions.from_settings(settings, dims=task.dims, read_workers=1)
         pipeline = Pipeline(cluster=cluster, mode=mode, embedder=embedder, store=store,
                             tracker=CheckpointTracker(store, [cp]), options=options)
         try:
@@ -129,10 +124,8 @@ def _wait(job: BackfillJob, tasks: dict[Any, str]) -> JobCounts:
             except Exception as e:  # noqa: BLE001 - collected, raised once all tasks ended
                 errors.append(f"slice {tasks[ref]}: {e}")
         if time.monotonic() - last_log >= job.settings.progress_interval_s:
-            progress = JobCounts()
-            for cp in job.store.load_checkpoints(job.job_id).values():
-                if cp.pass_name == "main":
-                    progress.add(cp.counts)
+            checkpoints = job.store.load_checkpoints(job.job_id).values()
+            progress = sum_counts(cp for cp in checkpoints if cp.pass_name == "main")
             logger.info("backfill %s on Ray: %s read, %s updated, %s/%s slices done", job.job_id,
                         progress.read, progress.updated, len(tasks) - len(pending), len(tasks))
             last_log = time.monotonic()

@@ -28,24 +28,28 @@ from connector.client import Cluster, JsonDict
 from connector.errors import ConfigError
 from connector.jobs.bulk import BulkAction, source_with_vector
 from connector.jobs.common import (
+    BOOKKEEPING,
     JobSummary,
+    bookkeeping,
     cap_text_limit,
     concrete_index,
     describe_embedder,
     find_property,
+    owned_embedder,
+    set_text,
     vector_dims_of,
+    vector_is_current,
 )
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
-from connector.jobs.store import DeadLetter, SliceCheckpoint, now_iso
-from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+from connector.jobs.store import DeadLetter, JobCounts, SliceCheckpoint
+from connector.jobs.texts import TextPolicy
+from connector.search.query_builder import mget_body
 
 __all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
 
 logger = logging.getLogger(__name__)
-
-BOOKKEEPING = "eshybrid_meta"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,26 +126,17 @@ class InPlaceMode:
         work = DocWork(doc_id=str(hit["_id"]), verdict="embed", index=str(hit["_index"]),
                        routing=hit.get("_routing"), seq_no=hit.get("_seq_no"),
                        primary_term=hit.get("_primary_term"), source=source)
-        try:
-            work.text = build_text(source, self.policy)
-        except UnembeddableDocument as e:
-            self._dead(work, e.reason_code, e.reason)
-            return work
-        work.text_hash = text_hash(work.text)
-        meta = (source.get(BOOKKEEPING) or {}).get(self.vector_field) or {}
-        if meta.get("text_hash") == work.text_hash and meta.get("model_id") == self.model_id:
+        if set_text(work, self.policy, self) and vector_is_current(
+                source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id):
             work.verdict = "skip"
         return work
 
-    def _dead(self, work: DocWork, reason_code: str, reason: str) -> None:
+    def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
         work.verdict = "dead"
         work.dead_letter = DeadLetter(
             job_id=self.job_id, index=work.index, doc_id=work.doc_id, reason_code=reason_code, reason=reason,
             vector_field=self.vector_field, text_excerpt=_excerpt(work.source, self.policy.fields, work.text),
         )
-
-    def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
-        self._dead(work, reason_code, reason)
 
     def to_action(self, work: DocWork) -> BulkAction:
         meta: JsonDict = {"_index": work.index, "_id": work.doc_id,
@@ -149,18 +144,12 @@ class InPlaceMode:
         if work.routing is not None:
             meta["routing"] = work.routing
         assert work.vector is not None
-        book = {BOOKKEEPING: {self.vector_field: {"model_id": self.model_id, "text_hash": work.text_hash}}}
+        book = {BOOKKEEPING: {self.vector_field: bookkeeping(self.model_id, work.text_hash)}}
         return BulkAction("update", meta, source_with_vector(book, self.vector_field, work.vector, wrap="doc"))
 
     def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
         """Re-read the documents (real-time GET) and classify them again."""
-        docs = []
-        for w in works:
-            doc: JsonDict = {"_index": w.index, "_id": w.doc_id}
-            if w.routing is not None:
-                doc["routing"] = w.routing
-            docs.append(doc)
-        body = {"docs": docs}
+        body = mget_body([(w.index, w.doc_id, w.routing) for w in works])
         response = self.cluster.request("POST", "/_mget", body=body,
                                         params={"_source_includes": ",".join(self.source_includes)}).body
         again: list[DocWork] = []
@@ -239,6 +228,23 @@ class BackfillJob(JobRunner):
         run_backfill_slices_on_ray(self, todo)
         self.checkpoints.update(self.store.load_checkpoints(self.job_id))
 
+    def run_later_phases(self, main: JobCounts) -> None:
+        self.save_state(counts=main.as_dict(), phase="catch_up")
+        if self.config.catch_up:
+            self.run_catch_up()
+
+    def summarize(self, main: JobCounts, *, main_elapsed_s: float) -> JobSummary:
+        assert self.state is not None
+        summary = JobSummary(
+            job_id=self.job_id, kind="backfill", index=self.config.index, status="completed", main=main,
+            catch_up=self.catch_up_counts(), catch_up_passes=self.state.catch_up_pass,
+            elapsed_s=time.monotonic() - self.started, main_elapsed_s=main_elapsed_s,
+            target_index=self.state.scan_index, dead_letter_index=self.settings.dead_letter_index,
+        )
+        if not summary.reconciles:
+            logger.error("backfill %s does not reconcile: %s", self.job_id, summary.as_dict())
+        return summary
+
 
 def run_backfill(
     cluster: Cluster,
@@ -266,23 +272,15 @@ def run_backfill(
         ConfigError: the vector field is not mapped, dims differ, a resumed job had other options.
         JobError: writing or embedding kept failing; the job can be resumed with ``resume=True``.
     """
-    owned = None
-    if embedder is None:
-        if not config.embed_url:
-            raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
-        from connector.embedding_client import EmbeddingClient
-
-        embedder = owned = EmbeddingClient(config.embed_url)
-    try:
+    with owned_embedder(embedder, config.embed_url) as embedder:
         config = _with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)
         config = replace(config, settings=cap_text_limit(config.settings, info))
         job = BackfillJob(cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims,
                           cluster_spec=cluster_spec)
-        return _run(job)
-    finally:
-        if owned is not None:
-            owned.close()
+        summary = job.run()
+    logger.info("backfill %s completed: %s", job.job_id, summary.total.as_dict())
+    return summary
 
 
 def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfig:
@@ -297,29 +295,3 @@ def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfi
     return replace(config, fields=tuple(field_meta["source_fields"]),
                    template=config.template or field_meta.get("template"))
 
-
-def _run(job: BackfillJob) -> JobSummary:
-    job.start()
-    assert job.state is not None
-    try:
-        main_started = time.monotonic()
-        main = job.run_main()
-        main_elapsed = time.monotonic() - main_started
-        job.close_pit()
-        job.save_state(counts=main.as_dict(), phase="catch_up")
-        catch_up = job.run_catch_up() if job.config.catch_up else job.catch_up_counts()
-    except BaseException as e:
-        job.record_failure(e)
-        raise
-    summary = JobSummary(
-        job_id=job.job_id, kind="backfill", index=job.config.index, status="completed", main=main,
-        catch_up=catch_up, catch_up_passes=job.state.catch_up_pass, elapsed_s=time.monotonic() - job.started,
-        main_elapsed_s=main_elapsed, target_index=job.state.scan_index,
-        dead_letter_index=job.settings.dead_letter_index,
-    )
-    if not summary.reconciles:
-        logger.error("backfill %s does not reconcile: %s", job.job_id, summary.as_dict())
-    job.state.phase = "done"
-    job.save_state(**summary.as_dict(), phase="done", finished_at=now_iso())
-    logger.info("backfill %s completed: %s", job.job_id, summary.total.as_dict())
-    return summary

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.client import Cluster, JsonDict
 from connector.errors import ConfigError
-from connector.jobs.pipeline import Embedder
+from connector.jobs.pipeline import DocWork, Embedder, JobMode
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import JobCounts
+from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+from mappings import BOOKKEEPING_FIELD as BOOKKEEPING
 
 __all__ = [
+    "BOOKKEEPING",
     "JobSummary",
     "EmbedderInfo",
+    "bookkeeping",
     "cap_text_limit",
     "concrete_index",
     "describe_embedder",
     "find_property",
     "new_job_id",
+    "owned_embedder",
     "owner_name",
+    "set_text",
+    "vector_is_current",
     "vector_dims_of",
 ]
 
@@ -101,12 +109,56 @@ def describe_embedder(embedder: Embedder, *, model_id: str | None, dims: int | N
                         max_chars_per_item=getattr(info, "max_chars_per_item", None))
 
 
+@contextlib.contextmanager
+def owned_embedder(embedder: Embedder | None, embed_url: str | None) -> Iterator[Embedder]:
+    """``embedder``, or an ``EmbeddingClient(embed_url)`` opened for the job and closed after it."""
+    if embedder is not None:
+        yield embedder
+        return
+    if not embed_url:
+        raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
+    from connector.embedding_client import EmbeddingClient
+
+    client = EmbeddingClient(embed_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def cap_text_limit(settings: JobSettings, info: EmbedderInfo) -> JobSettings:
     """Lower ``max_text_chars`` to what the service accepts, so such texts get a clear dead letter."""
     limit = info.max_chars_per_item
     if limit is None or limit >= settings.max_text_chars:
         return settings
     return settings.with_overrides(max_text_chars=int(limit))
+
+
+def set_text(work: DocWork, policy: TextPolicy, mode: JobMode) -> bool:
+    """Build the document's text and its hash into ``work``.
+
+    Returns:
+        False when the document has no embeddable text (``mode`` then marked it).
+    """
+    try:
+        work.text = build_text(work.source, policy)
+    except UnembeddableDocument as e:
+        mode.mark_unembeddable(work, e.reason_code, e.reason)
+        return False
+    work.text_hash = text_hash(work.text)
+    return True
+
+
+def bookkeeping(model_id: str | None, text_hash: str | None) -> JsonDict:
+    """What :data:`BOOKKEEPING` records for one vector field."""
+    return {"model_id": model_id, "text_hash": text_hash}
+
+
+def vector_is_current(source: Mapping[str, Any], *, vector_field: str, text_hash: str | None,
+                      model_id: str | None) -> bool:
+    """The bookkeeping says the stored vector is of this text, by this model."""
+    meta = (source.get(BOOKKEEPING) or {}).get(vector_field) or {}
+    return bool(meta.get("text_hash") == text_hash and meta.get("model_id") == model_id)
 
 
 def new_job_id(kind: str, index: str, vector_field: str) -> str:

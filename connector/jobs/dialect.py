@@ -44,6 +44,10 @@ SourceFilter = bool | JsonDict
 SHARD_DOC_SORT: list[JsonDict] = [{"_shard_doc": "asc"}]
 ID_SORT: list[JsonDict] = [{"_id": "asc"}]
 
+# What every scan page asks for: ``_seq_no``/``_primary_term`` so writes can be conditional
+# (``if_seq_no``/``if_primary_term``), ``_version`` so copies can carry it, and no total count.
+_PAGE_OPTIONS: JsonDict = {"seq_no_primary_term": True, "version": True, "track_total_hits": False}
+
 
 class PitExpiredError(ClusterApiError):
     """The point in time is gone (expired or the node restarted); the slice must restart."""
@@ -63,17 +67,13 @@ def pit_search_body(
 ) -> JsonDict:
     """One page of a sliced point-in-time scan, sorted on ``sort`` (see :attr:`PitDialect.pit_sort`).
 
-    ``seq_no_primary_term`` is asked for so writes can be conditional
-    (``if_seq_no``/``if_primary_term``), ``version`` so copies can carry it.
     ``source`` is a ``_source`` filter from :meth:`PitDialect.source_filter`.
     """
     body: JsonDict = {
         "size": size,
         "pit": {"id": pit_id, "keep_alive": keep_alive},
         "sort": [dict(s) for s in sort],
-        "seq_no_primary_term": True,
-        "version": True,
-        "track_total_hits": False,
+        **_PAGE_OPTIONS,
         "_source": source,
     }
     if query is not None:
@@ -106,9 +106,7 @@ def catch_up_search_body(
         "size": size,
         "query": {"range": {"_seq_no": {"gt": after_seq_no, "lte": upto_seq_no}}},
         "sort": [{"_seq_no": "asc"}],
-        "seq_no_primary_term": True,
-        "version": True,
-        "track_total_hits": False,
+        **_PAGE_OPTIONS,
         "_source": source,
     }
     if search_after is not None:

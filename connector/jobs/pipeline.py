@@ -24,7 +24,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -38,6 +38,9 @@ from connector.errors import (
 )
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.store import DeadLetter, JobCounts, JobStore, SliceCheckpoint
+
+if TYPE_CHECKING:
+    from connector.jobs.settings import JobSettings
 
 __all__ = [
     "Backpressure",
@@ -148,6 +151,16 @@ class PipelineOptions:
     conflict_max_attempts: int = 5
     max_backoff_s: float = 30.0
     dims: int | None = None
+
+    @classmethod
+    def from_settings(cls, s: JobSettings, *, dims: int | None, read_workers: int | None = None) -> PipelineOptions:
+        """The sizes a job's settings give; ``read_workers`` overrides theirs (a Ray task reads one slice)."""
+        return cls(
+            embed_workers=s.embed_workers, write_workers=s.write_workers,
+            read_workers=s.read_workers if read_workers is None else read_workers,
+            queue_pages=s.queue_pages, bulk_max_docs=s.bulk_max_docs, bulk_max_bytes=s.bulk_max_bytes,
+            bulk_max_retries=s.bulk_max_retries, embed_max_retries=s.embed_max_retries,
+            conflict_max_attempts=s.conflict_max_attempts, max_backoff_s=s.max_backoff_s, dims=dims)
 
 
 class Backpressure:

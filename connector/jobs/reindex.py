@@ -26,6 +26,7 @@ Phases (each recorded in the job document, so ``--resume`` continues where it st
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
@@ -38,25 +39,29 @@ from connector.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
 from connector.jobs.bulk import BulkAction, source_with_vector, streaming_bulk
 from connector.jobs.common import (
+    BOOKKEEPING,
     JobSummary,
+    bookkeeping,
     cap_text_limit,
     concrete_index,
     describe_embedder,
     find_property,
+    owned_embedder,
+    set_text,
     vector_dims_of,
+    vector_is_current,
 )
 from connector.jobs.dialect import pit_search_body
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import JobSettings
-from connector.jobs.store import DeadLetter, now_iso
-from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+from connector.jobs.store import DeadLetter, JobCounts
+from connector.jobs.texts import TextPolicy
 
 __all__ = ["CopyMode", "ReindexConfig", "ReindexJob", "alias_actions", "run_reindex", "target_index_body"]
 
 logger = logging.getLogger(__name__)
 
-BOOKKEEPING = "eshybrid_meta"
 AliasKind = Literal["alias", "concrete", "new"]
 
 # Index settings a copy keeps; the rest (uuid, creation date, version...) belong to the old index.
@@ -170,17 +175,10 @@ class CopyMode:
         source = dict(hit.get("_source") or {})
         work = DocWork(doc_id=str(hit["_id"]), verdict="write", index=str(hit["_index"]),
                        routing=hit.get("_routing"), version=hit.get("_version"), source=source)
-        if self.policy is None:
+        if self.policy is None or not set_text(work, self.policy, self):
             return work
-        try:
-            work.text = build_text(source, self.policy)
-        except UnembeddableDocument as e:
-            self.mark_unembeddable(work, e.reason_code, e.reason)
-            return work
-        work.text_hash = text_hash(work.text)
-        meta = (source.get(BOOKKEEPING) or {}).get(self.vector_field) or {}
-        if (meta.get("text_hash") == work.text_hash and meta.get("model_id") == self.model_id
-                and source.get(self.vector_field)):
+        if vector_is_current(source, vector_field=self.vector_field, text_hash=work.text_hash,
+                             model_id=self.model_id) and source.get(self.vector_field):
             work.vector = source[self.vector_field]
             work.reused = True
         else:
@@ -209,7 +207,7 @@ class CopyMode:
             return BulkAction("index", meta, work.source)
         source = dict(work.source)
         book = dict(source.get(BOOKKEEPING) or {})
-        book[self.vector_field] = {"model_id": self.model_id, "text_hash": work.text_hash}
+        book[self.vector_field] = bookkeeping(self.model_id, work.text_hash)
         source[BOOKKEEPING] = book
         return BulkAction("index", meta, source_with_vector(source, self.vector_field, work.vector))
 
@@ -256,12 +254,17 @@ class ReindexJob(JobRunner):
                 "slices": c.slices}
 
     # -- set-up -----------------------------------------------------------------------
+    def current_aliases(self) -> dict[str, JsonDict]:
+        """Index -> the alias definition (filter, routing...) of every index the alias names now."""
+        alias = self.config.alias
+        found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
+        return {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
+                if found.status == 200 and alias in (v.get("aliases") or {})}
+
     def resolve_source(self) -> tuple[str, AliasKind, dict[str, JsonDict]]:
         """The index to copy, what the alias name is now, and the alias's current definitions."""
         alias = self.config.alias
-        found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
-        current = {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
-                   if found.status == 200 and alias in (v.get("aliases") or {})}
+        current = self.current_aliases()
         if current:
             if self.config.source is not None:
                 return concrete_index(self.cluster, self.config.source), "alias", current
@@ -285,12 +288,12 @@ class ReindexJob(JobRunner):
         versions = [int(m.group(1)) for name in (found.body or {}) if (m := pattern.match(name))]
         return f"{alias}-v{max(versions, default=0) + 1}"
 
-    def create_target(self, source: str, target: str) -> None:
+    def create_target(self, source: str, target: str, settings: Mapping[str, Any]) -> None:
+        """Create ``target`` from the mapping and (index) ``settings`` of ``source``, plus the vector field."""
         from mappings import VectorField, build_add_vector_field_body
 
         caps = self.cluster.capabilities
         mapping = self.cluster.get_mapping(source)
-        settings = self.cluster.request("GET", f"/{source}/_settings").body[source]["settings"]
         add_body = None
         if self.config.policy is not None or self.dims is not None:
             if self.dims is None or self.model_id is None:
@@ -322,8 +325,8 @@ class ReindexJob(JobRunner):
             return
         source, kind, current = self.resolve_source()
         target = self.next_version_name()
-        self.create_target(source, target)
         settings = self.cluster.request("GET", f"/{source}/_settings").body[source]["settings"]
+        self.create_target(source, target, settings)
         refresh = (settings.get("index") or {}).get("refresh_interval")
         self.start_new(source, {"target_index": target, "alias": self.config.alias, "model_id": self.model_id},
                        extra={"target": target, "alias_kind": kind, "source": source, "stage": "copying",
@@ -403,9 +406,7 @@ class ReindexJob(JobRunner):
         """Point the alias at the new index in one atomic ``_aliases`` request (idempotent)."""
         assert self.state is not None
         alias, target, kind = self.config.alias, self.target, self.alias_kind
-        found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
-        current = {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
-                   if found.status == 200 and alias in (v.get("aliases") or {})}
+        current = self.current_aliases()
         if target in current:
             return
         if kind == "concrete":
@@ -415,6 +416,25 @@ class ReindexJob(JobRunner):
         actions = alias_actions(alias=alias, kind=kind, old_indices=current, new_index=target)
         self.cluster.request("POST", "/_aliases", body={"actions": actions})
         logger.info("reindex %s: alias %s now points to %s", self.job_id, alias, target)
+
+    def run_later_phases(self, main: JobCounts) -> None:
+        assert self.state is not None
+        if self.state.extra.get("stage") != "swapped":
+            _copy_rest_and_swap(self)
+        if self.alias_kind != "concrete":
+            self.run_catch_up()  # post-swap: writes that reached the old index before the swap
+        if self.config.delete_old and self.alias_kind == "alias":
+            self.cluster.delete_index(self.state.scan_index)
+
+    def summarize(self, main: JobCounts, *, main_elapsed_s: float) -> JobSummary:
+        assert self.state is not None
+        return JobSummary(
+            job_id=self.job_id, kind="reindex", index=self.state.scan_index, status="completed", main=main,
+            catch_up=self.catch_up_counts(), catch_up_passes=self.state.catch_up_pass,
+            elapsed_s=time.monotonic() - self.started, main_elapsed_s=main_elapsed_s, target_index=self.target,
+            alias=self.config.alias, dead_letter_index=self.settings.dead_letter_index,
+            deleted_in_target=int(self.state.extra.get("deleted", 0)),
+        )
 
 
 def run_reindex(
@@ -435,53 +455,18 @@ def run_reindex(
         JobError: writing or embedding kept failing (resume with ``resume=True``), or the
             counts differ before a concrete index would be replaced.
     """
-    owned = None
-    if embedder is None and not config.copy_only:
-        if not config.embed_url:
-            raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
-        from connector.embedding_client import EmbeddingClient
-
-        embedder = owned = EmbeddingClient(config.embed_url)
-    try:
-        if embedder is not None:
-            info = describe_embedder(embedder, model_id=model_id or config.model_id, dims=dims or config.dims)
+    # A copy-only job needs no embedding service (it uses an embedder only when one is passed).
+    opened: contextlib.AbstractContextManager[Embedder | None] = (
+        contextlib.nullcontext(embedder) if config.copy_only else owned_embedder(embedder, config.embed_url))
+    with opened as used:
+        if used is not None:
+            info = describe_embedder(used, model_id=model_id or config.model_id, dims=dims or config.dims)
             model_id, dims = info.model_id, info.dims
             config = replace(config, settings=cap_text_limit(config.settings, info))
         else:
             model_id, dims = model_id or config.model_id, dims or config.dims
-        job = ReindexJob(cluster, config, embedder=embedder, model_id=model_id, dims=dims)
-        return _run(job)
-    finally:
-        if owned is not None:
-            owned.close()
-
-
-def _run(job: ReindexJob) -> JobSummary:
-    job.start()
-    assert job.state is not None
-    try:
-        started = time.monotonic()
-        main = job.run_main()
-        main_elapsed = time.monotonic() - started
-        job.close_pit()
-        if job.state.extra.get("stage") != "swapped":
-            _copy_rest_and_swap(job)
-        if job.alias_kind != "concrete":
-            job.run_catch_up()  # post-swap: writes that reached the old index before the swap
-        if job.config.delete_old and job.alias_kind == "alias":
-            job.cluster.delete_index(job.state.scan_index)
-    except BaseException as e:
-        job.record_failure(e)
-        raise
-    summary = JobSummary(
-        job_id=job.job_id, kind="reindex", index=job.state.scan_index, status="completed", main=main,
-        catch_up=job.catch_up_counts(), catch_up_passes=job.state.catch_up_pass,
-        elapsed_s=time.monotonic() - job.started, main_elapsed_s=main_elapsed, target_index=job.target,
-        alias=job.config.alias, dead_letter_index=job.settings.dead_letter_index,
-        deleted_in_target=int(job.state.extra.get("deleted", 0)),
-    )
-    job.state.phase = "done"
-    job.save_state(**summary.as_dict(), phase="done", finished_at=now_iso())
+        job = ReindexJob(cluster, config, embedder=used, model_id=model_id, dims=dims)
+        summary = job.run()
     logger.info("reindex %s completed: %s -> %s (alias %s)", job.job_id, summary.index, job.target, job.config.alias)
     return summary
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from connector.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
-from connector.jobs.common import new_job_id, owner_name
+from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
 from connector.jobs.pipeline import (
     Backpressure,
@@ -29,7 +29,7 @@ from connector.jobs.pipeline import (
 from connector.jobs.progress import JobMonitor
 from connector.jobs.settings import JobSettings
 from connector.jobs.sources import PitSliceSource, ShardCatchUpSource, shard_high_water_marks
-from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso
+from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso, sum_counts
 
 __all__ = ["JobRunner", "ScanState"]
 
@@ -69,7 +69,11 @@ class ScanState:
 
 
 class JobRunner:
-    """Runs one job: subclasses set ``kind`` and implement :meth:`mode` and :meth:`params`."""
+    """Runs one job (:meth:`run`).
+
+    Subclasses set ``kind`` and implement :meth:`start`, :meth:`mode`, :meth:`params`,
+    :meth:`run_later_phases` and :meth:`summarize`.
+    """
 
     kind = "job"
 
@@ -108,11 +112,44 @@ class JobRunner:
         self.started = time.monotonic()
 
     # -- to implement -----------------------------------------------------------------
+    def start(self) -> None:
+        """Resume the job (:meth:`find_existing`, :meth:`resume_from`) or start a new one (:meth:`start_new`)."""
+        raise NotImplementedError
+
     def mode(self) -> JobMode:
         raise NotImplementedError
 
     def params(self) -> JsonDict:
         raise NotImplementedError
+
+    def run_later_phases(self, main: JobCounts) -> None:
+        """What follows the main scan (catch-up, swap...), once its point in time is closed."""
+        raise NotImplementedError
+
+    def summarize(self, main: JobCounts, *, main_elapsed_s: float) -> JobSummary:
+        raise NotImplementedError
+
+    # -- the whole job ------------------------------------------------------------------
+    def run(self) -> JobSummary:
+        """Start or resume, run the main scan and the later phases, record the summary as ``done``.
+
+        A failure is recorded in the job document (``failed``, or ``interrupted``) and re-raised.
+        """
+        self.start()
+        assert self.state is not None
+        try:
+            started = time.monotonic()
+            main = self.run_main()
+            main_elapsed_s = time.monotonic() - started
+            self.close_pit()
+            self.run_later_phases(main)
+        except BaseException as e:
+            self.record_failure(e)
+            raise
+        summary = self.summarize(main, main_elapsed_s=main_elapsed_s)
+        self.state.phase = "done"
+        self.save_state(**summary.as_dict(), phase="done", finished_at=now_iso())
+        return summary
 
     # -- job document and resume ------------------------------------------------------
     def find_existing(self) -> JsonDict | None:
@@ -187,18 +224,11 @@ class JobRunner:
 
     # -- pipeline ---------------------------------------------------------------------
     def options(self) -> PipelineOptions:
-        s = self.settings
-        return PipelineOptions(
-            embed_workers=s.embed_workers, write_workers=s.write_workers, read_workers=s.read_workers,
-            queue_pages=s.queue_pages, bulk_max_docs=s.bulk_max_docs, bulk_max_bytes=s.bulk_max_bytes,
-            bulk_max_retries=s.bulk_max_retries, embed_max_retries=s.embed_max_retries,
-            conflict_max_attempts=s.conflict_max_attempts, max_backoff_s=s.max_backoff_s, dims=self.dims)
+        return PipelineOptions.from_settings(self.settings, dims=self.dims)
 
     def run_sources(self, checkpoints: list[SliceCheckpoint], sources: Sequence[PageSource], label: str,
                     total: int | None = None) -> JobCounts:
-        base = JobCounts()
-        for cp in checkpoints:
-            base.add(cp.counts)
+        base = sum_counts(checkpoints)
         tracker = CheckpointTracker(self.store, checkpoints)
         pipeline = Pipeline(cluster=self.cluster, mode=self.mode(), embedder=self.embedder, store=self.store,
                             tracker=tracker, options=self.options(), backpressure=self.backpressure)
@@ -207,7 +237,7 @@ class JobRunner:
                         progress_interval_s=self.settings.progress_interval_s,
                         job_doc_interval_s=self.settings.job_doc_interval_s):
             pipeline.run(sources)
-        return _sum(checkpoints)
+        return sum_counts(checkpoints)
 
     # -- main scan --------------------------------------------------------------------
     def main_checkpoints(self) -> list[SliceCheckpoint]:
@@ -245,7 +275,7 @@ class JobRunner:
         todo = [cp for cp in cps if not cp.done]
         if todo:
             self.run_main_slices(todo)
-        return _sum([self.checkpoints[cp.key] for cp in cps])
+        return sum_counts([self.checkpoints[cp.key] for cp in cps])
 
     def close_pit(self) -> None:
         if self.state is not None and self.state.pit_id:
@@ -287,7 +317,7 @@ class JobRunner:
         return self.catch_up_counts()
 
     def catch_up_counts(self) -> JobCounts:
-        return _sum([cp for cp in self.checkpoints.values() if cp.pass_name.startswith("catchup")])
+        return sum_counts([cp for cp in self.checkpoints.values() if cp.pass_name.startswith("catchup")])
 
     def _catch_up_pass(self, number: int, windows: Mapping[int, list[int]]) -> JobCounts:
         assert self.state is not None
@@ -306,12 +336,5 @@ class JobRunner:
                     after_seq_no=after, upto_seq_no=upto, page_size=self.settings.page_size,
                     source_includes=includes, cursor=cp.cursor))
         if not sources:
-            return _sum(cps)
+            return sum_counts(cps)
         return self.run_sources(cps, sources, f"catch-up {number}")
-
-
-def _sum(checkpoints: Sequence[SliceCheckpoint]) -> JobCounts:
-    counts = JobCounts()
-    for cp in checkpoints:
-        counts.add(cp.counts)
-    return counts

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "jobs_index_body",
     "dead_letter_index_body",
     "now_iso",
+    "sum_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,14 @@ class SliceCheckpoint:
         )
 
 
+def sum_counts(checkpoints: Iterable[SliceCheckpoint]) -> JobCounts:
+    """The counts of the given slices added up."""
+    total = JobCounts()
+    for cp in checkpoints:
+        total.add(cp.counts)
+    return total
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A document the job could not embed or write, and why."""
@@ -188,52 +197,46 @@ class DeadLetter:
         return f"{self.job_id}:{self.index}:{self.doc_id}"
 
 
+def _small_index_body(kind: str, properties: JsonDict) -> JsonDict:
+    """One shard (a replica when there is a second node), only the listed fields indexed."""
+    return {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {"dynamic": False, "_meta": {"eshybrid": {"kind": kind}}, "properties": properties},
+    }
+
+
 def jobs_index_body() -> JsonDict:
     """Settings and mapping of the jobs index (pure; golden-tested)."""
     counts = {"properties": {name: dict(_COUNT) for name in JobCounts.__dataclass_fields__}}
-    return {
-        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"eshybrid": {"kind": "jobs"}},
-            "properties": {
-                "type": dict(_KEYWORD), "job_id": dict(_KEYWORD), "kind": dict(_KEYWORD),
-                "index": dict(_KEYWORD), "target_index": dict(_KEYWORD), "alias": dict(_KEYWORD),
-                "vector_field": dict(_KEYWORD), "model_id": dict(_KEYWORD),
-                "status": dict(_KEYWORD), "phase": dict(_KEYWORD), "owner": dict(_KEYWORD),
-                "slice": dict(_KEYWORD), "pass": dict(_KEYWORD), "slice_id": {"type": "integer"},
-                "max_slices": {"type": "integer"}, "done": {"type": "boolean"},
-                "cursor": {"type": "keyword", "index": False, "doc_values": False},
-                "pit_id": {"type": "keyword", "index": False, "doc_values": False},
-                "commit_seq": _COUNT, "shard": {"type": "integer"},
-                "after_seq_no": _COUNT, "upto_seq_no": _COUNT,
-                "counts": counts, "catch_up_counts": counts, "total_counts": counts, "live_counts": counts,
-                "docs_total": _COUNT, "rate_docs_per_s": {"type": "float"},
-                "elapsed_s": {"type": "float"}, "reconciles": {"type": "boolean"},
-                "errors": {"properties": {"at": dict(_DATE), "message": {"type": "text"}}},
-                "params": {"type": "object", "enabled": False},
-                "state": {"type": "object", "enabled": False},
-                "started_at": dict(_DATE), "finished_at": dict(_DATE), "updated_at": dict(_DATE),
-            },
-        },
-    }
+    return _small_index_body("jobs", {
+        "type": dict(_KEYWORD), "job_id": dict(_KEYWORD), "kind": dict(_KEYWORD),
+        "index": dict(_KEYWORD), "target_index": dict(_KEYWORD), "alias": dict(_KEYWORD),
+        "vector_field": dict(_KEYWORD), "model_id": dict(_KEYWORD),
+        "status": dict(_KEYWORD), "phase": dict(_KEYWORD), "owner": dict(_KEYWORD),
+        "slice": dict(_KEYWORD), "pass": dict(_KEYWORD), "slice_id": {"type": "integer"},
+        "max_slices": {"type": "integer"}, "done": {"type": "boolean"},
+        "cursor": {"type": "keyword", "index": False, "doc_values": False},
+        "pit_id": {"type": "keyword", "index": False, "doc_values": False},
+        "commit_seq": _COUNT, "shard": {"type": "integer"},
+        "after_seq_no": _COUNT, "upto_seq_no": _COUNT,
+        "counts": counts, "catch_up_counts": counts, "total_counts": counts, "live_counts": counts,
+        "docs_total": _COUNT, "rate_docs_per_s": {"type": "float"},
+        "elapsed_s": {"type": "float"}, "reconciles": {"type": "boolean"},
+        "errors": {"properties": {"at": dict(_DATE), "message": {"type": "text"}}},
+        "params": {"type": "object", "enabled": False},
+        "state": {"type": "object", "enabled": False},
+        "started_at": dict(_DATE), "finished_at": dict(_DATE), "updated_at": dict(_DATE),
+    })
 
 
 def dead_letter_index_body() -> JsonDict:
     """Settings and mapping of the dead-letter index (pure; golden-tested)."""
-    return {
-        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"eshybrid": {"kind": "dead_letters"}},
-            "properties": {
-                "job_id": dict(_KEYWORD), "index": dict(_KEYWORD), "doc_id": dict(_KEYWORD),
-                "vector_field": dict(_KEYWORD), "reason_code": dict(_KEYWORD),
-                "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
-                "text_excerpt": {"type": "text"}, "at": dict(_DATE),
-            },
-        },
-    }
+    return _small_index_body("dead_letters", {
+        "job_id": dict(_KEYWORD), "index": dict(_KEYWORD), "doc_id": dict(_KEYWORD),
+        "vector_field": dict(_KEYWORD), "reason_code": dict(_KEYWORD),
+        "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+        "text_excerpt": {"type": "text"}, "at": dict(_DATE),
+    })
 
 
 class JobStore:

@@ -209,6 +209,11 @@ def _paged(body: JsonDict, *, size: int, from_: int, source: bool | JsonDict) ->
     return body
 
 
+def _leg_retrievers(query: Mapping[str, Any], knn: Mapping[str, Any]) -> list[JsonDict]:
+    """The lexical (``standard``) and kNN retrievers that an ``rrf`` or ``linear`` retriever fuses."""
+    return [{"standard": {"query": dict(query)}}, {"knn": dict(knn)}]
+
+
 def es_query_knn_body(
     query: Mapping[str, Any],
     knn: Mapping[str, Any],
@@ -238,7 +243,7 @@ def es_rrf_retriever_body(
 ) -> JsonDict:
     """Elasticsearch ``rrf`` retriever over a standard (BM25) and a kNN retriever (equal weights)."""
     rrf = {
-        "retrievers": [{"standard": {"query": dict(query)}}, {"knn": dict(knn)}],
+        "retrievers": _leg_retrievers(query, knn),
         "rank_constant": fusion.rank_constant,
         "rank_window_size": depth,
     }
@@ -261,12 +266,10 @@ def es_linear_retriever_body(
         raise SearchRequestError(
             f"the linear retriever has no {fusion.normalizer!r} normalizer", field="normalizer"
         )
+    weights = (fusion.lexical_weight, fusion.vector_weight)
     linear = {
-        "retrievers": [
-            {"retriever": {"standard": {"query": dict(query)}}, "weight": fusion.lexical_weight,
-             "normalizer": normalizer},
-            {"retriever": {"knn": dict(knn)}, "weight": fusion.vector_weight, "normalizer": normalizer},
-        ],
+        "retrievers": [{"retriever": retriever, "weight": weight, "normalizer": normalizer}
+                       for retriever, weight in zip(_leg_retrievers(query, knn), weights)],
         "rank_window_size": depth,
     }
     return _paged({"retriever": {"linear": linear}}, size=size, from_=from_, source=source)

@@ -121,13 +121,8 @@ class SearchDeployment:
     """One replica: a cluster client, one ``HybridSearch`` per allowed index, and the routes."""
 
     def __init__(self, settings: SearchServiceSettings, embedding: Any = None) -> None:
-        from connector._connect import connect
-
         self._settings = settings
-        basic = (settings.username, settings.password) if settings.username and settings.password else None
-        self._cluster = connect(settings.cluster_url, api_key=settings.api_key, basic_auth=basic,
-                                ca_certs=settings.ca_certs, verify_certs=settings.verify_certs,
-                                request_timeout_s=settings.request_timeout_s)
+        self._cluster = settings.cluster_spec().connect(detect=True)
         self._embedder = self._make_embedder(settings, embedding)
         self._searches: dict[str, Any] = {}
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector.connection import ClusterSpec
 from connector.search.models import FusionConfig, Strategy
 
 __all__ = ["SearchServiceSettings", "SearchRequestBody"]
@@ -44,6 +45,12 @@ class SearchServiceSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
     num_cpus_per_replica: float = Field(0.25, gt=0, le=64, description="Ray CPUs per replica (mostly I/O)")
     max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="requests one replica works on at once")
+
+    def cluster_spec(self) -> ClusterSpec:
+        """How a replica reaches the cluster (``ClusterSpec.connect`` builds the client)."""
+        return ClusterSpec(url=self.cluster_url, api_key=self.api_key, username=self.username,
+                           password=self.password, ca_certs=self.ca_certs, verify_certs=self.verify_certs,
+                           request_timeout_s=self.request_timeout_s)
 
     @model_validator(mode="after")
     def _index_allowed(self) -> SearchServiceSettings:

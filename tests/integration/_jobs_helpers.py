@@ -1,4 +1,7 @@
-"""Helpers of the backfill / reindex / migration integration tests (real clusters, real Ray Serve)."""
+"""Helpers of the backfill / reindex / migration integration tests (real clusters, real Ray Serve).
+
+The ``cluster`` and ``embedder`` fixtures are used by importing them into a test module.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from connector import connect
 from connector.client import Cluster, JsonDict
+from connector.embedding_client import EmbeddingClient
+from connector.jobs.backfill import BackfillConfig
 from connector.jobs.settings import JobSettings
+from connector.jobs.store import JobCounts, JobStore, sum_counts
 from connector.jobs.texts import text_hash
 from migrations import MigrationSettings, Migrator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIMS = 384
+TEXT_FIELDS = ("title", "description")
+TEMPLATE = "{title}\n{description}"
 
 _COLORS = ["red", "blue", "black", "white", "green", "grey", "navy", "pink", "olive", "beige"]
 _NOUNS = ["running shoe", "desk lamp", "coffee mug", "backpack", "wool scarf", "phone case", "water bottle",
@@ -36,10 +47,42 @@ def product(i: int) -> JsonDict:
     }
 
 
+@pytest.fixture(scope="module")
+def embedder(embed_url: str) -> Iterator[EmbeddingClient]:
+    with EmbeddingClient(embed_url, timeout_s=120) as client:
+        yield client
+
+
+@pytest.fixture
+def cluster(cluster_url: str) -> Iterator[Cluster]:
+    with connect(cluster_url) as c:
+        yield c
+
+
+def only_on(*keys: str) -> pytest.MarkDecorator:
+    """Run a test on these servers only (``es9``, ``os3``...): ``cluster_url`` parametrised, each with its marker."""
+    return pytest.mark.parametrize(
+        "cluster_url", [pytest.param(key, marks=getattr(pytest.mark, key), id=key) for key in keys], indirect=True)
+
+
 def job_settings(index_name: str, **overrides: Any) -> JobSettings:
     """Job settings whose job and dead-letter indices are named after the test index (cleaned up with it)."""
     return JobSettings(jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead",
                        progress_interval_s=2.0, **overrides)
+
+
+def backfill_config(index: str, **overrides: Any) -> BackfillConfig:
+    """A backfill of ``title`` + ``description``, job indices named after ``index``, no progress bar."""
+    settings = overrides.pop("settings", None) or job_settings(index)
+    return BackfillConfig(index=index, fields=TEXT_FIELDS, template=TEMPLATE, settings=settings, show_progress=False,
+                          **overrides)
+
+
+def committed_counts(store: JobStore, job_id: str) -> JobCounts:
+    """What the checkpoints of a (running) job have committed so far."""
+    if not store.cluster.index_exists(store.jobs_index):
+        return JobCounts()
+    return sum_counts(store.load_checkpoints(job_id).values())
 
 
 def create_products(cluster: Cluster, index: str, n: int, *, shards: int = 2,
@@ -71,7 +114,7 @@ def add_vector_field(cluster: Cluster, index: str, model_id: str, *, vector_fiel
                      dims: int = MODEL_DIMS) -> None:
     """Migration 0001 (the upgrade path a shop runs first)."""
     Migrator(cluster, index, params={"vector_field": vector_field, "dims": dims, "model_id": model_id,
-                                     "source_fields": "title,description", "template": "{title}\n{description}"},
+                                     "source_fields": ",".join(TEXT_FIELDS), "template": TEMPLATE},
              settings=MigrationSettings(state_index=f"{index}-migrations")).upgrade("0001")
 
 

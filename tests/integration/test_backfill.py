@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,41 +11,24 @@ import pytest
 from connector import connect
 from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
-from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
-from tests.integration._jobs_helpers import (
+from tests.integration._jobs_helpers import (  # noqa: F401 - cluster, embedder: fixtures
     add_vector_field,
+    backfill_config,
     bulk_index,
     check_vectors,
+    cluster,
     cosine,
     create_products,
+    embedder,
     job_settings,
+    only_on,
     product,
     scan,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
-
-FIELDS = ("title", "description")
-TEMPLATE = "{title}\n{description}"
-
-
-@pytest.fixture(scope="module")
-def embedder(embed_url: str) -> Iterator[EmbeddingClient]:
-    with EmbeddingClient(embed_url, timeout_s=120) as client:
-        yield client
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
-
-
-def _config(index: str, **overrides: Any) -> BackfillConfig:
-    settings = overrides.pop("settings", None) or job_settings(index)
-    return BackfillConfig(index=index, fields=FIELDS, template=TEMPLATE, settings=settings, show_progress=False,
-                          **overrides)
 
 
 def _without_ours(source: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +42,7 @@ def test_backfill_contract(cluster: Cluster, index_name: str, embedder: Embeddin
     add_vector_field(cluster, index_name, model_id)
     before = {h["_id"]: h["_source"] for h in scan(cluster, index_name)}
 
-    summary = run_backfill(cluster, _config(index_name, slices=2), embedder=embedder)
+    summary = run_backfill(cluster, backfill_config(index_name, slices=2), embedder=embedder)
 
     assert summary.main.read == 300 and summary.main.updated == 300 and summary.reconciles
     check_vectors(cluster, index_name, embedder, model_id, sample=50)
@@ -69,23 +51,21 @@ def test_backfill_contract(cluster: Cluster, index_name: str, embedder: Embeddin
 
     cluster.request("POST", f"/{index_name}/_update/p7", body={"doc": {"title": "changed title"}},
                     params={"refresh": "true"})
-    again = run_backfill(cluster, _config(index_name), embedder=embedder)
+    again = run_backfill(cluster, backfill_config(index_name), embedder=embedder)
     assert again.main.read == 300 and again.main.updated == 1 and again.main.skipped == 299
     assert again.main.embedded == 1 and again.reconciles
     check_vectors(cluster, index_name, embedder, model_id, sample=5)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9"),
-                                         pytest.param("os3", marks=pytest.mark.os3, id="os3")],
-                         indirect=True)
+@only_on("es9", "os3")
 def test_backfill_10k(cluster: Cluster, index_name: str, embedder: EmbeddingClient) -> None:
     create_products(cluster, index_name, 10_000, shards=3)
     model_id = embedder.info().model_id
     add_vector_field(cluster, index_name, model_id)
     before = {h["_id"]: h["_source"] for h in scan(cluster, index_name)}
     started = time.monotonic()
-    summary = run_backfill(cluster, _config(index_name, slices=3), embedder=embedder)
+    summary = run_backfill(cluster, backfill_config(index_name, slices=3), embedder=embedder)
     elapsed = time.monotonic() - started
     assert summary.main.read == 10_000 and summary.main.updated == 10_000 and summary.reconciles
     check_vectors(cluster, index_name, embedder, model_id, sample=200)
@@ -116,7 +96,7 @@ def test_bad_documents_are_dead_lettered(cluster: Cluster, cluster_key: str, ind
     model_id = embedder.info().model_id
     add_vector_field(cluster, index_name, model_id)
     settings = job_settings(index_name, max_text_chars=10_000)
-    summary = run_backfill(cluster, _config(index_name, settings=settings), embedder=embedder)
+    summary = run_backfill(cluster, backfill_config(index_name, settings=settings), embedder=embedder)
 
     assert summary.main.read == 50 + len(bad)
     assert summary.main.dead_lettered == len(bad) and summary.main.updated == 50 and summary.reconciles
@@ -134,9 +114,7 @@ def test_bad_documents_are_dead_lettered(cluster: Cluster, cluster_key: str, ind
     assert all(letter["job_id"] == summary.job_id and letter["index"] == index_name for letter in letters.values())
 
 
-@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9"),
-                                         pytest.param("os2", marks=pytest.mark.os2, id="os2")],
-                         indirect=True)
+@only_on("es9", "os2")
 def test_documents_updated_during_the_run_get_the_vector_of_their_new_text(
         cluster: Cluster, index_name: str, embedder: EmbeddingClient) -> None:
     n = 1500
@@ -162,9 +140,8 @@ def test_documents_updated_during_the_run_get_the_vector_of_their_new_text(
     thread = threading.Thread(target=app)
     thread.start()
     try:
-        summary = run_backfill(cluster, _config(index_name, slices=2,
-                                                settings=job_settings(index_name, page_size=100)),
-                               embedder=embedder)
+        config = backfill_config(index_name, slices=2, settings=job_settings(index_name, page_size=100))
+        summary = run_backfill(cluster, config, embedder=embedder)
         job_done_while_app_ran = not app_done.is_set()
     finally:
         thread.join()

@@ -9,20 +9,21 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
-from connector import connect
 from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.jobs.store import JobCounts, JobStore
-from tests.integration._jobs_helpers import (
+from tests.integration._jobs_helpers import (  # noqa: F401 - cluster: a fixture
     REPO_ROOT,
     add_vector_field,
     check_vectors,
     cli_env,
+    cluster,
+    committed_counts,
     create_products,
+    only_on,
     run_cli,
     scan,
 )
@@ -33,22 +34,7 @@ PAGE = 50
 N_DOCS = 2000
 
 
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
-
-
-def _committed(store: JobStore, job_id: str) -> JobCounts:
-    counts = JobCounts()
-    if store.cluster.index_exists(store.jobs_index):
-        for cp in store.load_checkpoints(job_id).values():
-            counts.add(cp.counts)
-    return counts
-
-
-@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9"),
-                                         pytest.param("os3", marks=pytest.mark.os3, id="os3")], indirect=True)
+@only_on("es9", "os3")
 def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embed_url: str) -> None:
     create_products(cluster, index_name, N_DOCS)
     with EmbeddingClient(embed_url, timeout_s=120) as embedder:
@@ -68,14 +54,14 @@ def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embe
                                     cwd=REPO_ROOT, env=cli_env(env), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 300
-            while _committed(store, job_id).read < target:
+            while committed_counts(store, job_id).read < target:
                 assert proc.poll() is None, f"the job ended before being killed: {proc.communicate()}"
                 assert time.monotonic() < deadline, "the job made no progress"
                 time.sleep(0.2)
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate()
             assert proc.returncode == -signal.SIGKILL
-            committed = _committed(store, job_id)
+            committed = committed_counts(store, job_id)
             assert committed.read < N_DOCS, "killed too late: the scan was over"
             assert committed.reconciles()
 

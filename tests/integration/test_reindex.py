@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,22 +14,22 @@ from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.errors import AuthenticationError, ClusterApiError
 from connector.jobs.reindex import ReindexConfig, run_reindex
-from tests.integration._jobs_helpers import check_vectors, cosine, create_products, job_settings, product, scan
+from tests.integration._jobs_helpers import (  # noqa: F401 - cluster, embedder: fixtures
+    TEMPLATE,
+    TEXT_FIELDS,
+    check_vectors,
+    cluster,
+    cosine,
+    create_products,
+    embedder,
+    expected_text,
+    job_settings,
+    only_on,
+    product,
+    scan,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
-
-
-@pytest.fixture(scope="module")
-def embedder(embed_url: str) -> Iterator[EmbeddingClient]:
-    with EmbeddingClient(embed_url, timeout_s=120) as client:
-        yield client
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
-
 
 @dataclass
 class Traffic:
@@ -113,7 +112,7 @@ class Traffic:
 
 
 def _config(index_name: str, alias: str, **overrides: Any) -> ReindexConfig:
-    return ReindexConfig(alias=alias, fields=("title", "description"), template="{title}\n{description}",
+    return ReindexConfig(alias=alias, fields=TEXT_FIELDS, template=TEMPLATE,
                          settings=job_settings(index_name, page_size=200), show_progress=False, **overrides)
 
 
@@ -121,7 +120,7 @@ def _check_copied_vectors(cluster: Cluster, alias: str, embedder: EmbeddingClien
                           sample: list[str]) -> None:
     stored = {h["_id"]: h["_source"] for h in scan(cluster, alias, fields=["embedding", "eshybrid_meta"])
               if h["_id"] in sample}
-    texts = [f"{product(int(i[1:]))['title']}\n{product(int(i[1:]))['description']}" for i in sample]
+    texts = [expected_text(product(int(i[1:]))) for i in sample]
     expected = embedder.embed_documents(texts)
     assert min(cosine(stored[i]["embedding"], v) for i, v in zip(sample, expected)) >= 0.9999
     assert all(stored[i]["eshybrid_meta"]["embedding"]["model_id"] == model_id for i in sample)
@@ -153,8 +152,7 @@ def test_reindex_behind_an_existing_alias(cluster: Cluster, index_name: str, emb
     _check_copied_vectors(cluster, alias, embedder, model_id, [f"p{i}" for i in range(1, 600, 37)])
 
 
-@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9"),
-                                         pytest.param("os3", marks=pytest.mark.os3, id="os3")], indirect=True)
+@only_on("es9", "os3")
 def test_reindex_a_concrete_index_into_an_alias(cluster: Cluster, index_name: str,
                                                 embedder: EmbeddingClient) -> None:
     """NAME is an index: it becomes alias NAME -> NAME-v1 in one _aliases call; no acknowledged write is lost."""
@@ -173,7 +171,7 @@ def test_reindex_a_concrete_index_into_an_alias(cluster: Cluster, index_name: st
     _check_copied_vectors(cluster, index_name, embedder, model_id, [f"p{i}" for i in range(0, 800, 40)])
 
 
-@pytest.mark.parametrize("cluster_url", [pytest.param("es8", marks=pytest.mark.es8, id="es8")], indirect=True)
+@only_on("es8")
 def test_reindex_reuses_vectors_and_deletes_the_old_index(cluster: Cluster, index_name: str,
                                                           embedder: EmbeddingClient) -> None:
     """A second reindex re-embeds nothing (text hash and model match); --delete-old drops the old index."""

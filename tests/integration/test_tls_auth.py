@@ -54,6 +54,32 @@ def test_right_ca_and_password(tls_endpoint: TlsEndpoint) -> None:
         assert cluster.request("GET", "/_cluster/health").body["status"] in ("green", "yellow")
 
 
+def test_commands_and_the_search_service_connect_through_one_spec(
+    tls_endpoint: TlsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ConnectionSettings`` (CLI, env ``ESHYBRID_*``) and ``SearchServiceSettings`` share ``ClusterSpec.connect``."""
+    from pydantic import SecretStr
+
+    from connector.connection import ConnectionSettings
+    from connector.search.serve_settings import SearchServiceSettings
+
+    for name in ("URL", "API_KEY", "USERNAME", "PASSWORD", "CA_CERTS", "VERIFY_CERTS"):
+        monkeypatch.delenv(f"ESHYBRID_{name}", raising=False)
+    monkeypatch.setenv("ESHYBRID_URL", tls_endpoint.basic_url)
+    monkeypatch.setenv("ESHYBRID_USERNAME", tls_endpoint.username)
+    monkeypatch.setenv("ESHYBRID_PASSWORD", tls_endpoint.password)
+    monkeypatch.setenv("ESHYBRID_CA_CERTS", tls_endpoint.ca_certs)
+    settings = ConnectionSettings()
+    with settings.connect() as cluster:
+        assert cluster.capabilities.flavor == expected_flavor(tls_endpoint)
+    with settings.cluster_spec().connect() as cluster:  # what a Ray task does: no GET / up front
+        assert cluster.request("GET", "/_cluster/health").body["status"] in ("green", "yellow")
+    service = SearchServiceSettings(cluster_url=tls_endpoint.api_key_url, api_key=SecretStr(tls_endpoint.api_key),
+                                    ca_certs=tls_endpoint.ca_certs, index="any")
+    with service.cluster_spec().connect(detect=True) as cluster:
+        assert cluster.capabilities.flavor == expected_flavor(tls_endpoint)
+
+
 def test_right_ca_and_api_key(tls_endpoint: TlsEndpoint) -> None:
     with connect(tls_endpoint.api_key_url, api_key=tls_endpoint.api_key, ca_certs=tls_endpoint.ca_certs) as cluster:
         assert cluster.capabilities.flavor == expected_flavor(tls_endpoint)

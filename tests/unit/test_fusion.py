@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from connector.errors import SearchRequestError
-from connector.search.fusion import LegHit, fuse, linear_fuse, normalize, rank_leg, rrf_fuse, single_leg
+from connector.search.fusion import FusedDoc, LegHit, fuse, linear_fuse, normalize, rank_leg, rrf_fuse, single_leg
 from connector.search.models import FusionConfig
 
 
@@ -16,8 +16,13 @@ def leg(*pairs: tuple[str, float]) -> list[LegHit]:
     return [LegHit(id=i, score=s, index="idx") for i, s in pairs]
 
 
+def scores_of(fused: list[FusedDoc]) -> dict[str, float]:
+    return {d.id: d.score for d in fused}
+
+
 LEX = leg(("a", 10.0), ("b", 6.0), ("c", 2.0))
 VEC = leg(("c", 0.9), ("d", 0.8), ("a", 0.7))
+BOTH = {"lexical": LEX, "vector": VEC}
 W = {"lexical": 1.0, "vector": 1.0}
 
 
@@ -41,18 +46,14 @@ def test_normalizers() -> None:
 
 
 def test_rrf_hand_computed() -> None:
-    fused = rrf_fuse({"lexical": LEX, "vector": VEC}, rank_constant=60, weights=W)
-    scores = {d.id: d.score for d in fused}
-    assert scores["a"] == pytest.approx(1 / 61 + 1 / 63)
-    assert scores["c"] == pytest.approx(1 / 63 + 1 / 61)
-    assert scores["b"] == pytest.approx(1 / 62)
-    assert scores["d"] == pytest.approx(1 / 62)
+    fused = rrf_fuse(BOTH, rank_constant=60, weights=W)
+    assert scores_of(fused) == pytest.approx({"a": 1 / 61 + 1 / 63, "c": 1 / 63 + 1 / 61, "b": 1 / 62, "d": 1 / 62})
     # a and c tie exactly, so do b and d: ties go by _id
     assert [d.id for d in fused] == ["a", "c", "b", "d"]
 
 
 def test_rrf_missing_leg_contributes_nothing_and_is_explained() -> None:
-    fused = {d.id: d for d in rrf_fuse({"lexical": LEX, "vector": VEC}, rank_constant=60, weights=W)}
+    fused = {d.id: d for d in rrf_fuse(BOTH, rank_constant=60, weights=W)}
     assert set(fused["b"].legs) == {"lexical"}
     b = fused["b"].legs["lexical"]
     assert (b.rank, b.raw_score, b.weight) == (2, 6.0, 1.0)
@@ -61,48 +62,38 @@ def test_rrf_missing_leg_contributes_nothing_and_is_explained() -> None:
 
 
 def test_rrf_weights() -> None:
-    fused = rrf_fuse({"lexical": LEX, "vector": VEC}, rank_constant=1, weights={"lexical": 3.0, "vector": 1.0})
-    scores = {d.id: d.score for d in fused}
-    assert scores["a"] == pytest.approx(3 / 2 + 1 / 4)
-    assert scores["c"] == pytest.approx(3 / 4 + 1 / 2)
-    assert scores["b"] == pytest.approx(3 / 3)
-    assert scores["d"] == pytest.approx(1 / 3)
+    fused = rrf_fuse(BOTH, rank_constant=1, weights={"lexical": 3.0, "vector": 1.0})
+    assert scores_of(fused) == pytest.approx({"a": 3 / 2 + 1 / 4, "c": 3 / 4 + 1 / 2, "b": 3 / 3, "d": 1 / 3})
     assert [d.id for d in fused] == ["a", "c", "b", "d"]
 
 
 def test_linear_min_max_missing_zero() -> None:
-    fused = linear_fuse({"lexical": LEX, "vector": VEC}, normalizer="min_max", weights=W, missing="zero")
-    scores = {d.id: d.score for d in fused}
+    fused = linear_fuse(BOTH, normalizer="min_max", weights=W, missing="zero")
     # lexical: a=1, b=0.5, c=0 ; vector: c=1, d=0.5, a=0
-    assert scores == pytest.approx({"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.25})
+    assert scores_of(fused) == pytest.approx({"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.25})
     assert [d.id for d in fused] == ["a", "c", "b", "d"]
     assert fused[2].legs["lexical"].normalized == pytest.approx(0.5)
 
 
 def test_linear_missing_ignore_averages_present_legs_only() -> None:
-    fused = linear_fuse({"lexical": LEX, "vector": VEC}, normalizer="min_max", weights=W, missing="ignore")
-    scores = {d.id: d.score for d in fused}
-    assert scores == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.5, "d": 0.5})
+    fused = linear_fuse(BOTH, normalizer="min_max", weights=W, missing="ignore")
+    assert scores_of(fused) == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.5, "d": 0.5})
     assert [d.id for d in fused] == ["a", "b", "c", "d"]
 
 
 def test_linear_weights_are_relative() -> None:
-    one = linear_fuse({"lexical": LEX, "vector": VEC}, weights={"lexical": 0.3, "vector": 0.7})
-    ten = linear_fuse({"lexical": LEX, "vector": VEC}, weights={"lexical": 3.0, "vector": 7.0})
+    one = linear_fuse(BOTH, weights={"lexical": 0.3, "vector": 0.7})
+    ten = linear_fuse(BOTH, weights={"lexical": 3.0, "vector": 7.0})
     assert [(d.id, round(d.score, 12)) for d in one] == [(d.id, round(d.score, 12)) for d in ten]
-    scores = {d.id: d.score for d in one}
-    assert scores["a"] == pytest.approx(0.3)
-    assert scores["c"] == pytest.approx(0.7)
-    assert scores["d"] == pytest.approx(0.35)
-    assert scores["b"] == pytest.approx(0.15)
+    assert scores_of(one) == pytest.approx({"a": 0.3, "c": 0.7, "d": 0.35, "b": 0.15})
 
 
 def test_linear_l2_and_none() -> None:
     lex = leg(("a", 3.0), ("b", 4.0))
     vec = leg(("a", 1.0))
-    l2 = {d.id: d.score for d in linear_fuse({"lexical": lex, "vector": vec}, normalizer="l2", weights=W)}
+    l2 = scores_of(linear_fuse({"lexical": lex, "vector": vec}, normalizer="l2", weights=W))
     assert l2 == pytest.approx({"a": (0.6 + 1.0) / 2, "b": 0.8 / 2})
-    raw = {d.id: d.score for d in linear_fuse({"lexical": lex, "vector": vec}, normalizer="none", weights=W)}
+    raw = scores_of(linear_fuse({"lexical": lex, "vector": vec}, normalizer="none", weights=W))
     assert raw == pytest.approx({"a": 2.0, "b": 2.0})
 
 

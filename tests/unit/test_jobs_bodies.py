@@ -7,9 +7,6 @@ and review the diff.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,18 +15,9 @@ from connector.jobs.dialect import PitDialect, catch_up_search_body, pit_search_
 from connector.jobs.reindex import alias_actions, target_index_body
 from connector.jobs.store import DeadLetter, JobCounts, SliceCheckpoint, dead_letter_index_body, jobs_index_body
 from migrations.state import migrations_index_body
+from tests.unit._golden import GOLDEN_DIR, GoldenFiles
 
-GOLDEN = Path(__file__).parent / "golden" / "jobs"
-
-
-def check_golden(name: str, actual: Any) -> None:
-    path = GOLDEN / f"{name}.json"
-    text = json.dumps(actual, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("ESHYBRID_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path}; run with ESHYBRID_UPDATE_GOLDEN=1"
-    assert actual == json.loads(path.read_text()), f"{name} differs from {path}"
+check_golden = GoldenFiles(GOLDEN_DIR / "jobs").check
 
 
 def test_pit_page_body() -> None:

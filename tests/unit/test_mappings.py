@@ -7,9 +7,6 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import copy
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +19,8 @@ from mappings import (
     build_index_body,
     vector_field_mapping,
 )
+from tests.unit._golden import GOLDEN_DIR, GoldenFiles
 
-GOLDEN = Path(__file__).parent / "golden"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 SERVERS = {
@@ -39,14 +36,7 @@ TEXT_FIELDS = [
     TextField("brand", keyword_subfield=True, keyword_ignore_above=128),
 ]
 
-
-def check_golden(name: str, actual: dict[str, Any]) -> None:
-    path = GOLDEN / f"{name}.json"
-    text = json.dumps(actual, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("ESHYBRID_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path}; run with ESHYBRID_UPDATE_GOLDEN=1"
-    assert actual == json.loads(path.read_text()), f"{name} differs from {path}"
+check_golden = GoldenFiles().check
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
@@ -178,4 +168,4 @@ def test_golden_files_are_all_used() -> None:
             "os2_faiss_fp16", "os3_faiss_binary",
         )
     }  # fmt: skip
-    assert {p.stem for p in GOLDEN.glob("*.json") if not p.stem.startswith("other_")} >= expected
+    assert {p.stem for p in GOLDEN_DIR.glob("*.json") if not p.stem.startswith("other_")} >= expected

@@ -7,8 +7,6 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +27,8 @@ from connector.search.models import (
     SearchHit,
     SearchResponse,
 )
+from tests.unit._golden import GoldenFiles
 
-GOLDEN = Path(__file__).parent / "golden"
 VECTOR = [0.25, -0.5, 0.125]
 FIELDS = {"title": 2.0, "text": 1.0}
 FILTERS = [{"term": {"brand.keyword": "Acme"}}, {"range": {"price": {"lte": 100}}}]
@@ -46,13 +44,7 @@ SERVERS = {
 }
 
 
-def check_golden(name: str, actual: Any) -> None:
-    path = GOLDEN / f"search_{name}.json"
-    text = json.dumps(actual, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("ESHYBRID_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path}; run with ESHYBRID_UPDATE_GOLDEN=1"
-    assert actual == json.loads(path.read_text()), f"{name} differs from {path}"
+check_golden = GoldenFiles(prefix="search_").check
 
 
 def lexical() -> dict[str, Any]:

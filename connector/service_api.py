@@ -1,0 +1,156 @@
+"""What the two model services (``embedding_service`` and ``rerank``) share: their HTTP error rules and replica options.
+
+Both answer an error as ``{"error": {"message", "type", "param", "code"}}`` under the same status rules (400 malformed
+body, 401 bearer token, 422 a bad field, 429 with ``Retry-After``, 5xx a bug), ``GET /healthz`` as ``{"status": "ok"}``,
+and run as Ray Serve deployments whose replicas are placed and throttled alike.
+
+The services are deployables of their own; this module sits in the connector because both already depend on it
+(``connector.errors``) and it needs no Ray, torch or FastAPI, so the base install stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+__all__ = [
+    "HealthBody",
+    "ErrorBody",
+    "ErrorResponse",
+    "ErrorReply",
+    "ServiceError",
+    "ReplicaSettings",
+    "error_body",
+    "error_type",
+    "error_reply",
+    "retry_after_header",
+    "param_from_loc",
+    "replica_options",
+]
+
+
+# The three bodies below appear in both services' OpenAPI documents under these class names; no docstrings,
+# so the schemas stay as they were.
+class HealthBody(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ServiceError(Protocol):
+    """What :func:`error_reply` reads from a service's exception (both services' roots have it)."""
+
+    status: int
+    message: str
+
+
+class ReplicaSettings(Protocol):
+    """The settings fields :func:`replica_options` reads (both services' settings have them)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def num_cpus_per_replica(self) -> float: ...
+
+    @property
+    def num_gpus_per_replica(self) -> float: ...
+
+    @property
+    def max_ongoing_requests(self) -> int: ...
+
+    @property
+    def max_queued_requests(self) -> int: ...
+
+    @property
+    def retry_after_s(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """An error answer, ready for ``JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)``."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error body."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_type(status: int) -> str:
+    """The ``error.type`` for an HTTP status (OpenAI's names)."""
+    if status >= 500:
+        return "server_error"
+    return {401: "authentication_error", 429: "rate_limit_error"}.get(status, "invalid_request_error")
+
+
+def retry_after_header(retry_after_s: float) -> str:
+    """The ``Retry-After`` value: whole seconds, rounded up (never sooner than asked), at least 1."""
+    return str(max(1, math.ceil(retry_after_s)))
+
+
+def error_reply(err: ServiceError, *, retry_after_s: float) -> ErrorReply:
+    """The answer to a service exception: its status, the error body, and ``Retry-After`` / ``WWW-Authenticate``.
+
+    Args:
+        err: the exception; its ``field`` (if any) becomes ``param``, its ``retry_after_s`` (if any) the header.
+        retry_after_s: the ``Retry-After`` of a 429 whose exception carries none.
+    """
+    status = err.status
+    headers: dict[str, str] = {}
+    if status == 429:
+        headers["Retry-After"] = retry_after_header(getattr(err, "retry_after_s", retry_after_s))
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = error_body(err.message, type_=error_type(status), param=getattr(err, "field", None))
+    return ErrorReply(status, body, headers)
+
+
+def param_from_loc(loc: Sequence[str | int], *, union_tags: Collection[str] = ()) -> str | None:
+    """Turn a pydantic error location into a field name like ``documents[3]``.
+
+    Drops the ``body`` root and ``union_tags``, the union member names pydantic inserts (``str``, ``list[str]``).
+    """
+    name = ""
+    for part in loc:
+        if part == "body" or part in union_tags:
+            continue
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or None
+
+
+def replica_options(settings: ReplicaSettings, *, name: str, cluster_gpus: float) -> dict[str, Any]:
+    """Ray Serve options both deployments share (pure); the caller adds the replica count or autoscaling.
+
+    ``device=auto`` asks Ray for ``num_gpus`` when the cluster has GPUs, so the replica is placed
+    on a GPU node and torch sees it; ``device=cpu`` never reserves one.
+    """
+    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
+    actor_options: dict[str, Any] = {"num_cpus": settings.num_cpus_per_replica}
+    if on_gpu:
+        actor_options["num_gpus"] = settings.num_gpus_per_replica
+    return {
+        "name": name,
+        "ray_actor_options": actor_options,
+        "max_ongoing_requests": settings.max_ongoing_requests,
+        "max_queued_requests": settings.max_queued_requests,
+        "backpressure_config": {"status_code": 429, "retry_after_s": settings.retry_after_s},
+        "health_check_period_s": 10.0,
+        "graceful_shutdown_timeout_s": 20.0,
+    }
