@@ -1,6 +1,6 @@
 """Helpers of the backfill / reindex / migration integration tests (real clusters, real Ray Serve).
 
-The ``cluster`` and ``embedder`` fixtures are used by importing them into a test module.
+The ``embedder`` fixture is used by importing it into a test module (``cluster`` is a shared fixture).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from connector import connect
 from connector.client import Cluster, JsonDict
 from connector.embedding_client import EmbeddingClient
 from connector.jobs.backfill import BackfillConfig
@@ -51,12 +50,6 @@ def product(i: int) -> JsonDict:
 def embedder(embed_url: str) -> Iterator[EmbeddingClient]:
     with EmbeddingClient(embed_url, timeout_s=120) as client:
         yield client
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
 
 
 def only_on(*keys: str) -> pytest.MarkDecorator:

@@ -13,12 +13,11 @@ from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
-from tests.integration._jobs_helpers import (  # noqa: F401 - cluster, embedder: fixtures
+from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     add_vector_field,
     backfill_config,
     bulk_index,
     check_vectors,
-    cluster,
     cosine,
     create_products,
     embedder,

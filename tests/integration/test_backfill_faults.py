@@ -15,11 +15,10 @@ from connector.embedding_client import EmbeddingClient
 from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
 from tests.integration._faultproxy import fault_proxy
-from tests.integration._jobs_helpers import (  # noqa: F401 - cluster, embedder: fixtures
+from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     add_vector_field,
     backfill_config,
     check_vectors,
-    cluster,
     committed_counts,
     create_products,
     embedder,

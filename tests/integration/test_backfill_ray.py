@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
-from connector import connect
 from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.jobs.backfill import BackfillConfig, run_backfill
@@ -16,12 +14,6 @@ from connector.jobs.store import JobStore
 from tests.integration._jobs_helpers import add_vector_field, check_vectors, create_products, job_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
 
 
 @pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9")], indirect=True)

@@ -15,12 +15,11 @@ import pytest
 from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.jobs.store import JobCounts, JobStore
-from tests.integration._jobs_helpers import (  # noqa: F401 - cluster: a fixture
+from tests.integration._jobs_helpers import (
     REPO_ROOT,
     add_vector_field,
     check_vectors,
     cli_env,
-    cluster,
     committed_counts,
     create_products,
     only_on,

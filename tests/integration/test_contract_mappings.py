@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -61,12 +61,6 @@ def index_settings_of(cluster: Cluster, index: str) -> dict[str, Any]:
     body = cluster.request("GET", f"/{index}/_settings").body
     settings: dict[str, Any] = next(iter(body.values()))["settings"]
     return settings
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as connected:
-        yield connected
 
 
 def bulk_ok(cluster: Cluster, lines: list[dict[str, Any]]) -> None:

@@ -10,12 +10,11 @@ test_hybrid_search_serve.py; the cluster is always real.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from connector import connect
 from connector.client import Cluster
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import FusionConfig, HybridSearch
@@ -80,12 +79,6 @@ def create_index(cluster: Cluster, index: str, docs: Sequence[dict[str, Any]], *
         lines += [{"index": {"_index": index, "_id": doc["_id"]}}, {k: v for k, v in doc.items() if k != "_id"}]
     result = cluster.bulk(lines, refresh=True)
     assert not result["errors"], result
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
 
 
 @pytest.fixture

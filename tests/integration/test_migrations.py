@@ -6,12 +6,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from connector import connect
 from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.errors import MigrationError, MigrationLockedError
@@ -20,12 +18,6 @@ from migrations import MigrationLock, MigrationSettings, Migrator
 from tests.integration._jobs_helpers import REPO_ROOT, check_vectors, cli_env, create_products, job_settings
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture
-def cluster(cluster_url: str) -> Iterator[Cluster]:
-    with connect(cluster_url) as c:
-        yield c
 
 
 def _settings(index_name: str, **overrides: object) -> MigrationSettings:

@@ -14,11 +14,10 @@ from connector.client import Cluster
 from connector.embedding_client import EmbeddingClient
 from connector.errors import AuthenticationError, ClusterApiError
 from connector.jobs.reindex import ReindexConfig, run_reindex
-from tests.integration._jobs_helpers import (  # noqa: F401 - cluster, embedder: fixtures
+from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     TEMPLATE,
     TEXT_FIELDS,
     check_vectors,
-    cluster,
     cosine,
     create_products,
     embedder,
