@@ -76,12 +76,9 @@ class FusedDoc(NamedTuple):
 
 def rank_leg(hits: Sequence[LegHit]) -> list[LegHit]:
     """Order one leg by score (descending) then ``_id``; keep the first hit of a repeated id."""
-    ordered = sorted(hits, key=_leg_order)
-    if len({hit.id for hit in ordered}) == len(ordered):
-        return ordered
     seen: set[str] = set()
     ranked: list[LegHit] = []
-    for hit in ordered:
+    for hit in sorted(hits, key=_leg_order):
         if hit.id not in seen:
             seen.add(hit.id)
             ranked.append(hit)

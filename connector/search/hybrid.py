@@ -105,12 +105,10 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
-_tuple_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hundreds per search)
-
-
 def _leg_hits(response: Mapping[str, Any]) -> list[LegHit]:
+    # tuple.__new__: a NamedTuple without its Python-level __new__ (hundreds per search)
     return [
-        _tuple_new(LegHit, (str(h["_id"]), float(h["_score"] or 0.0), str(h.get("_index", "")), h.get("_routing")))
+        tuple.__new__(LegHit, (str(h["_id"]), float(h["_score"] or 0.0), str(h.get("_index", "")), h.get("_routing")))
         for h in (response.get("hits") or {}).get("hits") or []
     ]
 
