@@ -14,10 +14,10 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test test-unit test-integration demo demo-down bench clean help
+.PHONY: install system-deps lint format test test-unit test-integration demo demo-down bench clean help
 
 help:
-	@echo "make demo | make test | make bench | make demo-down | make clean"
+	@echo "make demo | make test | make lint | make bench | make demo-down | make clean"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "warning: missing Debian packages:$$missing (install them as root)"; fi; \
 	fi
+
+# The gate: ruff (lint + format check), mypy (strict on the public API packages), import-linter (layer contracts).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: install
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; if [ $$rc = 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

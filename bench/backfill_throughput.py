@@ -42,14 +42,28 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from connector import connect  # noqa: E402
-from connector.embedding_client import EmbeddingClient  # noqa: E402
 from connector.jobs.backfill import BackfillConfig, run_backfill  # noqa: E402
 from connector.jobs.settings import JobSettings  # noqa: E402
+from connector.services.embedding import EmbeddingClient  # noqa: E402
 from migrations import MigrationSettings, Migrator  # noqa: E402
 
 _COLORS = ["red", "blue", "black", "white", "green", "grey", "navy", "pink", "olive", "beige"]
-_NOUNS = ["running shoe", "desk lamp", "coffee mug", "backpack", "wool scarf", "phone case", "water bottle",
-          "office chair", "yoga mat", "rain jacket", "hiking boot", "kettle", "notebook", "headphones"]
+_NOUNS = [
+    "running shoe",
+    "desk lamp",
+    "coffee mug",
+    "backpack",
+    "wool scarf",
+    "phone case",
+    "water bottle",
+    "office chair",
+    "yoga mat",
+    "rain jacket",
+    "hiking boot",
+    "kettle",
+    "notebook",
+    "headphones",
+]
 _BRANDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
 
 
@@ -71,12 +85,32 @@ def embedding_service(url: str | None, replicas: int) -> Iterator[str]:
         yield url.rstrip("/")
         return
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "connector.cli", "serve", "embed", "--port", str(_free_port()), "--num-cpus", "2",
-           "--replicas", str(replicas), "--num-cpus-per-replica", str(2 / replicas), "--torch-threads", "1"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+    env.update(
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "connector.cli",
+        "serve",
+        "embed",
+        "--port",
+        str(_free_port()),
+        "--num-cpus",
+        "2",
+        "--replicas",
+        str(replicas),
+        "--num-cpus-per-replica",
+        str(2 / replicas),
+        "--torch-threads",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -125,8 +159,10 @@ def cluster_url(url: str | None, flavor: str) -> Iterator[str]:
 
 def load_index(cluster: Any, index: str, texts: Sequence[str], *, dims: int, model_id: str) -> None:
     """A BM25 index of the texts (as a shop has it), then migration 0001 adds the vector field."""
-    body: dict[str, Any] = {"settings": {"index": {"number_of_shards": 2, "number_of_replicas": 0}},
-                            "mappings": {"properties": {"title": {"type": "text"}, "sku": {"type": "keyword"}}}}
+    body: dict[str, Any] = {
+        "settings": {"index": {"number_of_shards": 2, "number_of_replicas": 0}},
+        "mappings": {"properties": {"title": {"type": "text"}, "sku": {"type": "keyword"}}},
+    }
     if cluster.capabilities.requires_knn_index_setting:
         body["settings"]["index"]["knn"] = True
     cluster.create_index(index, body)
@@ -136,16 +172,19 @@ def load_index(cluster: Any, index: str, texts: Sequence[str], *, dims: int, mod
             lines += [{"index": {"_index": index, "_id": str(i)}}, {"title": texts[i], "sku": f"S{i}"}]
         cluster.bulk(lines)
     cluster.refresh(index)
-    Migrator(cluster, index, params={"dims": dims, "model_id": model_id, "source_fields": "title",
-                                     "template": "{title}"},
-             settings=MigrationSettings(state_index=f"{index}-migrations")).upgrade("0001")
+    Migrator(
+        cluster,
+        index,
+        params={"dims": dims, "model_id": model_id, "source_fields": "title", "template": "{title}"},
+        settings=MigrationSettings(state_index=f"{index}-migrations"),
+    ).upgrade("0001")
 
 
 def embed_only(client: EmbeddingClient, texts: Sequence[str], *, page_size: int, workers: int) -> float:
     """docs/s embedding ``texts`` the way the job's embed stage does (pages, sorted by length, N threads)."""
     pages: queue.Queue[list[str]] = queue.Queue()
     for start in range(0, len(texts), page_size):
-        pages.put(sorted(texts[start:start + page_size], key=len))
+        pages.put(sorted(texts[start : start + page_size], key=len))
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -184,30 +223,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     texts = titles(args.docs)
-    settings = JobSettings(page_size=args.page_size, embed_workers=args.embed_workers,
-                           jobs_index="bench-eshybrid-jobs", dead_letter_index="bench-eshybrid-dead")
+    settings = JobSettings(
+        page_size=args.page_size,
+        embed_workers=args.embed_workers,
+        jobs_index="bench-eshybrid-jobs",
+        dead_letter_index="bench-eshybrid-dead",
+    )
     index = f"bench-backfill-{uuid.uuid4().hex[:8]}"
-    with embedding_service(args.embed_url, args.replicas) as embed_url, cluster_url(args.url, args.flavor) as url, \
-            EmbeddingClient(embed_url, timeout_s=120) as client, connect(url) as cluster:
+    with (
+        embedding_service(args.embed_url, args.replicas) as embed_url,
+        cluster_url(args.url, args.flavor) as url,
+        EmbeddingClient(embed_url, timeout_s=120) as client,
+        connect(url) as cluster,
+    ):
         info = client.info()
-        print(f"cluster {cluster.capabilities.display_name} at {url}; embedding {info.model_id} on {info.device} "
-              f"at {embed_url}; {args.docs} docs", flush=True)
+        print(
+            f"cluster {cluster.capabilities.display_name} at {url}; embedding {info.model_id} on {info.device} "
+            f"at {embed_url}; {args.docs} docs",
+            flush=True,
+        )
         embed_only(client, texts[:512], page_size=args.page_size, workers=args.embed_workers)  # warm-up
         before = embed_only(client, texts, page_size=args.page_size, workers=args.embed_workers)
         print(f"embedding only (before): {before:.1f} docs/s", flush=True)
 
         try:
             load_index(cluster, index, texts, dims=info.dims, model_id=info.model_id)
-            config = BackfillConfig(index=index, fields=("title",), slices=args.slices, settings=settings,
-                                    show_progress=False)
+            config = BackfillConfig(
+                index=index, fields=("title",), slices=args.slices, settings=settings, show_progress=False
+            )
             started = time.monotonic()
             summary = run_backfill(cluster, config, embedder=client)
             elapsed = time.monotonic() - started
             assert summary.reconciles and summary.main.updated == args.docs, summary.as_dict()
             backfill = args.docs / elapsed
-            print(f"backfill end to end: {backfill:.1f} docs/s ({elapsed:.1f}s; main scan "
-                  f"{summary.main_elapsed_s:.1f}s = {summary.docs_per_s:.1f} docs/s, catch-up re-read "
-                  f"{summary.catch_up.read} docs)", flush=True)
+            print(
+                f"backfill end to end: {backfill:.1f} docs/s ({elapsed:.1f}s; main scan "
+                f"{summary.main_elapsed_s:.1f}s = {summary.docs_per_s:.1f} docs/s, catch-up re-read "
+                f"{summary.catch_up.read} docs)",
+                flush=True,
+            )
         finally:
             for name in (index, f"{index}-migrations", settings.jobs_index, settings.dead_letter_index):
                 cluster.delete_index(name)
@@ -216,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     embed = (before + after) / 2
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RESULT embed_only_docs_per_s={embed:.1f} backfill_docs_per_s={backfill:.1f} "
-          f"backfill_vs_embed={backfill / embed:.3f} peak_rss_mb={peak_rss_mb:.0f}")
+    print(
+        f"RESULT embed_only_docs_per_s={embed:.1f} backfill_docs_per_s={backfill:.1f} "
+        f"backfill_vs_embed={backfill / embed:.3f} peak_rss_mb={peak_rss_mb:.0f}"
+    )
     return 0
 
 

@@ -80,14 +80,18 @@ def measure_raw(texts: list[str], *, batch_size: int) -> float:
         torch.set_num_threads(threads)
         embedder.encode(warm, max_rows=batch_size, max_batch_tokens=10**9)
         rates[f"embedder_{threads}t"] = timed(
-            f"Embedder, sorted batches of {batch_size}, {threads} thread(s)", len(texts),
-            lambda: embedder.encode(texts, max_rows=batch_size, max_batch_tokens=10**9))
+            f"Embedder, sorted batches of {batch_size}, {threads} thread(s)",
+            len(texts),
+            lambda: embedder.encode(texts, max_rows=batch_size, max_batch_tokens=10**9),
+        )
     best_threads = 1 if rates["embedder_1t"] >= rates["embedder_2t"] else 2
     torch.set_num_threads(best_threads)
     st_model.encode(warm, batch_size=batch_size)
     rates[f"st_{best_threads}t"] = timed(
-        f"sentence-transformers encode, {best_threads} thread(s)", len(texts),
-        lambda: st_model.encode(texts, batch_size=batch_size))
+        f"sentence-transformers encode, {best_threads} thread(s)",
+        len(texts),
+        lambda: st_model.encode(texts, batch_size=batch_size),
+    )
     best = max(rates, key=rates.__getitem__)
     print(f"  best raw: {best} = {rates[best]:.1f} docs/s", flush=True)
     return rates[best]
@@ -95,9 +99,15 @@ def measure_raw(texts: list[str], *, batch_size: int) -> float:
 
 def start_service(args: argparse.Namespace) -> tuple[str, Any]:
     """Local Ray (2 CPUs) + Serve on a free port + the embedding app; returns (base URL, handle)."""
-    os.environ.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
-                       "TOKENIZERS_PARALLELISM": "false",
-                       "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    os.environ.update(
+        {
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
     os.environ.pop("RAY_ADDRESS", None)
     import ray
     from ray import serve
@@ -105,22 +115,36 @@ def start_service(args: argparse.Namespace) -> tuple[str, Any]:
     from embedding_service.deployment import build_app
     from embedding_service.settings import EmbeddingServiceSettings
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
-             log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port},
-                logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     settings = EmbeddingServiceSettings(
-        device="cpu", dtype="float32", replicas=args.replicas, num_cpus_per_replica=2 / args.replicas,
-        torch_threads=args.threads_per_replica, max_batch_size=args.batch_size,
-        max_batch_tokens=args.max_batch_tokens, route_prefix="/embed")
+        device="cpu",
+        dtype="float32",
+        replicas=args.replicas,
+        num_cpus_per_replica=2 / args.replicas,
+        torch_threads=args.threads_per_replica,
+        max_batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        route_prefix="/embed",
+    )
     handle = serve.run(build_app(settings, cluster_gpus=0), name="embed", route_prefix="/embed")
     return f"http://127.0.0.1:{port}/embed", handle
 
 
 def measure_handle(handle: Any, texts: list[str], *, batch_size: int, window: int) -> float:
     """Requests of ``batch_size`` through the deployment handle, ``window`` in flight (like a backfill)."""
-    chunks = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
 
     def run() -> None:
         in_flight: deque[Any] = deque()
@@ -138,20 +162,22 @@ def measure_handle(handle: Any, texts: list[str], *, batch_size: int, window: in
 
 
 def measure_http(url: str, texts: list[str], *, batch_size: int, concurrency: int) -> float:
-    from connector.embedding_client import EmbeddingClient
+    from connector.services.embedding import EmbeddingClient
 
     with EmbeddingClient(url, batch_size=batch_size, max_concurrency=concurrency, timeout_s=300) as client:
         client.embed_documents(texts[: batch_size * concurrency])
-        return timed(f"service via HTTP, {concurrency} requests in flight", len(texts),
-                     lambda: client.embed_documents(texts))
+        return timed(
+            f"service via HTTP, {concurrency} requests in flight", len(texts), lambda: client.embed_documents(texts)
+        )
 
 
-def measure_query_latency(url: str, texts: list[str], queries: list[str], *, batch_size: int,
-                          concurrency: int) -> tuple[float, float, float]:
+def measure_query_latency(
+    url: str, texts: list[str], queries: list[str], *, batch_size: int, concurrency: int
+) -> tuple[float, float, float]:
     """p50/p99 (ms) of single-query requests sent one after another while an HTTP bulk load runs."""
     import httpx
 
-    from connector.embedding_client import EmbeddingClient
+    from connector.services.embedding import EmbeddingClient
 
     stop = threading.Event()
     bulk_docs = [0]
@@ -178,15 +204,22 @@ def measure_query_latency(url: str, texts: list[str], queries: list[str], *, bat
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    print(f"  1-query latency under bulk load ({len(latencies)} queries, bulk {bulk_docs[0]} docs): "
-          f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms", flush=True)
+    print(
+        f"  1-query latency under bulk load ({len(latencies)} queries, bulk {bulk_docs[0]} docs): "
+        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms",
+        flush=True,
+    )
     return p50, p99, latencies[-1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data" / "esci-us-subset",
-                        help="BEIR folder with corpus.jsonl and queries.jsonl")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO / ".." / "shared" / "data" / "esci-us-subset",
+        help="BEIR folder with corpus.jsonl and queries.jsonl",
+    )
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64, help="texts per request / raw batch")
     parser.add_argument("--replicas", type=int, default=2)
@@ -208,19 +241,21 @@ def main() -> int:
 
     url, handle = start_service(args)
     try:
-        print(f"service: {args.replicas} replica(s) x {args.threads_per_replica} torch thread(s), {url}",
-              flush=True)
+        print(f"service: {args.replicas} replica(s) x {args.threads_per_replica} torch thread(s), {url}", flush=True)
         handle_rate = measure_handle(handle, texts, batch_size=args.batch_size, window=args.handle_concurrency)
         http_rate = measure_http(url, texts, batch_size=args.batch_size, concurrency=args.http_concurrency)
-        p50, p99, _ = measure_query_latency(url, texts, queries, batch_size=args.batch_size,
-                                            concurrency=args.http_concurrency)
+        p50, p99, _ = measure_query_latency(
+            url, texts, queries, batch_size=args.batch_size, concurrency=args.http_concurrency
+        )
     finally:
         serve.shutdown()
         ray.shutdown()
     print(f"load average at the end {os.getloadavg()[0]:.2f} (other work on this machine adds noise)")
-    print(f"RESULT raw_docs_per_s={raw:.1f} handle_docs_per_s={handle_rate:.1f} http_docs_per_s={http_rate:.1f} "
-          f"service_vs_raw={handle_rate / raw:.3f} http_vs_raw={http_rate / raw:.3f} "
-          f"query_p50_ms={p50:.0f} query_p99_ms={p99:.0f}")
+    print(
+        f"RESULT raw_docs_per_s={raw:.1f} handle_docs_per_s={handle_rate:.1f} http_docs_per_s={http_rate:.1f} "
+        f"service_vs_raw={handle_rate / raw:.3f} http_vs_raw={http_rate / raw:.3f} "
+        f"query_p50_ms={p50:.0f} query_p99_ms={p99:.0f}"
+    )
     return 0
 
 

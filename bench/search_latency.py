@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hybrid_quality as hq  # noqa: E402
 import numpy as np  # noqa: E402
 
-from connector.loader import read_beir  # noqa: E402
+from connector.quality.load import read_beir  # noqa: E402
 from connector.search import FusionConfig, HybridSearch  # noqa: E402
 from connector.search import query_builder as qb  # noqa: E402
 
@@ -55,16 +55,19 @@ class RawHttp:
         self.index = index
 
     def requests(self, bodies: dict[str, Any], source: Any) -> dict[str, tuple[str, bytes, str]]:
-        ndjson = "".join(json.dumps(line) + "\n" for pair in qb.msearch_searches(list(bodies.values()))
-                         for line in pair)
+        ndjson = "".join(
+            json.dumps(line) + "\n" for pair in qb.msearch_searches(list(bodies.values())) for line in pair
+        )
         return {
             "raw_lexical_leg": (f"/{self.index}/_search", json.dumps(bodies["lexical"]).encode(), "application/json"),
             "raw_knn_leg": (f"/{self.index}/_search", json.dumps(bodies["vector"]).encode(), "application/json"),
             "raw_msearch": (f"/{self.index}/_msearch", ndjson.encode(), "application/x-ndjson"),
             # what a BM25-only shop sends today: the page itself, sources included, one round trip
-            "raw_lexical_page": (f"/{self.index}/_search",
-                                 json.dumps(dict(bodies["lexical"], size=10, _source=source)).encode(),
-                                 "application/json"),
+            "raw_lexical_page": (
+                f"/{self.index}/_search",
+                json.dumps(dict(bodies["lexical"], size=10, _source=source)).encode(),
+                "application/json",
+            ),
         }
 
     def send(self, request: tuple[str, bytes, str]) -> float:
@@ -95,8 +98,9 @@ def _one(search: HybridSearch, text: str, mode: str, server: FusionConfig) -> tu
     return response.timings.total_ms - response.timings.embed_ms, response
 
 
-def measure(key: str, url: str, dataset: Path, vectors: dict[str, list[float]], embedder: Any,
-            *, rounds: int, seed: int) -> dict[str, float]:
+def measure(
+    key: str, url: str, dataset: Path, vectors: dict[str, list[float]], embedder: Any, *, rounds: int, seed: int
+) -> dict[str, float]:
     queries = list(read_beir(dataset).queries.values())
     with hq.bench_connect(url) as cluster:
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
@@ -112,8 +116,11 @@ def measure(key: str, url: str, dataset: Path, vectors: dict[str, list[float]], 
             form = search.search(queries[0], size=10, strategy="server", fusion=server).server_form
             raw = RawHttp(url, index) if url.startswith("http://") else None
             source = qb.source_spec(True, excludes=search.source_excludes)
-            raw_requests = {text: raw.requests(search.leg_bodies(text, embedder.embed_query(text)), source)
-                            for text in queries} if raw else {}
+            raw_requests = (
+                {text: raw.requests(search.leg_bodies(text, embedder.embed_query(text)), source) for text in queries}
+                if raw
+                else {}
+            )
             modes = MODES + (RAW_MODES if raw else ())
             for text in queries:  # warm-up round
                 for mode in modes:
@@ -153,8 +160,10 @@ def measure(key: str, url: str, dataset: Path, vectors: dict[str, list[float]], 
     for mode in samples:
         print(f"{mode:<16}{stats[mode + '_p50']:>10.2f}{stats[mode + '_p99']:>10.2f}")
     print(f"{'query embed':<16}{stats['embed_p50']:>10.2f}{stats['embed_p99']:>10.2f}  (cold, apart from the above)")
-    print(f"client hybrid p50 parts: legs (_msearch) {np.percentile(parts['search'], 50):.2f} ms, "
-          f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (_mget) {np.percentile(parts['fetch'], 50):.2f} ms")
+    print(
+        f"client hybrid p50 parts: legs (_msearch) {np.percentile(parts['search'], 50):.2f} ms, "
+        f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (_mget) {np.percentile(parts['fetch'], 50):.2f} ms"
+    )
     print(f"client hybrid p50 / slower single leg p50 = {stats['ratio']:.3f} (goal <= 1.10)")
     if "raw_ratio" in stats:
         print(f"floor, HTTP level: raw _msearch p50 / slower raw leg p50 = {stats['raw_ratio']:.3f}")
@@ -179,8 +188,18 @@ def main() -> int:
     parts = []
     for key, url in clusters.items():
         stats = measure(key, url, args.dataset, vectors, embedder, rounds=args.rounds, seed=args.seed)
-        for name in ("bm25_p50", "bm25_p99", "knn_p50", "knn_p99", "client_hybrid_p50", "client_hybrid_p99",
-                     "server_hybrid_p50", "server_hybrid_p99", "embed_p50", "embed_p99"):
+        for name in (
+            "bm25_p50",
+            "bm25_p99",
+            "knn_p50",
+            "knn_p99",
+            "client_hybrid_p50",
+            "client_hybrid_p99",
+            "server_hybrid_p50",
+            "server_hybrid_p99",
+            "embed_p50",
+            "embed_p99",
+        ):
             parts.append(f"{key}_{name}_ms={stats[name]:.2f}")
         parts.append(f"{key}_client_vs_slower_leg_p50_ratio={stats['ratio']:.3f}")
         if "raw_ratio" in stats:

@@ -12,28 +12,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connector._connect import connect as connect
-    from connector.capabilities import Capabilities as Capabilities
-    from connector.capabilities import detect_capabilities as detect_capabilities
-    from connector.capabilities import parse_capabilities as parse_capabilities
-    from connector.client import ApiResult as ApiResult
-    from connector.client import Cluster as Cluster
-    from connector.embedding_client import EmbeddingClient as EmbeddingClient
-    from connector.rerank_client import RerankConfig as RerankConfig
+    from connector.cluster.capabilities import Capabilities as Capabilities
+    from connector.cluster.capabilities import detect_capabilities as detect_capabilities
+    from connector.cluster.capabilities import parse_capabilities as parse_capabilities
+    from connector.cluster.client import ApiResult as ApiResult
+    from connector.cluster.client import Cluster as Cluster
+    from connector.cluster.detect import connect as connect
     from connector.search import FusionConfig as FusionConfig
     from connector.search import HybridSearch as HybridSearch
     from connector.search import SearchResponse as SearchResponse
+    from connector.search.rerank import RerankConfig as RerankConfig
+    from connector.services.embedding import EmbeddingClient as EmbeddingClient
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "connect": "connector._connect",
-    "Cluster": "connector.client",
-    "ApiResult": "connector.client",
-    "Capabilities": "connector.capabilities",
-    "detect_capabilities": "connector.capabilities",
-    "parse_capabilities": "connector.capabilities",
-    "EmbeddingClient": "connector.embedding_client",
-    "RerankConfig": "connector.rerank_client",
+    "connect": "connector.cluster.detect",
+    "Cluster": "connector.cluster.client",
+    "ApiResult": "connector.cluster.client",
+    "Capabilities": "connector.cluster.capabilities",
+    "detect_capabilities": "connector.cluster.capabilities",
+    "parse_capabilities": "connector.cluster.capabilities",
+    "EmbeddingClient": "connector.services.embedding",
+    "RerankConfig": "connector.search.rerank",
     "HybridSearch": "connector.search",
     "FusionConfig": "connector.search",
     "SearchResponse": "connector.search",

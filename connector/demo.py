@@ -165,12 +165,23 @@ def up(args: argparse.Namespace) -> int:
     rerank_model = os.environ.get("ESHYBRID_DEMO_RERANK_MODEL")
     if rerank_model:
         _say(f"hybrid + rerank with {rerank_model} (--rerank-model)")
-        _run([*search, "--size", "5", "--explain", "--rerank-model", rerank_model, "--rerank-fields", "title,text",
-              _QUERIES[1]])
+        _run(
+            [
+                *search,
+                "--size",
+                "5",
+                "--explain",
+                "--rerank-model",
+                rerank_model,
+                "--rerank-fields",
+                "title,text",
+                _QUERIES[1],
+            ]
+        )
     _say("what ran, as Kibana Dev Tools console text (--console)")
     _run([*search, "--size", "3", "--console", _QUERIES[0]])
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
-    print(f"Try: .venv/bin/eshybrid search --index {index} --explain \"gift for a coffee lover\"")
+    print(f'Try: .venv/bin/eshybrid search --index {index} --explain "gift for a coffee lover"')
     print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")
     print("Stop everything with: make demo-down")
     return 0

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.service_api import ErrorBody, ErrorResponse, HealthBody, error_body
-from connector.service_api import param_from_loc as _param_from_loc
+from connector.services.wire import ErrorBody, ErrorResponse, HealthBody, error_body
+from connector.services.wire import param_from_loc as _param_from_loc
 from embedding_service.errors import InvalidInputError
 
 __all__ = [
@@ -116,9 +116,7 @@ def check_request(
         )
     for i, text in enumerate(texts):
         if len(text) > max_chars:
-            raise InvalidInputError(
-                f"input[{i}] has {len(text)} characters; at most {max_chars}", field=f"input[{i}]"
-            )
+            raise InvalidInputError(f"input[{i}] has {len(text)} characters; at most {max_chars}", field=f"input[{i}]")
     if request.model is not None and request.model not in (model_id, model_id.rsplit("/", 1)[-1]):
         raise InvalidInputError(
             f"model {request.model!r} is not served here; this service serves {model_id!r}", field="model"
@@ -146,6 +144,10 @@ def render_embeddings(
             embedding = vector.tolist()
         data.append({"object": "embedding", "index": i, "embedding": embedding})
     tokens = int(sum(token_counts))
-    body = {"object": "list", "data": data, "model": model_id,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    body = {
+        "object": "list",
+        "data": data,
+        "model": model_id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
     return json.dumps(body, separators=(",", ":")).encode()

@@ -29,7 +29,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
-from connector.service_api import error_reply, replica_options
+from connector.services.wire import error_reply, replica_options
 from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
 from embedding_service.api import (
     EmbeddingRequest,
@@ -56,9 +56,7 @@ _api = FastAPI(
     description="OpenAI-compatible text embeddings with query/document prefixes, batched on Ray Serve.",
 )
 _bearer = HTTPBearer(auto_error=False, description="Required when the service has an api_key.")
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 422, 429, 503)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 422, 429, 503)}
 
 
 @_api.exception_handler(RequestValidationError)
@@ -66,24 +64,37 @@ async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONR
     errors = exc.errors()
     # Report the most specific location: for a list with a bad item that is ``input[3]``,
     # not the ``str`` branch of the union.
-    first = max(errors, key=lambda e: len(e.get("loc", ())), default={"loc": (), "msg": "invalid request",
-                                                                      "type": "invalid"})
+    first = max(
+        errors, key=lambda e: len(e.get("loc", ())), default={"loc": (), "msg": "invalid request", "type": "invalid"}
+    )
     # Malformed JSON, or a body that is no JSON object, is a 400 like OpenAI's; a bad field is a 422.
     malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if malformed is not None:
         position = malformed.get("loc", ("body", "?"))[-1]
-        body = error_body(f"body is not valid JSON (near character {position}): {malformed.get('msg')}",
-                          type_="invalid_request_error", code="json_invalid")
+        body = error_body(
+            f"body is not valid JSON (near character {position}): {malformed.get('msg')}",
+            type_="invalid_request_error",
+            code="json_invalid",
+        )
         return JSONResponse(body, status_code=400)
     if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
-        body = error_body("the body must be a JSON object sent with Content-Type: application/json",
-                          type_="invalid_request_error", code=str(first.get("type")))
+        body = error_body(
+            "the body must be a JSON object sent with Content-Type: application/json",
+            type_="invalid_request_error",
+            code=str(first.get("type")),
+        )
         return JSONResponse(body, status_code=400)
     param = param_from_loc(first.get("loc", ()))
-    body = error_body(f"{param or 'body'}: {first.get('msg')}", type_="invalid_request_error",
-                      param=param, code=str(first.get("type")))
-    body["detail"] = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")),
-                       "type": str(e.get("type"))} for e in errors]
+    body = error_body(
+        f"{param or 'body'}: {first.get('msg')}",
+        type_="invalid_request_error",
+        param=param,
+        code=str(first.get("type")),
+    )
+    body["detail"] = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+        for e in errors
+    ]
     return JSONResponse(body, status_code=422)
 
 
@@ -115,19 +126,27 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.pending_texts = serve_metrics.Gauge(
-            "eshybrid_embed_pending_texts", description="Texts admitted and not yet answered.")
+            "eshybrid_embed_pending_texts", description="Texts admitted and not yet answered."
+        )
         self.batch_size = serve_metrics.Histogram(
-            "eshybrid_embed_batch_size", description="Texts per batch.",
-            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+            "eshybrid_embed_batch_size",
+            description="Texts per batch.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+        )
         self.batch_tokens = serve_metrics.Histogram(
-            "eshybrid_embed_batch_tokens", description="Real (unpadded) tokens per batch.",
-            boundaries=[16, 64, 256, 1024, 4096, 16384, 65536, 262144])
+            "eshybrid_embed_batch_tokens",
+            description="Real (unpadded) tokens per batch.",
+            boundaries=[16, 64, 256, 1024, 4096, 16384, 65536, 262144],
+        )
         self.inference_ms = serve_metrics.Histogram(
-            "eshybrid_embed_batch_inference_ms", description="Forward-pass time per batch.",
-            boundaries=[1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000])
+            "eshybrid_embed_batch_inference_ms",
+            description="Forward-pass time per batch.",
+            boundaries=[1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
+        )
         self.texts = serve_metrics.Counter("eshybrid_embed_texts_total", description="Texts embedded.")
         self.rejected = serve_metrics.Counter(
-            "eshybrid_embed_rejected_total", description="Requests refused with 429 by the replica.")
+            "eshybrid_embed_rejected_total", description="Requests refused with 429 by the replica."
+        )
 
 
 class _DropBatchSizeWarning(logging.Filter):
@@ -160,8 +179,12 @@ class EmbeddingDeployment:
         threads = settings.torch_threads or max(1, int(settings.num_cpus_per_replica))
         # A replica with num_cpus=1 gets OMP_NUM_THREADS=1; say what we mean explicitly, in every thread.
         torch.set_num_threads(threads)
-        self._embedder = Embedder.load(build_model_spec(settings), device=settings.device, dtype=settings.dtype,
-                                       trust_remote_code=settings.trust_remote_code)
+        self._embedder = Embedder.load(
+            build_model_spec(settings),
+            device=settings.device,
+            dtype=settings.dtype,
+            trust_remote_code=settings.trust_remote_code,
+        )
         self._max_batch_tokens = settings.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[self._embedder.device]
         self._scheduler = ForwardScheduler(thread_initializer=functools.partial(torch.set_num_threads, threads))
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-tokenize")
@@ -185,10 +208,17 @@ class EmbeddingDeployment:
     def _build_info(self) -> dict[str, Any]:
         spec, s = self._embedder.spec, self._settings
         return ServiceInfoBody(
-            model_id=spec.model_id, revision=spec.revision, dims=self._embedder.dims,
-            max_length=self._embedder.max_length, pooling=spec.pooling, normalized=spec.normalized,
-            device=self._embedder.device, dtype=self._embedder.dtype, query_prefix=spec.query_prefix,
-            document_prefix=spec.document_prefix, max_items_per_request=s.max_items_per_request,
+            model_id=spec.model_id,
+            revision=spec.revision,
+            dims=self._embedder.dims,
+            max_length=self._embedder.max_length,
+            pooling=spec.pooling,
+            normalized=spec.normalized,
+            device=self._embedder.device,
+            dtype=self._embedder.dtype,
+            query_prefix=spec.query_prefix,
+            document_prefix=spec.document_prefix,
+            max_items_per_request=s.max_items_per_request,
             max_chars_per_item=s.max_chars_per_item,
         ).model_dump()
 
@@ -207,8 +237,13 @@ class EmbeddingDeployment:
             if not isinstance(text, str):
                 raise InvalidInputError(f"input[{i}] must be a string", field=f"input[{i}]")
         request = EmbeddingRequest(input=texts, input_type=input_type)
-        check_request(request, model_id=self._info["model_id"], dims=self._info["dims"],
-                      max_items=self._settings.max_items_per_request, max_chars=self._settings.max_chars_per_item)
+        check_request(
+            request,
+            model_id=self._info["model_id"],
+            dims=self._info["dims"],
+            max_items=self._settings.max_items_per_request,
+            max_chars=self._settings.max_chars_per_item,
+        )
         vectors, _ = await self._embed(texts, input_type)
         return vectors
 
@@ -249,12 +284,17 @@ class EmbeddingDeployment:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     ) -> Response:
         self._check_auth(credentials)
-        texts = check_request(body, model_id=self._info["model_id"], dims=self._info["dims"],
-                              max_items=self._settings.max_items_per_request,
-                              max_chars=self._settings.max_chars_per_item)
+        texts = check_request(
+            body,
+            model_id=self._info["model_id"],
+            dims=self._info["dims"],
+            max_items=self._settings.max_items_per_request,
+            max_chars=self._settings.max_chars_per_item,
+        )
         vectors, counts = await self._embed(texts, body.input_type)
-        content = render_embeddings(vectors, model_id=self._info["model_id"], token_counts=counts,
-                                    encoding_format=body.encoding_format)
+        content = render_embeddings(
+            vectors, model_id=self._info["model_id"], token_counts=counts, encoding_format=body.encoding_format
+        )
         return Response(content=content, media_type="application/json")
 
     def check_health(self) -> None:
@@ -280,7 +320,8 @@ class EmbeddingDeployment:
             self._metrics.rejected.inc()
             raise OverloadedError(
                 f"{self._pending_texts} texts are pending (limit {limit}); retry later",
-                retry_after_s=self._settings.retry_after_s, pending_texts=self._pending_texts,
+                retry_after_s=self._settings.retry_after_s,
+                pending_texts=self._pending_texts,
             )
         self._pending_texts += count
         self._metrics.pending_texts.set(self._pending_texts)
@@ -311,15 +352,15 @@ class EmbeddingDeployment:
 
         # Off the event loop (a batch of long texts takes a while), on one thread: a fast tokenizer
         # must not be used from two threads at once.
-        rows = await asyncio.get_running_loop().run_in_executor(self._tokenizer_thread, self._embedder.tokenize,
-                                                                texts)
+        rows = await asyncio.get_running_loop().run_in_executor(self._tokenizer_thread, self._embedder.tokenize, texts)
         lengths = [len(r) for r in rows]
         groups = plan_batches(lengths, max_rows=len(rows), max_batch_tokens=self._max_batch_tokens)
-        outputs = await asyncio.gather(*(
-            self._scheduler.run(functools.partial(self._timed_forward, [rows[i] for i in group]),
-                                priority=priority)
-            for group in groups
-        ))
+        outputs = await asyncio.gather(
+            *(
+                self._scheduler.run(functools.partial(self._timed_forward, [rows[i] for i in group]), priority=priority)
+                for group in groups
+            )
+        )
         vectors = np.empty((len(rows), self._embedder.dims), dtype=np.float32)
         for group, (output, _) in zip(groups, outputs, strict=True):
             vectors[group] = output
@@ -351,14 +392,15 @@ class EmbeddingDeployment:
 
 def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: float) -> dict[str, Any]:
     """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
-    :func:`connector.service_api.replica_options`, plus autoscaling or a fixed replica count.
+    :func:`connector.services.wire.replica_options`, plus autoscaling or a fixed replica count.
     """
     options = replica_options(settings, name="EmbeddingDeployment", cluster_gpus=cluster_gpus)
     if settings.autoscaling:
         low = settings.autoscaling_min_replicas if settings.autoscaling_min_replicas is not None else 1
         high = settings.autoscaling_max_replicas or max(low, 1)
         options["autoscaling_config"] = {
-            "min_replicas": low, "max_replicas": high,
+            "min_replicas": low,
+            "max_replicas": high,
             "target_ongoing_requests": settings.autoscaling_target_ongoing_requests,
         }
     else:
@@ -366,9 +408,7 @@ def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: floa
     return options
 
 
-def build_app(
-    settings: EmbeddingServiceSettings | None = None, *, cluster_gpus: float | None = None
-) -> Application:
+def build_app(settings: EmbeddingServiceSettings | None = None, *, cluster_gpus: float | None = None) -> Application:
     """The embedding application, ready for ``serve.run(app, name=..., route_prefix=...)``.
 
     Args:

@@ -118,8 +118,16 @@ class Embedder:
     Use :meth:`load`; ``encode`` does both for in-process callers.
     """
 
-    def __init__(self, *, spec: ModelSpec, tokenizer: object, model: torch.nn.Module,
-                 device: ResolvedDevice, dtype: ResolvedDType, meta: _Tokenizer) -> None:
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        tokenizer: object,
+        model: torch.nn.Module,
+        device: ResolvedDevice,
+        dtype: ResolvedDType,
+        meta: _Tokenizer,
+    ) -> None:
         self.spec = spec
         self.device = device
         self.dtype = dtype
@@ -161,18 +169,28 @@ class Embedder:
             raise ModelLoadError(f"cannot load model from {path}: {e}", path=path) from e
         model.to(resolved_device).eval()
         meta = _tokenizer_meta(tokenizer, model, spec.max_length)
-        logger.info("loaded %s (%s) on %s as %s, max_length=%s, pooling=%s",
-                    spec.model_id, spec.revision, resolved_device, resolved_dtype, meta.max_length, spec.pooling)
-        return cls(spec=spec, tokenizer=tokenizer, model=model, device=resolved_device,
-                   dtype=resolved_dtype, meta=meta)
+        logger.info(
+            "loaded %s (%s) on %s as %s, max_length=%s, pooling=%s",
+            spec.model_id,
+            spec.revision,
+            resolved_device,
+            resolved_dtype,
+            meta.max_length,
+            spec.pooling,
+        )
+        return cls(spec=spec, tokenizer=tokenizer, model=model, device=resolved_device, dtype=resolved_dtype, meta=meta)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
         if self.spec.do_lower_case:
             texts = [t.lower() for t in texts]
         encoded = self._tokenizer(  # type: ignore[operator]
-            list(texts), truncation=True, max_length=self.max_length, padding=False,
-            return_attention_mask=False, return_token_type_ids=False,
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
         )
         return [list(ids) for ids in encoded["input_ids"]]
 
@@ -210,14 +228,17 @@ class Embedder:
 
 def _tokenizer_meta(tokenizer: object, model: torch.nn.Module, wanted: int | None) -> _Tokenizer:
     config = model.config
-    limits = [int(v) for v in (getattr(tokenizer, "model_max_length", None),
-                               getattr(config, "max_position_embeddings", None))
-              if isinstance(v, int) and 0 < v < _UNBOUNDED_LENGTH]
+    limits = [
+        int(v)
+        for v in (getattr(tokenizer, "model_max_length", None), getattr(config, "max_position_embeddings", None))
+        if isinstance(v, int) and 0 < v < _UNBOUNDED_LENGTH
+    ]
     model_limit = min(limits) if limits else 512
     max_length = min(wanted, model_limit) if wanted else model_limit
     pad = getattr(tokenizer, "pad_token_id", None)
     if pad is None:
         # Decoder-only tokenizers often have no pad token; padded positions are masked anyway.
         pad = getattr(tokenizer, "eos_token_id", None) or 0
-    return _Tokenizer(pad_token_id=int(pad), padding_side=str(getattr(tokenizer, "padding_side", "right")),
-                      max_length=max_length)
+    return _Tokenizer(
+        pad_token_id=int(pad), padding_side=str(getattr(tokenizer, "padding_side", "right")), max_length=max_length
+    )

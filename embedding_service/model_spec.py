@@ -103,8 +103,14 @@ def _module_kind(module_type: str) -> str:
 def _pooling_from_config(config: Mapping[str, Any], path: Path) -> Pooling:
     mode = config.get("pooling_mode")
     if isinstance(mode, str):
-        aliases: dict[str, Pooling] = {"mean": "mean", "cls": "cls", "max": "max", "lasttoken": "lasttoken",
-                                       "last_token": "lasttoken", "mean_sqrt_len_tokens": "mean_sqrt_len"}
+        aliases: dict[str, Pooling] = {
+            "mean": "mean",
+            "cls": "cls",
+            "max": "max",
+            "lasttoken": "lasttoken",
+            "last_token": "lasttoken",
+            "mean_sqrt_len_tokens": "mean_sqrt_len",
+        }
         if mode in aliases:
             return aliases[mode]
         raise ModelLoadError(f"{path}: pooling_mode {mode!r} is not supported; set pooling explicitly", path=str(path))
@@ -212,7 +218,9 @@ def resolve_prefixes(
     document = (
         document_prefix
         if document_prefix is not None
-        else from_prompts_d if from_prompts_d is not None else known_document
+        else from_prompts_d
+        if from_prompts_d is not None
+        else known_document
     )
     return query, document
 

@@ -41,7 +41,10 @@ class EmbeddingServiceSettings(BaseSettings):
     device: Device = Field("auto", description="auto takes a GPU when the replica has one.")
     dtype: DType = Field("auto", description="auto: bfloat16 (or float16) on GPU, float32 on CPU.")
     torch_threads: int | None = Field(
-        None, ge=1, le=256, description="torch intra-op threads per replica on CPU; None = max(1, num_cpus_per_replica)."
+        None,
+        ge=1,
+        le=256,
+        description="torch intra-op threads per replica on CPU; None = max(1, num_cpus_per_replica).",
     )
     max_length: int | None = Field(
         None, ge=8, le=32768, description="Truncation length in tokens; None = the model's own (max_seq_length)."
@@ -53,7 +56,9 @@ class EmbeddingServiceSettings(BaseSettings):
 
     # --- batching ---
     max_batch_size: int = Field(
-        256, ge=1, le=4096,
+        256,
+        ge=1,
+        le=4096,
         description="Texts per @serve.batch call (documents); a bigger pool sorts into less padded passes.",
     )
     max_query_batch_size: int = Field(16, ge=1, le=4096, description="Texts per @serve.batch call (queries).")
@@ -62,7 +67,9 @@ class EmbeddingServiceSettings(BaseSettings):
         2, ge=1, le=16, description="Document batches in flight per replica (the next one tokenizes meanwhile)."
     )
     max_batch_tokens: int | None = Field(
-        None, ge=16, le=1_048_576,
+        None,
+        ge=16,
+        le=1_048_576,
         description="Padded tokens (rows x longest row) per forward pass; None = 1024 on CPU, 32768 on GPU. "
         "Smaller passes let a query overtake a bulk load sooner; larger ones suit a GPU.",
     )

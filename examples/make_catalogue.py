@@ -20,65 +20,146 @@ BRANDS = ["Northpeak", "Lumen & Co", "Harbor Home", "Trailcraft", "Kestrel", "Oa
 
 # kind -> (category, noun variants, description sentences, attribute choices)
 KINDS: dict[str, tuple[str, list[str], list[str], dict[str, list[str]]]] = {
-    "tent": ("camping", ["Tent", "Backpacking Tent", "Dome Tent"],
-             ["Sets up in under five minutes with colour-coded poles.",
-              "A full-coverage rainfly keeps you dry through a night of steady rain.",
-              "Two doors and two vestibules so nobody climbs over anyone."],
-             {"size": ["1-Person", "2-Person", "4-Person", "6-Person"], "season": ["3-Season", "4-Season"]}),
-    "sleeping bag": ("camping", ["Sleeping Bag", "Mummy Sleeping Bag", "Down Sleeping Bag"],
-                     ["Rated for chilly nights in the mountains.", "Packs down to the size of a water bottle.",
-                      "A draft collar and hood keep the warmth in."],
-                     {"rating": ["20°F", "30°F", "0°F", "40°F"], "fill": ["Down", "Synthetic"]}),
-    "headlamp": ("camping", ["Headlamp", "Rechargeable Headlamp"],
-                 ["Bright enough to walk a forest trail at night.", "Charges over USB-C in two hours.",
-                  "A red-light mode saves your night vision."],
-                 {"lumens": ["300 Lumen", "600 Lumen", "1000 Lumen"]}),
-    "water bottle": ("kitchen", ["Water Bottle", "Insulated Water Bottle", "Stainless Steel Bottle"],
-                     ["Keeps drinks cold for 24 hours and hot for 12.", "Leak-proof lid, fits a car cup holder.",
-                      "Dishwasher safe and free of BPA."],
-                     {"capacity": ["16 oz", "24 oz", "32 oz", "40 oz"]}),
-    "coffee maker": ("kitchen", ["Coffee Maker", "Pour-Over Coffee Maker", "Drip Coffee Machine"],
-                     ["Brews a full carafe before you have found your shoes.",
-                      "A programmable timer means coffee is ready when you wake up.",
-                      "The thermal carafe keeps coffee hot without a burner."],
-                     {"cups": ["4-Cup", "8-Cup", "12-Cup"]}),
-    "chef knife": ("kitchen", ["Chef Knife", "Chef's Knife", "Santoku Knife"],
-                   ["Forged from high-carbon stainless steel and hand sharpened.",
-                    "A balanced handle makes long prep sessions comfortable.", "Slices tomatoes paper thin."],
-                   {"length": ['6"', '8"', '10"']}),
-    "desk lamp": ("home office", ["Desk Lamp", "LED Desk Lamp", "Architect Lamp"],
-                  ["Five colour temperatures from warm to daylight.", "A flexible arm puts light where you read.",
-                   "Flicker-free light that is easy on the eyes during late work."],
-                  {"finish": ["Black", "White", "Brass"]}),
-    "office chair": ("home office", ["Office Chair", "Ergonomic Office Chair", "Mesh Task Chair"],
-                     ["Adjustable lumbar support for long days at the desk.",
-                      "Breathable mesh back keeps you cool.", "Armrests move in four directions."],
-                     {"color": ["Black", "Grey", "Blue"]}),
-    "noise cancelling headphones": ("electronics", ["Noise Cancelling Headphones", "Wireless Over-Ear Headphones"],
-                                    ["Active noise cancellation quiets planes, trains and open offices.",
-                                     "Up to 30 hours of battery on one charge.",
-                                     "Soft ear cushions for all-day listening."],
-                                    {"color": ["Black", "Silver", "Navy"]}),
-    "power bank": ("electronics", ["Power Bank", "Portable Charger", "USB-C Power Bank"],
-                   ["Charges a phone three times over.", "Fast charging over USB-C Power Delivery.",
-                    "Small enough for a jacket pocket."],
-                   {"capacity": ["10000mAh", "20000mAh", "26800mAh"]}),
-    "rain jacket": ("apparel", ["Rain Jacket", "Waterproof Shell", "Packable Rain Coat"],
-                    ["Seam-sealed and fully waterproof yet breathable.", "Packs into its own pocket.",
-                     "An adjustable hood stays put in the wind."],
-                    {"gender": ["Men's", "Women's"], "color": ["Red", "Green", "Black", "Yellow"]}),
-    "hiking boots": ("apparel", ["Hiking Boots", "Waterproof Hiking Boots", "Trail Boots"],
-                     ["Grippy lugged soles for wet rock and mud.", "A waterproof membrane keeps feet dry.",
-                      "Broken in straight out of the box."],
-                     {"gender": ["Men's", "Women's"], "color": ["Brown", "Grey"]}),
-    "yoga mat": ("fitness", ["Yoga Mat", "Non-Slip Yoga Mat", "Exercise Mat"],
-                 ["Non-slip on both sides, even in hot yoga.", "Thick enough to cushion knees on hard floors.",
-                  "Comes with a carrying strap."],
-                 {"thickness": ["4mm", "6mm", "8mm"]}),
-    "dumbbells": ("fitness", ["Adjustable Dumbbells", "Dumbbell Set", "Hex Dumbbells"],
-                  ["Change weight with a turn of the dial.", "Rubber-coated heads protect your floor.",
-                   "Replaces a whole rack of weights in a small apartment."],
-                  {"weight": ["25 lb", "50 lb", "5-52.5 lb"]}),
+    "tent": (
+        "camping",
+        ["Tent", "Backpacking Tent", "Dome Tent"],
+        [
+            "Sets up in under five minutes with colour-coded poles.",
+            "A full-coverage rainfly keeps you dry through a night of steady rain.",
+            "Two doors and two vestibules so nobody climbs over anyone.",
+        ],
+        {"size": ["1-Person", "2-Person", "4-Person", "6-Person"], "season": ["3-Season", "4-Season"]},
+    ),
+    "sleeping bag": (
+        "camping",
+        ["Sleeping Bag", "Mummy Sleeping Bag", "Down Sleeping Bag"],
+        [
+            "Rated for chilly nights in the mountains.",
+            "Packs down to the size of a water bottle.",
+            "A draft collar and hood keep the warmth in.",
+        ],
+        {"rating": ["20°F", "30°F", "0°F", "40°F"], "fill": ["Down", "Synthetic"]},
+    ),
+    "headlamp": (
+        "camping",
+        ["Headlamp", "Rechargeable Headlamp"],
+        [
+            "Bright enough to walk a forest trail at night.",
+            "Charges over USB-C in two hours.",
+            "A red-light mode saves your night vision.",
+        ],
+        {"lumens": ["300 Lumen", "600 Lumen", "1000 Lumen"]},
+    ),
+    "water bottle": (
+        "kitchen",
+        ["Water Bottle", "Insulated Water Bottle", "Stainless Steel Bottle"],
+        [
+            "Keeps drinks cold for 24 hours and hot for 12.",
+            "Leak-proof lid, fits a car cup holder.",
+            "Dishwasher safe and free of BPA.",
+        ],
+        {"capacity": ["16 oz", "24 oz", "32 oz", "40 oz"]},
+    ),
+    "coffee maker": (
+        "kitchen",
+        ["Coffee Maker", "Pour-Over Coffee Maker", "Drip Coffee Machine"],
+        [
+            "Brews a full carafe before you have found your shoes.",
+            "A programmable timer means coffee is ready when you wake up.",
+            "The thermal carafe keeps coffee hot without a burner.",
+        ],
+        {"cups": ["4-Cup", "8-Cup", "12-Cup"]},
+    ),
+    "chef knife": (
+        "kitchen",
+        ["Chef Knife", "Chef's Knife", "Santoku Knife"],
+        [
+            "Forged from high-carbon stainless steel and hand sharpened.",
+            "A balanced handle makes long prep sessions comfortable.",
+            "Slices tomatoes paper thin.",
+        ],
+        {"length": ['6"', '8"', '10"']},
+    ),
+    "desk lamp": (
+        "home office",
+        ["Desk Lamp", "LED Desk Lamp", "Architect Lamp"],
+        [
+            "Five colour temperatures from warm to daylight.",
+            "A flexible arm puts light where you read.",
+            "Flicker-free light that is easy on the eyes during late work.",
+        ],
+        {"finish": ["Black", "White", "Brass"]},
+    ),
+    "office chair": (
+        "home office",
+        ["Office Chair", "Ergonomic Office Chair", "Mesh Task Chair"],
+        [
+            "Adjustable lumbar support for long days at the desk.",
+            "Breathable mesh back keeps you cool.",
+            "Armrests move in four directions.",
+        ],
+        {"color": ["Black", "Grey", "Blue"]},
+    ),
+    "noise cancelling headphones": (
+        "electronics",
+        ["Noise Cancelling Headphones", "Wireless Over-Ear Headphones"],
+        [
+            "Active noise cancellation quiets planes, trains and open offices.",
+            "Up to 30 hours of battery on one charge.",
+            "Soft ear cushions for all-day listening.",
+        ],
+        {"color": ["Black", "Silver", "Navy"]},
+    ),
+    "power bank": (
+        "electronics",
+        ["Power Bank", "Portable Charger", "USB-C Power Bank"],
+        [
+            "Charges a phone three times over.",
+            "Fast charging over USB-C Power Delivery.",
+            "Small enough for a jacket pocket.",
+        ],
+        {"capacity": ["10000mAh", "20000mAh", "26800mAh"]},
+    ),
+    "rain jacket": (
+        "apparel",
+        ["Rain Jacket", "Waterproof Shell", "Packable Rain Coat"],
+        [
+            "Seam-sealed and fully waterproof yet breathable.",
+            "Packs into its own pocket.",
+            "An adjustable hood stays put in the wind.",
+        ],
+        {"gender": ["Men's", "Women's"], "color": ["Red", "Green", "Black", "Yellow"]},
+    ),
+    "hiking boots": (
+        "apparel",
+        ["Hiking Boots", "Waterproof Hiking Boots", "Trail Boots"],
+        [
+            "Grippy lugged soles for wet rock and mud.",
+            "A waterproof membrane keeps feet dry.",
+            "Broken in straight out of the box.",
+        ],
+        {"gender": ["Men's", "Women's"], "color": ["Brown", "Grey"]},
+    ),
+    "yoga mat": (
+        "fitness",
+        ["Yoga Mat", "Non-Slip Yoga Mat", "Exercise Mat"],
+        [
+            "Non-slip on both sides, even in hot yoga.",
+            "Thick enough to cushion knees on hard floors.",
+            "Comes with a carrying strap.",
+        ],
+        {"thickness": ["4mm", "6mm", "8mm"]},
+    ),
+    "dumbbells": (
+        "fitness",
+        ["Adjustable Dumbbells", "Dumbbell Set", "Hex Dumbbells"],
+        [
+            "Change weight with a turn of the dial.",
+            "Rubber-coated heads protect your floor.",
+            "Replaces a whole rack of weights in a small apartment.",
+        ],
+        {"weight": ["25 lb", "50 lb", "5-52.5 lb"]},
+    ),
 }
 
 QUERIES: list[tuple[str, str, dict[str, str]]] = [
@@ -115,8 +196,18 @@ def build(seed: int = 7, per_kind: int = 22) -> tuple[list[dict], list[dict], li
             title = " ".join([brand, *attrs.values(), noun])
             text = " ".join(rng.sample(sentences, k=len(sentences)))
             price = round(rng.uniform(12, 320), 2)
-            corpus.append({"_id": doc_id, "title": title, "text": text, "brand": brand, "category": category,
-                           "price": price, "in_stock": rng.random() > 0.15, "rating": round(rng.uniform(3.0, 5.0), 1)})
+            corpus.append(
+                {
+                    "_id": doc_id,
+                    "title": title,
+                    "text": text,
+                    "brand": brand,
+                    "category": category,
+                    "price": price,
+                    "in_stock": rng.random() > 0.15,
+                    "rating": round(rng.uniform(3.0, 5.0), 1),
+                }
+            )
             attrs_of[doc_id] = {"kind": kind, **attrs}
     queries = [{"_id": qid, "text": text} for qid, text, _ in QUERIES]
     qrels: list[tuple[str, str, int]] = []

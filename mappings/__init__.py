@@ -1,7 +1,7 @@
 """Index mappings and settings for hybrid (BM25 + kNN) search, as pure functions.
 
 ``mappings`` never talks to a cluster: it turns field specifications and a
-:class:`connector.capabilities.Capabilities` into request bodies.
+:class:`connector.cluster.capabilities.Capabilities` into request bodies.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.capabilities import Capabilities
+from connector.cluster.capabilities import Capabilities
 from connector.errors import ConfigError
 from mappings.fields import VectorField
 

@@ -8,7 +8,7 @@ Two entry points:
   adds a vector field to an existing BM25 index without touching its fields.
 
 Nothing here talks to a cluster; the server's differences come from a
-:class:`connector.capabilities.Capabilities`
+:class:`connector.cluster.capabilities.Capabilities`
 (``Capabilities.from_version("opensearch", "2.19.1")`` when no cluster is at hand).
 """
 
@@ -18,7 +18,7 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.capabilities import Capabilities
+from connector.cluster.capabilities import Capabilities
 from connector.errors import ConfigError
 from mappings._vector import check_against_server, vector_field_mapping
 from mappings.fields import BUILTIN_ANALYZERS, TextField, VectorField

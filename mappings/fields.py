@@ -2,7 +2,7 @@
 
 The specs are flavor-neutral; the builders in :mod:`mappings.builders` turn
 them into Elasticsearch or OpenSearch JSON using a
-:class:`connector.capabilities.Capabilities`.
+:class:`connector.cluster.capabilities.Capabilities`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import string
 from dataclasses import KW_ONLY, dataclass
 from typing import get_args
 
-from connector.capabilities import Quantization, Similarity, VectorEngine
+from connector.cluster.capabilities import Quantization, Similarity, VectorEngine
 from connector.errors import ConfigError
 
 __all__ = [
@@ -132,9 +132,7 @@ class VectorField:
         if not 2 <= self.m <= 512:
             raise self._error(f"m (HNSW graph degree) must be within 2..512, got {self.m}", "m")
         if not 2 <= self.ef_construction <= 3200:
-            raise self._error(
-                f"ef_construction must be within 2..3200, got {self.ef_construction}", "ef_construction"
-            )
+            raise self._error(f"ef_construction must be within 2..3200, got {self.ef_construction}", "ef_construction")
         if not self.model_id or not self.model_id.strip():
             raise self._error("model_id must name the embedding model", "model_id")
 

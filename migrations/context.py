@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, MigrationError
 
 __all__ = ["MigrationContext", "PARAM_HELP"]
@@ -134,13 +134,18 @@ class MigrationContext:
 
         name = self.param(f"{prefix}vector_field", "embedding" if not prefix else _MISSING)
         fields = self.list_param("source_fields", ("title", "text"))
-        template = self.param("template", "\n".join("{%s}" % f for f in fields))
+        template = self.param("template", "\n".join(f"{{{f}}}" for f in fields))
         return VectorField(
-            name, dims=self.int_param(f"{prefix}dims"), model_id=str(self.param(f"{prefix}model_id")),
+            name,
+            dims=self.int_param(f"{prefix}dims"),
+            model_id=str(self.param(f"{prefix}model_id")),
             similarity=self.param(f"{prefix}similarity", self.param("similarity", "cosine")),
-            source_fields=fields, template=template,
-            quantization=self.param("quantization", "none"), engine=self.param("engine", None),
-            pooling=self.param("pooling", "mean"), normalized=self.bool_param("normalized", True),
+            source_fields=fields,
+            template=template,
+            quantization=self.param("quantization", "none"),
+            engine=self.param("engine", None),
+            pooling=self.param("pooling", "mean"),
+            normalized=self.bool_param("normalized", True),
         )
 
     # -- data ---------------------------------------------------------------------------
@@ -161,8 +166,14 @@ class MigrationContext:
         """
         from connector.jobs.dialect import dialect_for
 
-        query = {"bool": {"should": [{"exists": {"field": vector_field}},
-                                     {"exists": {"field": f"eshybrid_meta.{vector_field}.text_hash"}}]}}
+        query = {
+            "bool": {
+                "should": [
+                    {"exists": {"field": vector_field}},
+                    {"exists": {"field": f"eshybrid_meta.{vector_field}.text_hash"}},
+                ]
+            }
+        }
         index = self.concrete_index()
         dialect = dialect_for(self.cluster)
         cleared = 0
@@ -176,8 +187,9 @@ class MigrationContext:
                 cleared += self._clear_round(dialect, pit_id, query, vector_field)
             finally:
                 dialect.close_pit(self.cluster, pit_id)
-        raise MigrationError(f"documents keep getting {vector_field!r} back; stop the writer and run again",
-                             field=vector_field)
+        raise MigrationError(
+            f"documents keep getting {vector_field!r} back; stop the writer and run again", field=vector_field
+        )
 
     def _clear_round(self, dialect: Any, pit_id: str, query: JsonDict, vector_field: str) -> int:
         from connector.jobs.bulk import BulkAction, streaming_bulk
@@ -185,25 +197,40 @@ class MigrationContext:
 
         cleared, cursor = 0, None
         while True:
-            body = pit_search_body(pit_id=pit_id, keep_alive="5m", size=500, source=dialect.source_filter(None),
-                                   search_after=cursor, sort=dialect.pit_sort, query=query)
+            body = pit_search_body(
+                pit_id=pit_id,
+                keep_alive="5m",
+                size=500,
+                source=dialect.source_filter(None),
+                search_after=cursor,
+                sort=dialect.pit_sort,
+                query=query,
+            )
             hits = dialect.search(self.cluster, body)["hits"]["hits"]
             if not hits:
                 return cleared
             cursor = hits[-1]["sort"]
-            actions = [BulkAction("index", _conditional_meta(hit), _without_field(hit["_source"], vector_field))
-                       for hit in hits]
+            actions = [
+                BulkAction("index", _conditional_meta(hit), _without_field(hit["_source"], vector_field))
+                for hit in hits
+            ]
             for result in streaming_bulk(self.cluster, actions):
                 if result.ok:
                     cleared += 1
                 elif result.status not in (404, 409):
-                    raise MigrationError(f"could not clear {vector_field!r} from document "
-                                         f"{result.action.meta['_id']}: {result.error_type}: {result.reason}")
+                    raise MigrationError(
+                        f"could not clear {vector_field!r} from document "
+                        f"{result.action.meta['_id']}: {result.error_type}: {result.reason}"
+                    )
 
 
 def _conditional_meta(hit: Mapping[str, Any]) -> JsonDict:
-    meta: JsonDict = {"_index": hit["_index"], "_id": hit["_id"], "if_seq_no": hit["_seq_no"],
-                      "if_primary_term": hit["_primary_term"]}
+    meta: JsonDict = {
+        "_index": hit["_index"],
+        "_id": hit["_id"],
+        "if_seq_no": hit["_seq_no"],
+        "if_primary_term": hit["_primary_term"],
+    }
     if hit.get("_routing") is not None:
         meta["routing"] = hit["_routing"]
     return meta

@@ -92,7 +92,9 @@ def load_revisions(directory: str | Path = DEFAULT_VERSIONS_DIR) -> list[Revisio
         if revision.revision != match.group("rev"):
             raise MigrationGraphError(
                 f"{path.name} declares revision {revision.revision!r}; the file name must start with it",
-                path=str(path), revision=revision.revision)
+                path=str(path),
+                revision=revision.revision,
+            )
         revisions.append(revision)
     return revisions
 
@@ -113,8 +115,8 @@ class RevisionGraph:
             if rev.revision in self._by_id:
                 other = self._by_id[rev.revision]
                 raise MigrationGraphError(
-                    f"revision {rev.revision!r} is defined twice ({other.path} and {rev.path})",
-                    revision=rev.revision)
+                    f"revision {rev.revision!r} is defined twice ({other.path} and {rev.path})", revision=rev.revision
+                )
             self._by_id[rev.revision] = rev
         self._check_missing()
         self._check_cycles()
@@ -125,7 +127,10 @@ class RevisionGraph:
             if rev.down_revision is not None and rev.down_revision not in self._by_id:
                 raise MissingRevisionError(
                     f"revision {rev.revision!r} ({rev.path}) names down_revision {rev.down_revision!r}, "
-                    "which no revision defines", revision=rev.revision, missing=rev.down_revision)
+                    "which no revision defines",
+                    revision=rev.revision,
+                    missing=rev.down_revision,
+                )
 
     def _check_cycles(self) -> None:
         for start in self._by_id.values():
@@ -133,9 +138,8 @@ class RevisionGraph:
             current = start.down_revision
             while current is not None:
                 if current in seen:
-                    cycle = seen[seen.index(current):] + [current]
-                    raise MigrationCycleError(f"the revisions form a cycle: {' -> '.join(cycle)}",
-                                              cycle=cycle)
+                    cycle = seen[seen.index(current) :] + [current]
+                    raise MigrationCycleError(f"the revisions form a cycle: {' -> '.join(cycle)}", cycle=cycle)
                 seen.append(current)
                 current = self._by_id[current].down_revision
 
@@ -144,8 +148,11 @@ class RevisionGraph:
             return []
         bases = sorted(r.revision for r in self._by_id.values() if r.down_revision is None)
         if len(bases) != 1:
-            raise MigrationGraphError(f"the revisions have {len(bases)} bases ({', '.join(bases)}); "
-                                      "exactly one may have down_revision = None", bases=bases)
+            raise MigrationGraphError(
+                f"the revisions have {len(bases)} bases ({', '.join(bases)}); "
+                "exactly one may have down_revision = None",
+                bases=bases,
+            )
         children: dict[str, list[str]] = {}
         for rev in self._by_id.values():
             if rev.down_revision is not None:
@@ -154,7 +161,9 @@ class RevisionGraph:
         if len(heads) != 1:
             raise MultipleHeadsError(
                 f"the revisions have {len(heads)} heads ({', '.join(heads)}); point one at the other "
-                "with down_revision so they form one line", heads=heads)
+                "with down_revision so they form one line",
+                heads=heads,
+            )
         ordered = [self._by_id[bases[0]]]
         while ordered[-1].revision in children:
             ordered.append(self._by_id[children[ordered[-1].revision][0]])
@@ -173,8 +182,9 @@ class RevisionGraph:
         try:
             return self._by_id[revision]
         except KeyError:
-            raise MissingRevisionError(f"no revision {revision!r}; known: {', '.join(self._by_id) or 'none'}",
-                                       revision=revision) from None
+            raise MissingRevisionError(
+                f"no revision {revision!r}; known: {', '.join(self._by_id) or 'none'}", revision=revision
+            ) from None
 
     def resolve(self, target: str | None) -> str | None:
         """``head``, ``base`` (= before the first revision: ``None``), or a revision id / unique prefix."""
@@ -189,8 +199,9 @@ class RevisionGraph:
             return matches[0]
         if matches:
             raise ConfigError(f"{target!r} matches several revisions: {', '.join(matches)}", field="revision")
-        raise MissingRevisionError(f"no revision {target!r}; known: {', '.join(self._by_id) or 'none'}",
-                                   revision=target)
+        raise MissingRevisionError(
+            f"no revision {target!r}; known: {', '.join(self._by_id) or 'none'}", revision=target
+        )
 
     def position(self, revision: str | None) -> int:
         """Index after which ``revision`` stands (-1 for base)."""
@@ -202,17 +213,19 @@ class RevisionGraph:
         """Revisions to apply, in order, to go from ``current`` up to ``target``."""
         start, end = self.position(current), self.position(target)
         if end < start:
-            raise ConfigError(f"{target or 'base'} is below the current revision {current}; use downgrade",
-                              field="revision")
-        return self.ordered[start + 1:end + 1]
+            raise ConfigError(
+                f"{target or 'base'} is below the current revision {current}; use downgrade", field="revision"
+            )
+        return self.ordered[start + 1 : end + 1]
 
     def downgrade_path(self, current: str | None, target: str | None) -> list[Revision]:
         """Revisions to undo, newest first, to go from ``current`` down to ``target``."""
         start, end = self.position(current), self.position(target)
         if end > start:
-            raise ConfigError(f"{target} is above the current revision {current or 'base'}; use upgrade",
-                              field="revision")
-        return list(reversed(self.ordered[end + 1:start + 1]))
+            raise ConfigError(
+                f"{target} is above the current revision {current or 'base'}; use upgrade", field="revision"
+            )
+        return list(reversed(self.ordered[end + 1 : start + 1]))
 
     def __len__(self) -> int:
         return len(self.ordered)

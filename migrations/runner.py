@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, MigrationError
 from migrations.context import MigrationContext
 from migrations.graph import DEFAULT_VERSIONS_DIR, Revision, RevisionGraph, load_revisions
@@ -42,8 +42,9 @@ class MigrationSettings(BaseSettings):
     lock_ttl_s: float = Field(60.0, ge=1, le=3600, description="a lock not renewed for this long can be taken over")
     lock_wait_s: float = Field(0.0, ge=0, le=86_400, description="how long to wait for another runner's lock")
     versions_dir: str = Field(str(DEFAULT_VERSIONS_DIR), description="folder of revision files")
-    params: dict[str, str] = Field(default_factory=dict,
-                                   description='default revision parameters (JSON: {"dims": "384", ...}); flags win')
+    params: dict[str, str] = Field(
+        default_factory=dict, description='default revision parameters (JSON: {"dims": "384", ...}); flags win'
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,14 @@ class Status:
     history: list[JsonDict] = field(default_factory=list)
 
     def as_dict(self) -> JsonDict:
-        return {"index": self.index, "current": self.current, "head": self.head, "pending": self.pending,
-                "up_to_date": not self.pending, "history": self.history}
+        return {
+            "index": self.index,
+            "current": self.current,
+            "head": self.head,
+            "pending": self.pending,
+            "up_to_date": not self.pending,
+            "history": self.history,
+        }
 
 
 def _owner() -> str:
@@ -86,9 +93,16 @@ class Migrator:
         log: where progress lines go.
     """
 
-    def __init__(self, cluster: Cluster, index: str, *, params: Mapping[str, Any] | None = None,
-                 settings: MigrationSettings | None = None, graph: RevisionGraph | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        index: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        settings: MigrationSettings | None = None,
+        graph: RevisionGraph | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.index = index
         self.settings = settings or MigrationSettings()
@@ -110,8 +124,13 @@ class Migrator:
         state = self.store.state(self.index) if self.cluster.index_exists(self.store.index) else {}
         current = state.get("current")
         pending = [r.revision for r in self.graph.upgrade_path(current, self.graph.head)]
-        return Status(index=self.index, current=current, head=self.graph.head, pending=pending,
-                      history=list(state.get("history") or []))
+        return Status(
+            index=self.index,
+            current=current,
+            head=self.graph.head,
+            pending=pending,
+            history=list(state.get("history") or []),
+        )
 
     def plan(self, target: str = "head", *, direction: Direction = "up") -> list[PlanStep]:
         """What ``upgrade``/``downgrade`` to ``target`` would run (a dry run: nothing changes)."""
@@ -121,19 +140,29 @@ class Migrator:
             path = self.graph.upgrade_path(current, resolved)
             return [self._step(r, "up", self.params) for r in path]
         path = self.graph.downgrade_path(current, resolved)
-        return [self._step(r, "down", {**self.store.params_for(self.index, r.revision), **self.params})
-                for r in path]
+        return [self._step(r, "down", {**self.store.params_for(self.index, r.revision), **self.params}) for r in path]
 
     def _step(self, rev: Revision, direction: Direction, params: Mapping[str, Any]) -> PlanStep:
         missing = tuple(p for p in rev.requires if params.get(p) in (None, "")) if direction == "up" else ()
-        return PlanStep(revision=rev.revision, name=rev.name, direction=direction, description=rev.description,
-                        missing_params=missing)
+        return PlanStep(
+            revision=rev.revision,
+            name=rev.name,
+            direction=direction,
+            description=rev.description,
+            missing_params=missing,
+        )
 
     # -- changing commands ----------------------------------------------------------------
     def _lock(self) -> MigrationLock:
         self.store.ensure_index()
-        return MigrationLock(self.cluster, self.index, owner=self.owner, ttl_s=self.settings.lock_ttl_s,
-                             wait_s=self.settings.lock_wait_s, index=self.store.index)
+        return MigrationLock(
+            self.cluster,
+            self.index,
+            owner=self.owner,
+            ttl_s=self.settings.lock_ttl_s,
+            wait_s=self.settings.lock_wait_s,
+            index=self.store.index,
+        )
 
     def upgrade(self, target: str = "head") -> list[str]:
         """Apply the revisions up to ``target``; returns those applied (empty: already there).
@@ -150,8 +179,11 @@ class Migrator:
             missing = [(r.name, p) for r in path for p in r.requires if self.params.get(p) in (None, "")]
             if missing:
                 raise ConfigError(
-                    "missing parameters: " + "; ".join(f"{name} needs {p!r}" for name, p in missing)
-                    + ". Pass them, or stop earlier with --to", field=missing[0][1])
+                    "missing parameters: "
+                    + "; ".join(f"{name} needs {p!r}" for name, p in missing)
+                    + ". Pass them, or stop earlier with --to",
+                    field=missing[0][1],
+                )
             if not path:
                 self.log(f"{self.index} is at {current or 'base'}: nothing to apply")
             applied = []
@@ -180,16 +212,22 @@ class Migrator:
         """Record ``revision`` as current without running anything (after a manual change)."""
         resolved = self.graph.resolve(revision)
         with self._lock():
-            self.store.record(self.index, current=resolved, revision=resolved or "base", direction="stamp",
-                              owner=self.owner, params=self.params)
+            self.store.record(
+                self.index,
+                current=resolved,
+                revision=resolved or "base",
+                direction="stamp",
+                owner=self.owner,
+                params=self.params,
+            )
             self._mirror(resolved)
             self.log(f"stamped {self.index} at {resolved or 'base'}")
 
-    def _apply(self, rev: Revision, direction: Direction, params: dict[str, Any], *,
-               new_current: str | None) -> None:
+    def _apply(self, rev: Revision, direction: Direction, params: dict[str, Any], *, new_current: str | None) -> None:
         self.log(f"{'applying' if direction == 'up' else 'undoing'} {rev.name}: {rev.description}")
-        ctx = MigrationContext(cluster=self.cluster, index=self.index, params=params, revision=rev.revision,
-                               log=self.log)
+        ctx = MigrationContext(
+            cluster=self.cluster, index=self.index, params=params, revision=rev.revision, log=self.log
+        )
         try:
             (rev.upgrade if direction == "up" else rev.downgrade)(ctx)
         except MigrationError:
@@ -198,8 +236,14 @@ class Migrator:
             raise
         except Exception as e:
             raise MigrationError(f"{rev.name} {direction} failed: {e}", revision=rev.revision) from e
-        self.store.record(self.index, current=new_current, revision=rev.revision, direction=direction,
-                          owner=self.owner, params={k: params[k] for k in sorted(ctx.used) if k in params})
+        self.store.record(
+            self.index,
+            current=new_current,
+            revision=rev.revision,
+            direction=direction,
+            owner=self.owner,
+            params={k: params[k] for k in sorted(ctx.used) if k in params},
+        )
         self._mirror(new_current)
 
     def _mirror(self, current: str | None) -> None:

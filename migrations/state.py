@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError, MigrationLockedError, MigrationLockLostError
 
 __all__ = ["DEFAULT_MIGRATIONS_INDEX", "LockInfo", "MigrationLock", "MigrationStore", "migrations_index_body"]
@@ -49,11 +49,22 @@ def migrations_index_body() -> JsonDict:
             "dynamic": False,
             "_meta": {"eshybrid": {"kind": "migrations"}},
             "properties": {
-                "type": keyword, "index": keyword, "current": keyword, "owner": keyword,
-                "acquired_at": {"type": "date"}, "updated_at": {"type": "date"},
+                "type": keyword,
+                "index": keyword,
+                "current": keyword,
+                "owner": keyword,
+                "acquired_at": {"type": "date"},
+                "updated_at": {"type": "date"},
                 "expires_at_ms": {"type": "long"},
-                "history": {"properties": {"revision": keyword, "direction": keyword, "owner": keyword,
-                                           "at": {"type": "date"}, "params": {"type": "object", "enabled": False}}},
+                "history": {
+                    "properties": {
+                        "revision": keyword,
+                        "direction": keyword,
+                        "owner": keyword,
+                        "at": {"type": "date"},
+                        "params": {"type": "object", "enabled": False},
+                    }
+                },
             },
         },
     }
@@ -84,13 +95,15 @@ class MigrationStore:
         source.setdefault("history", [])
         return source
 
-    def record(self, target: str, *, current: str | None, revision: str, direction: str, owner: str,
-               params: Mapping[str, Any]) -> None:
+    def record(
+        self, target: str, *, current: str | None, revision: str, direction: str, owner: str, params: Mapping[str, Any]
+    ) -> None:
         """Store the new current revision and append to the history (refresh: the next reader sees it)."""
         state = self.state(target)
         history = list(state.get("history") or [])
-        history.append({"revision": revision, "direction": direction, "owner": owner, "at": _now_iso(),
-                        "params": dict(params)})
+        history.append(
+            {"revision": revision, "direction": direction, "owner": owner, "at": _now_iso(), "params": dict(params)}
+        )
         body = {"type": "state", "index": target, "current": current, "history": history, "updated_at": _now_iso()}
         self.cluster.request("PUT", f"/{self.index}/_doc/state:{target}", body=body, params={"refresh": "true"})
 
@@ -128,8 +141,17 @@ class MigrationLock:
         index: the migrations index.
     """
 
-    def __init__(self, cluster: Cluster, target: str, *, owner: str, ttl_s: float = 60.0, wait_s: float = 0.0,
-                 poll_s: float = 1.0, index: str = DEFAULT_MIGRATIONS_INDEX) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        target: str,
+        *,
+        owner: str,
+        ttl_s: float = 60.0,
+        wait_s: float = 0.0,
+        poll_s: float = 1.0,
+        index: str = DEFAULT_MIGRATIONS_INDEX,
+    ) -> None:
         self.cluster = cluster
         self.target = target
         self.owner = owner
@@ -152,12 +174,23 @@ class MigrationLock:
 
     def _body(self) -> JsonDict:
         now = time.time()
-        return {"type": "lock", "index": self.target, "owner": self.owner, "acquired_at": _now_iso(),
-                "updated_at": _now_iso(), "expires_at_ms": int((now + self.ttl_s) * 1000)}
+        return {
+            "type": "lock",
+            "index": self.target,
+            "owner": self.owner,
+            "acquired_at": _now_iso(),
+            "updated_at": _now_iso(),
+            "expires_at_ms": int((now + self.ttl_s) * 1000),
+        }
 
     def _try_create(self) -> bool:
-        result = self.cluster.request("PUT", f"/{self.index}/_create/lock:{self.target}", body=self._body(),
-                                      params={"refresh": "true"}, ignore=(409,))
+        result = self.cluster.request(
+            "PUT",
+            f"/{self.index}/_create/lock:{self.target}",
+            body=self._body(),
+            params={"refresh": "true"},
+            ignore=(409,),
+        )
         if result.status == 409:
             return False
         self._seq = (int(result.body["_seq_no"]), int(result.body["_primary_term"]))
@@ -168,17 +201,28 @@ class MigrationLock:
         if found.status == 404 or not found.body.get("found"):
             return None
         src = found.body["_source"]
-        return LockInfo(owner=str(src.get("owner")), acquired_at=str(src.get("acquired_at")),
-                        expires_at_ms=int(src.get("expires_at_ms", 0)), seq_no=int(found.body["_seq_no"]),
-                        primary_term=int(found.body["_primary_term"]))
+        return LockInfo(
+            owner=str(src.get("owner")),
+            acquired_at=str(src.get("acquired_at")),
+            expires_at_ms=int(src.get("expires_at_ms", 0)),
+            seq_no=int(found.body["_seq_no"]),
+            primary_term=int(found.body["_primary_term"]),
+        )
 
     def _take_over(self, info: LockInfo) -> None:
-        logger.warning("migration lock of %s held by %s expired at %s: taking it over (its runner died)",
-                       self.target, info.owner, _iso(info.expires_at_ms / 1000))
+        logger.warning(
+            "migration lock of %s held by %s expired at %s: taking it over (its runner died)",
+            self.target,
+            info.owner,
+            _iso(info.expires_at_ms / 1000),
+        )
         # Conditional delete: of two runners taking over, only one deletes; both then race on create.
-        self.cluster.request("DELETE", self.doc_path, params={"if_seq_no": info.seq_no,
-                                                              "if_primary_term": info.primary_term,
-                                                              "refresh": "true"}, ignore=(404, 409))
+        self.cluster.request(
+            "DELETE",
+            self.doc_path,
+            params={"if_seq_no": info.seq_no, "if_primary_term": info.primary_term, "refresh": "true"},
+            ignore=(404, 409),
+        )
 
     def acquire(self) -> None:
         """Take the lock, waiting up to ``wait_s``.
@@ -204,10 +248,14 @@ class MigrationLock:
                     f"index {self.target!r} is being migrated by {info.owner} (since {info.acquired_at}; its lock "
                     f"expires {_iso(info.expires_at_ms / 1000)} unless renewed). Wait for it to finish, or run "
                     "again with --lock-wait SECONDS to wait here",
-                    index=self.target, owner=info.owner, expires_at_ms=info.expires_at_ms)
+                    index=self.target,
+                    owner=info.owner,
+                    expires_at_ms=info.expires_at_ms,
+                )
             if not announced:
-                logger.warning("index %s is being migrated by %s; waiting up to %.0fs", self.target, info.owner,
-                               self.wait_s)
+                logger.warning(
+                    "index %s is being migrated by %s; waiting up to %.0fs", self.target, info.owner, self.wait_s
+                )
                 announced = True
             time.sleep(min(self.poll_s, max(0.05, deadline - time.monotonic())))
 
@@ -229,20 +277,26 @@ class MigrationLock:
     def renew(self) -> None:
         """Push the expiry forward (only if we still hold the lock)."""
         assert self._seq is not None
-        result = self.cluster.request("PUT", self.doc_path, body=self._body(), ignore=(404, 409),
-                                      params={"if_seq_no": self._seq[0], "if_primary_term": self._seq[1]})
+        result = self.cluster.request(
+            "PUT",
+            self.doc_path,
+            body=self._body(),
+            ignore=(404, 409),
+            params={"if_seq_no": self._seq[0], "if_primary_term": self._seq[1]},
+        )
         if result.status in (404, 409):
             self.lost = True
             raise MigrationLockLostError(
                 f"the migration lock of {self.target!r} was taken over while {self.owner} held it "
-                "(a heartbeat was missed for longer than the lock ttl)", index=self.target)
+                "(a heartbeat was missed for longer than the lock ttl)",
+                index=self.target,
+            )
         self._seq = (int(result.body["_seq_no"]), int(result.body["_primary_term"]))
 
     def check(self) -> None:
         """Raise :class:`MigrationLockLostError` if the lock was lost (called between revisions)."""
         if self.lost:
-            raise MigrationLockLostError(f"the migration lock of {self.target!r} was lost; stopping",
-                                         index=self.target)
+            raise MigrationLockLostError(f"the migration lock of {self.target!r} was lost; stopping", index=self.target)
 
     def release(self) -> None:
         self._stop.set()
@@ -251,6 +305,10 @@ class MigrationLock:
             self._thread = None
         if self._seq is None or self.lost:
             return
-        self.cluster.request("DELETE", self.doc_path, ignore=(404, 409), params={
-            "if_seq_no": self._seq[0], "if_primary_term": self._seq[1], "refresh": "true"})
+        self.cluster.request(
+            "DELETE",
+            self.doc_path,
+            ignore=(404, 409),
+            params={"if_seq_no": self._seq[0], "if_primary_term": self._seq[1], "refresh": "true"},
+        )
         self._seq = None

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from connector.service_api import ErrorBody, ErrorResponse, HealthBody, error_body, param_from_loc
+from connector.services.wire import ErrorBody, ErrorResponse, HealthBody, error_body, param_from_loc
 from rerank.errors import RerankInputError
 
 __all__ = [
@@ -114,9 +114,7 @@ def check_request(
             field="documents",
         )
     if len(request.query) > max_query_chars:
-        raise RerankInputError(
-            f"query has {len(request.query)} characters; at most {max_query_chars}", field="query"
-        )
+        raise RerankInputError(f"query has {len(request.query)} characters; at most {max_query_chars}", field="query")
     for i, document in enumerate(request.documents):
         if len(document) > max_chars_per_document:
             raise RerankInputError(

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from connector.service_api import error_reply
+from connector.services.wire import error_reply
 from rerank.api import (
     ErrorResponse,
     HealthBody,

@@ -25,7 +25,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
-from connector.service_api import replica_options
+from connector.services.wire import replica_options
 from rerank.app import create_app
 from rerank.errors import RerankOverloaded
 from rerank.models import ScoredPairs, load_reranker
@@ -111,18 +111,28 @@ class RerankDeployment:
             "eshybrid_rerank_rejected", description="requests given 429", tag_keys=_TAG_KEYS
         )
         self._batch_histogram = serve_metrics.Histogram(
-            "eshybrid_rerank_batch_pairs", description="pairs per batch", boundaries=_BATCH_PAIRS_BUCKETS,
+            "eshybrid_rerank_batch_pairs",
+            description="pairs per batch",
+            boundaries=_BATCH_PAIRS_BUCKETS,
             tag_keys=_TAG_KEYS,
         )
         self._forward_histogram = serve_metrics.Histogram(
-            "eshybrid_rerank_forward_ms", description="forward time per batch", boundaries=_FORWARD_MS_BUCKETS,
+            "eshybrid_rerank_forward_ms",
+            description="forward time per batch",
+            boundaries=_FORWARD_MS_BUCKETS,
             tag_keys=_TAG_KEYS,
         )
         self._pending_gauge = serve_metrics.Gauge(
             "eshybrid_rerank_pending_pairs", description="pairs not yet scored", tag_keys=_TAG_KEYS
         )
-        for metric in (self._pairs_counter, self._tokens_counter, self._rejected_counter,
-                       self._batch_histogram, self._forward_histogram, self._pending_gauge):
+        for metric in (
+            self._pairs_counter,
+            self._tokens_counter,
+            self._rejected_counter,
+            self._batch_histogram,
+            self._forward_histogram,
+            self._pending_gauge,
+        ):
             metric.set_default_tags(dict(tags))  # Serve adds its own tags to the dict it is given
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -213,7 +223,7 @@ class RerankDeployment:
 
 def deployment_options(settings: RerankSettings, *, cluster_gpus: float) -> dict[str, Any]:
     """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
-    :func:`connector.service_api.replica_options`, and ``replicas`` replicas.
+    :func:`connector.services.wire.replica_options`, and ``replicas`` replicas.
     """
     options = replica_options(settings, name="RerankDeployment", cluster_gpus=cluster_gpus)
     options["num_replicas"] = settings.replicas

@@ -240,8 +240,9 @@ class LLMReranker(_TorchReranker):
         for i, (_, query_span, document_span) in enumerate(rendered):
             ids = list(encoding["input_ids"][i])
             if len(ids) > self.max_length:
-                ids = self._truncate(ids, encoding["offset_mapping"][i], encoding["special_tokens_mask"][i],
-                                     query_span, document_span)
+                ids = self._truncate(
+                    ids, encoding["offset_mapping"][i], encoding["special_tokens_mask"][i], query_span, document_span
+                )
             items.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
         return items
 
@@ -256,8 +257,11 @@ class LLMReranker(_TorchReranker):
             owners += ["fixed" if slot == "literal" else slot] * len(piece_ids)
         if len(ids) > self.max_length:
             keep_query, keep_document = pair_budget(
-                n_fixed=owners.count("fixed"), n_query=owners.count("query"), n_document=owners.count("document"),
-                max_length=self.max_length, max_query_share=self.settings.max_query_share,
+                n_fixed=owners.count("fixed"),
+                n_query=owners.count("query"),
+                n_document=owners.count("document"),
+                max_length=self.max_length,
+                max_query_share=self.settings.max_query_share,
             )
             ids = cut_segments(ids, owners, keep_query=keep_query, keep_document=keep_document)
         return {"input_ids": ids, "attention_mask": [1] * len(ids)}
@@ -424,6 +428,10 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
     reranker = cls(model=model, tokenizer=tokenizer, settings=settings, device=device, dtype=dtype)
     logger.info(
         "loaded %s reranker %s on %s (%s), max_length=%s",
-        kind, settings.reported_model_id, device, dtype, reranker.max_length,
+        kind,
+        settings.reported_model_id,
+        device,
+        dtype,
+        reranker.max_length,
     )
     return reranker

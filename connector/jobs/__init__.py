@@ -20,7 +20,7 @@ from connector.jobs.pipeline import Embedder
 from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec, ConnectionSettings, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts, JobStore
-from connector.jobs.texts import TextPolicy, build_text, text_hash
+from connector.texts import TextPolicy, build_text, text_hash
 
 __all__ = [
     "BackfillConfig",

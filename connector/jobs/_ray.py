@@ -47,28 +47,47 @@ class SliceTask:
 
 def run_slice_task(task: SliceTask) -> dict[str, int]:
     """Run one slice to its end in this process; returns its counts."""
-    from connector.embedding_client import EmbeddingClient
     from connector.jobs.backfill import InPlaceMode
     from connector.jobs.pipeline import CheckpointTracker, Pipeline, PipelineOptions
     from connector.jobs.sources import PitSliceSource
     from connector.jobs.store import JobStore
+    from connector.services.embedding import EmbeddingClient
 
     settings = task.config.settings
     cluster = task.cluster_spec.connect()
     embedder = EmbeddingClient(task.embed_url)
     try:
         store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
-        mode = InPlaceMode(cluster=cluster, job_id=task.job_id, vector_field=task.config.vector_field,
-                           model_id=task.model_id, policy=task.config.policy)
+        mode = InPlaceMode(
+            cluster=cluster,
+            job_id=task.job_id,
+            vector_field=task.config.vector_field,
+            model_id=task.model_id,
+            policy=task.config.policy,
+        )
         cp = task.checkpoint
         source = PitSliceSource(
-            key=cp.key, cluster=cluster, dialect=task.dialect,
-            index=task.concrete_index, pit_id=cp.pit_id or task.pit_id, keep_alive=settings.pit_keep_alive,
-            page_size=settings.page_size, source_includes=mode.source_includes, slice_id=cp.slice_id,
-            max_slices=cp.max_slices, cursor=cp.cursor)
+            key=cp.key,
+            cluster=cluster,
+            dialect=task.dialect,
+            index=task.concrete_index,
+            pit_id=cp.pit_id or task.pit_id,
+            keep_alive=settings.pit_keep_alive,
+            page_size=settings.page_size,
+            source_includes=mode.source_includes,
+            slice_id=cp.slice_id,
+            max_slices=cp.max_slices,
+            cursor=cp.cursor,
+        )
         options = PipelineOptions.from_settings(settings, dims=task.dims, read_workers=1)
-        pipeline = Pipeline(cluster=cluster, mode=mode, embedder=embedder, store=store,
-                            tracker=CheckpointTracker(store, [cp]), options=options)
+        pipeline = Pipeline(
+            cluster=cluster,
+            mode=mode,
+            embedder=embedder,
+            store=store,
+            tracker=CheckpointTracker(store, [cp]),
+            options=options,
+        )
         try:
             pipeline.run([source])
         finally:
@@ -95,15 +114,24 @@ def run_backfill_slices_on_ray(job: BackfillJob, checkpoints: list[SliceCheckpoi
     root = _package_root()
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     remote = ray.remote(run_slice_task).options(
-        num_cpus=job.settings.ray_task_cpus, max_retries=0,
+        num_cpus=job.settings.ray_task_cpus,
+        max_retries=0,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
     tasks = {}
     for cp in checkpoints:
-        task = SliceTask(cluster_spec=job.cluster_spec, embed_url=job.config.embed_url, config=job.config,
-                         job_id=job.job_id, model_id=job.model_id, dims=job.dims,
-                         concrete_index=job.state.scan_index, dialect=job.dialect, checkpoint=cp,
-                         pit_id=job.state.pit_id or "")
+        task = SliceTask(
+            cluster_spec=job.cluster_spec,
+            embed_url=job.config.embed_url,
+            config=job.config,
+            job_id=job.job_id,
+            model_id=job.model_id,
+            dims=job.dims,
+            concrete_index=job.state.scan_index,
+            dialect=job.dialect,
+            checkpoint=cp,
+            pit_id=job.state.pit_id or "",
+        )
         tasks[remote.remote(task)] = cp.key
     logger.info("backfill %s: %s slices submitted to Ray at %s", job.job_id, len(tasks), job.config.ray_address)
     return _wait(job, tasks)
@@ -126,8 +154,14 @@ def _wait(job: BackfillJob, tasks: dict[Any, str]) -> JobCounts:
         if time.monotonic() - last_log >= job.settings.progress_interval_s:
             checkpoints = job.store.load_checkpoints(job.job_id).values()
             progress = sum_counts(cp for cp in checkpoints if cp.pass_name == "main")
-            logger.info("backfill %s on Ray: %s read, %s updated, %s/%s slices done", job.job_id,
-                        progress.read, progress.updated, len(tasks) - len(pending), len(tasks))
+            logger.info(
+                "backfill %s on Ray: %s read, %s updated, %s/%s slices done",
+                job.job_id,
+                progress.read,
+                progress.updated,
+                len(tasks) - len(pending),
+                len(tasks),
+            )
             last_log = time.monotonic()
     if errors:
         raise JobError(f"{len(errors)} Ray slice task(s) failed (resume with --resume): {'; '.join(errors)}")

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError
 from connector.jobs.bulk import BulkAction, source_with_vector
 from connector.jobs.common import (
@@ -44,8 +44,8 @@ from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts, SliceCheckpoint
-from connector.jobs.texts import TextPolicy
 from connector.search.query_builder import mget_body
+from connector.texts import TextPolicy
 
 __all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
 
@@ -87,17 +87,23 @@ class BackfillConfig:
         if not 1 <= self.slices <= 1024:
             raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
         if self.ray_address and not self.embed_url:
-            raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)",
-                              field="embed_url")
+            raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
 
     @property
     def policy(self) -> TextPolicy:
-        return TextPolicy(fields=tuple(self.fields), template=self.template,
-                          max_text_chars=self.settings.max_text_chars)
+        return TextPolicy(
+            fields=tuple(self.fields), template=self.template, max_text_chars=self.settings.max_text_chars
+        )
 
     def params(self, model_id: str) -> JsonDict:
-        return {"fields": list(self.fields), "template": self.template, "vector_field": self.vector_field,
-                "slices": self.slices, "model_id": model_id, "max_text_chars": self.settings.max_text_chars}
+        return {
+            "fields": list(self.fields),
+            "template": self.template,
+            "vector_field": self.vector_field,
+            "slices": self.slices,
+            "model_id": model_id,
+            "max_text_chars": self.settings.max_text_chars,
+        }
 
 
 def _excerpt(source: Mapping[str, Any], fields: Sequence[str], text: str | None) -> str:
@@ -123,24 +129,40 @@ class InPlaceMode:
 
     def classify(self, hit: Mapping[str, Any]) -> DocWork:
         source = dict(hit.get("_source") or {})
-        work = DocWork(doc_id=str(hit["_id"]), verdict="embed", index=str(hit["_index"]),
-                       routing=hit.get("_routing"), seq_no=hit.get("_seq_no"),
-                       primary_term=hit.get("_primary_term"), source=source)
+        work = DocWork(
+            doc_id=str(hit["_id"]),
+            verdict="embed",
+            index=str(hit["_index"]),
+            routing=hit.get("_routing"),
+            seq_no=hit.get("_seq_no"),
+            primary_term=hit.get("_primary_term"),
+            source=source,
+        )
         if set_text(work, self.policy, self) and vector_is_current(
-                source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id):
+            source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id
+        ):
             work.verdict = "skip"
         return work
 
     def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
         work.verdict = "dead"
         work.dead_letter = DeadLetter(
-            job_id=self.job_id, index=work.index, doc_id=work.doc_id, reason_code=reason_code, reason=reason,
-            vector_field=self.vector_field, text_excerpt=_excerpt(work.source, self.policy.fields, work.text),
+            job_id=self.job_id,
+            index=work.index,
+            doc_id=work.doc_id,
+            reason_code=reason_code,
+            reason=reason,
+            vector_field=self.vector_field,
+            text_excerpt=_excerpt(work.source, self.policy.fields, work.text),
         )
 
     def to_action(self, work: DocWork) -> BulkAction:
-        meta: JsonDict = {"_index": work.index, "_id": work.doc_id,
-                          "if_seq_no": work.seq_no, "if_primary_term": work.primary_term}
+        meta: JsonDict = {
+            "_index": work.index,
+            "_id": work.doc_id,
+            "if_seq_no": work.seq_no,
+            "if_primary_term": work.primary_term,
+        }
         if work.routing is not None:
             meta["routing"] = work.routing
         assert work.vector is not None
@@ -150,8 +172,9 @@ class InPlaceMode:
     def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
         """Re-read the documents (real-time GET) and classify them again."""
         body = mget_body([(w.index, w.doc_id, w.routing) for w in works])
-        response = self.cluster.request("POST", "/_mget", body=body,
-                                        params={"_source_includes": ",".join(self.source_includes)}).body
+        response = self.cluster.request(
+            "POST", "/_mget", body=body, params={"_source_includes": ",".join(self.source_includes)}
+        ).body
         again: list[DocWork] = []
         for old, found in zip(works, response["docs"]):
             if not found.get("found"):
@@ -168,19 +191,41 @@ class BackfillJob(JobRunner):
 
     kind = "backfill"
 
-    def __init__(self, cluster: Cluster, config: BackfillConfig, *, embedder: Embedder, model_id: str,
-                 dims: int | None, cluster_spec: ClusterSpec | None) -> None:
-        super().__init__(cluster, settings=config.settings, label_index=config.index,
-                         vector_field=config.vector_field, slices=config.slices, job_id=config.job_id,
-                         resume=config.resume, catch_up=config.catch_up, show_progress=config.show_progress,
-                         embedder=embedder, dims=dims)
+    def __init__(
+        self,
+        cluster: Cluster,
+        config: BackfillConfig,
+        *,
+        embedder: Embedder,
+        model_id: str,
+        dims: int | None,
+        cluster_spec: ClusterSpec | None,
+    ) -> None:
+        super().__init__(
+            cluster,
+            settings=config.settings,
+            label_index=config.index,
+            vector_field=config.vector_field,
+            slices=config.slices,
+            job_id=config.job_id,
+            resume=config.resume,
+            catch_up=config.catch_up,
+            show_progress=config.show_progress,
+            embedder=embedder,
+            dims=dims,
+        )
         self.config = config
         self.model_id = model_id
         self.cluster_spec = cluster_spec
 
     def mode(self) -> InPlaceMode:
-        return InPlaceMode(cluster=self.cluster, job_id=self.job_id, vector_field=self.config.vector_field,
-                           model_id=self.model_id, policy=self.config.policy)
+        return InPlaceMode(
+            cluster=self.cluster,
+            job_id=self.job_id,
+            vector_field=self.config.vector_field,
+            model_id=self.model_id,
+            policy=self.config.policy,
+        )
 
     def params(self) -> JsonDict:
         return self.config.params(self.model_id)
@@ -194,13 +239,16 @@ class BackfillJob(JobRunner):
             raise ConfigError(
                 f"index {index!r} has no vector field {vf!r}; add it first with "
                 f"`eshybrid migrate up --index {self.config.index}` (or pick --vector-field)",
-                index=index, field=vf,
+                index=index,
+                field=vf,
             )
         mapped_dims = vector_dims_of(prop)
         if self.dims is not None and mapped_dims is not None and mapped_dims != self.dims:
             raise ConfigError(
                 f"field {vf!r} holds {mapped_dims}-dim vectors but the embedding service returns {self.dims}; "
-                "use the model the field was built for, or migrate to a new field", field=vf)
+                "use the model the field was built for, or migrate to a new field",
+                field=vf,
+            )
         self.dims = self.dims or mapped_dims
         meta = ((mapping.get("_meta") or {}).get("eshybrid") or {}).get("vector_fields", {}).get(vf)
         check = getattr(self.embedder, "check_compatible", None)
@@ -236,10 +284,17 @@ class BackfillJob(JobRunner):
     def summarize(self, main: JobCounts, *, main_elapsed_s: float) -> JobSummary:
         assert self.state is not None
         summary = JobSummary(
-            job_id=self.job_id, kind="backfill", index=self.config.index, status="completed", main=main,
-            catch_up=self.catch_up_counts(), catch_up_passes=self.state.catch_up_pass,
-            elapsed_s=time.monotonic() - self.started, main_elapsed_s=main_elapsed_s,
-            target_index=self.state.scan_index, dead_letter_index=self.settings.dead_letter_index,
+            job_id=self.job_id,
+            kind="backfill",
+            index=self.config.index,
+            status="completed",
+            main=main,
+            catch_up=self.catch_up_counts(),
+            catch_up_passes=self.state.catch_up_pass,
+            elapsed_s=time.monotonic() - self.started,
+            main_elapsed_s=main_elapsed_s,
+            target_index=self.state.scan_index,
+            dead_letter_index=self.settings.dead_letter_index,
         )
         if not summary.reconciles:
             logger.error("backfill %s does not reconcile: %s", self.job_id, summary.as_dict())
@@ -276,8 +331,9 @@ def run_backfill(
         config = _with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)
         config = replace(config, settings=cap_text_limit(config.settings, info))
-        job = BackfillJob(cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims,
-                          cluster_spec=cluster_spec)
+        job = BackfillJob(
+            cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims, cluster_spec=cluster_spec
+        )
         summary = job.run()
     logger.info("backfill %s completed: %s", job.job_id, summary.total.as_dict())
     return summary
@@ -287,11 +343,13 @@ def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfi
     """Without ``fields``: the source fields and template the index ``_meta`` records for the field."""
     if config.fields:
         return config
-    meta = ((cluster.get_mapping(config.index).get("_meta") or {}).get("eshybrid") or {})
+    meta = (cluster.get_mapping(config.index).get("_meta") or {}).get("eshybrid") or {}
     field_meta = (meta.get("vector_fields") or {}).get(config.vector_field) or {}
     if not field_meta.get("source_fields"):
-        raise ConfigError(f"pass --fields: the _meta of {config.index!r} records no source fields for "
-                          f"{config.vector_field!r}", field="fields")
-    return replace(config, fields=tuple(field_meta["source_fields"]),
-                   template=config.template or field_meta.get("template"))
-
+        raise ConfigError(
+            f"pass --fields: the _meta of {config.index!r} records no source fields for {config.vector_field!r}",
+            field="fields",
+        )
+    return replace(
+        config, fields=tuple(field_meta["source_fields"]), template=config.template or field_meta.get("template")
+    )

@@ -27,7 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import BulkError, ClusterApiError, ClusterConnectionError
 
 __all__ = [
@@ -82,8 +82,9 @@ def vector_json(vector: Sequence[float]) -> str:
     return text
 
 
-def source_with_vector(source: Mapping[str, Any], field: str, vector: Sequence[float], *,
-                       wrap: str | None = None) -> RawSource:
+def source_with_vector(
+    source: Mapping[str, Any], field: str, vector: Sequence[float], *, wrap: str | None = None
+) -> RawSource:
     """``source`` with ``field: vector`` added, encoded once; ``wrap`` nests it (``{"doc": ...}``).
 
     ``field`` must not be a key of ``source``.
@@ -210,7 +211,11 @@ class _ChunkSender:
         if len(items) != len(self.pending):
             raise ClusterApiError(
                 f"_bulk answered {len(items)} items for {len(self.pending)} actions",
-                url=self.cluster.url, status=500, error_type="bulk_item_count", reason="item count mismatch", body=None,
+                url=self.cluster.url,
+                status=500,
+                error_type="bulk_item_count",
+                reason="item count mismatch",
+                body=None,
             )
         throttled: list[int] = []
         for pos, item in zip(self.pending, items):
@@ -220,8 +225,12 @@ class _ChunkSender:
                 throttled.append(pos)
         self.pending = throttled
         if throttled:
-            logger.warning("bulk: %s of %s items got 429 (%s); resending only those", len(throttled), len(items),
-                           self.results[throttled[0]].reason if self.results[throttled[0]] else "")
+            logger.warning(
+                "bulk: %s of %s items got 429 (%s); resending only those",
+                len(throttled),
+                len(items),
+                self.results[throttled[0]].reason if self.results[throttled[0]] else "",
+            )
             if self.on_backpressure is not None:
                 self.on_backpressure("bulk item 429")
         return throttled
@@ -232,10 +241,15 @@ def _log_retry(on_backpressure: Callable[[str], None] | None) -> Callable[[Retry
         outcome = state.outcome
         if outcome is not None and outcome.failed:
             err = outcome.exception()
-            logger.warning("bulk request failed (%s); retry %s in %.1fs", err, state.attempt_number,
-                           state.next_action.sleep if state.next_action else 0.0)
+            logger.warning(
+                "bulk request failed (%s); retry %s in %.1fs",
+                err,
+                state.attempt_number,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
             if on_backpressure is not None:
                 on_backpressure(f"bulk request {type(err).__name__}")
+
     return before_sleep
 
 
@@ -286,13 +300,16 @@ def streaming_bulk(
         outcome = retrying(sender.send)
         if isinstance(outcome, BaseException):
             failures = [
-                BulkItemResult(action=enc.action, ok=False, status=getattr(outcome, "status", 503),
-                               error_type=type(outcome).__name__, reason=str(outcome))
+                BulkItemResult(
+                    action=enc.action,
+                    ok=False,
+                    status=getattr(outcome, "status", 503),
+                    error_type=type(outcome).__name__,
+                    reason=str(outcome),
+                )
                 for enc in chunk
             ]
-            raise BulkError(
-                f"bulk request failed after {max_retries} retries: {outcome}", items=failures
-            ) from outcome
+            raise BulkError(f"bulk request failed after {max_retries} retries: {outcome}", items=failures) from outcome
         for result in sender.results:
             assert result is not None
             yield result

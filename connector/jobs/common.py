@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError
 from connector.jobs.pipeline import DocWork, Embedder, JobMode
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import JobCounts
-from connector.jobs.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
+from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings import BOOKKEEPING_FIELD as BOOKKEEPING
 
 __all__ = [
@@ -77,13 +77,22 @@ class JobSummary:
 
     def as_dict(self) -> JsonDict:
         return {
-            "job_id": self.job_id, "kind": self.kind, "index": self.index, "status": self.status,
-            "target_index": self.target_index, "alias": self.alias,
-            "counts": self.main.as_dict(), "catch_up_counts": self.catch_up.as_dict(),
-            "total_counts": self.total.as_dict(), "catch_up_passes": self.catch_up_passes,
-            "elapsed_s": round(self.elapsed_s, 2), "main_elapsed_s": round(self.main_elapsed_s, 2),
-            "rate_docs_per_s": round(self.docs_per_s, 1), "reconciles": self.reconciles,
-            "dead_letter_index": self.dead_letter_index, "deleted_in_target": self.deleted_in_target,
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "index": self.index,
+            "status": self.status,
+            "target_index": self.target_index,
+            "alias": self.alias,
+            "counts": self.main.as_dict(),
+            "catch_up_counts": self.catch_up.as_dict(),
+            "total_counts": self.total.as_dict(),
+            "catch_up_passes": self.catch_up_passes,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "main_elapsed_s": round(self.main_elapsed_s, 2),
+            "rate_docs_per_s": round(self.docs_per_s, 1),
+            "reconciles": self.reconciles,
+            "dead_letter_index": self.dead_letter_index,
+            "deleted_in_target": self.deleted_in_target,
         }
 
     def to_text(self) -> str:
@@ -105,8 +114,11 @@ def describe_embedder(embedder: Embedder, *, model_id: str | None, dims: int | N
     if info_fn is None:
         raise ConfigError("pass model_id: the embedder has no info() to ask", field="model_id")
     info = info_fn()
-    return EmbedderInfo(model_id=str(info.model_id), dims=dims if dims is not None else int(info.dims),
-                        max_chars_per_item=getattr(info, "max_chars_per_item", None))
+    return EmbedderInfo(
+        model_id=str(info.model_id),
+        dims=dims if dims is not None else int(info.dims),
+        max_chars_per_item=getattr(info, "max_chars_per_item", None),
+    )
 
 
 @contextlib.contextmanager
@@ -117,7 +129,7 @@ def owned_embedder(embedder: Embedder | None, embed_url: str | None) -> Iterator
         return
     if not embed_url:
         raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
-    from connector.embedding_client import EmbeddingClient
+    from connector.services.embedding import EmbeddingClient
 
     client = EmbeddingClient(embed_url)
     try:
@@ -154,8 +166,9 @@ def bookkeeping(model_id: str | None, text_hash: str | None) -> JsonDict:
     return {"model_id": model_id, "text_hash": text_hash}
 
 
-def vector_is_current(source: Mapping[str, Any], *, vector_field: str, text_hash: str | None,
-                      model_id: str | None) -> bool:
+def vector_is_current(
+    source: Mapping[str, Any], *, vector_field: str, text_hash: str | None, model_id: str | None
+) -> bool:
     """The bookkeeping says the stored vector is of this text, by this model."""
     meta = (source.get(BOOKKEEPING) or {}).get(vector_field) or {}
     return bool(meta.get("text_hash") == text_hash and meta.get("model_id") == model_id)
@@ -177,8 +190,7 @@ def concrete_index(cluster: Cluster, name: str) -> str:
         raise ConfigError(f"index or alias {name!r} does not exist", index=name)
     names = sorted(body.body)
     if len(names) != 1:
-        raise ConfigError(f"{name!r} resolves to {len(names)} indices ({', '.join(names)}); name one index",
-                          index=name)
+        raise ConfigError(f"{name!r} resolves to {len(names)} indices ({', '.join(names)}); name one index", index=name)
     return names[0]
 
 

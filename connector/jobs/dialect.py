@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError
 
 __all__ = [
@@ -147,9 +147,7 @@ class PitDialect:
         if self.flavor == "elasticsearch":
             body = cluster.request("POST", f"/{index}/_pit", params={"keep_alive": keep_alive}).body
             return str(body["id"])
-        body = cluster.request(
-            "POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive}
-        ).body
+        body = cluster.request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive}).body
         return str(body["pit_id"])
 
     def close_pit(self, cluster: Cluster, pit_id: str) -> None:
@@ -184,8 +182,10 @@ def _is_pit_gone(err: ClusterApiError) -> bool:
     text = f"{err.error_type} {err.reason}".lower()
     if err.status == 404:
         return True
-    return "search_context_missing" in text or "no search context found" in text or (
-        "point in time" in text and ("expired" in text or "not found" in text)
+    return (
+        "search_context_missing" in text
+        or "no search context found" in text
+        or ("point in time" in text and ("expired" in text or "not found" in text))
     )
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from connector.client import Cluster
+from connector.cluster.client import Cluster
 from connector.errors import (
     BulkError,
     EmbeddingOverloaded,
@@ -156,11 +156,18 @@ class PipelineOptions:
     def from_settings(cls, s: JobSettings, *, dims: int | None, read_workers: int | None = None) -> PipelineOptions:
         """The sizes a job's settings give; ``read_workers`` overrides theirs (a Ray task reads one slice)."""
         return cls(
-            embed_workers=s.embed_workers, write_workers=s.write_workers,
+            embed_workers=s.embed_workers,
+            write_workers=s.write_workers,
             read_workers=s.read_workers if read_workers is None else read_workers,
-            queue_pages=s.queue_pages, bulk_max_docs=s.bulk_max_docs, bulk_max_bytes=s.bulk_max_bytes,
-            bulk_max_retries=s.bulk_max_retries, embed_max_retries=s.embed_max_retries,
-            conflict_max_attempts=s.conflict_max_attempts, max_backoff_s=s.max_backoff_s, dims=dims)
+            queue_pages=s.queue_pages,
+            bulk_max_docs=s.bulk_max_docs,
+            bulk_max_bytes=s.bulk_max_bytes,
+            bulk_max_retries=s.bulk_max_retries,
+            embed_max_retries=s.embed_max_retries,
+            conflict_max_attempts=s.conflict_max_attempts,
+            max_backoff_s=s.max_backoff_s,
+            dims=dims,
+        )
 
 
 class Backpressure:
@@ -324,15 +331,15 @@ class Pipeline:
             seq = 0
             for hits, cursor, pit_id, restarted in source.pages():
                 self.backpressure.wait(self._stop)
-                page = Page(slice_key=source.key, seq=seq, cursor=cursor, pit_id=pit_id,
-                            end=not hits, restart=restarted)
+                page = Page(
+                    slice_key=source.key, seq=seq, cursor=cursor, pit_id=pit_id, end=not hits, restart=restarted
+                )
                 seq += 1
                 for hit in hits:
                     work = self.mode.classify(hit)
                     page.counts.read += 1
                     self._tally_verdict(page, work)
-                self._count(read=len(hits), skipped=page.counts.skipped,
-                            dead_lettered=page.counts.dead_lettered)
+                self._count(read=len(hits), skipped=page.counts.skipped, dead_lettered=page.counts.dead_lettered)
                 self._put(self._embed_q, page)
                 if not hits:
                     break
@@ -369,8 +376,9 @@ class Pipeline:
         for position, result in zip(order, results):
             work = works[position]
             if isinstance(result, EmbeddingRequestError):
-                self.mode.mark_unembeddable(work, "embedding_rejected",
-                                            f"the embedding service refused the text: {result}")
+                self.mode.mark_unembeddable(
+                    work, "embedding_rejected", f"the embedding service refused the text: {result}"
+                )
                 if work.dead_letter is not None:
                     page.dead_letters.append(work.dead_letter)
                 if work.verdict == "dead":
@@ -398,8 +406,12 @@ class Pipeline:
 
         def before_sleep(state: RetryCallState) -> None:
             err = state.outcome.exception() if state.outcome else None
-            logger.warning("embedding failed (%s); retry %s in %.1fs", err, state.attempt_number,
-                           state.next_action.sleep if state.next_action else 0.0)
+            logger.warning(
+                "embedding failed (%s); retry %s in %.1fs",
+                err,
+                state.attempt_number,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
             self.backpressure.penalize(type(err).__name__)
 
         retrying = Retrying(
@@ -451,12 +463,17 @@ class Pipeline:
         conflicts: list[DocWork] = []
         failures: list[tuple[DocWork, BulkItemResult]] = []
         try:
-            results = list(streaming_bulk(
-                self.cluster, (self._action(w) for w in works),
-                max_docs=self.options.bulk_max_docs, max_bytes=self.options.bulk_max_bytes,
-                max_retries=self.options.bulk_max_retries, max_backoff_s=self.options.max_backoff_s,
-                on_backpressure=self.backpressure.penalize,
-            ))
+            results = list(
+                streaming_bulk(
+                    self.cluster,
+                    (self._action(w) for w in works),
+                    max_docs=self.options.bulk_max_docs,
+                    max_bytes=self.options.bulk_max_bytes,
+                    max_retries=self.options.bulk_max_retries,
+                    max_backoff_s=self.options.max_backoff_s,
+                    on_backpressure=self.backpressure.penalize,
+                )
+            )
         except BulkError as e:
             raise JobError(f"writing to the cluster kept failing, stopping (resume with --resume): {e}") from e
         self.backpressure.relieve()
@@ -530,7 +547,8 @@ class Pipeline:
                 self._count(dead_lettered=1)
             elif work.attempts >= self.options.conflict_max_attempts:
                 self.mode.mark_unembeddable(
-                    work, "conflict_retries_exhausted",
+                    work,
+                    "conflict_retries_exhausted",
                     f"the document changed {work.attempts} times while the job tried to write it; run the job again",
                 )
                 assert work.dead_letter is not None
@@ -550,8 +568,10 @@ class Pipeline:
         pending: queue.Queue[PageSource] = queue.Queue()
         for source in sources:
             pending.put(source)
-        readers = [self._thread(f"reader-{i}", lambda: self._read(pending))
-                   for i in range(max(1, min(self.options.read_workers, len(sources))))]
+        readers = [
+            self._thread(f"reader-{i}", lambda: self._read(pending))
+            for i in range(max(1, min(self.options.read_workers, len(sources))))
+        ]
         embedders = [self._thread(f"embed-{i}", self._embed_loop) for i in range(self.options.embed_workers)]
         writers = [self._thread(f"write-{i}", self._write_loop) for i in range(self.options.write_workers)]
         try:

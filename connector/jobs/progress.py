@@ -27,8 +27,11 @@ def format_eta(remaining: float, rate: float) -> str:
     if rate <= 0 or remaining <= 0:
         return "-"
     seconds = int(remaining / rate)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 class JobMonitor:
@@ -65,8 +68,14 @@ class JobMonitor:
         if self.show_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, desc=self.label, unit="doc", dynamic_ncols=True,
-                             initial=self.base.read, file=sys.stderr)
+            self._bar = tqdm(
+                total=self.total,
+                desc=self.label,
+                unit="doc",
+                dynamic_ncols=True,
+                initial=self.base.read,
+                file=sys.stderr,
+            )
         self._thread = threading.Thread(target=self._loop, name="job-monitor", daemon=True)
         self._thread.start()
         return self
@@ -85,9 +94,12 @@ class JobMonitor:
             now = time.monotonic()
             if self._bar is not None:
                 self._bar.n = self.base.read + counts.read
-                self._bar.set_postfix(updated=self.base.updated + counts.updated,
-                                      skipped=self.base.skipped + counts.skipped,
-                                      dead=self.base.dead_lettered + counts.dead_lettered, refresh=False)
+                self._bar.set_postfix(
+                    updated=self.base.updated + counts.updated,
+                    skipped=self.base.skipped + counts.skipped,
+                    dead=self.base.dead_lettered + counts.dead_lettered,
+                    refresh=False,
+                )
                 self._bar.refresh()
             elif now - last_log >= self.progress_interval_s:
                 self._log(counts)
@@ -102,9 +114,14 @@ class JobMonitor:
         remaining = (self.total - done) if self.total is not None else 0
         logger.info(
             "%s: %s%s read, %s updated, %s skipped, %s dead letters, %.0f docs/s, ETA %s",
-            self.label, done, f"/{self.total}" if self.total is not None else "",
-            self.base.updated + counts.updated, self.base.skipped + counts.skipped,
-            self.base.dead_lettered + counts.dead_lettered, rate, format_eta(remaining, rate),
+            self.label,
+            done,
+            f"/{self.total}" if self.total is not None else "",
+            self.base.updated + counts.updated,
+            self.base.skipped + counts.skipped,
+            self.base.dead_lettered + counts.dead_lettered,
+            rate,
+            format_eta(remaining, rate),
         )
 
     def _update_job_doc(self, counts: JobCounts) -> None:
@@ -112,10 +129,14 @@ class JobMonitor:
         total = JobCounts(**self.base.as_dict())
         total.add(counts)
         try:
-            self.store.update_job(self.job_id, {
-                "live_counts": total.as_dict(), "rate_docs_per_s": round(self.rate(counts), 2),
-                "elapsed_s": round(time.monotonic() - self._started, 1),
-            })
+            self.store.update_job(
+                self.job_id,
+                {
+                    "live_counts": total.as_dict(),
+                    "rate_docs_per_s": round(self.rate(counts), 2),
+                    "elapsed_s": round(time.monotonic() - self._started, 1),
+                },
+            )
         except ClusterError as e:
             logger.warning("could not update job document %s: %s", self.job_id, e)
 

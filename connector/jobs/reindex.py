@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
 from connector.jobs.bulk import BulkAction, source_with_vector, streaming_bulk
 from connector.jobs.common import (
@@ -56,7 +56,7 @@ from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
-from connector.jobs.texts import TextPolicy
+from connector.texts import TextPolicy
 
 __all__ = ["CopyMode", "ReindexConfig", "ReindexJob", "alias_actions", "run_reindex", "target_index_body"]
 
@@ -65,8 +65,18 @@ logger = logging.getLogger(__name__)
 AliasKind = Literal["alias", "concrete", "new"]
 
 # Index settings a copy keeps; the rest (uuid, creation date, version...) belong to the old index.
-_COPIED_SETTINGS = ("number_of_shards", "number_of_replicas", "analysis", "similarity", "max_result_window",
-                    "mapping", "refresh_interval", "knn", "max_ngram_diff", "max_shingle_diff")
+_COPIED_SETTINGS = (
+    "number_of_shards",
+    "number_of_replicas",
+    "analysis",
+    "similarity",
+    "max_result_window",
+    "mapping",
+    "refresh_interval",
+    "knn",
+    "max_ngram_diff",
+    "max_shingle_diff",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,8 +123,9 @@ class ReindexConfig:
     def policy(self) -> TextPolicy | None:
         if self.copy_only:
             return None
-        return TextPolicy(fields=tuple(self.fields), template=self.template,
-                          max_text_chars=self.settings.max_text_chars)
+        return TextPolicy(
+            fields=tuple(self.fields), template=self.template, max_text_chars=self.settings.max_text_chars
+        )
 
 
 def target_index_body(
@@ -133,7 +144,7 @@ def target_index_body(
     if add_vector_body is not None:
         mapping.setdefault("properties", {}).update(copy.deepcopy(dict(add_vector_body["properties"])))
         mapping["_meta"] = copy.deepcopy(dict(add_vector_body["_meta"]))
-    index_settings = dict((source_settings.get("index") or {}))
+    index_settings = dict(source_settings.get("index") or {})
     settings: JsonDict = {k: copy.deepcopy(index_settings[k]) for k in _COPIED_SETTINGS if k in index_settings}
     if knn_setting:
         settings["knn"] = True
@@ -141,8 +152,9 @@ def target_index_body(
     return {"settings": {"index": settings}, "mappings": mapping}
 
 
-def alias_actions(*, alias: str, kind: AliasKind, old_indices: Mapping[str, Mapping[str, Any]],
-                  new_index: str) -> list[JsonDict]:
+def alias_actions(
+    *, alias: str, kind: AliasKind, old_indices: Mapping[str, Mapping[str, Any]], new_index: str
+) -> list[JsonDict]:
     """The ``POST /_aliases`` actions of the swap, applied atomically (pure).
 
     ``old_indices``: index -> its current alias definition (filter, routing...), kept on the new index.
@@ -152,8 +164,9 @@ def alias_actions(*, alias: str, kind: AliasKind, old_indices: Mapping[str, Mapp
     actions: list[JsonDict] = [{"remove": {"index": name, "alias": alias}} for name in sorted(old_indices)]
     definition: JsonDict = {}
     for props in old_indices.values():
-        definition = {k: v for k, v in props.items() if k in ("filter", "routing", "index_routing",
-                                                               "search_routing", "is_hidden")}
+        definition = {
+            k: v for k, v in props.items() if k in ("filter", "routing", "index_routing", "search_routing", "is_hidden")
+        }
         break
     actions.append({"add": {"index": new_index, "alias": alias, **definition}})
     return actions
@@ -173,12 +186,19 @@ class CopyMode:
 
     def classify(self, hit: Mapping[str, Any]) -> DocWork:
         source = dict(hit.get("_source") or {})
-        work = DocWork(doc_id=str(hit["_id"]), verdict="write", index=str(hit["_index"]),
-                       routing=hit.get("_routing"), version=hit.get("_version"), source=source)
+        work = DocWork(
+            doc_id=str(hit["_id"]),
+            verdict="write",
+            index=str(hit["_index"]),
+            routing=hit.get("_routing"),
+            version=hit.get("_version"),
+            source=source,
+        )
         if self.policy is None or not set_text(work, self.policy, self):
             return work
-        if vector_is_current(source, vector_field=self.vector_field, text_hash=work.text_hash,
-                             model_id=self.model_id) and source.get(self.vector_field):
+        if vector_is_current(
+            source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id
+        ) and source.get(self.vector_field):
             work.vector = source[self.vector_field]
             work.reused = True
         else:
@@ -194,8 +214,14 @@ class CopyMode:
         if isinstance(meta, dict):
             meta.pop(self.vector_field, None)
         work.dead_letter = DeadLetter(
-            job_id=self.job_id, index=work.index, doc_id=work.doc_id, reason_code=reason_code, reason=reason,
-            vector_field=self.vector_field, text_excerpt=(work.text or "")[:300] or None)
+            job_id=self.job_id,
+            index=work.index,
+            doc_id=work.doc_id,
+            reason_code=reason_code,
+            reason=reason,
+            vector_field=self.vector_field,
+            text_excerpt=(work.text or "")[:300] or None,
+        )
 
     def to_action(self, work: DocWork) -> BulkAction:
         meta: JsonDict = {"_index": self.target_index, "_id": work.doc_id}
@@ -223,12 +249,28 @@ class ReindexJob(JobRunner):
 
     kind = "reindex"
 
-    def __init__(self, cluster: Cluster, config: ReindexConfig, *, embedder: Embedder | None,
-                 model_id: str | None, dims: int | None) -> None:
-        super().__init__(cluster, settings=config.settings, label_index=config.alias,
-                         vector_field=config.vector_field, slices=config.slices, job_id=config.job_id,
-                         resume=config.resume, catch_up=True, show_progress=config.show_progress,
-                         embedder=embedder, dims=dims)
+    def __init__(
+        self,
+        cluster: Cluster,
+        config: ReindexConfig,
+        *,
+        embedder: Embedder | None,
+        model_id: str | None,
+        dims: int | None,
+    ) -> None:
+        super().__init__(
+            cluster,
+            settings=config.settings,
+            label_index=config.alias,
+            vector_field=config.vector_field,
+            slices=config.slices,
+            job_id=config.job_id,
+            resume=config.resume,
+            catch_up=True,
+            show_progress=config.show_progress,
+            embedder=embedder,
+            dims=dims,
+        )
         self.config = config
         self.model_id = model_id
 
@@ -244,22 +286,38 @@ class ReindexJob(JobRunner):
         return kind
 
     def mode(self) -> CopyMode:
-        return CopyMode(cluster=self.cluster, job_id=self.job_id, target_index=self.target,
-                        vector_field=self.config.vector_field, model_id=self.model_id, policy=self.config.policy)
+        return CopyMode(
+            cluster=self.cluster,
+            job_id=self.job_id,
+            target_index=self.target,
+            vector_field=self.config.vector_field,
+            model_id=self.model_id,
+            policy=self.config.policy,
+        )
 
     def params(self) -> JsonDict:
         c = self.config
-        return {"alias": c.alias, "source": c.source, "fields": list(c.fields), "template": c.template,
-                "vector_field": c.vector_field, "model_id": self.model_id, "copy_only": c.copy_only,
-                "slices": c.slices}
+        return {
+            "alias": c.alias,
+            "source": c.source,
+            "fields": list(c.fields),
+            "template": c.template,
+            "vector_field": c.vector_field,
+            "model_id": self.model_id,
+            "copy_only": c.copy_only,
+            "slices": c.slices,
+        }
 
     # -- set-up -----------------------------------------------------------------------
     def current_aliases(self) -> dict[str, JsonDict]:
         """Index -> the alias definition (filter, routing...) of every index the alias names now."""
         alias = self.config.alias
         found = self.cluster.request("GET", f"/_alias/{alias}", ignore=(404,))
-        return {idx: dict(v["aliases"][alias]) for idx, v in (found.body or {}).items()
-                if found.status == 200 and alias in (v.get("aliases") or {})}
+        return {
+            idx: dict(v["aliases"][alias])
+            for idx, v in (found.body or {}).items()
+            if found.status == 200 and alias in (v.get("aliases") or {})
+        }
 
     def resolve_source(self) -> tuple[str, AliasKind, dict[str, JsonDict]]:
         """The index to copy, what the alias name is now, and the alias's current definitions."""
@@ -269,13 +327,16 @@ class ReindexJob(JobRunner):
             if self.config.source is not None:
                 return concrete_index(self.cluster, self.config.source), "alias", current
             if len(current) != 1:
-                raise ConfigError(f"alias {alias!r} points to {len(current)} indices; name the one to copy with "
-                                  "--source", field="source")
+                raise ConfigError(
+                    f"alias {alias!r} points to {len(current)} indices; name the one to copy with --source",
+                    field="source",
+                )
             return next(iter(current)), "alias", current
         if self.cluster.index_exists(alias):
             if self.config.source not in (None, alias):
-                raise ConfigError(f"{alias!r} is an index, not an alias; it is the source (drop --source)",
-                                  field="source")
+                raise ConfigError(
+                    f"{alias!r} is an index, not an alias; it is the source (drop --source)", field="source"
+                )
             return alias, "concrete", {}
         if self.config.source is None:
             raise ConfigError(f"nothing is named {alias!r}: give --source, the index to copy", field="source")
@@ -302,18 +363,27 @@ class ReindexJob(JobRunner):
             if existing is not None and vector_dims_of(existing) not in (None, self.dims):
                 raise ConfigError(
                     f"{source!r} maps {self.config.vector_field!r} with {vector_dims_of(existing)} dims, the model "
-                    f"gives {self.dims}; pick another --vector-field", field="vector_field")
+                    f"gives {self.dims}; pick another --vector-field",
+                    field="vector_field",
+                )
             fields = tuple(self.config.fields) or ("title",)
             vector = VectorField(
-                self.config.vector_field, dims=self.dims, model_id=self.model_id,
+                self.config.vector_field,
+                dims=self.dims,
+                model_id=self.model_id,
                 similarity=self.config.similarity,  # type: ignore[arg-type]
                 quantization=self.config.quantization,  # type: ignore[arg-type]
                 engine=self.config.engine,  # type: ignore[arg-type]
                 source_fields=fields,
-                template=self.config.template or "\n".join("{%s}" % f for f in fields))
+                template=self.config.template or "\n".join(f"{{{f}}}" for f in fields),
+            )
             add_body = build_add_vector_field_body(caps, existing_mapping=mapping, vector_field=vector)
-        body = target_index_body(source_mapping=mapping, source_settings=settings, add_vector_body=add_body,
-                                 knn_setting=bool(caps.requires_knn_index_setting))
+        body = target_index_body(
+            source_mapping=mapping,
+            source_settings=settings,
+            add_vector_body=add_body,
+            knn_setting=bool(caps.requires_knn_index_setting),
+        )
         self.cluster.create_index(target, body)
         logger.info("created %s from the mapping of %s", target, source)
 
@@ -328,15 +398,25 @@ class ReindexJob(JobRunner):
         settings = self.cluster.request("GET", f"/{source}/_settings").body[source]["settings"]
         self.create_target(source, target, settings)
         refresh = (settings.get("index") or {}).get("refresh_interval")
-        self.start_new(source, {"target_index": target, "alias": self.config.alias, "model_id": self.model_id},
-                       extra={"target": target, "alias_kind": kind, "source": source, "stage": "copying",
-                              "old_aliases": current, "refresh_interval": refresh})
+        self.start_new(
+            source,
+            {"target_index": target, "alias": self.config.alias, "model_id": self.model_id},
+            extra={
+                "target": target,
+                "alias_kind": kind,
+                "source": source,
+                "stage": "copying",
+                "old_aliases": current,
+                "refresh_interval": refresh,
+            },
+        )
 
     # -- later phases ----------------------------------------------------------------
     def block_source_writes(self, blocked: bool) -> None:
         assert self.state is not None
-        self.cluster.request("PUT", f"/{self.state.scan_index}/_settings",
-                             body={"index": {"blocks": {"write": blocked}}})
+        self.cluster.request(
+            "PUT", f"/{self.state.scan_index}/_settings", body={"index": {"blocks": {"write": blocked}}}
+        )
 
     def wait_for_writes_to_settle(self, *, timeout_s: float = 60.0) -> None:
         """After the write block: wait until writes already admitted have completed on every copy.
@@ -347,14 +427,17 @@ class ReindexJob(JobRunner):
         assert self.state is not None
         deadline = time.monotonic() + timeout_s
         while True:
-            stats = self.cluster.request("GET", f"/{self.state.scan_index}/_stats/docs",
-                                         params={"level": "shards"}).body["indices"]
+            stats = self.cluster.request(
+                "GET", f"/{self.state.scan_index}/_stats/docs", params={"level": "shards"}
+            ).body["indices"]
             copies = [c["seq_no"] for shards in next(iter(stats.values()))["shards"].values() for c in shards]
             if all(int(c["local_checkpoint"]) >= int(c["max_seq_no"]) for c in copies):
                 return
             if time.monotonic() >= deadline:
-                raise JobError(f"writes to {self.state.scan_index} did not settle in {timeout_s:.0f}s after "
-                               "blocking them; not swapping")
+                raise JobError(
+                    f"writes to {self.state.scan_index} did not settle in {timeout_s:.0f}s after "
+                    "blocking them; not swapping"
+                )
             time.sleep(0.1)
 
     def reconcile_deletes(self) -> int:
@@ -370,8 +453,14 @@ class ReindexJob(JobRunner):
         try:
             cursor = None
             while True:
-                body = pit_search_body(pit_id=pit_id, keep_alive=self.settings.pit_keep_alive, size=1000,
-                                       source=False, search_after=cursor, sort=self.dialect.pit_sort)
+                body = pit_search_body(
+                    pit_id=pit_id,
+                    keep_alive=self.settings.pit_keep_alive,
+                    size=1000,
+                    source=False,
+                    search_after=cursor,
+                    sort=self.dialect.pit_sort,
+                )
                 hits = self.dialect.search(self.cluster, body)["hits"]["hits"]
                 if not hits:
                     break
@@ -385,12 +474,17 @@ class ReindexJob(JobRunner):
 
     def _delete_missing(self, source: str, target: str, hits: list[JsonDict]) -> int:
         docs = [{"_id": h["_id"], **({"routing": h["_routing"]} if h.get("_routing") else {})} for h in hits]
-        found = self.cluster.request("POST", f"/{source}/_mget", body={"docs": docs},
-                                     params={"_source": False}).body["docs"]
+        found = self.cluster.request("POST", f"/{source}/_mget", body={"docs": docs}, params={"_source": False}).body[
+            "docs"
+        ]
         gone = [h for h, f in zip(hits, found) if not f.get("found")]
-        actions = [BulkAction("delete", {"_index": target, "_id": h["_id"],
-                                         **({"routing": h["_routing"]} if h.get("_routing") else {})})
-                   for h in gone]
+        actions = [
+            BulkAction(
+                "delete",
+                {"_index": target, "_id": h["_id"], **({"routing": h["_routing"]} if h.get("_routing") else {})},
+            )
+            for h in gone
+        ]
         failed = [r for r in streaming_bulk(self.cluster, actions) if not r.ok and r.status != 404]
         if failed:
             raise JobError(f"could not delete {len(failed)} stale documents from {target}: {failed[0].reason}")
@@ -429,10 +523,18 @@ class ReindexJob(JobRunner):
     def summarize(self, main: JobCounts, *, main_elapsed_s: float) -> JobSummary:
         assert self.state is not None
         return JobSummary(
-            job_id=self.job_id, kind="reindex", index=self.state.scan_index, status="completed", main=main,
-            catch_up=self.catch_up_counts(), catch_up_passes=self.state.catch_up_pass,
-            elapsed_s=time.monotonic() - self.started, main_elapsed_s=main_elapsed_s, target_index=self.target,
-            alias=self.config.alias, dead_letter_index=self.settings.dead_letter_index,
+            job_id=self.job_id,
+            kind="reindex",
+            index=self.state.scan_index,
+            status="completed",
+            main=main,
+            catch_up=self.catch_up_counts(),
+            catch_up_passes=self.state.catch_up_pass,
+            elapsed_s=time.monotonic() - self.started,
+            main_elapsed_s=main_elapsed_s,
+            target_index=self.target,
+            alias=self.config.alias,
+            dead_letter_index=self.settings.dead_letter_index,
             deleted_in_target=int(self.state.extra.get("deleted", 0)),
         )
 
@@ -457,7 +559,8 @@ def run_reindex(
     """
     # A copy-only job needs no embedding service (it uses an embedder only when one is passed).
     opened: contextlib.AbstractContextManager[Embedder | None] = (
-        contextlib.nullcontext(embedder) if config.copy_only else owned_embedder(embedder, config.embed_url))
+        contextlib.nullcontext(embedder) if config.copy_only else owned_embedder(embedder, config.embed_url)
+    )
     with opened as used:
         if used is not None:
             info = describe_embedder(used, model_id=model_id or config.model_id, dims=dims or config.dims)

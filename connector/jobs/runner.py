@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
 from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
@@ -54,18 +54,27 @@ class ScanState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_doc(self) -> JsonDict:
-        return {"scan_index": self.scan_index, "pit_id": self.pit_id,
-                "high_water": {str(k): v for k, v in self.high_water.items()}, "phase": self.phase,
-                "catch_up_pass": self.catch_up_pass,
-                "windows": {str(k): v for k, v in self.windows.items()}, "extra": self.extra}
+        return {
+            "scan_index": self.scan_index,
+            "pit_id": self.pit_id,
+            "high_water": {str(k): v for k, v in self.high_water.items()},
+            "phase": self.phase,
+            "catch_up_pass": self.catch_up_pass,
+            "windows": {str(k): v for k, v in self.windows.items()},
+            "extra": self.extra,
+        }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ScanState:
-        return cls(scan_index=doc["scan_index"], pit_id=doc.get("pit_id"),
-                   high_water={int(k): int(v) for k, v in (doc.get("high_water") or {}).items()},
-                   phase=doc.get("phase", "main"), catch_up_pass=int(doc.get("catch_up_pass", 0)),
-                   windows={int(k): list(v) for k, v in (doc.get("windows") or {}).items()},
-                   extra=dict(doc.get("extra") or {}))
+        return cls(
+            scan_index=doc["scan_index"],
+            pit_id=doc.get("pit_id"),
+            high_water={int(k): int(v) for k, v in (doc.get("high_water") or {}).items()},
+            phase=doc.get("phase", "main"),
+            catch_up_pass=int(doc.get("catch_up_pass", 0)),
+            windows={int(k): list(v) for k, v in (doc.get("windows") or {}).items()},
+            extra=dict(doc.get("extra") or {}),
+        )
 
 
 class JobRunner:
@@ -156,19 +165,18 @@ class JobRunner:
         """The job to resume (``--resume``), or ``None`` to start a new one."""
         if not self.resume:
             if self.requested_job_id and self.store.get_job(self.requested_job_id) is not None:
-                raise ConfigError(f"job {self.requested_job_id!r} exists; pass --resume to continue it",
-                                  field="job_id")
+                raise ConfigError(f"job {self.requested_job_id!r} exists; pass --resume to continue it", field="job_id")
             return None
         if self.requested_job_id:
             job = self.store.get_job(self.requested_job_id)
             if job is None:
-                raise ConfigError(f"no job {self.requested_job_id!r} to resume in {self.settings.jobs_index}",
-                                  field="job_id")
+                raise ConfigError(
+                    f"no job {self.requested_job_id!r} to resume in {self.settings.jobs_index}", field="job_id"
+                )
             return job
         job = self.store.find_resumable(kind=self.kind, index=self.label_index, vector_field=self.vector_field)
         if job is None:
-            logger.info("no unfinished %s of %s.%s: starting a new job", self.kind, self.label_index,
-                        self.vector_field)
+            logger.info("no unfinished %s of %s.%s: starting a new job", self.kind, self.label_index, self.vector_field)
         return job
 
     def start_new(self, scan_index: str, doc: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> None:
@@ -179,31 +187,50 @@ class JobRunner:
         self.cluster.refresh(scan_index)
         pit_id = self.dialect.open_pit(self.cluster, scan_index, keep_alive=self.settings.pit_keep_alive)
         self.state = ScanState(scan_index=scan_index, pit_id=pit_id, high_water=high_water, extra=dict(extra or {}))
-        self.store.put_job(self.job_id, {
-            "kind": self.kind, "index": self.label_index, "vector_field": self.vector_field,
-            "status": "running", "phase": "main", "owner": owner_name(), "params": self.params(),
-            "state": self.state.to_doc(), "docs_total": self.cluster.count(scan_index),
-            "started_at": now_iso(), "updated_at": now_iso(), "errors": [], **doc,
-        })
+        self.store.put_job(
+            self.job_id,
+            {
+                "kind": self.kind,
+                "index": self.label_index,
+                "vector_field": self.vector_field,
+                "status": "running",
+                "phase": "main",
+                "owner": owner_name(),
+                "params": self.params(),
+                "state": self.state.to_doc(),
+                "docs_total": self.cluster.count(scan_index),
+                "started_at": now_iso(),
+                "updated_at": now_iso(),
+                "errors": [],
+                **doc,
+            },
+        )
         logger.info("%s job %s started on %s (%s slices)", self.kind, self.job_id, scan_index, self.slices)
 
     def resume_from(self, job: Mapping[str, Any]) -> None:
         if job.get("status") == "completed":
-            raise ConfigError(f"job {job['job_id']!r} already completed; run without --resume for a new job",
-                              field="job_id")
+            raise ConfigError(
+                f"job {job['job_id']!r} already completed; run without --resume for a new job", field="job_id"
+            )
         wanted, stored = self.params(), job.get("params") or {}
         differing = [k for k in wanted if k not in ("max_text_chars", "delete_old") and stored.get(k) != wanted[k]]
         if differing:
             raise ConfigError(
                 f"job {job['job_id']!r} ran with other {', '.join(differing)} "
                 f"({', '.join(f'{k}={stored.get(k)!r}' for k in differing)}); resume with the same options",
-                field=differing[0])
+                field=differing[0],
+            )
         self.job_id = str(job["job_id"])
         self.state = ScanState.from_doc(job["state"])
         self.checkpoints = self.store.load_checkpoints(self.job_id)
         self.store.update_job(self.job_id, {"status": "running", "owner": owner_name()})
-        logger.info("resuming %s job %s (phase %s, %s checkpoints)", self.kind, self.job_id, self.state.phase,
-                    len(self.checkpoints))
+        logger.info(
+            "resuming %s job %s (phase %s, %s checkpoints)",
+            self.kind,
+            self.job_id,
+            self.state.phase,
+            len(self.checkpoints),
+        )
 
     def save_state(self, **changes: Any) -> None:
         assert self.state is not None
@@ -226,16 +253,31 @@ class JobRunner:
     def options(self) -> PipelineOptions:
         return PipelineOptions.from_settings(self.settings, dims=self.dims)
 
-    def run_sources(self, checkpoints: list[SliceCheckpoint], sources: Sequence[PageSource], label: str,
-                    total: int | None = None) -> JobCounts:
+    def run_sources(
+        self, checkpoints: list[SliceCheckpoint], sources: Sequence[PageSource], label: str, total: int | None = None
+    ) -> JobCounts:
         base = sum_counts(checkpoints)
         tracker = CheckpointTracker(self.store, checkpoints)
-        pipeline = Pipeline(cluster=self.cluster, mode=self.mode(), embedder=self.embedder, store=self.store,
-                            tracker=tracker, options=self.options(), backpressure=self.backpressure)
-        with JobMonitor(label=f"{self.kind} {self.label_index} ({label})", total=total, counts=pipeline.snapshot,
-                        store=self.store, job_id=self.job_id, base=base, show_bar=self.show_progress,
-                        progress_interval_s=self.settings.progress_interval_s,
-                        job_doc_interval_s=self.settings.job_doc_interval_s):
+        pipeline = Pipeline(
+            cluster=self.cluster,
+            mode=self.mode(),
+            embedder=self.embedder,
+            store=self.store,
+            tracker=tracker,
+            options=self.options(),
+            backpressure=self.backpressure,
+        )
+        with JobMonitor(
+            label=f"{self.kind} {self.label_index} ({label})",
+            total=total,
+            counts=pipeline.snapshot,
+            store=self.store,
+            job_id=self.job_id,
+            base=base,
+            show_bar=self.show_progress,
+            progress_interval_s=self.settings.progress_interval_s,
+            job_doc_interval_s=self.settings.job_doc_interval_s,
+        ):
             pipeline.run(sources)
         return sum_counts(checkpoints)
 
@@ -246,8 +288,13 @@ class JobRunner:
         for i in range(self.slices):
             key = f"main-{i}"
             cp = self.checkpoints.get(key) or SliceCheckpoint(
-                job_id=self.job_id, key=key, pass_name="main", slice_id=i, max_slices=self.slices,
-                pit_id=self.state.pit_id)
+                job_id=self.job_id,
+                key=key,
+                pass_name="main",
+                slice_id=i,
+                max_slices=self.slices,
+                pit_id=self.state.pit_id,
+            )
             self.checkpoints[key] = cp
             cps.append(cp)
         return cps
@@ -255,10 +302,18 @@ class JobRunner:
     def pit_source(self, cp: SliceCheckpoint) -> PitSliceSource:
         assert self.state is not None
         return PitSliceSource(
-            key=cp.key, cluster=self.cluster, dialect=self.dialect, index=self.state.scan_index,
-            pit_id=cp.pit_id or self.state.pit_id or "", keep_alive=self.settings.pit_keep_alive,
-            page_size=self.settings.page_size, source_includes=self.mode().source_includes,
-            slice_id=cp.slice_id, max_slices=cp.max_slices, cursor=cp.cursor)
+            key=cp.key,
+            cluster=self.cluster,
+            dialect=self.dialect,
+            index=self.state.scan_index,
+            pit_id=cp.pit_id or self.state.pit_id or "",
+            keep_alive=self.settings.pit_keep_alive,
+            page_size=self.settings.page_size,
+            source_includes=self.mode().source_includes,
+            slice_id=cp.slice_id,
+            max_slices=cp.max_slices,
+            cursor=cp.cursor,
+        )
 
     def run_main_slices(self, todo: list[SliceCheckpoint]) -> None:
         """Run the unfinished slices of the main scan in this process."""
@@ -288,8 +343,11 @@ class JobRunner:
         assert self.state is not None
         now = shard_high_water_marks(self.cluster, self.state.scan_index)
         self.cluster.refresh(self.state.scan_index)
-        return {shard: [self.state.high_water.get(shard, -1), upto]
-                for shard, upto in now.items() if upto > self.state.high_water.get(shard, -1)}
+        return {
+            shard: [self.state.high_water.get(shard, -1), upto]
+            for shard, upto in now.items()
+            if upto > self.state.high_water.get(shard, -1)
+        }
 
     def run_catch_up(self, *, max_passes: int | None = None, until_quiet: bool = True) -> JobCounts:
         """Catch-up passes until one writes nothing (or ``max_passes``); returns their summed counts."""
@@ -326,15 +384,32 @@ class JobRunner:
         for shard, (after, upto) in sorted(windows.items()):
             key = f"catchup{number}-shard-{shard}"
             cp = self.checkpoints.get(key) or SliceCheckpoint(
-                job_id=self.job_id, key=key, pass_name=f"catchup{number}", slice_id=shard, max_slices=0,
-                shard=shard, after_seq_no=after, upto_seq_no=upto)
+                job_id=self.job_id,
+                key=key,
+                pass_name=f"catchup{number}",
+                slice_id=shard,
+                max_slices=0,
+                shard=shard,
+                after_seq_no=after,
+                upto_seq_no=upto,
+            )
             self.checkpoints[key] = cp
             cps.append(cp)
             if not cp.done:
-                sources.append(ShardCatchUpSource(
-                    key=key, cluster=self.cluster, dialect=self.dialect, index=self.state.scan_index, shard=shard,
-                    after_seq_no=after, upto_seq_no=upto, page_size=self.settings.page_size,
-                    source_includes=includes, cursor=cp.cursor))
+                sources.append(
+                    ShardCatchUpSource(
+                        key=key,
+                        cluster=self.cluster,
+                        dialect=self.dialect,
+                        index=self.state.scan_index,
+                        shard=shard,
+                        after_seq_no=after,
+                        upto_seq_no=upto,
+                        page_size=self.settings.page_size,
+                        source_includes=includes,
+                        cursor=cp.cursor,
+                    )
+                )
         if not sources:
             return sum_counts(cps)
         return self.run_sources(cps, sources, f"catch-up {number}")

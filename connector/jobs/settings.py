@@ -1,5 +1,5 @@
 """Settings of backfill / reindex jobs (env prefix ``ESHYBRID_JOB_``); how to reach a cluster is
-:mod:`connector.connection` (re-exported here).
+:mod:`connector.cluster.settings` (re-exported here).
 
 CLI flags override these; every field is bounded and says its unit.
 """
@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.connection import ClusterSpec, ConnectionSettings
+from connector.cluster.settings import ClusterSpec, ConnectionSettings
 
 __all__ = ["ClusterSpec", "ConnectionSettings", "JobSettings"]
 
@@ -27,8 +27,9 @@ class JobSettings(BaseSettings):
     read_workers: int = Field(4, ge=1, le=64, description="slices read at the same time in one process")
     queue_pages: int = Field(4, ge=1, le=64, description="pages each bounded queue holds")
     bulk_max_docs: int = Field(500, ge=1, le=10_000, description="most actions per bulk request")
-    bulk_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
-                                description="most bytes per bulk request")
+    bulk_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="most bytes per bulk request"
+    )
     bulk_max_retries: int = Field(8, ge=0, le=50, description="resends of a bulk request / of its 429 items")
     embed_max_retries: int = Field(8, ge=0, le=50, description="resends of an embedding request on 429/503")
     conflict_max_attempts: int = Field(5, ge=1, le=50, description="re-reads of a document the app keeps changing")
@@ -48,5 +49,3 @@ class JobSettings(BaseSettings):
         """A copy with the non-``None`` overrides applied (validated)."""
         values = {k: v for k, v in overrides.items() if v is not None}
         return type(self).model_validate({**self.model_dump(), **values})
-
-

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.jobs.dialect import PitDialect, PitExpiredError, catch_up_search_body, pit_search_body
 
 __all__ = ["PitSliceSource", "ShardCatchUpSource", "shard_high_water_marks"]
@@ -72,9 +72,15 @@ class PitSliceSource:
         cursor, pit_id, restarted, restarts = self.cursor, self.pit_id, False, 0
         while True:
             body = pit_search_body(
-                pit_id=pit_id, keep_alive=self.keep_alive, size=self.page_size,
-                source=self.dialect.source_filter(self.source_includes), search_after=cursor,
-                slice_id=self.slice_id, max_slices=self.max_slices, query=self.query, sort=self.dialect.pit_sort,
+                pit_id=pit_id,
+                keep_alive=self.keep_alive,
+                size=self.page_size,
+                source=self.dialect.source_filter(self.source_includes),
+                search_after=cursor,
+                slice_id=self.slice_id,
+                max_slices=self.max_slices,
+                query=self.query,
+                sort=self.dialect.pit_sort,
             )
             try:
                 response = self.dialect.search(self.cluster, body)
@@ -120,8 +126,11 @@ class ShardCatchUpSource:
         cursor = self.cursor
         while True:
             body = catch_up_search_body(
-                after_seq_no=self.after_seq_no, upto_seq_no=self.upto_seq_no, size=self.page_size,
-                source=self.dialect.source_filter(self.source_includes), search_after=cursor,
+                after_seq_no=self.after_seq_no,
+                upto_seq_no=self.upto_seq_no,
+                size=self.page_size,
+                source=self.dialect.source_filter(self.source_includes),
+                search_after=cursor,
             )
             response = self.cluster.search(self.index, body, params={"preference": f"_shards:{self.shard}"})
             hits: list[JsonDict] = response["hits"]["hits"]

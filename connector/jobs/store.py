@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.client import Cluster, JsonDict
+from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError
 
 __all__ = [
@@ -208,35 +208,64 @@ def _small_index_body(kind: str, properties: JsonDict) -> JsonDict:
 def jobs_index_body() -> JsonDict:
     """Settings and mapping of the jobs index (pure; golden-tested)."""
     counts = {"properties": {name: dict(_COUNT) for name in JobCounts.__dataclass_fields__}}
-    return _small_index_body("jobs", {
-        "type": dict(_KEYWORD), "job_id": dict(_KEYWORD), "kind": dict(_KEYWORD),
-        "index": dict(_KEYWORD), "target_index": dict(_KEYWORD), "alias": dict(_KEYWORD),
-        "vector_field": dict(_KEYWORD), "model_id": dict(_KEYWORD),
-        "status": dict(_KEYWORD), "phase": dict(_KEYWORD), "owner": dict(_KEYWORD),
-        "slice": dict(_KEYWORD), "pass": dict(_KEYWORD), "slice_id": {"type": "integer"},
-        "max_slices": {"type": "integer"}, "done": {"type": "boolean"},
-        "cursor": {"type": "keyword", "index": False, "doc_values": False},
-        "pit_id": {"type": "keyword", "index": False, "doc_values": False},
-        "commit_seq": _COUNT, "shard": {"type": "integer"},
-        "after_seq_no": _COUNT, "upto_seq_no": _COUNT,
-        "counts": counts, "catch_up_counts": counts, "total_counts": counts, "live_counts": counts,
-        "docs_total": _COUNT, "rate_docs_per_s": {"type": "float"},
-        "elapsed_s": {"type": "float"}, "reconciles": {"type": "boolean"},
-        "errors": {"properties": {"at": dict(_DATE), "message": {"type": "text"}}},
-        "params": {"type": "object", "enabled": False},
-        "state": {"type": "object", "enabled": False},
-        "started_at": dict(_DATE), "finished_at": dict(_DATE), "updated_at": dict(_DATE),
-    })
+    return _small_index_body(
+        "jobs",
+        {
+            "type": dict(_KEYWORD),
+            "job_id": dict(_KEYWORD),
+            "kind": dict(_KEYWORD),
+            "index": dict(_KEYWORD),
+            "target_index": dict(_KEYWORD),
+            "alias": dict(_KEYWORD),
+            "vector_field": dict(_KEYWORD),
+            "model_id": dict(_KEYWORD),
+            "status": dict(_KEYWORD),
+            "phase": dict(_KEYWORD),
+            "owner": dict(_KEYWORD),
+            "slice": dict(_KEYWORD),
+            "pass": dict(_KEYWORD),
+            "slice_id": {"type": "integer"},
+            "max_slices": {"type": "integer"},
+            "done": {"type": "boolean"},
+            "cursor": {"type": "keyword", "index": False, "doc_values": False},
+            "pit_id": {"type": "keyword", "index": False, "doc_values": False},
+            "commit_seq": _COUNT,
+            "shard": {"type": "integer"},
+            "after_seq_no": _COUNT,
+            "upto_seq_no": _COUNT,
+            "counts": counts,
+            "catch_up_counts": counts,
+            "total_counts": counts,
+            "live_counts": counts,
+            "docs_total": _COUNT,
+            "rate_docs_per_s": {"type": "float"},
+            "elapsed_s": {"type": "float"},
+            "reconciles": {"type": "boolean"},
+            "errors": {"properties": {"at": dict(_DATE), "message": {"type": "text"}}},
+            "params": {"type": "object", "enabled": False},
+            "state": {"type": "object", "enabled": False},
+            "started_at": dict(_DATE),
+            "finished_at": dict(_DATE),
+            "updated_at": dict(_DATE),
+        },
+    )
 
 
 def dead_letter_index_body() -> JsonDict:
     """Settings and mapping of the dead-letter index (pure; golden-tested)."""
-    return _small_index_body("dead_letters", {
-        "job_id": dict(_KEYWORD), "index": dict(_KEYWORD), "doc_id": dict(_KEYWORD),
-        "vector_field": dict(_KEYWORD), "reason_code": dict(_KEYWORD),
-        "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
-        "text_excerpt": {"type": "text"}, "at": dict(_DATE),
-    })
+    return _small_index_body(
+        "dead_letters",
+        {
+            "job_id": dict(_KEYWORD),
+            "index": dict(_KEYWORD),
+            "doc_id": dict(_KEYWORD),
+            "vector_field": dict(_KEYWORD),
+            "reason_code": dict(_KEYWORD),
+            "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+            "text_excerpt": {"type": "text"},
+            "at": dict(_DATE),
+        },
+    )
 
 
 class JobStore:
@@ -286,10 +315,17 @@ class JobStore:
         self.cluster.refresh(self.jobs_index)
         body = {
             "size": 1,
-            "query": {"bool": {"filter": [
-                {"term": {"type": "job"}}, {"term": {"kind": kind}}, {"term": {"index": index}},
-                {"term": {"vector_field": vector_field}},
-            ], "must_not": [{"term": {"status": "completed"}}]}},
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"type": "job"}},
+                        {"term": {"kind": kind}},
+                        {"term": {"index": index}},
+                        {"term": {"vector_field": vector_field}},
+                    ],
+                    "must_not": [{"term": {"status": "completed"}}],
+                }
+            },
             "sort": [{"started_at": "desc"}],
         }
         hits = self.cluster.search(self.jobs_index, body)["hits"]["hits"]
@@ -308,8 +344,10 @@ class JobStore:
 
     def load_checkpoints(self, job_id: str) -> dict[str, SliceCheckpoint]:
         self.cluster.refresh(self.jobs_index)
-        body = {"size": 10_000, "query": {"bool": {"filter": [
-            {"term": {"type": "checkpoint"}}, {"term": {"job_id": job_id}}]}}}
+        body = {
+            "size": 10_000,
+            "query": {"bool": {"filter": [{"term": {"type": "checkpoint"}}, {"term": {"job_id": job_id}}]}},
+        }
         hits = self.cluster.search(self.jobs_index, body)["hits"]["hits"]
         checkpoints = [SliceCheckpoint.from_doc(h["_source"]) for h in hits]
         return {cp.key: cp for cp in checkpoints}
@@ -326,11 +364,11 @@ class JobStore:
         ]
         failed = [r for r in streaming_bulk(self.cluster, actions) if not r.ok]
         if failed:
-            logger.error("could not store %s dead letters, first: %s %s", len(failed), failed[0].error_type,
-                         failed[0].reason)
+            logger.error(
+                "could not store %s dead letters, first: %s %s", len(failed), failed[0].error_type, failed[0].reason
+            )
 
     def dead_letters(self, job_id: str, *, size: int = 1000) -> list[JsonDict]:
         self.cluster.refresh(self.dead_letter_index)
         body = {"size": size, "query": {"term": {"job_id": job_id}}, "sort": [{"doc_id": "asc"}]}
         return [h["_source"] for h in self.cluster.search(self.dead_letter_index, body)["hits"]["hits"]]
-

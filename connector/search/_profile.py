@@ -82,8 +82,9 @@ def profile_from_mapping(
     if vector_field is None:
         if len(meta_fields) > 1:
             raise ConfigError(
-                f"index {index!r} has several vector fields ({', '.join(sorted(meta_fields))}); "
-                "pass vector_field=", index=index, field="vector_field",
+                f"index {index!r} has several vector fields ({', '.join(sorted(meta_fields))}); pass vector_field=",
+                index=index,
+                field="vector_field",
             )
         vector_field = next(iter(meta_fields), DEFAULT_VECTOR_FIELD)
     vector_meta = meta_fields.get(vector_field)
@@ -96,7 +97,8 @@ def profile_from_mapping(
     if not lexical:
         raise ConfigError(
             f"index {index!r} has no text field for the lexical leg; pass lexical_fields=",
-            index=index, field="lexical_fields",
+            index=index,
+            field="lexical_fields",
         )
     return IndexProfile(
         vector_field=vector_field,

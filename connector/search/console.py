@@ -18,8 +18,10 @@ __all__ = ["render_console", "pretty_json"]
 
 
 def _is_number_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     )
 
 
@@ -29,8 +31,9 @@ def pretty_json(value: Any, *, indent: int = 2, _level: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f"{inner}{json.dumps(str(k))}: {pretty_json(v, indent=indent, _level=_level + 1)}"
-                 for k, v in value.items()]
+        items = [
+            f"{inner}{json.dumps(str(k))}: {pretty_json(v, indent=indent, _level=_level + 1)}" for k, v in value.items()
+        ]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, list):
         if not value:

@@ -55,14 +55,13 @@ def validate_filters(filters: Sequence[Mapping[str, Any]] | None, *, field: str 
 
 def _check_clause(clause: Any, where: str) -> None:
     if not isinstance(clause, Mapping) or len(clause) != 1:
-        raise SearchRequestError(
-            f"{where} must be one query clause like {{\"term\": {{\"brand\": \"acme\"}}}}", field=where
-        )
+        raise SearchRequestError(f'{where} must be one query clause like {{"term": {{"brand": "acme"}}}}', field=where)
     kind, spec = next(iter(clause.items()))
     if kind not in ALLOWED_FILTER_CLAUSES:
         allowed = ", ".join(sorted(ALLOWED_FILTER_CLAUSES))
-        raise SearchRequestError(f"{where}: clause {kind!r} is not allowed as a filter; use one of {allowed}",
-                                 field=where)
+        raise SearchRequestError(
+            f"{where}: clause {kind!r} is not allowed as a filter; use one of {allowed}", field=where
+        )
     if not isinstance(spec, Mapping):
         raise SearchRequestError(f"{where}.{kind} must be an object", field=f"{where}.{kind}")
     try:

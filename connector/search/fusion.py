@@ -116,9 +116,7 @@ def _check_weights(legs: Mapping[str, Sequence[LegHit]], weights: Mapping[str, f
     for name in legs:
         weight = weights.get(name)
         if weight is None or weight < 0 or math.isnan(weight):
-            raise SearchRequestError(
-                f"leg {name!r} needs a weight >= 0 (got {weight!r})", field=f"{name}_weight"
-            )
+            raise SearchRequestError(f"leg {name!r} needs a weight >= 0 (got {weight!r})", field=f"{name}_weight")
 
 
 def _leg_order(hit: LegHit) -> tuple[float, str]:
@@ -175,8 +173,12 @@ def rrf_fuse(
             else:
                 scores[name] = score
                 totals[doc_id] += contribution
-    return _sorted([_tuple_new(FusedDoc, (doc_id, totals[doc_id], first_hit[doc_id], scores))
-                    for doc_id, scores in per_doc.items()])
+    return _sorted(
+        [
+            _tuple_new(FusedDoc, (doc_id, totals[doc_id], first_hit[doc_id], scores))
+            for doc_id, scores in per_doc.items()
+        ]
+    )
 
 
 def linear_fuse(
@@ -230,8 +232,11 @@ def linear_fuse(
             denominator += leg_score[3]
         if missing == "zero":
             denominator = total_weight
-        fused.append(_tuple_new(FusedDoc, (doc_id, numerator / denominator if denominator > 0 else 0.0,
-                                           first_hit[doc_id], scores)))
+        fused.append(
+            _tuple_new(
+                FusedDoc, (doc_id, numerator / denominator if denominator > 0 else 0.0, first_hit[doc_id], scores)
+            )
+        )
     return _sorted(fused)
 
 

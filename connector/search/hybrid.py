@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
-from connector.rerank_client import RerankConfig, apply_rerank
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
 from connector.search.filters import validate_filters
@@ -40,6 +39,7 @@ from connector.search.models import (
     SearchTimings,
     Strategy,
 )
+from connector.search.rerank import RerankConfig, apply_rerank
 
 __all__ = ["Embedder", "Reranker", "HybridSearch", "os_missing_policy"]
 
@@ -117,7 +117,7 @@ class HybridSearch:
     """Hybrid (BM25 + kNN) search over one index or alias.
 
     Args:
-        cluster: a :class:`connector.client.Cluster` (see :func:`connector.connect`).
+        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`).
         index: index or alias name.
         embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
             ``knn`` and ``hybrid`` modes.
@@ -132,7 +132,7 @@ class HybridSearch:
         num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
             OpenSearch searches with ``k = max_depth``.
         source_excludes: ``_source`` fields never returned (default: the vector field).
-        rerank: a :class:`connector.rerank_client.RerankConfig` (reranker, ``top_k``, document text,
+        rerank: a :class:`connector.search.rerank.RerankConfig` (reranker, ``top_k``, document text,
             time budget) used by ``mode="hybrid+rerank"``.
         reranker: shortcut for ``rerank``: any object with ``score(query, documents)``; wrapped in a
             ``RerankConfig(top_k=rerank_window)``.
@@ -210,8 +210,12 @@ class HybridSearch:
             self._profile = profile_from_mapping(
                 mapping, index=self.index, vector_field=self._vector_field, lexical_fields=self._lexical_fields
             )
-            logger.debug("index %s: vector field %s, lexical fields %s", self.index,
-                         self._profile.vector_field, self._profile.lexical_fields)
+            logger.debug(
+                "index %s: vector field %s, lexical fields %s",
+                self.index,
+                self._profile.vector_field,
+                self._profile.lexical_fields,
+            )
         return self._profile
 
     @property
@@ -264,12 +268,32 @@ class HybridSearch:
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
         spec = qb.source_spec(source, excludes=self.source_excludes)
         if form is not None:
-            response = self._search_server(text, vector, form=form, mode=mode, fusion=fusion,
-                                           filters=clean_filters, size=size, page=page, source=spec,
-                                           explain=explain, timings=timings)
+            response = self._search_server(
+                text,
+                vector,
+                form=form,
+                mode=mode,
+                fusion=fusion,
+                filters=clean_filters,
+                size=size,
+                page=page,
+                source=spec,
+                explain=explain,
+                timings=timings,
+            )
         else:
-            response = self._search_client(text, vector, mode=mode, fusion=fusion, filters=clean_filters,
-                                           size=size, page=page, source=spec, explain=explain, timings=timings)
+            response = self._search_client(
+                text,
+                vector,
+                mode=mode,
+                fusion=fusion,
+                filters=clean_filters,
+                size=size,
+                page=page,
+                source=spec,
+                explain=explain,
+                timings=timings,
+            )
         response.timings.total_ms = _ms(started)
         return response
 
@@ -290,11 +314,11 @@ class HybridSearch:
         if mode not in SEARCH_MODES:
             raise SearchRequestError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
         if mode == "hybrid+rerank" and self.rerank is None:
-            raise SearchRequestError("mode hybrid+rerank needs a reranker (HybridSearch(rerank=RerankConfig(...)))",
-                                     field="mode")
+            raise SearchRequestError(
+                "mode hybrid+rerank needs a reranker (HybridSearch(rerank=RerankConfig(...)))", field="mode"
+            )
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= self.max_depth:
-            raise SearchRequestError(f"size must be an integer within 1..{self.max_depth}, got {size!r}",
-                                     field="size")
+            raise SearchRequestError(f"size must be an integer within 1..{self.max_depth}, got {size!r}", field="size")
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise SearchRequestError(f"page must be an integer >= 1, got {page!r}", field="page")
         if page * size > self.max_depth:
@@ -302,14 +326,18 @@ class HybridSearch:
                 f"page {page} of size {size} reaches rank {page * size}, beyond the maximum fused depth "
                 f"{self.max_depth} (each leg fetches {self.max_depth} candidates); raise max_depth or "
                 "narrow the query with filters",
-                field="page", page=page, size=size, max_depth=self.max_depth,
+                field="page",
+                page=page,
+                size=size,
+                max_depth=self.max_depth,
             )
         if mode != "bm25" and self.embedder is None:
             raise SearchRequestError(f"mode {mode} needs an embedder (HybridSearch(embedder=...))", field="mode")
         if mode != "bm25" and not self.profile.has_vector_field:
             raise SearchRequestError(
                 f"index {self.index!r} has no vector field {self.profile.vector_field!r}; add and fill it "
-                "(eshybrid migrate / backfill) or search with mode=bm25", field="mode",
+                "(eshybrid migrate / backfill) or search with mode=bm25",
+                field="mode",
             )
         return validate_filters(filters)
 
@@ -327,8 +355,7 @@ class HybridSearch:
                 field="strategy",
             )
         if strategy == "server" and mode == "hybrid+rerank":
-            raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client",
-                                     field="strategy")
+            raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
 
     def _embed(self, text: str, timings: SearchTimings) -> list[float]:
@@ -353,13 +380,22 @@ class HybridSearch:
         """The leg search bodies (``lexical`` and/or ``vector``) for ``max_depth`` candidates each."""
         bodies: dict[str, dict[str, Any]] = {}
         if text:
-            query = qb.lexical_query(text, fields=self.profile.lexical_fields, filters=filters,
-                                     multi_match_type=self.multi_match_type, tie_breaker=self.tie_breaker)
+            query = qb.lexical_query(
+                text,
+                fields=self.profile.lexical_fields,
+                filters=filters,
+                multi_match_type=self.multi_match_type,
+                tie_breaker=self.tie_breaker,
+            )
             bodies["lexical"] = qb.lexical_leg_body(query, size=self.max_depth)
         if vector is not None:
             bodies["vector"] = qb.knn_leg_body(
-                vector, knn_shape=self.cluster.capabilities.knn_leg_shape, field=self.profile.vector_field,
-                k=self.max_depth, num_candidates=self.num_candidates, filters=filters,
+                vector,
+                knn_shape=self.cluster.capabilities.knn_leg_shape,
+                field=self.profile.vector_field,
+                k=self.max_depth,
+                num_candidates=self.num_candidates,
+                filters=filters,
             )
         return bodies
 
@@ -390,21 +426,37 @@ class HybridSearch:
         if len(names) == 1:
             body = dict(bodies[names[0]])
             responses = [self.cluster.search(self.index, body)]
-            requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_search", body=body,
-                                            note=f"{names[0]} leg"))
+            requests.append(
+                ExecutedRequest(method="GET", path=f"{self.index}/_search", body=body, note=f"{names[0]} leg")
+            )
         else:
             searches = qb.msearch_searches([bodies[n] for n in names])
             responses = self.cluster.msearch(self.index, searches)
             lines = [line for pair in searches for line in pair]
-            requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_msearch", ndjson=lines,
-                                            note="legs: " + ", ".join(names) + " (one round trip)"))
+            requests.append(
+                ExecutedRequest(
+                    method="GET",
+                    path=f"{self.index}/_msearch",
+                    ndjson=lines,
+                    note="legs: " + ", ".join(names) + " (one round trip)",
+                )
+            )
         timings.search_ms += _ms(started)
         return {name: _leg_hits(resp) for name, resp in zip(names, responses)}
 
     def _search_client(
-        self, text: str, vector: list[float] | None, *, mode: SearchMode, fusion: FusionConfig,
-        filters: list[dict[str, Any]], size: int, page: int, source: bool | dict[str, Any],
-        explain: bool, timings: SearchTimings,
+        self,
+        text: str,
+        vector: list[float] | None,
+        *,
+        mode: SearchMode,
+        fusion: FusionConfig,
+        filters: list[dict[str, Any]],
+        size: int,
+        page: int,
+        source: bool | dict[str, Any],
+        explain: bool,
+        timings: SearchTimings,
     ) -> SearchResponse:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=filters)
@@ -413,7 +465,7 @@ class HybridSearch:
         if len(legs) == 2:
             ranking = fuse(legs, fusion)[: self.max_depth]
         else:
-            (name, hits), = legs.items()
+            ((name, hits),) = legs.items()
             ranking = single_leg(hits, leg=name)[: self.max_depth]
         timings.fuse_ms = _ms(started)
         sources: dict[str, dict[str, Any] | None] = {}
@@ -421,24 +473,38 @@ class HybridSearch:
         fallback: str | None = None
         if mode == "hybrid+rerank":
             ranking, rerank_scores, fallback = self._rerank(text, ranking, source, sources, requests, timings)
-        window = ranking[(page - 1) * size: page * size]
+        window = ranking[(page - 1) * size : page * size]
         missing = [d for d in window if d.id not in sources]
         if source is not False and missing:
             sources.update(self._fetch_sources(missing, source, requests, timings))
         strategy = "client" if len(legs) == 2 else "single"
         hits = [
             SearchHit(
-                id=doc.id, index=doc.hit.index, rank=(page - 1) * size + i,
-                score=rerank_scores.get(doc.id, doc.score), source=sources.get(doc.id),
+                id=doc.id,
+                index=doc.hit.index,
+                rank=(page - 1) * size + i,
+                score=rerank_scores.get(doc.id, doc.score),
+                source=sources.get(doc.id),
                 explanation=self._explanation(doc, mode, strategy, fusion, rerank_scores) if explain else None,
             )
             for i, doc in enumerate(window, start=1)
         ]
         return SearchResponse(
-            index=self.index, query=text, mode=mode, strategy=strategy, fusion=fusion if len(legs) == 2 else None,
-            page=page, size=size, max_depth=self.max_depth, candidates=len(ranking), hits=hits,
-            reranked=bool(rerank_scores), rerank_fallback=fallback is not None, rerank_fallback_reason=fallback,
-            timings=timings, requests=requests,
+            index=self.index,
+            query=text,
+            mode=mode,
+            strategy=strategy,
+            fusion=fusion if len(legs) == 2 else None,
+            page=page,
+            size=size,
+            max_depth=self.max_depth,
+            candidates=len(ranking),
+            hits=hits,
+            reranked=bool(rerank_scores),
+            rerank_fallback=fallback is not None,
+            rerank_fallback_reason=fallback,
+            timings=timings,
+            requests=requests,
         )
 
     def _explanation(
@@ -451,18 +517,29 @@ class HybridSearch:
             weight = 1.0 if strategy == "single" else fusion.weight(name)
             if score is None:
                 return LegExplanation(weight=weight)
-            return LegExplanation(raw_score=score.raw_score, rank=score.rank, normalized=score.normalized,
-                                  weight=score.weight, contribution=score.contribution)
+            return LegExplanation(
+                raw_score=score.raw_score,
+                rank=score.rank,
+                normalized=score.normalized,
+                weight=score.weight,
+                contribution=score.contribution,
+            )
 
         return HitExplanation(
-            mode=mode, strategy=strategy,  # type: ignore[arg-type]
+            mode=mode,
+            strategy=strategy,  # type: ignore[arg-type]
             fusion=fusion.describe() if strategy == "client" else None,
-            lexical=leg("lexical"), vector=leg("vector"), fused_score=doc.score,
+            lexical=leg("lexical"),
+            vector=leg("vector"),
+            fused_score=doc.score,
             rerank_score=rerank.get(doc.id),
         )
 
     def _fetch_sources(
-        self, docs: Sequence[FusedDoc], source: bool | dict[str, Any], requests: list[ExecutedRequest],
+        self,
+        docs: Sequence[FusedDoc],
+        source: bool | dict[str, Any],
+        requests: list[ExecutedRequest],
         timings: SearchTimings,
     ) -> dict[str, dict[str, Any] | None]:
         started = time.perf_counter()
@@ -475,8 +552,9 @@ class HybridSearch:
             if source.get("includes"):
                 params["_source_includes"] = ",".join(source["includes"])
         result = self.cluster.request("POST", "/_mget", body=body, params=params).body
-        requests.append(ExecutedRequest(method="GET", path="_mget", params=params, body=body,
-                                        note="sources of the page's hits"))
+        requests.append(
+            ExecutedRequest(method="GET", path="_mget", params=params, body=body, note="sources of the page's hits")
+        )
         timings.fetch_ms += _ms(started)
         return {str(d["_id"]): d.get("_source") for d in result.get("docs", []) if d.get("found")}
 
@@ -492,8 +570,13 @@ class HybridSearch:
         return self._rerank_with_template
 
     def _rerank(
-        self, text: str, ranking: list[FusedDoc], source: bool | dict[str, Any],
-        sources: dict[str, dict[str, Any] | None], requests: list[ExecutedRequest], timings: SearchTimings,
+        self,
+        text: str,
+        ranking: list[FusedDoc],
+        source: bool | dict[str, Any],
+        sources: dict[str, dict[str, Any] | None],
+        requests: list[ExecutedRequest],
+        timings: SearchTimings,
     ) -> tuple[list[FusedDoc], dict[str, float], str | None]:
         """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``); fused order on failure.
 
@@ -512,20 +595,33 @@ class HybridSearch:
 
     # -- server-side ---------------------------------------------------------------------
     def server_body(
-        self, text: str, vector: Sequence[float], *, form: str, fusion: FusionConfig,
-        filters: Sequence[Mapping[str, Any]] = (), size: int = 10, page: int = 1,
+        self,
+        text: str,
+        vector: Sequence[float],
+        *,
+        form: str,
+        fusion: FusionConfig,
+        filters: Sequence[Mapping[str, Any]] = (),
+        size: int = 10,
+        page: int = 1,
         source: bool | dict[str, Any] = False,
     ) -> dict[str, Any]:
         """The one-request body of ``form`` for one page (pure given the index profile)."""
         profile = self.profile
-        query = qb.lexical_query(text, fields=profile.lexical_fields, filters=filters,
-                                 multi_match_type=self.multi_match_type, tie_breaker=self.tie_breaker)
+        query = qb.lexical_query(
+            text,
+            fields=profile.lexical_fields,
+            filters=filters,
+            multi_match_type=self.multi_match_type,
+            tie_breaker=self.tie_breaker,
+        )
         paging = {"size": size, "from_": (page - 1) * size, "source": source}
         if form == "os_hybrid_query":
             knn_query = qb.os_knn_query(vector, field=profile.vector_field, k=self.max_depth, filters=filters)
             return qb.os_hybrid_body(query, knn_query, depth=self.max_depth, **paging)
-        knn = qb.es_knn_section(vector, field=profile.vector_field, k=self.max_depth,
-                                num_candidates=self.num_candidates, filters=filters)
+        knn = qb.es_knn_section(
+            vector, field=profile.vector_field, k=self.max_depth, num_candidates=self.num_candidates, filters=filters
+        )
         if form == "es_rrf_retriever":
             return qb.es_rrf_retriever_body(query, knn, fusion=fusion, depth=self.max_depth, **paging)
         if form == "es_linear_retriever":
@@ -539,14 +635,30 @@ class HybridSearch:
         if name not in self._pipelines:
             body = qb.os_pipeline_body(fusion)
             self.cluster.request("PUT", f"/_search/pipeline/{name}", body=body)
-            requests.append(ExecutedRequest(method="PUT", path=f"_search/pipeline/{name}", body=body,
-                                            note="search pipeline for the hybrid query (created once, idempotent)"))
+            requests.append(
+                ExecutedRequest(
+                    method="PUT",
+                    path=f"_search/pipeline/{name}",
+                    body=body,
+                    note="search pipeline for the hybrid query (created once, idempotent)",
+                )
+            )
             self._pipelines.add(name)
         return name
 
     def _search_server(
-        self, text: str, vector: list[float] | None, *, form: str, mode: SearchMode, fusion: FusionConfig,
-        filters: list[dict[str, Any]], size: int, page: int, source: bool | dict[str, Any], explain: bool,
+        self,
+        text: str,
+        vector: list[float] | None,
+        *,
+        form: str,
+        mode: SearchMode,
+        fusion: FusionConfig,
+        filters: list[dict[str, Any]],
+        size: int,
+        page: int,
+        source: bool | dict[str, Any],
+        explain: bool,
         timings: SearchTimings,
     ) -> SearchResponse:
         assert vector is not None
@@ -554,25 +666,53 @@ class HybridSearch:
         params: dict[str, str] = {}
         if form == "os_hybrid_query":
             params["search_pipeline"] = self._ensure_pipeline(fusion, requests)
-        body = self.server_body(text, vector, form=form, fusion=fusion, filters=filters, size=size, page=page,
-                                source=source)
+        body = self.server_body(
+            text, vector, form=form, fusion=fusion, filters=filters, size=size, page=page, source=source
+        )
         started = time.perf_counter()
         result = self.cluster.search(self.index, body, params=params or None)
         timings.search_ms += _ms(started)
-        requests.append(ExecutedRequest(method="GET", path=f"{self.index}/_search", params=params, body=body,
-                                        note=f"server-side hybrid ({form}), fused by the cluster"))
+        requests.append(
+            ExecutedRequest(
+                method="GET",
+                path=f"{self.index}/_search",
+                params=params,
+                body=body,
+                note=f"server-side hybrid ({form}), fused by the cluster",
+            )
+        )
         raw = (result.get("hits") or {}).get("hits") or []
         hits = [
             SearchHit(
-                id=str(h["_id"]), index=str(h.get("_index", "")), rank=(page - 1) * size + i,
-                score=float(h.get("_score") or 0.0), source=h.get("_source") if source is not False else None,
-                explanation=HitExplanation(mode=mode, strategy="server", fusion=fusion.describe(), server_form=form,
-                                           fused_score=float(h.get("_score") or 0.0)) if explain else None,
+                id=str(h["_id"]),
+                index=str(h.get("_index", "")),
+                rank=(page - 1) * size + i,
+                score=float(h.get("_score") or 0.0),
+                source=h.get("_source") if source is not False else None,
+                explanation=HitExplanation(
+                    mode=mode,
+                    strategy="server",
+                    fusion=fusion.describe(),
+                    server_form=form,
+                    fused_score=float(h.get("_score") or 0.0),
+                )
+                if explain
+                else None,
             )
             for i, h in enumerate(raw, start=1)
         ]
         return SearchResponse(
-            index=self.index, query=text, mode=mode, strategy="server", server_form=form, fusion=fusion,
-            page=page, size=size, max_depth=self.max_depth, candidates=None, hits=hits,
-            timings=timings, requests=requests,
+            index=self.index,
+            query=text,
+            mode=mode,
+            strategy="server",
+            server_form=form,
+            fusion=fusion,
+            page=page,
+            size=size,
+            max_depth=self.max_depth,
+            candidates=None,
+            hits=hits,
+            timings=timings,
+            requests=requests,
         )

@@ -7,7 +7,7 @@ parser. The kNN leg carries the *same* filter clauses inside the kNN search
 still come back when the filter excludes the nearest vectors).
 
 Elasticsearch and OpenSearch differ in how the kNN leg is written; the
-builders ask the :class:`connector.capabilities.Capabilities`'s ``knn_shape``
+builders ask the :class:`connector.cluster.capabilities.Capabilities`'s ``knn_shape``
 and ``supports(form)`` rather than the flavor.
 """
 
@@ -168,7 +168,7 @@ def knn_leg_body(
 ) -> JsonDict:
     """One search body for the kNN leg, written the way the cluster expects.
 
-    ``knn_shape`` is a :data:`~connector.capabilities.KnnLegShape` (``caps.knn_leg_shape``).
+    ``knn_shape`` is a :data:`~connector.cluster.capabilities.KnnLegShape` (``caps.knn_leg_shape``).
     ``num_candidates`` is Elasticsearch's HNSW candidate list (never below ``k``); OpenSearch
     uses ``k``.
     """
@@ -263,13 +263,13 @@ def es_linear_retriever_body(
     """Elasticsearch ``linear`` retriever: weighted sum of per-retriever normalized scores."""
     normalizer = _ES_NORMALIZER.get(fusion.normalizer)
     if normalizer is None:
-        raise SearchRequestError(
-            f"the linear retriever has no {fusion.normalizer!r} normalizer", field="normalizer"
-        )
+        raise SearchRequestError(f"the linear retriever has no {fusion.normalizer!r} normalizer", field="normalizer")
     weights = (fusion.lexical_weight, fusion.vector_weight)
     linear = {
-        "retrievers": [{"retriever": retriever, "weight": weight, "normalizer": normalizer}
-                       for retriever, weight in zip(_leg_retrievers(query, knn), weights)],
+        "retrievers": [
+            {"retriever": retriever, "weight": weight, "normalizer": normalizer}
+            for retriever, weight in zip(_leg_retrievers(query, knn), weights)
+        ],
         "rank_window_size": depth,
     }
     return _paged({"retriever": {"linear": linear}}, size=size, from_=from_, source=source)
@@ -329,7 +329,7 @@ def pick_server_form(caps: Any, fusion: FusionConfig, *, os_missing_policy: str 
     """The one-request form that computes exactly ``fusion`` on this cluster, or ``None``.
 
     Args:
-        caps: the cluster's :class:`~connector.capabilities.Capabilities`.
+        caps: the cluster's :class:`~connector.cluster.capabilities.Capabilities`.
         fusion: the configured fusion.
         os_missing_policy: how this OpenSearch's ``arithmetic_mean`` scores a document absent
             from a sub-query (``"zero"`` or ``"ignore"``; ``None`` when not OpenSearch).

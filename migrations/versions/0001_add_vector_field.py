@@ -27,8 +27,9 @@ requires = ("dims", "model_id")
 
 def upgrade(ctx: Any) -> None:
     vector = ctx.vector_field_spec()
-    body = build_add_vector_field_body(ctx.caps, existing_mapping=ctx.mapping(), vector_field=vector,
-                                       index_settings=ctx.settings())
+    body = build_add_vector_field_body(
+        ctx.caps, existing_mapping=ctx.mapping(), vector_field=vector, index_settings=ctx.settings()
+    )
     ctx.put_mapping(body)
     ctx.log(f"  added {vector.name} ({vector.dims} dims, {vector.model_id}) to {ctx.concrete_index()}")
 

@@ -31,10 +31,15 @@ def upgrade(ctx: Any) -> None:
 
     dims = ctx.param("dims", None)
     config = ReindexConfig(
-        alias=ctx.index, copy_only=True, vector_field=ctx.param("vector_field", "embedding"),
-        fields=ctx.list_param("source_fields", ("title", "text")), template=ctx.param("template", None),
-        similarity=ctx.param("similarity", "cosine"), dims=int(dims) if dims is not None else None,
-        model_id=ctx.param("model_id", None), show_progress=False,
+        alias=ctx.index,
+        copy_only=True,
+        vector_field=ctx.param("vector_field", "embedding"),
+        fields=ctx.list_param("source_fields", ("title", "text")),
+        template=ctx.param("template", None),
+        similarity=ctx.param("similarity", "cosine"),
+        dims=int(dims) if dims is not None else None,
+        model_id=ctx.param("model_id", None),
+        show_progress=False,
     )
     summary = run_reindex(ctx.cluster, config)
     ctx.log(f"  {ctx.index} is now an alias of {summary.target_index} ({summary.total.updated} documents copied)")

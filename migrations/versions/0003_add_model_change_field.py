@@ -28,8 +28,9 @@ def upgrade(ctx: Any) -> None:
     vector = ctx.vector_field_spec(prefix="new_")
     if vector.name == old:
         raise ConfigError(f"new_vector_field must differ from the active field {old!r}", field="new_vector_field")
-    body = build_add_vector_field_body(ctx.caps, existing_mapping=ctx.mapping(), vector_field=vector,
-                                       index_settings=ctx.settings())
+    body = build_add_vector_field_body(
+        ctx.caps, existing_mapping=ctx.mapping(), vector_field=vector, index_settings=ctx.settings()
+    )
     ours = dict(body["_meta"]["eshybrid"])
     ours.setdefault("active_vector_field", old)
     ours["vector_fields"][vector.name]["status"] = "building"

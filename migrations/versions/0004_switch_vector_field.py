@@ -34,12 +34,20 @@ def _set_active(ctx: Any, active: str, retired: str) -> None:
 def upgrade(ctx: Any) -> None:
     old, new = ctx.param("vector_field", "embedding"), ctx.param("new_vector_field")
     ctx.cluster.refresh(ctx.index)
-    lacking = ctx.count({"bool": {"filter": [{"exists": {"field": f"eshybrid_meta.{old}.text_hash"}}],
-                                  "must_not": [{"exists": {"field": f"eshybrid_meta.{new}.text_hash"}}]}})
+    lacking = ctx.count(
+        {
+            "bool": {
+                "filter": [{"exists": {"field": f"eshybrid_meta.{old}.text_hash"}}],
+                "must_not": [{"exists": {"field": f"eshybrid_meta.{new}.text_hash"}}],
+            }
+        }
+    )
     if lacking and not ctx.bool_param("force", False):
         raise MigrationError(
             f"{lacking} documents have a vector in {old!r} but none in {new!r}: run `eshybrid backfill --index "
-            f"{ctx.index} --vector-field {new} ...` first (or pass --param force=true)", lacking=lacking)
+            f"{ctx.index} --vector-field {new} ...` first (or pass --param force=true)",
+            lacking=lacking,
+        )
     _set_active(ctx, new, old)
     ctx.log(f"  search now uses {new} (was {old})")
 

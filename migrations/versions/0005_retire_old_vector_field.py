@@ -37,8 +37,11 @@ def upgrade(ctx: Any) -> None:
     ctx.write_eshybrid_meta(ours)
     if ctx.bool_param("clear_values", True):
         ctx.clear_field_values(old)
-    ctx.log(f"  {old} dropped from _meta" + (" and its values cleared" if ctx.bool_param("clear_values", True)
-                                            else "") + "; the mapping keeps the (empty) field until a reindex")
+    ctx.log(
+        f"  {old} dropped from _meta"
+        + (" and its values cleared" if ctx.bool_param("clear_values", True) else "")
+        + "; the mapping keeps the (empty) field until a reindex"
+    )
 
 
 def downgrade(ctx: Any) -> None:

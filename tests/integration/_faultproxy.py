@@ -21,8 +21,15 @@ from urllib.parse import urlsplit
 
 __all__ = ["FaultProxy", "fault_proxy"]
 
-_HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host",
-                "content-length"}
+_HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 
 
 @dataclass
@@ -39,8 +46,15 @@ class FaultProxy:
         return sum(self.injected.values())
 
 
-def _handler(upstream: str, proxy: FaultProxy, *, share: float, statuses: tuple[int, ...], pattern: re.Pattern[str],
-             rng: random.Random) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    upstream: str,
+    proxy: FaultProxy,
+    *,
+    share: float,
+    statuses: tuple[int, ...],
+    pattern: re.Pattern[str],
+    rng: random.Random,
+) -> type[BaseHTTPRequestHandler]:
     target = urlsplit(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -81,9 +95,16 @@ def _handler(upstream: str, proxy: FaultProxy, *, share: float, statuses: tuple[
 
         def _answer_fault(self, status: int) -> None:
             kind = "es_rejected_execution_exception" if status == 429 else "unavailable_shards_exception"
-            payload = json.dumps({"error": {"root_cause": [{"type": kind, "reason": "injected by the fault proxy"}],
-                                            "type": kind, "reason": "injected by the fault proxy"},
-                                  "status": status}).encode()
+            payload = json.dumps(
+                {
+                    "error": {
+                        "root_cause": [{"type": kind, "reason": "injected by the fault proxy"}],
+                        "type": kind,
+                        "reason": "injected by the fault proxy",
+                    },
+                    "status": status,
+                }
+            ).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
@@ -96,13 +117,20 @@ def _handler(upstream: str, proxy: FaultProxy, *, share: float, statuses: tuple[
 
 
 @contextmanager
-def fault_proxy(upstream: str, *, share: float = 0.2, statuses: tuple[int, ...] = (429, 503),
-                path_pattern: str = r"/_bulk", seed: int = 1) -> Iterator[FaultProxy]:
+def fault_proxy(
+    upstream: str,
+    *,
+    share: float = 0.2,
+    statuses: tuple[int, ...] = (429, 503),
+    path_pattern: str = r"/_bulk",
+    seed: int = 1,
+) -> Iterator[FaultProxy]:
     """Run a proxy to ``upstream`` on a free loopback port for the ``with`` block."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     proxy = FaultProxy(url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.RequestHandlerClass = _handler(upstream, proxy, share=share, statuses=statuses,
-                                          pattern=re.compile(path_pattern), rng=random.Random(seed))
+    server.RequestHandlerClass = _handler(
+        upstream, proxy, share=share, statuses=statuses, pattern=re.compile(path_pattern), rng=random.Random(seed)
+    )
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="fault-proxy", daemon=True)
     thread.start()

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from connector.client import Cluster, JsonDict
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster, JsonDict
 from connector.jobs.backfill import BackfillConfig
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import JobCounts, JobStore, sum_counts
-from connector.jobs.texts import text_hash
+from connector.services.embedding import EmbeddingClient
+from connector.texts import text_hash
 from migrations import MigrationSettings, Migrator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,22 @@ TEXT_FIELDS = ("title", "description")
 TEMPLATE = "{title}\n{description}"
 
 _COLORS = ["red", "blue", "black", "white", "green", "grey", "navy", "pink", "olive", "beige"]
-_NOUNS = ["running shoe", "desk lamp", "coffee mug", "backpack", "wool scarf", "phone case", "water bottle",
-          "office chair", "yoga mat", "rain jacket", "hiking boot", "kettle", "notebook", "headphones"]
+_NOUNS = [
+    "running shoe",
+    "desk lamp",
+    "coffee mug",
+    "backpack",
+    "wool scarf",
+    "phone case",
+    "water bottle",
+    "office chair",
+    "yoga mat",
+    "rain jacket",
+    "hiking boot",
+    "kettle",
+    "notebook",
+    "headphones",
+]
 _BRANDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
 
 
@@ -55,20 +69,23 @@ def embedder(embed_url: str) -> Iterator[EmbeddingClient]:
 def only_on(*keys: str) -> pytest.MarkDecorator:
     """Run a test on these servers only (``es9``, ``os3``...): ``cluster_url`` parametrised, each with its marker."""
     return pytest.mark.parametrize(
-        "cluster_url", [pytest.param(key, marks=getattr(pytest.mark, key), id=key) for key in keys], indirect=True)
+        "cluster_url", [pytest.param(key, marks=getattr(pytest.mark, key), id=key) for key in keys], indirect=True
+    )
 
 
 def job_settings(index_name: str, **overrides: Any) -> JobSettings:
     """Job settings whose job and dead-letter indices are named after the test index (cleaned up with it)."""
-    return JobSettings(jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead",
-                       progress_interval_s=2.0, **overrides)
+    return JobSettings(
+        jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead", progress_interval_s=2.0, **overrides
+    )
 
 
 def backfill_config(index: str, **overrides: Any) -> BackfillConfig:
     """A backfill of ``title`` + ``description``, job indices named after ``index``, no progress bar."""
     settings = overrides.pop("settings", None) or job_settings(index)
-    return BackfillConfig(index=index, fields=TEXT_FIELDS, template=TEMPLATE, settings=settings, show_progress=False,
-                          **overrides)
+    return BackfillConfig(
+        index=index, fields=TEXT_FIELDS, template=TEMPLATE, settings=settings, show_progress=False, **overrides
+    )
 
 
 def committed_counts(store: JobStore, job_id: str) -> JobCounts:
@@ -78,15 +95,27 @@ def committed_counts(store: JobStore, job_id: str) -> JobCounts:
     return sum_counts(store.load_checkpoints(job_id).values())
 
 
-def create_products(cluster: Cluster, index: str, n: int, *, shards: int = 2,
-                    docs: Mapping[str, JsonDict] | None = None) -> None:
+def create_products(
+    cluster: Cluster, index: str, n: int, *, shards: int = 2, docs: Mapping[str, JsonDict] | None = None
+) -> None:
     """A BM25 index (as a shop has it) holding ``n`` products, ids ``p<i>``."""
     settings: JsonDict = {"index": {"number_of_shards": shards, "number_of_replicas": 0}}
     if cluster.capabilities.requires_knn_index_setting:
         settings["index"]["knn"] = True
-    cluster.create_index(index, {"settings": settings, "mappings": {"properties": {
-        "title": {"type": "text"}, "description": {"type": "text"},
-        "price": {"type": "float"}, "sku": {"type": "keyword"}}}})
+    cluster.create_index(
+        index,
+        {
+            "settings": settings,
+            "mappings": {
+                "properties": {
+                    "title": {"type": "text"},
+                    "description": {"type": "text"},
+                    "price": {"type": "float"},
+                    "sku": {"type": "keyword"},
+                }
+            },
+        },
+    )
     bulk_index(cluster, index, {f"p{i}": product(i) for i in range(n)})
     if docs:
         bulk_index(cluster, index, docs)
@@ -97,18 +126,28 @@ def bulk_index(cluster: Cluster, index: str, docs: Mapping[str, JsonDict]) -> No
     items = list(docs.items())
     for start in range(0, len(items), 1000):
         lines: list[JsonDict] = []
-        for doc_id, source in items[start:start + 1000]:
+        for doc_id, source in items[start : start + 1000]:
             lines += [{"index": {"_index": index, "_id": doc_id}}, dict(source)]
         result = cluster.bulk(lines)
         assert not result.get("errors"), [i for i in result["items"] if "error" in next(iter(i.values()))][:3]
 
 
-def add_vector_field(cluster: Cluster, index: str, model_id: str, *, vector_field: str = "embedding",
-                     dims: int = MODEL_DIMS) -> None:
+def add_vector_field(
+    cluster: Cluster, index: str, model_id: str, *, vector_field: str = "embedding", dims: int = MODEL_DIMS
+) -> None:
     """Migration 0001 (the upgrade path a shop runs first)."""
-    Migrator(cluster, index, params={"vector_field": vector_field, "dims": dims, "model_id": model_id,
-                                     "source_fields": ",".join(TEXT_FIELDS), "template": TEMPLATE},
-             settings=MigrationSettings(state_index=f"{index}-migrations")).upgrade("0001")
+    Migrator(
+        cluster,
+        index,
+        params={
+            "vector_field": vector_field,
+            "dims": dims,
+            "model_id": model_id,
+            "source_fields": ",".join(TEXT_FIELDS),
+            "template": TEMPLATE,
+        },
+        settings=MigrationSettings(state_index=f"{index}-migrations"),
+    ).upgrade("0001")
 
 
 def scan(cluster: Cluster, index: str, *, fields: Sequence[str] | None = None) -> Iterator[JsonDict]:
@@ -137,14 +176,18 @@ def expected_text(source: Mapping[str, Any]) -> str:
     return "\n".join(v for v in (source.get("title"), source.get("description")) if v)
 
 
-def check_vectors(cluster: Cluster, index: str, embedder: Any, model_id: str, *, sample: int = 100,
-                  vector_field: str = "embedding") -> dict[str, JsonDict]:
+def check_vectors(
+    cluster: Cluster, index: str, embedder: Any, model_id: str, *, sample: int = 100, vector_field: str = "embedding"
+) -> dict[str, JsonDict]:
     """Every document has a vector + bookkeeping for its current text; a sample equals the service's vector."""
     cluster.refresh(index)
     hits = list(scan(cluster, index, fields=["title", "description", vector_field, "eshybrid_meta"]))
-    missing = [h["_id"] for h in hits
-               if (h["_source"].get("eshybrid_meta") or {}).get(vector_field, {}).get("text_hash")
-               != text_hash(expected_text(h["_source"]))]
+    missing = [
+        h["_id"]
+        for h in hits
+        if (h["_source"].get("eshybrid_meta") or {}).get(vector_field, {}).get("text_hash")
+        != text_hash(expected_text(h["_source"]))
+    ]
     assert not missing, f"{len(missing)} documents lack the vector of their text, e.g. {missing[:5]}"
     assert all((h["_source"]["eshybrid_meta"][vector_field]["model_id"] == model_id) for h in hits)
     picked = random.Random(7).sample(hits, min(sample, len(hits)))
@@ -155,8 +198,14 @@ def check_vectors(cluster: Cluster, index: str, embedder: Any, model_id: str, *,
 
 
 def run_cli(args: Sequence[str], *, env: Mapping[str, str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "connector.cli", *args], cwd=REPO_ROOT, env=cli_env(env),
-                          capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "connector.cli", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def cli_env(extra: Mapping[str, str]) -> dict[str, str]:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from connector import connect
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
+from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     add_vector_field,
     backfill_config,
@@ -48,8 +48,9 @@ def test_backfill_contract(cluster: Cluster, index_name: str, embedder: Embeddin
     after = {h["_id"]: _without_ours(h["_source"]) for h in scan(cluster, index_name)}
     assert after == before, "the backfill changed a field other than the vector and its bookkeeping"
 
-    cluster.request("POST", f"/{index_name}/_update/p7", body={"doc": {"title": "changed title"}},
-                    params={"refresh": "true"})
+    cluster.request(
+        "POST", f"/{index_name}/_update/p7", body={"doc": {"title": "changed title"}}, params={"refresh": "true"}
+    )
     again = run_backfill(cluster, backfill_config(index_name), embedder=embedder)
     assert again.main.read == 300 and again.main.updated == 1 and again.main.skipped == 299
     assert again.main.embedded == 1 and again.reconciles
@@ -82,8 +83,9 @@ BAD_DOCS: dict[str, dict[str, Any]] = {
 }
 
 
-def test_bad_documents_are_dead_lettered(cluster: Cluster, cluster_key: str, index_name: str,
-                                         embedder: EmbeddingClient) -> None:
+def test_bad_documents_are_dead_lettered(
+    cluster: Cluster, cluster_key: str, index_name: str, embedder: EmbeddingClient
+) -> None:
     bad = dict(BAD_DOCS)
     if cluster_key == "es8":
         # ES 8 stores a lone surrogate sent as a JSON escape (ES 9 and OpenSearch refuse it at index time).
@@ -99,12 +101,20 @@ def test_bad_documents_are_dead_lettered(cluster: Cluster, cluster_key: str, ind
 
     assert summary.main.read == 50 + len(bad)
     assert summary.main.dead_lettered == len(bad) and summary.main.updated == 50 and summary.reconciles
-    letters = {d["doc_id"]: d for d in JobStore(cluster, jobs_index=settings.jobs_index,
-                                                dead_letter_index=settings.dead_letter_index)
-               .dead_letters(summary.job_id)}
+    letters = {
+        d["doc_id"]: d
+        for d in JobStore(
+            cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index
+        ).dead_letters(summary.job_id)
+    }
     codes = {doc_id: letter["reason_code"] for doc_id, letter in letters.items()}
-    expected = {"bad-missing": "missing_text", "bad-empty": "empty_text", "bad-type": "wrong_type",
-                "bad-list": "wrong_type", "bad-long": "text_too_long"}
+    expected = {
+        "bad-missing": "missing_text",
+        "bad-empty": "empty_text",
+        "bad-type": "wrong_type",
+        "bad-list": "wrong_type",
+        "bad-long": "text_too_long",
+    }
     if "bad-surrogate" in bad:
         expected["bad-surrogate"] = "invalid_utf8"
     assert codes == expected
@@ -115,7 +125,8 @@ def test_bad_documents_are_dead_lettered(cluster: Cluster, cluster_key: str, ind
 
 @only_on("es9", "os2")
 def test_documents_updated_during_the_run_get_the_vector_of_their_new_text(
-        cluster: Cluster, index_name: str, embedder: EmbeddingClient) -> None:
+    cluster: Cluster, index_name: str, embedder: EmbeddingClient
+) -> None:
     n = 1500
     create_products(cluster, index_name, n)
     model_id = embedder.info().model_id

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from connector import connect
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
+from connector.services.embedding import EmbeddingClient
 from tests.integration._faultproxy import fault_proxy
 from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     add_vector_field,
@@ -30,8 +30,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
 
 @only_on("es9", "os3")
-def test_bulk_429_and_503_are_retried_and_nothing_is_lost(cluster: Cluster, index_name: str,
-                                                          embedder: EmbeddingClient) -> None:
+def test_bulk_429_and_503_are_retried_and_nothing_is_lost(
+    cluster: Cluster, index_name: str, embedder: EmbeddingClient
+) -> None:
     create_products(cluster, index_name, 1200)
     model_id = embedder.info().model_id
     add_vector_field(cluster, index_name, model_id)
@@ -47,14 +48,18 @@ def test_bulk_429_and_503_are_retried_and_nothing_is_lost(cluster: Cluster, inde
 def _replica_actors() -> list[Any]:
     import ray
 
-    names = [a for a in ray.util.list_named_actors(all_namespaces=True)
-             if "SERVE_REPLICA" in a["name"] and "embed" in a["name"]]
+    names = [
+        a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "SERVE_REPLICA" in a["name"] and "embed" in a["name"]
+    ]
     return [ray.get_actor(a["name"], namespace=a["namespace"]) for a in names]
 
 
 @only_on("es9")
-def test_an_embedding_replica_killed_mid_run(cluster: Cluster, index_name: str, embedder: EmbeddingClient,
-                                             embed_url: str) -> None:
+def test_an_embedding_replica_killed_mid_run(
+    cluster: Cluster, index_name: str, embedder: EmbeddingClient, embed_url: str
+) -> None:
     if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
         pytest.skip("the embedding service is external (ESHYBRID_TEST_EMBED_URL): no replica to kill")
     import ray

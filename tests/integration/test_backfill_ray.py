@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.settings import ClusterSpec
 from connector.jobs.store import JobStore
+from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import add_vector_field, check_vectors, create_products, job_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -28,9 +28,17 @@ def test_slices_as_ray_tasks(cluster: Cluster, index_name: str, embed_url: str) 
         model_id = embedder.info().model_id
         add_vector_field(cluster, index_name, model_id)
         settings = job_settings(index_name, page_size=100, ray_task_cpus=0.1)
-        config = BackfillConfig(index=index_name, fields=("title", "description"), template="{title}\n{description}",
-                                slices=3, ray_address="auto", embed_url=embed_url, settings=settings,
-                                show_progress=False, job_id=f"{index_name}-job")
+        config = BackfillConfig(
+            index=index_name,
+            fields=("title", "description"),
+            template="{title}\n{description}",
+            slices=3,
+            ray_address="auto",
+            embed_url=embed_url,
+            settings=settings,
+            show_progress=False,
+            job_id=f"{index_name}-job",
+        )
         summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=ClusterSpec(url=cluster.url))
         assert summary.main.read == 900 and summary.main.updated == 900 and summary.reconciles
         checkpoints = JobStore(cluster, jobs_index=settings.jobs_index).load_checkpoints(f"{index_name}-job")

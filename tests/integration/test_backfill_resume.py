@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.jobs.store import JobCounts, JobStore
+from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (
     REPO_ROOT,
     add_vector_field,
@@ -40,18 +40,41 @@ def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embe
         model_id = embedder.info().model_id
         add_vector_field(cluster, index_name, model_id)
         job_id = f"{index_name}-job"
-        env = {"ESHYBRID_URL": cluster.url, "ESHYBRID_EMBED_URL": embed_url,
-               "ESHYBRID_JOB_JOBS_INDEX": f"{index_name}-jobs", "ESHYBRID_JOB_DEAD_LETTER_INDEX": f"{index_name}-dead",
-               "ESHYBRID_JOB_PAGE_SIZE": str(PAGE), "ESHYBRID_JOB_QUEUE_PAGES": "1",
-               "ESHYBRID_JOB_EMBED_WORKERS": "1", "ESHYBRID_JOB_WRITE_WORKERS": "1"}
-        args = ["backfill", "--index", index_name, "--fields", "title,description",
-                "--template", "{title}\\n{description}", "--slices", "2", "--job-id", job_id, "--json",
-                "--no-progress"]
+        env = {
+            "ESHYBRID_URL": cluster.url,
+            "ESHYBRID_EMBED_URL": embed_url,
+            "ESHYBRID_JOB_JOBS_INDEX": f"{index_name}-jobs",
+            "ESHYBRID_JOB_DEAD_LETTER_INDEX": f"{index_name}-dead",
+            "ESHYBRID_JOB_PAGE_SIZE": str(PAGE),
+            "ESHYBRID_JOB_QUEUE_PAGES": "1",
+            "ESHYBRID_JOB_EMBED_WORKERS": "1",
+            "ESHYBRID_JOB_WRITE_WORKERS": "1",
+        }
+        args = [
+            "backfill",
+            "--index",
+            index_name,
+            "--fields",
+            "title,description",
+            "--template",
+            "{title}\\n{description}",
+            "--slices",
+            "2",
+            "--job-id",
+            job_id,
+            "--json",
+            "--no-progress",
+        ]
         store = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
         for k, target in enumerate((300, 900, 1500)):
-            proc = subprocess.Popen([sys.executable, "-m", "connector.cli", *args, *(["--resume"] if k else [])],
-                                    cwd=REPO_ROOT, env=cli_env(env), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector.cli", *args, *(["--resume"] if k else [])],
+                cwd=REPO_ROOT,
+                env=cli_env(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.monotonic() + 300
             while committed_counts(store, job_id).read < target:
                 assert proc.poll() is None, f"the job ended before being killed: {proc.communicate()}"

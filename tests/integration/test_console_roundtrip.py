@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from connector import connect
-from connector._cli_kibana import demo_index_body
 from connector.cli import main
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cli.kibana import demo_index_body
+from connector.cluster.client import Cluster
 from connector.search.fusion import LegHit, fuse, rank_leg
 from connector.search.models import FusionConfig
+from connector.services.embedding import EmbeddingClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -180,9 +180,9 @@ def test_console_text_replays_to_the_same_hits(
 
 def test_parse_console_reads_bodies_and_ndjson() -> None:
     text = (
-        "# eshybrid search: mode=hybrid\n\nGET idx/_msearch\n{\"index\":\"idx\"}\n{\"size\":2}\n\n"
-        "// a comment\nPOST /idx/_search?search_pipeline=p\n{\n  \"query\": {\"match_all\": {}},\n"
-        "  \"knn\": [1.0,2.0]\n}\n\nPUT _search/pipeline/p\n{}\n"
+        '# eshybrid search: mode=hybrid\n\nGET idx/_msearch\n{"index":"idx"}\n{"size":2}\n\n'
+        '// a comment\nPOST /idx/_search?search_pipeline=p\n{\n  "query": {"match_all": {}},\n'
+        '  "knn": [1.0,2.0]\n}\n\nPUT _search/pipeline/p\n{}\n'
     )
     requests = parse_console(text)
     assert [(r.method, r.path) for r in requests] == [

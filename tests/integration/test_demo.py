@@ -27,21 +27,37 @@ def _small_catalogue(folder: Path, *, docs: int = 60) -> Path:
     (folder / "queries.jsonl").write_text((source / "queries.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
     qrels = (source / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
     (folder / "qrels" / "test.tsv").write_text(
-        "\n".join([qrels[0], *[q for q in qrels[1:] if q.split("\t")[1] in ids]]) + "\n", encoding="utf-8")
+        "\n".join([qrels[0], *[q for q in qrels[1:] if q.split("\t")[1] in ids]]) + "\n", encoding="utf-8"
+    )
     return folder
 
 
 def test_demo_runs_start_to_finish(es9_url: str, embed_url: str, tmp_path: Path, index_name: str) -> None:
-    env = {**os.environ, "ESHYBRID_URL": es9_url, "ESHYBRID_EMBED_URL": embed_url,
-           "DATASET": str(_small_catalogue(tmp_path / "catalogue")), "ESHYBRID_DEMO_INDEX": index_name,
-           "ESHYBRID_HOME": str(tmp_path / "home")}
-    up = subprocess.run([sys.executable, "-m", "connector.demo", "up"], cwd=REPO, env=env, text=True,
-                        capture_output=True, timeout=600)
+    env = {
+        **os.environ,
+        "ESHYBRID_URL": es9_url,
+        "ESHYBRID_EMBED_URL": embed_url,
+        "DATASET": str(_small_catalogue(tmp_path / "catalogue")),
+        "ESHYBRID_DEMO_INDEX": index_name,
+        "ESHYBRID_HOME": str(tmp_path / "home"),
+    }
+    up = subprocess.run(
+        [sys.executable, "-m", "connector.demo", "up"], cwd=REPO, env=env, text=True, capture_output=True, timeout=600
+    )
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     out = up.stdout
-    for expected in ("eshybrid load", "eshybrid migrate up", "eshybrid backfill", "reconciles",
-                     "hybrid (BM25 + kNN", "lex.rank", f"GET {index_name}/_msearch", "make demo-down"):
+    for expected in (
+        "eshybrid load",
+        "eshybrid migrate up",
+        "eshybrid backfill",
+        "reconciles",
+        "hybrid (BM25 + kNN",
+        "lex.rank",
+        f"GET {index_name}/_msearch",
+        "make demo-down",
+    ):
         assert expected in out, f"{expected!r} missing from the demo output"
-    down = subprocess.run([sys.executable, "-m", "connector.demo", "down"], cwd=REPO, env=env, text=True,
-                          capture_output=True, timeout=120)
+    down = subprocess.run(
+        [sys.executable, "-m", "connector.demo", "down"], cwd=REPO, env=env, text=True, capture_output=True, timeout=120
+    )
     assert down.returncode == 0, down.stderr

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from connector.embedding_client import EmbeddingClient
 from connector.errors import EmbeddingRequestError, ModelMismatchError
+from connector.services.embedding import EmbeddingClient
 from tests.fixtures.embedding import ServeInstance, test_embedding_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -67,9 +67,17 @@ def tiny_url(ray_serve: ServeInstance) -> Iterator[str]:
     from embedding_service.deployment import build_app
 
     settings = test_embedding_settings(
-        num_cpus_per_replica=0.25, max_ongoing_requests=4, max_queued_requests=2, max_pending_texts=16,
-        max_batch_size=8, retry_after_s=2.0, api_key=TINY_KEY, query_prefix="query: ", document_prefix="passage: ",
-        app_name="embed-tiny", route_prefix="/embed-tiny",
+        num_cpus_per_replica=0.25,
+        max_ongoing_requests=4,
+        max_queued_requests=2,
+        max_pending_texts=16,
+        max_batch_size=8,
+        retry_after_s=2.0,
+        api_key=TINY_KEY,
+        query_prefix="query: ",
+        document_prefix="passage: ",
+        app_name="embed-tiny",
+        route_prefix="/embed-tiny",
     )
     url = ray_serve.deploy(build_app(settings, cluster_gpus=0), name="embed-tiny", route_prefix="/embed-tiny")
     yield url
@@ -88,7 +96,7 @@ def test_health_and_info(embed_url: str) -> None:
 def test_vectors_equal_the_model_run_in_process(embed_url: str, reference_model: Any) -> None:
     # More texts than max_batch_size in one request, lengths from 0 to past the truncation limit.
     texts = [f"{MIXED_TEXTS[i % len(MIXED_TEXTS)]} #{i}" * (1 + i % 4) for i in range(3 * TEST_MAX_BATCH_SIZE + 5)]
-    texts[:len(MIXED_TEXTS)] = MIXED_TEXTS
+    texts[: len(MIXED_TEXTS)] = MIXED_TEXTS
     body = _post(embed_url, {"input": texts, "model": MODEL_ID}).json()
     assert [item["index"] for item in body["data"]] == list(range(len(texts)))
     assert body["usage"]["prompt_tokens"] > len(texts)
@@ -112,8 +120,7 @@ def test_concurrent_requests_are_batched_together_and_stay_in_order(embed_url: s
     assert after["pending_texts"] == 0
 
 
-def test_python_handle_gives_the_same_vectors(ray_serve: ServeInstance, embed_url: str,
-                                              reference_model: Any) -> None:
+def test_python_handle_gives_the_same_vectors(ray_serve: ServeInstance, embed_url: str, reference_model: Any) -> None:
     if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
         pytest.skip("the service is external; no handle to it")
     handle = ray_serve.handle("embed")
@@ -141,8 +148,9 @@ def test_python_handle_gives_the_same_vectors(ray_serve: ServeInstance, embed_ur
         ({"json": {"input": ["a", "x" * 100_001]}}, 422, "input[1]"),  # max_chars_per_item
     ],
 )
-def test_bad_inputs_get_a_4xx_naming_the_field(embed_url: str, kwargs: dict[str, Any], status: int,
-                                               param: str | None) -> None:
+def test_bad_inputs_get_a_4xx_naming_the_field(
+    embed_url: str, kwargs: dict[str, Any], status: int, param: str | None
+) -> None:
     headers = {"content-type": "application/json"} if "content" in kwargs else {}
     response = httpx.post(embed_url + "/v1/embeddings", headers=headers, timeout=60, **kwargs)
     assert response.status_code == status, response.text
@@ -152,8 +160,15 @@ def test_bad_inputs_get_a_4xx_naming_the_field(embed_url: str, kwargs: dict[str,
 
 
 def test_client_against_the_real_service(embed_url: str, reference_model: Any) -> None:
-    meta = {"model_id": MODEL_ID, "dims": 384, "similarity": "cosine", "pooling": "mean", "normalized": True,
-            "source_fields": ["title", "text"], "template": "{title}\n{text}"}
+    meta = {
+        "model_id": MODEL_ID,
+        "dims": 384,
+        "similarity": "cosine",
+        "pooling": "mean",
+        "normalized": True,
+        "source_fields": ["title", "text"],
+        "template": "{title}\n{text}",
+    }
     with EmbeddingClient(embed_url, batch_size=4) as client:
         client.check_compatible(meta)
         with pytest.raises(ModelMismatchError, match="dims"):
@@ -213,8 +228,13 @@ def _fuzz(operation: Any, base_url: str, mode: Any, ran: dict[str, int], server_
 
     examples = 80 if operation.method.upper() == "POST" else 10
 
-    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         response = case.call(base_url=base_url, timeout=60)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from connector.client import Cluster
+from connector.cluster.client import Cluster
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import FusionConfig, HybridSearch
 from mappings import TextField, VectorField, build_index_body
@@ -47,8 +47,16 @@ def corpus() -> list[dict[str, Any]]:
             title, text = "waterproof tent waterproof tent", "a waterproof tent for heavy rain"
         if i == 1:
             text += " waterproof"
-        docs.append({"_id": f"d{i:02d}", "title": title, "text": text, "color": "red" if red else "blue",
-                     "price": 10 + i, "embedding": vector})
+        docs.append(
+            {
+                "_id": f"d{i:02d}",
+                "title": title,
+                "text": text,
+                "color": "red" if red else "blue",
+                "price": 10 + i,
+                "embedding": vector,
+            }
+        )
     return docs
 
 
@@ -71,7 +79,8 @@ def create_index(cluster: Cluster, index: str, docs: Sequence[dict[str, Any]], *
         text_fields=[TextField("title"), TextField("text")],
         vector_fields=[VectorField(dims=dims, model_id="test/hand-made")],
         extra_properties={"color": {"type": "keyword"}, "price": {"type": "integer"}},
-        number_of_shards=1, number_of_replicas=0,
+        number_of_shards=1,
+        number_of_replicas=0,
     )
     cluster.create_index(index, body)
     lines: list[dict[str, Any]] = []
@@ -117,8 +126,9 @@ def test_filter_is_applied_inside_knn_as_a_prefilter(cluster: Cluster, products:
     assert "d00" not in response.ids
     hybrid = search.search("waterproof tent", mode="hybrid", filters=blue, size=5, strategy="client")
     assert len(hybrid.hits) == 5 and all(h.source and h.source["color"] == "blue" for h in hybrid.hits)
-    ranged = search.search("camping gear", mode="hybrid", size=5, strategy="client",
-                           filters=[{"range": {"price": {"gte": 30}}}])
+    ranged = search.search(
+        "camping gear", mode="hybrid", size=5, strategy="client", filters=[{"range": {"price": {"gte": 30}}}]
+    )
     assert ranged.hits and all(h.source and h.source["price"] >= 30 for h in ranged.hits)
 
 
@@ -136,8 +146,9 @@ def test_knn_leg_shape_returns_what_the_knn_section_returns(cluster: Cluster, pr
         vector = QUERY_VECTORS[text]
         leg = search.leg_bodies("", vector, filters=filters)["vector"]
         assert "knn" in leg["query"] and "knn" not in leg
-        section = qb.knn_leg_body(vector, knn_shape="es_knn_section", field="embedding", k=6, num_candidates=100,
-                                  filters=filters)
+        section = qb.knn_leg_body(
+            vector, knn_shape="es_knn_section", field="embedding", k=6, num_candidates=100, filters=filters
+        )
         got = [(h["_id"], h["_score"]) for h in cluster.search(products, leg)["hits"]["hits"]]
         want = [(h["_id"], h["_score"]) for h in cluster.search(products, section)["hits"]["hits"]]
         assert got == want and len(got) == 6
@@ -222,12 +233,14 @@ class _BrokenReranker:
 def test_rerank_hook_and_fallback(cluster: Cluster, products: str) -> None:
     fused = searcher(cluster, products, max_depth=20).search("camping gear", size=10, source=False)
     reranked = searcher(cluster, products, max_depth=20, reranker=_ReverseReranker(), rerank_window=10).search(
-        "camping gear", mode="hybrid+rerank", size=10, explain=True)
+        "camping gear", mode="hybrid+rerank", size=10, explain=True
+    )
     assert reranked.reranked and not reranked.rerank_fallback
     assert reranked.ids == list(reversed(fused.ids))
     assert reranked.hits[0].explanation.rerank_score == 9.0  # type: ignore[union-attr]
     broken = searcher(cluster, products, max_depth=20, reranker=_BrokenReranker()).search(
-        "camping gear", mode="hybrid+rerank", size=10)
+        "camping gear", mode="hybrid+rerank", size=10
+    )
     assert broken.rerank_fallback and not broken.reranked and broken.ids == fused.ids
 
 

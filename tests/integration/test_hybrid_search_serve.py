@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from connector import connect
-from connector.embedding_client import EmbeddingClient
 from connector.search import HybridSearch
+from connector.services.embedding import EmbeddingClient
 from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -32,34 +32,46 @@ PRODUCTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=[pytest.param("es9", marks=pytest.mark.es9),
-                                        pytest.param("os3", marks=pytest.mark.os3)])
+@pytest.fixture(
+    scope="module", params=[pytest.param("es9", marks=pytest.mark.es9), pytest.param("os3", marks=pytest.mark.os3)]
+)
 def served(request: pytest.FixtureRequest, ray_serve: Any, embed_url: str) -> Iterator[dict[str, Any]]:
     """An index embedded by the real service, and the search app deployed for it."""
-    from connector.search.serve_app import build_search_app
-    from connector.search.serve_settings import SearchServiceSettings
+    from connector.search.app import build_search_app
+    from connector.search.settings import SearchServiceSettings
 
     key = str(request.param)
     url = str(request.getfixturevalue(f"{key}_url"))
     index = f"test-serve-{uuid.uuid4().hex}"
     with connect(url) as cluster, EmbeddingClient(embed_url) as embedder:
         info = embedder.info()
-        body = build_index_body(cluster.capabilities, text_fields=[TextField("title"), TextField("text")],
-                                vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-                                extra_properties={"price": {"type": "integer"}},
-                                number_of_shards=1, number_of_replicas=0)
+        body = build_index_body(
+            cluster.capabilities,
+            text_fields=[TextField("title"), TextField("text")],
+            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
+            extra_properties={"price": {"type": "integer"}},
+            number_of_shards=1,
+            number_of_replicas=0,
+        )
         cluster.create_index(index, body)
         vectors = embedder.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
         lines: list[dict[str, Any]] = []
         for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
-            lines += [{"index": {"_index": index, "_id": doc_id}},
-                      {"title": title, "text": text, "price": 10 * int(doc_id[1:]), "embedding": vector}]
+            lines += [
+                {"index": {"_index": index, "_id": doc_id}},
+                {"title": title, "text": text, "price": 10 * int(doc_id[1:]), "embedding": vector},
+            ]
         assert not cluster.bulk(lines, refresh=True)["errors"]
         # Compose with the embedding deployment through its handle when the fixture runs it in this
         # Serve; over HTTP when it was reused from ESHYBRID_TEST_EMBED_URL.
         embed_app = "embed" if "embed" in ray_serve.apps else None
-        settings = SearchServiceSettings(cluster_url=url, index=index, embed_app=embed_app,
-                                         embed_url=None if embed_app else embed_url, num_cpus_per_replica=0.1)
+        settings = SearchServiceSettings(
+            cluster_url=url,
+            index=index,
+            embed_app=embed_app,
+            embed_url=None if embed_app else embed_url,
+            num_cpus_per_replica=0.1,
+        )
         name = f"search-{key}"
         base = ray_serve.deploy(build_search_app(settings), name=name, route_prefix=f"/{name}")
         try:
@@ -75,14 +87,20 @@ def post(served: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
 
 @pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
 def test_endpoint_returns_the_library_hits(served: dict[str, Any], mode: str) -> None:
-    request = {"text": "something to keep me dry in the rain", "mode": mode, "size": 5, "explain": True,
-               "filters": [{"range": {"price": {"gte": 20}}}]}
+    request = {
+        "text": "something to keep me dry in the rain",
+        "mode": mode,
+        "size": 5,
+        "explain": True,
+        "filters": [{"range": {"price": {"gte": 20}}}],
+    }
     answer = post(served, request)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     with connect(served["url"]) as cluster, EmbeddingClient(served["embed_url"]) as embedder:
         library = HybridSearch(cluster, served["index"], embedder=embedder).search(
-            request["text"], mode=mode, size=5, explain=True, filters=request["filters"])
+            request["text"], mode=mode, size=5, explain=True, filters=request["filters"]
+        )
     assert [h["id"] for h in body["hits"]] == library.ids
     assert [h["score"] for h in body["hits"]] == pytest.approx([h.score for h in library.hits], rel=1e-4)
     assert body["strategy"] == library.strategy and body["mode"] == mode
@@ -117,8 +135,9 @@ def test_endpoint_console_and_paging(served: dict[str, Any]) -> None:
         ({"text": "tent", "index": "someone-elses-index"}, 403, "index"),
     ],
 )
-def test_bad_requests_get_4xx_naming_the_field(served: dict[str, Any], body: dict[str, Any], status: int,
-                                               field: str) -> None:
+def test_bad_requests_get_4xx_naming_the_field(
+    served: dict[str, Any], body: dict[str, Any], status: int, field: str
+) -> None:
     answer = post(served, body)
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]

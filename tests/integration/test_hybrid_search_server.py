@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from connector import connect
-from connector.client import Cluster
+from connector.cluster.client import Cluster
 from connector.search import FusionConfig, HybridSearch
 from connector.search.fusion import LegHit, linear_fuse
 from connector.search.hybrid import os_missing_policy
@@ -27,10 +27,20 @@ pytestmark = [pytest.mark.integration]
 
 DIMS = 16
 DEPTH = 50
-WORDS = ("tent stove lantern backpack chair tarp rope knife bottle jacket boots gloves hat map compass "
-         "red blue green light heavy waterproof warm compact folding steel cotton wool rain snow trail").split()
-QUERIES = ["waterproof tent", "warm jacket", "folding chair", "steel knife", "rain boots", "compact stove",
-           "light backpack", "wool hat"]
+WORDS = (
+    "tent stove lantern backpack chair tarp rope knife bottle jacket boots gloves hat map compass "
+    "red blue green light heavy waterproof warm compact folding steel cotton wool rain snow trail"
+).split()
+QUERIES = [
+    "waterproof tent",
+    "warm jacket",
+    "folding chair",
+    "steel knife",
+    "rain boots",
+    "compact stove",
+    "light backpack",
+    "wool hat",
+]
 
 
 def _unit(values: Sequence[float]) -> list[float]:
@@ -44,8 +54,16 @@ def synthetic_corpus(seed: int = 7, n: int = 300) -> tuple[list[dict[str, Any]],
     for i in range(n):
         title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 18)))
-        docs.append({"_id": f"doc{i:04d}", "title": title, "text": text, "color": rng.choice(["red", "blue"]),
-                     "price": rng.randint(1, 200), "embedding": _unit([rng.gauss(0, 1) for _ in range(DIMS)])})
+        docs.append(
+            {
+                "_id": f"doc{i:04d}",
+                "title": title,
+                "text": text,
+                "color": rng.choice(["red", "blue"]),
+                "price": rng.randint(1, 200),
+                "embedding": _unit([rng.gauss(0, 1) for _ in range(DIMS)]),
+            }
+        )
     queries = {q: _unit([rng.gauss(0, 1) for _ in range(DIMS)]) for q in QUERIES}
     return docs, queries
 
@@ -139,8 +157,13 @@ def test_missing_subquery_counts_as_zero(cluster: Cluster, index_name: str) -> N
         {"_id": "d", "title": "blue", "text": "", "embedding": [1.0, 0.0, 0.0, 0.0]},
     ]
     create_index(cluster, index_name, docs)
-    search = HybridSearch(cluster, index_name, embedder=TableEmbedder({"red": [1.0, 0.0, 0.0, 0.0]}), max_depth=3,
-                          lexical_fields={"title": 1.0})
+    search = HybridSearch(
+        cluster,
+        index_name,
+        embedder=TableEmbedder({"red": [1.0, 0.0, 0.0, 0.0]}),
+        max_depth=3,
+        lexical_fields={"title": 1.0},
+    )
     fusion = FusionConfig(method="linear")
     server = {h.id: h.score for h in search.search("red", size=3, fusion=fusion, strategy="server").hits}
     legs = search.retrieve_legs("red")

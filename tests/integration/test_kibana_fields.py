@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from connector import connect, kibana
-from connector._cli_kibana import demo_index_body
 from connector.cli import main
-from connector.client import Cluster
+from connector.cli.kibana import demo_index_body
+from connector.cluster.client import Cluster
 from connector.jobs.store import dead_letter_index_body, jobs_index_body
-from connector.search_log import search_log_index_body
+from connector.search.log import search_log_index_body
 
 pytestmark = [pytest.mark.integration]
 
@@ -76,7 +76,9 @@ def test_hybrid_index_data_view_matches_the_real_mapping(cluster: Cluster, index
         assert "eshybrid_meta.embedding.model_id" in attrs and "title" in attrs
 
 
-def test_shipped_objects_match_real_mappings(cluster: Cluster, make_index: Callable[[str, dict[str, Any]], str]) -> None:
+def test_shipped_objects_match_real_mappings(
+    cluster: Cluster, make_index: Callable[[str, dict[str, Any]], str]
+) -> None:
     """docker/<app>/*.ndjson (what compose imports) against indices built by the same builders."""
     caps = cluster.capabilities
     folder = "kibana" if caps.flavor == "elasticsearch" else "opensearch-dashboards"
@@ -116,6 +118,9 @@ def test_cli_export_from_a_real_cluster(
         # The jobs bundle also covers the (absent) dead-letter index, from its builder's mapping.
         absent_views = {o["id"] for o in objects if o["attributes"]["title"] == absent}
         assert len(absent_views) == (1 if name == "eshybrid-jobs.ndjson" else 0)
-        own = [o for o in objects if o["id"] not in absent_views
-               and not any(r["id"] in absent_views for r in o["references"])]
+        own = [
+            o
+            for o in objects
+            if o["id"] not in absent_views and not any(r["id"] in absent_views for r in o["references"])
+        ]
         _check_fields(own, cluster.get_mapping(source), name)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.errors import MigrationError, MigrationLockedError
 from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.services.embedding import EmbeddingClient
 from migrations import MigrationLock, MigrationSettings, Migrator
 from tests.integration._jobs_helpers import REPO_ROOT, check_vectors, cli_env, create_products, job_settings
 
@@ -29,8 +29,14 @@ def _meta(cluster: Cluster, index: str) -> dict[str, object]:
 
 
 def _backfill(cluster: Cluster, index: str, embedder: EmbeddingClient, vector_field: str) -> None:
-    config = BackfillConfig(index=index, fields=("title", "description"), template="{title}\n{description}",
-                            vector_field=vector_field, settings=job_settings(index), show_progress=False)
+    config = BackfillConfig(
+        index=index,
+        fields=("title", "description"),
+        template="{title}\n{description}",
+        vector_field=vector_field,
+        settings=job_settings(index),
+        show_progress=False,
+    )
     assert run_backfill(cluster, config, embedder=embedder).reconciles
 
 
@@ -43,13 +49,20 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
     create_products(cluster, index_name, 120)
     with EmbeddingClient(embed_url, timeout_s=120) as embedder:
         info = embedder.info()
-        params = {"dims": info.dims, "model_id": info.model_id, "source_fields": "title,description",
-                  "template": "{title}\n{description}"}
+        params = {
+            "dims": info.dims,
+            "model_id": info.model_id,
+            "source_fields": "title,description",
+            "template": "{title}\n{description}",
+        }
         migrator = Migrator(cluster, index_name, params=params, settings=_settings(index_name))
         assert migrator.status().pending == ["0001", "0002", "0003", "0004", "0005"]
         plan = migrator.plan("head")
-        assert [s.missing_params for s in plan][2:] == [("new_vector_field", "new_dims", "new_model_id"),
-                                                        ("new_vector_field",), ("drop_vector_field",)]
+        assert [s.missing_params for s in plan][2:] == [
+            ("new_vector_field", "new_dims", "new_model_id"),
+            ("new_vector_field",),
+            ("drop_vector_field",),
+        ]
 
         assert migrator.upgrade("0001") == ["0001"]
         meta = _meta(cluster, index_name)
@@ -62,9 +75,12 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
         assert cluster.count(index_name) == 120
         _backfill(cluster, index_name, embedder, "embedding")
 
-        change = Migrator(cluster, index_name, params={**params, "new_vector_field": "embedding_v2",
-                                                       "new_dims": info.dims, "new_model_id": info.model_id},
-                          settings=_settings(index_name))
+        change = Migrator(
+            cluster,
+            index_name,
+            params={**params, "new_vector_field": "embedding_v2", "new_dims": info.dims, "new_model_id": info.model_id},
+            settings=_settings(index_name),
+        )
         assert change.upgrade("0003") == ["0003"]
         with pytest.raises(MigrationError, match="backfill"):
             change.upgrade("0004")  # the new field is still empty
@@ -72,8 +88,7 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
         assert change.upgrade("0004") == ["0004"]
         assert _meta(cluster, index_name)["active_vector_field"] == "embedding_v2"
 
-        drop = Migrator(cluster, index_name, params={"drop_vector_field": "embedding"},
-                        settings=_settings(index_name))
+        drop = Migrator(cluster, index_name, params={"drop_vector_field": "embedding"}, settings=_settings(index_name))
         assert drop.upgrade() == ["0005"]
         cluster.refresh(index_name)
         assert cluster.count(index_name, {"exists": {"field": "eshybrid_meta.embedding.text_hash"}}) == 0
@@ -108,10 +123,23 @@ def downgrade(ctx):
 
 def _two_runners(cluster: Cluster, index: str, folder: Path, *extra: str) -> list[subprocess.CompletedProcess[str]]:
     env = cli_env({"ESHYBRID_URL": cluster.url, "ESHYBRID_MIGRATE_STATE_INDEX": f"{index}-migrations"})
-    args = [sys.executable, "-m", "connector.cli", "migrate", "up", "--index", index, "--versions-dir", str(folder),
-            "--json", *extra]
-    procs = [subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    args = [
+        sys.executable,
+        "-m",
+        "connector.cli",
+        "migrate",
+        "up",
+        "--index",
+        index,
+        "--versions-dir",
+        str(folder),
+        "--json",
+        *extra,
+    ]
+    procs = [
+        subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -119,8 +147,11 @@ def _two_runners(cluster: Cluster, index: str, folder: Path, *extra: str) -> lis
     return results
 
 
-@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9"),
-                                         pytest.param("os2", marks=pytest.mark.os2, id="os2")], indirect=True)
+@pytest.mark.parametrize(
+    "cluster_url",
+    [pytest.param("es9", marks=pytest.mark.es9, id="es9"), pytest.param("os2", marks=pytest.mark.os2, id="os2")],
+    indirect=True,
+)
 def test_two_runners_started_together_apply_once(cluster: Cluster, index_name: str, tmp_path: Path) -> None:
     create_products(cluster, index_name, 1)
     _slow_revision(tmp_path, index_name)

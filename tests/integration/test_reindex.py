@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from connector import connect
-from connector.client import Cluster
-from connector.embedding_client import EmbeddingClient
+from connector.cluster.client import Cluster
 from connector.errors import AuthenticationError, ClusterApiError
 from connector.jobs.reindex import ReindexConfig, run_reindex
+from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     TEMPLATE,
     TEXT_FIELDS,
@@ -29,6 +29,7 @@ from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixtur
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
+
 
 @dataclass
 class Traffic:
@@ -97,8 +98,11 @@ class Traffic:
                         cluster.request("DELETE", f"/{self.alias}/_doc/{victim}")
                         self.deleted.append(victim)
                     else:
-                        cluster.request("PUT", f"/{self.alias}/_doc/{doc_id}",
-                                        body={"title": title, "description": "new arrival", "price": 1.0})
+                        cluster.request(
+                            "PUT",
+                            f"/{self.alias}/_doc/{doc_id}",
+                            body={"title": title, "description": "new arrival", "price": 1.0},
+                        )
                         self.written[doc_id] = title
                 except (ClusterApiError, AuthenticationError) as e:
                     # Writes are blocked (403 cluster_block_exception) while a concrete index is replaced;
@@ -111,14 +115,24 @@ class Traffic:
 
 
 def _config(index_name: str, alias: str, **overrides: Any) -> ReindexConfig:
-    return ReindexConfig(alias=alias, fields=TEXT_FIELDS, template=TEMPLATE,
-                         settings=job_settings(index_name, page_size=200), show_progress=False, **overrides)
+    return ReindexConfig(
+        alias=alias,
+        fields=TEXT_FIELDS,
+        template=TEMPLATE,
+        settings=job_settings(index_name, page_size=200),
+        show_progress=False,
+        **overrides,
+    )
 
 
-def _check_copied_vectors(cluster: Cluster, alias: str, embedder: EmbeddingClient, model_id: str,
-                          sample: list[str]) -> None:
-    stored = {h["_id"]: h["_source"] for h in scan(cluster, alias, fields=["embedding", "eshybrid_meta"])
-              if h["_id"] in sample}
+def _check_copied_vectors(
+    cluster: Cluster, alias: str, embedder: EmbeddingClient, model_id: str, sample: list[str]
+) -> None:
+    stored = {
+        h["_id"]: h["_source"]
+        for h in scan(cluster, alias, fields=["embedding", "eshybrid_meta"])
+        if h["_id"] in sample
+    }
     texts = [expected_text(product(int(i[1:]))) for i in sample]
     expected = embedder.embed_documents(texts)
     assert min(cosine(stored[i]["embedding"], v) for i, v in zip(sample, expected)) >= 0.9999
@@ -152,8 +166,7 @@ def test_reindex_behind_an_existing_alias(cluster: Cluster, index_name: str, emb
 
 
 @only_on("es9", "os3")
-def test_reindex_a_concrete_index_into_an_alias(cluster: Cluster, index_name: str,
-                                                embedder: EmbeddingClient) -> None:
+def test_reindex_a_concrete_index_into_an_alias(cluster: Cluster, index_name: str, embedder: EmbeddingClient) -> None:
     """NAME is an index: it becomes alias NAME -> NAME-v1 in one _aliases call; no acknowledged write is lost."""
     create_products(cluster, index_name, 800)
     model_id = embedder.info().model_id
@@ -171,8 +184,9 @@ def test_reindex_a_concrete_index_into_an_alias(cluster: Cluster, index_name: st
 
 
 @only_on("es8")
-def test_reindex_reuses_vectors_and_deletes_the_old_index(cluster: Cluster, index_name: str,
-                                                          embedder: EmbeddingClient) -> None:
+def test_reindex_reuses_vectors_and_deletes_the_old_index(
+    cluster: Cluster, index_name: str, embedder: EmbeddingClient
+) -> None:
     """A second reindex re-embeds nothing (text hash and model match); --delete-old drops the old index."""
     alias = index_name
     create_products(cluster, index_name, 300)

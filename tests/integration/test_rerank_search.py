@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from connector import connect
-from connector.client import Cluster
-from connector.rerank_client import RerankClient, RerankConfig
+from connector.cluster.client import Cluster
+from connector.search.rerank import RerankClient, RerankConfig
 from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, corpus, create_index
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.es9]
@@ -34,7 +34,8 @@ def test_service_reranks_the_fused_top_k(products: tuple[Cluster, str], rerank_u
     fused = _search(cluster, index, None).search("camping gear", size=10)  # type: ignore[attr-defined]
     config = RerankConfig(url=rerank_url, top_k=5, fields=("title",), timeout_s=30.0, cache_size=0)
     reranked = _search(cluster, index, config).search(  # type: ignore[attr-defined]
-        "camping gear", mode="hybrid+rerank", size=10, explain=True)
+        "camping gear", mode="hybrid+rerank", size=10, explain=True
+    )
     assert reranked.reranked and not reranked.rerank_fallback
     window = fused.ids[:5]
     titles = {h.id: h.source["title"] for h in fused.hits}
@@ -48,16 +49,15 @@ def test_service_reranks_the_fused_top_k(products: tuple[Cluster, str], rerank_u
         assert by_id[doc].explanation.rerank_score == pytest.approx(score, abs=1e-4)
 
 
-def test_unreachable_or_slow_service_falls_back_to_fused_order(
-    products: tuple[Cluster, str], rerank_url: str
-) -> None:
+def test_unreachable_or_slow_service_falls_back_to_fused_order(products: tuple[Cluster, str], rerank_url: str) -> None:
     cluster, index = products
     fused = _search(cluster, index, None).search("camping gear", size=10)  # type: ignore[attr-defined]
     down = RerankConfig(url="http://127.0.0.1:9", top_k=5, fields=("title",), timeout_s=2.0)
     slow = RerankConfig(url=rerank_url, top_k=5, fields=("title",), timeout_s=0.001, cache_size=0)
     for config in (down, slow):
         response = _search(cluster, index, config).search(  # type: ignore[attr-defined]
-            "camping gear", mode="hybrid+rerank", size=10)
+            "camping gear", mode="hybrid+rerank", size=10
+        )
         assert response.rerank_fallback and not response.reranked
         assert response.ids == fused.ids
         assert response.rerank_fallback_reason

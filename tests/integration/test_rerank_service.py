@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from connector.errors import RerankRequestError, RerankTimeout
-from connector.rerank_client import InProcessReranker, RerankClient, RerankConfig, apply_rerank, hit_id
+from connector.search.rerank import InProcessReranker, RerankClient, RerankConfig, apply_rerank, hit_id
 from tests.fixtures.embedding import ServeInstance, free_port
 from tests.fixtures.rerank import (
     CORPUS,
@@ -53,9 +53,15 @@ def client(rerank_url: str) -> Iterator[RerankClient]:
 def strict_url(ray_serve: ServeInstance, llm_reranker_path: Path) -> Iterator[str]:
     """The LLM reranker with a bearer token, a long batch wait and a small pending budget."""
     settings = test_rerank_settings(
-        llm_reranker_path, model_id="tiny-llm", llm_template=LLM_TEMPLATE, api_key=API_KEY,
-        batch_wait_timeout_s=0.3, max_pending_pairs=10, max_batch_pairs=64,
-        app_name="rerank-strict", route_prefix="/rerank-strict",
+        llm_reranker_path,
+        model_id="tiny-llm",
+        llm_template=LLM_TEMPLATE,
+        api_key=API_KEY,
+        batch_wait_timeout_s=0.3,
+        max_pending_pairs=10,
+        max_batch_pairs=64,
+        app_name="rerank-strict",
+        route_prefix="/rerank-strict",
     )
     url = deploy_rerank(ray_serve, settings)
     yield url
@@ -79,8 +85,11 @@ def test_results_are_sorted_by_score(client: RerankClient, direct_scores: list[f
 
 
 def test_top_n_and_return_documents(rerank_url: str, direct_scores: list[float]) -> None:
-    response = httpx.post(f"{rerank_url}/v1/rerank", timeout=60.0,
-                          json={"query": QUERY, "documents": DOCUMENTS[:5], "top_n": 2, "return_documents": True})
+    response = httpx.post(
+        f"{rerank_url}/v1/rerank",
+        timeout=60.0,
+        json={"query": QUERY, "documents": DOCUMENTS[:5], "top_n": 2, "return_documents": True},
+    )
     assert response.status_code == 200
     results = response.json()["results"]
     best = sorted(range(5), key=lambda i: -direct_scores[i])[:2]
@@ -98,18 +107,22 @@ def test_healthz_info_metrics(rerank_url: str, client: RerankClient) -> None:
     assert metrics["pairs_total"] >= len(DOCUMENTS) and metrics["pending_pairs"] == 0
 
 
-@pytest.mark.parametrize(("content", "status"), [
-    (json.dumps({"query": QUERY, "documents": []}), 422),
-    (json.dumps({"query": QUERY, "documents": ["ok", 42]}), 422),
-    (json.dumps({"query": QUERY, "documents": ["d"] * 201}), 422),
-    (json.dumps({"documents": ["d"]}), 422),
-    (json.dumps({"query": QUERY, "documents": ["d"], "top_n": -1}), 422),
-    ('{"query": "q", "documents": ["d"', 400),
-    ("[]", 400),
-])
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (json.dumps({"query": QUERY, "documents": []}), 422),
+        (json.dumps({"query": QUERY, "documents": ["ok", 42]}), 422),
+        (json.dumps({"query": QUERY, "documents": ["d"] * 201}), 422),
+        (json.dumps({"documents": ["d"]}), 422),
+        (json.dumps({"query": QUERY, "documents": ["d"], "top_n": -1}), 422),
+        ('{"query": "q", "documents": ["d"', 400),
+        ("[]", 400),
+    ],
+)
 def test_bad_requests_get_4xx(rerank_url: str, content: str, status: int) -> None:
-    response = httpx.post(f"{rerank_url}/v1/rerank", content=content, headers={"content-type": "application/json"},
-                          timeout=30.0)
+    response = httpx.post(
+        f"{rerank_url}/v1/rerank", content=content, headers={"content-type": "application/json"}, timeout=30.0
+    )
     assert response.status_code == status
     assert response.json()["error"]["message"]
 
@@ -186,7 +199,7 @@ def test_apply_rerank_through_the_service(rerank_url: str, direct_scores: list[f
 
 def test_apply_rerank_falls_back_when_the_service_is_down(caplog: pytest.LogCaptureFixture) -> None:
     config = RerankConfig(url=f"http://127.0.0.1:{free_port()}/rerank", top_k=10, fields=("title",))
-    with caplog.at_level(logging.WARNING, logger="connector.rerank_client"):
+    with caplog.at_level(logging.WARNING, logger="connector.search.rerank"):
         outcome = apply_rerank(QUERY, _fused_hits(), config)
     assert outcome.fallback and "RerankServiceUnavailable" in (outcome.reason or "")
     assert [hit_id(h) for h in outcome.hits] == [f"doc-{i}" for i in range(len(DOCUMENTS))]
@@ -197,7 +210,7 @@ def test_apply_rerank_falls_back_when_the_service_is_down(caplog: pytest.LogCapt
 def test_apply_rerank_falls_back_when_over_budget(rerank_url: str, caplog: pytest.LogCaptureFixture) -> None:
     config = RerankConfig(url=rerank_url, top_k=40, fields=("title",), timeout_s=0.001, cache_size=0)
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="connector.rerank_client"):
+    with caplog.at_level(logging.WARNING, logger="connector.search.rerank"):
         outcome = apply_rerank(QUERY, _fused_hits(), config)
     assert time.perf_counter() - started < 1.0
     assert outcome.fallback and "RerankTimeout" in (outcome.reason or "")
@@ -210,5 +223,6 @@ def test_apply_rerank_falls_back_when_over_budget(rerank_url: str, caplog: pytes
 def test_in_process_adapter_matches_the_service(cross_encoder_path: Path, client: RerankClient) -> None:
     adapter = InProcessReranker.from_model(str(cross_encoder_path), batch_size=4)
     assert adapter.score(QUERY, DOCUMENTS[:12], timeout_s=60.0) == pytest.approx(
-        client.score(QUERY, DOCUMENTS[:12]), abs=TOL)
+        client.score(QUERY, DOCUMENTS[:12]), abs=TOL
+    )
     adapter.close()

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.client import Cluster
+from connector.cluster.client import Cluster
 from connector.search import HybridSearch
-from connector.search_log import SearchLogger, search_log_mapping
+from connector.search.log import SearchLogger, search_log_mapping
 
 pytestmark = [pytest.mark.integration]
 
@@ -48,7 +48,9 @@ def test_n_searches_give_n_documents(cluster: Cluster, index_name: str, log_inde
     cluster.refresh(log_index)
     assert cluster.count(log_index) == N_SEARCHES
     # The index was created with the log mapping, and the query text was hashed away.
-    assert cluster.get_mapping(log_index)["properties"]["latency_ms"] == search_log_mapping()["properties"]["latency_ms"]
+    assert (
+        cluster.get_mapping(log_index)["properties"]["latency_ms"] == search_log_mapping()["properties"]["latency_ms"]
+    )
     hits = cluster.search(log_index, {"size": N_SEARCHES, "query": {"term": {"mode": "bm25"}}})["hits"]["hits"]
     assert len(hits) == N_SEARCHES
     assert all("query" not in h["_source"] for h in hits)
@@ -61,7 +63,7 @@ def test_a_full_queue_never_blocks(cluster: Cluster, log_index: str, caplog: pyt
     search_log = SearchLogger(cluster, log_index, queue_size=8, batch_size=4, flush_interval_s=0.05)
     slowest = 0.0
     begun = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="connector.search_log"):
+    with caplog.at_level(logging.WARNING, logger="connector.search.log"):
         for i in range(5000):
             started = time.perf_counter()
             search_log.log({"query": f"q{i}", "mode": "hybrid", "latency_ms": {"total": 1.0}})
@@ -90,7 +92,7 @@ def _dead_url() -> str:
 
 def test_a_dead_cluster_never_raises_into_the_caller(caplog: pytest.LogCaptureFixture) -> None:
     dead = Cluster(_dead_url(), max_retries=0, request_timeout_s=1)
-    with caplog.at_level(logging.WARNING, logger="connector.search_log"):
+    with caplog.at_level(logging.WARNING, logger="connector.search.log"):
         search_log = SearchLogger(dead, "eshybrid-search-log", flush_interval_s=0.05, batch_size=5)
         started = time.perf_counter()
         for i in range(20):

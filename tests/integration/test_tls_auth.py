@@ -60,8 +60,8 @@ def test_commands_and_the_search_service_connect_through_one_spec(
     """``ConnectionSettings`` (CLI, env ``ESHYBRID_*``) and ``SearchServiceSettings`` share ``ClusterSpec.connect``."""
     from pydantic import SecretStr
 
-    from connector.connection import ConnectionSettings
-    from connector.search.serve_settings import SearchServiceSettings
+    from connector.cluster.settings import ConnectionSettings
+    from connector.search.settings import SearchServiceSettings
 
     for name in ("URL", "API_KEY", "USERNAME", "PASSWORD", "CA_CERTS", "VERIFY_CERTS"):
         monkeypatch.delenv(f"ESHYBRID_{name}", raising=False)
@@ -74,8 +74,12 @@ def test_commands_and_the_search_service_connect_through_one_spec(
         assert cluster.capabilities.flavor == expected_flavor(tls_endpoint)
     with settings.cluster_spec().connect() as cluster:  # what a Ray task does: no GET / up front
         assert cluster.request("GET", "/_cluster/health").body["status"] in ("green", "yellow")
-    service = SearchServiceSettings(cluster_url=tls_endpoint.api_key_url, api_key=SecretStr(tls_endpoint.api_key),
-                                    ca_certs=tls_endpoint.ca_certs, index="any")
+    service = SearchServiceSettings(
+        cluster_url=tls_endpoint.api_key_url,
+        api_key=SecretStr(tls_endpoint.api_key),
+        ca_certs=tls_endpoint.ca_certs,
+        index="any",
+    )
     with service.cluster_spec().connect(detect=True) as cluster:
         assert cluster.capabilities.flavor == expected_flavor(tls_endpoint)
 

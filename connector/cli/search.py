@@ -1,0 +1,311 @@
+"""``eshybrid search | eval | load | tune``: hybrid search, quality figures and BEIR loading.
+
+Where the cluster and the embedding service are comes from flags or the
+environment (``ESHYBRID_URL``, ``ESHYBRID_API_KEY`` / ``ESHYBRID_USERNAME`` +
+``ESHYBRID_PASSWORD``, ``ESHYBRID_CA_CERTS``, ``ESHYBRID_EMBED_URL``,
+``ESHYBRID_EMBED_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from connector.cli.common import split_csv
+from connector.cli.rerank import add_rerank_arguments
+from connector.cluster.settings import ConnectionSettings
+
+__all__ = ["register"]
+
+
+def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> None:
+    parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
+    if embed:
+        parser.add_argument("--embed-url", help="embedding service base URL (default $ESHYBRID_EMBED_URL)")
+
+
+def _add_fusion(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fusion (defaults: RRF k=60, equal weights)")
+    group.add_argument("--fusion", choices=("rrf", "linear"), help="fusion method")
+    group.add_argument("--rank-constant", type=int, help="RRF k")
+    group.add_argument("--weights", metavar="LEX,VEC", help="leg weights, e.g. 0.3,0.7")
+    group.add_argument("--normalizer", choices=("min_max", "z_score", "l2", "none"), help="linear normalizer")
+    group.add_argument("--missing", choices=("zero", "ignore"), help="linear: how a doc absent from a leg counts")
+    group.add_argument(
+        "--strategy",
+        choices=("auto", "client", "server"),
+        default="auto",
+        help="fuse in Python (client) or in the cluster (server); auto picks",
+    )
+    group.add_argument("--max-depth", type=int, default=100, help="candidates per leg = deepest rank (default 100)")
+    group.add_argument("--fields", metavar="F^B,...", help="lexical fields with boosts, e.g. title^2,text")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``search``, ``eval``, ``load`` and ``tune``."""
+    search = subparsers.add_parser(
+        "search",
+        help="hybrid (BM25 + kNN) search of an index",
+        description="Search an index; --explain shows how each score was made, "
+        "--console prints what ran in Kibana / Dashboards Dev Tools syntax.",
+    )
+    search.add_argument("text", help="the query text")
+    search.add_argument("--index", required=True)
+    search.add_argument("--mode", choices=("bm25", "knn", "hybrid"), default="hybrid")
+    search.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="FIELD=VALUE, FIELD!=VALUE, FIELD>=N, FIELD<N... or a JSON clause (repeatable, ANDed)",
+    )
+    search.add_argument("--size", type=int, default=10)
+    search.add_argument("--page", type=int, default=1, help="1-based page")
+    search.add_argument("--explain", action="store_true", help="per-leg scores, ranks, weights, fused score")
+    out = search.add_mutually_exclusive_group()
+    out.add_argument("--console", action="store_true", help="print what ran as Dev Tools console text")
+    out.add_argument("--json", action="store_true", help="print the response as JSON")
+    _add_connection(search)
+    _add_fusion(search)
+    add_rerank_arguments(search)
+    search.set_defaults(func=_cmd_search)
+
+    ev = subparsers.add_parser(
+        "eval",
+        help="nDCG@10 / recall@100 / MRR@10 per mode on a BEIR folder",
+        description="Runs each judged query in each mode and compares modes pairwise "
+        "(per-query differences, paired t-test and Wilcoxon).",
+    )
+    ev.add_argument("--index", required=True)
+    ev.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    ev.add_argument("--modes", default="bm25,knn,hybrid", help="comma-separated modes (default bm25,knn,hybrid)")
+    ev.add_argument("--queries", help="queries.jsonl to use instead of the dataset's")
+    ev.add_argument("--qrels", help="qrels .tsv to use instead of the dataset's qrels/test.tsv")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--per-query", action="store_true", help="with --json: include per-query differences")
+    add_rerank_arguments(ev, with_switch=False)
+    _add_connection(ev)
+    _add_fusion(ev)
+    ev.set_defaults(func=_cmd_eval)
+
+    load = subparsers.add_parser(
+        "load",
+        help="load a BEIR corpus as a plain BM25 index",
+        description="Creates INDEX (title and text as BM25 fields, other keys kept) "
+        "and bulk-loads corpus.jsonl in chunks.",
+    )
+    load.add_argument("--dataset", required=True, help="BEIR folder or corpus.jsonl")
+    load.add_argument("--index", required=True)
+    load.add_argument("--chunk-size", type=int, default=500, help="documents per _bulk (default 500)")
+    load.add_argument("--shards", type=int, default=1)
+    load.add_argument("--replicas", type=int, default=0)
+    load.add_argument("--replace", action="store_true", help="delete the index first if it exists")
+    _add_connection(load, embed=False)
+    load.set_defaults(func=_cmd_load)
+
+    tune = subparsers.add_parser(
+        "tune",
+        help="choose fusion settings from judgments (train/test split)",
+        description="Fetches each query's legs once, scores a small grid of fusion "
+        "settings on a seeded train split and reports the best on the held-out rest.",
+    )
+    tune.add_argument("--index", required=True)
+    tune.add_argument("--dataset", required=True)
+    tune.add_argument("--queries")
+    tune.add_argument("--qrels")
+    tune.add_argument("--train-fraction", type=float, default=0.5)
+    tune.add_argument("--seed", type=int, default=13)
+    tune.add_argument("--json", action="store_true")
+    _add_connection(tune)
+    tune.add_argument("--max-depth", type=int, default=100)
+    tune.add_argument("--fields", metavar="F^B,...")
+    tune.set_defaults(func=_cmd_tune)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _settings() -> ConnectionSettings:
+    return ConnectionSettings()
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    return _settings().connect(args.url)
+
+
+def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
+    settings = _settings()
+    url = getattr(args, "embed_url", None) or settings.embed_url
+    if not url and not needed:
+        return None
+    return settings.embedding_client(url, missing="knn and hybrid modes embed the query")
+
+
+def _parse_fields(spec: str | None) -> dict[str, float] | None:
+    from connector.errors import ConfigError
+
+    if not spec:
+        return None
+    fields: dict[str, float] = {}
+    for part in spec.split(","):
+        name, _, boost = part.strip().partition("^")
+        try:
+            fields[name] = float(boost) if boost else 1.0
+        except ValueError as e:
+            raise ConfigError(f"--fields: bad boost in {part!r}", field="fields") from e
+    return fields
+
+
+def _fusion(args: argparse.Namespace) -> Any:
+    from connector.errors import ConfigError
+    from connector.search.models import FusionConfig
+
+    values: dict[str, Any] = {}
+    for key in ("fusion", "rank_constant", "normalizer", "missing"):
+        value = getattr(args, key, None)
+        if value is not None:
+            values["method" if key == "fusion" else key] = value
+    if getattr(args, "weights", None):
+        try:
+            lexical, vector = (float(x) for x in args.weights.split(","))
+        except ValueError as e:
+            raise ConfigError("--weights must be two numbers: LEX,VEC", field="weights") from e
+        values.update(lexical_weight=lexical, vector_weight=vector)
+    elif values.get("method") == "linear":
+        values.update(lexical_weight=0.5, vector_weight=0.5)
+    try:
+        return FusionConfig(**values)
+    except ValueError as e:
+        raise ConfigError(f"bad fusion settings: {e}", field="fusion") from e
+
+
+@contextmanager
+def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
+    """The ``HybridSearch`` the flags describe, on its own cluster connection; both closed afterwards.
+
+    Args:
+        embed: the command embeds queries (knn or hybrid mode), so an embedding service is required.
+    """
+    from connector.cli.rerank import rerank_config_from_args
+    from connector.search import HybridSearch
+
+    with _cluster(args) as cluster:
+        embedder = _embedder(args, needed=embed)
+        search = HybridSearch(
+            cluster,
+            args.index,
+            embedder=embedder,
+            fusion=_fusion(args),
+            strategy=getattr(args, "strategy", "auto"),
+            max_depth=args.max_depth,
+            lexical_fields=_parse_fields(args.fields),
+            rerank=rerank_config_from_args(args),
+        )
+        try:
+            yield search
+        finally:
+            search.close()
+
+
+def _dataset(args: argparse.Namespace) -> Any:
+    from connector.quality.load import read_beir
+
+    return read_beir(args.dataset, queries=getattr(args, "queries", None), qrels=getattr(args, "qrels", None))
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from connector.search.explain import format_hits
+    from connector.search.filters import parse_filter_expression
+
+    filters = [parse_filter_expression(expr) for expr in args.filter]
+    with _hybrid_search(args, embed=args.mode != "bm25") as search:
+        mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
+        response = search.search(
+            args.text, mode=mode, filters=filters, size=args.size, page=args.page, explain=args.explain
+        )
+    if args.console:
+        print(response.to_console(), end="")
+    elif args.json:
+        print(response.model_dump_json(indent=2, exclude={"requests"}))
+    else:
+        print(format_hits(response))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from connector.errors import ConfigError
+    from connector.quality.evaluation import evaluate_search
+    from connector.search.models import SEARCH_MODES
+
+    modes = list(split_csv(args.modes))
+    unknown = [m for m in modes if m not in SEARCH_MODES]
+    if unknown or not modes:
+        raise ConfigError(f"--modes: unknown {unknown}; use {', '.join(SEARCH_MODES)}", field="modes")
+    dataset = _dataset(args)
+    with _hybrid_search(args, embed=any(m != "bm25" for m in modes)) as search:
+        report = evaluate_search(
+            search,
+            dataset.queries,
+            dataset.qrels,
+            modes=modes,
+            depth=min(100, search.max_depth),
+            strategy=args.strategy,
+        )
+    if args.json:
+        print(json.dumps(report.to_json(per_query=args.per_query)))
+    else:
+        print(report.format_table())
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from connector.quality.load import load_corpus, plain_index_body
+
+    with _cluster(args) as cluster:
+        body = plain_index_body(cluster.capabilities, shards=args.shards, replicas=args.replicas)
+        report = load_corpus(
+            cluster,
+            args.index,
+            args.dataset,
+            index_body=body,
+            chunk_size=args.chunk_size,
+            replace=args.replace,
+            raise_on_error=False,
+        )
+    print(
+        f"loaded {report.docs} documents into {report.index} in {report.chunks} chunks, {report.took_s:.1f}s"
+        + (f"; {report.failed} failed" if report.failed else "")
+    )
+    for failure in report.failures[:5]:
+        print(f"  failed {failure['_id']}: {failure['status']} {failure['error']}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from connector.quality.evaluation import tune_fusion
+
+    dataset = _dataset(args)
+    judged = dataset.judged_queries()
+    # tune has no fusion, strategy or rerank flags: the search gets the defaults (it only fetches legs).
+    with _hybrid_search(args, embed=True) as search:
+        legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in judged.items()}
+    report = tune_fusion(
+        legs, dataset.qrels, train_fraction=args.train_fraction, seed=args.seed, depth=min(100, args.max_depth)
+    )
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    print(f"train: {len(report.train_queries)} queries, test: {len(report.test_queries)} (seed {report.seed})")
+    print("best on train " + report.train_metric + ":")
+    for label, score in report.train_scores[:5]:
+        print(f"  {score:.4f}  {label}")
+    print(f"chosen: {report.best.describe()}\n\non the held-out test queries:")
+    print(report.test.format_table())
+    return 0

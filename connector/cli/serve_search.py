@@ -1,0 +1,92 @@
+"""``eshybrid serve search``: the hybrid search endpoint (POST /search) on Ray Serve.
+
+Hooked into ``eshybrid serve`` through ``connector.cli.serve.SERVE_COMMANDS``; Ray and the
+services are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ray.serve.deployment import Application
+
+__all__ = ["add_serve_command"]
+
+
+def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve search``."""
+    from connector.cli.serve import add_ray_arguments
+
+    parser = serve_subparsers.add_parser(
+        "search",
+        help="the hybrid search endpoint (POST /search, same fields and explain output as the library)",
+        description="Serve HybridSearch over HTTP. The query embedder is the embedding deployment composed into "
+        "the same app (default), another running Serve app (--embed-app) or an embedding service URL "
+        "(--embed-url). Unset options come from ESHYBRID_SEARCH_* env vars.",
+    )
+    parser.add_argument("--url", help="cluster URL (default $ESHYBRID_SEARCH_CLUSTER_URL)")
+    parser.add_argument("--index", help="default index (default $ESHYBRID_SEARCH_INDEX)")
+    parser.add_argument(
+        "--allow-index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another index requests may name (repeatable)",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--embed-url", help="embedding service base URL (HTTP)")
+    which.add_argument("--embed-app", help="name of a running Serve embedding app (deployment handle)")
+    parser.add_argument("--replicas", type=int, default=None, help="search replicas (default 1)")
+    add_ray_arguments(parser, default_route_prefix="/")
+    parser.set_defaults(func=_serve_search)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from connector.errors import ConfigError
+    from connector.search.settings import SearchServiceSettings
+
+    given = {
+        "cluster_url": args.url,
+        "index": args.index,
+        "embed_url": args.embed_url,
+        "embed_app": args.embed_app,
+        "replicas": args.replicas,
+        "allowed_indices": tuple(args.allow_index) or None,
+    }
+    try:
+        return SearchServiceSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        raise ConfigError(f"invalid search service settings (pass --url and --index): {e}") from e
+
+
+def _serve_search(args: argparse.Namespace) -> int:
+    from connector.cli.serve import DEFAULT_HOST, DEFAULT_PORT, run_app
+
+    settings = _settings(args)
+    route_prefix = args.route_prefix or "/"
+
+    def build() -> Application:
+        from connector.search.app import build_search_app
+
+        embedding = None
+        if not settings.embed_url and not settings.embed_app:
+            from embedding_service.deployment import build_app
+
+            embedding = build_app()
+        return build_search_app(settings, embedding=embedding)
+
+    def ready(url: str) -> None:
+        print(f"search endpoint ready: POST {url}/search", flush=True)
+
+    return run_app(
+        build,
+        name=args.app_name or "search",
+        route_prefix=route_prefix,
+        host=args.host or DEFAULT_HOST,
+        port=args.port or DEFAULT_PORT,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        on_ready=ready,
+    )

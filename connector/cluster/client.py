@@ -1,0 +1,341 @@
+"""A thin, flavor-neutral client for Elasticsearch 8/9 and OpenSearch 2/3.
+
+Why not ``elasticsearch.Elasticsearch``: the 9.x client sends
+``compatible-with=9`` media types that an 8.x server rejects, and OpenSearch
+speaks the same REST shapes without those headers.  One low-level transport
+(``elastic_transport``) with plain JSON lets one install talk to all four
+servers; request bodies are built by pure functions elsewhere and sent here.
+
+Retry layers (as in elasticsearch-py): the transport retries connection
+errors and 502/503/504; 429s are left to the caller (the bulk layer resends
+only the items that got 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+import elastic_transport
+from pydantic import SecretStr
+
+from connector.errors import (
+    AuthenticationError,
+    ClusterApiError,
+    ClusterConnectionError,
+    ConfigError,
+    TLSVerificationError,
+)
+
+if TYPE_CHECKING:
+    from connector.cluster.capabilities import Capabilities
+
+__all__ = ["ApiResult", "Cluster", "JsonDict"]
+
+logger = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+
+_JSON = "application/json"
+# error types (or no JSON error at all, e.g. from a proxy) that mean "bad credentials / privileges"
+_AUTH_ERROR_TYPES = frozenset({"security_exception", "error", "authentication_exception"})
+_NDJSON = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class ApiResult:
+    """One HTTP answer from a cluster."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+def _secret(value: str | SecretStr | None) -> SecretStr | None:
+    if value is None or isinstance(value, SecretStr):
+        return value
+    return SecretStr(value)
+
+
+class Cluster:
+    """A connection to one cluster (any supported flavor).
+
+    Use :func:`connector.connect` to build one; it also detects
+    :attr:`capabilities`.  Credentials are kept as ``SecretStr`` and never
+    appear in ``repr``, logs or exception messages.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        basic_auth: tuple[str, str | SecretStr] | None = None,
+        ca_certs: str | None = None,
+        verify_certs: bool = True,
+        request_timeout_s: float = 30.0,
+        max_retries: int = 3,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                "cluster url must look like http(s)://host:port, got a value without scheme or host",
+                field="url",
+            )
+        if parts.username is not None:
+            # Credentials in the URL would end up in transport logs: move them.
+            # They are percent-encoded in a URL (a '@' or ':' in a password must be).
+            if basic_auth is None:
+                basic_auth = (unquote(parts.username), unquote(parts.password or ""))
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 9200)
+        except ValueError:  # e.g. "host:92OO"; the message must not echo the URL (credentials)
+            raise ConfigError("cluster url has an invalid port", field="url") from None
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 literal
+        self.url = f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
+        self._api_key = _secret(api_key)
+        self._basic_auth = (basic_auth[0], _secret(basic_auth[1])) if basic_auth else None
+        headers: dict[str, str] = {"accept": _JSON}
+        if self._api_key is not None:
+            headers["authorization"] = "ApiKey " + self._api_key.get_secret_value()
+        elif self._basic_auth is not None:
+            user, password = self._basic_auth
+            token = f"{user}:{password.get_secret_value() if password else ''}"
+            headers["authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        node = elastic_transport.NodeConfig(
+            scheme=parts.scheme,
+            host=parts.hostname,
+            port=port,
+            path_prefix=parts.path.rstrip("/"),
+            headers=headers,
+            request_timeout=request_timeout_s,
+            verify_certs=verify_certs if parts.scheme == "https" else True,
+            ca_certs=ca_certs if parts.scheme == "https" else None,
+        )
+        self._transport = elastic_transport.Transport(
+            [node],
+            max_retries=max_retries,
+            retry_on_status=(502, 503, 504),
+            retry_backoff_base=0.5,
+            retry_backoff_cap=8.0,
+            meta_header=False,
+        )
+        self.request_timeout_s = request_timeout_s
+        self._capabilities: Capabilities | None = None
+
+    def __repr__(self) -> str:
+        auth = "api_key" if self._api_key else ("basic" if self._basic_auth else "none")
+        return f"Cluster(url={self.url!r}, auth={auth})"
+
+    # -- capabilities --------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """The detected :class:`connector.cluster.capabilities.Capabilities` (detected on first use)."""
+        if self._capabilities is None:
+            from connector.cluster.capabilities import detect_capabilities
+
+            self._capabilities = detect_capabilities(self)
+        return self._capabilities
+
+    # -- raw requests --------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        ndjson: bool = False,
+        ignore: Iterable[int] = (),
+        request_timeout_s: float | None = None,
+    ) -> ApiResult:
+        """Send one request; raise a typed :class:`ClusterError` on failure.
+
+        Args:
+            method: HTTP method.
+            path: path below the cluster URL, e.g. ``"/my-index/_search"``.
+            body: a JSON-able object, or for ``ndjson`` a sequence of objects.
+            params: query-string parameters (booleans become ``true``/``false``).
+            ndjson: send ``body`` as newline-delimited JSON (bulk, msearch).
+            ignore: statuses that are returned instead of raised (e.g. 404).
+            request_timeout_s: per-request timeout override.
+
+        Returns:
+            The :class:`ApiResult` with the decoded body.
+
+        Raises:
+            ClusterConnectionError, TLSVerificationError, AuthenticationError,
+            ClusterApiError: with ``status`` and ``error_type`` attributes.
+        """
+        target = path if path.startswith("/") else "/" + path
+        if params:
+            encoded = {k: _param(v) for k, v in params.items() if v is not None}
+            if encoded:
+                target += "?" + urlencode(encoded)
+        headers: dict[str, str] = {}
+        if body is not None:
+            headers["content-type"] = _NDJSON if ndjson else _JSON
+        kwargs: dict[str, Any] = {}
+        if request_timeout_s is not None:
+            kwargs["request_timeout"] = request_timeout_s
+        try:
+            resp = self._transport.perform_request(method, target, body=body, headers=headers, **kwargs)
+        except elastic_transport.TlsError as e:
+            raise TLSVerificationError(
+                f"TLS verification failed for {self.url}: check ca_certs (the CA that signed the "
+                "server certificate) or pass verify_certs=False for a test cluster",
+                url=self.url,
+            ) from e
+        except elastic_transport.ConnectionTimeout as e:
+            raise ClusterConnectionError(
+                f"{method} {path} on {self.url} timed out after {request_timeout_s or self.request_timeout_s}s",
+                url=self.url,
+            ) from e
+        except elastic_transport.ConnectionError as e:
+            if _is_tls_failure(e):
+                raise TLSVerificationError(
+                    f"TLS verification failed for {self.url}: check ca_certs (the CA that signed the "
+                    "server certificate) or pass verify_certs=False for a test cluster",
+                    url=self.url,
+                ) from e
+            raise ClusterConnectionError(
+                f"cannot reach the cluster at {self.url}: {type(e).__name__}; is it running and is the URL right?",
+                url=self.url,
+            ) from e
+        status = resp.meta.status
+        result = ApiResult(status=status, body=resp.body, headers=dict(resp.meta.headers))
+        if status < 300 or status in set(ignore):
+            return result
+        error_type, reason = _error_of(resp.body)
+        # A 403 is also how a write block (cluster_block_exception) answers: only
+        # credential problems become AuthenticationError.
+        if status == 401 or (status == 403 and error_type in _AUTH_ERROR_TYPES):
+            raise AuthenticationError(
+                f"{method} {path} on {self.url} was refused with {status}: check the API key or "
+                "user/password (and the user's privileges)",
+                url=self.url,
+                status=status,
+            )
+        raise ClusterApiError(
+            f"{method} {path} failed with {status} {error_type}: {reason}",
+            url=self.url,
+            status=status,
+            error_type=error_type,
+            reason=reason,
+            body=resp.body if isinstance(resp.body, dict) else None,
+        )
+
+    # -- small conveniences used across the connector ------------------------------
+    def info(self) -> JsonDict:
+        """``GET /``: name, version and tagline."""
+        body: JsonDict = self.request("GET", "/").body
+        return body
+
+    def index_exists(self, index: str) -> bool:
+        return self.request("HEAD", f"/{_quote(index)}", ignore=(404,)).status == 200
+
+    def create_index(self, index: str, body: Mapping[str, Any]) -> JsonDict:
+        result: JsonDict = self.request("PUT", f"/{_quote(index)}", body=dict(body)).body
+        return result
+
+    def delete_index(self, index: str, *, missing_ok: bool = True) -> None:
+        ignore = (404,) if missing_ok else ()
+        self.request("DELETE", f"/{_quote(index)}", ignore=ignore)
+
+    def refresh(self, index: str) -> None:
+        self.request("POST", f"/{_quote(index)}/_refresh")
+
+    def get_mapping(self, index: str) -> JsonDict:
+        """The mapping of one concrete index (resolving an alias to its one index)."""
+        body: JsonDict = self.request("GET", f"/{_quote(index)}/_mapping").body
+        if len(body) != 1:
+            raise ConfigError(f"{index!r} resolves to {len(body)} indices; name one index", index=index)
+        mapping: JsonDict = next(iter(body.values()))["mappings"]
+        return mapping
+
+    def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
+        self.request("PUT", f"/{_quote(index)}/_mapping", body=dict(body))
+
+    def search(self, index: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None) -> JsonDict:
+        result: JsonDict = self.request("POST", f"/{_quote(index)}/_search", body=dict(body), params=params).body
+        return result
+
+    def msearch(self, index: str, searches: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[JsonDict]:
+        """One ``_msearch`` round trip; returns each search's response (errors raised)."""
+        lines: list[Any] = []
+        for header, body in searches:
+            lines.extend([dict(header), dict(body)])
+        body = self.request("POST", f"/{_quote(index)}/_msearch", body=lines, ndjson=True).body
+        responses: list[JsonDict] = body["responses"]
+        for item in responses:
+            if "error" in item:
+                error_type, reason = _error_of(item)
+                raise ClusterApiError(
+                    f"_msearch on {index} failed: {error_type}: {reason}",
+                    url=self.url,
+                    status=item.get("status", 400),
+                    error_type=error_type,
+                    reason=reason,
+                    body=item,
+                )
+        return responses
+
+    def bulk(self, lines: Sequence[Mapping[str, Any]], *, refresh: str | bool | None = None) -> JsonDict:
+        """Send a ``_bulk`` body (action/source lines). Item failures stay in the result."""
+        params = {"refresh": refresh} if refresh is not None else None
+        result: JsonDict = self.request(
+            "POST", "/_bulk", body=[dict(line) for line in lines], ndjson=True, params=params
+        ).body
+        return result
+
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        body = {"query": dict(query)} if query else None
+        return int(self.request("POST", f"/{_quote(index)}/_count", body=body).body["count"])
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quote(index: str) -> str:
+    return quote(index, safe=",*")
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _is_tls_failure(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    errors = getattr(err, "errors", ()) or ()
+    return any(_is_tls_failure(e) for e in errors if e is not err)
+
+
+def _error_of(body: Any) -> tuple[str, str]:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            root = (error.get("root_cause") or [error])[0]
+            return str(root.get("type", "error")), str(root.get("reason", error.get("reason", "")))
+        if isinstance(error, str):
+            return "error", error
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return "error", text[:500]

@@ -1,0 +1,134 @@
+"""How to reach a cluster and the embedding service: one settings object for every command.
+
+``ESHYBRID_URL``, ``ESHYBRID_API_KEY`` or ``ESHYBRID_USERNAME`` / ``ESHYBRID_PASSWORD``,
+``ESHYBRID_CA_CERTS``, ``ESHYBRID_VERIFY_CERTS``, ``ESHYBRID_EMBED_URL``, ``ESHYBRID_EMBED_API_KEY``.
+Secrets stay ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.cluster.client import Cluster
+
+if TYPE_CHECKING:
+    from connector.services.embedding import EmbeddingClient
+
+__all__ = ["ClusterSpec", "ConnectionSettings"]
+
+
+class ClusterSpec(BaseModel):
+    """How to reach a cluster, in a form that crosses process boundaries (Ray tasks).
+
+    Secrets stay ``SecretStr``: they pickle, but never print.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = Field(60.0, gt=0)
+
+    @property
+    def basic_auth(self) -> tuple[str, SecretStr] | None:
+        """``(username, password)`` for HTTP basic auth (an unset password is empty); None without a username."""
+        return (self.username, self.password or SecretStr("")) if self.username else None
+
+    def connect(self, *, detect: bool = False) -> Cluster:
+        """A client for this cluster.
+
+        Args:
+            detect: read ``GET /`` and detect the capabilities now (:func:`connector.connect`), so a
+                wrong URL, CA or password fails here; without it nothing is sent until the first request
+                (a Ray task reaching a cluster the driver has already checked).
+
+        Raises:
+            ConfigError: the URL is malformed.
+            ClusterError: with ``detect``, the cluster cannot be reached, refuses the credentials or is
+                not supported (see :func:`connector.connect`).
+        """
+        from connector.cluster.detect import connect
+
+        make = connect if detect else Cluster
+        return make(
+            self.url,
+            api_key=self.api_key,
+            basic_auth=self.basic_auth,
+            ca_certs=self.ca_certs,
+            verify_certs=self.verify_certs,
+            request_timeout_s=self.request_timeout_s,
+        )
+
+
+class ConnectionSettings(BaseSettings):
+    """Where the cluster and the embedding service are, from the environment (``ESHYBRID_URL``...)."""
+
+    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    embed_url: str | None = None
+    embed_api_key: SecretStr | None = None
+
+    def cluster_spec(self, url: str | None = None) -> ClusterSpec:
+        """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
+        from connector.errors import ConfigError
+
+        chosen = url or self.url
+        if not chosen:
+            raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
+        return ClusterSpec(
+            url=chosen,
+            api_key=self.api_key,
+            username=self.username,
+            password=self.password,
+            ca_certs=self.ca_certs,
+            verify_certs=self.verify_certs,
+        )
+
+    def connect(self, url: str | None = None, *, request_timeout_s: float = 30.0) -> Cluster:
+        """:func:`connector.connect` (capabilities detected) to ``url`` or ``ESHYBRID_URL``.
+
+        Args:
+            request_timeout_s: each request's default timeout (the upgrade jobs, whose bulk requests
+                are larger, connect through :meth:`cluster_spec` with its 60 s).
+
+        Raises:
+            ConfigError: neither is set.
+        """
+        spec = self.cluster_spec(url).model_copy(update={"request_timeout_s": request_timeout_s})
+        return spec.connect(detect=True)
+
+    def embedding_client(
+        self, url: str | None = None, *, missing: str = "no embedding service", **options: Any
+    ) -> EmbeddingClient:
+        """An :class:`~connector.services.embedding.EmbeddingClient` for ``url`` (or ``ESHYBRID_EMBED_URL``).
+
+        Args:
+            missing: what the error says is wrong when neither is set (e.g. why the command needs one).
+            options: the client's other keyword options (``timeout_s``, ``max_retries``...).
+
+        Raises:
+            ConfigError: neither is set.
+        """
+        from connector.errors import ConfigError
+        from connector.services.embedding import EmbeddingClient
+
+        chosen = url or self.embed_url
+        if not chosen:
+            raise ConfigError(
+                f"{missing}: pass --embed-url or set ESHYBRID_EMBED_URL (start one with `eshybrid serve embed`)",
+                field="embed_url",
+            )
+        return EmbeddingClient(chosen, api_key=self.embed_api_key, **options)

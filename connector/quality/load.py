@@ -1,0 +1,263 @@
+"""BEIR-layout data sets: reading them, and loading a corpus into a plain BM25 index.
+
+A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text`` and any extra
+keys), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``
+(``query-id  corpus-id  score``, with a header, graded scores).
+
+``eshybrid load`` creates the "existing shop" starting point: an index with
+``title`` and ``text`` as BM25 text fields, every other key kept (mapped
+dynamically), bulk-loaded in chunks bounded by count and bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connector.errors import BulkError, ConfigError
+
+__all__ = [
+    "BeirDataset",
+    "LoadReport",
+    "read_beir",
+    "read_queries",
+    "read_qrels",
+    "iter_corpus",
+    "plain_index_body",
+    "load_corpus",
+]
+
+logger = logging.getLogger(__name__)
+
+_MAX_CHUNK_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    """Queries and graded judgments of a BEIR folder (the corpus is streamed with :func:`iter_corpus`)."""
+
+    path: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.path / "corpus.jsonl"
+
+    def judged_queries(self) -> dict[str, str]:
+        """The queries with at least one relevant (grade > 0) judgment."""
+        return {
+            qid: text
+            for qid, text in self.queries.items()
+            if any(grade > 0 for grade in self.qrels.get(qid, {}).values())
+        }
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise ConfigError(
+            f"{what} not found at {path}: expected a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)",
+            field="dataset",
+            path=str(path),
+        )
+    return path
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """``queries.jsonl`` -> ``{query_id: text}``."""
+    queries: dict[str, str] = {}
+    with _need(Path(path), "queries file").open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    queries[str(row["_id"])] = str(row["text"])
+                except (ValueError, KeyError) as e:
+                    raise ConfigError(f"{path}:{number}: a query needs _id and text ({e})", field="queries") from e
+    return queries
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """``qrels/*.tsv`` -> ``{query_id: {doc_id: grade}}`` (a header line is skipped)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with _need(Path(path), "qrels file").open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if not line.strip() or (number == 1 and not parts[-1].strip().lstrip("-").isdigit()):
+                continue
+            if len(parts) < 3:
+                raise ConfigError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score'", field="qrels")
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def read_beir(
+    path: str | Path, *, queries: str | Path | None = None, qrels: str | Path | None = None, split: str = "test"
+) -> BeirDataset:
+    """Read a BEIR folder; ``queries``/``qrels`` override the folder's own files."""
+    root = Path(path)
+    return BeirDataset(
+        path=root,
+        queries=read_queries(queries or root / "queries.jsonl"),
+        qrels=read_qrels(qrels or root / "qrels" / f"{split}.tsv"),
+    )
+
+
+def iter_corpus(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream ``corpus.jsonl`` rows (each has ``_id``; ``title``/``text`` default to ``""``)."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "corpus.jsonl"
+    with _need(file, "corpus").open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "_id" not in row:
+                raise ConfigError(f"{file}:{number}: a document needs an _id", field="corpus")
+            row["_id"] = str(row["_id"])
+            row.setdefault("title", "")
+            row.setdefault("text", "")
+            yield row
+
+
+def plain_index_body(caps: Any, *, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
+    """A plain BM25 index: ``title`` and ``text`` as text fields, other keys dynamic."""
+    from mappings import TextField, build_index_body
+
+    return build_index_body(
+        caps,
+        text_fields=[TextField("title", keyword_subfield=False), TextField("text")],
+        number_of_shards=shards,
+        number_of_replicas=replicas,
+    )
+
+
+@dataclass
+class LoadReport:
+    """What a load did."""
+
+    index: str
+    docs: int = 0
+    failed: int = 0
+    chunks: int = 0
+    took_s: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _chunks(actions: Iterable[tuple[dict[str, Any], dict[str, Any]]], *, chunk_size: int) -> Iterator[list[Any]]:
+    lines: list[Any] = []
+    size = 0
+    for action, doc in actions:
+        encoded = len(json.dumps(doc, ensure_ascii=False)) + 64
+        if lines and (len(lines) // 2 >= chunk_size or size + encoded > _MAX_CHUNK_BYTES):
+            yield lines
+            lines, size = [], 0
+        lines.extend([action, doc])
+        size += encoded
+    if lines:
+        yield lines
+
+
+def _send_chunk(cluster: Any, lines: list[Any], *, max_retries: int = 4) -> list[dict[str, Any]]:
+    """Send one chunk; resend only the items that got 429 (with jittered backoff). Returns failures."""
+    pending = lines
+    for attempt in range(max_retries + 1):
+        result = cluster.bulk(pending)
+        if not result.get("errors"):
+            return []
+        retry: list[Any] = []
+        failures: list[dict[str, Any]] = []
+        for i, item in enumerate(result["items"]):
+            outcome = next(iter(item.values()))
+            if outcome.get("status", 200) < 300:
+                continue
+            if outcome.get("status") == 429 and attempt < max_retries:
+                retry.extend(pending[2 * i : 2 * i + 2])
+            else:
+                failures.append(
+                    {"_id": outcome.get("_id"), "status": outcome.get("status"), "error": outcome.get("error")}
+                )
+        if not retry:
+            return failures
+        delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+        logger.warning("bulk: %s items got 429 (cluster busy), retrying in %.1fs", len(retry) // 2, delay)
+        time.sleep(delay)
+        pending = retry
+    return []
+
+
+def load_corpus(
+    cluster: Any,
+    index: str,
+    corpus: str | Path | Iterable[Mapping[str, Any]],
+    *,
+    index_body: Mapping[str, Any] | None = None,
+    vectors: Mapping[str, Sequence[float]] | None = None,
+    vector_field: str = "embedding",
+    chunk_size: int = 500,
+    replace: bool = False,
+    raise_on_error: bool = True,
+) -> LoadReport:
+    """Create ``index`` and bulk-load a BEIR corpus into it (then refresh).
+
+    Args:
+        cluster: a :class:`connector.cluster.client.Cluster`.
+        index: the index to create.
+        corpus: a BEIR folder / ``corpus.jsonl`` path, or rows with ``_id``.
+        index_body: the ``PUT`` body (default: :func:`plain_index_body`, a BM25 index).
+        vectors: optional ``{doc_id: vector}`` written into ``vector_field`` (benches).
+        vector_field: where ``vectors`` go.
+        chunk_size: documents per ``_bulk`` (chunks are also capped at 5 MB).
+        replace: delete an existing index of that name first (else it is an error).
+        raise_on_error: raise :class:`BulkError` (after the whole load) when items failed.
+
+    Returns:
+        A :class:`LoadReport`.
+
+    Raises:
+        ConfigError: the index exists and ``replace`` is false, or the corpus is malformed.
+        BulkError: some documents were refused (``items`` holds the failures).
+    """
+    if chunk_size < 1:
+        raise ConfigError("chunk_size must be >= 1", field="chunk_size")
+    started = time.perf_counter()
+    if cluster.index_exists(index):
+        if not replace:
+            raise ConfigError(
+                f"index {index!r} already exists; pass replace=True (--replace) to recreate it",
+                field="index",
+                index=index,
+            )
+        cluster.delete_index(index)
+    cluster.create_index(index, index_body or plain_index_body(cluster.capabilities))
+    rows = iter_corpus(corpus) if isinstance(corpus, (str, Path)) else iter(corpus)
+    report = LoadReport(index=index)
+
+    def actions() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        for row in rows:
+            doc = {k: v for k, v in row.items() if k != "_id"}
+            if vectors is not None and row["_id"] in vectors:
+                doc[vector_field] = [float(x) for x in vectors[row["_id"]]]
+            yield {"index": {"_index": index, "_id": str(row["_id"])}}, doc
+
+    for lines in _chunks(actions(), chunk_size=chunk_size):
+        failures = _send_chunk(cluster, lines)
+        report.chunks += 1
+        report.docs += len(lines) // 2 - len(failures)
+        report.failed += len(failures)
+        report.failures.extend(failures[:100])
+    cluster.refresh(index)
+    report.took_s = round(time.perf_counter() - started, 3)
+    logger.info("loaded %s docs into %s in %s chunks (%s failed)", report.docs, index, report.chunks, report.failed)
+    if report.failed and raise_on_error:
+        raise BulkError(
+            f"{report.failed} documents were refused while loading {index}", items=report.failures, index=index
+        )
+    return report

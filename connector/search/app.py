@@ -1,0 +1,216 @@
+"""The search endpoint for non-Python apps: a Ray Serve deployment with a FastAPI ingress.
+
+``POST /search`` takes the fields of :meth:`HybridSearch.search` (see
+:class:`~connector.search.settings.SearchRequestBody`) and answers the
+same :class:`~connector.search.models.SearchResponse` JSON, explanations
+included. Bad requests get 400 with the offending field named
+(``{"error": {"type", "message", "field"}}``); an overloaded embedding
+service 429; an unreachable dependency 503.
+
+This module imports Ray and FastAPI: only the CLI (``eshybrid serve search``)
+and tests import it; ``connector`` never does at import time.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must see the route annotations as real types.
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.deployment import Application
+from ray.serve.handle import DeploymentHandle
+
+from connector.errors import (
+    ClusterApiError,
+    ClusterError,
+    ConfigError,
+    EmbeddingError,
+    EmbeddingOverloaded,
+    EmbeddingRequestError,
+    EshybridError,
+    ModelMismatchError,
+    SearchRequestError,
+)
+from connector.search.settings import SearchRequestBody, SearchServiceSettings
+
+__all__ = ["SearchDeployment", "build_search_app", "HandleEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+_api = FastAPI(
+    title="eshybrid search", version="1", description="Hybrid (BM25 + kNN) search with per-hit score explanations."
+)
+
+
+def _error(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": type_, "message": message, "field": field}}, status_code=status)
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "body"
+
+
+@_api.exception_handler(RequestValidationError)
+async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = max(errors, key=lambda e: len(e.get("loc", ())), default={"loc": (), "msg": "invalid request"})
+    field = _field_of(first.get("loc", ()))
+    return _error(400, "invalid_request", f"{field}: {first.get('msg')}", field)
+
+
+@_api.exception_handler(EshybridError)
+async def _on_eshybrid_error(_: Request, exc: EshybridError) -> JSONResponse:
+    field = getattr(exc, "field", None)
+    if isinstance(exc, (SearchRequestError, EmbeddingRequestError, ConfigError)):
+        return _error(403 if getattr(exc, "forbidden", False) else 400, "invalid_request", str(exc), field)
+    if isinstance(exc, EmbeddingOverloaded):
+        return _error(429, "overloaded", str(exc))
+    if isinstance(exc, ModelMismatchError):
+        return _error(409, "model_mismatch", str(exc))
+    if isinstance(exc, ClusterApiError) and getattr(exc, "status", 500) == 404:
+        return _error(404, "not_found", str(exc), "index")
+    if isinstance(exc, ClusterApiError) and 400 <= getattr(exc, "status", 500) < 500:
+        return _error(400, "invalid_request", str(exc), field)
+    if isinstance(exc, (ClusterError, EmbeddingError)):
+        return _error(503, "unavailable", str(exc))
+    return _error(500, "server_error", str(exc))
+
+
+class HandleEmbedder:
+    """Query embedding through the embedding deployment's handle (``embed(texts, input_type)``).
+
+    Called from FastAPI's thread pool (sync endpoint), where blocking on ``.result()`` is allowed.
+    """
+
+    def __init__(self, handle: DeploymentHandle, *, timeout_s: float = 10.0) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+        self._info: dict[str, Any] | None = None
+
+    def embed_query(self, text: str) -> list[float]:
+        try:
+            vectors = self._handle.embed.remote([text], "query").result(timeout_s=self._timeout_s)
+        except Exception as e:  # noqa: BLE001 - Ray wraps replica errors; say which side failed
+            if type(e).__name__ in ("OverloadedError", "BackPressureError"):
+                raise EmbeddingOverloaded(f"the embedding deployment is overloaded: {e}") from e
+            raise EmbeddingError(f"the embedding deployment failed: {type(e).__name__}: {e}") from e
+        return [float(v) for v in vectors[0]]
+
+    def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
+        """Raise ``ModelMismatchError`` when the deployment's model or dims differ from the index ``_meta``."""
+        if self._info is None:
+            self._info = dict(self._handle.info.remote().result(timeout_s=self._timeout_s))
+        diffs = [
+            f"{key}: index has {index_meta_vector_field[key]!r}, service has {self._info.get(key)!r}"
+            for key in ("model_id", "dims")
+            if key in index_meta_vector_field and index_meta_vector_field[key] != self._info.get(key)
+        ]
+        if diffs:
+            raise ModelMismatchError(
+                "embedding deployment does not match the index: " + "; ".join(diffs),
+                expected=dict(index_meta_vector_field),
+                actual=self._info,
+            )
+
+
+@serve.ingress(_api)
+class SearchDeployment:
+    """One replica: a cluster client, one ``HybridSearch`` per allowed index, and the routes."""
+
+    def __init__(self, settings: SearchServiceSettings, embedding: Any = None) -> None:
+        self._settings = settings
+        self._cluster = settings.cluster_spec().connect(detect=True)
+        self._embedder = self._make_embedder(settings, embedding)
+        self._searches: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _make_embedder(settings: SearchServiceSettings, embedding: Any) -> Any:
+        if isinstance(embedding, DeploymentHandle):
+            return HandleEmbedder(embedding, timeout_s=settings.embed_timeout_s)
+        if settings.embed_app:
+            return HandleEmbedder(serve.get_app_handle(settings.embed_app), timeout_s=settings.embed_timeout_s)
+        if settings.embed_url:
+            from connector.services.embedding import EmbeddingClient
+
+            return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=2)
+        logger.warning("search service has no embedder: only mode=bm25 will work")
+        return None
+
+    def _search_for(self, index: str | None) -> Any:
+        from connector.search.hybrid import HybridSearch
+
+        name = index or self._settings.index
+        if name not in self._settings.allowed_indices:
+            raise SearchRequestError(
+                f"index {name!r} is not served here; allowed: {', '.join(self._settings.allowed_indices)}",
+                field="index",
+                forbidden=True,
+            )
+        with self._lock:
+            if name not in self._searches:
+                self._searches[name] = HybridSearch(
+                    self._cluster,
+                    name,
+                    embedder=self._embedder,
+                    fusion=self._settings.fusion,
+                    strategy=self._settings.strategy,
+                    max_depth=self._settings.max_depth,
+                )
+            return self._searches[name]
+
+    @_api.post("/search")
+    def search(self, body: SearchRequestBody) -> JSONResponse:
+        started = time.perf_counter()
+        response = self._search_for(body.index).search(
+            body.text,
+            mode=body.mode,
+            filters=body.filters,
+            size=body.size,
+            page=body.page,
+            explain=body.explain,
+            fusion=body.fusion,
+            strategy=body.strategy,
+            source=body.source,
+        )
+        payload = response.model_dump(mode="json", exclude={"requests"})
+        if body.console:
+            payload["console"] = response.to_console()
+        logger.debug("search %r took %.1f ms", body.text, (time.perf_counter() - started) * 1000)
+        return JSONResponse(payload)
+
+    @_api.get("/healthz")
+    def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    def check_health(self) -> None:
+        # _cluster/health, not GET /: servers without the rest-root module answer GET / with 405.
+        self._cluster.request("GET", "/_cluster/health")
+
+
+def build_search_app(settings: SearchServiceSettings, *, embedding: Application | None = None) -> Application:
+    """The search application for ``serve.run(app, name=..., route_prefix=...)``.
+
+    Args:
+        settings: the deployable's settings.
+        embedding: a bound embedding application (``embedding_service.build_app(...)``) to compose
+            into this one; its deployment handle then embeds the queries. Without it the replica uses
+            ``settings.embed_app`` (another running Serve app) or ``settings.embed_url``.
+    """
+    deployment = serve.deployment(SearchDeployment).options(
+        name="SearchDeployment",
+        num_replicas=settings.replicas,
+        ray_actor_options={"num_cpus": settings.num_cpus_per_replica},
+        max_ongoing_requests=settings.max_ongoing_requests,
+        health_check_period_s=10.0,
+    )
+    return deployment.bind(settings, embedding) if embedding is not None else deployment.bind(settings)

@@ -1,0 +1,401 @@
+"""Opt-in search log: one document per hybrid search, written in the background.
+
+A search must never wait for, or fail because of, its log line. :class:`SearchLogger`
+puts each record on a bounded queue and returns at once; a daemon thread drains the
+queue and sends the records to the log index in ``_bulk`` requests. When the queue is
+full the record is dropped and counted (``dropped``, logged at WARNING); when the
+cluster is down or refuses a batch, the batch is dropped and counted (``failed``).
+Nothing is retried: a log is worth less than the search latency it would cost.
+
+    logger = SearchLogger(cluster, hash_queries=True)
+    logger.log({"query": "red tent", "index": "products", "mode": "hybrid", ...})
+    logger.close()
+
+The log index is an ordinary index (see :func:`search_log_mapping`), so Kibana and
+OpenSearch Dashboards show it with the data view from :mod:`connector.kibana`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, TypedDict
+
+from connector.cluster.client import Cluster, JsonDict
+from connector.errors import ClusterApiError, ConfigError, EshybridError
+
+__all__ = [
+    "DEFAULT_SEARCH_LOG_INDEX",
+    "LATENCY_STAGES",
+    "SEARCH_LOG_MAPPING_VERSION",
+    "SearchLatencyMs",
+    "SearchLogRecord",
+    "SearchLogger",
+    "prepare_search_log_doc",
+    "record_from_response",
+    "search_log_index_body",
+    "search_log_mapping",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_LOG_INDEX: Final = "eshybrid-search-log"
+SEARCH_LOG_MAPPING_VERSION: Final = 1
+
+# Stages a hybrid search times, in the order they run.
+LATENCY_STAGES: Final = ("embed", "search", "fuse", "fetch", "rerank", "total")
+
+_STOP = object()  # queue sentinel: drain what is left, then end the thread
+
+
+class SearchLatencyMs(TypedDict, total=False):
+    """Milliseconds spent in each stage of one search (a stage that did not run is left out)."""
+
+    embed: float
+    search: float
+    fuse: float
+    fetch: float
+    rerank: float
+    total: float
+
+
+class SearchLogRecord(TypedDict, total=False):
+    """What one search log document holds (every key optional; ``timestamp`` is filled in).
+
+    Attributes:
+        timestamp: ISO 8601 UTC time the search started.
+        query: the user's text (left out when the logger hashes queries).
+        query_sha256: sha256 hex of the user's text (always written).
+        index: the index (or alias) searched.
+        mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
+        strategy: ``client`` (fused in Python) | ``server`` (one request) | ``single``.
+        fusion: the fusion used, e.g. ``rrf(k=60, w=1/1)`` (absent for one-leg modes).
+        latency_ms: time spent per stage.
+        hit_count: hits returned to the caller.
+        total_hits: hits the cluster matched, when known.
+        rerank_fallback: the reranker failed or timed out and the fused order was kept.
+    """
+
+    timestamp: str
+    query: str
+    query_sha256: str
+    index: str
+    mode: str
+    strategy: str
+    fusion: str
+    latency_ms: SearchLatencyMs
+    hit_count: int
+    total_hits: int
+    rerank_fallback: bool
+
+
+# -- the log index ------------------------------------------------------------------
+
+
+def search_log_mapping() -> JsonDict:
+    """The mapping of the search log index (the same JSON on Elasticsearch and OpenSearch).
+
+    ``dynamic: false`` keeps a field added by a later version in ``_source`` without
+    mapping it, so an old index never rejects a new record.
+    """
+    latency = {stage: {"type": "float"} for stage in LATENCY_STAGES}
+    return {
+        "dynamic": False,
+        "_meta": {
+            "eshybrid": {
+                "kind": "search_log",
+                "mapping_version": SEARCH_LOG_MAPPING_VERSION,
+                "fields": {
+                    "timestamp": "when the search started (UTC)",
+                    "query": "the user's text; absent when queries are hashed",
+                    "query_sha256": "sha256 of the user's text",
+                    "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
+                    "rerank_fallback": "true when the reranker failed and the fused order was kept",
+                },
+            }
+        },
+        "properties": {
+            "timestamp": {"type": "date"},
+            "query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+            "query_sha256": {"type": "keyword"},
+            "index": {"type": "keyword"},
+            "mode": {"type": "keyword"},
+            "strategy": {"type": "keyword"},
+            "fusion": {"type": "keyword"},
+            "latency_ms": {"properties": latency},
+            "hit_count": {"type": "integer"},
+            "total_hits": {"type": "long"},
+            "rerank_fallback": {"type": "boolean"},
+        },
+    }
+
+
+def search_log_index_body() -> JsonDict:
+    """``PUT <index>`` body for the search log: one shard, no replica needed on a single node."""
+    return {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": search_log_mapping(),
+    }
+
+
+def prepare_search_log_doc(record: Mapping[str, Any], *, hash_queries: bool, now: datetime | None = None) -> JsonDict:
+    """Turn a record into the document to index (pure).
+
+    Args:
+        record: a :class:`SearchLogRecord`-shaped mapping.
+        hash_queries: drop the query text and keep only its sha256.
+        now: the timestamp to use when the record has none (default: the current UTC time).
+
+    Returns:
+        A new dict; the caller's record is not changed.
+    """
+    doc: JsonDict = dict(record)
+    if not doc.get("timestamp"):
+        doc["timestamp"] = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+    elif isinstance(doc["timestamp"], datetime):
+        doc["timestamp"] = doc["timestamp"].isoformat(timespec="milliseconds")
+    query = doc.get("query")
+    if isinstance(query, str):
+        doc["query_sha256"] = hashlib.sha256(query.encode("utf-8")).hexdigest()
+        if hash_queries:
+            del doc["query"]
+    latency = doc.get("latency_ms")
+    if isinstance(latency, Mapping):
+        doc["latency_ms"] = {k: float(v) for k, v in latency.items() if v is not None}
+    return doc
+
+
+def record_from_response(response: Any, *, timestamp: datetime | None = None) -> SearchLogRecord:
+    """The log record of a :class:`connector.search.models.SearchResponse` (read by attribute).
+
+    Args:
+        response: the response of one search.
+        timestamp: when the search started (default: now, UTC).
+    """
+    timings = getattr(response, "timings", None)
+    latency: SearchLatencyMs = {}
+    for stage in LATENCY_STAGES:
+        value = getattr(timings, f"{stage}_ms", None)
+        if value is not None:
+            latency[stage] = float(value)  # type: ignore[literal-required]
+    record: SearchLogRecord = {
+        "timestamp": (timestamp or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+        "query": str(getattr(response, "query", "")),
+        "index": str(getattr(response, "index", "")),
+        "mode": str(getattr(response, "mode", "")),
+        "strategy": str(getattr(response, "strategy", "")),
+        "latency_ms": latency,
+        "hit_count": len(getattr(response, "hits", []) or []),
+        "rerank_fallback": bool(getattr(response, "rerank_fallback", False)),
+    }
+    fusion = getattr(response, "fusion", None)
+    if fusion is not None and record["mode"] not in ("bm25", "knn"):
+        record["fusion"] = fusion.describe() if hasattr(fusion, "describe") else str(fusion)
+    return record
+
+
+# -- the writer ---------------------------------------------------------------------
+
+
+class SearchLogger:
+    """Writes one document per search to a log index without ever blocking the search.
+
+    Args:
+        cluster: where the log index lives (often the cluster searched).
+        index: the log index; created with :func:`search_log_index_body` on first write.
+        hash_queries: store the sha256 of the query instead of its text (privacy).
+        queue_size: records waiting to be written; a record beyond it is dropped.
+        batch_size: records per ``_bulk`` request.
+        flush_interval_s: longest time a record waits for its batch to fill.
+
+    Attributes:
+        written: documents the cluster accepted.
+        dropped: records dropped because the queue was full.
+        failed: records lost because the cluster refused or could not be reached.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        index: str = DEFAULT_SEARCH_LOG_INDEX,
+        hash_queries: bool = False,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1 or flush_interval_s <= 0:
+            raise ConfigError(
+                "SearchLogger needs queue_size >= 1, batch_size >= 1 and flush_interval_s > 0, got "
+                f"{queue_size}, {batch_size}, {flush_interval_s}",
+                field="queue_size",
+            )
+        self.cluster = cluster
+        self.index = index
+        self.hash_queries = hash_queries
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._index_ready = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"eshybrid-search-log[{index}]", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchLogger(index={self.index!r}, written={self.written}, dropped={self.dropped}, failed={self.failed})"
+        )
+
+    # -- caller side (the search thread) --------------------------------------------
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Queue one record; never blocks and never raises.
+
+        Args:
+            record: a :class:`SearchLogRecord`-shaped mapping (copied before it is queued).
+        """
+        try:
+            if self._closed:
+                self._count_drop("the logger is closed")
+                return
+            doc = prepare_search_log_doc(record, hash_queries=self.hash_queries)
+            self._queue.put_nowait(doc)
+        except queue.Full:
+            self._count_drop("the queue is full")
+        except Exception:  # a bad record must not fail the search that produced it
+            logger.warning("search log record dropped: it could not be prepared", exc_info=True)
+            with self._lock:
+                self.dropped += 1
+
+    def log_response(self, response: Any) -> None:
+        """Queue the record of a ``SearchResponse`` (see :func:`record_from_response`); never raises."""
+        try:
+            record = record_from_response(response)
+        except Exception:
+            logger.warning("search log record dropped: the response could not be read", exc_info=True)
+            with self._lock:
+                self.dropped += 1
+            return
+        self.log(record)
+
+    def flush(self, *, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued record has been sent (or dropped); True when done in time."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, *, timeout_s: float = 10.0) -> None:
+        """Send what is queued and stop the thread (waits at most ``timeout_s``); never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=0.05)
+                break
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    break
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            logger.warning(
+                "search log thread still busy after %.1fs; %d records not sent", timeout_s, self._queue.qsize()
+            )
+
+    def __enter__(self) -> SearchLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _count_drop(self, why: str) -> None:
+        with self._lock:
+            self.dropped += 1
+            dropped = self.dropped
+        # First drop, then every 1000th: a full queue under load must not flood the log.
+        if dropped == 1 or dropped % 1000 == 0:
+            logger.warning("search log record dropped: %s (%d dropped so far)", why, dropped)
+
+    # -- writer side (the background thread) ----------------------------------------
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._next_batch()
+            if batch:
+                self._write(batch)
+            for _ in range(len(batch) + (1 if stop else 0)):
+                self._queue.task_done()
+
+    def _next_batch(self) -> tuple[list[JsonDict], bool]:
+        """Block for the first record, then gather until the batch is full or the interval ends."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch: list[JsonDict] = [first]  # type: ignore[list-item]
+        deadline = time.monotonic() + self.flush_interval_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)  # type: ignore[arg-type]
+        return batch, False
+
+    def _write(self, batch: list[JsonDict]) -> None:
+        try:
+            self._ensure_index()
+            lines: list[JsonDict] = []
+            for doc in batch:
+                lines.append({"index": {"_index": self.index}})
+                lines.append(doc)
+            result = self.cluster.bulk(lines)
+        except EshybridError as e:
+            self._count_failed(len(batch), f"{type(e).__name__}: {e}")
+            return
+        except Exception as e:  # the thread must survive anything a batch can throw
+            self._count_failed(len(batch), f"unexpected {type(e).__name__}: {e}")
+            return
+        items = result.get("items", [])
+        errors = [item for item in items if next(iter(item.values())).get("error")]
+        with self._lock:
+            self.written += len(batch) - len(errors)
+        if errors:
+            first = next(iter(errors[0].values()))["error"]
+            self._count_failed(len(errors), f"bulk item error {first.get('type')}: {first.get('reason')}")
+
+    def _count_failed(self, n: int, why: str) -> None:
+        with self._lock:
+            self.failed += n
+            failed = self.failed
+        logger.warning("search log: %d records not written to %s (%s); %d lost so far", n, self.index, why, failed)
+
+    def _ensure_index(self) -> None:
+        if self._index_ready:
+            return
+        # HEAD also answers for an alias, which the caller may point at a rolled-over index.
+        if self.cluster.index_exists(self.index):
+            self._index_ready = True
+            return
+        try:
+            self.cluster.create_index(self.index, search_log_index_body())
+        except ClusterApiError as e:
+            if e.error_type != "resource_already_exists_exception":
+                raise
+        self._index_ready = True

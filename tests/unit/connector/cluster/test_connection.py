@@ -1,0 +1,98 @@
+"""ClusterSpec / ConnectionSettings: the one way every command and service reaches a cluster (no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from connector.cluster import detect as _connect
+from connector.cluster.client import Cluster
+from connector.cluster.settings import ClusterSpec, ConnectionSettings
+from connector.errors import ConfigError
+from connector.search.settings import SearchServiceSettings
+
+_ENV = ("URL", "API_KEY", "USERNAME", "PASSWORD", "CA_CERTS", "VERIFY_CERTS", "EMBED_URL", "EMBED_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _ENV:
+        monkeypatch.delenv(f"ESHYBRID_{name}", raising=False)
+
+
+@pytest.fixture
+def connect_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record what ``connector.connect`` is called with, instead of sending ``GET /``."""
+    calls: list[dict[str, Any]] = []
+
+    def fake_connect(url: str, **options: Any) -> Cluster:
+        calls.append({"url": url, **options})
+        return Cluster(url, **options)
+
+    monkeypatch.setattr(_connect, "connect", fake_connect)
+    return calls
+
+
+def test_basic_auth_needs_a_username_and_defaults_the_password() -> None:
+    assert ClusterSpec(url="http://h:9200").basic_auth is None
+    assert ClusterSpec(url="http://h:9200", password=SecretStr("p")).basic_auth is None
+    user, password = ClusterSpec(url="http://h:9200", username="u", password=SecretStr("p")).basic_auth or ("", None)
+    assert (user, password.get_secret_value() if password else None) == ("u", "p")
+    assert ClusterSpec(url="http://h:9200", username="u").basic_auth == ("u", SecretStr(""))
+
+
+def test_spec_connect_without_detect_sends_nothing(connect_calls: list[dict[str, Any]]) -> None:
+    spec = ClusterSpec(url="http://h:9201/", username="u", password=SecretStr("secret"), request_timeout_s=7.0)
+    cluster = spec.connect()
+    try:
+        assert isinstance(cluster, Cluster) and connect_calls == []
+        assert (cluster.url, cluster.request_timeout_s) == ("http://h:9201", 7.0)
+        assert "secret" not in repr(cluster) and "auth=basic" in repr(cluster)
+    finally:
+        cluster.close()
+
+
+def test_settings_connect_detects_with_the_env_credentials(
+    monkeypatch: pytest.MonkeyPatch, connect_calls: list[dict[str, Any]]
+) -> None:
+    monkeypatch.setenv("ESHYBRID_URL", "http://env:9200")
+    monkeypatch.setenv("ESHYBRID_USERNAME", "elastic")
+    monkeypatch.setenv("ESHYBRID_PASSWORD", "pw")
+    monkeypatch.setenv("ESHYBRID_VERIFY_CERTS", "false")
+    settings = ConnectionSettings()
+    settings.connect().close()
+    settings.connect("http://flag:9200", request_timeout_s=5.0).close()
+    first, second = connect_calls
+    assert (first["url"], first["request_timeout_s"], first["verify_certs"]) == ("http://env:9200", 30.0, False)
+    assert first["basic_auth"] == ("elastic", SecretStr("pw")) and first["api_key"] is None
+    assert (second["url"], second["request_timeout_s"]) == ("http://flag:9200", 5.0)
+    # the jobs' spec (it crosses to Ray tasks) keeps its own, longer timeout
+    assert settings.cluster_spec().request_timeout_s == 60.0
+
+
+def test_settings_without_a_url_say_what_to_do() -> None:
+    with pytest.raises(ConfigError, match="pass --url or set ESHYBRID_URL"):
+        ConnectionSettings().connect()
+
+
+def test_search_service_reaches_its_cluster_the_same_way(connect_calls: list[dict[str, Any]]) -> None:
+    settings = SearchServiceSettings(
+        cluster_url="http://c:9200", index="products", api_key=SecretStr("k"), request_timeout_s=3.0, verify_certs=False
+    )
+    spec = settings.cluster_spec()
+    assert (spec.url, spec.request_timeout_s, spec.verify_certs, spec.basic_auth) == ("http://c:9200", 3.0, False, None)
+    spec.connect(detect=True).close()
+    assert connect_calls[0]["api_key"] == SecretStr("k")
+
+
+def test_embedding_client_from_flag_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="knn needs it: pass --embed-url or set ESHYBRID_EMBED_URL"):
+        ConnectionSettings().embedding_client(missing="knn needs it")
+    monkeypatch.setenv("ESHYBRID_EMBED_URL", "http://env:8000/embed/")
+    monkeypatch.setenv("ESHYBRID_EMBED_API_KEY", "tok")
+    with ConnectionSettings().embedding_client(max_retries=1) as client:
+        assert (client.base_url, client.max_retries) == ("http://env:8000/embed", 1)
+    with ConnectionSettings().embedding_client("http://flag:8000") as client:
+        assert client.base_url == "http://flag:8000"
