@@ -111,8 +111,11 @@ def _connections(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
 
 def _embedder(url: str | None, settings: Any) -> Any:
     from connector.cluster.settings import ConnectionSettings
+    from connector.services.embedding import EmbeddingClient
 
-    return ConnectionSettings().embedding_client(url, timeout_s=60.0, max_retries=settings.embed_max_retries)
+    return EmbeddingClient.from_settings(
+        ConnectionSettings(), url, timeout_s=60.0, max_retries=settings.embed_max_retries
+    )
 
 
 def _quiet_transport(args: argparse.Namespace) -> None:

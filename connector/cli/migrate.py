@@ -113,8 +113,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     embed_url = getattr(args, "embed_url", None)
     if embed_url:
         from connector.cluster.settings import ConnectionSettings
+        from connector.services.embedding import EmbeddingClient
 
-        with ConnectionSettings().embedding_client(embed_url) as client:  # ESHYBRID_EMBED_API_KEY too
+        with EmbeddingClient.from_settings(ConnectionSettings(), embed_url) as client:  # ESHYBRID_EMBED_API_KEY too
             info = client.info()
         key_dims, key_model = ("new_dims", "new_model_id") if "new_vector_field" in params else ("dims", "model_id")
         params.setdefault(key_dims, info.dims)

@@ -142,7 +142,9 @@ def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
     url = getattr(args, "embed_url", None) or settings.embed_url
     if not url and not needed:
         return None
-    return settings.embedding_client(url, missing="knn and hybrid modes embed the query")
+    from connector.services.embedding import EmbeddingClient
+
+    return EmbeddingClient.from_settings(settings, url, missing="knn and hybrid modes embed the query")
 
 
 def _parse_fields(spec: str | None) -> dict[str, float] | None:

@@ -7,15 +7,10 @@ Secrets stay ``SecretStr``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.cluster.client import Cluster
-
-if TYPE_CHECKING:
-    from connector.services.embedding import EmbeddingClient
 
 __all__ = ["ClusterSpec", "ConnectionSettings"]
 
@@ -109,26 +104,3 @@ class ConnectionSettings(BaseSettings):
         """
         spec = self.cluster_spec(url).model_copy(update={"request_timeout_s": request_timeout_s})
         return spec.connect(detect=True)
-
-    def embedding_client(
-        self, url: str | None = None, *, missing: str = "no embedding service", **options: Any
-    ) -> EmbeddingClient:
-        """An :class:`~connector.services.embedding.EmbeddingClient` for ``url`` (or ``ESHYBRID_EMBED_URL``).
-
-        Args:
-            missing: what the error says is wrong when neither is set (e.g. why the command needs one).
-            options: the client's other keyword options (``timeout_s``, ``max_retries``...).
-
-        Raises:
-            ConfigError: neither is set.
-        """
-        from connector.errors import ConfigError
-        from connector.services.embedding import EmbeddingClient
-
-        chosen = url or self.embed_url
-        if not chosen:
-            raise ConfigError(
-                f"{missing}: pass --embed-url or set ESHYBRID_EMBED_URL (start one with `eshybrid serve embed`)",
-                field="embed_url",
-            )
-        return EmbeddingClient(chosen, api_key=self.embed_api_key, **options)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import numpy as np
@@ -31,6 +31,9 @@ from connector.errors import (
     EmbeddingServiceUnavailable,
     ModelMismatchError,
 )
+
+if TYPE_CHECKING:
+    from connector.cluster.settings import ConnectionSettings
 
 __all__ = ["EmbeddingClient", "ServiceInfo", "InputType"]
 
@@ -198,6 +201,34 @@ class EmbeddingClient:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._info: ServiceInfo | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ConnectionSettings,
+        url: str | None = None,
+        *,
+        missing: str = "no embedding service",
+        **options: Any,
+    ) -> EmbeddingClient:
+        """A client for ``url`` (or ``ESHYBRID_EMBED_URL``) with ``ESHYBRID_EMBED_API_KEY`` from ``settings``.
+
+        Args:
+            settings: the connection settings (``ESHYBRID_*``).
+            url: overrides ``settings.embed_url``.
+            missing: what the error says is wrong when neither is set (e.g. why the command needs one).
+            options: the client's other keyword options (``timeout_s``, ``max_retries``...).
+
+        Raises:
+            ConfigError: neither is set.
+        """
+        chosen = url or settings.embed_url
+        if not chosen:
+            raise ConfigError(
+                f"{missing}: pass --embed-url or set ESHYBRID_EMBED_URL (start one with `eshybrid serve embed`)",
+                field="embed_url",
+            )
+        return cls(chosen, api_key=settings.embed_api_key, **options)
 
     # ----- public API -----
 

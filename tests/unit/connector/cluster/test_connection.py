@@ -12,6 +12,7 @@ from connector.cluster.client import Cluster
 from connector.cluster.settings import ClusterSpec, ConnectionSettings
 from connector.errors import ConfigError
 from connector.search.settings import SearchServiceSettings
+from connector.services.embedding import EmbeddingClient
 
 _ENV = ("URL", "API_KEY", "USERNAME", "PASSWORD", "CA_CERTS", "VERIFY_CERTS", "EMBED_URL", "EMBED_API_KEY")
 
@@ -89,10 +90,10 @@ def test_search_service_reaches_its_cluster_the_same_way(connect_calls: list[dic
 
 def test_embedding_client_from_flag_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="knn needs it: pass --embed-url or set ESHYBRID_EMBED_URL"):
-        ConnectionSettings().embedding_client(missing="knn needs it")
+        EmbeddingClient.from_settings(ConnectionSettings(), missing="knn needs it")
     monkeypatch.setenv("ESHYBRID_EMBED_URL", "http://env:8000/embed/")
     monkeypatch.setenv("ESHYBRID_EMBED_API_KEY", "tok")
-    with ConnectionSettings().embedding_client(max_retries=1) as client:
+    with EmbeddingClient.from_settings(ConnectionSettings(), max_retries=1) as client:
         assert (client.base_url, client.max_retries) == ("http://env:8000/embed", 1)
-    with ConnectionSettings().embedding_client("http://flag:8000") as client:
+    with EmbeddingClient.from_settings(ConnectionSettings(), "http://flag:8000") as client:
         assert client.base_url == "http://flag:8000"
