@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from connector.cluster.bodies import mget_body
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError
 from connector.jobs.bulk import BulkAction, source_with_vector
@@ -44,7 +45,6 @@ from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts, SliceCheckpoint
-from connector.search.query_builder import mget_body
 from connector.texts import TextPolicy
 
 __all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]

@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connector.cluster.bodies import mget_body
 from connector.errors import SearchRequestError
 from connector.search.models import FusionConfig
 
@@ -188,17 +189,6 @@ def knn_leg_body(
 def msearch_searches(bodies: Sequence[Mapping[str, Any]]) -> list[tuple[JsonDict, JsonDict]]:
     """``(header, body)`` pairs for :meth:`Cluster.msearch` (the index is in the path)."""
     return [({}, dict(body)) for body in bodies]
-
-
-def mget_body(docs: Sequence[tuple[str, str, str | None]]) -> JsonDict:
-    """``_mget`` body for ``(index, id, routing)`` triples (routing kept when the hit had one)."""
-    out = []
-    for index, doc_id, routing in docs:
-        doc: JsonDict = {"_index": index, "_id": doc_id}
-        if routing is not None:
-            doc["routing"] = routing
-        out.append(doc)
-    return {"docs": out}
 
 
 # -- server-side (one request) forms ---------------------------------------------------
