@@ -5,7 +5,9 @@ The one renderer of document text: the backfill/reindex jobs embed what
 (``connector.search.rerank.document_text`` calls :func:`build_text` with
 ``strict=False``). The text is rendered from a list of source fields, either
 joined with newlines or through a template such as ``"{title}\\n{description}"``;
-a list of strings is joined with spaces.
+a list of strings is joined with spaces. The strict rendering is what the indices
+hold and what :func:`text_hash` fingerprints for incremental re-embedding: changing
+it would re-embed every document, so the reranker follows it, not the other way.
 
 Documents whose text cannot be embedded are not errors of the job: in strict mode
 :func:`build_text` raises :class:`UnembeddableDocument` with a machine-readable
