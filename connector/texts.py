@@ -1,16 +1,25 @@
-"""Turning a document's ``_source`` into the text that gets embedded (pure functions).
+"""Turning a document's ``_source`` into the text that is embedded and reranked (pure functions).
 
-The text is rendered from a list of source fields, either joined with newlines or
-through a template such as ``"{title}\\n{description}"``. Documents whose text
-cannot be embedded are not errors of the job: :func:`build_text` raises
-:class:`UnembeddableDocument` with a machine-readable ``reason_code`` and a
-sentence a person can act on, and the job sends the document to the dead-letter
-index.
+The one renderer of document text: the backfill/reindex jobs embed what
+:func:`build_text` renders, and the search-side reranker reads the same text
+(``connector.search.rerank.document_text`` calls :func:`build_text` with
+``strict=False``). The text is rendered from a list of source fields, either
+joined with newlines or through a template such as ``"{title}\\n{description}"``;
+a list of strings is joined with spaces. The strict rendering is what the indices
+hold and what :func:`text_hash` fingerprints for incremental re-embedding: changing
+it would re-embed every document, so the reranker follows it, not the other way.
+
+Documents whose text cannot be embedded are not errors of the job: in strict mode
+:func:`build_text` raises :class:`UnembeddableDocument` with a machine-readable
+``reason_code`` and a sentence a person can act on, and the job sends the
+document to the dead-letter index. The reranker must read something for every
+hit, so its lenient mode never refuses a document.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -131,8 +140,21 @@ def _lookup(source: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def _field_text(source: Mapping[str, Any], path: str) -> str | None:
-    """The text of one field: ``None`` when missing; lists of strings are joined with spaces."""
+def _any_text(value: Any) -> str | None:
+    """Lenient text of any value: ``None``/NaN are missing, lists join their items with spaces, else ``str``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return " ".join(t for t in (_any_text(v) for v in value) if t is not None)
+    return str(value)
+
+
+def _field_text(source: Mapping[str, Any], path: str, *, strict: bool) -> str | None:
+    """The text of one field: ``None`` when missing; lists of strings are joined with spaces.
+
+    A value that is not text (a number, an object, a list holding non-strings) is
+    refused in strict mode and rendered by :func:`_any_text` otherwise.
+    """
     value = _lookup(source, path)
     if value is None:
         return None
@@ -140,6 +162,8 @@ def _field_text(source: Mapping[str, Any], path: str) -> str | None:
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return " ".join(value)
+    if not strict:
+        return _any_text(value)
     kind = type(value).__name__
     if isinstance(value, list):
         kind = "list of " + ", ".join(sorted({type(v).__name__ for v in value}))
@@ -162,26 +186,32 @@ def _render(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(substitute, template)
 
 
-def build_text(source: Mapping[str, Any], policy: TextPolicy) -> str:
-    """Render the text to embed for one document.
+def build_text(source: Mapping[str, Any], policy: TextPolicy, *, strict: bool = True) -> str:
+    """Render the text of one document: what is embedded, and what the reranker reads.
 
     Args:
         source: the document's ``_source``.
         policy: fields, template and limits.
+        strict: ``True`` (the jobs): refuse a document whose text cannot be embedded.
+            ``False`` (the reranker, which must read something for every hit): never
+            raise; a missing or empty text is ``""`` (a template keeps its literal
+            text), a value that is not text is rendered with ``str`` (``19.99``), and
+            a text over ``max_text_chars`` is cut there. For every document that
+            strict mode accepts, both modes return the same text.
 
     Returns:
         The text (stripped of surrounding whitespace).
 
     Raises:
-        UnembeddableDocument: missing/empty text, a non-text field, text over
-            ``max_text_chars``, or text that is not valid UTF-8 (lone surrogates).
+        UnembeddableDocument: (strict only) missing/empty text, a non-text field, text
+            over ``max_text_chars``, or text that is not valid UTF-8 (lone surrogates).
     """
     values: dict[str, str] = {}
     for path in policy.fields:
-        text = _field_text(source, path)
+        text = _field_text(source, path, strict=strict)
         if text is not None:
             values[path] = text
-    if not values:
+    if not values and strict:
         raise UnembeddableDocument(
             "missing_text", f"none of the fields {list(policy.fields)} is present in the document"
         )
@@ -189,6 +219,13 @@ def build_text(source: Mapping[str, Any], policy: TextPolicy) -> str:
         text = "\n".join(v.strip() for v in (values.get(f, "") for f in policy.fields) if v.strip())
     else:
         text = _render(policy.template, values).strip()
+    if not strict:
+        return text[: policy.max_text_chars]
+    _check_embeddable(text, values, policy)
+    return text
+
+
+def _check_embeddable(text: str, values: Mapping[str, str], policy: TextPolicy) -> None:
     if not text.strip():
         raise UnembeddableDocument(
             "empty_text", f"the fields {list(values)} are present but hold only empty or blank text"
@@ -207,7 +244,6 @@ def build_text(source: Mapping[str, Any], policy: TextPolicy) -> str:
             f"the text has {len(text)} characters, over the limit of {policy.max_text_chars}; "
             "shorten it or raise --max-text-chars",
         )
-    return text
 
 
 def text_hash(text: str) -> str:

@@ -223,6 +223,7 @@ def _dataset(args: argparse.Namespace) -> Any:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from connector.search.console import render_response
     from connector.search.explain import format_hits
     from connector.search.filters import parse_filter_expression
 
@@ -233,7 +234,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             args.text, mode=mode, filters=filters, size=args.size, page=args.page, explain=args.explain
         )
     if args.console:
-        print(response.to_console(), end="")
+        print(render_response(response), end="")
     elif args.json:
         print(response.model_dump_json(indent=2, exclude={"requests"}))
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from connector.search.filters import parse_filter_expression, validate_filters
 from connector.search.fusion import FusedDoc, LegHit, LegScore, fuse, linear_fuse, normalize, rrf_fuse
-from connector.search.hybrid import Embedder, HybridSearch, Reranker
+from connector.search.hybrid import HybridSearch, Reranker
 from connector.search.models import (
     ExecutedRequest,
     FusionConfig,
@@ -17,6 +17,7 @@ from connector.search.models import (
     SearchResponse,
     SearchTimings,
 )
+from connector.search.query_vectors import Embedder
 
 __all__ = [
     "Embedder",

@@ -36,7 +36,11 @@ from connector.errors import (
     ModelMismatchError,
     SearchRequestError,
 )
+from connector.search.console import render_response
+from connector.search.hybrid import HybridSearch
+from connector.search.query_vectors import Embedder
 from connector.search.settings import SearchRequestBody, SearchServiceSettings
+from connector.services.embedding import EmbeddingClient
 
 __all__ = ["SearchDeployment", "build_search_app", "HandleEmbedder"]
 
@@ -91,7 +95,7 @@ class HandleEmbedder:
     Called from FastAPI's thread pool (sync endpoint), where blocking on ``.result()`` is allowed.
     """
 
-    def __init__(self, handle: DeploymentHandle, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, handle: DeploymentHandle[Any], *, timeout_s: float = 10.0) -> None:
         self._handle = handle
         self._timeout_s = timeout_s
         self._info: dict[str, Any] | None = None
@@ -126,29 +130,25 @@ class HandleEmbedder:
 class SearchDeployment:
     """One replica: a cluster client, one ``HybridSearch`` per allowed index, and the routes."""
 
-    def __init__(self, settings: SearchServiceSettings, embedding: Any = None) -> None:
+    def __init__(self, settings: SearchServiceSettings, embedding: DeploymentHandle[Any] | None = None) -> None:
         self._settings = settings
         self._cluster = settings.cluster_spec().connect(detect=True)
         self._embedder = self._make_embedder(settings, embedding)
-        self._searches: dict[str, Any] = {}
+        self._searches: dict[str, HybridSearch] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def _make_embedder(settings: SearchServiceSettings, embedding: Any) -> Any:
+    def _make_embedder(settings: SearchServiceSettings, embedding: DeploymentHandle[Any] | None) -> Embedder | None:
         if isinstance(embedding, DeploymentHandle):
             return HandleEmbedder(embedding, timeout_s=settings.embed_timeout_s)
         if settings.embed_app:
             return HandleEmbedder(serve.get_app_handle(settings.embed_app), timeout_s=settings.embed_timeout_s)
         if settings.embed_url:
-            from connector.services.embedding import EmbeddingClient
-
             return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=2)
         logger.warning("search service has no embedder: only mode=bm25 will work")
         return None
 
-    def _search_for(self, index: str | None) -> Any:
-        from connector.search.hybrid import HybridSearch
-
+    def _search_for(self, index: str | None) -> HybridSearch:
         name = index or self._settings.index
         if name not in self._settings.allowed_indices:
             raise SearchRequestError(
@@ -184,7 +184,7 @@ class SearchDeployment:
         )
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:
-            payload["console"] = response.to_console()
+            payload["console"] = render_response(response)
         logger.debug("search %r took %.1f ms", body.text, (time.perf_counter() - started) * 1000)
         return JSONResponse(payload)
 
@@ -206,11 +206,11 @@ def build_search_app(settings: SearchServiceSettings, *, embedding: Application 
             into this one; its deployment handle then embeds the queries. Without it the replica uses
             ``settings.embed_app`` (another running Serve app) or ``settings.embed_url``.
     """
-    deployment = serve.deployment(SearchDeployment).options(
+    deployment = serve.deployment(
         name="SearchDeployment",
         num_replicas=settings.replicas,
         ray_actor_options={"num_cpus": settings.num_cpus_per_replica},
         max_ongoing_requests=settings.max_ongoing_requests,
         health_check_period_s=10.0,
-    )
+    )(SearchDeployment)
     return deployment.bind(settings, embedding) if embedding is not None else deployment.bind(settings)

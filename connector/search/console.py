@@ -1,4 +1,4 @@
-"""Render executed requests in Kibana / OpenSearch Dashboards Dev Tools console syntax.
+"""Render a search, or any executed requests, in Kibana / OpenSearch Dashboards Dev Tools console syntax.
 
 ``METHOD path?params`` on one line, then the body: pretty JSON for a plain
 body (numeric arrays such as query vectors kept on one line), one compact JSON
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from connector.search.models import ExecutedRequest
+from connector.search.models import ExecutedRequest, SearchResponse
 
-__all__ = ["render_console", "pretty_json"]
+__all__ = ["render_console", "render_response", "pretty_json"]
 
 
 def _is_number_list(value: Any) -> bool:
@@ -62,3 +62,14 @@ def render_console(requests: Sequence[ExecutedRequest], *, header: str | None = 
             lines.append(pretty_json(req.body))
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_response(response: SearchResponse) -> str:
+    """What one search ran, as console text: a header comment (mode, strategy, fusion, page), then the requests."""
+    header = (
+        f"# eshybrid search: mode={response.mode} strategy={response.strategy}"
+        + (f" form={response.server_form}" if response.server_form else "")
+        + (f" fusion={response.fusion.describe()}" if response.fusion else "")
+        + f" page={response.page} size={response.size}"
+    )
+    return render_console(response.requests, header=header)

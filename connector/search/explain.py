@@ -1,13 +1,52 @@
-"""Readable text tables of search hits and their score explanations (for the CLI)."""
+"""Why a hit sits where it does: its score explanation, and readable text tables of hits (for the CLI)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from connector.search.models import LegExplanation, SearchResponse
+from connector.search.fusion import FusedDoc
+from connector.search.models import FusionConfig, HitExplanation, LegExplanation, SearchMode, SearchResponse
 
-__all__ = ["format_hits", "hit_label"]
+__all__ = ["format_hits", "hit_explanation", "hit_label"]
+
+
+def hit_explanation(
+    doc: FusedDoc,
+    *,
+    mode: SearchMode,
+    strategy: Literal["client", "single"],
+    fusion: FusionConfig,
+    rerank_score: float | None = None,
+) -> HitExplanation:
+    """The explanation of one client-side fused (or single-leg) hit: each leg's raw score, rank,
+    normalized value, weight and contribution; a leg that missed the document has only its weight."""
+
+    def leg(name: str) -> LegExplanation | None:
+        if mode == "bm25" and name == "vector" or mode == "knn" and name == "lexical":
+            return None
+        score = doc.legs.get(name)
+        weight = 1.0 if strategy == "single" else fusion.weight(name)
+        if score is None:
+            return LegExplanation(weight=weight)
+        return LegExplanation(
+            raw_score=score.raw_score,
+            rank=score.rank,
+            normalized=score.normalized,
+            weight=score.weight,
+            contribution=score.contribution,
+        )
+
+    return HitExplanation(
+        mode=mode,
+        strategy=strategy,
+        fusion=fusion.describe() if strategy == "client" else None,
+        lexical=leg("lexical"),
+        vector=leg("vector"),
+        fused_score=doc.score,
+        rerank_score=rerank_score,
+    )
+
 
 _LABEL_FIELDS = ("title", "name", "text", "description")
 

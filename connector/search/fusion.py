@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from connector.errors import SearchRequestError
 from connector.search.models import FusionConfig, MissingPolicy, Normalizer
@@ -31,6 +31,7 @@ __all__ = [
     "LegHit",
     "LegScore",
     "FusedDoc",
+    "leg_hits",
     "rank_leg",
     "normalize",
     "rrf_fuse",
@@ -51,7 +52,8 @@ class LegHit(NamedTuple):
 
     id: str
     score: float
-    index: str = ""
+    # The hit's _index; the field shadows tuple.index(), which nobody calls on a hit.
+    index: str = ""  # type: ignore[assignment]
     routing: str | None = None
 
 
@@ -72,6 +74,14 @@ class FusedDoc(NamedTuple):
     score: float
     hit: LegHit
     legs: Mapping[str, LegScore]
+
+
+def leg_hits(response: Mapping[str, Any]) -> list[LegHit]:
+    """The hits of one leg's search response, in the order the cluster returned them."""
+    return [
+        _tuple_new(LegHit, (str(h["_id"]), float(h["_score"] or 0.0), str(h.get("_index", "")), h.get("_routing")))
+        for h in (response.get("hits") or {}).get("hits") or []
+    ]
 
 
 def rank_leg(hits: Sequence[LegHit]) -> list[LegHit]:

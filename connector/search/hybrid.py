@@ -16,29 +16,29 @@ of silently returning less.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
-from connector.search.fusion import FusedDoc, LegHit, fuse, single_leg
+from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
 from connector.search.models import (
     SEARCH_MODES,
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
-    LegExplanation,
     SearchHit,
     SearchMode,
     SearchResponse,
     SearchTimings,
     Strategy,
 )
+from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, apply_rerank
 
 __all__ = ["Embedder", "Reranker", "HybridSearch", "os_missing_policy"]
@@ -46,13 +46,6 @@ __all__ = ["Embedder", "Reranker", "HybridSearch", "os_missing_policy"]
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4096
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Anything that turns a query into a vector (``EmbeddingClient`` is one)."""
-
-    def embed_query(self, text: str) -> list[float]: ...
 
 
 @runtime_checkable
@@ -76,41 +69,29 @@ def os_missing_policy(caps: Any) -> str | None:
     return "zero"
 
 
-class _LRU:
-    """A tiny LRU for query vectors (the embedding client has its own; any Embedder gets one)."""
+@dataclass(frozen=True)
+class _Call:
+    """One validated search call, as the client- and server-side paths need it."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, list[float]] = OrderedDict()
-        self._lock = threading.Lock()  # the search endpoint calls one HybridSearch from several threads
+    text: str
+    vector: list[float] | None
+    mode: SearchMode
+    fusion: FusionConfig
+    filters: list[dict[str, Any]]
+    size: int
+    page: int
+    source: bool | dict[str, Any]
+    explain: bool
+    timings: SearchTimings
 
-    def get(self, key: str) -> list[float] | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: list[float]) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+    @property
+    def first_rank(self) -> int:
+        """The 0-based rank of the page's first hit."""
+        return (self.page - 1) * self.size
 
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
-
-
-def _leg_hits(response: Mapping[str, Any]) -> list[LegHit]:
-    # tuple.__new__: a NamedTuple without its Python-level __new__ (hundreds per search)
-    return [
-        tuple.__new__(LegHit, (str(h["_id"]), float(h["_score"] or 0.0), str(h.get("_index", "")), h.get("_routing")))
-        for h in (response.get("hits") or {}).get("hits") or []
-    ]
 
 
 class HybridSearch:
@@ -138,7 +119,9 @@ class HybridSearch:
             ``RerankConfig(top_k=rerank_window)``.
         rerank_window: ``top_k`` for ``reranker`` (default ``min(50, max_depth)``); the reranked window is
             fixed whatever the page, so pages stay consistent.
-        query_cache_size: query vectors kept in memory.
+        query_cache_size: query vectors kept in memory, for an embedder without a cache of its own
+            (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
+            does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
 
     Raises:
@@ -195,10 +178,12 @@ class HybridSearch:
         self._vector_field = vector_field
         self._lexical_fields = dict(lexical_fields) if lexical_fields else None
         self._source_excludes = list(source_excludes) if source_excludes is not None else None
-        self._check_model = check_model
         self._profile: IndexProfile | None = None
-        self._model_checked = False
-        self._cache = _LRU(query_cache_size)
+        self._query_vectors = (
+            QueryVectors(embedder, cache_size=query_cache_size, check_model=check_model)
+            if embedder is not None
+            else None
+        )
         self._pipelines: set[str] = set()
 
     # -- index profile -------------------------------------------------------------
@@ -252,7 +237,7 @@ class HybridSearch:
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
 
         Returns:
-            A :class:`SearchResponse` (``.to_console()`` renders what ran).
+            A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
 
         Raises:
             SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
@@ -267,33 +252,8 @@ class HybridSearch:
         vector = None if mode == "bm25" else self._embed(text, timings)
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        if form is not None:
-            response = self._search_server(
-                text,
-                vector,
-                form=form,
-                mode=mode,
-                fusion=fusion,
-                filters=clean_filters,
-                size=size,
-                page=page,
-                source=spec,
-                explain=explain,
-                timings=timings,
-            )
-        else:
-            response = self._search_client(
-                text,
-                vector,
-                mode=mode,
-                fusion=fusion,
-                filters=clean_filters,
-                size=size,
-                page=page,
-                source=spec,
-                explain=explain,
-                timings=timings,
-            )
+        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
+        response = self._search_server(call, form) if form is not None else self._search_client(call)
         response.timings.total_ms = _ms(started)
         return response
 
@@ -359,19 +319,20 @@ class HybridSearch:
         return form
 
     def _embed(self, text: str, timings: SearchTimings) -> list[float]:
-        assert self.embedder is not None
+        assert self._query_vectors is not None
         started = time.perf_counter()
-        if self._check_model and not self._model_checked:
-            check = getattr(self.embedder, "check_compatible", None)
-            if callable(check) and self.profile.vector_meta:
-                check(self.profile.vector_meta)
-            self._model_checked = True
-        vector = self._cache.get(text)
-        if vector is None:
-            vector = [float(v) for v in self.embedder.embed_query(text)]
-            self._cache.put(text, vector)
+        vector = self._query_vectors.vector(text, vector_meta=self.profile.vector_meta)
         timings.embed_ms = _ms(started)
         return vector
+
+    def _lexical_query(self, text: str, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return qb.lexical_query(
+            text,
+            fields=self.profile.lexical_fields,
+            filters=filters,
+            multi_match_type=self.multi_match_type,
+            tie_breaker=self.tie_breaker,
+        )
 
     # -- client-side ---------------------------------------------------------------------
     def leg_bodies(
@@ -380,14 +341,7 @@ class HybridSearch:
         """The leg search bodies (``lexical`` and/or ``vector``) for ``max_depth`` candidates each."""
         bodies: dict[str, dict[str, Any]] = {}
         if text:
-            query = qb.lexical_query(
-                text,
-                fields=self.profile.lexical_fields,
-                filters=filters,
-                multi_match_type=self.multi_match_type,
-                tie_breaker=self.tie_breaker,
-            )
-            bodies["lexical"] = qb.lexical_leg_body(query, size=self.max_depth)
+            bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
         if vector is not None:
             bodies["vector"] = qb.knn_leg_body(
                 vector,
@@ -442,97 +396,60 @@ class HybridSearch:
                 )
             )
         timings.search_ms += _ms(started)
-        return {name: _leg_hits(resp) for name, resp in zip(names, responses)}
+        return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
-    def _search_client(
-        self,
-        text: str,
-        vector: list[float] | None,
-        *,
-        mode: SearchMode,
-        fusion: FusionConfig,
-        filters: list[dict[str, Any]],
-        size: int,
-        page: int,
-        source: bool | dict[str, Any],
-        explain: bool,
-        timings: SearchTimings,
-    ) -> SearchResponse:
+    def _search_client(self, call: _Call) -> SearchResponse:
         requests: list[ExecutedRequest] = []
-        bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=filters)
-        legs = self._run_legs(bodies, requests, timings)
+        bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
+        legs = self._run_legs(bodies, requests, call.timings)
         started = time.perf_counter()
         if len(legs) == 2:
-            ranking = fuse(legs, fusion)[: self.max_depth]
+            ranking = fuse(legs, call.fusion)[: self.max_depth]
         else:
-            ((name, hits),) = legs.items()
-            ranking = single_leg(hits, leg=name)[: self.max_depth]
-        timings.fuse_ms = _ms(started)
+            ((name, only),) = legs.items()
+            ranking = single_leg(only, leg=name)[: self.max_depth]
+        call.timings.fuse_ms = _ms(started)
         sources: dict[str, dict[str, Any] | None] = {}
         rerank_scores: dict[str, float] = {}
         fallback: str | None = None
-        if mode == "hybrid+rerank":
-            ranking, rerank_scores, fallback = self._rerank(text, ranking, source, sources, requests, timings)
-        window = ranking[(page - 1) * size : page * size]
+        if call.mode == "hybrid+rerank":
+            ranking, rerank_scores, fallback = self._rerank(call, ranking, sources, requests)
+        window = ranking[call.first_rank : call.first_rank + call.size]
         missing = [d for d in window if d.id not in sources]
-        if source is not False and missing:
-            sources.update(self._fetch_sources(missing, source, requests, timings))
-        strategy = "client" if len(legs) == 2 else "single"
+        if call.source is not False and missing:
+            sources.update(self._fetch_sources(missing, call.source, requests, call.timings))
+        strategy: Literal["client", "single"] = "client" if len(legs) == 2 else "single"
         hits = [
             SearchHit(
                 id=doc.id,
                 index=doc.hit.index,
-                rank=(page - 1) * size + i,
+                rank=call.first_rank + i,
                 score=rerank_scores.get(doc.id, doc.score),
                 source=sources.get(doc.id),
-                explanation=self._explanation(doc, mode, strategy, fusion, rerank_scores) if explain else None,
+                explanation=hit_explanation(
+                    doc, mode=call.mode, strategy=strategy, fusion=call.fusion, rerank_score=rerank_scores.get(doc.id)
+                )
+                if call.explain
+                else None,
             )
             for i, doc in enumerate(window, start=1)
         ]
         return SearchResponse(
             index=self.index,
-            query=text,
-            mode=mode,
+            query=call.text,
+            mode=call.mode,
             strategy=strategy,
-            fusion=fusion if len(legs) == 2 else None,
-            page=page,
-            size=size,
+            fusion=call.fusion if len(legs) == 2 else None,
+            page=call.page,
+            size=call.size,
             max_depth=self.max_depth,
             candidates=len(ranking),
             hits=hits,
             reranked=bool(rerank_scores),
             rerank_fallback=fallback is not None,
             rerank_fallback_reason=fallback,
-            timings=timings,
+            timings=call.timings,
             requests=requests,
-        )
-
-    def _explanation(
-        self, doc: FusedDoc, mode: SearchMode, strategy: str, fusion: FusionConfig, rerank: Mapping[str, float]
-    ) -> HitExplanation:
-        def leg(name: str) -> LegExplanation | None:
-            if mode == "bm25" and name == "vector" or mode == "knn" and name == "lexical":
-                return None
-            score = doc.legs.get(name)
-            weight = 1.0 if strategy == "single" else fusion.weight(name)
-            if score is None:
-                return LegExplanation(weight=weight)
-            return LegExplanation(
-                raw_score=score.raw_score,
-                rank=score.rank,
-                normalized=score.normalized,
-                weight=score.weight,
-                contribution=score.contribution,
-            )
-
-        return HitExplanation(
-            mode=mode,
-            strategy=strategy,  # type: ignore[arg-type]
-            fusion=fusion.describe() if strategy == "client" else None,
-            lexical=leg("lexical"),
-            vector=leg("vector"),
-            fused_score=doc.score,
-            rerank_score=rerank.get(doc.id),
         )
 
     def _fetch_sources(
@@ -571,12 +488,10 @@ class HybridSearch:
 
     def _rerank(
         self,
-        text: str,
+        call: _Call,
         ranking: list[FusedDoc],
-        source: bool | dict[str, Any],
         sources: dict[str, dict[str, Any] | None],
         requests: list[ExecutedRequest],
-        timings: SearchTimings,
     ) -> tuple[list[FusedDoc], dict[str, float], str | None]:
         """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``); fused order on failure.
 
@@ -585,10 +500,10 @@ class HybridSearch:
         """
         config = self._rerank_config()
         window = ranking[: config.top_k]
-        fetch_spec: bool | dict[str, Any] = source if source is not False else {"excludes": self.source_excludes}
-        sources.update(self._fetch_sources(window, fetch_spec, requests, timings))
-        outcome = apply_rerank(text, ranking, config, sources=sources)
-        timings.rerank_ms = outcome.took_ms
+        fetch_spec = call.source if call.source is not False else {"excludes": self.source_excludes}
+        sources.update(self._fetch_sources(window, fetch_spec, requests, call.timings))
+        outcome = apply_rerank(call.text, ranking, config, sources=sources)
+        call.timings.rerank_ms = outcome.took_ms
         if outcome.fallback:
             return ranking, {}, outcome.reason or "the reranker failed"
         return list(outcome.hits), dict(outcome.scores_by_id), None
@@ -607,28 +522,19 @@ class HybridSearch:
         source: bool | dict[str, Any] = False,
     ) -> dict[str, Any]:
         """The one-request body of ``form`` for one page (pure given the index profile)."""
-        profile = self.profile
-        query = qb.lexical_query(
-            text,
-            fields=profile.lexical_fields,
+        return qb.server_body(
+            form,
+            self._lexical_query(text, filters),
+            vector,
+            field=self.profile.vector_field,
+            fusion=fusion,
+            depth=self.max_depth,
+            num_candidates=self.num_candidates,
             filters=filters,
-            multi_match_type=self.multi_match_type,
-            tie_breaker=self.tie_breaker,
+            size=size,
+            from_=(page - 1) * size,
+            source=source,
         )
-        paging = {"size": size, "from_": (page - 1) * size, "source": source}
-        if form == "os_hybrid_query":
-            knn_query = qb.os_knn_query(vector, field=profile.vector_field, k=self.max_depth, filters=filters)
-            return qb.os_hybrid_body(query, knn_query, depth=self.max_depth, **paging)
-        knn = qb.es_knn_section(
-            vector, field=profile.vector_field, k=self.max_depth, num_candidates=self.num_candidates, filters=filters
-        )
-        if form == "es_rrf_retriever":
-            return qb.es_rrf_retriever_body(query, knn, fusion=fusion, depth=self.max_depth, **paging)
-        if form == "es_linear_retriever":
-            return qb.es_linear_retriever_body(query, knn, fusion=fusion, depth=self.max_depth, **paging)
-        if form == "es_query_knn":
-            return qb.es_query_knn_body(query, knn, fusion=fusion, **paging)
-        raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
 
     def _ensure_pipeline(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> str:
         name = qb.os_pipeline_name(fusion)
@@ -646,32 +552,25 @@ class HybridSearch:
             self._pipelines.add(name)
         return name
 
-    def _search_server(
-        self,
-        text: str,
-        vector: list[float] | None,
-        *,
-        form: str,
-        mode: SearchMode,
-        fusion: FusionConfig,
-        filters: list[dict[str, Any]],
-        size: int,
-        page: int,
-        source: bool | dict[str, Any],
-        explain: bool,
-        timings: SearchTimings,
-    ) -> SearchResponse:
-        assert vector is not None
+    def _search_server(self, call: _Call, form: str) -> SearchResponse:
+        assert call.vector is not None
         requests: list[ExecutedRequest] = []
         params: dict[str, str] = {}
         if form == "os_hybrid_query":
-            params["search_pipeline"] = self._ensure_pipeline(fusion, requests)
+            params["search_pipeline"] = self._ensure_pipeline(call.fusion, requests)
         body = self.server_body(
-            text, vector, form=form, fusion=fusion, filters=filters, size=size, page=page, source=source
+            call.text,
+            call.vector,
+            form=form,
+            fusion=call.fusion,
+            filters=call.filters,
+            size=call.size,
+            page=call.page,
+            source=call.source,
         )
         started = time.perf_counter()
         result = self.cluster.search(self.index, body, params=params or None)
-        timings.search_ms += _ms(started)
+        call.timings.search_ms += _ms(started)
         requests.append(
             ExecutedRequest(
                 method="GET",
@@ -682,37 +581,36 @@ class HybridSearch:
             )
         )
         raw = (result.get("hits") or {}).get("hits") or []
-        hits = [
-            SearchHit(
-                id=str(h["_id"]),
-                index=str(h.get("_index", "")),
-                rank=(page - 1) * size + i,
-                score=float(h.get("_score") or 0.0),
-                source=h.get("_source") if source is not False else None,
-                explanation=HitExplanation(
-                    mode=mode,
-                    strategy="server",
-                    fusion=fusion.describe(),
-                    server_form=form,
-                    fused_score=float(h.get("_score") or 0.0),
-                )
-                if explain
-                else None,
-            )
-            for i, h in enumerate(raw, start=1)
-        ]
         return SearchResponse(
             index=self.index,
-            query=text,
-            mode=mode,
+            query=call.text,
+            mode=call.mode,
             strategy="server",
             server_form=form,
-            fusion=fusion,
-            page=page,
-            size=size,
+            fusion=call.fusion,
+            page=call.page,
+            size=call.size,
             max_depth=self.max_depth,
             candidates=None,
-            hits=hits,
-            timings=timings,
+            hits=[_server_hit(h, call, form, rank=call.first_rank + i) for i, h in enumerate(raw, start=1)],
+            timings=call.timings,
             requests=requests,
         )
+
+
+def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int) -> SearchHit:
+    """One hit of a server-side answer (the cluster fused it: no per-leg explanation)."""
+    score = float(hit.get("_score") or 0.0)
+    explanation = None
+    if call.explain:
+        explanation = HitExplanation(
+            mode=call.mode, strategy="server", fusion=call.fusion.describe(), server_form=form, fused_score=score
+        )
+    return SearchHit(
+        id=str(hit["_id"]),
+        index=str(hit.get("_index", "")),
+        rank=rank,
+        score=score,
+        source=hit.get("_source") if call.source is not False else None,
+        explanation=explanation,
+    )

@@ -182,7 +182,7 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
     for stage in LATENCY_STAGES:
         value = getattr(timings, f"{stage}_ms", None)
         if value is not None:
-            latency[stage] = float(value)  # type: ignore[literal-required]
+            latency[stage] = float(value)
     record: SearchLogRecord = {
         "timestamp": (timestamp or datetime.now(UTC)).isoformat(timespec="milliseconds"),
         "query": str(getattr(response, "query", "")),

@@ -177,15 +177,3 @@ class SearchResponse(BaseModel):
     def ids(self) -> list[str]:
         """The hit ids, in order."""
         return [hit.id for hit in self.hits]
-
-    def to_console(self) -> str:
-        """What ran, in Kibana / OpenSearch Dashboards Dev Tools console syntax."""
-        from connector.search.console import render_console
-
-        header = (
-            f"# eshybrid search: mode={self.mode} strategy={self.strategy}"
-            + (f" form={self.server_form}" if self.server_form else "")
-            + (f" fusion={self.fusion.describe()}" if self.fusion else "")
-            + f" page={self.page} size={self.size}"
-        )
-        return render_console(self.requests, header=header)

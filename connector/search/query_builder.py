@@ -37,6 +37,7 @@ __all__ = [
     "es_rrf_retriever_body",
     "es_linear_retriever_body",
     "os_hybrid_body",
+    "server_body",
     "os_pipeline_body",
     "os_pipeline_name",
     "pick_server_form",
@@ -277,6 +278,45 @@ def os_hybrid_body(
     """OpenSearch ``hybrid`` query (fused by a search pipeline); each sub-query keeps ``depth`` per shard."""
     hybrid = {"queries": [dict(query), dict(knn_query)], "pagination_depth": depth}
     return _paged({"query": {"hybrid": hybrid}}, size=size, from_=from_, source=source)
+
+
+def server_body(
+    form: str,
+    query: Mapping[str, Any],
+    vector: Sequence[float],
+    *,
+    field: str,
+    fusion: FusionConfig,
+    depth: int,
+    num_candidates: int,
+    filters: Sequence[Mapping[str, Any]] = (),
+    size: int,
+    from_: int,
+    source: bool | JsonDict,
+) -> JsonDict:
+    """The one-request body of server form ``form`` (see :data:`SERVER_FORMS`) for one page.
+
+    Args:
+        query: the lexical query (:func:`lexical_query`).
+        vector: the query vector.
+        field: the vector field.
+        depth: candidates per leg (``k``, the rank window, OpenSearch's ``pagination_depth``).
+        num_candidates: Elasticsearch's HNSW candidate list.
+
+    Raises:
+        SearchRequestError: an unknown form (``field="strategy"``).
+    """
+    if form == "os_hybrid_query":
+        knn_query = os_knn_query(vector, field=field, k=depth, filters=filters)
+        return os_hybrid_body(query, knn_query, depth=depth, size=size, from_=from_, source=source)
+    knn = es_knn_section(vector, field=field, k=depth, num_candidates=num_candidates, filters=filters)
+    if form == "es_rrf_retriever":
+        return es_rrf_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
+    if form == "es_linear_retriever":
+        return es_linear_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
+    if form == "es_query_knn":
+        return es_query_knn_body(query, knn, fusion=fusion, size=size, from_=from_, source=source)
+    raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
 
 
 def os_pipeline_body(fusion: FusionConfig) -> JsonDict:

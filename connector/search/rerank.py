@@ -12,17 +12,18 @@ Every reranker here has ``score(query, documents, *, timeout_s=None) -> list[flo
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import inspect
 import logging
 import math
 import random
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from string import Formatter
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
@@ -37,6 +38,7 @@ from connector.errors import (
     RerankServiceUnavailable,
     RerankTimeout,
 )
+from connector.texts import TextPolicy, build_text, template_fields, validate_template
 
 __all__ = [
     "SupportsScore",
@@ -520,32 +522,6 @@ def hit_source(hit: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-def _lookup(source: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = source
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_as_text(v) for v in value if v is not None)
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return str(value)
-
-
-class _SourceFormatter(Formatter):
-    """``str.format`` over a ``_source``: dotted names look into objects, missing fields are empty."""
-
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
-        return _as_text(_lookup(kwargs, field_name)), field_name
-
-
 def document_text(
     source: Mapping[str, Any] | None,
     *,
@@ -553,21 +529,39 @@ def document_text(
     template: str | None = None,
     max_chars: int | None = None,
 ) -> str:
-    """The text the reranker reads for one document.
+    """The text the reranker reads for one document: :func:`connector.texts.build_text`, lenient.
 
-    ``template`` wins (``"{title}\\n{text}"``, dotted names allowed); else the
-    non-empty ``fields`` joined by newlines; else every string field at the top
-    of ``_source``.  Cut to ``max_chars``.
+    ``template`` wins (``"{title}\\n{text}"``, dotted names allowed; its fields are the
+    ones it names); else the non-empty ``fields`` joined by newlines; else every string
+    field at the top of ``_source``. The same text the embedding path renders for the
+    same fields and template (lists joined with spaces), but never an error: a hit
+    without ``_source`` or without any of the fields reads ``""``, a number reads as
+    ``str``. Cut to ``max_chars``.
+
+    Raises:
+        ConfigError: a malformed template (unmatched brace, empty placeholder).
     """
+    if template is not None:
+        policy = _template_policy(template, max_chars)  # a bad template fails whatever the hit
+        return build_text(source, policy, strict=False) if source else ""
     if not source:
         return ""
-    if template is not None:
-        text = _SourceFormatter().vformat(template, (), source).strip()
-    elif fields:
-        text = "\n".join(t for t in (_as_text(_lookup(source, name)) for name in fields) if t)
-    else:
-        text = "\n".join(v for v in source.values() if isinstance(v, str) and v)
-    return text[:max_chars] if max_chars is not None else text
+    names = tuple(fields) if fields else tuple(k for k, v in source.items() if isinstance(v, str) and v)
+    if not names:
+        return ""
+    policy = TextPolicy(fields=names, max_text_chars=sys.maxsize if max_chars is None else max_chars)
+    return build_text(source, policy, strict=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_policy(template: str, max_chars: int | None) -> TextPolicy:
+    # Built (and the template validated) once per template, not once per hit.
+    validate_template(template, fields=template_fields(template))
+    return TextPolicy(
+        fields=tuple(template_fields(template)),
+        template=template,
+        max_text_chars=sys.maxsize if max_chars is None else max_chars,
+    )
 
 
 @dataclass(frozen=True)

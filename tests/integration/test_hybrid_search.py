@@ -18,6 +18,7 @@ import pytest
 from connector.cluster.client import Cluster
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import FusionConfig, HybridSearch
+from connector.search.console import render_response
 from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration]
@@ -191,7 +192,7 @@ def test_explain_matches_the_legs(cluster: Cluster, products: str) -> None:
 def test_console_text_is_what_ran(cluster: Cluster, products: str) -> None:
     search = searcher(cluster, products, max_depth=10)
     response = search.search("waterproof tent", size=3, strategy="client", filters=[{"term": {"color": "red"}}])
-    text = response.to_console()
+    text = render_response(response)
     blocks = [b for b in text.split("\n\n") if any(line and not line.startswith("#") for line in b.splitlines())]
     lines = [line for line in blocks[0].splitlines() if not line.startswith("#")]
     assert lines[0] == f"GET {products}/_msearch"
