@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from connector.localcluster import LocalClusterSettings
+
 __all__ = ["main"]
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -42,8 +44,7 @@ _QUERIES = (
 
 
 def _state_dir() -> Path:
-    home = Path(os.environ.get("ESHYBRID_HOME", "/var/tmp/eshybrid"))
-    path = home / "demo"
+    path = LocalClusterSettings().home / "demo"  # ESHYBRID_HOME, like the local clusters
     path.mkdir(parents=True, exist_ok=True)
     return path
 

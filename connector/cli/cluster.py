@@ -40,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     status = actions.add_parser("status", help="list local clusters and whether they answer")
     status.set_defaults(func=_cmd_status)
 
-    down = actions.add_parser("down", help="stop a cluster (or all)")
-    which = down.add_mutually_exclusive_group(required=True)
-    which.add_argument("--name", help="cluster name")
+    down = actions.add_parser("down", help="stop a cluster (the one that runs, --name NAME or --all)")
+    which = down.add_mutually_exclusive_group()
+    which.add_argument("--name", help="cluster name (default: the one local cluster that runs)")
     which.add_argument("--all", action="store_true", help="stop every local cluster")
     down.add_argument("--purge", action="store_true", help="also delete its data, logs and config")
     down.set_defaults(func=_cmd_down)
@@ -67,6 +67,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         heap_mb=args.heap_mb,
     )
     print(f"{cluster.name}: {cluster.flavor} {cluster.version} (pid {cluster.pid}, java {cluster.java_major})")
+    no_root = "" if cluster.has_root_endpoint else "  (GET / answers 405: this distribution has no rest-root module)"
+    print(f"check it: curl {cluster.health_url}{no_root}")
     print(cluster.url)
     return 0
 
@@ -90,10 +92,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from connector.localcluster import cluster_status, stop_cluster
+    from connector.localcluster import stop_clusters
 
-    names = [row.cluster.name for row in cluster_status()] if args.all else [args.name]
-    for name in names:
-        stopped = stop_cluster(name, remove_data=args.purge)
+    results = stop_clusters(name=args.name, all_clusters=args.all, remove_data=args.purge)
+    if not results:
+        print("no local cluster is running")
+    for name, stopped in results:
         print(f"{name}: {'stopped' if stopped else 'was not running'}")
     return 0

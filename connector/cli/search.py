@@ -244,7 +244,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from connector.errors import ConfigError
-    from connector.quality.evaluation import evaluate_search
+    from connector.quality.commands import evaluate_dataset
     from connector.search.models import SEARCH_MODES
 
     modes = list(split_csv(args.modes))
@@ -253,14 +253,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--modes: unknown {unknown}; use {', '.join(SEARCH_MODES)}", field="modes")
     dataset = _dataset(args)
     with _hybrid_search(args, embed=any(m != "bm25" for m in modes)) as search:
-        report = evaluate_search(
-            search,
-            dataset.queries,
-            dataset.qrels,
-            modes=modes,
-            depth=min(100, search.max_depth),
-            strategy=args.strategy,
-        )
+        report = evaluate_dataset(search, dataset, modes=modes, strategy=args.strategy)
     if args.json:
         print(json.dumps(report.to_json(per_query=args.per_query)))
     else:
@@ -269,18 +262,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from connector.quality.load import load_corpus, plain_index_body
+    from connector.quality.commands import load_beir_corpus
 
     with _cluster(args) as cluster:
-        body = plain_index_body(cluster.capabilities, shards=args.shards, replicas=args.replicas)
-        report = load_corpus(
+        report = load_beir_corpus(
             cluster,
             args.index,
             args.dataset,
-            index_body=body,
+            shards=args.shards,
+            replicas=args.replicas,
             chunk_size=args.chunk_size,
             replace=args.replace,
-            raise_on_error=False,
         )
     print(
         f"loaded {report.docs} documents into {report.index} in {report.chunks} chunks, {report.took_s:.1f}s"
@@ -292,16 +284,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from connector.quality.evaluation import tune_fusion
+    from connector.quality.commands import tune_dataset
 
     dataset = _dataset(args)
-    judged = dataset.judged_queries()
     # tune has no fusion, strategy or rerank flags: the search gets the defaults (it only fetches legs).
     with _hybrid_search(args, embed=True) as search:
-        legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in judged.items()}
-    report = tune_fusion(
-        legs, dataset.qrels, train_fraction=args.train_fraction, seed=args.seed, depth=min(100, args.max_depth)
-    )
+        report = tune_dataset(search, dataset, train_fraction=args.train_fraction, seed=args.seed)
     if args.json:
         print(json.dumps(report.to_json()))
         return 0

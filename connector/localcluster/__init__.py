@@ -1,35 +1,43 @@
-"""Development clusters without Docker: Elasticsearch and OpenSearch from Maven Central, run as a plain process."""
+"""Development clusters without Docker: Elasticsearch and OpenSearch from Maven Central, run as a plain process.
+
+- :mod:`~connector.localcluster.config`: settings and the node's config files (pure);
+- :mod:`~connector.localcluster.state`: each cluster's ``state.json`` and which clusters ``down`` stops;
+- :mod:`~connector.localcluster.distribution`: JDK choice, Maven fetch, unpack, plugins;
+- :mod:`~connector.localcluster.knnstub`: stand-ins for the k-NN plugin's native libraries;
+- :mod:`~connector.localcluster.process`: start, stop and probe the server processes.
+"""
 
 from __future__ import annotations
 
-from connector.localcluster.process import (
+from connector.localcluster.config import (
     DEFAULT_FLAVOR_VERSIONS,
     DEFAULT_OPENSEARCH_PLUGINS,
-    DEFAULT_VERSIONS,
-    ClusterStatus,
-    Flavor,
-    LocalCluster,
     LocalClusterSettings,
-    cluster_status,
-    fetch_distribution,
     render_jvm_options,
     render_node_config,
+)
+from connector.localcluster.distribution import Flavor
+from connector.localcluster.process import (
+    cluster_status,
+    fetch_distribution,
     select_java,
     server_version,
     start_cluster,
     stop_all_clusters,
     stop_cluster,
+    stop_clusters,
 )
+from connector.localcluster.state import ClusterStatus, LocalCluster, clusters_to_stop
 
 __all__ = [
     "ClusterStatus",
     "DEFAULT_FLAVOR_VERSIONS",
     "DEFAULT_OPENSEARCH_PLUGINS",
-    "DEFAULT_VERSIONS",
     "Flavor",
     "LocalCluster",
     "LocalClusterSettings",
     "cluster_status",
+    "clusters_to_stop",
     "fetch_distribution",
     "render_jvm_options",
     "render_node_config",
@@ -38,4 +46,5 @@ __all__ = [
     "start_cluster",
     "stop_all_clusters",
     "stop_cluster",
+    "stop_clusters",
 ]

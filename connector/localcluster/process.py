@@ -1,4 +1,4 @@
-"""Local Elasticsearch / OpenSearch clusters for development and tests (no Docker).
+"""Start, stop and probe local Elasticsearch / OpenSearch servers (no Docker).
 
 A server comes from Maven Central (``integ-test-zip`` distribution, plus
 OpenSearch plugin zips), is unpacked once under ``$ESHYBRID_HOME/dist`` and
@@ -31,13 +31,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from connector.errors import LocalClusterError
+from connector.localcluster.config import (
+    DEFAULT_FLAVOR_VERSIONS,
+    DEFAULT_OPENSEARCH_PLUGINS,
+    LOCAL_HOST,
+    LocalClusterSettings,
+    render_jvm_options,
+    render_node_config,
+    render_yaml,
+    server_env,
+)
 from connector.localcluster.distribution import (
     Flavor,
     JavaHome,
@@ -48,104 +55,30 @@ from connector.localcluster.distribution import (
     find_java_homes,
     ordered_plugins,
 )
+from connector.localcluster.state import (
+    ClusterStatus,
+    LocalCluster,
+    clusters_dir,
+    clusters_to_stop,
+    name_lock_file,
+    read_state,
+    remove_state,
+    state_dirs,
+    write_state,
+)
 
 __all__ = [
-    "DEFAULT_VERSIONS",
-    "DEFAULT_FLAVOR_VERSIONS",
-    "DEFAULT_OPENSEARCH_PLUGINS",
-    "Flavor",
-    "LocalClusterSettings",
-    "LocalCluster",
-    "ClusterStatus",
-    "start_cluster",
-    "stop_cluster",
-    "stop_all_clusters",
     "cluster_status",
-    "server_version",
     "fetch_distribution",
     "select_java",
-    "render_node_config",
-    "render_jvm_options",
+    "server_version",
+    "start_cluster",
+    "stop_all_clusters",
+    "stop_cluster",
+    "stop_clusters",
 ]
 
 logger = logging.getLogger(__name__)
-
-# The four servers the test suite runs against: key -> (flavor, version).
-DEFAULT_VERSIONS: Mapping[str, tuple[Flavor, str]] = {
-    "es9": ("elasticsearch", "9.5.4"),
-    "es8": ("elasticsearch", "8.19.9"),
-    "os3": ("opensearch", "3.6.0"),
-    "os2": ("opensearch", "2.19.1"),
-}
-DEFAULT_FLAVOR_VERSIONS: Mapping[Flavor, str] = {"elasticsearch": "9.5.4", "opensearch": "3.6.0"}
-DEFAULT_OPENSEARCH_PLUGINS: tuple[str, ...] = ("knn",)
-
-_STATE_FILE = "state.json"
-_LOCAL_HOST = "127.0.0.1"
-
-
-class LocalClusterSettings(BaseSettings):
-    """Where local clusters live and how they run (env prefix ``ESHYBRID_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="ESHYBRID_", extra="forbid")
-
-    home: Path = Field(
-        default=Path("/var/tmp/eshybrid"),
-        description="Cache of downloads, unpacked distributions and cluster folders; must be "
-        "traversable by the unprivileged server user (so not under /root).",
-    )
-    java_home: Path | None = Field(default=None, description="Force this JDK instead of choosing one.")
-    jvm_dir: Path = Field(default=Path("/usr/lib/jvm"), description="Where installed JDKs are looked for.")
-    mvn: str = Field(default="mvn", description="The Maven executable used to fetch distributions.")
-    cluster_user: str = Field(
-        default="eshybrid",
-        description="Unprivileged system user the servers run as when started by root ('' = never switch).",
-    )
-    cluster_heap_mb: int = Field(default=512, ge=128, le=65536, description="JVM heap (-Xms = -Xmx) per server.")
-    cluster_startup_timeout_s: float = Field(
-        default=300.0, gt=0, le=3600, description="How long to wait for yellow/green health."
-    )
-    cluster_stop_timeout_s: float = Field(
-        default=60.0, gt=0, le=600, description="How long to wait after SIGTERM before SIGKILL."
-    )
-
-
-@dataclass(frozen=True)
-class LocalCluster:
-    """A started local cluster (what ``state.json`` holds)."""
-
-    name: str
-    flavor: Flavor
-    version: str
-    url: str
-    port: int
-    pid: int
-    plugins: tuple[str, ...]
-    java_home: str
-    java_major: int
-    cluster_dir: str
-    started_at: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> LocalCluster:
-        raw = json.loads(text)
-        raw["plugins"] = tuple(raw.get("plugins", ()))
-        return cls(**raw)
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    """A cluster's state file plus what a probe found."""
-
-    cluster: LocalCluster
-    running: bool
-    answers: bool
-    server_version: str | None = None
-    health: str | None = None
-    problems: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -160,114 +93,11 @@ class _NodeSpec:
     heap_mb: int
 
 
-# --------------------------------------------------------------------------- pure parts
-
-
-def render_node_config(
-    flavor: Flavor,
-    *,
-    name: str,
-    port: int,
-    data_dir: Path,
-    logs_dir: Path,
-) -> dict[str, str | int | bool]:
-    """The ``elasticsearch.yml`` / ``opensearch.yml`` settings of a local single node.
-
-    Only settings that exist in the integ-test distributions: x-pack-security is
-    the one security module there (ES); OpenSearch's integ-test zip has no
-    security plugin, so no ``plugins.security.*`` key (unknown keys fail startup).
-    """
-    config: dict[str, str | int | bool] = {
-        "cluster.name": f"eshybrid-{name}",
-        "node.name": name,
-        "network.host": _LOCAL_HOST,
-        "http.port": port,
-        "discovery.type": "single-node",
-        "path.data": str(data_dir),
-        "path.logs": str(logs_dir),
-        # A nearly full dev disk must not turn indices read-only mid-test.
-        "cluster.routing.allocation.disk.threshold_enabled": False,
-    }
-    if flavor == "elasticsearch":
-        config["xpack.security.enabled"] = False
-    return config
-
-
-def render_yaml(config: Mapping[str, str | int | bool]) -> str:
-    """Flat ``key: value`` YAML (keys are dotted setting names)."""
-    lines = ["# written by eshybrid (connector.localcluster); regenerated on every start"]
-    for key, value in config.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int):
-            text = str(value)
-        else:
-            text = json.dumps(value)
-        lines.append(f"{key}: {text}")
-    return "\n".join(lines) + "\n"
-
-
-def render_jvm_options(text: str, *, logs_dir: Path, data_dir: Path) -> str:
-    """The distribution's ``jvm.options`` with relative file paths made absolute.
-
-    The stock file writes GC logs, heap dumps and crash files relative to the
-    server's working directory, which is the (read-only, shared) distribution.
-    """
-    out = []
-    for line in text.splitlines():
-        line = line.replace("file=logs/", f"file={logs_dir}/")
-        line = line.replace("-XX:HeapDumpPath=data", f"-XX:HeapDumpPath={data_dir}")
-        line = line.replace("-XX:ErrorFile=logs/", f"-XX:ErrorFile={logs_dir}/")
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def server_env(
-    flavor: Flavor,
-    *,
-    java: JavaHome,
-    config_dir: Path,
-    tmp_dir: Path,
-    heap_mb: int,
-    base: Mapping[str, str],
-    library_path: Path | None = None,
-) -> dict[str, str]:
-    """Environment for the server process (JDK, config folder, heap, native library folder)."""
-    prefix = "ES" if flavor == "elasticsearch" else "OPENSEARCH"
-    env = {k: v for k, v in base.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
-    env.pop("JAVA_TOOL_OPTIONS", None)
-    env["JAVA_HOME"] = str(java.path)
-    env[f"{prefix}_JAVA_HOME"] = str(java.path)
-    env[f"{prefix}_PATH_CONF"] = str(config_dir)
-    env[f"{prefix}_TMPDIR"] = str(tmp_dir)
-    java_opts = f"-Xms{heap_mb}m -Xmx{heap_mb}m"
-    if library_path is not None:
-        java_opts += f" -Djava.library.path={library_path}"
-    env[f"{prefix}_JAVA_OPTS"] = java_opts
-    return env
-
-
 # --------------------------------------------------------------------------- helpers
 
 
 def _settings(settings: LocalClusterSettings | None) -> LocalClusterSettings:
     return settings if settings is not None else LocalClusterSettings()
-
-
-def _clusters_dir(settings: LocalClusterSettings) -> Path:
-    return settings.home / "clusters"
-
-
-def _name_lock(settings: LocalClusterSettings, name: str) -> Path:
-    """The lock file that serialises starting (and reusing) the cluster called ``name``."""
-    return _clusters_dir(settings) / f".{name}.lock"
-
-
-def _read_state(cluster_dir: Path) -> LocalCluster | None:
-    try:
-        return LocalCluster.from_json((cluster_dir / _STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def _group_alive(pgid: int) -> bool:
@@ -296,7 +126,7 @@ def _port_free(port: int) -> bool:
         # Like the servers themselves: TIME_WAIT leftovers do not block a bind, a listener does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((_LOCAL_HOST, port))
+            sock.bind((LOCAL_HOST, port))
         except OSError:
             return False
     return True
@@ -304,7 +134,7 @@ def _port_free(port: int) -> bool:
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_LOCAL_HOST, 0))
+        sock.bind((LOCAL_HOST, 0))
         return int(sock.getsockname()[1])
 
 
@@ -459,14 +289,14 @@ def start_cluster(
         heap_mb=heap_mb if heap_mb is not None else s.cluster_heap_mb,
     )
     _prepare_home(s)
-    cluster_dir = _clusters_dir(s) / name
-    name_lock = _name_lock(s, name)
+    cluster_dir = clusters_dir(s.home) / name
+    lock_file = name_lock_file(s.home, name)
     try:
-        cluster = _start_locked(s, spec, cluster_dir=cluster_dir, name_lock=name_lock)
+        cluster = _start_locked(s, spec, cluster_dir=cluster_dir, name_lock=lock_file)
     except LocalClusterError:
         if not cluster_dir.exists():  # refused before anything was made: leave no lock file behind
             with contextlib.suppress(FileNotFoundError):
-                name_lock.unlink()
+                lock_file.unlink()
         raise
     return cluster
 
@@ -475,7 +305,7 @@ def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path
     """Under the name's lock: reuse a running cluster or check the port, fetch, launch; then wait."""
     name = spec.name
     with _file_lock(name_lock):
-        existing = _read_state(cluster_dir)
+        existing = read_state(cluster_dir)
         if existing is not None and _group_alive(existing.pid):
             if (existing.flavor, existing.version) == (spec.flavor, spec.version) and spec.port in (0, existing.port):
                 logger.info("cluster %s already runs at %s", name, existing.url)
@@ -489,7 +319,7 @@ def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path
         port = _free_port() if spec.port == 0 else spec.port
         if not _port_free(port):
             raise LocalClusterError(
-                f"port {port} on {_LOCAL_HOST} is already in use; pick another with --port "
+                f"port {port} on {LOCAL_HOST} is already in use; pick another with --port "
                 "(0 = any free port) or stop what listens there (`eshybrid cluster status`)",
                 port=port,
                 name=name,
@@ -539,11 +369,11 @@ def _launch(s: LocalClusterSettings, spec: _NodeSpec, *, java: JavaHome, dist: P
             start_new_session=True,  # survives the CLI; its own process group to kill
         )
     cluster = LocalCluster(
-        name=spec.name, flavor=flavor, version=version, url=f"http://{_LOCAL_HOST}:{port}", port=port,
+        name=spec.name, flavor=flavor, version=version, url=f"http://{LOCAL_HOST}:{port}", port=port,
         pid=proc.pid, plugins=spec.plugins, java_home=str(java.path), java_major=java.major,
         cluster_dir=str(cluster_dir), started_at=time.time(),
     )  # fmt: skip
-    (cluster_dir / _STATE_FILE).write_text(cluster.to_json(), encoding="utf-8")
+    write_state(cluster)
     return cluster
 
 
@@ -553,7 +383,7 @@ def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
     while time.monotonic() < deadline:
         if not _group_alive(cluster.pid):
             raise _startup_failed(cluster, f"{cluster.flavor} {cluster.version} ({cluster.name}) exited during startup")
-        health = _get_json(f"{cluster.url}/_cluster/health")
+        health = _get_json(cluster.health_url)
         if health is not None and health.get("status") in ("yellow", "green"):
             logger.info("%s is %s at %s", cluster.name, health["status"], cluster.url)
             return
@@ -579,7 +409,7 @@ def _startup_failed(cluster: LocalCluster, problem: str, *, stop_timeout_s: floa
     tail = _log_tail(cluster_dir)
     if stop_timeout_s is not None:
         _stop(cluster, stop_timeout_s)
-    _remove_state(cluster_dir)
+    remove_state(cluster_dir)
     return LocalClusterError(f"{problem}; log tail:\n{tail}", name=cluster.name, log_tail=tail)
 
 
@@ -590,11 +420,6 @@ def _red_settled(health: Mapping[str, object]) -> bool:
         and health.get("delayed_unassigned_shards") == 0
         and health.get("number_of_pending_tasks") == 0
     )
-
-
-def _remove_state(cluster_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (cluster_dir / _STATE_FILE).unlink()
 
 
 def _stop(cluster: LocalCluster, timeout_s: float) -> None:
@@ -631,44 +456,67 @@ def stop_cluster(name: str, *, remove_data: bool = False, settings: LocalCluster
         LocalClusterError: the processes did not go away, even after SIGKILL.
     """
     s = _settings(settings)
-    cluster_dir = _clusters_dir(s) / name
-    cluster = _read_state(cluster_dir)
+    cluster_dir = clusters_dir(s.home) / name
+    cluster = read_state(cluster_dir)
     stopped = False
     if cluster is not None and _group_alive(cluster.pid):
         logger.info("stopping %s (pid %s)", name, cluster.pid)
         _stop(cluster, s.cluster_stop_timeout_s)
         stopped = True
-    _remove_state(cluster_dir)
+    remove_state(cluster_dir)
     if remove_data:
         shutil.rmtree(cluster_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
-            _name_lock(s, name).unlink()
+            name_lock_file(s.home, name).unlink()
     return stopped
 
 
 def stop_all_clusters(*, remove_data: bool = False, settings: LocalClusterSettings | None = None) -> list[str]:
     """Stop every cluster that has a state file; returns the names stopped."""
+    results = stop_clusters(all_clusters=True, remove_data=remove_data, settings=settings)
+    return [name for name, stopped in results if stopped]
+
+
+def stop_clusters(
+    *,
+    name: str | None = None,
+    all_clusters: bool = False,
+    remove_data: bool = False,
+    settings: LocalClusterSettings | None = None,
+) -> list[tuple[str, bool]]:
+    """What ``eshybrid cluster down`` does: stop the named cluster, all of them, or the one that runs.
+
+    Args:
+        name: stop this cluster.
+        all_clusters: stop every cluster with a state file (stale ones are cleared).
+        remove_data: also delete each one's folder (config, data, logs).
+        settings: defaults to :class:`LocalClusterSettings` from env.
+
+    Returns:
+        ``(name, stopped)`` per cluster handled; ``stopped`` is False when no process ran.
+        Empty when neither ``name`` nor ``all_clusters`` is given and no cluster runs.
+
+    Raises:
+        LocalClusterError: no name given and several clusters run (the message lists them),
+            or a process did not go away.
+    """
     s = _settings(settings)
-    return [
-        st.cluster.name
-        for st in cluster_status(settings=s)
-        if stop_cluster(st.cluster.name, remove_data=remove_data, settings=s)
-    ]
+    running = {cluster.name: _group_alive(cluster.pid) for cluster in _recorded_clusters(s)}
+    chosen = clusters_to_stop(running, name=name, all_clusters=all_clusters)
+    return [(chosen_name, stop_cluster(chosen_name, remove_data=remove_data, settings=s)) for chosen_name in chosen]
+
+
+def _recorded_clusters(s: LocalClusterSettings) -> list[LocalCluster]:
+    """Every cluster with a readable state file, by name."""
+    return [cluster for cluster in map(read_state, state_dirs(s.home)) if cluster is not None]
 
 
 def cluster_status(*, settings: LocalClusterSettings | None = None) -> list[ClusterStatus]:
     """Every cluster with a state file: whether its process lives and it answers HTTP."""
-    s = _settings(settings)
-    root = _clusters_dir(s)
     out: list[ClusterStatus] = []
-    if not root.is_dir():
-        return out
-    for cluster_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        cluster = _read_state(cluster_dir)
-        if cluster is None:
-            continue
+    for cluster in _recorded_clusters(_settings(settings)):
         running = _group_alive(cluster.pid)
-        health = _get_json(f"{cluster.url}/_cluster/health") if running else None
+        health = _get_json(cluster.health_url) if running else None
         problems = [] if running else ["process is gone (stale state; `cluster down` clears it)"]
         out.append(
             ClusterStatus(

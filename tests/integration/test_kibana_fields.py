@@ -16,10 +16,10 @@ import pytest
 
 from connector import connect, kibana
 from connector.cli import main
-from connector.cli.kibana import demo_index_body
 from connector.cluster.client import Cluster
 from connector.jobs.store import dead_letter_index_body, jobs_index_body
 from connector.search.log import search_log_index_body
+from tests.fixtures.kibana import named_fields
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,13 +56,13 @@ def make_index(cluster: Cluster) -> Iterator[Callable[[str, dict[str, Any]], str
 def _check_fields(objects: list[dict[str, Any]], real_mapping: dict[str, Any], where: str) -> None:
     fields = kibana.mapping_fields(real_mapping)
     for obj in objects:
-        missing = kibana.named_fields(obj) - set(fields)
+        missing = named_fields(obj) - set(fields)
         assert not missing, f"{where}: {obj['type']} {obj['id']} names {sorted(missing)}, not in the real mapping"
 
 
 def test_hybrid_index_data_view_matches_the_real_mapping(cluster: Cluster, index_name: str) -> None:
     caps = cluster.capabilities
-    cluster.create_index(index_name, demo_index_body(caps))
+    cluster.create_index(index_name, kibana.demo_index_body(caps))
     real = cluster.get_mapping(index_name)
     flavor = kibana.dashboards_flavor(caps.flavor)
     view, search = kibana.hybrid_index_objects(index_name, real, flavor=flavor)
@@ -83,7 +83,7 @@ def test_shipped_objects_match_real_mappings(
     caps = cluster.capabilities
     folder = "kibana" if caps.flavor == "elasticsearch" else "opensearch-dashboards"
     real = {
-        "products.ndjson": [make_index("products", demo_index_body(caps))],
+        "products.ndjson": [make_index("products", kibana.demo_index_body(caps))],
         "eshybrid-jobs.ndjson": [make_index("jobs", jobs_index_body()), make_index("dl", dead_letter_index_body())],
         "eshybrid-search-log.ndjson": [make_index("log", search_log_index_body())],
     }
@@ -99,7 +99,7 @@ def test_cli_export_from_a_real_cluster(
     cluster: Cluster, url: str, index_name: str, make_index: Callable[[str, dict[str, Any]], str], tmp_path: Path
 ) -> None:
     caps = cluster.capabilities
-    cluster.create_index(index_name, demo_index_body(caps))
+    cluster.create_index(index_name, kibana.demo_index_body(caps))
     jobs = make_index("jobs", jobs_index_body())
     log = make_index("log", search_log_index_body())
     absent = f"eshybrid-test-absent-{uuid.uuid4().hex[:8]}"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,15 +20,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from connector.localcluster import DEFAULT_VERSIONS, LocalClusterSettings, server_version
+from connector.localcluster import LocalCluster, LocalClusterSettings, server_version
+from connector.localcluster.state import write_state
+from tests.fixtures.clusters import DEFAULT_VERSIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cli(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, timeout_s: float = 600, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``eshybrid ARGS``; with ``home``, under that ``ESHYBRID_HOME`` (its own clusters only)."""
+    env = {**os.environ, "ESHYBRID_HOME": str(home)} if home is not None else None
     return subprocess.run(
         [sys.executable, "-m", "connector.cli", *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -198,3 +207,90 @@ def test_cli_port_in_use_is_a_clear_error() -> None:
     assert result.stderr.startswith("error: port ")
     assert "in use" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# -- `cluster down` without --name, and the URL `cluster up` prints ------------------------------------------
+
+
+@pytest.fixture
+def own_home() -> Iterator[Path]:
+    """An ``ESHYBRID_HOME`` of the test's own that shares the downloaded distributions.
+
+    ``cluster down`` without ``--name`` looks at every cluster of its home: in this one it sees
+    the test's clusters only, never the dev clusters other work runs against.
+    """
+    shared = LocalClusterSettings().home
+    # Not under pytest's tmp_path (mode 0700 parents): the unprivileged server user must traverse it.
+    home = Path(tempfile.mkdtemp(prefix="eshybrid-test-home-", dir="/var/tmp"))
+    for sub in ("dist", "downloads"):
+        (shared / sub).mkdir(parents=True, exist_ok=True)
+        (home / sub).symlink_to(shared / sub)
+    yield home
+    _cli("cluster", "down", "--all", "--purge", home=home)
+    for sub in ("dist", "downloads"):
+        (home / sub).unlink()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _fake_server(home: Path, name: str) -> subprocess.Popen[bytes]:
+    """A process recorded as cluster ``name`` (its own process group, as a real server has)."""
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    threading.Thread(target=proc.wait, daemon=True).start()  # reaped as soon as it dies: no zombie to wait for
+    cluster_dir = home / "clusters" / name
+    cluster_dir.mkdir(parents=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing answers there
+    write_state(LocalCluster(
+        name=name, flavor="opensearch", version="3.6.0", url=f"http://127.0.0.1:{port}", port=port, pid=proc.pid,
+        plugins=("knn",), java_home="/nonexistent", java_major=21, cluster_dir=str(cluster_dir),
+        started_at=time.time(),
+    ))  # fmt: skip
+    return proc
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_cli_down_without_name_stops_the_one_cluster_and_up_prints_a_url_that_answers(own_home: Path) -> None:
+    name = f"test-one-{uuid.uuid4().hex[:8]}"
+    up = _cli("cluster", "up", "--flavor", "elasticsearch", "--port", "0", "--name", name, home=own_home)
+    assert up.returncode == 0, up.stderr
+    lines = up.stdout.strip().splitlines()
+    url = lines[-1]
+    assert url.startswith("http://127.0.0.1:")
+    hint = next(line for line in lines if line.startswith("check it: curl "))
+    check_url = hint.split()[3]
+    assert check_url == f"{url}/_cluster/health"
+    with urllib.request.urlopen(check_url, timeout=30) as resp:  # what `curl <printed URL>` gets
+        assert resp.status == 200
+        assert json.loads(resp.read())["status"] in ("yellow", "green")
+    if "rest-root" in hint:  # the hint says why the bare URL is not the one to curl
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/", timeout=30)
+        assert refused.value.code == 405
+
+    cluster_dir = str(own_home / "clusters" / name)
+    down = _cli("cluster", "down", home=own_home)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == f"{name}: stopped\n"
+    assert _processes_using(cluster_dir) == []
+    again = _cli("cluster", "down", home=own_home)
+    assert (again.returncode, again.stdout) == (0, "no local cluster is running\n")
+
+
+@pytest.mark.integration
+def test_cli_down_without_name_lists_several_and_all_stops_them(own_home: Path) -> None:
+    procs = {name: _fake_server(own_home, name) for name in ("fake-b", "fake-a")}
+    refused = _cli("cluster", "down", home=own_home)
+    assert refused.returncode == 2
+    assert "2 local clusters are running (fake-a, fake-b)" in refused.stderr
+    assert "--name" in refused.stderr and "--all" in refused.stderr
+    assert refused.stdout == ""
+    assert all(proc.poll() is None for proc in procs.values()), "nothing may be stopped when the choice is unclear"
+
+    down = _cli("cluster", "down", "--all", home=own_home)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == "fake-a: stopped\nfake-b: stopped\n"
+    for proc in procs.values():
+        assert proc.wait(timeout=30) is not None
+    assert "fake-" not in _cli("cluster", "status", home=own_home).stdout

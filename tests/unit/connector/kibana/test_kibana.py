@@ -10,10 +10,11 @@ import pytest
 
 from connector import kibana
 from connector.cli import build_parser
-from connector.cli.kibana import default_bundles, demo_index_mapping
 from connector.errors import ConfigError
 from connector.jobs.store import dead_letter_index_body, jobs_index_body
+from connector.kibana import default_bundles, demo_index_mapping
 from connector.search.log import search_log_mapping
+from tests.fixtures.kibana import named_fields
 
 REPO = Path(__file__).resolve().parents[4]
 FLAVORS = ("kibana", "opensearch-dashboards")
@@ -141,7 +142,7 @@ def test_every_named_field_exists_in_the_mapping(flavor: str) -> None:
     for name, (objects, mapping) in _bundles(flavor).items():
         fields = kibana.mapping_fields(mapping)
         for obj in objects:
-            missing = kibana.named_fields(obj) - set(fields)
+            missing = named_fields(obj) - set(fields)
             assert not missing, f"{name}/{obj['id']} names fields not in the mapping: {missing}"
 
 
@@ -152,9 +153,9 @@ def test_jobs_and_search_log_views_have_time_fields_and_dashboards(flavor: str) 
     log, _ = bundles["log"]
     assert jobs[0]["attributes"]["timeFieldName"] == "updated_at"
     assert log[0]["attributes"]["timeFieldName"] == "timestamp"
-    jobs_named = set().union(*(kibana.named_fields(o) for o in jobs))
+    jobs_named = set().union(*(named_fields(o) for o in jobs))
     assert {"status", "rate_docs_per_s", "total_counts.dead_lettered"} <= jobs_named
-    log_named = set().union(*(kibana.named_fields(o) for o in log))
+    log_named = set().union(*(named_fields(o) for o in log))
     assert {"latency_ms.total", "mode", "rerank_fallback", "hit_count"} <= log_named
     for objects in (jobs, log):
         dashboard = objects[-1]
@@ -178,7 +179,7 @@ def test_jobs_with_dead_letters_and_renamed_fields() -> None:
     assert "eshybrid-lens-jobs-rate" in ids and "eshybrid-lens-jobs-by-status" not in ids
     assert "eshybrid-dv-eshybrid-dead-letters" in ids and "eshybrid-lens-dead-letters-by-reason" in ids
     for obj in objects[:1] + [o for o in objects if "dead-letters" not in o["id"]]:
-        assert kibana.named_fields(obj) <= set(kibana.mapping_fields(jobs_mapping))
+        assert named_fields(obj) <= set(kibana.mapping_fields(jobs_mapping))
 
 
 def test_lens_columns_are_consistent() -> None:

@@ -13,18 +13,17 @@ from connector.cli.cluster import register
 from connector.errors import LocalClusterError
 from connector.localcluster import distribution as dist
 from connector.localcluster import knnstub
-from connector.localcluster.process import (
+from connector.localcluster.config import (
     DEFAULT_FLAVOR_VERSIONS,
-    DEFAULT_VERSIONS,
-    LocalCluster,
     LocalClusterSettings,
-    _red_settled,
     render_jvm_options,
     render_node_config,
     render_yaml,
     server_env,
-    start_cluster,
 )
+from connector.localcluster.process import _red_settled, start_cluster
+from connector.localcluster.state import LocalCluster, clusters_to_stop
+from tests.fixtures.clusters import DEFAULT_VERSIONS
 
 
 def _fake_jdk(root: Path, name: str, version: str) -> Path:
@@ -237,8 +236,44 @@ def test_cli_parses_cluster_commands() -> None:
     assert parser.parse_args(["cluster", "up", "--flavor", "elasticsearch"]).neural is True
     down = parser.parse_args(["cluster", "down", "--all"])
     assert down.all and down.name is None
+    bare = parser.parse_args(["cluster", "down"])  # the one that runs
+    assert (bare.all, bare.name) == (False, None)
     with pytest.raises(SystemExit):
-        parser.parse_args(["cluster", "down"])
+        parser.parse_args(["cluster", "down", "--name", "x", "--all"])
+
+
+def test_down_without_a_name_stops_the_one_that_runs() -> None:
+    assert clusters_to_stop({"a": False, "b": True}) == ["b"]
+    assert clusters_to_stop({"a": False}) == []
+    assert clusters_to_stop({}) == []
+
+
+def test_down_without_a_name_refuses_to_guess_among_several() -> None:
+    with pytest.raises(LocalClusterError) as err:
+        clusters_to_stop({"b": True, "a": True, "c": False})
+    message = str(err.value)
+    assert "2 local clusters are running (a, b)" in message
+    assert "--name" in message and "--all" in message
+    assert err.value.details["running"] == ["a", "b"]
+
+
+def test_down_by_name_or_all() -> None:
+    running = {"b": True, "a": True, "stale": False}
+    assert clusters_to_stop(running, name="a") == ["a"]
+    assert clusters_to_stop(running, name="unknown") == ["unknown"]  # stopping it is a no-op
+    assert clusters_to_stop(running, all_clusters=True) == ["a", "b", "stale"]
+    with pytest.raises(LocalClusterError, match="not both"):
+        clusters_to_stop(running, name="a", all_clusters=True)
+
+
+@pytest.mark.parametrize(("flavor", "root"), [("elasticsearch", False), ("opensearch", True)])
+def test_health_url_answers_where_get_root_may_not(flavor: str, root: bool) -> None:
+    cluster = LocalCluster(
+        name="x", flavor=flavor, version="1.0.0", url="http://127.0.0.1:9", port=9, pid=2,  # type: ignore[arg-type]
+        plugins=(), java_home="/j", java_major=25, cluster_dir="/c", started_at=1.0,
+    )  # fmt: skip
+    assert cluster.health_url == "http://127.0.0.1:9/_cluster/health"
+    assert cluster.has_root_endpoint is root
 
 
 _JAVAP = """Compiled from "FaissService.java"

@@ -1,0 +1,88 @@
+"""``eshybrid load | eval | tune`` as plain functions: one call per command, no argument parsing, no printing.
+
+Each takes what the command line describes (a connected cluster or a built
+:class:`~connector.search.hybrid.HybridSearch`, a BEIR dataset) and returns the report
+the command prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from connector.cluster.client import Cluster
+from connector.quality.evaluation import EvalReport, TuneReport, evaluate_search, tune_fusion
+from connector.quality.load import BeirDataset, LoadReport, load_corpus, plain_index_body
+from connector.search.hybrid import HybridSearch
+
+__all__ = ["evaluate_dataset", "load_beir_corpus", "tune_dataset"]
+
+# Metrics are read at most this deep (recall@100), whatever the search's max_depth.
+_EVAL_DEPTH = 100
+
+
+def load_beir_corpus(
+    cluster: Cluster,
+    index: str,
+    dataset: str | Path,
+    *,
+    shards: int = 1,
+    replicas: int = 0,
+    chunk_size: int = 500,
+    replace: bool = False,
+) -> LoadReport:
+    """Create ``index`` as a plain BM25 index (``title``, ``text``) and bulk-load a BEIR corpus into it.
+
+    Failed documents are counted in the report, not raised.
+
+    Args:
+        cluster: the connected cluster.
+        index: the index to create.
+        dataset: a BEIR folder or its ``corpus.jsonl``.
+        shards: primary shards.
+        replicas: replicas per shard.
+        chunk_size: documents per ``_bulk``.
+        replace: delete the index first if it exists.
+    """
+    body = plain_index_body(cluster.capabilities, shards=shards, replicas=replicas)
+    return load_corpus(
+        cluster, index, dataset, index_body=body, chunk_size=chunk_size, replace=replace, raise_on_error=False
+    )
+
+
+def evaluate_dataset(
+    search: HybridSearch, dataset: BeirDataset, *, modes: Sequence[str], strategy: str | None = None
+) -> EvalReport:
+    """Run each judged query of ``dataset`` in each of ``modes`` and compare the modes.
+
+    Args:
+        search: the search to evaluate (its index, fusion, rerank and connections).
+        dataset: queries and judgments.
+        modes: search modes (``bm25``, ``knn``, ``hybrid``...).
+        strategy: fuse client-side or server-side (``auto``, ``client``, ``server``).
+    """
+    return evaluate_search(
+        search,
+        dataset.queries,
+        dataset.qrels,
+        modes=modes,
+        depth=min(_EVAL_DEPTH, search.max_depth),
+        strategy=strategy,
+    )
+
+
+def tune_dataset(
+    search: HybridSearch, dataset: BeirDataset, *, train_fraction: float = 0.5, seed: int = 13
+) -> TuneReport:
+    """Fetch each judged query's legs once, choose fusion settings on a seeded train split, report the rest.
+
+    Args:
+        search: where the legs come from (its fusion settings are not used).
+        dataset: queries and judgments.
+        train_fraction: share of the judged queries the settings are chosen on.
+        seed: the split's seed.
+    """
+    legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in dataset.judged_queries().items()}
+    return tune_fusion(
+        legs, dataset.qrels, train_fraction=train_fraction, seed=seed, depth=min(_EVAL_DEPTH, search.max_depth)
+    )
