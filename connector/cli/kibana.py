@@ -95,12 +95,3 @@ def _cmd_defaults(args: argparse.Namespace) -> int:
     for folder, bundle in bundles.items():
         _print_written(write_bundle(args.out / folder, bundle))
     return 0
-
-
-def __getattr__(name: str) -> object:
-    # demo_index_body lived here; it is connector.kibana.demo_index_body now (kept one release for old imports).
-    if name == "demo_index_body":
-        from connector.kibana import demo_index_body
-
-        return demo_index_body
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

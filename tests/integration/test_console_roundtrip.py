@@ -18,8 +18,8 @@ import pytest
 
 from connector import connect
 from connector.cli import main
-from connector.cli.kibana import demo_index_body
 from connector.cluster.client import Cluster
+from connector.kibana import demo_index_body
 from connector.search.fusion import LegHit, fuse, rank_leg
 from connector.search.models import FusionConfig
 from connector.services.embedding import EmbeddingClient
