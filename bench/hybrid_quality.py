@@ -143,8 +143,8 @@ def bench_connect(url: str) -> Cluster:
         if flavor == "elasticsearch":
             lic = cluster.request("GET", "/_license", ignore=tuple(range(400, 500))).body
             license_type = (lic.get("license") or {}).get("type") if isinstance(lic, dict) else None
-        cluster._capabilities = Capabilities.from_version(flavor, version, license=license_type)
-        print(f"# WARNING: {url} refused GET / ({e}); capabilities from /_nodes: {cluster._capabilities}", flush=True)
+        cluster.capabilities = Capabilities.from_version(flavor, version, license=license_type)
+        print(f"# WARNING: {url} refused GET / ({e}); capabilities from /_nodes: {cluster.capabilities}", flush=True)
         return cluster
 
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from connector.cluster.capabilities import Capabilities as Capabilities
-    from connector.cluster.capabilities import detect_capabilities as detect_capabilities
     from connector.cluster.capabilities import parse_capabilities as parse_capabilities
     from connector.cluster.client import ApiResult as ApiResult
     from connector.cluster.client import Cluster as Cluster
     from connector.cluster.detect import connect as connect
+    from connector.cluster.detect import detect_capabilities as detect_capabilities
     from connector.search import FusionConfig as FusionConfig
     from connector.search import HybridSearch as HybridSearch
     from connector.search import SearchResponse as SearchResponse
@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "Cluster": "connector.cluster.client",
     "ApiResult": "connector.cluster.client",
     "Capabilities": "connector.cluster.capabilities",
-    "detect_capabilities": "connector.cluster.capabilities",
+    "detect_capabilities": "connector.cluster.detect",
     "parse_capabilities": "connector.cluster.capabilities",
     "EmbeddingClient": "connector.services.embedding",
     "RerankConfig": "connector.search.rerank",

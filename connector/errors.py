@@ -2,6 +2,11 @@
 
 Every exception carries its details as attributes and pickles (they cross Ray
 processes). Validation errors also subclass :class:`ValueError`.
+
+Each class declares the details its raisers pass as class-level annotations (no
+values: an attribute exists on an instance only when it was passed), so a type
+checker sees ``err.status``; ``getattr(err, name, default)`` stays the way to read an
+optional one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class DetailedError(Exception):
     survive crossing Ray processes.
     """
 
+    message: str
+    details: dict[str, Any]
+
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message)
         self.message = message
@@ -80,15 +88,27 @@ class EshybridError(DetailedError):
 
 
 class ConfigError(EshybridError, ValueError):
-    """A setting or argument is invalid."""
+    """A setting or argument is invalid (``field``: which one; ``option``, ``index``, ``path`` when known)."""
+
+    field: str
+    option: str
+    index: str
+    path: str
 
 
 class ClusterError(EshybridError):
-    """Talking to a cluster failed."""
+    """Talking to a cluster failed (``url``: the cluster, when known)."""
+
+    url: str
 
 
 class ClusterApiError(ClusterError):
-    """The cluster answered with an error status (``status``, ``error_type``, ``reason``)."""
+    """The cluster answered with an error status (``status``, ``error_type``, ``reason``, the JSON ``body``)."""
+
+    status: int
+    error_type: str
+    reason: str
+    body: dict[str, Any] | None
 
 
 class ClusterConnectionError(ClusterError):
@@ -96,7 +116,9 @@ class ClusterConnectionError(ClusterError):
 
 
 class AuthenticationError(ClusterError):
-    """The cluster refused the credentials (401/403)."""
+    """The cluster refused the credentials (401/403: ``status``)."""
+
+    status: int
 
 
 class TLSVerificationError(ClusterError):
@@ -104,31 +126,71 @@ class TLSVerificationError(ClusterError):
 
 
 class UnsupportedServerError(ClusterError):
-    """The server's flavor or version is not supported."""
+    """The server's flavor or version is not supported (``flavor``, ``version``: as reported, when read)."""
+
+    flavor: str
+    version: str | None
 
 
 class LocalClusterError(EshybridError):
-    """Starting or stopping a local development cluster failed."""
+    """Starting or stopping a local development cluster failed (details name what: ``name``, ``port``...)."""
+
+    name: str
+    flavor: str
+    version: str
+    url: str
+    port: int
+    pid: int
+    returncode: int
+    log_tail: str
+    artifact: str
+    module: str
+    plugin: str
+    plugins: list[str]
+    archive: str
+    mvn: str
+    java_home: str
+    java_range: tuple[int, int]
+    user: str
 
 
 class EmbeddingError(EshybridError):
-    """The embedding service failed."""
+    """The embedding service failed (a bad answer: ``expected``/``got`` vectors, a bad ``index``, the ``body``)."""
+
+    expected: int
+    got: int
+    index: Any
+    body: dict[str, Any]
 
 
 class EmbeddingServiceUnavailable(EmbeddingError):
-    """The embedding service could not be reached or answered 5xx."""
+    """The embedding service could not be reached (``url``) or answered 5xx (``status``, ``retryable``)."""
+
+    url: str
+    status: int
+    retryable: bool
+    retry_after_s: float | None
 
 
 class EmbeddingOverloaded(EmbeddingError):
-    """The embedding service answered 429 (its queue is full)."""
+    """The embedding service answered 429 (its queue is full); ``retry_after_s``: its ``Retry-After``, if any."""
+
+    status: int
+    retry_after_s: float | None
 
 
 class EmbeddingRequestError(EmbeddingError, ValueError):
-    """The embedding service rejected the request (4xx other than 429)."""
+    """The embedding service rejected the request (4xx other than 429: ``status``; ``param``: the bad input)."""
+
+    status: int
+    param: str | None
 
 
 class ModelMismatchError(EmbeddingError, ValueError):
-    """The service's model or dims differ from what the index's ``_meta`` records."""
+    """The service's model or dims (``actual``) differ from what the index's ``_meta`` records (``expected``)."""
+
+    expected: Any
+    actual: Any
 
 
 class SearchError(EshybridError):
@@ -136,35 +198,59 @@ class SearchError(EshybridError):
 
 
 class SearchRequestError(SearchError, ValueError):
-    """A search request is invalid (bad filter, size, page...)."""
+    """A search request is invalid (bad filter, size, page...: ``field``; ``forbidden`` for a refused filter)."""
+
+    field: str
+    forbidden: bool
 
 
 class PaginationDepthError(SearchRequestError):
-    """The requested page lies beyond the maximum fused ranking depth."""
+    """The requested page (``page`` x ``size``) lies beyond the maximum fused ranking depth (``max_depth``)."""
+
+    page: int
+    size: int
+    max_depth: int
 
 
 class MigrationError(EshybridError):
-    """A migration failed."""
+    """A migration failed (``revision``, ``field``, ``lacking`` when known)."""
+
+    revision: str
+    field: str
+    lacking: Any
 
 
 class MigrationGraphError(MigrationError, ValueError):
-    """The revision graph is invalid."""
+    """The revision graph is invalid (``path`` of the revision file, ``bases`` when several)."""
+
+    path: str
+    bases: list[str]
 
 
 class MultipleHeadsError(MigrationGraphError):
-    """More than one revision has no successor."""
+    """More than one revision has no successor (``heads``)."""
+
+    heads: list[str]
 
 
 class MigrationCycleError(MigrationGraphError):
-    """The revision graph has a cycle."""
+    """The revision graph has a cycle (``cycle``)."""
+
+    cycle: list[str]
 
 
 class MissingRevisionError(MigrationGraphError):
-    """A revision names a ``down_revision`` that does not exist."""
+    """A revision names a ``down_revision`` that does not exist (``missing``), or ``revision`` is unknown."""
+
+    missing: str
 
 
 class MigrationLockedError(MigrationError):
-    """Another runner holds the migration lock."""
+    """Another runner (``owner``) holds the migration lock of ``index`` until ``expires_at_ms``."""
+
+    index: str
+    owner: str
+    expires_at_ms: int
 
 
 class JobError(EshybridError):
@@ -172,7 +258,10 @@ class JobError(EshybridError):
 
 
 class BulkError(JobError):
-    """Some items of a bulk chunk failed; ``items`` holds every failure of that chunk."""
+    """Some items of a bulk chunk failed; ``items`` holds every failure of that chunk (``index``: when known)."""
+
+    items: list[Any]
+    index: str
 
 
 class RerankError(EshybridError):
@@ -180,19 +269,33 @@ class RerankError(EshybridError):
 
 
 class RerankServiceUnavailable(RerankError):
-    """The rerank service could not be reached or answered 5xx."""
+    """The rerank service (``url``) could not be reached or answered 5xx (``status``)."""
+
+    url: str
+    status: int
 
 
 class RerankTimeout(RerankError):
-    """The reranker did not answer within its time budget (``timeout_s``)."""
+    """The reranker (``url``, when remote) did not answer within its time budget (``timeout_s``)."""
+
+    timeout_s: float
+    url: str
 
 
 class RerankOverloaded(RerankError):
     """The rerank service answered 429 (its queue is full); ``retry_after_s`` says when to retry."""
 
+    url: str
+    status: int
+    retry_after_s: float
+
 
 class RerankRequestError(RerankError, ValueError):
     """The rerank service rejected the request (4xx other than 429); ``status`` and ``param`` tell why."""
+
+    url: str
+    status: int
+    param: str | None
 
 
 class IrreversibleMigrationError(MigrationError):

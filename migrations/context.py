@@ -13,8 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.cluster.capabilities import Capabilities
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, MigrationError
+from connector.jobs.bulk import BulkAction, streaming_bulk
+from connector.jobs.common import concrete_index
+from connector.jobs.dialect import PitDialect, dialect_for, pit_search_body
+from mappings import VectorField
 
 __all__ = ["MigrationContext", "PARAM_HELP"]
 
@@ -94,12 +99,10 @@ class MigrationContext:
 
     # -- the target index ---------------------------------------------------------------
     @property
-    def caps(self) -> Any:
+    def caps(self) -> Capabilities:
         return self.cluster.capabilities
 
     def concrete_index(self) -> str:
-        from connector.jobs.common import concrete_index
-
         return concrete_index(self.cluster, self.index)
 
     def is_alias(self) -> bool:
@@ -128,10 +131,8 @@ class MigrationContext:
         meta["eshybrid"] = dict(ours)
         self.put_mapping({"_meta": meta})
 
-    def vector_field_spec(self, *, prefix: str = "") -> Any:
+    def vector_field_spec(self, *, prefix: str = "") -> VectorField:
         """A :class:`mappings.VectorField` from the parameters (``new_`` prefix for a model change)."""
-        from mappings import VectorField
-
         name = self.param(f"{prefix}vector_field", "embedding" if not prefix else _MISSING)
         fields = self.list_param("source_fields", ("title", "text"))
         template = self.param("template", "\n".join(f"{{{f}}}" for f in fields))
@@ -164,8 +165,6 @@ class MigrationContext:
         Returns:
             Documents rewritten.
         """
-        from connector.jobs.dialect import dialect_for
-
         query = {
             "bool": {
                 "should": [
@@ -191,10 +190,7 @@ class MigrationContext:
             f"documents keep getting {vector_field!r} back; stop the writer and run again", field=vector_field
         )
 
-    def _clear_round(self, dialect: Any, pit_id: str, query: JsonDict, vector_field: str) -> int:
-        from connector.jobs.bulk import BulkAction, streaming_bulk
-        from connector.jobs.dialect import pit_search_body
-
+    def _clear_round(self, dialect: PitDialect, pit_id: str, query: JsonDict, vector_field: str) -> int:
         cleared, cursor = 0, None
         while True:
             body = pit_search_body(

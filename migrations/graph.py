@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -188,7 +188,7 @@ class RevisionGraph:
 
     def resolve(self, target: str | None) -> str | None:
         """``head``, ``base`` (= before the first revision: ``None``), or a revision id / unique prefix."""
-        if target in (None, "base"):
+        if target is None or target == "base":
             return None
         if target == "head":
             return self.head
@@ -230,7 +230,7 @@ class RevisionGraph:
     def __len__(self) -> int:
         return len(self.ordered)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Revision]:
         return iter(self.ordered)
 
 

@@ -6,6 +6,7 @@ from connector.cluster.capabilities import (
     HYBRID_FORMS,
     MIN_ELASTICSEARCH,
     MIN_OPENSEARCH,
+    OS_HYBRID_QUERY_SINCE,
     Capabilities,
     Flavor,
     HybridForm,
@@ -14,11 +15,10 @@ from connector.cluster.capabilities import (
     Quantization,
     Similarity,
     VectorEngine,
-    detect_capabilities,
     parse_capabilities,
 )
 from connector.cluster.client import ApiResult, Cluster, JsonDict
-from connector.cluster.detect import connect
+from connector.cluster.detect import connect, detect_capabilities
 from connector.cluster.settings import ClusterSpec, ConnectionSettings
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "KnnShape",
     "MIN_ELASTICSEARCH",
     "MIN_OPENSEARCH",
+    "OS_HYBRID_QUERY_SINCE",
     "Quantization",
     "Similarity",
     "VectorEngine",

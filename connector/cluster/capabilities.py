@@ -5,10 +5,10 @@ are answered.  Callers (mappings, the query builder, jobs) ask a
 :class:`Capabilities` object (``caps.vector_field_type``, ``caps.knn_shape``,
 ``caps.space_type("cosine")``...) instead of branching on the flavor.
 
-Detection is split in two: :func:`detect_capabilities` reads the raw answers
-from the cluster (``GET /``, ``GET /_nodes/plugins``, ``GET /_license``) and
-:func:`parse_capabilities`, a pure function, turns them into a
-:class:`Capabilities`, so the rules are unit-tested without a cluster.
+It is pure: :func:`parse_capabilities` turns the raw answers of a cluster
+(``GET /``, ``GET /_nodes/plugins``, ``GET /_license``) into a
+:class:`Capabilities`, so the rules are unit-tested without a cluster.  Reading
+those answers is :func:`connector.cluster.detect.detect_capabilities`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, get_args
 
 from connector.errors import UnsupportedServerError
-
-if TYPE_CHECKING:
-    from connector.cluster.client import ApiResult, Cluster
 
 __all__ = [
     "Capabilities",
@@ -36,14 +33,15 @@ __all__ = [
     "HYBRID_FORMS",
     "MIN_ELASTICSEARCH",
     "MIN_OPENSEARCH",
-    "detect_capabilities",
+    "OS_HYBRID_QUERY_SINCE",
+    "flavor_of",
+    "flavor_is_known",
     "parse_capabilities",
 ]
 
 logger = logging.getLogger(__name__)
 
 Flavor = Literal["elasticsearch", "opensearch"]
-HybridForm = Literal["es_query_knn", "os_hybrid_query", "es_rrf_retriever", "es_linear_retriever"]
 # How a kNN leg is written: ES puts a ``knn`` section beside ``query`` (field,
 # query_vector, k, num_candidates, filter); OpenSearch puts a ``knn`` clause
 # inside ``query`` ({"knn": {field: {vector, k, filter}}}).
@@ -57,7 +55,9 @@ Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
 Quantization = Literal["none", "int8", "int4", "bbq", "fp16", "binary"]
 VectorEngine = Literal["lucene", "faiss"]
 
-HYBRID_FORMS: frozenset[str] = frozenset({"es_query_knn", "os_hybrid_query", "es_rrf_retriever", "es_linear_retriever"})
+# The one-request hybrid forms a :class:`Capabilities` may offer (``caps.supports(form)``).
+HybridForm = Literal["es_query_knn", "os_hybrid_query", "es_rrf_retriever", "es_linear_retriever"]
+HYBRID_FORMS: frozenset[HybridForm] = frozenset(get_args(HybridForm))
 
 # ES 8.4 brought the ``knn`` option of ``_search`` (with ``filter``) and the
 # ``query`` + ``knn`` blend; before that kNN was a separate, experimental API.
@@ -65,6 +65,11 @@ MIN_ELASTICSEARCH = (8, 4, 0)
 # OpenSearch 2.4 brought efficient filtering for the lucene engine, which the
 # default mapping uses; 1.x lacks the lucene engine altogether.
 MIN_OPENSEARCH = (2, 4, 0)
+# The OpenSearch version from which the neural-search ``hybrid`` query is usable by eshybrid
+# (the query exists since 2.10): 2.19 brought ``pagination_depth`` (a page beyond the first
+# stays consistent), the ``score-ranker-processor`` (RRF), and is where the missing-document
+# rule of ``arithmetic_mean`` was measured.  Before it, hybrid fusion runs client-side.
+OS_HYBRID_QUERY_SINCE = (2, 19, 0)
 
 KNN_PLUGIN = "opensearch-knn"
 NEURAL_SEARCH_PLUGIN = "opensearch-neural-search"
@@ -95,9 +100,10 @@ _VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
 class Capabilities:
     """What one cluster supports, as detected (or assumed for offline use).
 
-    Build one with :func:`detect_capabilities` (a live cluster),
-    :func:`parse_capabilities` (raw answers) or :meth:`from_version` (offline,
-    e.g. to print a mapping for a given server).
+    Build one with :func:`connector.connect` / :func:`connector.cluster.detect.detect_capabilities`
+    (a live cluster), :func:`parse_capabilities` (raw answers) or :meth:`from_version` (offline,
+    e.g. to print a mapping for a given server).  It pickles, so a process that has detected
+    it can hand it to another (``Cluster(..., capabilities=caps)``).
     """
 
     flavor: Flavor
@@ -106,7 +112,8 @@ class Capabilities:
     vector_field_type: Literal["dense_vector", "knn_vector"]
     plugins: frozenset[str]
     license: str | None
-    hybrid_forms: frozenset[str]
+    # The one-request hybrid forms eshybrid can use on this server (see :meth:`supports`).
+    hybrid_forms: frozenset[HybridForm]
     # False when the plugin list could not be read (no ``monitor`` privilege):
     # ``plugins`` then holds what was assumed.
     plugins_known: bool = True
@@ -149,7 +156,12 @@ class Capabilities:
         return self.flavor == "elasticsearch"
 
     def supports(self, form: str) -> bool:
-        """Whether a one-request hybrid form (a member of :data:`HYBRID_FORMS`) is available."""
+        """Whether a one-request hybrid form (a member of :data:`HYBRID_FORMS`) is usable here.
+
+        The one answer to "can this server compute the hybrid in one request": e.g.
+        ``os_hybrid_query`` needs neural-search on OpenSearch :data:`OS_HYBRID_QUERY_SINCE`
+        or newer, the ES retrievers an enterprise/trial license, 8.16+ (RRF) / 8.18+ (linear).
+        """
         return form in self.hybrid_forms
 
     # -- mapping shapes --------------------------------------------------------
@@ -285,7 +297,7 @@ def parse_capabilities(
     """
     where = f" at {url}" if url else ""
     node_list = _node_infos(nodes)
-    flavor = _flavor_of(root, node_list, product_header, where)
+    flavor = flavor_of(root, nodes=nodes, product_header=product_header, url=url)
     version_string = _version_string(root, node_list, where)
     version = _parse_version(version_string, where)
     plugins, plugins_known = _plugins_of(nodes, flavor)
@@ -310,12 +322,31 @@ def _node_infos(nodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -
     return [n for n in (nodes.get("nodes") or {}).values() if isinstance(n, Mapping)]
 
 
-def _flavor_of(
+def flavor_is_known(
+    nodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, *, product_header: str | None = None
+) -> bool:
+    """Whether the node infos (``GET /_nodes``) already say Elasticsearch, so ``GET /`` need not be asked.
+
+    Elasticsearch names itself in the ``X-Elastic-Product`` header and in its node infos
+    (``build_flavor``, which OpenSearch does not have).
+    """
+    node_list = _node_infos(nodes)
+    return bool(node_list) and (product_header == "Elasticsearch" or any("build_flavor" in n for n in node_list))
+
+
+def flavor_of(
     root: Mapping[str, Any] | None,
-    node_list: Sequence[Mapping[str, Any]],
-    product_header: str | None,
-    where: str,
+    *,
+    nodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    product_header: str | None = None,
+    url: str | None = None,
 ) -> Flavor:
+    """The flavor from ``GET /`` (``root``, ``None`` when unavailable) or else the node infos.
+
+    Raises:
+        UnsupportedServerError: the answers are neither Elasticsearch's nor OpenSearch's.
+    """
+    where = f" at {url}" if url else ""
     version = root.get("version") if isinstance(root, Mapping) else None
     if isinstance(version, Mapping) and "number" in version:
         distribution = version.get("distribution")
@@ -333,8 +364,8 @@ def _flavor_of(
             version=str(version.get("number")),
         )
     # No usable GET / (ES without the rest-root module): ES says who it is in a
-    # header and in its node infos (build_flavor, which OpenSearch does not have).
-    if node_list and (product_header == "Elasticsearch" or any("build_flavor" in n for n in node_list)):
+    # header and in its node infos.
+    if flavor_is_known(nodes, product_header=product_header):
         return "elasticsearch"
     raise UnsupportedServerError(
         f"the server{where} did not answer GET / like Elasticsearch or OpenSearch "
@@ -363,7 +394,7 @@ def _version_string(
             versions.append((tuple(int(g or 0) for g in match.groups()), text))
     if versions:
         return min(versions)[1]
-    if root is None:  # _flavor_of only lets this through with node infos
+    if root is None:  # flavor_of only lets this through with node infos
         raise UnsupportedServerError(f"cannot read the server version{where}", version=None)
     return str(root["version"]["number"])
 
@@ -461,8 +492,8 @@ def _hybrid_forms(
     plugins: frozenset[str],
     license_type: str | None,
     modules: frozenset[str] | None = None,
-) -> frozenset[str]:
-    forms: set[str] = set()
+) -> frozenset[HybridForm]:
+    forms: set[HybridForm] = set()
     if flavor == "elasticsearch":
         forms.add("es_query_knn")  # every supported ES (8.4+)
         # Retrievers live in the rank-rrf module, which minimal builds (integ-test-zip) lack.
@@ -472,74 +503,6 @@ def _hybrid_forms(
                 forms.add("es_rrf_retriever")
             if version >= (8, 18, 0):
                 forms.add("es_linear_retriever")
-    elif NEURAL_SEARCH_PLUGIN in plugins and version >= (2, 10, 0):
+    elif NEURAL_SEARCH_PLUGIN in plugins and version >= OS_HYBRID_QUERY_SINCE:
         forms.add("os_hybrid_query")
     return frozenset(forms)
-
-
-# -- detection (I/O) ---------------------------------------------------------------
-
-
-def detect_capabilities(cluster: Cluster) -> Capabilities:
-    """Read the node infos, ``GET /`` when needed and (ES) the license, and parse them.
-
-    The node infos come first: they carry every node's version (the oldest
-    decides) and Elasticsearch names itself in them, so ``GET /`` is only
-    asked when the flavor is still open.  ES distributions without the
-    ``rest-root`` module (the integ-test-zip) answer ``GET /`` with 405.
-    The plugin list and license are optional: when they cannot be read
-    (no ``monitor`` privilege, no x-pack) detection goes on with what is known
-    and says so at WARNING/DEBUG.
-
-    Raises:
-        UnsupportedServerError: see :func:`parse_capabilities`.
-        AuthenticationError: the credentials were refused.
-        ClusterError: when the cluster cannot be reached.
-    """
-    nodes_answer = _optional_get(
-        cluster,
-        "/_nodes/plugins",
-        params={"filter_path": "nodes.*.version,nodes.*.build_flavor,nodes.*.plugins.name,nodes.*.modules.name"},
-        why="the node versions and plugins (needs the monitor privilege)",
-        level=logging.WARNING,
-    )
-    nodes = nodes_answer.body if nodes_answer.status < 300 else None
-    product = nodes_answer.headers.get("x-elastic-product")
-    root: Mapping[str, Any] | None = None
-    node_list = _node_infos(nodes)
-    if not (node_list and (product == "Elasticsearch" or any("build_flavor" in n for n in node_list))):
-        answer = cluster.request("GET", "/", ignore=(400, 404, 405, 410))
-        root = answer.body if answer.status < 300 and isinstance(answer.body, Mapping) else None
-        product = product or answer.headers.get("x-elastic-product")
-    flavor = _flavor_of(root, node_list, product, f" at {cluster.url}")
-    license = None
-    if flavor == "elasticsearch":
-        license_answer = _optional_get(
-            cluster,
-            "/_license",
-            why="the license (no x-pack in this distribution, or no monitor privilege)",
-            level=logging.DEBUG,
-        )
-        license = license_answer.body if license_answer.status < 300 else None
-    caps = parse_capabilities(root, nodes=nodes, license=license, product_header=product, url=cluster.url)
-    logger.info("connected to %s: %s", cluster.url, caps)
-    return caps
-
-
-# Answers that mean "not available here" rather than "wrong credentials" (401 is
-# raised): no x-pack (400/404), no privilege (403), serverless (410)...
-_OPTIONAL_STATUSES = tuple(s for s in range(400, 500) if s != 401)
-
-
-def _optional_get(
-    cluster: Cluster,
-    path: str,
-    *,
-    why: str,
-    level: int,
-    params: Mapping[str, Any] | None = None,
-) -> ApiResult:
-    result = cluster.request("GET", path, params=params, ignore=_OPTIONAL_STATUSES)
-    if result.status >= 300:
-        logger.log(level, "cannot read %s from %s: status %s", why, cluster.url, result.status)
-    return result

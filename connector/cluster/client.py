@@ -18,12 +18,13 @@ import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import elastic_transport
 from pydantic import SecretStr
 
+from connector.cluster.capabilities import Capabilities
 from connector.errors import (
     AuthenticationError,
     ClusterApiError,
@@ -31,9 +32,6 @@ from connector.errors import (
     ConfigError,
     TLSVerificationError,
 )
-
-if TYPE_CHECKING:
-    from connector.cluster.capabilities import Capabilities
 
 __all__ = ["ApiResult", "Cluster", "JsonDict"]
 
@@ -66,8 +64,10 @@ class Cluster:
     """A connection to one cluster (any supported flavor).
 
     Use :func:`connector.connect` to build one; it also detects
-    :attr:`capabilities`.  Credentials are kept as ``SecretStr`` and never
-    appear in ``repr``, logs or exception messages.
+    :attr:`capabilities`.  A cluster built directly sends nothing until its first
+    request and has capabilities only when given them (``capabilities=``, e.g. detected
+    by a Ray driver and pickled to its tasks).  Credentials are kept as ``SecretStr``
+    and never appear in ``repr``, logs or exception messages.
     """
 
     def __init__(
@@ -80,6 +80,7 @@ class Cluster:
         verify_certs: bool = True,
         request_timeout_s: float = 30.0,
         max_retries: int = 3,
+        capabilities: Capabilities | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -126,7 +127,7 @@ class Cluster:
             meta_header=False,
         )
         self.request_timeout_s = request_timeout_s
-        self._capabilities: Capabilities | None = None
+        self._capabilities = capabilities
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else ("basic" if self._basic_auth else "none")
@@ -135,12 +136,28 @@ class Cluster:
     # -- capabilities --------------------------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
-        """The detected :class:`connector.cluster.capabilities.Capabilities` (detected on first use)."""
-        if self._capabilities is None:
-            from connector.cluster.capabilities import detect_capabilities
+        """What this cluster can do, as detected by :func:`connector.connect` or handed in.
 
-            self._capabilities = detect_capabilities(self)
+        Raises:
+            ConfigError: the cluster was built without them (``Cluster(url)``,
+                ``ClusterSpec.connect()``): connect with :func:`connector.connect` /
+                ``ClusterSpec.connect(detect=True)``, or pass ``capabilities=`` detected elsewhere.
+        """
+        if self._capabilities is None:
+            raise ConfigError(
+                f"the capabilities of {self.url} were not detected: connect with connector.connect(url) "
+                "(or ClusterSpec.connect(detect=True)), or pass capabilities= detected elsewhere "
+                "(e.g. by the driver of a Ray job)",
+                field="capabilities",
+            )
         return self._capabilities
+
+    @capabilities.setter
+    def capabilities(self, caps: Capabilities) -> None:
+        """Hand in detected capabilities, once (:func:`connector.connect` does it)."""
+        if self._capabilities is not None and self._capabilities != caps:
+            raise ConfigError(f"the capabilities of {self.url} are already set", field="capabilities")
+        self._capabilities = caps
 
     # -- raw requests --------------------------------------------------------------
     def request(

@@ -10,7 +10,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector.cluster import detect as _detect
+from connector.cluster.capabilities import Capabilities
 from connector.cluster.client import Cluster
+from connector.errors import ConfigError
 
 __all__ = ["ClusterSpec", "ConnectionSettings"]
 
@@ -36,29 +39,40 @@ class ClusterSpec(BaseModel):
         """``(username, password)`` for HTTP basic auth (an unset password is empty); None without a username."""
         return (self.username, self.password or SecretStr("")) if self.username else None
 
-    def connect(self, *, detect: bool = False) -> Cluster:
+    def connect(self, *, detect: bool = False, capabilities: Capabilities | None = None) -> Cluster:
         """A client for this cluster.
 
         Args:
             detect: read ``GET /`` and detect the capabilities now (:func:`connector.connect`), so a
                 wrong URL, CA or password fails here; without it nothing is sent until the first request
                 (a Ray task reaching a cluster the driver has already checked).
+            capabilities: without ``detect``, capabilities detected elsewhere (the driver's, pickled to a
+                Ray task); without either, ``cluster.capabilities`` raises :class:`ConfigError`.
 
         Raises:
-            ConfigError: the URL is malformed.
+            ConfigError: the URL is malformed, or both ``detect`` and ``capabilities`` were given.
             ClusterError: with ``detect``, the cluster cannot be reached, refuses the credentials or is
                 not supported (see :func:`connector.connect`).
         """
-        from connector.cluster.detect import connect
-
-        make = connect if detect else Cluster
-        return make(
+        if detect:
+            if capabilities is not None:
+                raise ConfigError("pass detect=True or capabilities=, not both", field="capabilities")
+            return _detect.connect(
+                self.url,
+                api_key=self.api_key,
+                basic_auth=self.basic_auth,
+                ca_certs=self.ca_certs,
+                verify_certs=self.verify_certs,
+                request_timeout_s=self.request_timeout_s,
+            )
+        return Cluster(
             self.url,
             api_key=self.api_key,
             basic_auth=self.basic_auth,
             ca_certs=self.ca_certs,
             verify_certs=self.verify_certs,
             request_timeout_s=self.request_timeout_s,
+            capabilities=capabilities,
         )
 
 
@@ -78,8 +92,6 @@ class ConnectionSettings(BaseSettings):
 
     def cluster_spec(self, url: str | None = None) -> ClusterSpec:
         """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
-        from connector.errors import ConfigError
-
         chosen = url or self.url
         if not chosen:
             raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")

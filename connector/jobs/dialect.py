@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from connector.cluster.capabilities import Flavor
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError
 
@@ -34,7 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Flavor = Literal["elasticsearch", "opensearch"]
 SourceFilter = bool | JsonDict
 
 # What PIT pages are sorted on: ``_shard_doc`` (the shard and Lucene doc id in the PIT's

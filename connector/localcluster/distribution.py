@@ -19,8 +19,8 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from connector.cluster.capabilities import Flavor
 from connector.errors import LocalClusterError
 from connector.localcluster.knnstub import install_knn_stubs
 
@@ -40,8 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Flavor = Literal["elasticsearch", "opensearch"]
 
 # Short plugin name -> Maven artifactId (group org.opensearch.plugin, version <os>.0).
 PLUGIN_ARTIFACTS: Mapping[str, str] = {

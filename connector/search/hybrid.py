@@ -64,7 +64,7 @@ def os_missing_policy(caps: Any) -> str | None:
     code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
     for Elasticsearch), so linear fusion stays client-side.
     """
-    if caps.knn_shape != "os_knn_query" or not caps.at_least(2, 19):
+    if not caps.supports("os_hybrid_query"):
         return None
     return "zero"
 

@@ -370,7 +370,7 @@ def pick_server_form(caps: Any, fusion: FusionConfig, *, os_missing_policy: str 
     matches, ``es_linear_retriever`` with ``missing="zero"``. Linear ``none`` (raw scores):
     ``es_query_knn``'s boosted sum. ``z_score`` stays client-side.
     """
-    hybrid_ok = caps.supports("os_hybrid_query") and caps.at_least(2, 19)
+    hybrid_ok = caps.supports("os_hybrid_query")
     if fusion.method == "rrf":
         if fusion.lexical_weight != fusion.vector_weight:
             return None

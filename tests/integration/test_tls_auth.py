@@ -110,7 +110,7 @@ def test_wrong_ca_is_a_tls_error(tls_endpoint: TlsEndpoint) -> None:
     assert "TLS verification failed" in message
     assert tls_endpoint.basic_url in message
     assert "ca_certs" in message
-    assert info.value.url == tls_endpoint.basic_url  # type: ignore[attr-defined]
+    assert info.value.url == tls_endpoint.basic_url
 
 
 def test_system_cas_do_not_trust_the_test_ca(tls_endpoint: TlsEndpoint) -> None:
@@ -132,7 +132,7 @@ def test_wrong_password_is_an_authentication_error(tls_endpoint: TlsEndpoint) ->
             basic_auth=(tls_endpoint.username, tls_endpoint.password + "x"),
             ca_certs=tls_endpoint.ca_certs,
         )
-    assert info.value.status == 401  # type: ignore[attr-defined]
+    assert info.value.status == 401
     assert "401" in str(info.value)
     assert "user/password" in str(info.value)
 
@@ -141,7 +141,7 @@ def test_wrong_password_is_an_authentication_error(tls_endpoint: TlsEndpoint) ->
 def test_wrong_or_missing_api_key_is_an_authentication_error(tls_endpoint: TlsEndpoint, api_key: str | None) -> None:
     with pytest.raises(AuthenticationError) as info:
         connect(tls_endpoint.api_key_url, api_key=api_key, ca_certs=tls_endpoint.ca_certs)
-    assert info.value.status == 401  # type: ignore[attr-defined]
+    assert info.value.status == 401
     assert "API key" in str(info.value)
 
 

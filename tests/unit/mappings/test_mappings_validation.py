@@ -32,7 +32,7 @@ def vector(**options: Any) -> VectorField:
 
 def assert_config_error(err: pytest.ExceptionInfo[ConfigError], *, field: str, words: tuple[str, ...]) -> None:
     assert isinstance(err.value, ValueError)
-    assert err.value.field == field  # type: ignore[attr-defined]
+    assert err.value.field == field
     message = str(err.value)
     assert repr(field) in message or field in message
     for word in words:
@@ -153,7 +153,7 @@ def test_duplicate_and_reserved_names() -> None:
 def test_shard_counts() -> None:
     with pytest.raises(ConfigError) as err:
         build_index_body(ES9, text_fields=[], number_of_shards=0)
-    assert err.value.field == "number_of_shards"  # type: ignore[attr-defined]
+    assert err.value.field == "number_of_shards"
     with pytest.raises(ConfigError):
         build_index_body(ES9, text_fields=[], number_of_replicas=-1)
 
@@ -185,7 +185,7 @@ def test_add_refuses_a_taken_bookkeeping_name() -> None:
     existing = {"properties": {"eshybrid_meta": {"type": "keyword"}}}
     with pytest.raises(ConfigError) as err:
         build_add_vector_field_body(ES9, existing_mapping=existing, vector_field=vector())
-    assert err.value.field == "eshybrid_meta"  # type: ignore[attr-defined]
+    assert err.value.field == "eshybrid_meta"
 
 
 def test_add_on_opensearch_needs_index_knn() -> None:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import pickle
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 
 import connector
 from connector.cluster.capabilities import (
     HYBRID_FORMS,
+    OS_HYBRID_QUERY_SINCE,
     Capabilities,
+    Flavor,
+    HybridForm,
     parse_capabilities,
 )
 from connector.errors import ClusterError, UnsupportedServerError
+from connector.jobs.dialect import Flavor as JobsFlavor
+from connector.localcluster.distribution import Flavor as LocalFlavor
+
+CAPABILITIES_FILE = Path(connector.__file__).parent / "cluster" / "capabilities.py"
 
 
 def es_root(number: str) -> dict[str, Any]:
@@ -136,7 +145,7 @@ def test_old_elasticsearch_is_unsupported(version: str) -> None:
     assert f"Elasticsearch {version}" in message
     assert "8.4 or newer" in message
     assert "http://old:9200" in message
-    assert info.value.version == version  # type: ignore[attr-defined]
+    assert info.value.version == version
 
 
 def test_snapshot_versions_parse() -> None:
@@ -171,6 +180,24 @@ def test_os_hybrid_query_needs_neural_search() -> None:
     assert caps.supports("os_hybrid_query")
     old = parse_capabilities(os_root("2.9.0"), nodes=nodes("2.9.0", plugins=plugins))
     assert old.hybrid_forms == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("version", "usable"),
+    [("2.10.0", False), ("2.17.0", False), ("2.18.9", False), ("2.19.0", True), ("2.19.1", True), ("3.6.0", True)],
+)
+def test_os_hybrid_query_is_usable_from_2_19(version: str, usable: bool) -> None:
+    """One answer: the hybrid query exists since 2.10, but eshybrid uses it from 2.19 (pagination_depth)."""
+    plugins = ("opensearch-knn", "opensearch-neural-search")
+    caps = parse_capabilities(os_root(version), nodes=nodes(version, plugins=plugins))
+    assert caps.supports("os_hybrid_query") is usable
+    assert ("os_hybrid_query" in caps.hybrid_forms) is usable
+    assert caps.at_least(*OS_HYBRID_QUERY_SINCE) is usable
+
+
+def test_hybrid_forms_literal_and_set_are_one_definition() -> None:
+    assert HYBRID_FORMS == frozenset(get_args(HybridForm))
+    assert HYBRID_FORMS == {"es_query_knn", "os_hybrid_query", "es_rrf_retriever", "es_linear_retriever"}
 
 
 def test_os_plugin_must_be_on_every_node() -> None:
@@ -243,7 +270,7 @@ def test_unsupported_error_pickles_and_is_a_cluster_error() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is UnsupportedServerError
     assert str(back) == str(err)
-    assert back.version == "7.17.0"  # type: ignore[attr-defined]
+    assert back.version == "7.17.0"
 
 
 # -- offline capabilities and per-server options ---------------------------------------
@@ -306,6 +333,23 @@ def test_connector_unknown_attribute() -> None:
         connector.nope  # noqa: B018
     assert "connect" in dir(connector)
     assert connector.connect is connector.cluster.detect.connect
+    assert connector.detect_capabilities is connector.cluster.detect.detect_capabilities
+    assert connector.parse_capabilities is connector.cluster.capabilities.parse_capabilities
+
+
+def test_capabilities_module_is_pure() -> None:
+    """Parsing and version rules import no client or transport (detection I/O lives in detect.py)."""
+    tree = ast.parse(CAPABILITIES_FILE.read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {m for m in imported if m and m.split(".")[0] in ("connector", "elastic_transport", "httpx")} == {
+        "connector.errors"
+    }
+
+
+def test_flavors_have_one_definition() -> None:
+    assert JobsFlavor is Flavor and LocalFlavor is Flavor
+    assert get_args(Flavor) == ("elasticsearch", "opensearch")
 
 
 @pytest.mark.parametrize(

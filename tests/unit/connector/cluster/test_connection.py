@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from connector.cluster import detect as _connect
-from connector.cluster.client import Cluster
+from connector.cluster.capabilities import Capabilities
+from connector.cluster.client import ApiResult, Cluster
+from connector.cluster.detect import detect_capabilities
 from connector.cluster.settings import ClusterSpec, ConnectionSettings
 from connector.errors import ConfigError
 from connector.search.settings import SearchServiceSettings
@@ -97,3 +100,81 @@ def test_embedding_client_from_flag_or_env(monkeypatch: pytest.MonkeyPatch) -> N
         assert (client.base_url, client.max_retries) == ("http://env:8000/embed", 1)
     with EmbeddingClient.from_settings(ConnectionSettings(), "http://flag:8000") as client:
         assert client.base_url == "http://flag:8000"
+
+
+# -- capabilities: detected by connect(), handed in, or a clear error --------------------------------
+
+
+class _Recorded(Cluster):
+    """A Cluster whose requests are answered from a table (path -> (status, body, headers))."""
+
+    answers: dict[str, tuple[int, Any, dict[str, str]]] = {}
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.sent: list[str] = []
+
+    def request(self, method: str, path: str, **options: Any) -> ApiResult:
+        self.sent.append(f"{method} {path}")
+        status, body, headers = self.answers.get(path, (404, {"error": "no"}, {}))
+        ignore = tuple(options.get("ignore", ()))
+        if status >= 300 and status not in ignore:
+            raise AssertionError(f"unexpected {status} for {path}")
+        return ApiResult(status=status, body=body, headers=headers)
+
+
+_ES_NODES = {"nodes": {"n0": {"version": "9.5.4", "build_flavor": "default", "plugins": []}}}
+_OS_NODES = {"nodes": {"n0": {"version": "2.19.1", "plugins": [{"name": "opensearch-knn"}]}}}
+_OS_ROOT = {"version": {"number": "2.19.1", "distribution": "opensearch"}}
+
+
+def test_connect_detects_and_hands_the_capabilities_to_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        _Recorded,
+        "answers",
+        {
+            "/_nodes/plugins": (200, _ES_NODES, {"x-elastic-product": "Elasticsearch"}),
+            "/_license": (200, {"license": {"type": "enterprise", "status": "active"}}, {}),
+        },
+    )
+    monkeypatch.setattr(_connect, "Cluster", _Recorded)
+    with _connect.connect("http://h:9200") as cluster:
+        assert isinstance(cluster, _Recorded)
+        assert cluster.sent == ["GET /_nodes/plugins", "GET /_license"]  # the node infos named ES: no GET /
+        assert cluster.capabilities.flavor == "elasticsearch"
+        assert cluster.capabilities.supports("es_linear_retriever")
+
+
+def test_detect_asks_get_root_when_the_node_infos_leave_the_flavor_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Recorded, "answers", {"/_nodes/plugins": (200, _OS_NODES, {}), "/": (200, _OS_ROOT, {})})
+    cluster = _Recorded("http://h:9200")
+    with cluster:
+        caps = detect_capabilities(cluster)
+        assert cluster.sent == ["GET /_nodes/plugins", "GET /"]  # no license on OpenSearch
+        assert (caps.flavor, caps.version) == ("opensearch", (2, 19, 1))
+        assert not caps.supports("os_hybrid_query")
+
+
+def test_a_cluster_without_detection_says_how_to_get_capabilities() -> None:
+    with Cluster("http://h:9200") as cluster, pytest.raises(ConfigError) as info:
+        cluster.capabilities  # noqa: B018
+    assert "connector.connect(url)" in str(info.value) and "capabilities=" in str(info.value)
+    assert info.value.field == "capabilities"
+
+
+def test_capabilities_detected_elsewhere_cross_a_process_boundary() -> None:
+    caps = Capabilities.from_version("opensearch", "3.6.0", plugins=["opensearch-knn", "opensearch-neural-search"])
+    shipped = pickle.loads(pickle.dumps(caps))  # what a Ray driver sends its tasks
+    assert shipped == caps
+    with ClusterSpec(url="http://h:9200").connect(capabilities=shipped) as cluster:
+        assert cluster.capabilities is shipped
+
+
+def test_capabilities_are_handed_in_once() -> None:
+    es = Capabilities.from_version("elasticsearch", "9.5.4")
+    with Cluster("http://h:9200") as cluster:
+        cluster.capabilities = es
+        cluster.capabilities = Capabilities.from_version("elasticsearch", "9.5.4")  # the same: fine
+        with pytest.raises(ConfigError, match="already set"):
+            cluster.capabilities = Capabilities.from_version("opensearch", "3.6.0")
+        assert cluster.capabilities == es
