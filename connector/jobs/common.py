@@ -73,7 +73,7 @@ class JobSummary:
 
     @property
     def docs_per_s(self) -> float:
-        return self.main.read / self.main_elapsed_s if self.main_elapsed_s > 0 else 0.0
+        return self.main.finished / self.main_elapsed_s if self.main_elapsed_s > 0 else 0.0
 
     def as_dict(self) -> JsonDict:
         return {

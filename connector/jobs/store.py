@@ -75,8 +75,13 @@ class JobCounts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
+    @property
+    def finished(self) -> int:
+        """Documents the job is done with: written, skipped, dead-lettered or vanished (progress counts these)."""
+        return self.updated + self.skipped + self.dead_lettered + self.vanished
+
     def reconciles(self) -> bool:
-        return self.read == self.updated + self.skipped + self.dead_lettered + self.vanished
+        return self.read == self.finished
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
