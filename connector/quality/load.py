@@ -164,6 +164,32 @@ def _failure(result: BulkItemResult) -> dict[str, Any]:
     }
 
 
+def _create_index(cluster: Cluster, index: str, body: Mapping[str, Any] | None, *, replace: bool) -> None:
+    if cluster.index_exists(index):
+        if not replace:
+            raise ConfigError(
+                f"index {index!r} already exists; pass replace=True (--replace) to recreate it",
+                field="index",
+                index=index,
+            )
+        cluster.delete_index(index)
+    cluster.create_index(index, body or plain_index_body(cluster.capabilities))
+
+
+def _index_actions(
+    rows: Iterator[Mapping[str, Any]],
+    index: str,
+    *,
+    vectors: Mapping[str, Sequence[float]] | None,
+    vector_field: str,
+) -> Iterator[BulkAction]:
+    for row in rows:
+        doc = {k: v for k, v in row.items() if k != "_id"}
+        if vectors is not None and row["_id"] in vectors:
+            doc[vector_field] = [float(x) for x in vectors[row["_id"]]]
+        yield BulkAction("index", {"_index": index, "_id": str(row["_id"])}, doc)
+
+
 def load_corpus(
     cluster: Cluster,
     index: str,
@@ -200,31 +226,16 @@ def load_corpus(
     if chunk_size < 1:
         raise ConfigError("chunk_size must be >= 1", field="chunk_size")
     started = time.perf_counter()
-    if cluster.index_exists(index):
-        if not replace:
-            raise ConfigError(
-                f"index {index!r} already exists; pass replace=True (--replace) to recreate it",
-                field="index",
-                index=index,
-            )
-        cluster.delete_index(index)
-    cluster.create_index(index, index_body or plain_index_body(cluster.capabilities))
+    _create_index(cluster, index, index_body, replace=replace)
     rows = iter_corpus(corpus) if isinstance(corpus, (str, Path)) else iter(corpus)
     report = LoadReport(index=index)
-
-    def actions() -> Iterator[BulkAction]:
-        for row in rows:
-            doc = {k: v for k, v in row.items() if k != "_id"}
-            if vectors is not None and row["_id"] in vectors:
-                doc[vector_field] = [float(x) for x in vectors[row["_id"]]]
-            yield BulkAction("index", {"_index": index, "_id": str(row["_id"])}, doc)
 
     def chunk_sent(size: int) -> None:
         report.chunks += 1
 
     for result in streaming_bulk(
         cluster,
-        actions(),
+        _index_actions(rows, index, vectors=vectors, vector_field=vector_field),
         max_docs=chunk_size,
         max_bytes=_MAX_CHUNK_BYTES,
         max_retries=_MAX_RETRIES,
