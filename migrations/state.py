@@ -1,9 +1,15 @@
-"""Applied state and the migration lock, stored in the cluster (index ``eshybrid-migrations``).
+"""Migration state and the migration lock, stored in the cluster.
 
-- ``state:<index>``: the current revision of a target index and the history of what was
-  applied (with the parameters each revision ran with, so a downgrade gets them back).
-  The current revision is mirrored into the index's ``_meta.eshybrid.migrations.current``.
-- ``lock:<index>``: created with ``op_type=create``, so exactly one runner gets it. It
+- The current revision belongs to the index it describes: it is kept in that index's own
+  ``_meta.eshybrid.migrations.current`` (of the concrete index the name resolves to). So
+  it travels with the index when it is copied (a reindex into ``NAME-v<k>`` keeps the
+  ``_meta``, so does migration 0002), and it goes with it: an index deleted and created
+  again under the same name starts at base, whatever ran against the old one. (Binding a
+  state document to the index UUID would lose the state at every alias swap.)
+- ``state:<index>`` in ``eshybrid-migrations``: the history of what was applied under that
+  name (with the parameters each revision ran with, so a downgrade gets them back, and the
+  concrete index and UUID it ran on).
+- ``lock:<index>`` in ``eshybrid-migrations``: created with ``op_type=create``, so exactly one runner gets it. It
   carries an owner and an expiry that the holder renews (heartbeat); a runner that finds
   an expired lock (its holder died) deletes it conditionally on its ``_seq_no`` and takes
   it, so two runners cannot both take over.
@@ -14,6 +20,7 @@ indices on recent Elasticsearch and OpenSearch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -23,7 +30,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
-from connector.errors import ClusterApiError, MigrationLockedError, MigrationLockLostError
+from connector.errors import (
+    ClusterApiError,
+    ConfigError,
+    MigrationError,
+    MigrationLockedError,
+    MigrationLockLostError,
+)
+from mappings.system import migrations_index_body
 
 __all__ = ["DEFAULT_MIGRATIONS_INDEX", "LockInfo", "MigrationLock", "MigrationStore", "migrations_index_body"]
 
@@ -40,38 +54,12 @@ def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")
 
 
-def migrations_index_body() -> JsonDict:
-    """Settings and mapping of the migrations index (pure; golden-tested)."""
-    keyword = {"type": "keyword"}
-    return {
-        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-        "mappings": {
-            "dynamic": False,
-            "_meta": {"eshybrid": {"kind": "migrations"}},
-            "properties": {
-                "type": keyword,
-                "index": keyword,
-                "current": keyword,
-                "owner": keyword,
-                "acquired_at": {"type": "date"},
-                "updated_at": {"type": "date"},
-                "expires_at_ms": {"type": "long"},
-                "history": {
-                    "properties": {
-                        "revision": keyword,
-                        "direction": keyword,
-                        "owner": keyword,
-                        "at": {"type": "date"},
-                        "params": {"type": "object", "enabled": False},
-                    }
-                },
-            },
-        },
-    }
-
-
 class MigrationStore:
-    """Reads and writes the applied state of target indices."""
+    """Reads and writes the migration state of target indices.
+
+    The current revision is read from and written to the target's own ``_meta`` (see the
+    module docstring); the history goes to ``state:<target>`` in the migrations index.
+    """
 
     def __init__(self, cluster: Cluster, *, index: str = DEFAULT_MIGRATIONS_INDEX) -> None:
         self.cluster = cluster
@@ -86,33 +74,112 @@ class MigrationStore:
             if e.error_type != "resource_already_exists_exception":
                 raise
 
-    def state(self, target: str) -> JsonDict:
-        """``{"current": rev | None, "history": [...]}`` of a target (empty when never migrated)."""
+    def current(self, target: str) -> str | None:
+        """The revision the index behind ``target`` is at (``None``: base, or no such index)."""
+        found = self._target_mapping(target)
+        if found is None:
+            return None
+        current = _migrations_meta(found[1], target).get("current")
+        return None if current is None else str(current)
+
+    def history(self, target: str) -> list[JsonDict]:
+        """What was applied under the name ``target``, oldest first (every index that bore the name)."""
+        if not self.cluster.index_exists(self.index):
+            return []
         found = self.cluster.request("GET", f"/{self.index}/_doc/state:{target}", ignore=(404,))
         if found.status == 404 or not found.body.get("found"):
-            return {"current": None, "history": []}
-        source: JsonDict = found.body["_source"]
-        source.setdefault("history", [])
-        return source
+            return []
+        return list(found.body["_source"].get("history") or [])
+
+    def state(self, target: str) -> JsonDict:
+        """``{"current": rev | None, "history": [...]}`` of a target (``current`` from the index's ``_meta``)."""
+        return {"current": self.current(target), "history": self.history(target)}
 
     def record(
         self, target: str, *, current: str | None, revision: str, direction: str, owner: str, params: Mapping[str, Any]
     ) -> None:
-        """Store the new current revision and append to the history (refresh: the next reader sees it)."""
-        state = self.state(target)
-        history = list(state.get("history") or [])
+        """Store the new current revision in the target's ``_meta`` and append to the history.
+
+        Raises:
+            MigrationError: ``current`` is a revision but ``target`` names no index (nothing to hold the state).
+        """
+        found = self._target_uuid(target)
+        if found is None and current is not None:
+            raise MigrationError(
+                f"cannot record revision {current} for {target!r}: no such index (the revision state is kept "
+                "in the index's own _meta)",
+                index=target,
+                revision=revision,
+            )
+        if found is not None:
+            self._write_current(target, current)
+        concrete, uuid = found or (None, None)
+        history = self.history(target)
         history.append(
-            {"revision": revision, "direction": direction, "owner": owner, "at": _now_iso(), "params": dict(params)}
+            {
+                "revision": revision,
+                "direction": direction,
+                "owner": owner,
+                "at": _now_iso(),
+                "params": dict(params),
+                "concrete_index": concrete,
+                "index_uuid": uuid,
+            }
         )
         body = {"type": "state", "index": target, "current": current, "history": history, "updated_at": _now_iso()}
         self.cluster.request("PUT", f"/{self.index}/_doc/state:{target}", body=body, params={"refresh": "true"})
 
     def params_for(self, target: str, revision: str) -> JsonDict:
         """The parameters ``revision`` was last applied with (for its downgrade)."""
-        for entry in reversed(self.state(target).get("history") or []):
+        for entry in reversed(self.history(target)):
             if entry.get("revision") == revision and entry.get("direction") == "up":
                 return dict(entry.get("params") or {})
         return {}
+
+    def _target_mapping(self, target: str) -> tuple[str, JsonDict] | None:
+        """``(concrete index, mapping)`` of the one index ``target`` names, or ``None`` when none exists."""
+        found = self.cluster.request("GET", f"/{target}/_mapping", ignore=(404,))
+        if found.status == 404:
+            return None
+        body: JsonDict = found.body
+        if len(body) != 1:
+            raise ConfigError(f"{target!r} resolves to {len(body)} indices; name one index", index=target)
+        concrete, value = next(iter(body.items()))
+        return str(concrete), dict(value.get("mappings") or {})
+
+    def _target_uuid(self, target: str) -> tuple[str, str] | None:
+        """``(concrete index, uuid)`` of the one index ``target`` names, or ``None`` when none exists."""
+        found = self.cluster.request("GET", f"/{target}/_settings/index.uuid", ignore=(404,))
+        if found.status == 404:
+            return None
+        body: JsonDict = found.body
+        if len(body) != 1:
+            raise ConfigError(f"{target!r} resolves to {len(body)} indices; name one index", index=target)
+        concrete, value = next(iter(body.items()))
+        return str(concrete), str(value["settings"]["index"]["uuid"])
+
+    def _write_current(self, target: str, current: str | None) -> None:
+        """Set ``_meta.eshybrid.migrations.current``, keeping every other ``_meta`` key (``PUT _mapping`` replaces it)."""
+        found = self._target_mapping(target)
+        if found is None:
+            raise MigrationError(f"{target!r} disappeared while its migration state was written", index=target)
+        concrete, mapping = found
+        migrations = {**_migrations_meta(mapping, target), "current": current}
+        meta = copy.deepcopy(dict(mapping.get("_meta") or {}))
+        meta["eshybrid"] = {**dict(meta.get("eshybrid") or {}), "migrations": migrations}
+        self.cluster.put_mapping(concrete, {"_meta": meta})
+
+
+def _migrations_meta(mapping: Mapping[str, Any], target: str) -> JsonDict:
+    """``_meta.eshybrid.migrations`` of a mapping (empty when absent)."""
+    ours = (mapping.get("_meta") or {}).get("eshybrid") or {}
+    migrations = ours.get("migrations") if isinstance(ours, Mapping) else None
+    if not isinstance(ours, Mapping) or not isinstance(migrations, (Mapping, type(None))):
+        raise MigrationError(
+            f"the _meta of {target!r} has an 'eshybrid' entry that eshybrid did not write; fix or remove it",
+            index=target,
+        )
+    return dict(migrations or {})
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Scale-out: run the slices of a backfill as Ray tasks (imported only with ``--ray-address``).
+"""Run tasks on Ray: a generic executor (imported without Ray; ``ray`` is imported when it runs).
 
-Each task opens its own cluster connection and embedding client, runs the pipeline
-for its one slice, and stores its own checkpoint, so a killed task (or driver) is
-resumed slice by slice with ``--resume``. The driver polls the checkpoints for
-progress. Workers must be able to import ``connector`` (installed, or on
+:func:`run_on_ray` runs a picklable function once per keyed argument as Ray tasks and waits
+for them all. It knows nothing of jobs: the job runner hands it
+:func:`connector.jobs.slices.run_slice_task` and one :class:`~connector.jobs.slices.SliceTask`
+per unfinished slice, so backfill and reindex both scale out the same way.
+
+Workers must be able to import the function's module (``connector`` installed, or on
 ``PYTHONPATH``: for a local Ray the driver passes its own path).
 """
 
@@ -12,157 +14,82 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-import connector
-from connector.errors import ConfigError, JobError
-from connector.jobs.dialect import PitDialect
-from connector.jobs.store import JobCounts, SliceCheckpoint, sum_counts
+from connector.errors import JobError
 
-if TYPE_CHECKING:
-    from connector.jobs.backfill import BackfillConfig, BackfillJob
-    from connector.jobs.settings import ClusterSpec
-
-__all__ = ["SliceTask", "run_backfill_slices_on_ray", "run_slice_task"]
+__all__ = ["run_on_ray"]
 
 logger = logging.getLogger(__name__)
 
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 
-@dataclass(frozen=True)
-class SliceTask:
-    """Everything one Ray task needs to run one slice (pickled to the worker)."""
-
-    cluster_spec: ClusterSpec
-    embed_url: str
-    config: BackfillConfig
-    job_id: str
-    model_id: str
-    dims: int | None
-    concrete_index: str
-    dialect: PitDialect
-    checkpoint: SliceCheckpoint
-    pit_id: str
+# The folder that holds the ``connector`` package (connector/jobs/_ray.py -> three levels up).
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_slice_task(task: SliceTask) -> dict[str, int]:
-    """Run one slice to its end in this process; returns its counts."""
-    from connector.jobs.backfill import InPlaceMode
-    from connector.jobs.pipeline import CheckpointTracker, Pipeline, PipelineOptions
-    from connector.jobs.sources import PitSliceSource
-    from connector.jobs.store import JobStore
-    from connector.services.embedding import EmbeddingClient
+def run_on_ray(
+    fn: Callable[[ArgT], ResultT],
+    tasks: Mapping[str, ArgT],
+    *,
+    address: str | None,
+    num_cpus: float,
+    on_progress: Callable[[int, int], None] | None = None,
+    progress_interval_s: float = 10.0,
+) -> dict[str, ResultT]:
+    """Run ``fn(arg)`` for every ``key -> arg`` of ``tasks`` as a Ray task; wait for all of them.
 
-    settings = task.config.settings
-    cluster = task.cluster_spec.connect()
-    embedder = EmbeddingClient(task.embed_url)
-    try:
-        store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
-        mode = InPlaceMode(
-            cluster=cluster,
-            job_id=task.job_id,
-            vector_field=task.config.vector_field,
-            model_id=task.model_id,
-            policy=task.config.policy,
-        )
-        cp = task.checkpoint
-        source = PitSliceSource(
-            key=cp.key,
-            cluster=cluster,
-            dialect=task.dialect,
-            index=task.concrete_index,
-            pit_id=cp.pit_id or task.pit_id,
-            keep_alive=settings.pit_keep_alive,
-            page_size=settings.page_size,
-            source_includes=mode.source_includes,
-            slice_id=cp.slice_id,
-            max_slices=cp.max_slices,
-            cursor=cp.cursor,
-        )
-        options = PipelineOptions.from_settings(settings, dims=task.dims, read_workers=1)
-        pipeline = Pipeline(
-            cluster=cluster,
-            mode=mode,
-            embedder=embedder,
-            store=store,
-            tracker=CheckpointTracker(store, [cp]),
-            options=options,
-        )
-        try:
-            pipeline.run([source])
-        finally:
-            source.close()
-        return cp.counts.as_dict()
-    finally:
-        embedder.close()
-        cluster.close()
+    Args:
+        fn: a module-level function (Ray pickles it by reference); its argument and result must pickle.
+        tasks: one argument per task, by a key that names it in errors.
+        address: the Ray cluster (``auto``, ``ray://...``); used when this process has not joined one yet.
+        num_cpus: CPUs each task reserves.
+        on_progress: called with ``(tasks finished, tasks)`` every ``progress_interval_s`` while waiting.
+        progress_interval_s: seconds between ``on_progress`` calls.
 
+    Returns:
+        Each task's result by its key.
 
-def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(connector.__file__)))
-
-
-def run_backfill_slices_on_ray(job: BackfillJob, checkpoints: list[SliceCheckpoint]) -> JobCounts:
-    """Run the given slices as Ray tasks on ``job.config.ray_address`` and wait for them all."""
+    Raises:
+        JobError: some tasks failed (raised once every task has ended; the message names each failure).
+            Tasks are not retried by Ray: the caller's own checkpoints decide what to run again.
+    """
     import ray
 
-    if job.cluster_spec is None or not job.config.embed_url:
-        raise ConfigError("Ray slices need a cluster spec and --embed-url", field="ray_address")
-    assert job.state is not None
     if not ray.is_initialized():
-        ray.init(address=job.config.ray_address, log_to_driver=False)
-    root = _package_root()
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    remote = ray.remote(run_slice_task).options(
-        num_cpus=job.settings.ray_task_cpus,
+        ray.init(address=address, log_to_driver=False)
+    path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+    remote = ray.remote(fn).options(
+        num_cpus=num_cpus,
         max_retries=0,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
-    tasks = {}
-    for cp in checkpoints:
-        task = SliceTask(
-            cluster_spec=job.cluster_spec,
-            embed_url=job.config.embed_url,
-            config=job.config,
-            job_id=job.job_id,
-            model_id=job.model_id,
-            dims=job.dims,
-            concrete_index=job.state.scan_index,
-            dialect=job.dialect,
-            checkpoint=cp,
-            pit_id=job.state.pit_id or "",
-        )
-        tasks[remote.remote(task)] = cp.key
-    logger.info("backfill %s: %s slices submitted to Ray at %s", job.job_id, len(tasks), job.config.ray_address)
-    return _wait(job, tasks)
+    refs = {remote.remote(arg): key for key, arg in tasks.items()}
+    logger.info("%s tasks submitted to Ray (%s)", len(refs), address or "the joined cluster")
+    return _wait(refs, on_progress=on_progress, progress_interval_s=progress_interval_s)
 
 
-def _wait(job: BackfillJob, tasks: dict[Any, str]) -> JobCounts:
+def _wait(
+    refs: Mapping[Any, str], *, on_progress: Callable[[int, int], None] | None, progress_interval_s: float
+) -> dict[str, Any]:
     import ray
 
-    pending = list(tasks)
-    totals = JobCounts()
-    last_log = time.monotonic()
+    pending = list(refs)
+    results: dict[str, Any] = {}
     errors: list[str] = []
+    last_report = time.monotonic()
     while pending:
         done, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
         for ref in done:
             try:
-                totals.add(JobCounts.from_dict(ray.get(ref)))
+                results[refs[ref]] = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - collected, raised once all tasks ended
-                errors.append(f"slice {tasks[ref]}: {e}")
-        if time.monotonic() - last_log >= job.settings.progress_interval_s:
-            checkpoints = job.store.load_checkpoints(job.job_id).values()
-            progress = sum_counts(cp for cp in checkpoints if cp.pass_name == "main")
-            logger.info(
-                "backfill %s on Ray: %s read, %s updated, %s/%s slices done",
-                job.job_id,
-                progress.read,
-                progress.updated,
-                len(tasks) - len(pending),
-                len(tasks),
-            )
-            last_log = time.monotonic()
+                errors.append(f"{refs[ref]}: {e}")
+        if on_progress is not None and time.monotonic() - last_report >= progress_interval_s:
+            on_progress(len(refs) - len(pending), len(refs))
+            last_report = time.monotonic()
     if errors:
-        raise JobError(f"{len(errors)} Ray slice task(s) failed (resume with --resume): {'; '.join(errors)}")
-    return totals
+        raise JobError(f"{len(errors)} Ray task(s) failed: {'; '.join(errors)}", failures=errors)
+    return results

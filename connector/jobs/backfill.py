@@ -17,10 +17,11 @@ Checkpoints (one per slice, in ``eshybrid-jobs``) make ``--resume`` continue a k
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,7 +45,7 @@ from connector.jobs.common import (
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
-from connector.jobs.store import DeadLetter, JobCounts, SliceCheckpoint
+from connector.jobs.store import DeadLetter, JobCounts
 from connector.texts import TextPolicy
 
 __all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
@@ -213,14 +214,16 @@ class BackfillJob(JobRunner):
             show_progress=config.show_progress,
             embedder=embedder,
             dims=dims,
+            ray_address=config.ray_address,
+            embed_url=config.embed_url,
+            cluster_spec=cluster_spec,
         )
         self.config = config
         self.model_id = model_id
-        self.cluster_spec = cluster_spec
 
-    def mode(self) -> InPlaceMode:
-        return InPlaceMode(
-            cluster=self.cluster,
+    def mode_factory(self) -> Callable[[Cluster], InPlaceMode]:
+        return functools.partial(
+            InPlaceMode,
             job_id=self.job_id,
             vector_field=self.config.vector_field,
             model_id=self.model_id,
@@ -266,15 +269,6 @@ class BackfillJob(JobRunner):
         index = concrete_index(self.cluster, self.config.index)
         self.check_target(index)
         self.start_new(index, {"target_index": index, "model_id": self.model_id})
-
-    def run_main_slices(self, todo: list[SliceCheckpoint]) -> None:
-        if not self.config.ray_address:
-            super().run_main_slices(todo)
-            return
-        from connector.jobs._ray import run_backfill_slices_on_ray
-
-        run_backfill_slices_on_ray(self, todo)
-        self.checkpoints.update(self.store.load_checkpoints(self.job_id))
 
     def run_later_phases(self, main: JobCounts) -> None:
         self.save_state(counts=main.as_dict(), phase="catch_up")

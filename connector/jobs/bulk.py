@@ -225,11 +225,12 @@ class _ChunkSender:
                 throttled.append(pos)
         self.pending = throttled
         if throttled:
+            first = self.results[throttled[0]]
             logger.warning(
                 "bulk: %s of %s items got 429 (%s); resending only those",
                 len(throttled),
                 len(items),
-                self.results[throttled[0]].reason if self.results[throttled[0]] else "",
+                first.reason if first is not None else "",
             )
             if self.on_backpressure is not None:
                 self.on_backpressure("bulk item 429")
@@ -264,6 +265,7 @@ def streaming_bulk(
     max_backoff_s: float = 30.0,
     refresh: str | bool | None = None,
     on_backpressure: Callable[[str], None] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> Iterator[BulkItemResult]:
     """Send actions in chunks and yield one result per action, in order.
 
@@ -276,6 +278,7 @@ def streaming_bulk(
         initial_backoff_s: first backoff; doubles with random jitter up to ``max_backoff_s``.
         refresh: the bulk ``refresh`` parameter.
         on_backpressure: called with a reason on every 429/5xx, so callers can slow down.
+        on_chunk: called with the number of actions of each chunk once it is answered.
 
     Yields:
         :class:`BulkItemResult` per action; items still 429 after the retries come back
@@ -310,6 +313,8 @@ def streaming_bulk(
                 for enc in chunk
             ]
             raise BulkError(f"bulk request failed after {max_retries} retries: {outcome}", items=failures) from outcome
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         for result in sender.results:
             assert result is not None
             yield result

@@ -17,6 +17,7 @@ from connector.errors import ConfigError
 from connector.jobs.pipeline import DocWork, Embedder, JobMode
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import JobCounts
+from connector.services.embedding import EmbeddingClient
 from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings import BOOKKEEPING_FIELD as BOOKKEEPING
 
@@ -73,7 +74,7 @@ class JobSummary:
 
     @property
     def docs_per_s(self) -> float:
-        return self.main.read / self.main_elapsed_s if self.main_elapsed_s > 0 else 0.0
+        return self.main.finished / self.main_elapsed_s if self.main_elapsed_s > 0 else 0.0
 
     def as_dict(self) -> JsonDict:
         return {
@@ -129,8 +130,6 @@ def owned_embedder(embedder: Embedder | None, embed_url: str | None) -> Iterator
         return
     if not embed_url:
         raise ConfigError("give --embed-url (or ESHYBRID_EMBED_URL) or pass an embedder", field="embed_url")
-    from connector.services.embedding import EmbeddingClient
-
     client = EmbeddingClient(embed_url)
     try:
         yield client

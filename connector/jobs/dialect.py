@@ -194,4 +194,4 @@ def dialect_for(cluster: Cluster) -> PitDialect:
     flavor = cluster.capabilities.flavor
     if flavor not in ("elasticsearch", "opensearch"):
         raise ValueError(f"unknown flavor {flavor!r}")
-    return PitDialect(flavor=flavor, version=tuple(cluster.capabilities.version))
+    return PitDialect(flavor=flavor, version=cluster.capabilities.version)

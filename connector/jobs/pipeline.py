@@ -36,6 +36,7 @@ from connector.errors import (
     EmbeddingServiceUnavailable,
     JobError,
 )
+from connector.jobs.backpressure import Backpressure
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.store import DeadLetter, JobCounts, JobStore, SliceCheckpoint
 
@@ -121,7 +122,10 @@ class PageSource(Protocol):
 class JobMode(Protocol):
     """What an in-place backfill and a copy into a new index do differently."""
 
-    source_includes: list[str] | None
+    @property
+    def source_includes(self) -> list[str] | None:
+        """The ``_source`` fields a page needs (``None``: the whole source)."""
+        ...
 
     def classify(self, hit: dict[str, Any]) -> DocWork: ...
 
@@ -168,35 +172,6 @@ class PipelineOptions:
             max_backoff_s=s.max_backoff_s,
             dims=dims,
         )
-
-
-class Backpressure:
-    """A shared delay that grows on 429/503 and shrinks on success (AIMD-like)."""
-
-    def __init__(self, *, max_delay_s: float = 5.0) -> None:
-        self._lock = threading.Lock()
-        self._delay_s = 0.0
-        self.max_delay_s = max_delay_s
-        self.events = 0
-
-    @property
-    def delay_s(self) -> float:
-        return self._delay_s
-
-    def penalize(self, reason: str) -> None:
-        with self._lock:
-            self._delay_s = min(self.max_delay_s, max(0.05, self._delay_s * 2))
-            self.events += 1
-        logger.info("backpressure (%s): slowing reads and embedding by %.2fs per request", reason, self._delay_s)
-
-    def relieve(self) -> None:
-        if self._delay_s:
-            with self._lock:
-                self._delay_s = 0.0 if self._delay_s < 0.02 else self._delay_s / 2
-
-    def wait(self, stop: threading.Event) -> None:
-        if self._delay_s:
-            stop.wait(self._delay_s)
 
 
 class CheckpointTracker:
@@ -525,10 +500,14 @@ class Pipeline:
         for work, result in failures:
             reason = f"the cluster refused the write: {result.error_type}: {result.reason}"
             self.mode.mark_unembeddable(work, "write_rejected", reason)
-            assert work.dead_letter is not None
-            page.dead_letters.append(work.dead_letter)
-            page.counts.dead_lettered += 1
-            self._count(dead_lettered=1)
+            self._dead_letter(work, page)
+
+    def _dead_letter(self, work: DocWork, page: Page) -> None:
+        """``work`` ends as a dead letter (and nothing is written for it)."""
+        assert work.dead_letter is not None
+        page.dead_letters.append(work.dead_letter)
+        page.counts.dead_lettered += 1
+        self._count(dead_lettered=1)
 
     def _redo(self, conflicts: list[DocWork], page: Page) -> list[DocWork]:
         """After a 409: let the mode re-read the documents, then embed what changed."""
@@ -541,20 +520,14 @@ class Pipeline:
                 page.counts.vanished += 1
                 self._count(vanished=1)
             elif work.verdict == "dead":
-                assert work.dead_letter is not None
-                page.dead_letters.append(work.dead_letter)
-                page.counts.dead_lettered += 1
-                self._count(dead_lettered=1)
+                self._dead_letter(work, page)
             elif work.attempts >= self.options.conflict_max_attempts:
                 self.mode.mark_unembeddable(
                     work,
                     "conflict_retries_exhausted",
                     f"the document changed {work.attempts} times while the job tried to write it; run the job again",
                 )
-                assert work.dead_letter is not None
-                page.dead_letters.append(work.dead_letter)
-                page.counts.dead_lettered += 1
-                self._count(dead_lettered=1)
+                self._dead_letter(work, page)
             else:
                 again.append(work)
         todo = [w for w in again if w.verdict == "embed"]

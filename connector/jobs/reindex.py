@@ -27,13 +27,13 @@ Phases (each recorded in the job document, so ``--resume`` continues where it st
 from __future__ import annotations
 
 import contextlib
-import copy
+import functools
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
@@ -54,29 +54,15 @@ from connector.jobs.common import (
 from connector.jobs.dialect import pit_search_body
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
-from connector.jobs.settings import JobSettings
+from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
+from connector.jobs.versioned import AliasKind, alias_actions, target_index_body
 from connector.texts import TextPolicy
+from mappings import VectorField, build_add_vector_field_body
 
 __all__ = ["CopyMode", "ReindexConfig", "ReindexJob", "alias_actions", "run_reindex", "target_index_body"]
 
 logger = logging.getLogger(__name__)
-
-AliasKind = Literal["alias", "concrete", "new"]
-
-# Index settings a copy keeps; the rest (uuid, creation date, version...) belong to the old index.
-_COPIED_SETTINGS = (
-    "number_of_shards",
-    "number_of_replicas",
-    "analysis",
-    "similarity",
-    "max_result_window",
-    "mapping",
-    "refresh_interval",
-    "knn",
-    "max_ngram_diff",
-    "max_shingle_diff",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +78,9 @@ class ReindexConfig:
         dims / model_id: of the vector field (default: the embedding service's ``/info``).
         delete_old: delete the old index after the swap (alias mode).
         copy_only: copy without embedding (what the versioned-index migration does).
+        ray_address: run the slices of the copy as Ray tasks on this cluster (needs ``embed_url``
+            unless ``copy_only``, and a cluster spec passed to :func:`run_reindex`).
+        embed_url: the embedding service (used when no embedder is passed, and by Ray tasks).
     """
 
     alias: str
@@ -109,6 +98,7 @@ class ReindexConfig:
     slices: int = 1
     job_id: str | None = None
     resume: bool = False
+    ray_address: str | None = None
     embed_url: str | None = None
     show_progress: bool | None = None
     settings: JobSettings = field(default_factory=JobSettings)
@@ -118,6 +108,8 @@ class ReindexConfig:
             raise ConfigError("give --fields to embed (or copy_only=True to copy without embedding)", field="fields")
         if not 1 <= self.slices <= 1024:
             raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
+        if self.ray_address and not self.copy_only and not self.embed_url:
+            raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
 
     @property
     def policy(self) -> TextPolicy | None:
@@ -126,50 +118,6 @@ class ReindexConfig:
         return TextPolicy(
             fields=tuple(self.fields), template=self.template, max_text_chars=self.settings.max_text_chars
         )
-
-
-def target_index_body(
-    *,
-    source_mapping: Mapping[str, Any],
-    source_settings: Mapping[str, Any],
-    add_vector_body: Mapping[str, Any] | None,
-    knn_setting: bool,
-) -> JsonDict:
-    """The ``PUT /<alias>-v<k>`` body: the source's mapping and settings, plus the vector field (pure).
-
-    ``add_vector_body`` is :func:`mappings.build_add_vector_field_body`'s answer (or ``None``
-    to copy the mapping as is). Refresh is off while copying; the job restores it.
-    """
-    mapping: JsonDict = copy.deepcopy(dict(source_mapping))
-    if add_vector_body is not None:
-        mapping.setdefault("properties", {}).update(copy.deepcopy(dict(add_vector_body["properties"])))
-        mapping["_meta"] = copy.deepcopy(dict(add_vector_body["_meta"]))
-    index_settings = dict(source_settings.get("index") or {})
-    settings: JsonDict = {k: copy.deepcopy(index_settings[k]) for k in _COPIED_SETTINGS if k in index_settings}
-    if knn_setting:
-        settings["knn"] = True
-    settings["refresh_interval"] = "-1"
-    return {"settings": {"index": settings}, "mappings": mapping}
-
-
-def alias_actions(
-    *, alias: str, kind: AliasKind, old_indices: Mapping[str, Mapping[str, Any]], new_index: str
-) -> list[JsonDict]:
-    """The ``POST /_aliases`` actions of the swap, applied atomically (pure).
-
-    ``old_indices``: index -> its current alias definition (filter, routing...), kept on the new index.
-    """
-    if kind == "concrete":
-        return [{"add": {"index": new_index, "alias": alias}}, {"remove_index": {"index": alias}}]
-    actions: list[JsonDict] = [{"remove": {"index": name, "alias": alias}} for name in sorted(old_indices)]
-    definition: JsonDict = {}
-    for props in old_indices.values():
-        definition = {
-            k: v for k, v in props.items() if k in ("filter", "routing", "index_routing", "search_routing", "is_hidden")
-        }
-        break
-    actions.append({"add": {"index": new_index, "alias": alias, **definition}})
-    return actions
 
 
 @dataclass
@@ -257,6 +205,7 @@ class ReindexJob(JobRunner):
         embedder: Embedder | None,
         model_id: str | None,
         dims: int | None,
+        cluster_spec: ClusterSpec | None = None,
     ) -> None:
         super().__init__(
             cluster,
@@ -270,6 +219,9 @@ class ReindexJob(JobRunner):
             show_progress=config.show_progress,
             embedder=embedder,
             dims=dims,
+            ray_address=config.ray_address,
+            embed_url=config.embed_url,
+            cluster_spec=cluster_spec,
         )
         self.config = config
         self.model_id = model_id
@@ -285,9 +237,9 @@ class ReindexJob(JobRunner):
         kind: AliasKind = self.state.extra["alias_kind"]
         return kind
 
-    def mode(self) -> CopyMode:
-        return CopyMode(
-            cluster=self.cluster,
+    def mode_factory(self) -> Callable[[Cluster], CopyMode]:
+        return functools.partial(
+            CopyMode,
             job_id=self.job_id,
             target_index=self.target,
             vector_field=self.config.vector_field,
@@ -351,8 +303,6 @@ class ReindexJob(JobRunner):
 
     def create_target(self, source: str, target: str, settings: Mapping[str, Any]) -> None:
         """Create ``target`` from the mapping and (index) ``settings`` of ``source``, plus the vector field."""
-        from mappings import VectorField, build_add_vector_field_body
-
         caps = self.cluster.capabilities
         mapping = self.cluster.get_mapping(source)
         add_body = None
@@ -546,8 +496,16 @@ def run_reindex(
     embedder: Embedder | None = None,
     model_id: str | None = None,
     dims: int | None = None,
+    cluster_spec: ClusterSpec | None = None,
 ) -> JobSummary:
     """Copy ``config.alias``'s index into ``<alias>-v<k>`` with the hybrid mapping, then swap the alias.
+
+    Args:
+        cluster: the cluster holding the index.
+        config: what to reindex (see :class:`ReindexConfig`).
+        embedder: the embedding client (default: ``EmbeddingClient(config.embed_url)``; none for ``copy_only``).
+        model_id / dims: of the vector field (default: the service's ``/info``, or ``config``).
+        cluster_spec: how Ray tasks reach the cluster (needed with ``config.ray_address``).
 
     Returns:
         The :class:`JobSummary` (``target_index`` is the new index).
@@ -568,7 +526,7 @@ def run_reindex(
             config = replace(config, settings=cap_text_limit(config.settings, info))
         else:
             model_id, dims = model_id or config.model_id, dims or config.dims
-        job = ReindexJob(cluster, config, embedder=used, model_id=model_id, dims=dims)
+        job = ReindexJob(cluster, config, embedder=used, model_id=model_id, dims=dims, cluster_spec=cluster_spec)
         summary = job.run()
     logger.info("reindex %s completed: %s -> %s (alias %s)", job.job_id, summary.index, job.target, job.config.alias)
     return summary

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError, JobError
+from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
 from connector.jobs.pipeline import (
@@ -27,7 +28,8 @@ from connector.jobs.pipeline import (
     PipelineOptions,
 )
 from connector.jobs.progress import JobMonitor
-from connector.jobs.settings import JobSettings
+from connector.jobs.settings import ClusterSpec, JobSettings
+from connector.jobs.slices import SliceTask, run_slice_task
 from connector.jobs.sources import PitSliceSource, ShardCatchUpSource, shard_high_water_marks
 from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso, sum_counts
 
@@ -80,8 +82,12 @@ class ScanState:
 class JobRunner:
     """Runs one job (:meth:`run`).
 
-    Subclasses set ``kind`` and implement :meth:`start`, :meth:`mode`, :meth:`params`,
+    Subclasses set ``kind`` and implement :meth:`start`, :meth:`mode_factory`, :meth:`params`,
     :meth:`run_later_phases` and :meth:`summarize`.
+
+    With ``ray_address``, the slices of the main scan run as Ray tasks (:mod:`connector.jobs.slices`
+    on :func:`connector.jobs._ray.run_on_ray`); each task reaches the cluster through
+    ``cluster_spec`` and the embedding service through ``embed_url``.
     """
 
     kind = "job"
@@ -100,6 +106,9 @@ class JobRunner:
         show_progress: bool | None,
         embedder: Embedder | None,
         dims: int | None,
+        ray_address: str | None = None,
+        embed_url: str | None = None,
+        cluster_spec: ClusterSpec | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -112,6 +121,9 @@ class JobRunner:
         self.show_progress = show_progress
         self.embedder = embedder
         self.dims = dims
+        self.ray_address = ray_address
+        self.embed_url = embed_url
+        self.cluster_spec = cluster_spec
         self.store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
         self.dialect: PitDialect = dialect_for(cluster)
         self.backpressure = Backpressure()
@@ -125,8 +137,13 @@ class JobRunner:
         """Resume the job (:meth:`find_existing`, :meth:`resume_from`) or start a new one (:meth:`start_new`)."""
         raise NotImplementedError
 
-    def mode(self) -> JobMode:
+    def mode_factory(self) -> Callable[[Cluster], JobMode]:
+        """What builds this job's mode on a connection; must pickle (a Ray task builds it on its own)."""
         raise NotImplementedError
+
+    def mode(self) -> JobMode:
+        """This job's mode on this process's connection."""
+        return self.mode_factory()(self.cluster)
 
     def params(self) -> JsonDict:
         raise NotImplementedError
@@ -316,14 +333,68 @@ class JobRunner:
         )
 
     def run_main_slices(self, todo: list[SliceCheckpoint]) -> None:
-        """Run the unfinished slices of the main scan in this process."""
+        """Run the unfinished slices of the main scan in this process (or as Ray tasks with ``ray_address``)."""
         assert self.state is not None
+        if self.ray_address:
+            self.run_main_slices_on_ray(todo)
+            return
         sources = [self.pit_source(cp) for cp in todo]
         try:
             self.run_sources(todo, sources, "main", total=self.cluster.count(self.state.scan_index))
         finally:
             for source in sources:
                 source.close()
+
+    def run_main_slices_on_ray(self, todo: list[SliceCheckpoint]) -> None:
+        """Run the unfinished slices as Ray tasks, each storing its own checkpoint; wait for them all."""
+        assert self.state is not None
+        if self.cluster_spec is None:
+            raise ConfigError("Ray slices need a cluster spec (how each task reaches the cluster)", field="ray_address")
+        if self.embedder is not None and not self.embed_url:
+            raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
+        tasks = {
+            cp.key: SliceTask(
+                cluster_spec=self.cluster_spec,
+                embed_url=self.embed_url if self.embedder is not None else None,
+                settings=self.settings,
+                make_mode=self.mode_factory(),
+                dims=self.dims,
+                dialect=self.dialect,
+                scan_index=self.state.scan_index,
+                checkpoint=cp,
+                pit_id=self.state.pit_id or "",
+            )
+            for cp in todo
+        }
+        logger.info("%s %s: %s slices go to Ray at %s", self.kind, self.job_id, len(tasks), self.ray_address)
+        try:
+            run_on_ray(
+                run_slice_task,
+                tasks,
+                address=self.ray_address,
+                num_cpus=self.settings.ray_task_cpus,
+                on_progress=self._log_ray_progress,
+                progress_interval_s=self.settings.progress_interval_s,
+            )
+        except JobError as e:
+            raise JobError(f"{self.kind} {self.job_id}: {e} (resume with --resume)") from e
+        finally:
+            self.checkpoints.update(self.store.load_checkpoints(self.job_id))
+
+    def _log_ray_progress(self, tasks_done: int, tasks: int) -> None:
+        """What the slices' checkpoints have committed so far (finished documents)."""
+        checkpoints = self.store.load_checkpoints(self.job_id).values()
+        progress = sum_counts(cp for cp in checkpoints if cp.pass_name == "main")
+        logger.info(
+            "%s %s on Ray: %s done (%s read), %s updated, %s/%s slices done",
+            self.kind,
+            self.job_id,
+            progress.finished,
+            progress.read,
+            progress.updated,
+            tasks_done,
+            tasks,
+        )
 
     def run_main(self) -> JobCounts:
         cps = self.main_checkpoints()

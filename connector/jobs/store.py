@@ -21,6 +21,8 @@ from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError
+from connector.jobs.bulk import BulkAction, streaming_bulk
+from mappings.system import dead_letter_index_body, jobs_index_body
 
 __all__ = [
     "DEFAULT_DEAD_LETTER_INDEX",
@@ -39,10 +41,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_JOBS_INDEX = "eshybrid-jobs"
 DEFAULT_DEAD_LETTER_INDEX = "eshybrid-dead-letters"
-
-_COUNT = {"type": "long"}
-_DATE = {"type": "date"}
-_KEYWORD = {"type": "keyword"}
 
 
 def now_iso() -> str:
@@ -77,8 +75,13 @@ class JobCounts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
+    @property
+    def finished(self) -> int:
+        """Documents the job is done with: written, skipped, dead-lettered or vanished (progress counts these)."""
+        return self.updated + self.skipped + self.dead_lettered + self.vanished
+
     def reconciles(self) -> bool:
-        return self.read == self.updated + self.skipped + self.dead_lettered + self.vanished
+        return self.read == self.finished
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -197,77 +200,6 @@ class DeadLetter:
         return f"{self.job_id}:{self.index}:{self.doc_id}"
 
 
-def _small_index_body(kind: str, properties: JsonDict) -> JsonDict:
-    """One shard (a replica when there is a second node), only the listed fields indexed."""
-    return {
-        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-        "mappings": {"dynamic": False, "_meta": {"eshybrid": {"kind": kind}}, "properties": properties},
-    }
-
-
-def jobs_index_body() -> JsonDict:
-    """Settings and mapping of the jobs index (pure; golden-tested)."""
-    counts = {"properties": {name: dict(_COUNT) for name in JobCounts.__dataclass_fields__}}
-    return _small_index_body(
-        "jobs",
-        {
-            "type": dict(_KEYWORD),
-            "job_id": dict(_KEYWORD),
-            "kind": dict(_KEYWORD),
-            "index": dict(_KEYWORD),
-            "target_index": dict(_KEYWORD),
-            "alias": dict(_KEYWORD),
-            "vector_field": dict(_KEYWORD),
-            "model_id": dict(_KEYWORD),
-            "status": dict(_KEYWORD),
-            "phase": dict(_KEYWORD),
-            "owner": dict(_KEYWORD),
-            "slice": dict(_KEYWORD),
-            "pass": dict(_KEYWORD),
-            "slice_id": {"type": "integer"},
-            "max_slices": {"type": "integer"},
-            "done": {"type": "boolean"},
-            "cursor": {"type": "keyword", "index": False, "doc_values": False},
-            "pit_id": {"type": "keyword", "index": False, "doc_values": False},
-            "commit_seq": _COUNT,
-            "shard": {"type": "integer"},
-            "after_seq_no": _COUNT,
-            "upto_seq_no": _COUNT,
-            "counts": counts,
-            "catch_up_counts": counts,
-            "total_counts": counts,
-            "live_counts": counts,
-            "docs_total": _COUNT,
-            "rate_docs_per_s": {"type": "float"},
-            "elapsed_s": {"type": "float"},
-            "reconciles": {"type": "boolean"},
-            "errors": {"properties": {"at": dict(_DATE), "message": {"type": "text"}}},
-            "params": {"type": "object", "enabled": False},
-            "state": {"type": "object", "enabled": False},
-            "started_at": dict(_DATE),
-            "finished_at": dict(_DATE),
-            "updated_at": dict(_DATE),
-        },
-    )
-
-
-def dead_letter_index_body() -> JsonDict:
-    """Settings and mapping of the dead-letter index (pure; golden-tested)."""
-    return _small_index_body(
-        "dead_letters",
-        {
-            "job_id": dict(_KEYWORD),
-            "index": dict(_KEYWORD),
-            "doc_id": dict(_KEYWORD),
-            "vector_field": dict(_KEYWORD),
-            "reason_code": dict(_KEYWORD),
-            "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
-            "text_excerpt": {"type": "text"},
-            "at": dict(_DATE),
-        },
-    )
-
-
 class JobStore:
     """Reads and writes job documents, checkpoints and dead letters in one cluster."""
 
@@ -356,8 +288,6 @@ class JobStore:
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
-        from connector.jobs.bulk import BulkAction, streaming_bulk
-
         actions = [
             BulkAction("index", {"_index": self.dead_letter_index, "_id": letter.letter_id}, letter.to_doc())
             for letter in letters

@@ -6,21 +6,24 @@ keys), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``
 
 ``eshybrid load`` creates the "existing shop" starting point: an index with
 ``title`` and ``text`` as BM25 text fields, every other key kept (mapped
-dynamically), bulk-loaded in chunks bounded by count and bytes.
+dynamically), bulk-loaded through the jobs' streaming bulk helper (chunks bounded by
+count and bytes; only the items that got 429 are resent).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connector.cluster.client import Cluster
 from connector.errors import BulkError, ConfigError
+from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
+from mappings import TextField, build_index_body
 
 __all__ = [
     "BeirDataset",
@@ -36,6 +39,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MAX_CHUNK_BYTES = 5 * 1024 * 1024
+# Resends of a busy chunk / of its 429 items, and the longest wait between them.
+_MAX_RETRIES = 4
+_MAX_BACKOFF_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -129,8 +135,6 @@ def iter_corpus(path: str | Path) -> Iterator[dict[str, Any]]:
 
 def plain_index_body(caps: Any, *, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
     """A plain BM25 index: ``title`` and ``text`` as text fields, other keys dynamic."""
-    from mappings import TextField, build_index_body
-
     return build_index_body(
         caps,
         text_fields=[TextField("title", keyword_subfield=False), TextField("text")],
@@ -151,50 +155,43 @@ class LoadReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _chunks(actions: Iterable[tuple[dict[str, Any], dict[str, Any]]], *, chunk_size: int) -> Iterator[list[Any]]:
-    lines: list[Any] = []
-    size = 0
-    for action, doc in actions:
-        encoded = len(json.dumps(doc, ensure_ascii=False)) + 64
-        if lines and (len(lines) // 2 >= chunk_size or size + encoded > _MAX_CHUNK_BYTES):
-            yield lines
-            lines, size = [], 0
-        lines.extend([action, doc])
-        size += encoded
-    if lines:
-        yield lines
+def _failure(result: BulkItemResult) -> dict[str, Any]:
+    """A refused document as the report lists it (``error`` shaped like the cluster's error object)."""
+    return {
+        "_id": result.action.meta.get("_id"),
+        "status": result.status,
+        "error": {"type": result.error_type, "reason": result.reason},
+    }
 
 
-def _send_chunk(cluster: Any, lines: list[Any], *, max_retries: int = 4) -> list[dict[str, Any]]:
-    """Send one chunk; resend only the items that got 429 (with jittered backoff). Returns failures."""
-    pending = lines
-    for attempt in range(max_retries + 1):
-        result = cluster.bulk(pending)
-        if not result.get("errors"):
-            return []
-        retry: list[Any] = []
-        failures: list[dict[str, Any]] = []
-        for i, item in enumerate(result["items"]):
-            outcome = next(iter(item.values()))
-            if outcome.get("status", 200) < 300:
-                continue
-            if outcome.get("status") == 429 and attempt < max_retries:
-                retry.extend(pending[2 * i : 2 * i + 2])
-            else:
-                failures.append(
-                    {"_id": outcome.get("_id"), "status": outcome.get("status"), "error": outcome.get("error")}
-                )
-        if not retry:
-            return failures
-        delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-        logger.warning("bulk: %s items got 429 (cluster busy), retrying in %.1fs", len(retry) // 2, delay)
-        time.sleep(delay)
-        pending = retry
-    return []
+def _create_index(cluster: Cluster, index: str, body: Mapping[str, Any] | None, *, replace: bool) -> None:
+    if cluster.index_exists(index):
+        if not replace:
+            raise ConfigError(
+                f"index {index!r} already exists; pass replace=True (--replace) to recreate it",
+                field="index",
+                index=index,
+            )
+        cluster.delete_index(index)
+    cluster.create_index(index, body or plain_index_body(cluster.capabilities))
+
+
+def _index_actions(
+    rows: Iterator[Mapping[str, Any]],
+    index: str,
+    *,
+    vectors: Mapping[str, Sequence[float]] | None,
+    vector_field: str,
+) -> Iterator[BulkAction]:
+    for row in rows:
+        doc = {k: v for k, v in row.items() if k != "_id"}
+        if vectors is not None and row["_id"] in vectors:
+            doc[vector_field] = [float(x) for x in vectors[row["_id"]]]
+        yield BulkAction("index", {"_index": index, "_id": str(row["_id"])}, doc)
 
 
 def load_corpus(
-    cluster: Any,
+    cluster: Cluster,
     index: str,
     corpus: str | Path | Iterable[Mapping[str, Any]],
     *,
@@ -223,36 +220,34 @@ def load_corpus(
 
     Raises:
         ConfigError: the index exists and ``replace`` is false, or the corpus is malformed.
-        BulkError: some documents were refused (``items`` holds the failures).
+        BulkError: some documents were refused (``items`` holds the failures), or a ``_bulk``
+            request kept failing (429/5xx/unreachable) after the retries.
     """
     if chunk_size < 1:
         raise ConfigError("chunk_size must be >= 1", field="chunk_size")
     started = time.perf_counter()
-    if cluster.index_exists(index):
-        if not replace:
-            raise ConfigError(
-                f"index {index!r} already exists; pass replace=True (--replace) to recreate it",
-                field="index",
-                index=index,
-            )
-        cluster.delete_index(index)
-    cluster.create_index(index, index_body or plain_index_body(cluster.capabilities))
+    _create_index(cluster, index, index_body, replace=replace)
     rows = iter_corpus(corpus) if isinstance(corpus, (str, Path)) else iter(corpus)
     report = LoadReport(index=index)
 
-    def actions() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        for row in rows:
-            doc = {k: v for k, v in row.items() if k != "_id"}
-            if vectors is not None and row["_id"] in vectors:
-                doc[vector_field] = [float(x) for x in vectors[row["_id"]]]
-            yield {"index": {"_index": index, "_id": str(row["_id"])}}, doc
-
-    for lines in _chunks(actions(), chunk_size=chunk_size):
-        failures = _send_chunk(cluster, lines)
+    def chunk_sent(size: int) -> None:
         report.chunks += 1
-        report.docs += len(lines) // 2 - len(failures)
-        report.failed += len(failures)
-        report.failures.extend(failures[:100])
+
+    for result in streaming_bulk(
+        cluster,
+        _index_actions(rows, index, vectors=vectors, vector_field=vector_field),
+        max_docs=chunk_size,
+        max_bytes=_MAX_CHUNK_BYTES,
+        max_retries=_MAX_RETRIES,
+        max_backoff_s=_MAX_BACKOFF_S,
+        on_chunk=chunk_sent,
+    ):
+        if result.ok:
+            report.docs += 1
+            continue
+        report.failed += 1
+        if len(report.failures) < 100:
+            report.failures.append(_failure(result))
     cluster.refresh(index)
     report.took_s = round(time.perf_counter() - started, 3)
     logger.info("loaded %s docs into %s in %s chunks (%s failed)", report.docs, index, report.chunks, report.failed)

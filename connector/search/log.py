@@ -28,6 +28,7 @@ from typing import Any, Final, TypedDict
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError, ConfigError, EshybridError
+from mappings import system as _system
 
 __all__ = [
     "DEFAULT_SEARCH_LOG_INDEX",
@@ -98,49 +99,13 @@ class SearchLogRecord(TypedDict, total=False):
 
 
 def search_log_mapping() -> JsonDict:
-    """The mapping of the search log index (the same JSON on Elasticsearch and OpenSearch).
-
-    ``dynamic: false`` keeps a field added by a later version in ``_source`` without
-    mapping it, so an old index never rejects a new record.
-    """
-    latency = {stage: {"type": "float"} for stage in LATENCY_STAGES}
-    return {
-        "dynamic": False,
-        "_meta": {
-            "eshybrid": {
-                "kind": "search_log",
-                "mapping_version": SEARCH_LOG_MAPPING_VERSION,
-                "fields": {
-                    "timestamp": "when the search started (UTC)",
-                    "query": "the user's text; absent when queries are hashed",
-                    "query_sha256": "sha256 of the user's text",
-                    "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
-                    "rerank_fallback": "true when the reranker failed and the fused order was kept",
-                },
-            }
-        },
-        "properties": {
-            "timestamp": {"type": "date"},
-            "query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
-            "query_sha256": {"type": "keyword"},
-            "index": {"type": "keyword"},
-            "mode": {"type": "keyword"},
-            "strategy": {"type": "keyword"},
-            "fusion": {"type": "keyword"},
-            "latency_ms": {"properties": latency},
-            "hit_count": {"type": "integer"},
-            "total_hits": {"type": "long"},
-            "rerank_fallback": {"type": "boolean"},
-        },
-    }
+    """The mapping of the search log index (defined once in :func:`mappings.system.search_log_mapping`)."""
+    return _system.search_log_mapping()
 
 
 def search_log_index_body() -> JsonDict:
-    """``PUT <index>`` body for the search log: one shard, no replica needed on a single node."""
-    return {
-        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-        "mappings": search_log_mapping(),
-    }
+    """``PUT <index>`` body for the search log (defined once in :func:`mappings.system.search_log_index_body`)."""
+    return _system.search_log_index_body()
 
 
 def prepare_search_log_doc(record: Mapping[str, Any], *, hash_queries: bool, now: datetime | None = None) -> JsonDict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.errors import IrreversibleMigrationError
+from connector.jobs.reindex import ReindexConfig, run_reindex
 
 revision = "0002"
 down_revision = "0001"
@@ -27,8 +28,6 @@ def upgrade(ctx: Any) -> None:
     if ctx.is_alias():
         ctx.log(f"  {ctx.index} is already an alias of {ctx.concrete_index()}: nothing to do")
         return
-    from connector.jobs.reindex import ReindexConfig, run_reindex
-
     dims = ctx.param("dims", None)
     config = ReindexConfig(
         alias=ctx.index,

@@ -1,4 +1,4 @@
-"""Scale-out: the slices of a backfill run as Ray tasks, each with its own checkpoint."""
+"""Scale-out: the slices of a backfill (and of a reindex) run as Ray tasks, each with its own checkpoint."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from connector.cluster.client import Cluster
 from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec
 from connector.jobs.store import JobStore
 from connector.services.embedding import EmbeddingClient
@@ -47,3 +48,33 @@ def test_slices_as_ray_tasks(cluster: Cluster, index_name: str, embed_url: str) 
         assert sum(cp.counts.read for cp in main.values()) == 900
         assert all(cp.counts.read > 0 for cp in main.values())
         check_vectors(cluster, index_name, embedder, model_id, sample=30)
+
+
+@pytest.mark.parametrize("cluster_url", [pytest.param("os3", marks=pytest.mark.os3, id="os3")], indirect=True)
+def test_reindex_slices_as_ray_tasks(cluster: Cluster, index_name: str, embed_url: str) -> None:
+    """Reindex hands its copy mode to the same executor: the slices of the copy run as Ray tasks."""
+    if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
+        pytest.skip("needs the session's own Ray (ESHYBRID_TEST_EMBED_URL points elsewhere)")
+    create_products(cluster, index_name, 300, shards=2)
+    with EmbeddingClient(embed_url, timeout_s=120) as embedder:
+        model_id = embedder.info().model_id
+        settings = job_settings(index_name, page_size=50, ray_task_cpus=0.1)
+        config = ReindexConfig(
+            alias=index_name,
+            fields=("title", "description"),
+            template="{title}\n{description}",
+            slices=2,
+            ray_address="auto",
+            embed_url=embed_url,
+            settings=settings,
+            show_progress=False,
+            job_id=f"{index_name}-reindex",
+        )
+        summary = run_reindex(cluster, config, embedder=embedder, cluster_spec=ClusterSpec(url=cluster.url))
+        assert summary.target_index == f"{index_name}-v1" and summary.reconciles
+        assert summary.main.read == 300 and summary.main.updated == 300
+        assert sorted(cluster.request("GET", f"/_alias/{index_name}").body) == [f"{index_name}-v1"]
+        checkpoints = JobStore(cluster, jobs_index=settings.jobs_index).load_checkpoints(f"{index_name}-reindex")
+        main = [cp for cp in checkpoints.values() if cp.pass_name == "main"]
+        assert len(main) == 2 and all(cp.done and cp.counts.read > 0 for cp in main)
+        check_vectors(cluster, index_name, embedder, model_id, sample=20)

@@ -13,9 +13,18 @@ import pytest
 from connector.cluster.client import Cluster
 from connector.errors import MigrationError, MigrationLockedError
 from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.services.embedding import EmbeddingClient
 from migrations import MigrationLock, MigrationSettings, Migrator
-from tests.integration._jobs_helpers import REPO_ROOT, check_vectors, cli_env, create_products, job_settings
+from tests.integration._jobs_helpers import (
+    MODEL_DIMS,
+    REPO_ROOT,
+    check_vectors,
+    cli_env,
+    create_products,
+    job_settings,
+    only_on,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -198,3 +207,57 @@ def test_a_dead_runners_lock_is_taken_over(cluster: Cluster, index_name: str, tm
     time.sleep(1.5)
     assert migrator.upgrade() == ["a1"]
     assert MigrationLock(cluster, index_name, owner="x", index=settings.state_index).holder() is None
+
+
+def _field_params() -> dict[str, object]:
+    """Parameters of 0001/0002 without an embedding service (nothing is embedded by them)."""
+    return {"dims": MODEL_DIMS, "model_id": "test/model", "source_fields": "title,description"}
+
+
+@only_on("es9", "os2")
+def test_state_belongs_to_the_index_not_its_name(cluster: Cluster, index_name: str) -> None:
+    """``make demo`` twice: the index is deleted and created again; ``migrate up`` applies 0001 again."""
+    create_products(cluster, index_name, 5)
+    migrator = Migrator(cluster, index_name, params=_field_params(), settings=_settings(index_name))
+    assert migrator.upgrade("0001") == ["0001"]
+    assert migrator.status().current == "0001"
+
+    cluster.delete_index(index_name)
+    create_products(cluster, index_name, 5)
+    assert migrator.current() is None
+    assert migrator.status().pending[0] == "0001"
+    assert migrator.upgrade("0001") == ["0001"]
+    assert _meta(cluster, index_name)["migrations"] == {"current": "0001"}
+    assert "embedding" in cluster.get_mapping(index_name)["properties"]
+    history = migrator.status().history
+    assert [h["revision"] for h in history] == ["0001", "0001"]
+    assert history[0]["index_uuid"] != history[1]["index_uuid"]
+
+
+@only_on("es8", "os3")
+def test_state_follows_the_index_behind_an_alias(
+    cluster: Cluster, index_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0002 and a later reindex copy the index (new UUIDs): the state goes with the copy, then with its deletion."""
+    monkeypatch.setenv("ESHYBRID_JOB_JOBS_INDEX", f"{index_name}-jobs")
+    monkeypatch.setenv("ESHYBRID_JOB_DEAD_LETTER_INDEX", f"{index_name}-dead")
+    create_products(cluster, index_name, 20)
+    migrator = Migrator(cluster, index_name, params=_field_params(), settings=_settings(index_name))
+    assert migrator.upgrade("0002") == ["0001", "0002"]
+    assert sorted(cluster.request("GET", f"/_alias/{index_name}").body) == [f"{index_name}-v1"]
+    assert migrator.current() == "0002"
+    assert _meta(cluster, f"{index_name}-v1")["migrations"] == {"current": "0002"}
+
+    # `eshybrid reindex` behind the alias: NAME -> NAME-v2, the _meta (and so the state) is copied.
+    config = ReindexConfig(alias=index_name, copy_only=True, settings=job_settings(index_name), show_progress=False)
+    assert run_reindex(cluster, config).target_index == f"{index_name}-v2"
+    assert migrator.current() == "0002"
+    assert migrator.upgrade("0002") == []
+
+    cluster.delete_index(f"{index_name}-v1")
+    cluster.delete_index(f"{index_name}-v2")  # the alias goes with it
+    create_products(cluster, index_name, 3)
+    assert migrator.current() is None
+    assert migrator.upgrade("0001") == ["0001"]
+    with pytest.raises(MigrationError, match="no such index"):
+        Migrator(cluster, f"{index_name}-absent", settings=_settings(index_name)).stamp("0001")

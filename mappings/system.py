@@ -1,0 +1,207 @@
+"""Bodies of eshybrid's own system indices (pure builders, golden-tested).
+
+- :func:`jobs_index_body`: ``eshybrid-jobs`` (job documents and slice checkpoints);
+- :func:`dead_letter_index_body`: ``eshybrid-dead-letters``;
+- :func:`migrations_index_body`: ``eshybrid-migrations`` (migration locks and history);
+- :func:`search_log_index_body` / :func:`search_log_mapping`: ``eshybrid-search-log``.
+
+Each is ``dynamic: false`` with ``_meta.eshybrid.kind`` naming it, one shard and a
+replica only when a second node exists: small bookkeeping indices that Kibana and
+OpenSearch Dashboards read like any other. The modules that write these indices
+(:mod:`connector.jobs.store`, :mod:`migrations.state`, :mod:`connector.search.log`)
+create them with these bodies; nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = [
+    "JOB_COUNT_FIELDS",
+    "SEARCH_LOG_LATENCY_STAGES",
+    "SEARCH_LOG_MAPPING_VERSION",
+    "dead_letter_index_body",
+    "jobs_index_body",
+    "migrations_index_body",
+    "search_log_index_body",
+    "search_log_mapping",
+]
+
+JsonDict = dict[str, Any]
+
+# The counts a job records (``connector.jobs.store.JobCounts`` has one attribute per name).
+JOB_COUNT_FIELDS: Final = (
+    "read",
+    "updated",
+    "skipped",
+    "dead_lettered",
+    "vanished",
+    "embedded",
+    "reused",
+    "conflicts",
+)
+
+# Stages a hybrid search times, in the order they run (``latency_ms.<stage>`` of the search log).
+SEARCH_LOG_LATENCY_STAGES: Final = ("embed", "search", "fuse", "fetch", "rerank", "total")
+SEARCH_LOG_MAPPING_VERSION: Final = 1
+
+_SMALL_INDEX_SETTINGS: Final = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+
+
+def _keyword() -> JsonDict:
+    return {"type": "keyword"}
+
+
+def _date() -> JsonDict:
+    return {"type": "date"}
+
+
+def _long() -> JsonDict:
+    return {"type": "long"}
+
+
+def _small_index_settings() -> JsonDict:
+    return {"index": dict(_SMALL_INDEX_SETTINGS["index"])}
+
+
+def _small_index_body(kind: str, properties: JsonDict) -> JsonDict:
+    """One shard (a replica when there is a second node), only the listed fields indexed."""
+    return {
+        "settings": _small_index_settings(),
+        "mappings": {"dynamic": False, "_meta": {"eshybrid": {"kind": kind}}, "properties": properties},
+    }
+
+
+def jobs_index_body() -> JsonDict:
+    """Settings and mapping of the jobs index: ``type: job`` documents and ``type: checkpoint`` documents."""
+
+    def counts() -> JsonDict:
+        return {"properties": {name: _long() for name in JOB_COUNT_FIELDS}}
+
+    not_searched = {"type": "keyword", "index": False, "doc_values": False}
+    return _small_index_body(
+        "jobs",
+        {
+            "type": _keyword(),
+            "job_id": _keyword(),
+            "kind": _keyword(),
+            "index": _keyword(),
+            "target_index": _keyword(),
+            "alias": _keyword(),
+            "vector_field": _keyword(),
+            "model_id": _keyword(),
+            "status": _keyword(),
+            "phase": _keyword(),
+            "owner": _keyword(),
+            "slice": _keyword(),
+            "pass": _keyword(),
+            "slice_id": {"type": "integer"},
+            "max_slices": {"type": "integer"},
+            "done": {"type": "boolean"},
+            "cursor": dict(not_searched),
+            "pit_id": dict(not_searched),
+            "commit_seq": _long(),
+            "shard": {"type": "integer"},
+            "after_seq_no": _long(),
+            "upto_seq_no": _long(),
+            "counts": counts(),
+            "catch_up_counts": counts(),
+            "total_counts": counts(),
+            "live_counts": counts(),
+            "docs_total": _long(),
+            "rate_docs_per_s": {"type": "float"},
+            "elapsed_s": {"type": "float"},
+            "reconciles": {"type": "boolean"},
+            "errors": {"properties": {"at": _date(), "message": {"type": "text"}}},
+            "params": {"type": "object", "enabled": False},
+            "state": {"type": "object", "enabled": False},
+            "started_at": _date(),
+            "finished_at": _date(),
+            "updated_at": _date(),
+        },
+    )
+
+
+def dead_letter_index_body() -> JsonDict:
+    """Settings and mapping of the dead-letter index: one document per document a job could not write."""
+    return _small_index_body(
+        "dead_letters",
+        {
+            "job_id": _keyword(),
+            "index": _keyword(),
+            "doc_id": _keyword(),
+            "vector_field": _keyword(),
+            "reason_code": _keyword(),
+            "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+            "text_excerpt": {"type": "text"},
+            "at": _date(),
+        },
+    )
+
+
+def migrations_index_body() -> JsonDict:
+    """Settings and mapping of the migrations index: ``lock:<index>`` and ``state:<index>`` (history) documents."""
+    return _small_index_body(
+        "migrations",
+        {
+            "type": _keyword(),
+            "index": _keyword(),
+            "current": _keyword(),
+            "owner": _keyword(),
+            "acquired_at": _date(),
+            "updated_at": _date(),
+            "expires_at_ms": _long(),
+            "history": {
+                "properties": {
+                    "revision": _keyword(),
+                    "direction": _keyword(),
+                    "owner": _keyword(),
+                    "at": _date(),
+                    "params": {"type": "object", "enabled": False},
+                }
+            },
+        },
+    )
+
+
+def search_log_mapping() -> JsonDict:
+    """The mapping of the search log index (the same JSON on Elasticsearch and OpenSearch).
+
+    ``dynamic: false`` keeps a field added by a later version in ``_source`` without
+    mapping it, so an old index never rejects a new record.
+    """
+    latency = {stage: {"type": "float"} for stage in SEARCH_LOG_LATENCY_STAGES}
+    return {
+        "dynamic": False,
+        "_meta": {
+            "eshybrid": {
+                "kind": "search_log",
+                "mapping_version": SEARCH_LOG_MAPPING_VERSION,
+                "fields": {
+                    "timestamp": "when the search started (UTC)",
+                    "query": "the user's text; absent when queries are hashed",
+                    "query_sha256": "sha256 of the user's text",
+                    "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
+                    "rerank_fallback": "true when the reranker failed and the fused order was kept",
+                },
+            }
+        },
+        "properties": {
+            "timestamp": _date(),
+            "query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+            "query_sha256": _keyword(),
+            "index": _keyword(),
+            "mode": _keyword(),
+            "strategy": _keyword(),
+            "fusion": _keyword(),
+            "latency_ms": {"properties": latency},
+            "hit_count": {"type": "integer"},
+            "total_hits": _long(),
+            "rerank_fallback": {"type": "boolean"},
+        },
+    }
+
+
+def search_log_index_body() -> JsonDict:
+    """``PUT <index>`` body for the search log: one shard, no replica needed on a single node."""
+    return {"settings": _small_index_settings(), "mappings": search_log_mapping()}
