@@ -32,6 +32,7 @@ __all__ = [
     "TextPolicy",
     "UnembeddableDocument",
     "build_text",
+    "default_template",
     "template_fields",
     "text_hash",
     "validate_template",
@@ -93,6 +94,11 @@ class TextPolicy:
             raise ConfigError("max_text_chars must be >= 1", field="max_text_chars")
         if self.template is not None:
             validate_template(self.template, fields=self.fields)
+
+
+def default_template(fields: Sequence[str]) -> str:
+    """The template that names ``fields`` one per line: what ``_meta`` records when the user gave none."""
+    return "\n".join(f"{{{name}}}" for name in fields)
 
 
 def template_fields(template: str) -> list[str]:

@@ -8,12 +8,12 @@ them into Elasticsearch or OpenSearch JSON using a
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import KW_ONLY, dataclass
 from typing import get_args
 
 from connector.cluster.capabilities import Quantization, Similarity, VectorEngine
 from connector.errors import ConfigError
+from connector.texts import validate_template
 
 __all__ = [
     "BUILTIN_ANALYZERS",
@@ -158,14 +158,12 @@ class VectorField:
     def _check_template(self) -> None:
         if not self.source_fields:
             raise self._error("source_fields must name at least one document field", "source_fields")
+        # The template grammar is the one renderer's (connector.texts): {field}, {{ and }} for literal braces.
         try:
-            names = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
-        except ValueError as e:
-            raise self._error(f"template {self.template!r} is not a valid format string: {e}", "template") from e
-        unknown = sorted(n for n in names if n not in self.source_fields)
-        if unknown or "" in names:
+            validate_template(self.template, fields=self.source_fields)
+        except ConfigError as e:
             raise self._error(
-                f"template {self.template!r} uses {unknown or ['{}']} which are not in source_fields "
-                f"{list(self.source_fields)}; name each placeholder after a source field",
+                f"template {self.template!r} is not usable: {e}; name each placeholder after one of source_fields "
+                f"{list(self.source_fields)}",
                 "template",
-            )
+            ) from e

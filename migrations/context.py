@@ -19,6 +19,7 @@ from connector.errors import ConfigError, MigrationError
 from connector.jobs.bulk import BulkAction, streaming_bulk
 from connector.jobs.common import concrete_index
 from connector.jobs.dialect import PitDialect, dialect_for, pit_search_body
+from connector.texts import default_template
 from mappings import VectorField
 
 __all__ = ["MigrationContext", "PARAM_HELP"]
@@ -135,7 +136,7 @@ class MigrationContext:
         """A :class:`mappings.VectorField` from the parameters (``new_`` prefix for a model change)."""
         name = self.param(f"{prefix}vector_field", "embedding" if not prefix else _MISSING)
         fields = self.list_param("source_fields", ("title", "text"))
-        template = self.param("template", "\n".join(f"{{{f}}}" for f in fields))
+        template = self.param("template", default_template(fields))
         return VectorField(
             name,
             dims=self.int_param(f"{prefix}dims"),

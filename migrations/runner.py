@@ -220,7 +220,6 @@ class Migrator:
                 owner=self.owner,
                 params=self.params,
             )
-            self._mirror(resolved)
             self.log(f"stamped {self.index} at {resolved or 'base'}")
 
     def _apply(self, rev: Revision, direction: Direction, params: dict[str, Any], *, new_current: str | None) -> None:
@@ -244,16 +243,3 @@ class Migrator:
             owner=self.owner,
             params={k: params[k] for k in sorted(ctx.used) if k in params},
         )
-        self._mirror(new_current)
-
-    def _mirror(self, current: str | None) -> None:
-        """Write the current revision into the index ``_meta.eshybrid.migrations.current`` (best effort)."""
-        if not self.cluster.index_exists(self.index):
-            return
-        ctx = MigrationContext(cluster=self.cluster, index=self.index, params={})
-        try:
-            ours = ctx.eshybrid_meta()
-            ours["migrations"] = {**dict(ours.get("migrations") or {}), "current": current}
-            ctx.write_eshybrid_meta(ours)
-        except Exception as e:  # noqa: BLE001 - the state index is the source of truth
-            logger.warning("could not record revision %s in %s _meta: %s", current, self.index, e)

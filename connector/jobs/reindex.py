@@ -57,7 +57,7 @@ from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
 from connector.jobs.versioned import AliasKind, alias_actions, target_index_body
-from connector.texts import TextPolicy
+from connector.texts import TextPolicy, default_template
 from mappings import VectorField, build_add_vector_field_body
 
 __all__ = ["CopyMode", "ReindexConfig", "ReindexJob", "alias_actions", "run_reindex", "target_index_body"]
@@ -325,7 +325,7 @@ class ReindexJob(JobRunner):
                 quantization=self.config.quantization,  # type: ignore[arg-type]
                 engine=self.config.engine,  # type: ignore[arg-type]
                 source_fields=fields,
-                template=self.config.template or "\n".join(f"{{{f}}}" for f in fields),
+                template=self.config.template or default_template(fields),
             )
             add_body = build_add_vector_field_body(caps, existing_mapping=mapping, vector_field=vector)
         body = target_index_body(

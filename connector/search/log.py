@@ -28,7 +28,8 @@ from typing import Any, Final, TypedDict
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ClusterApiError, ConfigError, EshybridError
-from mappings import system as _system
+from mappings.system import SEARCH_LOG_LATENCY_STAGES as LATENCY_STAGES
+from mappings.system import SEARCH_LOG_MAPPING_VERSION, search_log_index_body, search_log_mapping
 
 __all__ = [
     "DEFAULT_SEARCH_LOG_INDEX",
@@ -46,11 +47,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_LOG_INDEX: Final = "eshybrid-search-log"
-SEARCH_LOG_MAPPING_VERSION: Final = 1
-
-# Stages a hybrid search times, in the order they run.
-LATENCY_STAGES: Final = ("embed", "search", "fuse", "fetch", "rerank", "total")
-
 _STOP = object()  # queue sentinel: drain what is left, then end the thread
 
 
@@ -96,16 +92,6 @@ class SearchLogRecord(TypedDict, total=False):
 
 
 # -- the log index ------------------------------------------------------------------
-
-
-def search_log_mapping() -> JsonDict:
-    """The mapping of the search log index (defined once in :func:`mappings.system.search_log_mapping`)."""
-    return _system.search_log_mapping()
-
-
-def search_log_index_body() -> JsonDict:
-    """``PUT <index>`` body for the search log (defined once in :func:`mappings.system.search_log_index_body`)."""
-    return _system.search_log_index_body()
 
 
 def prepare_search_log_doc(record: Mapping[str, Any], *, hash_queries: bool, now: datetime | None = None) -> JsonDict:
