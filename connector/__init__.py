@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from connector.search import SearchResponse as SearchResponse
     from connector.search.rerank import RerankConfig as RerankConfig
     from connector.services.embedding import EmbeddingClient as EmbeddingClient
+    from connector.services.rerank import RerankClient as RerankClient
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -34,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "parse_capabilities": "connector.cluster.capabilities",
     "EmbeddingClient": "connector.services.embedding",
     "RerankConfig": "connector.search.rerank",
+    "RerankClient": "connector.services.rerank",
     "HybridSearch": "connector.search",
     "FusionConfig": "connector.search",
     "SearchResponse": "connector.search",
@@ -45,6 +47,7 @@ __all__ = [
     "FusionConfig",
     "HybridSearch",
     "RerankConfig",
+    "RerankClient",
     "SearchResponse",
     "Capabilities",
     "Cluster",

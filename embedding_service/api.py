@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.services.wire import ErrorBody, ErrorResponse, HealthBody, error_body
+from connector.services.wire import EmbeddingServiceInfo, ErrorBody, ErrorResponse, HealthBody, error_body
 from connector.services.wire import param_from_loc as _param_from_loc
 from embedding_service.errors import InvalidInputError
 
@@ -23,7 +23,7 @@ __all__ = [
     "EmbeddingItem",
     "EmbeddingResponse",
     "Usage",
-    "ServiceInfoBody",
+    "EmbeddingServiceInfo",
     "ErrorBody",
     "ErrorResponse",
     "HealthBody",
@@ -70,21 +70,6 @@ class EmbeddingResponse(BaseModel):
     data: list[EmbeddingItem]
     model: str
     usage: Usage
-
-
-class ServiceInfoBody(BaseModel):
-    model_id: str
-    revision: str
-    dims: int
-    max_length: int
-    pooling: str
-    normalized: bool
-    device: str
-    dtype: str
-    query_prefix: str
-    document_prefix: str
-    max_items_per_request: int
-    max_chars_per_item: int
 
 
 def param_from_loc(loc: Sequence[str | int]) -> str | None:

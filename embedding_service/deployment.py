@@ -34,10 +34,10 @@ from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, Forw
 from embedding_service.api import (
     EmbeddingRequest,
     EmbeddingResponse,
+    EmbeddingServiceInfo,
     ErrorResponse,
     HealthBody,
     InputType,
-    ServiceInfoBody,
     check_request,
     error_body,
     param_from_loc,
@@ -207,7 +207,7 @@ class EmbeddingDeployment:
 
     def _build_info(self) -> dict[str, Any]:
         spec, s = self._embedder.spec, self._settings
-        return ServiceInfoBody(
+        return EmbeddingServiceInfo(
             model_id=spec.model_id,
             revision=spec.revision,
             dims=self._embedder.dims,
@@ -257,7 +257,7 @@ class EmbeddingDeployment:
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @_api.get("/info", response_model=ServiceInfoBody, responses=_ERRORS)
+    @_api.get("/info", response_model=EmbeddingServiceInfo, responses=_ERRORS)
     async def http_info(
         self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
     ) -> dict[str, Any]:
@@ -421,4 +421,6 @@ def build_app(settings: EmbeddingServiceSettings | None = None, *, cluster_gpus:
     if cluster_gpus is None:
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0.0
     options: Mapping[str, Any] = deployment_options(settings, cluster_gpus=cluster_gpus)
-    return serve.deployment(EmbeddingDeployment).options(**options).bind(settings)
+    # serve.deployment(**options)(cls), not serve.deployment(cls).options(...): the same Deployment, and the
+    # overload Ray's annotations describe (called with a class it is typed as returning the decorator).
+    return serve.deployment(**options)(EmbeddingDeployment).bind(settings)

@@ -3,6 +3,7 @@
 Every exception carries its details as attributes and pickles, because they
 cross Ray processes (replica -> handle caller). Validation errors also
 subclass :class:`ValueError`. ``status`` is the HTTP status the ingress answers.
+The attributes each class carries are declared on it (set when the raiser gives them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class EmbeddingServiceError(DetailedError):
     """
 
     status: int = 500
+    field: str | None
+    """The request field or setting at fault (``input[3]``, ``model``, ``max_batch_size``)."""
 
 
 class SettingsError(EmbeddingServiceError, ValueError):
@@ -35,6 +38,13 @@ class SettingsError(EmbeddingServiceError, ValueError):
 
 class ModelLoadError(EmbeddingServiceError):
     """The model folder or hub id cannot be loaded (missing files, unsupported modules)."""
+
+    model: str
+    """The model name or hub id asked for."""
+    path: str
+    """The folder or file that could not be read."""
+    device: str
+    """The device the model was asked to load on."""
 
 
 class InvalidInputError(EmbeddingServiceError, ValueError):
@@ -53,3 +63,7 @@ class OverloadedError(EmbeddingServiceError):
     """Too much work is pending; retry after ``retry_after_s`` seconds."""
 
     status = 429
+    retry_after_s: float
+    """When to retry (the answer's ``Retry-After``)."""
+    pending_texts: int
+    """Texts waiting in the replica when this request was refused."""

@@ -1,6 +1,7 @@
 """The rerank service: cross-encoders and LLM rerankers behind ``score(query, documents)``.
 
-``load_reranker(settings)`` gives a model to use in-process; ``build_app(settings)`` gives the
+``load_in_process(model, **settings)`` (or ``load_reranker(settings)``) gives a model to use in-process, e.g. as
+``connector.RerankConfig(model=..., loader=rerank.load_in_process)``; ``build_app(settings)`` gives the
 Ray Serve application (``POST /v1/rerank``); ``eshybrid serve rerank --model PATH_OR_ID`` runs it.
 Settings and errors import without Ray or torch; the rest is loaded on first use.
 """
@@ -23,7 +24,15 @@ from rerank.settings import DEFAULT_LLM_INSTRUCTION, DEFAULT_LLM_TEMPLATE, Reran
 if TYPE_CHECKING:
     from rerank.app import create_app
     from rerank.deployment import RerankDeployment, build_app, deployment_options
-    from rerank.models import CrossEncoderReranker, LLMReranker, Reranker, ScoredPairs, detect_kind, load_reranker
+    from rerank.models import (
+        CrossEncoderReranker,
+        LLMReranker,
+        Reranker,
+        ScoredPairs,
+        detect_kind,
+        load_in_process,
+        load_reranker,
+    )
 
 __all__ = [
     "DEFAULT_LLM_INSTRUCTION",
@@ -40,6 +49,7 @@ __all__ = [
     "CrossEncoderReranker",
     "LLMReranker",
     "load_reranker",
+    "load_in_process",
     "detect_kind",
     "create_app",
     "build_app",
@@ -53,6 +63,7 @@ _LAZY = {
     "CrossEncoderReranker": "rerank.models",
     "LLMReranker": "rerank.models",
     "load_reranker": "rerank.models",
+    "load_in_process": "rerank.models",
     "detect_kind": "rerank.models",
     "create_app": "rerank.app",
     "build_app": "rerank.deployment",

@@ -25,7 +25,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
-from connector.services.wire import replica_options
+from connector.services.wire import RerankServiceInfo, replica_options
 from rerank.app import create_app
 from rerank.errors import RerankOverloaded
 from rerank.models import ScoredPairs, load_reranker
@@ -139,15 +139,17 @@ class RerankDeployment:
         return create_app(self)
 
     def info(self) -> dict[str, Any]:
+        """The ``GET /info`` body, built with the contract the client reads (fields a model does not set left out)."""
         settings = self.settings
-        return {
+        info = RerankServiceInfo(
             **self.reranker.info(),
-            "max_documents_per_request": settings.max_documents_per_request,
-            "max_query_chars": settings.max_query_chars,
-            "max_chars_per_document": settings.max_chars_per_document,
-            "max_batch_pairs": settings.max_batch_pairs,
-            "torch_threads": settings.torch_threads,
-        }
+            max_documents_per_request=settings.max_documents_per_request,
+            max_query_chars=settings.max_query_chars,
+            max_chars_per_document=settings.max_chars_per_document,
+            max_batch_pairs=settings.max_batch_pairs,
+            torch_threads=settings.torch_threads,
+        )
+        return info.model_dump(exclude_unset=True)
 
     def metrics(self) -> dict[str, Any]:
         body = self._stats.snapshot(pending_pairs=self._pending_pairs)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from pydantic import ValidationError
 
 from rerank._text import (
     PromptParts,
@@ -34,7 +35,15 @@ from rerank._text import (
 from rerank.errors import ModelLoadError, RerankConfigError
 from rerank.settings import RerankSettings
 
-__all__ = ["Reranker", "ScoredPairs", "CrossEncoderReranker", "LLMReranker", "load_reranker", "detect_kind"]
+__all__ = [
+    "Reranker",
+    "ScoredPairs",
+    "CrossEncoderReranker",
+    "LLMReranker",
+    "load_reranker",
+    "load_in_process",
+    "detect_kind",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -435,3 +444,25 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
         reranker.max_length,
     )
     return reranker
+
+
+def load_in_process(model: str, **settings: Any) -> CrossEncoderReranker | LLMReranker:
+    """A reranker to run in the caller's process (no Ray, no HTTP): ``model`` with ``RerankSettings`` options.
+
+    The search path takes it as ``RerankConfig(model=..., loader=rerank.load_in_process)`` or, loaded,
+    as ``RerankConfig(reranker=...)``: the object has ``score(query, documents) -> list[float]`` and ``model_id``.
+
+    Args:
+        model: checkpoint folder or hub id.
+        settings: other :class:`~rerank.settings.RerankSettings` fields (``batch_size``, ``device``...);
+            unset ones come from ``ESHYBRID_RERANK_*``, then the defaults.
+
+    Raises:
+        RerankConfigError: the settings are invalid or do not fit the model.
+        ModelLoadError: the checkpoint or its tokenizer cannot be loaded.
+    """
+    try:
+        validated = RerankSettings(model=model, **settings)
+    except ValidationError as e:
+        raise RerankConfigError(f"invalid rerank settings for {model!r}: {e}", field="model") from e
+    return load_reranker(validated)

@@ -8,6 +8,9 @@ For ``eshybrid search --rerank`` and ``eshybrid eval --modes ...,hybrid+rerank``
 
 Unset options come from ``ESHYBRID_SEARCH_RERANK_*`` env vars (``..._URL``, ``..._API_KEY``),
 then defaults.  No sub-command is registered here.
+
+This is the composition root of reranking: the library (``connector.search``) takes any object with
+``score()`` and never imports the :mod:`rerank` package; here ``--rerank-model`` gets a loader from it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import rerank
 from connector.cli.common import split_csv
 from connector.errors import ConfigError
-from connector.search.rerank import RerankConfig
+from connector.search.rerank import RerankConfig, SupportsScore
 
-__all__ = ["add_rerank_arguments", "rerank_config_from_args"]
+__all__ = ["add_rerank_arguments", "rerank_config_from_args", "load_in_process"]
 
 
 def add_rerank_arguments(parser: argparse.ArgumentParser, *, with_switch: bool = True) -> None:
@@ -101,6 +105,28 @@ def rerank_config_from_args(args: argparse.Namespace) -> RerankConfig | None:
             )
         given["api_key"] = key
     try:
-        return RerankConfig(**{name: value for name, value in given.items() if value is not None})
+        return RerankConfig(
+            **{name: value for name, value in given.items() if value is not None}, loader=load_in_process
+        )
     except ValidationError as e:
         raise ConfigError(f"invalid rerank options: {e}", field="rerank") from e
+
+
+def load_in_process(model: str) -> SupportsScore:
+    """Load ``model`` (checkpoint folder or hub id) with the :mod:`rerank` package, in this process.
+
+    Called by :meth:`RerankConfig.backend` the first time a search reranks, not when the flags are read.
+
+    Raises:
+        ConfigError: torch or transformers are not installed (the ``[serve]`` extra).
+        rerank.RerankServiceError: the model or its settings cannot be loaded (the search falls back).
+    """
+    try:
+        load = rerank.load_in_process  # imports torch and transformers on first use
+    except ImportError as e:
+        raise ConfigError(
+            "in-process reranking needs torch and transformers (pip install 'eshybrid[serve]'); "
+            "or point rerank at a service URL",
+            field="model",
+        ) from e
+    return load(model)

@@ -6,6 +6,12 @@ sub-parser with ``set_defaults(func=handler)``), list it in ``SERVE_COMMANDS`` b
 :func:`add_device_arguments`, :func:`add_replica_arguments`, :func:`model_service_settings` and
 :func:`run_model_service`, as ``embed`` and ``rerank`` do).
 Ray, torch and the services are imported only inside handlers (the base install has none of them).
+
+Stopping: Ctrl-C (SIGINT) and SIGTERM both shut Serve down, stop the local Ray's raylet with time to stop its own
+agents and workers, then ``ray.shutdown()``, and finally end whatever process of that Ray session is still alive
+(bounded waits), so nothing is left behind. Without this, Ray's own SIGTERM handler (or ``ray.shutdown()`` after
+Ctrl-C) gives the raylet one second before a SIGKILL; a raylet killed that way leaves its ``DashboardAgent`` and
+``RuntimeEnvAgent`` re-parented to init, blocked for a minute or more reporting the death to a GCS that is gone.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from connector.cli.common import add_command_group, import_optional
@@ -31,6 +41,7 @@ __all__ = [
     "DEFAULT_PORT",
     "add_ray_arguments",
     "run_app",
+    "build_service_app",
     "add_device_arguments",
     "add_replica_arguments",
     "model_service_settings",
@@ -50,6 +61,12 @@ SERVE_COMMANDS: tuple[tuple[str, str], ...] = (
 # Where Serve's HTTP proxy listens when neither the flags nor the service's settings say.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+
+# Stopping a local Ray: time the raylet gets to stop its agents and workers after SIGTERM (Ray itself gives it 1 s),
+# then time the session's processes get to exit after ray.shutdown(), and again after our SIGTERM, before SIGKILL.
+_RAYLET_STOP_S = 15.0
+_RAY_EXIT_WAIT_S = 10.0
+_RAY_TERM_WAIT_S = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,14 +110,17 @@ def run_app(
     num_cpus: int | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> int:
-    """Start (or join) Ray, start Serve's HTTP proxy, run the app and block until Ctrl-C.
+    """Start (or join) Ray, start Serve's HTTP proxy, run the app and block until Ctrl-C or SIGTERM.
+
+    On either signal: Serve is shut down (or, on a joined cluster, only this app deleted), and a Ray this
+    command started is stopped with every process of its session (see the module docstring).
 
     Args:
         build: returns the application; called after Ray is up (it may ask Ray for GPUs).
         on_ready: called with the app's base URL once it is healthy.
 
     Returns:
-        0 after a clean shutdown on Ctrl-C.
+        0 after a clean shutdown on Ctrl-C or SIGTERM.
     """
     import ray
     from ray import serve
@@ -110,24 +130,138 @@ def run_app(
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     started_serve = False
+    # After ray.init, which installs Ray's own SIGTERM handler (teardown with a 1 s grace, then exit).
+    with _stop_on_signals():
+        try:
+            serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
+            started_serve = True
+            serve.run(build(), name=name, route_prefix=route_prefix, blocking=False)
+            url = f"http://{host}:{port}{route_prefix.rstrip('/')}"
+            if on_ready is not None:
+                on_ready(url)
+            while True:
+                time.sleep(1.0)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as _StopRequested
+            print("shutting down", file=sys.stderr, flush=True)
+            return 0
+        finally:
+            _ignore_stop_signals()  # a second Ctrl-C must not cut the (bounded) cleanup short
+            session = [] if address else _local_ray_processes()
+            try:
+                if started_serve and not address:
+                    serve.shutdown()
+                elif started_serve:
+                    serve.delete(name)
+            finally:
+                _stop_raylet(session)
+                ray.shutdown()
+                _end_processes(session)
+
+
+class _StopRequested(KeyboardInterrupt):
+    """SIGTERM asked the service to stop; a KeyboardInterrupt, so that it and Ctrl-C take one path."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested(f"signal {signum}")
+
+
+def _ignore_stop_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`_StopRequested`; the old handlers come back after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, _raise_stop)
     try:
-        serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
-        started_serve = True
-        serve.run(build(), name=name, route_prefix=route_prefix, blocking=False)
-        url = f"http://{host}:{port}{route_prefix.rstrip('/')}"
-        if on_ready is not None:
-            on_ready(url)
-        while True:
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        print("shutting down", file=sys.stderr)
-        return 0
+        yield
     finally:
-        if started_serve and not address:
-            serve.shutdown()
-        elif started_serve:
-            serve.delete(name)
-        ray.shutdown()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _local_ray_processes() -> list[Any]:
+    """The processes of the Ray this command started: all its descendants (raylet, GCS, agents, workers...).
+
+    Taken while the tree is whole: once the raylet is gone its agents and workers are re-parented to init.
+    Also any process whose command line names the session's folder (read from the raylet's).
+    """
+    import psutil  # type: ignore[import-untyped]  # ray ships it (imported after ray)
+
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True)}
+    session_dirs = set()
+    for proc in list(found.values()):
+        try:
+            if proc.name() == "raylet":
+                session_dirs |= {a.split("=", 1)[1] for a in proc.cmdline() if a.startswith("--session_dir=")}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    if session_dirs:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = proc.info["cmdline"] or ()
+            if proc.pid != me.pid and any(d in part for d in session_dirs for part in cmdline):
+                found.setdefault(proc.pid, proc)
+    return list(found.values())
+
+
+def _stop_raylet(session: list[Any]) -> None:
+    """SIGTERM the session's raylet and wait (bounded) until it has stopped its agents and workers and exited."""
+    import psutil
+
+    for proc in session:
+        try:
+            if proc.name() == "raylet":
+                proc.terminate()
+                proc.wait(timeout=_RAYLET_STOP_S)
+        except psutil.TimeoutExpired:
+            logger.warning("the raylet (pid %s) did not stop within %.0fs", proc.pid, _RAYLET_STOP_S)
+        except psutil.NoSuchProcess:
+            continue
+
+
+def _end_processes(session: list[Any]) -> None:
+    """Wait (bounded) for ``session``'s processes to exit; SIGTERM those that do not, then SIGKILL."""
+    import psutil
+
+    _, alive = psutil.wait_procs(session, timeout=_RAY_EXIT_WAIT_S)
+    if not alive:
+        return
+    described = []
+    for proc in alive:
+        try:
+            described.append(f"{proc.pid} {proc.name()}")
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    logger.warning("stopping Ray processes that outlived ray.shutdown(): %s", ", ".join(described))
+    _, alive = psutil.wait_procs(alive, timeout=_RAY_TERM_WAIT_S)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=_RAY_TERM_WAIT_S)
+
+
+def build_service_app(deployment: str, settings: Any = None) -> Application:
+    """``<deployment>.build_app(settings)``: a model service's application (the module is imported here, with Ray up).
+
+    Args:
+        deployment: the module, e.g. ``"embedding_service.deployment"``.
+        settings: its settings; None: the module's defaults (``ESHYBRID_*`` env vars).
+    """
+    module = importlib.import_module(deployment)
+    app: Application = module.build_app(settings) if settings is not None else module.build_app()
+    return app
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,8 +336,7 @@ def run_model_service(args: argparse.Namespace, settings: Any, *, deployment: st
     """
 
     def build() -> Application:
-        app: Application = importlib.import_module(deployment).build_app(settings)
-        return app
+        return build_service_app(deployment, settings)
 
     def ready(url: str) -> None:
         print(ready_message.format(url=url), flush=True)

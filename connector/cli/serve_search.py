@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from connector.cli.serve import DEFAULT_HOST, DEFAULT_PORT, add_ray_arguments, build_service_app, run_app
+from connector.errors import ConfigError
+from connector.search.settings import SearchServiceSettings
+
 if TYPE_CHECKING:
     from ray.serve.deployment import Application
 
@@ -17,8 +21,6 @@ __all__ = ["add_serve_command"]
 
 def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve search``."""
-    from connector.cli.serve import add_ray_arguments
-
     parser = serve_subparsers.add_parser(
         "search",
         help="the hybrid search endpoint (POST /search, same fields and explain output as the library)",
@@ -44,9 +46,6 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from connector.errors import ConfigError
-    from connector.search.settings import SearchServiceSettings
-
     given = {
         "cluster_url": args.url,
         "index": args.index,
@@ -62,19 +61,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _serve_search(args: argparse.Namespace) -> int:
-    from connector.cli.serve import DEFAULT_HOST, DEFAULT_PORT, run_app
-
     settings = _settings(args)
     route_prefix = args.route_prefix or "/"
 
     def build() -> Application:
-        from connector.search.app import build_search_app
+        from connector.search.app import build_search_app  # imports ray
 
         embedding = None
         if not settings.embed_url and not settings.embed_app:
-            from embedding_service.deployment import build_app
-
-            embedding = build_app()
+            embedding = build_service_app("embedding_service.deployment")
         return build_search_app(settings, embedding=embedding)
 
     def ready(url: str) -> None:

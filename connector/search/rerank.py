@@ -1,12 +1,14 @@
-"""Reranking from the search path: the HTTP client, an in-process adapter, a score cache,
-:class:`RerankConfig` and :func:`apply_rerank` (top-k reordering with a fused-order fallback).
+"""Reranking from the search path: an in-process adapter, a score cache, :class:`RerankConfig`
+and :func:`apply_rerank` (top-k reordering with a fused-order fallback).
 
-Nothing here imports torch, transformers or ray at import time; the in-process
-adapter imports :mod:`rerank` only when asked to load a model.
+The rerank service's HTTP client is :class:`connector.services.rerank.RerankClient`. Nothing here
+imports torch, transformers, ray or the :mod:`rerank` package: a model to run in this process is
+loaded by the caller (``rerank.load_in_process``, as the CLI does) and handed in as ``reranker``
+or through ``loader``.
 
 Every reranker here has ``score(query, documents, *, timeout_s=None) -> list[float]``
-(one score per document, input order, higher is better), so each also fits
-``connector.search.Reranker``.
+(one score per document, input order, higher is better; ``timeout_s`` is the budget of
+that call), so each also fits ``connector.search.Reranker``.
 """
 
 from __future__ import annotations
@@ -17,34 +19,23 @@ import hashlib
 import inspect
 import logging
 import math
-import random
 import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-import httpx
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.errors import (
-    ConfigError,
-    RerankError,
-    RerankOverloaded,
-    RerankRequestError,
-    RerankServiceUnavailable,
-    RerankTimeout,
-)
+from connector.errors import ConfigError, EshybridError, RerankError, RerankTimeout
+from connector.services.rerank import RerankClient
 from connector.texts import TextPolicy, build_text, template_fields, validate_template
 
 __all__ = [
     "SupportsScore",
-    "RerankResult",
-    "RerankReply",
-    "RerankClient",
     "InProcessReranker",
     "CachedReranker",
     "RerankConfig",
@@ -58,7 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 H = TypeVar("H")
-_MAX_BACKOFF_S = 2.0
 
 
 @runtime_checkable
@@ -66,203 +56,6 @@ class SupportsScore(Protocol):
     """Anything that scores documents against a query (higher is more relevant)."""
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
-
-
-@dataclass(frozen=True)
-class RerankResult:
-    """One result of ``POST /v1/rerank``."""
-
-    index: int
-    relevance_score: float
-
-
-@dataclass(frozen=True)
-class RerankReply:
-    """The service's answer: results sorted by score, the model, the tokens used."""
-
-    results: list[RerankResult]
-    model: str
-    total_tokens: int
-
-
-def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    return SecretStr(value)
-
-
-def _error_from_response(response: httpx.Response, url: str) -> RerankError:
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    message = str(error.get("message") or response.text[:200] or response.reason_phrase)
-    status = response.status_code
-    if status == 429:
-        retry_after = response.headers.get("retry-after")
-        retry_after_s = float(retry_after) if retry_after and retry_after.isdigit() else 1.0
-        return RerankOverloaded(
-            f"the rerank service is overloaded: {message}", status=status, url=url, retry_after_s=retry_after_s
-        )
-    if status >= 500:
-        return RerankServiceUnavailable(f"the rerank service failed ({status}): {message}", status=status, url=url)
-    return RerankRequestError(
-        f"the rerank service rejected the request ({status}): {message}",
-        status=status,
-        url=url,
-        param=error.get("param"),
-    )
-
-
-class RerankClient:
-    """Sync HTTP client of the rerank service (``POST /v1/rerank``, ``GET /info``, ``GET /healthz``).
-
-    Args:
-        base_url: the app's URL, route prefix included (``http://host:8000/rerank``).
-        api_key: bearer token, when the service requires one.
-        timeout_s: total time budget of one call, retries included (override per call).
-        max_retries: retries of 429, 5xx and connection errors (jittered backoff, within the budget).
-            0 suits the search path, where the fused order is the fallback.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float = 10.0,
-        max_retries: int = 0,
-    ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"rerank url must start with http:// or https://, got {base_url!r}", field="url")
-        if timeout_s <= 0 or max_retries < 0:
-            raise ConfigError("timeout_s must be > 0 and max_retries >= 0", field="timeout_s")
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self._api_key = _secret(api_key)
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"} if self._api_key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers)
-        self._info: dict[str, Any] | None = None
-        self._model_id: str | None = None
-
-    def __repr__(self) -> str:
-        return f"RerankClient({self.base_url!r})"
-
-    def __enter__(self) -> RerankClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    @property
-    def model_id(self) -> str:
-        """The served model (from the last answer, else ``GET /info``)."""
-        if self._model_id is None:
-            self._model_id = str(self.info()["model_id"])
-        return self._model_id
-
-    def info(self) -> dict[str, Any]:
-        """``GET /info`` (cached): model, kind, max_length, limits..."""
-        if self._info is None:
-            info = self._request("GET", "/info")
-            if not isinstance(info, dict) or "model_id" not in info:
-                raise RerankServiceUnavailable(
-                    f"{self.base_url}/info did not answer with a model_id", url=self.base_url
-                )
-            self._info = info
-        return self._info
-
-    def healthy(self, *, timeout_s: float | None = None) -> bool:
-        """Whether ``GET /healthz`` answers ok."""
-        try:
-            return bool(self._request("GET", "/healthz", timeout_s=timeout_s).get("status") == "ok")
-        except RerankError:
-            return False
-
-    def rerank(
-        self, query: str, documents: Sequence[str], *, top_n: int | None = None, timeout_s: float | None = None
-    ) -> RerankReply:
-        """Results sorted by score (highest first), at most ``top_n``.
-
-        Raises:
-            RerankTimeout: no answer within the budget.
-            RerankServiceUnavailable: connection failed, 5xx, or a malformed answer.
-            RerankOverloaded: 429 (after the retries, if any).
-            RerankRequestError: other 4xx (``status``, ``param``).
-        """
-        body: dict[str, Any] = {"query": query, "documents": list(documents)}
-        if top_n is not None:
-            body["top_n"] = top_n
-        data = self._request("POST", "/v1/rerank", body=body, timeout_s=timeout_s)
-        try:
-            results = [RerankResult(int(r["index"]), float(r["relevance_score"])) for r in data["results"]]
-            reply = RerankReply(results, str(data["model"]), int((data.get("usage") or {}).get("total_tokens", 0)))
-        except (KeyError, TypeError, ValueError) as e:
-            raise RerankServiceUnavailable(f"malformed rerank answer: {e}", url=self.base_url) from e
-        expected = len(documents) if top_n is None else min(top_n, len(documents))
-        indices = {r.index for r in results}
-        if len(results) != expected or len(indices) != expected or not indices <= set(range(len(documents))):
-            raise RerankServiceUnavailable(
-                f"the rerank service answered {len(results)} results for {len(documents)} documents",
-                url=self.base_url,
-            )
-        self._model_id = reply.model
-        return reply
-
-    def score(self, query: str, documents: Sequence[str], *, timeout_s: float | None = None) -> list[float]:
-        """One score per document, in input order (same errors as :meth:`rerank`)."""
-        if not documents:
-            return []
-        scores = [0.0] * len(documents)
-        for result in self.rerank(query, documents, timeout_s=timeout_s).results:
-            scores[result.index] = result.relevance_score
-        return scores
-
-    def _request(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, timeout_s: float | None = None
-    ) -> Any:
-        budget = self.timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + budget
-        url = f"{self.base_url}{path}"
-        for attempt in range(self.max_retries + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                response = self._http.request(method, path, json=body, timeout=httpx.Timeout(remaining))
-            except httpx.TimeoutException as e:
-                raise RerankTimeout(f"{url} did not answer within {budget:g}s", url=url, timeout_s=budget) from e
-            except httpx.TransportError as e:
-                error: RerankError = RerankServiceUnavailable(f"cannot reach the rerank service at {url}: {e}", url=url)
-                error.__cause__ = e
-            else:
-                if response.status_code < 400:
-                    try:
-                        return response.json()
-                    except ValueError as e:
-                        raise RerankServiceUnavailable(f"{url} answered non-JSON", url=url) from e
-                error = _error_from_response(response, url)
-            if isinstance(error, RerankRequestError) or attempt >= self.max_retries:
-                raise error
-            # Full jitter, capped; a 429's Retry-After is a floor when the budget allows it.
-            delay = random.uniform(0.0, min(_MAX_BACKOFF_S, 0.05 * 2**attempt))
-            delay = max(delay, getattr(error, "retry_after_s", 0.0))
-            if time.monotonic() + delay >= deadline:
-                raise error
-            logger.warning(
-                "rerank request to %s failed (%s); retry %s/%s in %.2fs",
-                url,
-                error,
-                attempt + 1,
-                self.max_retries,
-                delay,
-            )
-            time.sleep(delay)
-        raise RerankTimeout(f"{url} did not answer within {budget:g}s", url=url, timeout_s=budget)
 
 
 class InProcessReranker:
@@ -273,7 +66,7 @@ class InProcessReranker:
     background and the next call waits for it).
 
     Args:
-        reranker: anything with ``score(query, documents)``, e.g. ``rerank.models.load_reranker(...)``.
+        reranker: anything with ``score(query, documents)``, e.g. ``rerank.load_in_process(model)``.
         model_id: the name used in cache keys (default: ``reranker.model_id`` or its class name).
     """
 
@@ -285,28 +78,6 @@ class InProcessReranker:
 
     def __repr__(self) -> str:
         return f"InProcessReranker({self.model_id!r})"
-
-    @classmethod
-    def from_model(cls, model: str, **settings: Any) -> InProcessReranker:
-        """Load a cross-encoder or LLM reranker (local folder or hub id) with ``rerank.RerankSettings`` options.
-
-        Raises:
-            ConfigError: the ``[serve]`` extra is missing, or the model or settings are invalid.
-        """
-        try:
-            from rerank.errors import RerankServiceError  # noqa: PLC0415 - torch only when asked
-            from rerank.models import load_reranker  # noqa: PLC0415
-            from rerank.settings import RerankSettings  # noqa: PLC0415
-        except ImportError as e:
-            raise ConfigError(
-                "in-process reranking needs torch and transformers (pip install 'eshybrid[serve]'); "
-                "or point rerank at a service URL",
-                field="model",
-            ) from e
-        try:
-            return cls(load_reranker(RerankSettings(model=model, **settings)))
-        except (RerankServiceError, ValidationError) as e:
-            raise ConfigError(f"cannot load reranker {model!r}: {e}", field="model") from e
 
     def score(self, query: str, documents: Sequence[str], *, timeout_s: float | None = None) -> list[float]:
         """Scores in input order.
@@ -431,6 +202,12 @@ class RerankConfig(BaseSettings):
     ``reranker`` (an object with ``score``) names the reranker.  Read from
     keyword arguments or ``ESHYBRID_SEARCH_RERANK_<FIELD>`` (e.g.
     ``ESHYBRID_SEARCH_RERANK_URL``, ``ESHYBRID_SEARCH_RERANK_API_KEY``).
+
+    This library does not load models: ``model`` needs a ``loader`` (``rerank.load_in_process``
+    from the ``rerank`` package, which the CLI hands in), or pass the loaded object as ``reranker``::
+
+        import rerank
+        RerankConfig(model="cross-encoder/ms-marco-MiniLM-L-6-v2", loader=rerank.load_in_process)
     """
 
     model_config = SettingsConfigDict(
@@ -451,6 +228,9 @@ class RerankConfig(BaseSettings):
     timeout_s: float = Field(default=2.0, gt=0.0, le=600.0, description="budget of one rerank call")
     url: str | None = Field(default=None, description="rerank service base URL (route prefix included)")
     model: str | None = Field(default=None, description="checkpoint folder or hub id to load in-process")
+    loader: Callable[[str], SupportsScore] | None = Field(
+        default=None, exclude=True, repr=False, description="loads `model` in this process (rerank.load_in_process)"
+    )
     api_key: SecretStr | None = Field(default=None, description="bearer token for the service")
     reranker: SupportsScore | None = Field(default=None, exclude=True, repr=False, description="an in-process reranker")
     max_chars_per_document: int = Field(
@@ -482,7 +262,7 @@ class RerankConfig(BaseSettings):
         """The reranker to call, built once: a client, an in-process model or the given object, cached.
 
         Raises:
-            ConfigError: the model cannot be loaded in-process.
+            ConfigError: the model cannot be loaded in-process (or there is no ``loader`` for it).
         """
         with self._backend_lock:
             if self._backend is None:
@@ -492,12 +272,27 @@ class RerankConfig(BaseSettings):
                         self.url, api_key=self.api_key, timeout_s=self.timeout_s, max_retries=self.max_retries
                     )
                 elif self.model:
-                    inner = InProcessReranker.from_model(self.model)
+                    loaded = self._load(self.model)
+                    inner = loaded if isinstance(loaded, InProcessReranker) else InProcessReranker(loaded)
                 else:
                     assert self.reranker is not None
                     inner = self.reranker
                 self._backend = CachedReranker(inner, size=self.cache_size) if self.cache_size else inner
             return self._backend
+
+    def _load(self, model: str) -> SupportsScore:
+        if self.loader is None:
+            raise ConfigError(
+                f"rerank model {model!r}: this library does not load models; pass loader=rerank.load_in_process "
+                "(pip install 'eshybrid[serve]'), reranker=<an object with score()>, or a service url",
+                field="model",
+            )
+        try:
+            return self.loader(model)
+        except EshybridError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any loader failure is a config problem: the search falls back
+            raise ConfigError(f"cannot load reranker {model!r}: {e}", field="model") from e
 
 
 def hit_id(hit: Any) -> str:

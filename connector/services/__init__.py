@@ -1,11 +1,18 @@
-"""Clients of our own model services (embedding, rerank) and the wire contract both sides share."""
+"""Clients of our own model services (embedding, rerank) on one HTTP layer, and the wire contract both sides share."""
 
 from __future__ import annotations
 
 from connector.services.embedding import EmbeddingClient, InputType, ServiceInfo
+from connector.services.rerank import RerankClient, RerankReply, RerankResult
+from connector.services.wire import EmbeddingServiceInfo, RerankServiceInfo
 
 __all__ = [
     "EmbeddingClient",
     "InputType",
     "ServiceInfo",
+    "RerankClient",
+    "RerankReply",
+    "RerankResult",
+    "EmbeddingServiceInfo",
+    "RerankServiceInfo",
 ]

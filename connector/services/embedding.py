@@ -1,8 +1,8 @@
 """Sync client for the embedding service (``embedding_service``), used by backfill and search.
 
-One ``httpx.Client`` (connections reused), requests of ``batch_size`` texts sent
-``max_concurrency`` at a time, tenacity retries with jitter on connection errors, 429 and
-502/503/504 (a ``Retry-After`` from the service is honoured), an LRU cache for query vectors,
+Requests of ``batch_size`` texts sent ``max_concurrency`` at a time over the services' one HTTP layer
+(:class:`connector.services.http.ServiceHttp`: typed errors, tenacity retries with jitter on connection errors,
+timeouts, 429 and 502/503/504, a ``Retry-After`` from the service honoured), an LRU cache for query vectors,
 and a check that the service's model matches the index ``_meta``. No torch, no ray.
 """
 
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import numpy as np
-from pydantic import SecretStr
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from pydantic import SecretStr, ValidationError
 
 from connector.errors import (
     ConfigError,
@@ -31,6 +28,8 @@ from connector.errors import (
     EmbeddingServiceUnavailable,
     ModelMismatchError,
 )
+from connector.services.http import ServiceErrors, ServiceHttp
+from connector.services.wire import EmbeddingServiceInfo
 
 if TYPE_CHECKING:
     from connector.cluster.settings import ConnectionSettings
@@ -41,85 +40,16 @@ logger = logging.getLogger(__name__)
 
 InputType = Literal["query", "document"]
 
-_RETRY_STATUSES = frozenset({502, 503, 504})
-_MAX_RETRY_AFTER_S = 60.0
+# ``GET /info`` of the embedding service (the contract both sides import from ``connector.services.wire``).
+ServiceInfo = EmbeddingServiceInfo
 
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    """``GET /info`` of the service: what model produces the vectors, and how."""
-
-    model_id: str
-    revision: str
-    dims: int
-    max_length: int
-    pooling: str
-    normalized: bool
-    device: str
-    dtype: str
-    query_prefix: str
-    document_prefix: str
-    max_items_per_request: int | None = None
-    max_chars_per_item: int | None = None
-
-    @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> ServiceInfo:
-        """Build from the JSON body (unknown keys are ignored, so newer services still work).
-
-        Raises:
-            EmbeddingError: a required key is missing.
-        """
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in body.items() if k in known})
-        except TypeError as e:
-            raise EmbeddingError(f"unexpected /info body from the embedding service: {e}", body=dict(body)) from e
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S)
-    except ValueError:
-        return None  # an HTTP date; fall back to our own backoff
-
-
-def _error_message(response: httpx.Response) -> tuple[str, str | None]:
-    try:
-        error = response.json().get("error") or {}
-        return str(error.get("message") or response.text[:500]), error.get("param")
-    except (ValueError, AttributeError):
-        return response.text[:500], None
-
-
-def _raise_for_status(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    message, param = _error_message(response)
-    where = f"{response.request.method} {response.request.url}"
-    if status == 429:
-        raise EmbeddingOverloaded(
-            f"embedding service overloaded (429) on {where}: {message}",
-            status=status,
-            retry_after_s=_retry_after_s(response),
-        )
-    if status >= 500:
-        raise EmbeddingServiceUnavailable(
-            f"embedding service answered {status} on {where}: {message}",
-            status=status,
-            retry_after_s=_retry_after_s(response),
-            retryable=status in _RETRY_STATUSES,
-        )
-    raise EmbeddingRequestError(
-        f"embedding service rejected the request ({status}) on {where}: {message}", status=status, param=param
-    )
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (EmbeddingOverloaded, EmbeddingServiceUnavailable)) and getattr(exc, "retryable", True)
+_ERRORS = ServiceErrors(
+    service="embedding service",
+    unavailable=EmbeddingServiceUnavailable,
+    overloaded=EmbeddingOverloaded,
+    rejected=EmbeddingRequestError,
+    timeout=EmbeddingServiceUnavailable,
+)
 
 
 class _LruCache:
@@ -153,14 +83,17 @@ class EmbeddingClient:
     Args:
         base_url: the service's base URL.
         api_key: bearer token when the service requires one.
-        timeout_s: per-request timeout.
-        max_retries: retries after the first try (connection errors, 429, 502/503/504).
+        timeout_s: time of one HTTP request (each try), in seconds; retries come on top.
+        max_retries: retries after the first try (connection errors, timeouts, 429, 502/503/504).
         batch_size: texts per request.
         query_cache_size: query vectors kept in the LRU cache (0 disables it).
         max_concurrency: requests in flight at once for one ``embed_documents`` call (one per replica
             keeps a multi-replica service busy).
         max_backoff_s: cap of the exponential backoff (``Retry-After`` from the service wins).
         transport: an httpx transport (tests only).
+
+    Raises:
+        ConfigError: a number is out of range, or the URL has no http(s) scheme.
     """
 
     def __init__(
@@ -183,20 +116,21 @@ class EmbeddingClient:
                 max_retries=max_retries,
                 max_concurrency=max_concurrency,
             )
-        self.base_url = base_url.rstrip("/")
+        self._http = ServiceHttp(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.25,
+            max_backoff_s=max_backoff_s,
+            max_connections=max_concurrency + 2,
+            transport=transport,
+        )
+        self.base_url = self._http.base_url
         self.batch_size = batch_size
         self.max_retries = max_retries
         self.max_concurrency = max_concurrency
-        self._max_backoff_s = max_backoff_s
-        secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            transport=transport,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2),
-        )
         self._cache = _LruCache(query_cache_size)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -233,9 +167,20 @@ class EmbeddingClient:
     # ----- public API -----
 
     def info(self, *, refresh: bool = False) -> ServiceInfo:
-        """The service's model description (fetched once, then cached unless ``refresh``)."""
+        """The service's model description (fetched once, then cached unless ``refresh``).
+
+        Raises:
+            EmbeddingError: the answer is not an embedding service's ``/info`` (fields it does not know are fine).
+        """
         if self._info is None or refresh:
-            self._info = ServiceInfo.from_json(self._request("GET", "/info").json())
+            body = self._http.call("GET", "/info")
+            try:
+                self._info = ServiceInfo.model_validate(body)
+            except ValidationError as e:
+                raise EmbeddingError(
+                    f"unexpected /info body from the embedding service: {e}",
+                    body=body if isinstance(body, dict) else None,
+                ) from e
         return self._info
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
@@ -336,7 +281,8 @@ class EmbeddingClient:
 
     def _embed_chunk(self, texts: list[str], input_type: InputType) -> list[list[float]]:
         body = {"input": texts, "input_type": input_type, "encoding_format": "base64"}
-        data = self._request("POST", "/v1/embeddings", json=body).json().get("data")
+        answer = self._http.call("POST", "/v1/embeddings", json=body)
+        data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list) or len(data) != len(texts):
             got = len(data) if isinstance(data, list) else None
             raise EmbeddingError(
@@ -352,42 +298,3 @@ class EmbeddingClient:
             else:
                 vectors[index] = [float(x) for x in embedding]
         return vectors  # type: ignore[return-value]  # every slot was filled above
-
-    def _request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception(_is_retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                return self._send(method, path, json)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    def _send(self, method: str, path: str, json: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, json=json)
-        except httpx.TransportError as e:  # connect errors, timeouts, dropped connections
-            raise EmbeddingServiceUnavailable(
-                f"cannot reach the embedding service at {self.base_url}{path}: {type(e).__name__}: {e}",
-                url=self.base_url + path,
-            ) from e
-        _raise_for_status(response)
-        return response
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after_s", None)
-        if retry_after is not None:
-            # The service knows when it will have room; add jitter so clients do not return in lockstep.
-            return float(retry_after) + random.uniform(0.0, max(0.1, 0.25 * float(retry_after)))
-        return float(wait_random_exponential(multiplier=0.25, max=self._max_backoff_s)(state))
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        sleep = state.next_action.sleep if state.next_action is not None else 0.0
-        logger.warning(
-            "embedding request failed (%s); retry %s/%s in %.2fs", exc, state.attempt_number, self.max_retries, sleep
-        )

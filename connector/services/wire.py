@@ -1,8 +1,10 @@
-"""What the two model services (``embedding_service`` and ``rerank``) share: their HTTP error rules and replica options.
+"""What the two model services (``embedding_service`` and ``rerank``) and their clients share: the wire contract.
 
 Both answer an error as ``{"error": {"message", "type", "param", "code"}}`` under the same status rules (400 malformed
 body, 401 bearer token, 422 a bad field, 429 with ``Retry-After``, 5xx a bug), ``GET /healthz`` as ``{"status": "ok"}``,
-and run as Ray Serve deployments whose replicas are placed and throttled alike.
+``GET /info`` as :class:`EmbeddingServiceInfo` / :class:`RerankServiceInfo` (the service builds its answer with the
+model, the client parses it with the same model and ignores fields it does not know), and run as Ray Serve
+deployments whose replicas are placed and throttled alike.
 
 The services are deployables of their own; this module sits in the connector because both already depend on it
 (``connector.errors``) and it needs no Ray, torch or FastAPI, so the base install stays light.
@@ -15,12 +17,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "HealthBody",
     "ErrorBody",
     "ErrorResponse",
+    "EmbeddingServiceInfo",
+    "RerankServiceInfo",
     "ErrorReply",
     "ServiceError",
     "ReplicaSettings",
@@ -48,6 +52,52 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# ``GET /info`` of the embedding service: what model produces the vectors, and the request limits. Frozen (a
+# client caches it); unknown fields are ignored, so an older client still reads a newer service. No docstring:
+# it would become the schema's description in the service's OpenAPI document.
+class EmbeddingServiceInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    model_id: str
+    revision: str
+    dims: int
+    max_length: int
+    pooling: str
+    normalized: bool
+    device: str
+    dtype: str
+    query_prefix: str
+    document_prefix: str
+    max_items_per_request: int
+    max_chars_per_item: int
+
+
+# ``GET /info`` of the rerank service: the model, how it scores, and the request limits. The fields below
+# ``dtype`` depend on the kind of model (cross-encoder or LLM) and are left out of the answer when unset.
+class RerankServiceInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    model_id: str
+    revision: str | None
+    kind: str
+    max_length: int
+    device: str
+    dtype: str
+    max_documents_per_request: int
+    max_query_chars: int
+    max_chars_per_document: int
+    score: str | None = None
+    max_query_share: float | None = None
+    batch_size: int | None = None
+    max_batch_pairs: int | None = None
+    torch_threads: int | None = None
+    num_labels: int | None = None
+    template: str | None = None
+    instruction: str | None = None
+    yes_token: str | None = None
+    no_token: str | None = None
 
 
 class ServiceError(Protocol):

@@ -10,7 +10,8 @@ import pytest
 
 from connector import connect
 from connector.cluster.client import Cluster
-from connector.search.rerank import RerankClient, RerankConfig
+from connector.search.rerank import RerankConfig
+from connector.services.rerank import RerankClient
 from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, corpus, create_index
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.es9]

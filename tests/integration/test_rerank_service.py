@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+import rerank
 from connector.errors import RerankRequestError, RerankTimeout
-from connector.search.rerank import InProcessReranker, RerankClient, RerankConfig, apply_rerank, hit_id
+from connector.search.rerank import InProcessReranker, RerankConfig, apply_rerank, hit_id
+from connector.services.rerank import RerankClient
 from tests.fixtures.embedding import ServeInstance, free_port
 from tests.fixtures.rerank import (
     CORPUS,
@@ -99,9 +101,11 @@ def test_top_n_and_return_documents(rerank_url: str, direct_scores: list[float])
 
 def test_healthz_info_metrics(rerank_url: str, client: RerankClient) -> None:
     assert httpx.get(f"{rerank_url}/healthz").json() == {"status": "ok"}
-    info = client.info()
-    assert info["model_id"] == "tiny-cross-encoder" and info["kind"] == "cross_encoder"
-    assert info["max_length"] == 64 and info["device"] == "cpu" and info["dtype"] == "float32"
+    info = client.info()  # the /info contract (connector.services.wire.RerankServiceInfo)
+    assert info.model_id == "tiny-cross-encoder" and info.kind == "cross_encoder"
+    assert info.max_length == 64 and info.device == "cpu" and info.dtype == "float32"
+    body = httpx.get(f"{rerank_url}/info").json()
+    assert "template" not in body and body["num_labels"] == 1  # a cross-encoder's answer has no LLM fields
     assert client.healthy()
     metrics = httpx.get(f"{rerank_url}/metrics").json()
     assert metrics["pairs_total"] >= len(DOCUMENTS) and metrics["pending_pairs"] == 0
@@ -143,7 +147,7 @@ def test_llm_service_scores_and_auth(strict_url: str, llm_reranker_path: Path) -
     documents = list(CORPUS) + [" ".join(CORPUS * 20)]
     with RerankClient(strict_url, api_key=API_KEY, timeout_s=60.0) as client:
         scores = client.score(QUERY, documents)
-        assert client.info()["kind"] == "llm"
+        assert client.info().kind == "llm" and client.info().yes_token == "yes"
     direct = direct_llm_scores(llm_reranker_path, LLM_TEMPLATE, QUERY, documents[:-1])
     assert scores[:-1] == pytest.approx(direct, abs=TOL)
     assert 0.0 < scores[-1] < 1.0  # the long document was cut to fit, not refused
@@ -221,7 +225,7 @@ def test_apply_rerank_falls_back_when_over_budget(rerank_url: str, caplog: pytes
 
 
 def test_in_process_adapter_matches_the_service(cross_encoder_path: Path, client: RerankClient) -> None:
-    adapter = InProcessReranker.from_model(str(cross_encoder_path), batch_size=4)
+    adapter = InProcessReranker(rerank.load_in_process(str(cross_encoder_path), batch_size=4))
     assert adapter.score(QUERY, DOCUMENTS[:12], timeout_s=60.0) == pytest.approx(
         client.score(QUERY, DOCUMENTS[:12]), abs=TOL
     )

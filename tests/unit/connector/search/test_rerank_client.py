@@ -16,13 +16,13 @@ from connector.search.models import SearchHit
 from connector.search.rerank import (
     CachedReranker,
     InProcessReranker,
-    RerankClient,
     RerankConfig,
     apply_rerank,
     document_text,
     hit_id,
     hit_source,
 )
+from connector.services.rerank import RerankClient
 
 
 class _Length:
@@ -246,3 +246,51 @@ def test_cached_reranker_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert not errors
+
+
+def test_a_model_is_loaded_by_the_loader_it_is_given_once_and_lazily() -> None:
+    loaded: list[str] = []
+
+    def loader(model: str) -> _Length:
+        loaded.append(model)
+        return _Length()
+
+    config = RerankConfig(model="/models/ce", loader=loader, fields=("title",))
+    assert loaded == [] and config.source == "/models/ce"
+    outcome = apply_rerank("q", _hits(3), config)
+    assert not outcome.fallback and [hit_id(h) for h in outcome.hits] == ["d2", "d1", "d0"]
+    backend = config.backend()
+    assert isinstance(backend, CachedReranker) and isinstance(backend.reranker, InProcessReranker)
+    assert backend.model_id == "length"
+    apply_rerank("q", _hits(3), config)
+    assert loaded == ["/models/ce"]
+    assert "loader" not in config.model_dump()
+
+
+def test_a_model_without_a_loader_or_with_a_failing_one_falls_back() -> None:
+    outcome = apply_rerank("q", _hits(2), RerankConfig(model="/models/ce", cache_size=0))
+    assert outcome.fallback and "does not load models" in (outcome.reason or "")
+
+    def broken(model: str) -> _Length:
+        raise OSError(f"no checkpoint in {model}")
+
+    outcome = apply_rerank("q", _hits(2), RerankConfig(model="/models/ce", loader=broken, cache_size=0))
+    assert outcome.fallback and "ConfigError: cannot load reranker '/models/ce': no checkpoint" in (
+        outcome.reason or ""
+    )
+
+
+def test_the_library_never_imports_the_rerank_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, connector, connector.search, connector.search.rerank, connector.services; "
+        "from connector import RerankConfig, RerankClient, HybridSearch, EmbeddingClient; "
+        "from connector.search.rerank import apply_rerank; "
+        "apply_rerank('q', [{'_id': 'a', '_source': {'t': 'x'}}], RerankConfig(model='/nowhere')); "
+        "bad = [m for m in sys.modules if m == 'rerank' or m.startswith(('rerank.', 'torch', 'ray'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

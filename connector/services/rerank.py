@@ -1,0 +1,183 @@
+"""Sync client of the rerank service (``rerank``): ``POST /v1/rerank``, ``GET /info``, ``GET /healthz``.
+
+It talks to the service through :class:`connector.services.http.ServiceHttp` (the embedding client's HTTP layer:
+same errors, retries and ``timeout_s``). No torch, no ray. What the search path does with the scores (top k, the
+fused-order fallback, the score cache) lives in :mod:`connector.search.rerank`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from connector.errors import (
+    RerankError,
+    RerankOverloaded,
+    RerankRequestError,
+    RerankServiceUnavailable,
+    RerankTimeout,
+)
+from connector.services.http import ServiceErrors, ServiceHttp
+from connector.services.wire import RerankServiceInfo
+
+__all__ = ["RerankClient", "RerankResult", "RerankReply", "RerankServiceInfo"]
+
+_ERRORS = ServiceErrors(
+    service="rerank service",
+    unavailable=RerankServiceUnavailable,
+    overloaded=RerankOverloaded,
+    rejected=RerankRequestError,
+    timeout=RerankTimeout,
+)
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One result of ``POST /v1/rerank``."""
+
+    index: int
+    relevance_score: float
+
+
+@dataclass(frozen=True)
+class RerankReply:
+    """The service's answer: results sorted by score, the model, the tokens used."""
+
+    results: list[RerankResult]
+    model: str
+    total_tokens: int
+
+
+class RerankClient:
+    """Client of one rerank service; its ``score`` fits ``connector.search.rerank.SupportsScore``.
+
+    Args:
+        base_url: the app's URL, route prefix included (``http://host:8000/rerank``).
+        api_key: bearer token, when the service requires one.
+        timeout_s: time of one HTTP request (each try), as for the embedding client; a call's own
+            ``timeout_s`` (the search path's budget) can cut it.
+        max_retries: retries of connection errors, timeouts, 429 and 502/503/504 (jittered backoff).
+            0 suits the search path, where the fused order is the fallback.
+        max_backoff_s: cap of the backoff between retries (a ``Retry-After`` from the service wins).
+        transport: an httpx transport (tests only).
+
+    Raises:
+        ConfigError: the URL has no http(s) scheme, or ``timeout_s``/``max_retries`` are out of range.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 0,
+        max_backoff_s: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = ServiceHttp(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.05,
+            max_backoff_s=max_backoff_s,
+            transport=transport,
+        )
+        self.base_url = self._http.base_url
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._info: RerankServiceInfo | None = None
+        self._model_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RerankClient({self.base_url!r})"
+
+    def __enter__(self) -> RerankClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    @property
+    def model_id(self) -> str:
+        """The served model (from the last answer, else ``GET /info``)."""
+        if self._model_id is None:
+            self._model_id = self.info().model_id
+        return self._model_id
+
+    def info(self, *, refresh: bool = False) -> RerankServiceInfo:
+        """``GET /info``: the model, its kind, ``max_length``, the request limits (fetched once, then cached).
+
+        Raises:
+            RerankServiceUnavailable: the answer is not a rerank service's ``/info``.
+        """
+        if self._info is None or refresh:
+            body = self._http.call("GET", "/info")
+            try:
+                self._info = RerankServiceInfo.model_validate(body)
+            except ValidationError as e:
+                raise RerankServiceUnavailable(
+                    f"{self.base_url}/info did not answer as a rerank service: {e}", url=self.base_url + "/info"
+                ) from e
+        return self._info
+
+    def healthy(self, *, timeout_s: float | None = None) -> bool:
+        """Whether ``GET /healthz`` answers ok (within ``timeout_s``, default the client's)."""
+        try:
+            body = self._http.call("GET", "/healthz", budget_s=timeout_s)
+        except RerankError:
+            return False
+        return isinstance(body, dict) and body.get("status") == "ok"
+
+    def rerank(
+        self, query: str, documents: Sequence[str], *, top_n: int | None = None, timeout_s: float | None = None
+    ) -> RerankReply:
+        """Results sorted by score (highest first), at most ``top_n``.
+
+        Args:
+            timeout_s: the budget of this call, retries included: each try waits at most what is left of it
+                (and at most the client's ``timeout_s``). None: the client's retries bound the call.
+
+        Raises:
+            RerankTimeout: no answer within the time.
+            RerankServiceUnavailable: connection failed, 5xx, or a malformed answer.
+            RerankOverloaded: 429 (after the retries, if any).
+            RerankRequestError: other 4xx (``status``, ``param``).
+        """
+        body: dict[str, Any] = {"query": query, "documents": list(documents)}
+        if top_n is not None:
+            body["top_n"] = top_n
+        data = self._http.call("POST", "/v1/rerank", json=body, budget_s=timeout_s)
+        try:
+            results = [RerankResult(int(r["index"]), float(r["relevance_score"])) for r in data["results"]]
+            reply = RerankReply(results, str(data["model"]), int((data.get("usage") or {}).get("total_tokens", 0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise RerankServiceUnavailable(f"malformed rerank answer: {e}", url=self.base_url) from e
+        expected = len(documents) if top_n is None else min(top_n, len(documents))
+        indices = {r.index for r in results}
+        if len(results) != expected or len(indices) != expected or not indices <= set(range(len(documents))):
+            raise RerankServiceUnavailable(
+                f"the rerank service answered {len(results)} results for {len(documents)} documents",
+                url=self.base_url,
+            )
+        self._model_id = reply.model
+        return reply
+
+    def score(self, query: str, documents: Sequence[str], *, timeout_s: float | None = None) -> list[float]:
+        """One score per document, in input order (same arguments and errors as :meth:`rerank`)."""
+        if not documents:
+            return []
+        scores = [0.0] * len(documents)
+        for result in self.rerank(query, documents, timeout_s=timeout_s).results:
+            scores[result.index] = result.relevance_score
+        return scores
