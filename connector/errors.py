@@ -164,24 +164,28 @@ class EmbeddingError(EshybridError):
 
 
 class EmbeddingServiceUnavailable(EmbeddingError):
-    """The embedding service could not be reached (``url``) or answered 5xx (``status``, ``retryable``)."""
+    """The embedding service could not be reached (``url``), answered 5xx (``status``, ``retryable``) or not in time
+    (``timeout_s``)."""
 
     url: str
     status: int
     retryable: bool
     retry_after_s: float | None
+    timeout_s: float
 
 
 class EmbeddingOverloaded(EmbeddingError):
-    """The embedding service answered 429 (its queue is full); ``retry_after_s``: its ``Retry-After``, if any."""
+    """The embedding service (``url``) answered 429 (its queue is full); ``retry_after_s``: its ``Retry-After``, if any."""
 
+    url: str
     status: int
     retry_after_s: float | None
 
 
 class EmbeddingRequestError(EmbeddingError, ValueError):
-    """The embedding service rejected the request (4xx other than 429: ``status``; ``param``: the bad input)."""
+    """The embedding service (``url``) rejected the request (4xx other than 429: ``status``; ``param``: the bad input)."""
 
+    url: str
     status: int
     param: str | None
 
@@ -269,10 +273,12 @@ class RerankError(EshybridError):
 
 
 class RerankServiceUnavailable(RerankError):
-    """The rerank service (``url``) could not be reached or answered 5xx (``status``)."""
+    """The rerank service (``url``) could not be reached or answered 5xx (``status``, ``retryable``)."""
 
     url: str
     status: int
+    retryable: bool
+    retry_after_s: float | None
 
 
 class RerankTimeout(RerankError):
@@ -287,7 +293,7 @@ class RerankOverloaded(RerankError):
 
     url: str
     status: int
-    retry_after_s: float
+    retry_after_s: float | None
 
 
 class RerankRequestError(RerankError, ValueError):
