@@ -133,7 +133,8 @@ def test_hits_of_every_shape() -> None:
 def test_document_text() -> None:
     source = {"title": "Kindle", "text": "e-reader", "tags": ["a", "b"], "meta": {"brand": "Amazon"}, "n": 3}
     assert document_text(source) == "Kindle\ne-reader"
-    assert document_text(source, fields=("title", "meta.brand", "missing", "tags")) == "Kindle\nAmazon\na, b"
+    # A list field reads as the embedding path renders it ("a b"), not "a, b": one renderer (issue 12).
+    assert document_text(source, fields=("title", "meta.brand", "missing", "tags")) == "Kindle\nAmazon\na b"
     assert document_text(source, template="{title} by {meta.brand} ({missing})") == "Kindle by Amazon ()"
     assert document_text(source, fields=("title",), max_chars=3) == "Kin"
     assert document_text(None) == ""
