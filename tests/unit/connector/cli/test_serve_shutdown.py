@@ -4,43 +4,22 @@ is tests/integration/test_serve_shutdown.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from connector.cli import serve as serve_cli
 
 _SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 _STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
-
-
-@pytest.fixture
-def started() -> Iterator[list[psutil.Process]]:
-    """Processes a test starts; whatever is still alive at the end is killed (only these)."""
-    procs: list[psutil.Process] = []
-    yield procs
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(procs, timeout=5)
-
-
-def _start(command: list[str], procs: list[psutil.Process]) -> psutil.Process:
-    proc = psutil.Process(subprocess.Popen(command).pid)
-    procs.append(proc)
-    return proc
 
 
 def test_sigterm_raises_stop_requested_inside_the_block_only() -> None:
@@ -123,51 +102,62 @@ def test_a_joined_cluster_keeps_its_processes(monkeypatch: pytest.MonkeyPatch) -
     assert calls[-4:] == ["serve.delete", "stop raylet 0", "ray.shutdown", "end 0"]
 
 
-def test_descendants_and_processes_naming_the_session_are_found_and_ended(
-    tmp_path: Path, started: list[psutil.Process], monkeypatch: pytest.MonkeyPatch
-) -> None:
+# Run in a child interpreter: `_local_ray_processes()` takes every descendant of the calling process, and inside
+# pytest those include the session's real Ray and test clusters, which this test must never stop.
+_SESSION_PROBE = """
+import json, subprocess, sys, time
+import psutil
+from connector.cli import serve as serve_cli
+
+session_dir, raylet, sleep, stubborn = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+# A process called "raylet" that names the session (as Ray's raylet does with --session_dir=...).
+raylet_proc = psutil.Process(subprocess.Popen([raylet, "--session_dir=" + session_dir]).pid)
+# A child that starts a grandchild (an agent under the raylet), and one that ignores SIGTERM.
+parent = psutil.Process(subprocess.Popen(
+    [sys.executable, "-c", f"import subprocess, time; subprocess.Popen({sleep!r}); time.sleep(60)"]).pid)
+stub = psutil.Process(subprocess.Popen(stubborn).pid)
+# A process that is not ours by descent (re-parented) but names the session folder.
+spawn = ("import subprocess; "
+         f"print(subprocess.Popen({sleep + [session_dir]!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)")
+orphan = psutil.Process(int(subprocess.run([sys.executable, "-c", spawn], check=True, capture_output=True,
+                                           text=True, timeout=30).stdout.strip()))
+deadline = time.monotonic() + 10
+while len(parent.children()) < 1 or raylet_proc.name() != "raylet":
+    assert time.monotonic() < deadline, "test processes did not start"
+    time.sleep(0.05)
+grandchild = parent.children()[0]
+ours = {"raylet": raylet_proc, "parent": parent, "grandchild": grandchild, "stubborn": stub, "orphan": orphan}
+session = serve_cli._local_ray_processes()
+found = sorted(name for name, proc in ours.items() if proc.pid in {p.pid for p in session})
+serve_cli._RAY_EXIT_WAIT_S, serve_cli._RAY_TERM_WAIT_S = 0.2, 1.0
+serve_cli._stop_raylet(session)
+raylet_gone = not raylet_proc.is_running() or raylet_proc.status() == psutil.STATUS_ZOMBIE
+serve_cli._end_processes(session)
+alive = sorted(n for n, p in ours.items() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE)
+for proc in ours.values():  # whatever is left is killed (only these)
+    try:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
+print(json.dumps({"found": found, "self_in_session": psutil.Process().pid in {p.pid for p in session},
+                  "raylet_gone": raylet_gone, "alive": alive}))
+"""
+
+
+def test_descendants_and_processes_naming_the_session_are_found_and_ended(tmp_path: Path) -> None:
     session_dir = str(tmp_path / "session_2026_test")
-    # A process called "raylet" that names the session (as Ray's raylet does with --session_dir=...).
     raylet = tmp_path / "raylet"
     raylet.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
     raylet.chmod(0o755)
-    raylet_proc = _start([str(raylet), f"--session_dir={session_dir}"], started)
-    # A child that starts a grandchild (an agent under the raylet), and one that ignores SIGTERM.
-    parent = _start(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"import subprocess, time; subprocess.Popen({_SLEEP!r}); time.sleep(60)"),
-        ],
-        started,
+    out = subprocess.run(
+        [sys.executable, "-c", _SESSION_PROBE, session_dir, str(raylet), json.dumps(_SLEEP), json.dumps(_STUBBORN)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    stubborn = _start(_STUBBORN, started)
-    # A process that is not ours by descent (re-parented) but names the session folder.
-    spawn = (
-        "import subprocess; "
-        f"print(subprocess.Popen({_SLEEP + [session_dir]!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"
-    )
-    orphan_pid = subprocess.run(
-        [sys.executable, "-c", spawn], check=True, capture_output=True, text=True, timeout=30
-    ).stdout.strip()
-    orphan = psutil.Process(int(orphan_pid))
-    started.append(orphan)
-    deadline = time.monotonic() + 10
-    while len(parent.children()) < 1 or raylet_proc.name() != "raylet":
-        assert time.monotonic() < deadline, "test processes did not start"
-        time.sleep(0.05)
-    grandchild = parent.children()[0]
-    started.append(grandchild)
-
-    session = serve_cli._local_ray_processes()
-    pids = {p.pid for p in session}
-    assert {raylet_proc.pid, parent.pid, grandchild.pid, stubborn.pid, orphan.pid} <= pids
-    assert os.getpid() not in pids
-
-    monkeypatch.setattr(serve_cli, "_RAY_EXIT_WAIT_S", 0.2)
-    monkeypatch.setattr(serve_cli, "_RAY_TERM_WAIT_S", 1.0)
-    serve_cli._stop_raylet(session)
-    assert not raylet_proc.is_running() or raylet_proc.status() == psutil.STATUS_ZOMBIE
-    serve_cli._end_processes(session)
-    for proc in (parent, grandchild, stubborn, orphan):
-        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["found"] == ["grandchild", "orphan", "parent", "raylet", "stubborn"]
+    assert result["self_in_session"] is False
+    assert result["raylet_gone"] is True
+    assert result["alive"] == []
