@@ -30,6 +30,7 @@ def load_beir_corpus(
     replicas: int = 0,
     chunk_size: int = 500,
     replace: bool = False,
+    analyzer: str = "english",
 ) -> LoadReport:
     """Create ``index`` as a plain BM25 index (``title``, ``text``) and bulk-load a BEIR corpus into it.
 
@@ -43,8 +44,10 @@ def load_beir_corpus(
         replicas: replicas per shard.
         chunk_size: documents per ``_bulk``.
         replace: delete the index first if it exists.
+        analyzer: ``english`` (default) or ``standard`` for every text field
+            (:func:`~connector.quality.load.plain_index_body`).
     """
-    body = plain_index_body(cluster.capabilities, shards=shards, replicas=replicas)
+    body = plain_index_body(cluster.capabilities, shards=shards, replicas=replicas, analyzer=analyzer)
     return load_corpus(
         cluster, index, dataset, index_body=body, chunk_size=chunk_size, replace=replace, raise_on_error=False
     )

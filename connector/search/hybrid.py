@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
@@ -32,6 +33,7 @@ from connector.search.models import (
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
+    LexicalForm,
     SearchHit,
     SearchMode,
     SearchResponse,
@@ -103,11 +105,14 @@ class HybridSearch:
         embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
             ``knn`` and ``hybrid`` modes.
         vector_field: the vector field (default: from ``_meta``, else ``embedding``).
-        lexical_fields: field -> boost for the ``multi_match`` (default: the vector field's
-            ``source_fields`` from ``_meta``, else every text field).
-        multi_match_type: ``best_fields`` (default), ``most_fields``, ``cross_fields``...
+        lexical_fields: field -> boost for the lexical leg (default: the index's recommendation
+            in ``_meta`` (``eshybrid tune``), else the vector field's ``source_fields``, else every text field).
+        lexical_form: ``combined_fields`` | ``best_fields`` | ``most_fields`` | ``cross_fields``
+            (default: the index's recommendation, else ``combined_fields`` where the engine has it,
+            see :mod:`connector.search.defaults`).
         tie_breaker: ``multi_match`` tie breaker.
-        fusion: default :class:`FusionConfig` (RRF, k=60, equal weights).
+        fusion: default :class:`FusionConfig` (default: the index's recommendation, else
+            :data:`~connector.search.models.DEFAULT_FUSION`).
         strategy: ``auto`` | ``client`` | ``server`` (default for every search).
         max_depth: candidates each leg fetches; the deepest rank a page may reach.
         num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
@@ -136,7 +141,7 @@ class HybridSearch:
         embedder: Embedder | None = None,
         vector_field: str | None = None,
         lexical_fields: Mapping[str, float] | None = None,
-        multi_match_type: str = "best_fields",
+        lexical_form: LexicalForm | None = None,
         tie_breaker: float | None = None,
         fusion: FusionConfig | None = None,
         strategy: Strategy = "auto",
@@ -167,12 +172,12 @@ class HybridSearch:
         self.cluster = cluster
         self.index = index
         self.embedder = embedder
-        self.fusion = fusion or FusionConfig()
+        self._fusion = fusion
         self.strategy: Strategy = strategy
         self.max_depth = max_depth
         self.num_candidates = num_candidates or max(2 * max_depth, 100)
-        self.multi_match_type = multi_match_type
-        self.tie_breaker = tie_breaker
+        self._lexical_form = lexical_form
+        self._tie_breaker = tie_breaker
         self.rerank = rerank
         self._rerank_with_template: RerankConfig | None = None
         self._vector_field = vector_field
@@ -202,6 +207,18 @@ class HybridSearch:
                 self._profile.lexical_fields,
             )
         return self._profile
+
+    @property
+    def fusion(self) -> FusionConfig:
+        """The fusion of a search that names none: the argument, else the index's recommendation, else ours."""
+        return resolve_fusion(self._fusion, self.profile)
+
+    @property
+    def lexical_form(self) -> tuple[LexicalForm, float | None]:
+        """The lexical form and tie breaker (argument, else the index's recommendation, else ours)."""
+        return resolve_lexical(
+            self.cluster.capabilities, self.profile, form=self._lexical_form, tie_breaker=self._tie_breaker
+        )
 
     @property
     def source_excludes(self) -> list[str]:
@@ -326,12 +343,9 @@ class HybridSearch:
         return vector
 
     def _lexical_query(self, text: str, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        form, tie_breaker = self.lexical_form
         return qb.lexical_query(
-            text,
-            fields=self.profile.lexical_fields,
-            filters=filters,
-            multi_match_type=self.multi_match_type,
-            tie_breaker=self.tie_breaker,
+            text, fields=self.profile.lexical_fields, filters=filters, form=form, tie_breaker=tie_breaker
         )
 
     # -- client-side ---------------------------------------------------------------------

@@ -25,10 +25,15 @@ __all__ = [
     "MissingPolicy",
     "LegName",
     "SEARCH_MODES",
+    "LEXICAL_FORMS",
+    "LexicalForm",
+    "LexicalConfig",
+    "DEFAULT_FUSION",
 ]
 
 FusionMethod = Literal["rrf", "linear"]
-Normalizer = Literal["min_max", "z_score", "l2", "none"]
+# dbsf: distribution-based score fusion, each leg mapped through its mean +/- 3 std to 0..1.
+Normalizer = Literal["min_max", "z_score", "l2", "dbsf", "none"]
 # How a document that one leg did not return is scored by normalized linear fusion:
 # "zero": that leg contributes 0 (after normalization; with min_max this is the score of
 #         the leg's worst candidate) and its weight still counts;
@@ -41,6 +46,10 @@ SearchMode = Literal["bm25", "knn", "hybrid", "hybrid+rerank"]
 Strategy = Literal["auto", "client", "server"]
 
 SEARCH_MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "hybrid+rerank")
+# How the lexical leg matches the text over several fields: combined_fields (BM25F, the
+# fields scored as one) or a multi_match type.
+LexicalForm = Literal["combined_fields", "best_fields", "most_fields", "cross_fields"]
+LEXICAL_FORMS: tuple[str, ...] = ("combined_fields", "best_fields", "most_fields", "cross_fields")
 
 
 class FusionConfig(BaseModel):
@@ -81,6 +90,26 @@ class FusionConfig(BaseModel):
             return f"rrf(k={self.rank_constant}, {w})"
         missing = "" if self.missing == "zero" else ", missing=ignore"
         return f"linear({self.normalizer}, {w}{missing})"
+
+
+class LexicalConfig(BaseModel):
+    """How the lexical leg is written; ``None`` fields fall back to the index ``_meta``, then the defaults.
+
+    Defaults (see :func:`connector.search.query_builder.default_lexical_form`): ``combined_fields``
+    where the engine has it, else ``most_fields``; fields from the vector field's ``source_fields``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    form: LexicalForm | None = Field(None, description="combined_fields | best_fields | most_fields | cross_fields")
+    fields: dict[str, float] | None = Field(None, description="field -> boost")
+    tie_breaker: float | None = Field(None, ge=0.0, le=1.0, description="multi_match tie breaker")
+
+    def describe(self) -> str:
+        """A short label, e.g. ``combined_fields(title^2, text)``."""
+        fields = ", ".join(n if b == 1 else f"{n}^{b:g}" for n, b in (self.fields or {}).items()) or "default fields"
+        tie = f", tie_breaker={self.tie_breaker:g}" if self.tie_breaker is not None else ""
+        return f"{self.form or 'default'}({fields}{tie})"
 
 
 class LegExplanation(BaseModel):
@@ -177,3 +206,7 @@ class SearchResponse(BaseModel):
     def ids(self) -> list[str]:
         """The hit ids, in order."""
         return [hit.id for hit in self.hits]
+
+
+# The library's default fusion, chosen on the dev data (connector.search.defaults says how).
+DEFAULT_FUSION = FusionConfig()
