@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from mappings.search_defaults import search_defaults_of
 
 __all__ = ["IndexProfile", "profile_from_mapping", "search_analyzers_of", "text_fields_of"]
 
@@ -105,7 +106,7 @@ def profile_from_mapping(
     properties = mapping.get("properties") or {}
     ours = (mapping.get("_meta") or {}).get("eshybrid") or {}
     meta_fields = ours.get("vector_fields") or {}
-    defaults = ours.get("search_defaults") if isinstance(ours.get("search_defaults"), Mapping) else None
+    defaults = search_defaults_of(mapping.get("_meta"))
     if vector_field is None:
         if len(meta_fields) > 1:
             raise ConfigError(
@@ -137,6 +138,6 @@ def profile_from_mapping(
         has_vector_field=_field_exists(properties, vector_field),
         vector_meta=dict(vector_meta) if isinstance(vector_meta, Mapping) else None,
         text_fields=text_fields,
-        search_defaults=dict(defaults) if defaults else None,
+        search_defaults=defaults,
         search_analyzers=search_analyzers_of(properties),
     )
