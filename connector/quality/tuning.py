@@ -22,7 +22,6 @@ from connector.quality.evaluation import Run, ranking_to_run
 from connector.quality.load import BeirDataset
 from connector.quality.selection import FusionComparison, compare_fusions, compare_runs
 from connector.search._profile import IndexProfile
-from connector.search.defaults import FALLBACK_TIE_BREAKER
 from connector.search.hybrid import HybridSearch
 from connector.search.models import LexicalConfig
 from mappings.search_defaults import build_search_defaults, merge_search_defaults
@@ -36,10 +35,10 @@ def lexical_candidates(caps: Any, profile: IndexProfile) -> list[LexicalConfig]:
     out: list[LexicalConfig] = []
     if caps.supports_combined_fields and profile.one_search_analyzer and all(b >= 1 for b in fields.values()):
         out.append(LexicalConfig(form="combined_fields", fields=fields))
-    out.append(LexicalConfig(form="most_fields", fields=fields))
-    out.append(LexicalConfig(form="best_fields", fields=fields, tie_breaker=FALLBACK_TIE_BREAKER or 0.3))
-    out.append(LexicalConfig(form="best_fields", fields=fields))
     out.append(LexicalConfig(form="cross_fields", fields=fields))
+    out.append(LexicalConfig(form="most_fields", fields=fields))
+    out.append(LexicalConfig(form="best_fields", fields=fields, tie_breaker=0.3))
+    out.append(LexicalConfig(form="best_fields", fields=fields))
     return out
 
 

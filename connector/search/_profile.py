@@ -13,9 +13,26 @@ from typing import Any
 from connector.errors import ConfigError
 from mappings.search_defaults import search_defaults_of
 
-__all__ = ["IndexProfile", "profile_from_mapping", "search_analyzers_of", "text_fields_of"]
+__all__ = [
+    "DEFAULT_TITLE_BOOST",
+    "IndexProfile",
+    "default_boost",
+    "profile_from_mapping",
+    "search_analyzers_of",
+    "text_fields_of",
+]
 
 DEFAULT_VECTOR_FIELD = "embedding"
+# Default boost of a title field (last name segment ``title`` or ``name``) in the lexical leg when
+# nobody chose the boosts: title^3 over the rest was the steadiest of 1/2/3 for every lexical form
+# on the dev data (bench/hybrid_quality.py; README "Relevance defaults"). Other fields get 1.
+DEFAULT_TITLE_BOOST = 3.0
+_TITLE_NAMES = frozenset({"title", "name"})
+
+
+def default_boost(field_name: str) -> float:
+    """The default lexical boost of a field: :data:`DEFAULT_TITLE_BOOST` for a title, else 1."""
+    return DEFAULT_TITLE_BOOST if field_name.rsplit(".", 1)[-1].lower() in _TITLE_NAMES else 1.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,7 @@ def profile_from_mapping(
         lexical = recommended
     else:
         declared = [f for f in (vector_meta or {}).get("source_fields") or [] if f in text_fields]
-        lexical = {name: 1.0 for name in (declared or text_fields)}
+        lexical = {name: default_boost(name) for name in (declared or text_fields)}
     if not lexical:
         raise ConfigError(
             f"index {index!r} has no text field for the lexical leg; pass lexical_fields=",

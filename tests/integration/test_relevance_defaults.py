@@ -49,7 +49,7 @@ def test_every_lexical_form_runs_and_finds_the_product(cluster_url: str, index_n
                 assert set(response.ids) >= {"boots", "jacket", "socks", "tent"}
         default = HybridSearch(cluster, index_name)
         form, _ = default.lexical_form
-        assert form == ("combined_fields" if caps.supports_combined_fields else "most_fields")
+        assert form == ("combined_fields" if caps.supports_combined_fields else "cross_fields")
         assert default.search("waterproof hiking boots", mode="bm25", source=False).ids[0] == "boots"
         # user text is analyzed, never parsed: query syntax is just words
         odd = default.search('boots AND title:(x OR "unbalanced', mode="bm25", source=False)

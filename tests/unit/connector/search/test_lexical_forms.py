@@ -84,7 +84,7 @@ def mapping(*, meta: dict[str, Any] | None = None, text_analyzer: str = "english
 
 def test_defaults_combined_fields_where_usable_else_the_fallback() -> None:
     profile = profile_from_mapping(mapping(), index="shop")
-    assert profile.lexical_fields == {"title": 1.0, "text": 1.0}
+    assert profile.lexical_fields == {"title": 3.0, "text": 1.0}
     assert resolve_lexical(ES9, profile, form=None, tie_breaker=None) == ("combined_fields", None)
     assert resolve_lexical(OS3, profile, form=None, tie_breaker=None) == ("combined_fields", None)
     assert resolve_lexical(OS2, profile, form=None, tie_breaker=None) == (FALLBACK_FORM, FALLBACK_TIE_BREAKER)
