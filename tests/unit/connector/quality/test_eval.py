@@ -110,7 +110,7 @@ def test_tune_prefers_the_leg_that_knows() -> None:
     """The lexical leg ranks the relevant doc first, the vector leg misses it: tuning must lean lexical.
 
     Plain RRF with equal weights puts d1 (lexical 2, vector 7) above d0 (lexical 1 only); the
-    library default (min-max 0.6/0.4, issue 13) already leans lexical and gets it right.
+    library default (min-max 0.7/0.3, issue 13) already leans lexical and gets it right.
     """
     legs: dict[str, dict[str, list[LegHit]]] = {}
     qrels: dict[str, dict[str, int]] = {}
