@@ -18,8 +18,8 @@ import pytest
 from connector.cluster.client import Cluster
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import FusionConfig, HybridSearch
-from connector.search.models import DEFAULT_FUSION
 from connector.search.console import render_response
+from connector.search.models import DEFAULT_FUSION
 from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration]
