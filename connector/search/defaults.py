@@ -47,8 +47,9 @@ FALLBACK_TIE_BREAKER: float | None = None
 
 
 def default_lexical_form(caps: Any, profile: IndexProfile) -> LexicalForm:
-    """``combined_fields`` where the engine has it and the fields share an analyzer, else the fallback."""
-    if caps.supports_combined_fields and profile.one_search_analyzer:
+    """``combined_fields`` where the engine has it and the fields share an analyzer, else the fallback
+    (also when the capabilities were not detected: ``caps`` is ``None``; every engine has the fallback)."""
+    if caps is not None and caps.supports_combined_fields and profile.one_search_analyzer:
         return "combined_fields"
     return FALLBACK_FORM
 
@@ -88,14 +89,16 @@ def resolve_lexical(
     """The lexical form and tie breaker: explicit, else the index's recommendation, else the default.
 
     A recommended or default ``combined_fields`` the index cannot run (the engine lacks it, or
-    the fields have different search analyzers) becomes :data:`FALLBACK_FORM`.
+    the fields have different search analyzers) becomes :data:`FALLBACK_FORM`. ``caps`` is
+    ``None`` when the cluster's capabilities were not detected: an explicit form is then sent as
+    asked, a default one is the fallback.
 
     Raises:
         ConfigError: an explicit ``combined_fields`` that this engine or index cannot run.
     """
-    usable = caps.supports_combined_fields and profile.one_search_analyzer
+    usable = caps is not None and caps.supports_combined_fields and profile.one_search_analyzer
     if form is not None:
-        if form == "combined_fields" and not usable:
+        if form == "combined_fields" and caps is not None and not usable:
             raise ConfigError(
                 f"combined_fields cannot run here ({caps.display_name}; search analyzers "
                 f"{sorted(set(profile.search_analyzers.get(f, 'default') for f in profile.lexical_fields))}); "

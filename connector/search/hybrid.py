@@ -40,6 +40,7 @@ from connector.search.models import (
     SearchTimings,
     Strategy,
 )
+from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, apply_rerank
 
@@ -55,20 +56,6 @@ class Reranker(Protocol):
     """A reranker: one score per document for ``query`` (higher is better)."""
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
-
-
-def os_missing_policy(caps: Any) -> str | None:
-    """How this OpenSearch's ``arithmetic_mean`` scores a doc missing from a sub-query.
-
-    Measured on OpenSearch 2.19.1 and 3.6.0 (see
-    tests/integration/test_hybrid_search_server.py): the absent sub-query counts as 0
-    with its weight (``"zero"``, like client-side linear fusion). Older neural-search
-    code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
-    for Elasticsearch), so linear fusion stays client-side.
-    """
-    if not caps.supports("os_hybrid_query"):
-        return None
-    return "zero"
 
 
 @dataclass(frozen=True)
@@ -216,9 +203,11 @@ class HybridSearch:
     @property
     def lexical_form(self) -> tuple[LexicalForm, float | None]:
         """The lexical form and tie breaker (argument, else the index's recommendation, else ours)."""
-        return resolve_lexical(
-            self.cluster.capabilities, self.profile, form=self._lexical_form, tie_breaker=self._tie_breaker
-        )
+        try:
+            caps = self.cluster.capabilities
+        except ConfigError:  # a Cluster(url) never detected: bm25 still works, with the portable form
+            caps = None
+        return resolve_lexical(caps, self.profile, form=self._lexical_form, tie_breaker=self._tie_breaker)
 
     @property
     def source_excludes(self) -> list[str]:

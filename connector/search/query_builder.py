@@ -41,6 +41,7 @@ __all__ = [
     "os_pipeline_body",
     "os_pipeline_name",
     "pick_server_form",
+    "os_missing_policy",
 ]
 
 SERVER_FORMS: tuple[str, ...] = ("os_hybrid_query", "es_rrf_retriever", "es_linear_retriever", "es_query_knn")
@@ -377,6 +378,20 @@ def os_pipeline_name(fusion: FusionConfig) -> str:
     """A stable pipeline name derived from the pipeline body (same fusion -> same name)."""
     digest = hashlib.sha256(json.dumps(os_pipeline_body(fusion), sort_keys=True).encode()).hexdigest()
     return f"eshybrid-{fusion.method}-{digest[:12]}"
+
+
+def os_missing_policy(caps: Any) -> str | None:
+    """How this OpenSearch's ``arithmetic_mean`` scores a doc missing from a sub-query.
+
+    Measured on OpenSearch 2.19.1 and 3.6.0 (see
+    tests/integration/test_hybrid_search_server.py): the absent sub-query counts as 0
+    with its weight (``"zero"``, like client-side linear fusion). Older neural-search
+    code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
+    for Elasticsearch), so linear fusion stays client-side.
+    """
+    if not caps.supports("os_hybrid_query"):
+        return None
+    return "zero"
 
 
 def pick_server_form(caps: Any, fusion: FusionConfig, *, os_missing_policy: str | None) -> str | None:

@@ -117,3 +117,9 @@ def test_a_malformed_recommendation_is_ignored() -> None:
     assert fusion_from_meta({"fusion": {"method": "median"}}) is None
     profile = profile_from_mapping(mapping(meta={"lexical": {"form": 7}}), index="shop")
     assert resolve_lexical(ES9, profile, form=None, tie_breaker=None) == ("combined_fields", None)
+
+
+def test_undetected_capabilities_get_the_portable_form() -> None:
+    profile = profile_from_mapping(mapping(), index="shop")
+    assert resolve_lexical(None, profile, form=None, tie_breaker=None) == (FALLBACK_FORM, FALLBACK_TIE_BREAKER)
+    assert resolve_lexical(None, profile, form="combined_fields", tie_breaker=None)[0] == "combined_fields"
