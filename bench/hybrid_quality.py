@@ -1,22 +1,27 @@
-"""Retrieval quality of bm25, knn and hybrid (RRF and normalized linear) on a BEIR data set.
+"""Retrieval quality of bm25, knn and every fusion candidate on a BEIR data set, against a plain script.
 
-For each cluster given (ES 9 and OpenSearch 3 by default, from $ESHYBRID_TEST_ES9_URL /
-$ESHYBRID_TEST_OS3_URL): load the corpus into a fresh 1-shard index with the embeddings,
-run every judged query in each mode through ``HybridSearch`` and print nDCG@10 / recall@100 /
-MRR@10 with paired comparisons. Ends with one ``RESULT`` line.
+For each cluster (ES 9 and OpenSearch 3 by default, from $ESHYBRID_TEST_ES9_URL /
+$ESHYBRID_TEST_OS3_URL): load the corpus the way ``eshybrid load`` does (English analyzer,
+``--analyzer`` to change) plus the embeddings into a fresh 1-shard index, fetch each judged
+query's legs once with ``HybridSearch``'s defaults, and print nDCG@10 / recall@100 for
 
-Defaults were fixed before any figure was seen: the *default hybrid* is ``HybridSearch``'s
-default, reciprocal rank fusion with k=60 and equal weights (Cormack et al., SIGIR 2009);
-"hybrid (linear)" is min-max normalized linear fusion with 0.5/0.5 (the usual literature
-default). ``gain`` = default hybrid nDCG@10 - the better single leg's. A ``tune`` run (grid
-chosen on a seeded half of the queries, reported on the other half) is printed for information;
-it does not change the defaults.
+* each lexical form alone (why the default form is the default),
+* bm25 and knn (the default legs), every fusion candidate of
+  :func:`connector.quality.selection.fusion_candidates` with its bootstrap hold share (how the
+  default fusion was chosen; tuned weights are cross-fitted), and
+* the default hybrid as ``HybridSearch.search`` runs it (server-side where the engine computes
+  the default fusion, else client-side), checked against the client-side figure,
+
+with paired tests (t-test, Wilcoxon) against the legs and the script. The *plain-script
+reference* is computed in the same run: bm25s over ``title + text`` (k1 1.2, b 0.75, English
+stopwords, no stemming), exact all-MiniLM-L6-v2 cosine over the same cached corpus vectors, and
+RRF k=60 of the two. Ends with one ``RESULT`` line (the load average is printed before and after).
 
 Corpus embeddings (all-MiniLM-L6-v2, text ``{title}\\n{text}``) come from the embedding
 service when ``--embed-url`` is given, else from sentence-transformers in this process, and
 are cached under ``~/.cache/eshybrid/bench`` keyed by model + corpus hash.
 
-    .venv/bin/python bench/hybrid_quality.py [--dataset ../shared/data/esci-us-subset]
+    flock /tmp/eshybrid-integration.lock .venv/bin/python bench/hybrid_quality.py [--dataset ../shared/data/esci-us-subset]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +45,24 @@ import numpy as np  # noqa: E402
 
 from connector import connect  # noqa: E402
 from connector.cluster.client import Cluster  # noqa: E402
-from connector.quality.evaluation import evaluate_search, tune_fusion  # noqa: E402
-from connector.quality.load import iter_corpus, load_corpus, read_beir  # noqa: E402
-from connector.search import FusionConfig, HybridSearch  # noqa: E402
-from mappings import TextField, VectorField, build_index_body  # noqa: E402
+from connector.quality.evaluation import compare_modes, evaluate_runs, ranking_to_run  # noqa: E402
+from connector.quality.load import iter_corpus, load_corpus, plain_index_body, read_beir  # noqa: E402
+from connector.quality.selection import compare_fusions, compare_runs, single_leg_run  # noqa: E402
+from connector.quality.tuning import lexical_candidates  # noqa: E402
+from connector.search import HybridSearch  # noqa: E402
+from connector.search.fusion import fuse  # noqa: E402
+from connector.search.models import DEFAULT_FUSION  # noqa: E402
+from mappings import VectorField  # noqa: E402
 
 logger = logging.getLogger("bench.hybrid_quality")
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEMPLATE = "{title}\n{text}"
 CACHE_DIR = Path(os.environ.get("ESHYBRID_BENCH_CACHE", Path.home() / ".cache" / "eshybrid" / "bench"))
-DEFAULT_DATASET = REPO.parent / "shared" / "data" / "esci-us-subset"
-LINEAR = FusionConfig(method="linear", normalizer="min_max", lexical_weight=0.5, vector_weight=0.5)
+_SHARED = REPO.parent / "shared"
+DEFAULT_DATASET = (_SHARED if _SHARED.is_dir() else Path("/work/shared")) / "data" / "esci-us-subset"
+DEPTH = 100
+Run = dict[str, dict[str, float]]
 
 
 # -- embeddings -----------------------------------------------------------------------------
@@ -123,7 +135,7 @@ def corpus_embeddings(dataset: Path, embedder: Any, *, source: str) -> dict[str,
     return {r["_id"]: row.tolist() for r, row in zip(rows, matrix)}
 
 
-# -- index -------------------------------------------------------------------------------------
+# -- cluster -------------------------------------------------------------------------------------
 
 
 def bench_connect(url: str) -> Cluster:
@@ -148,75 +160,184 @@ def bench_connect(url: str) -> Cluster:
         return cluster
 
 
-def load_index(cluster: Cluster, dataset: Path, vectors: dict[str, list[float]], *, prefix: str) -> str:
-    """A fresh 1-shard index: title/text BM25, the vector field, every other key kept."""
+# -- the plain-script reference ----------------------------------------------------------------
+
+
+def script_runs(
+    dataset: Path,
+    vectors: Mapping[str, Sequence[float]],
+    query_vectors: Mapping[str, Sequence[float]],
+    queries: Mapping[str, str],
+) -> dict[str, Run]:
+    """bm25s over title+text (k1 1.2, b 0.75, English stopwords) + exact cosine + RRF k=60."""
+    import bm25s
+
+    rows = list(iter_corpus(dataset / "corpus.jsonl"))
+    ids = [r["_id"] for r in rows]
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index(
+        bm25s.tokenize([f"{r['title']} {r['text']}" for r in rows], stopwords="en", show_progress=False),
+        show_progress=False,
+    )
+    qids = sorted(queries)
+    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
+    docs, scores = retriever.retrieve(tokens, k=DEPTH, show_progress=False)
+    bm25: Run = {}
+    for q, row_docs, row_scores in zip(qids, docs, scores):
+        bm25[q] = ranking_to_run([ids[int(d)] for d, s in zip(row_docs, row_scores) if s > 0])
+    matrix = np.asarray([vectors[i] for i in ids], dtype=np.float32)
+    knn: Run = {}
+    for q in qids:
+        sims = matrix @ np.asarray(query_vectors[q], dtype=np.float32)
+        top = np.argsort(-sims, kind="stable")[:DEPTH]
+        knn[q] = ranking_to_run([ids[int(i)] for i in top])
+    rrf: Run = {}
+    for q in qids:
+        fused: dict[str, float] = {}
+        for run in (bm25[q], knn[q]):
+            for rank, doc in enumerate(sorted(run, key=lambda d: -run[d]), start=1):
+                fused[doc] = fused.get(doc, 0.0) + 1.0 / (60 + rank)
+        rrf[q] = ranking_to_run(sorted(fused, key=lambda d: (-fused[d], d))[:DEPTH])
+    return {"script_bm25": bm25, "script_knn": knn, "script_rrf": rrf}
+
+
+# -- one cluster ---------------------------------------------------------------------------------
+
+
+def load_index(cluster: Cluster, dataset: Path, vectors: dict[str, list[float]], *, prefix: str, analyzer: str) -> str:
+    """A fresh 1-shard index as ``eshybrid load`` builds it, plus the vector field filled."""
     index = f"{prefix}-{uuid.uuid4().hex[:8]}"
     dims = len(next(iter(vectors.values())))
-    body = build_index_body(
-        cluster.capabilities,
-        text_fields=[TextField("title"), TextField("text")],
-        vector_fields=[VectorField(dims=dims, model_id=MODEL_ID, source_fields=("title", "text"), template=TEMPLATE)],
-        number_of_shards=1,
-        number_of_replicas=0,
-    )
+    vector = VectorField(dims=dims, model_id=MODEL_ID, source_fields=("title", "text"), template=TEMPLATE)
+    body = plain_index_body(cluster.capabilities, analyzer=analyzer, vector_fields=[vector])
     report = load_corpus(cluster, index, dataset / "corpus.jsonl", index_body=body, vectors=vectors, chunk_size=250)
-    print(f"# loaded {report.docs} docs into {index} in {report.took_s:.1f}s", flush=True)
+    print(f"# loaded {report.docs} docs into {index} in {report.took_s:.1f}s (analyzer {analyzer})", flush=True)
     return index
 
 
-# -- evaluation --------------------------------------------------------------------------------
+def _paired(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], pairs: Sequence[tuple[str, str]]) -> None:
+    for a, b in pairs:
+        (c,) = compare_modes({a: per_query[a], b: per_query[b]})
+        print(
+            f"  {b} vs {a} nDCG@10: {c.mean_diff:+.4f} (wins/losses/ties {c.wins}/{c.losses}/{c.ties}, "
+            f"p_t={'n/a' if c.p_ttest is None else f'{c.p_ttest:.4f}'}, "
+            f"p_wilcoxon={'n/a' if c.p_wilcoxon is None else f'{c.p_wilcoxon:.4f}'})"
+        )
+
+
+def lexical_table(search: HybridSearch, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) -> None:
+    """Each lexical form alone over the default fields (the default form's evidence)."""
+    runs: dict[str, Run] = {}
+    for config in lexical_candidates(search.cluster.capabilities, search.profile):
+        probe = HybridSearch(
+            search.cluster,
+            search.index,
+            lexical_form=config.form,
+            tie_breaker=config.tie_breaker,
+            lexical_fields=config.fields,
+            max_depth=DEPTH,
+        )
+        runs[config.describe()] = {
+            q: ranking_to_run(
+                [h.id for h in sorted(probe.retrieve_legs(t, mode="bm25")["lexical"], key=lambda h: (-h.score, h.id))]
+            )
+            for q, t in queries.items()
+        }
+    _, means, shares, chosen = compare_runs(qrels, runs)
+    print(f"{'lexical form (bm25 alone)':<46}{'nDCG@10':>9}{'recall@100':>12}{'holds':>8}")
+    for name, m in means.items():
+        mark = "  <- steadiest" if name == chosen else ""
+        print(f"{name:<46}{m['ndcg@10']:>9.4f}{m['recall@100']:>12.4f}{shares[name]:>8.1%}{mark}")
 
 
 def run_cluster(
-    key: str, url: str, dataset_path: Path, vectors: dict[str, list[float]], embedder: Any, *, keep: bool
+    key: str,
+    url: str,
+    dataset_path: Path,
+    vectors: dict[str, list[float]],
+    embedder: Any,
+    script: Mapping[str, Run],
+    *,
+    analyzer: str,
+    keep: bool,
 ) -> dict[str, float]:
     dataset = read_beir(dataset_path)
+    queries = dataset.judged_queries()
+    qids = sorted(queries)
+    qrels = {q: dataset.qrels[q] for q in qids}
     with bench_connect(url) as cluster:
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
-        index = load_index(cluster, dataset_path, vectors, prefix=f"bench-quality-{key}")
+        index = load_index(cluster, dataset_path, vectors, prefix=f"bench-quality-{key}", analyzer=analyzer)
         try:
-            search = HybridSearch(cluster, index, embedder=embedder, max_depth=100)
-            started = time.perf_counter()
-            base = evaluate_search(search, dataset.queries, dataset.qrels, modes=("bm25", "knn", "hybrid"))
-            linear = evaluate_search(search, dataset.queries, dataset.qrels, modes=("hybrid",), fusion=LINEAR)
-            legs = {q: search.retrieve_legs(t) for q, t in dataset.judged_queries().items()}
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH)
+            form, tie = search.lexical_form
             print(
-                f"# {key}: evaluated in {time.perf_counter() - started:.0f}s "
-                f"(default strategy here: {search.search('tent', source=False).strategy})",
+                f"# default lexical leg: {form} over {search.profile.lexical_fields} (tie_breaker {tie}); "
+                f"default fusion {search.fusion.describe()}",
+                flush=True,
+            )
+            started = time.perf_counter()
+            lexical_table(search, queries, qrels)
+            legs = {q: search.retrieve_legs(t) for q, t in queries.items()}
+            default_run: Run = {}
+            strategies = set()
+            for q, t in queries.items():
+                response = search.search(t, size=DEPTH, source=False)
+                strategies.add(f"{response.strategy}:{response.server_form or '-'}")
+                default_run[q] = ranking_to_run(response.ids)
+            print(
+                f"# {key}: evaluated in {time.perf_counter() - started:.0f}s; default hybrid ran as "
+                f"{', '.join(sorted(strategies))}",
                 flush=True,
             )
         finally:
             if not keep:
                 cluster.delete_index(index)
-    figures = {
-        "bm25": base.metrics["bm25"],
-        "knn": base.metrics["knn"],
-        "hybrid_rrf": base.metrics["hybrid"],
-        "hybrid_linear": linear.metrics["hybrid"],
+    comparison = compare_fusions(legs, qrels, depth=DEPTH)
+    runs = {
+        "bm25": single_leg_run(legs, "lexical", qids, DEPTH),
+        "knn": single_leg_run(legs, "vector", qids, DEPTH),
+        "hybrid": default_run,
+        **script,
     }
-    print(f"{'mode':<16}{'nDCG@10':>10}{'recall@100':>12}{'MRR@10':>10}")
-    for mode, m in figures.items():
-        print(f"{mode:<16}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
-    print(f"({base.queries} queries)")
-    for c in base.comparisons:
-        print(
-            f"  {c.b} vs {c.a} nDCG@10: {c.mean_diff:+.4f} (wins/losses/ties {c.wins}/{c.losses}/{c.ties}, "
-            f"p_t={c.p_ttest if c.p_ttest is None else round(c.p_ttest, 4)}, "
-            f"p_wilcoxon={c.p_wilcoxon if c.p_wilcoxon is None else round(c.p_wilcoxon, 4)})"
-        )
-    tuned = tune_fusion(legs, dataset.qrels, seed=13)
+    report = evaluate_runs(qrels, runs, metrics=("ndcg@10", "recall@100"), compare_metrics=())
+    m = report.metrics
+    print(f"{'mode':<16}{'nDCG@10':>10}{'recall@100':>12}")
+    for mode in ("bm25", "knn", "hybrid"):
+        print(f"{mode:<16}{m[mode]['ndcg@10']:>10.4f}{m[mode]['recall@100']:>12.4f}")
+    print(f"({report.queries} queries)\nfusion candidates on the same legs (client-side):")
+    print(comparison.format_table())
+    client = evaluate_runs(
+        qrels,
+        {"c": {q: ranking_to_run([d.id for d in fuse(legs[q], DEFAULT_FUSION)[:DEPTH]]) for q in qids}},
+        compare_metrics=(),
+    ).metrics["c"]["ndcg@10"]
     print(
-        f"  tune (information only): best on train = {tuned.best.describe()}; on the held-out "
-        f"{len(tuned.test_queries)} queries:"
+        f"# default {DEFAULT_FUSION.describe()}: through HybridSearch.search {m['hybrid']['ndcg@10']:.4f}, "
+        f"client-side on the same legs {client:.4f} (diff {m['hybrid']['ndcg@10'] - client:+.4f})"
     )
-    for mode, m in tuned.test.metrics.items():
-        print(f"    {mode:<40} nDCG@10 {m['ndcg@10']:.4f}")
-    best_single = max(figures["bm25"]["ndcg@10"], figures["knn"]["ndcg@10"])
-    out = {f"{mode}_ndcg10": m["ndcg@10"] for mode, m in figures.items()}
-    out.update({f"{mode}_recall100": m["recall@100"] for mode, m in figures.items()})
-    out["gain"] = figures["hybrid_rrf"]["ndcg@10"] - best_single
-    out["linear_gain"] = figures["hybrid_linear"]["ndcg@10"] - best_single
-    return out
+    print("paired comparisons:")
+    _paired(
+        report.per_query,
+        [
+            ("bm25", "hybrid"),
+            ("knn", "hybrid"),
+            ("script_rrf", "hybrid"),
+            ("script_bm25", "bm25"),
+            ("script_knn", "knn"),
+        ],
+    )
+    best_leg = max(m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
+    return {
+        "bm25": m["bm25"]["ndcg@10"],
+        "knn": m["knn"]["ndcg@10"],
+        "hybrid": m["hybrid"]["ndcg@10"],
+        "gain": m["hybrid"]["ndcg@10"] - best_leg,
+        "vs_script_rrf": m["hybrid"]["ndcg@10"] - m["script_rrf"]["ndcg@10"],
+        "bm25_r100": m["bm25"]["recall@100"],
+        "knn_r100": m["knn"]["recall@100"],
+        "hybrid_r100": m["hybrid"]["recall@100"],
+    }
 
 
 def main() -> int:
@@ -225,32 +346,47 @@ def main() -> int:
     parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
     parser.add_argument("--os3-url", default=os.environ.get("ESHYBRID_TEST_OS3_URL"))
     parser.add_argument("--embed-url", default=None, help="embedding service (default: in-process model)")
+    parser.add_argument("--analyzer", choices=("english", "standard"), default="english")
     parser.add_argument("--keep-index", action="store_true", help="leave the indices (for search_latency.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
     if not clusters:
         parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
+    load_before = os.getloadavg()
+    print(f"# load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     embedder = make_embedder(args.embed_url)
     vectors = corpus_embeddings(args.dataset, embedder, source=args.embed_url or "in-process sentence-transformers")
+    dataset = read_beir(args.dataset)
+    queries = dataset.judged_queries()
+    query_vectors = {q: embedder.embed_query(t) for q, t in queries.items()}
+    script = script_runs(args.dataset, vectors, query_vectors, queries)
+    qrels = {q: dataset.qrels[q] for q in queries}
+    script_metrics = evaluate_runs(qrels, script, metrics=("ndcg@10", "recall@100"), compare_metrics=()).metrics
+    print("\n## plain-script reference (bm25s title+text k1 1.2 b 0.75 English stopwords; exact MiniLM; RRF k=60)")
+    for name, values in script_metrics.items():
+        print(f"{name:<16}{values['ndcg@10']:>10.4f}{values['recall@100']:>12.4f}")
     results: dict[str, float] = {}
     for key, url in clusters.items():
-        for name, value in run_cluster(key, url, args.dataset, vectors, embedder, keep=args.keep_index).items():
-            results[f"{key}_{name}"] = value
-    order = [
-        "bm25_ndcg10",
-        "knn_ndcg10",
-        "hybrid_rrf_ndcg10",
-        "hybrid_linear_ndcg10",
-        "gain",
-        "linear_gain",
-        "bm25_recall100",
-        "knn_recall100",
-        "hybrid_rrf_recall100",
-        "hybrid_linear_recall100",
-    ]
-    parts = [f"{k}_{name}={results[f'{k}_{name}']:.4f}" for k in clusters for name in order]
-    print("RESULT " + " ".join(parts))
+        figures = run_cluster(
+            key, url, args.dataset, vectors, embedder, script, analyzer=args.analyzer, keep=args.keep_index
+        )
+        results.update({f"{key}_{name}": value for name, value in figures.items()})
+    results["script_bm25"] = script_metrics["script_bm25"]["ndcg@10"]
+    results["script_rrf"] = script_metrics["script_rrf"]["ndcg@10"]
+    load_after = os.getloadavg()
+    print(f"\n# load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    for key in clusters:
+        leg = max(results[f"{key}_bm25"], results[f"{key}_knn"])
+        print(
+            f"# goals {key}: bm25 >= script_bm25: {results[f'{key}_bm25'] >= results['script_bm25']}; "
+            f"hybrid >= script_rrf + 0.01: {results[f'{key}_hybrid'] >= results['script_rrf'] + 0.01}; "
+            f"hybrid >= best leg + 0.02: {results[f'{key}_hybrid'] >= leg + 0.02}"
+        )
+    order = [f"{k}_{n}" for k in clusters for n in ("bm25", "knn", "hybrid")]
+    order += ["script_bm25", "script_rrf"] + [f"{k}_gain" for k in clusters]
+    order += [f"{k}_{n}" for k in clusters for n in ("vs_script_rrf", "bm25_r100", "knn_r100", "hybrid_r100")]
+    print("RESULT " + " ".join(f"{name}={results[name]:.4f}" for name in order) + f" load1={load_after[0]:.2f}")
     return 0
 
 

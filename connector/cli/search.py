@@ -29,11 +29,11 @@ def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> N
 
 
 def _add_fusion(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("fusion (defaults: RRF k=60, equal weights)")
+    group = parser.add_argument_group("fusion (default: the index's tune recommendation, else the library default)")
     group.add_argument("--fusion", choices=("rrf", "linear"), help="fusion method")
     group.add_argument("--rank-constant", type=int, help="RRF k")
     group.add_argument("--weights", metavar="LEX,VEC", help="leg weights, e.g. 0.3,0.7")
-    group.add_argument("--normalizer", choices=("min_max", "z_score", "l2", "none"), help="linear normalizer")
+    group.add_argument("--normalizer", choices=("min_max", "z_score", "l2", "dbsf", "none"), help="linear normalizer")
     group.add_argument("--missing", choices=("zero", "ignore"), help="linear: how a doc absent from a leg counts")
     group.add_argument(
         "--strategy",
@@ -42,7 +42,18 @@ def _add_fusion(parser: argparse.ArgumentParser) -> None:
         help="fuse in Python (client) or in the cluster (server); auto picks",
     )
     group.add_argument("--max-depth", type=int, default=100, help="candidates per leg = deepest rank (default 100)")
+    _add_lexical(parser)
+
+
+def _add_lexical(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("lexical leg (defaults: the index's tune recommendation, else combined_fields)")
     group.add_argument("--fields", metavar="F^B,...", help="lexical fields with boosts, e.g. title^2,text")
+    group.add_argument(
+        "--lexical-form",
+        choices=("combined_fields", "best_fields", "most_fields", "cross_fields"),
+        help="how the text matches several fields (combined_fields: BM25F over them as one field)",
+    )
+    group.add_argument("--tie-breaker", type=float, help="multi_match tie breaker (0..1)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -104,25 +115,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     load.add_argument("--shards", type=int, default=1)
     load.add_argument("--replicas", type=int, default=0)
     load.add_argument("--replace", action="store_true", help="delete the index first if it exists")
+    load.add_argument(
+        "--analyzer",
+        choices=("english", "standard"),
+        default="english",
+        help="analyzer of every text field (default english: stemming and stopwords, as a real shop has; "
+        "on an Elasticsearch without analysis-common: the standard analyzer with English stopwords)",
+    )
     _add_connection(load, embed=False)
     load.set_defaults(func=_cmd_load)
 
     tune = subparsers.add_parser(
         "tune",
-        help="choose fusion settings from judgments (train/test split)",
-        description="Fetches each query's legs once, scores a small grid of fusion "
-        "settings on a seeded train split and reports the best on the held-out rest.",
+        help="choose the index's lexical form and fusion from judgments; record them in its _meta",
+        description="Scores each lexical form alone, then every fusion candidate on the chosen lexical leg "
+        "(nDCG@10, recall@100, and the share of bootstrap resamples of the queries in which each is within "
+        "epsilon of the best), chooses the steadiest, and writes it to _meta.eshybrid.search_defaults "
+        "(with the judgments' name and date), which HybridSearch then uses.",
     )
     tune.add_argument("--index", required=True)
     tune.add_argument("--dataset", required=True)
     tune.add_argument("--queries")
     tune.add_argument("--qrels")
-    tune.add_argument("--train-fraction", type=float, default=0.5)
+    tune.add_argument("--epsilon", type=float, default=0.01, help="nDCG@10 distance that counts as holding")
+    tune.add_argument("--bootstrap", type=int, default=1000, help="resamples of the queries")
     tune.add_argument("--seed", type=int, default=13)
+    tune.add_argument("--dry-run", action="store_true", help="report only; leave _meta as it is")
     tune.add_argument("--json", action="store_true")
     _add_connection(tune)
     tune.add_argument("--max-depth", type=int, default=100)
-    tune.add_argument("--fields", metavar="F^B,...")
+    _add_lexical(tune)
     tune.set_defaults(func=_cmd_tune)
 
 
@@ -163,6 +185,7 @@ def _parse_fields(spec: str | None) -> dict[str, float] | None:
 
 
 def _fusion(args: argparse.Namespace) -> Any:
+    """The fusion the flags ask for, or ``None`` when they ask for none (the index's or library default)."""
     from connector.errors import ConfigError
     from connector.search.models import FusionConfig
 
@@ -179,6 +202,8 @@ def _fusion(args: argparse.Namespace) -> Any:
         values.update(lexical_weight=lexical, vector_weight=vector)
     elif values.get("method") == "linear":
         values.update(lexical_weight=0.5, vector_weight=0.5)
+    if not values:
+        return None
     try:
         return FusionConfig(**values)
     except ValueError as e:
@@ -202,6 +227,8 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             args.index,
             embedder=embedder,
             fusion=_fusion(args),
+            lexical_form=getattr(args, "lexical_form", None),
+            tie_breaker=getattr(args, "tie_breaker", None),
             strategy=getattr(args, "strategy", "auto"),
             max_depth=args.max_depth,
             lexical_fields=_parse_fields(args.fields),
@@ -273,6 +300,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
             replicas=args.replicas,
             chunk_size=args.chunk_size,
             replace=args.replace,
+            analyzer=args.analyzer,
         )
     print(
         f"loaded {report.docs} documents into {report.index} in {report.chunks} chunks, {report.took_s:.1f}s"
@@ -287,16 +315,28 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from connector.quality.commands import tune_dataset
 
     dataset = _dataset(args)
-    # tune has no fusion, strategy or rerank flags: the search gets the defaults (it only fetches legs).
+    # tune has no fusion, strategy or rerank flags: it compares the fusions itself (it only fetches legs).
     with _hybrid_search(args, embed=True) as search:
-        report = tune_dataset(search, dataset, train_fraction=args.train_fraction, seed=args.seed)
+        report = tune_dataset(
+            search,
+            dataset,
+            qrels_path=args.qrels,
+            write=not args.dry_run,
+            epsilon=args.epsilon,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
     if args.json:
         print(json.dumps(report.to_json()))
         return 0
-    print(f"train: {len(report.train_queries)} queries, test: {len(report.test_queries)} (seed {report.seed})")
-    print("best on train " + report.train_metric + ":")
-    for label, score in report.train_scores[:5]:
-        print(f"  {score:.4f}  {label}")
-    print(f"chosen: {report.best.describe()}\n\non the held-out test queries:")
-    print(report.test.format_table())
+    print(report.lexical.format_table())
+    print()
+    print(report.fusion.format_table())
+    chosen = report.search_defaults
+    print(
+        f"\nchosen: lexical {report.lexical.chosen.describe()}; fusion {report.fusion.best.fusion.describe()} "
+        f"(judgments {chosen['judgments']['name']}, {chosen['judgments']['date']})"
+    )
+    where = f"written to {args.index} _meta.eshybrid.search_defaults" if report.written else "not written (--dry-run)"
+    print(where)
     return 0

@@ -33,6 +33,7 @@ __all__ = [
     "HYBRID_FORMS",
     "MIN_ELASTICSEARCH",
     "MIN_OPENSEARCH",
+    "OS_COMBINED_FIELDS_SINCE",
     "OS_HYBRID_QUERY_SINCE",
     "flavor_of",
     "flavor_is_known",
@@ -70,6 +71,10 @@ MIN_OPENSEARCH = (2, 4, 0)
 # stays consistent), the ``score-ranker-processor`` (RRF), and is where the missing-document
 # rule of ``arithmetic_mean`` was measured.  Before it, hybrid fusion runs client-side.
 OS_HYBRID_QUERY_SINCE = (2, 19, 0)
+# OpenSearch added the combined_fields query (Lucene's CombinedFieldQuery, BM25F) in 3.2.
+OS_COMBINED_FIELDS_SINCE = (3, 2, 0)
+# The Elasticsearch module with the language analyzers and stemmers.
+ANALYSIS_COMMON_MODULE = "analysis-common"
 
 KNN_PLUGIN = "opensearch-knn"
 NEURAL_SEARCH_PLUGIN = "opensearch-neural-search"
@@ -117,6 +122,9 @@ class Capabilities:
     # False when the plugin list could not be read (no ``monitor`` privilege):
     # ``plugins`` then holds what was assumed.
     plugins_known: bool = True
+    # Modules present on every node; ``None`` when the nodes answer did not list them
+    # (then a full distribution is assumed).
+    modules: frozenset[str] | None = None
 
     # -- version ---------------------------------------------------------------
     @property
@@ -164,7 +172,27 @@ class Capabilities:
         """
         return form in self.hybrid_forms
 
+    @property
+    def supports_combined_fields(self) -> bool:
+        """Whether the ``combined_fields`` query (BM25F over several text fields) exists here.
+
+        Elasticsearch since 7.13 (every supported version); OpenSearch since 3.2
+        (``OS_COMBINED_FIELDS_SINCE``).
+        """
+        return self.flavor == "elasticsearch" or self.version >= OS_COMBINED_FIELDS_SINCE
+
     # -- mapping shapes --------------------------------------------------------
+    @property
+    def language_analyzers(self) -> bool:
+        """Whether the language analyzers (``english``...) and stemmers exist here.
+
+        Elasticsearch ships them in the ``analysis-common`` module, which minimal builds
+        (the Maven integ-test-zip) lack; OpenSearch has them in core.
+        """
+        if self.flavor == "opensearch" or self.modules is None:
+            return True
+        return ANALYSIS_COMMON_MODULE in self.modules
+
     @property
     def requires_knn_index_setting(self) -> bool:
         """Whether vector fields need the static index setting ``index.knn: true``."""
@@ -303,7 +331,8 @@ def parse_capabilities(
     plugins, plugins_known = _plugins_of(nodes, flavor)
     _check_supported(flavor, version, version_string, plugins, plugins_known, where)
     license_type = _license_of(license) if flavor == "elasticsearch" else None
-    forms = _hybrid_forms(flavor, version, plugins, license_type, _modules_of(node_list))
+    modules = _modules_of(node_list)
+    forms = _hybrid_forms(flavor, version, plugins, license_type, modules)
     return Capabilities(
         flavor=flavor,
         version=version,
@@ -313,6 +342,7 @@ def parse_capabilities(
         license=license_type,
         hybrid_forms=forms,
         plugins_known=plugins_known,
+        modules=modules,
     )
 
 

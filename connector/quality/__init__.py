@@ -25,9 +25,26 @@ from connector.quality.load import (
     read_qrels,
     read_queries,
 )
+from connector.quality.selection import (
+    Candidate,
+    CandidateResult,
+    FusionComparison,
+    compare_fusions,
+    fusion_candidates,
+)
+from connector.quality.tuning import LexicalChoice, Recommendation, recommend, write_recommendation
 
 __all__ = [
     "BeirDataset",
+    "Candidate",
+    "CandidateResult",
+    "FusionComparison",
+    "LexicalChoice",
+    "Recommendation",
+    "compare_fusions",
+    "fusion_candidates",
+    "recommend",
+    "write_recommendation",
     "Comparison",
     "EvalReport",
     "LoadReport",

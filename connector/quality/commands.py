@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from connector.cluster.client import Cluster
-from connector.quality.evaluation import EvalReport, TuneReport, evaluate_search, tune_fusion
+from connector.quality.evaluation import EvalReport, evaluate_search
 from connector.quality.load import BeirDataset, LoadReport, load_corpus, plain_index_body
+from connector.quality.tuning import Recommendation, recommend, write_recommendation
 from connector.search.hybrid import HybridSearch
 
 __all__ = ["evaluate_dataset", "load_beir_corpus", "tune_dataset"]
@@ -30,6 +31,7 @@ def load_beir_corpus(
     replicas: int = 0,
     chunk_size: int = 500,
     replace: bool = False,
+    analyzer: str = "english",
 ) -> LoadReport:
     """Create ``index`` as a plain BM25 index (``title``, ``text``) and bulk-load a BEIR corpus into it.
 
@@ -43,8 +45,10 @@ def load_beir_corpus(
         replicas: replicas per shard.
         chunk_size: documents per ``_bulk``.
         replace: delete the index first if it exists.
+        analyzer: ``english`` (default) or ``standard`` for every text field
+            (:func:`~connector.quality.load.plain_index_body`).
     """
-    body = plain_index_body(cluster.capabilities, shards=shards, replicas=replicas)
+    body = plain_index_body(cluster.capabilities, shards=shards, replicas=replicas, analyzer=analyzer)
     return load_corpus(
         cluster, index, dataset, index_body=body, chunk_size=chunk_size, replace=replace, raise_on_error=False
     )
@@ -72,17 +76,34 @@ def evaluate_dataset(
 
 
 def tune_dataset(
-    search: HybridSearch, dataset: BeirDataset, *, train_fraction: float = 0.5, seed: int = 13
-) -> TuneReport:
-    """Fetch each judged query's legs once, choose fusion settings on a seeded train split, report the rest.
+    search: HybridSearch,
+    dataset: BeirDataset,
+    *,
+    qrels_path: str | None = None,
+    write: bool = True,
+    epsilon: float = 0.01,
+    bootstrap: int = 1000,
+    seed: int = 13,
+) -> Recommendation:
+    """Choose the index's lexical form and fusion from ``dataset``'s judgments; record them in ``_meta``.
 
     Args:
-        search: where the legs come from (its fusion settings are not used).
+        search: the index, embedder and fields to tune (its own fusion is not used).
         dataset: queries and judgments.
-        train_fraction: share of the judged queries the settings are chosen on.
-        seed: the split's seed.
+        qrels_path: the judgments file when not the dataset's own (its name and date are recorded).
+        write: store the recommendation in ``_meta.eshybrid.search_defaults`` (``False``: report only).
+        epsilon, bootstrap, seed: the selection rule (:mod:`connector.quality.selection`).
     """
-    legs = {qid: search.retrieve_legs(text, mode="hybrid") for qid, text in dataset.judged_queries().items()}
-    return tune_fusion(
-        legs, dataset.qrels, train_fraction=train_fraction, seed=seed, depth=min(_EVAL_DEPTH, search.max_depth)
+    report = recommend(
+        search,
+        dataset,
+        qrels_path=qrels_path,
+        epsilon=epsilon,
+        bootstrap=bootstrap,
+        seed=seed,
+        depth=min(_EVAL_DEPTH, search.max_depth),
     )
+    if write:
+        write_recommendation(search.cluster, search.index, report.search_defaults)
+        report.written = True
+    return report

@@ -22,7 +22,7 @@ from typing import Any
 
 from connector.errors import ConfigError
 from connector.search.fusion import FusedDoc, LegHit, fuse, single_leg
-from connector.search.models import FusionConfig
+from connector.search.models import DEFAULT_FUSION, FusionConfig
 
 __all__ = [
     "METRICS",
@@ -255,9 +255,9 @@ def evaluate_search(
 
 
 def default_grid() -> list[FusionConfig]:
-    """A small grid: the default (RRF k=60, equal weights) first, then RRF and linear variants."""
+    """A small grid: the library default (:data:`DEFAULT_FUSION`) first, then RRF and linear variants."""
     shares = (0.3, 0.4, 0.5, 0.6, 0.7)
-    grid = [FusionConfig()]
+    grid = [DEFAULT_FUSION]
     for k in (20, 60, 100):
         for s in shares:
             grid.append(FusionConfig(method="rrf", rank_constant=k, lexical_weight=s, vector_weight=1 - s))
@@ -357,7 +357,7 @@ def tune_fusion(
     scored = [(c.describe(), train_eval.metrics[c.describe()][metric]) for c in candidates]
     best_index = max(range(len(candidates)), key=lambda i: (scored[i][1], -i))
     best = candidates[best_index]
-    default = FusionConfig()
+    default = DEFAULT_FUSION
     test_runs: dict[str, Run] = {
         "bm25": {
             q: ranking_to_run([d.id for d in single_leg(legs[q].get("lexical", []), leg="lexical")][:depth])

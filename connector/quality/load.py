@@ -5,8 +5,8 @@ keys), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``
 (``query-id  corpus-id  score``, with a header, graded scores).
 
 ``eshybrid load`` creates the "existing shop" starting point: an index with
-``title`` and ``text`` as BM25 text fields, every other key kept (mapped
-dynamically), bulk-loaded through the jobs' streaming bulk helper (chunks bounded by
+``title`` and ``text`` as BM25 text fields (English analyzer by default, as a real
+shop configures it), every other key kept (strings mapped as text with the same analyzer), bulk-loaded through the jobs' streaming bulk helper (chunks bounded by
 count and bytes; only the items that got 429 are resent).
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 from connector.cluster.client import Cluster
 from connector.errors import BulkError, ConfigError
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
-from mappings import TextField, build_index_body
+from mappings import TextField, VectorField, build_index_body
+from mappings.analysis import shop_analysis, string_dynamic_template
 
 __all__ = [
     "BeirDataset",
@@ -133,14 +134,38 @@ def iter_corpus(path: str | Path) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def plain_index_body(caps: Any, *, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
-    """A plain BM25 index: ``title`` and ``text`` as text fields, other keys dynamic."""
-    return build_index_body(
+def plain_index_body(
+    caps: Any,
+    *,
+    shards: int = 1,
+    replicas: int = 0,
+    analyzer: str = "english",
+    vector_fields: Sequence[VectorField] = (),
+) -> dict[str, Any]:
+    """The "existing shop" index: ``title`` and ``text`` as text fields, other string keys text too.
+
+    Every text field is analyzed with ``analyzer`` (see :func:`mappings.analysis.shop_analysis`:
+    ``english`` by default, the analyzer a real English shop configures; ``standard`` for none)
+    and has a ``keyword`` subfield (``text``, a long description, has none); other keys are
+    mapped dynamically, strings with the same analyzer.
+
+    Args:
+        caps: the target server's capabilities.
+        shards, replicas: index settings.
+        analyzer: ``english`` | ``standard``.
+        vector_fields: vector fields to map as well (benches load vectors with the corpus).
+    """
+    name, analysis = shop_analysis(caps, analyzer)
+    body = build_index_body(
         caps,
-        text_fields=[TextField("title", keyword_subfield=False), TextField("text")],
+        text_fields=[TextField("title", analyzer=name, keyword_subfield=True), TextField("text", analyzer=name)],
+        vector_fields=vector_fields,
+        analysis=analysis,
         number_of_shards=shards,
         number_of_replicas=replicas,
     )
+    body["mappings"]["dynamic_templates"] = [string_dynamic_template(name)]
+    return body
 
 
 @dataclass

@@ -9,10 +9,12 @@ from connector.search.filters import parse_filter_expression, validate_filters
 from connector.search.fusion import FusedDoc, LegHit, LegScore, fuse, linear_fuse, normalize, rrf_fuse
 from connector.search.hybrid import HybridSearch, Reranker
 from connector.search.models import (
+    DEFAULT_FUSION,
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
     LegExplanation,
+    LexicalConfig,
     SearchHit,
     SearchResponse,
     SearchTimings,
@@ -20,6 +22,7 @@ from connector.search.models import (
 from connector.search.query_vectors import Embedder
 
 __all__ = [
+    "DEFAULT_FUSION",
     "Embedder",
     "ExecutedRequest",
     "FusedDoc",
@@ -29,6 +32,7 @@ __all__ = [
     "LegExplanation",
     "LegHit",
     "LegScore",
+    "LexicalConfig",
     "Reranker",
     "SearchHit",
     "SearchResponse",

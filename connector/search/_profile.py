@@ -11,10 +11,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from mappings.search_defaults import search_defaults_of
 
-__all__ = ["IndexProfile", "profile_from_mapping", "text_fields_of"]
+__all__ = [
+    "DEFAULT_TITLE_BOOST",
+    "IndexProfile",
+    "default_boost",
+    "profile_from_mapping",
+    "search_analyzers_of",
+    "text_fields_of",
+]
 
 DEFAULT_VECTOR_FIELD = "embedding"
+# Default boost of a title field (last name segment ``title`` or ``name``) in the lexical leg when
+# nobody chose the boosts: title^3 over the rest was the steadiest of 1/2/3 for every lexical form
+# on the dev data (bench/hybrid_quality.py; README "Relevance defaults"). Other fields get 1.
+DEFAULT_TITLE_BOOST = 3.0
+_TITLE_NAMES = frozenset({"title", "name"})
+
+
+def default_boost(field_name: str) -> float:
+    """The default lexical boost of a field: :data:`DEFAULT_TITLE_BOOST` for a title, else 1."""
+    return DEFAULT_TITLE_BOOST if field_name.rsplit(".", 1)[-1].lower() in _TITLE_NAMES else 1.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,15 @@ class IndexProfile:
     has_vector_field: bool
     vector_meta: dict[str, Any] | None = None
     text_fields: tuple[str, ...] = field(default_factory=tuple)
+    # ``_meta.eshybrid.search_defaults``: what ``eshybrid tune`` recommended for this index.
+    search_defaults: dict[str, Any] | None = None
+    # text field -> its search analyzer (``combined_fields`` needs one analyzer over all its fields).
+    search_analyzers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def one_search_analyzer(self) -> bool:
+        """Whether every lexical field is searched with the same analyzer."""
+        return len({self.search_analyzers.get(f, "default") for f in self.lexical_fields}) <= 1
 
     @property
     def template(self) -> str | None:
@@ -49,6 +76,21 @@ def text_fields_of(properties: Mapping[str, Any], prefix: str = "") -> list[str]
     return names
 
 
+def search_analyzers_of(properties: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted text field name -> its search analyzer (``search_analyzer``, else ``analyzer``, else
+    ``default``: the index default)."""
+    out: dict[str, str] = {}
+    for name, spec in properties.items():
+        if not isinstance(spec, Mapping):
+            continue
+        full = f"{prefix}{name}"
+        if spec.get("type") == "text":
+            out[full] = str(spec.get("search_analyzer") or spec.get("analyzer") or "default")
+        elif spec.get("type") in (None, "object") and isinstance(spec.get("properties"), Mapping):
+            out.update(search_analyzers_of(spec["properties"], prefix=f"{full}."))
+    return out
+
+
 def _field_exists(properties: Mapping[str, Any], dotted: str) -> bool:
     node: Any = {"properties": properties}
     for part in dotted.split("."):
@@ -69,16 +111,19 @@ def profile_from_mapping(
     """Resolve the vector field and lexical fields of an index from its mapping.
 
     Vector field: the one given, else the only one ``_meta.eshybrid.vector_fields``
-    names, else ``embedding``. Lexical fields: the ones given, else the vector
-    field's ``source_fields`` from ``_meta`` that are text fields, else every text
-    field of the mapping (boost 1).
+    names, else ``embedding``. Lexical fields: the ones given, else the ones
+    ``_meta.eshybrid.search_defaults.lexical.fields`` recommends (``eshybrid tune``) that are
+    text fields, else the vector field's ``source_fields`` from ``_meta`` that are text
+    fields (boost 1), else every text field of the mapping (boost 1).
 
     Raises:
         ConfigError: ``_meta`` names several vector fields and none was chosen, or the
             index has no text field to search.
     """
     properties = mapping.get("properties") or {}
-    meta_fields = ((mapping.get("_meta") or {}).get("eshybrid") or {}).get("vector_fields") or {}
+    ours = (mapping.get("_meta") or {}).get("eshybrid") or {}
+    meta_fields = ours.get("vector_fields") or {}
+    defaults = search_defaults_of(mapping.get("_meta"))
     if vector_field is None:
         if len(meta_fields) > 1:
             raise ConfigError(
@@ -89,11 +134,15 @@ def profile_from_mapping(
         vector_field = next(iter(meta_fields), DEFAULT_VECTOR_FIELD)
     vector_meta = meta_fields.get(vector_field)
     text_fields = tuple(text_fields_of(properties))
+    recommended = ((defaults or {}).get("lexical") or {}).get("fields") or {}
+    recommended = {str(k): float(v) for k, v in recommended.items() if k in text_fields}
     if lexical_fields:
         lexical = {str(k): float(v) for k, v in lexical_fields.items()}
+    elif recommended:
+        lexical = recommended
     else:
         declared = [f for f in (vector_meta or {}).get("source_fields") or [] if f in text_fields]
-        lexical = {name: 1.0 for name in (declared or text_fields)}
+        lexical = {name: default_boost(name) for name in (declared or text_fields)}
     if not lexical:
         raise ConfigError(
             f"index {index!r} has no text field for the lexical leg; pass lexical_fields=",
@@ -106,4 +155,6 @@ def profile_from_mapping(
         has_vector_field=_field_exists(properties, vector_field),
         vector_meta=dict(vector_meta) if isinstance(vector_meta, Mapping) else None,
         text_fields=text_fields,
+        search_defaults=defaults,
+        search_analyzers=search_analyzers_of(properties),
     )

@@ -1,5 +1,8 @@
 """Fusion of ranked legs: reciprocal rank fusion and normalized linear combination.
 
+Normalizers of the linear combination: min-max, z-score, l2 and DBSF (mean +/- 3 std);
+each is the same arithmetic the server-side forms use where a server has them.
+
 Pure functions over plain data, unit-tested without a cluster. Every leg is
 first put in a deterministic order (score descending, then ``_id`` ascending),
 so equal scores never make two runs of the same query disagree, and ranks are
@@ -102,6 +105,9 @@ def normalize(scores: Sequence[float], normalizer: Normalizer) -> list[float]:
       (a lone candidate is its leg's best, as OpenSearch's min_max has it).
     * ``z_score``: ``(s - mean) / std`` (population std); all ``0.0`` when std is 0.
     * ``l2``: ``s / sqrt(sum(s^2))``; all ``0.0`` when every score is 0.
+    * ``dbsf`` (distribution-based score fusion): ``(s - (mean - 3 std)) / (6 std)`` clipped to
+      ``0..1`` (population std): an outlier at the top no longer squeezes the rest of the leg
+      as it does with ``min_max``; all ``0.5`` (the mean) when std is 0.
     * ``none``: the raw scores.
     """
     values = [float(s) for s in scores]
@@ -116,6 +122,13 @@ def normalize(scores: Sequence[float], normalizer: Normalizer) -> list[float]:
         mean = math.fsum(values) / len(values)
         std = math.sqrt(math.fsum((s - mean) ** 2 for s in values) / len(values))
         return [0.0] * len(values) if std == 0 else [(s - mean) / std for s in values]
+    if normalizer == "dbsf":
+        mean = math.fsum(values) / len(values)
+        std = math.sqrt(math.fsum((s - mean) ** 2 for s in values) / len(values))
+        if std == 0:
+            return [0.5] * len(values)
+        low = mean - 3 * std
+        return [min(1.0, max(0.0, (s - low) / (6 * std))) for s in values]
     if normalizer == "l2":
         norm = math.sqrt(math.fsum(s * s for s in values))
         return [0.0] * len(values) if norm == 0 else [s / norm for s in values]

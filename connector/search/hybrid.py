@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
@@ -32,12 +33,14 @@ from connector.search.models import (
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
+    LexicalForm,
     SearchHit,
     SearchMode,
     SearchResponse,
     SearchTimings,
     Strategy,
 )
+from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, apply_rerank
 
@@ -53,20 +56,6 @@ class Reranker(Protocol):
     """A reranker: one score per document for ``query`` (higher is better)."""
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
-
-
-def os_missing_policy(caps: Any) -> str | None:
-    """How this OpenSearch's ``arithmetic_mean`` scores a doc missing from a sub-query.
-
-    Measured on OpenSearch 2.19.1 and 3.6.0 (see
-    tests/integration/test_hybrid_search_server.py): the absent sub-query counts as 0
-    with its weight (``"zero"``, like client-side linear fusion). Older neural-search
-    code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
-    for Elasticsearch), so linear fusion stays client-side.
-    """
-    if not caps.supports("os_hybrid_query"):
-        return None
-    return "zero"
 
 
 @dataclass(frozen=True)
@@ -103,11 +92,14 @@ class HybridSearch:
         embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
             ``knn`` and ``hybrid`` modes.
         vector_field: the vector field (default: from ``_meta``, else ``embedding``).
-        lexical_fields: field -> boost for the ``multi_match`` (default: the vector field's
-            ``source_fields`` from ``_meta``, else every text field).
-        multi_match_type: ``best_fields`` (default), ``most_fields``, ``cross_fields``...
+        lexical_fields: field -> boost for the lexical leg (default: the index's recommendation
+            in ``_meta`` (``eshybrid tune``), else the vector field's ``source_fields``, else every text field).
+        lexical_form: ``combined_fields`` | ``best_fields`` | ``most_fields`` | ``cross_fields``
+            (default: the index's recommendation, else ``combined_fields`` where the engine has it,
+            see :mod:`connector.search.defaults`).
         tie_breaker: ``multi_match`` tie breaker.
-        fusion: default :class:`FusionConfig` (RRF, k=60, equal weights).
+        fusion: default :class:`FusionConfig` (default: the index's recommendation, else
+            :data:`~connector.search.models.DEFAULT_FUSION`).
         strategy: ``auto`` | ``client`` | ``server`` (default for every search).
         max_depth: candidates each leg fetches; the deepest rank a page may reach.
         num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
@@ -136,7 +128,7 @@ class HybridSearch:
         embedder: Embedder | None = None,
         vector_field: str | None = None,
         lexical_fields: Mapping[str, float] | None = None,
-        multi_match_type: str = "best_fields",
+        lexical_form: LexicalForm | None = None,
         tie_breaker: float | None = None,
         fusion: FusionConfig | None = None,
         strategy: Strategy = "auto",
@@ -167,12 +159,12 @@ class HybridSearch:
         self.cluster = cluster
         self.index = index
         self.embedder = embedder
-        self.fusion = fusion or FusionConfig()
+        self._fusion = fusion
         self.strategy: Strategy = strategy
         self.max_depth = max_depth
         self.num_candidates = num_candidates or max(2 * max_depth, 100)
-        self.multi_match_type = multi_match_type
-        self.tie_breaker = tie_breaker
+        self._lexical_form = lexical_form
+        self._tie_breaker = tie_breaker
         self.rerank = rerank
         self._rerank_with_template: RerankConfig | None = None
         self._vector_field = vector_field
@@ -202,6 +194,20 @@ class HybridSearch:
                 self._profile.lexical_fields,
             )
         return self._profile
+
+    @property
+    def fusion(self) -> FusionConfig:
+        """The fusion of a search that names none: the argument, else the index's recommendation, else ours."""
+        return resolve_fusion(self._fusion, self.profile)
+
+    @property
+    def lexical_form(self) -> tuple[LexicalForm, float | None]:
+        """The lexical form and tie breaker (argument, else the index's recommendation, else ours)."""
+        try:
+            caps = self.cluster.capabilities
+        except ConfigError:  # a Cluster(url) never detected: bm25 still works, with the portable form
+            caps = None
+        return resolve_lexical(caps, self.profile, form=self._lexical_form, tie_breaker=self._tie_breaker)
 
     @property
     def source_excludes(self) -> list[str]:
@@ -326,12 +332,9 @@ class HybridSearch:
         return vector
 
     def _lexical_query(self, text: str, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        form, tie_breaker = self.lexical_form
         return qb.lexical_query(
-            text,
-            fields=self.profile.lexical_fields,
-            filters=filters,
-            multi_match_type=self.multi_match_type,
-            tie_breaker=self.tie_breaker,
+            text, fields=self.profile.lexical_fields, filters=filters, form=form, tie_breaker=tie_breaker
         )
 
     # -- client-side ---------------------------------------------------------------------

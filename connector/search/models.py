@@ -25,10 +25,15 @@ __all__ = [
     "MissingPolicy",
     "LegName",
     "SEARCH_MODES",
+    "LEXICAL_FORMS",
+    "LexicalForm",
+    "LexicalConfig",
+    "DEFAULT_FUSION",
 ]
 
 FusionMethod = Literal["rrf", "linear"]
-Normalizer = Literal["min_max", "z_score", "l2", "none"]
+# dbsf: distribution-based score fusion, each leg mapped through its mean +/- 3 std to 0..1.
+Normalizer = Literal["min_max", "z_score", "l2", "dbsf", "none"]
 # How a document that one leg did not return is scored by normalized linear fusion:
 # "zero": that leg contributes 0 (after normalization; with min_max this is the score of
 #         the leg's worst candidate) and its weight still counts;
@@ -41,15 +46,20 @@ SearchMode = Literal["bm25", "knn", "hybrid", "hybrid+rerank"]
 Strategy = Literal["auto", "client", "server"]
 
 SEARCH_MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "hybrid+rerank")
+# How the lexical leg matches the text over several fields: combined_fields (BM25F, the
+# fields scored as one) or a multi_match type.
+LexicalForm = Literal["combined_fields", "best_fields", "most_fields", "cross_fields"]
+LEXICAL_FORMS: tuple[str, ...] = ("combined_fields", "best_fields", "most_fields", "cross_fields")
 
 
 class FusionConfig(BaseModel):
     """How the lexical and vector legs are blended.
 
-    Defaults (chosen from the literature, before looking at any test figure):
-    reciprocal rank fusion with ``rank_constant=60`` and equal weights
-    (Cormack, Clarke & Büttcher, SIGIR 2009). ``normalizer``/``missing`` only
-    matter for ``method="linear"``; ``rank_constant`` only for ``"rrf"``.
+    The field defaults describe plain RRF (``rank_constant=60``, equal weights; Cormack, Clarke &
+    Büttcher, SIGIR 2009); the fusion a search uses when none is named is
+    :data:`DEFAULT_FUSION` (min-max linear 0.7/0.3, chosen on the dev data) or the index's own
+    recommendation. ``normalizer``/``missing`` only matter for ``method="linear"``;
+    ``rank_constant`` only for ``"rrf"``.
 
     Weights are relative: linear fusion divides by their sum, RRF multiplies
     each leg's ``1 / (rank_constant + rank)`` by its weight.
@@ -81,6 +91,26 @@ class FusionConfig(BaseModel):
             return f"rrf(k={self.rank_constant}, {w})"
         missing = "" if self.missing == "zero" else ", missing=ignore"
         return f"linear({self.normalizer}, {w}{missing})"
+
+
+class LexicalConfig(BaseModel):
+    """How the lexical leg is written; ``None`` fields fall back to the index ``_meta``, then the defaults.
+
+    Defaults (see :func:`connector.search.query_builder.default_lexical_form`): ``combined_fields``
+    where the engine has it, else ``cross_fields``; fields from the vector field's ``source_fields``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    form: LexicalForm | None = Field(None, description="combined_fields | best_fields | most_fields | cross_fields")
+    fields: dict[str, float] | None = Field(None, description="field -> boost")
+    tie_breaker: float | None = Field(None, ge=0.0, le=1.0, description="multi_match tie breaker")
+
+    def describe(self) -> str:
+        """A short label, e.g. ``combined_fields(title^2, text)``."""
+        fields = ", ".join(n if b == 1 else f"{n}^{b:g}" for n, b in (self.fields or {}).items()) or "default fields"
+        tie = f", tie_breaker={self.tie_breaker:g}" if self.tie_breaker is not None else ""
+        return f"{self.form or 'default'}({fields}{tie})"
 
 
 class LegExplanation(BaseModel):
@@ -177,3 +207,17 @@ class SearchResponse(BaseModel):
     def ids(self) -> list[str]:
         """The hit ids, in order."""
         return [hit.id for hit in self.hits]
+
+
+# The library's default fusion, used when neither the caller nor the index (``eshybrid tune``)
+# names one: min-max normalized linear fusion, lexical 0.7 / vector 0.3. Chosen on the dev data
+# only (esci-us-subset, 103 queries; bench/hybrid_quality.py) by the rule of
+# connector.quality.selection: among RRF (k=60, k=20, equal and tuned weights) and min-max,
+# z-score, l2 and DBSF linear fusion (equal and tuned weights), min-max with a tuned lexical share
+# held within 0.01 nDCG@10 of the best candidate in 98-100% of 1000 bootstrap resamples on both
+# ES 9 and OpenSearch 3 with either analyzer (RRF k=60: 13-38%). Its share, chosen on all dev
+# queries, was 0.7 in 3 of 4 runs with the default (english) analyzer and 0.6 in the other and in
+# both standard-analyzer runs: 0.6 and 0.7 are within noise of each other (README "Relevance
+# defaults"). OpenSearch (hybrid query) and licensed Elasticsearch (linear retriever) compute it
+# server-side; elsewhere it is fused client-side.
+DEFAULT_FUSION = FusionConfig(method="linear", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3)

@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.cluster.bodies import mget_body
 from connector.errors import SearchRequestError
-from connector.search.models import FusionConfig
+from connector.search.models import LEXICAL_FORMS, FusionConfig, LexicalForm
 
 __all__ = [
     "SERVER_FORMS",
@@ -41,6 +41,7 @@ __all__ = [
     "os_pipeline_body",
     "os_pipeline_name",
     "pick_server_form",
+    "os_missing_policy",
 ]
 
 SERVER_FORMS: tuple[str, ...] = ("os_hybrid_query", "es_rrf_retriever", "es_linear_retriever", "es_query_knn")
@@ -66,22 +67,46 @@ def lexical_query(
     *,
     fields: Mapping[str, float],
     filters: Sequence[Mapping[str, Any]] = (),
-    multi_match_type: str = "best_fields",
+    form: LexicalForm = "best_fields",
     tie_breaker: float | None = None,
 ) -> JsonDict:
-    """``bool{must: multi_match(text over fields^boost), filter: filters}``.
+    """``bool{must: <form>(text over fields^boost), filter: filters}``.
+
+    The user's text is only ever the ``query`` of a ``combined_fields`` or ``multi_match``
+    clause (analyzed, never parsed: no operators, no field syntax).
 
     Args:
-        text: the user's text, passed as the ``query`` of a ``multi_match`` only.
+        text: the user's text.
         fields: field -> boost (1 is written without ``^``).
         filters: filter clauses (see :mod:`connector.search.filters`).
-        multi_match_type: ``best_fields`` | ``most_fields`` | ``cross_fields``...
-        tie_breaker: ``multi_match`` tie breaker (``None``: the server default).
+        form: ``combined_fields`` (BM25F: the fields scored as one field; boosts must be >= 1),
+            or a ``multi_match`` type: ``best_fields`` | ``most_fields`` | ``cross_fields``.
+        tie_breaker: ``multi_match`` tie breaker (``None``: the server default);
+            ``combined_fields`` has none.
+
+    Raises:
+        SearchRequestError: no field, a boost the form refuses, an unknown form, or a
+            tie breaker outside 0..1 (``field`` says which).
     """
-    multi_match: JsonDict = {"query": text, "fields": _field_list(fields), "type": multi_match_type}
-    if tie_breaker is not None:
-        multi_match["tie_breaker"] = tie_breaker
-    return {"bool": {"must": [{"multi_match": multi_match}], "filter": [dict(f) for f in filters]}}
+    if form not in LEXICAL_FORMS:
+        raise SearchRequestError(f"lexical form must be one of {', '.join(LEXICAL_FORMS)}, got {form!r}", field="form")
+    if tie_breaker is not None and not 0.0 <= tie_breaker <= 1.0:
+        raise SearchRequestError(f"tie_breaker must be within 0..1, got {tie_breaker}", field="tie_breaker")
+    clause: JsonDict
+    if form == "combined_fields":
+        low = [name for name, boost in fields.items() if boost < 1]
+        if low:
+            raise SearchRequestError(
+                f"combined_fields needs field boosts >= 1 (got {', '.join(low)} below 1); scale the boosts up",
+                field="lexical_fields",
+            )
+        clause = {"combined_fields": {"query": text, "fields": _field_list(fields)}}
+    else:
+        multi_match: JsonDict = {"query": text, "fields": _field_list(fields), "type": form}
+        if tie_breaker is not None:
+            multi_match["tie_breaker"] = tie_breaker
+        clause = {"multi_match": multi_match}
+    return {"bool": {"must": [clause], "filter": [dict(f) for f in filters]}}
 
 
 def source_spec(source: bool | Sequence[str], *, excludes: Sequence[str]) -> bool | JsonDict:
@@ -353,6 +378,20 @@ def os_pipeline_name(fusion: FusionConfig) -> str:
     """A stable pipeline name derived from the pipeline body (same fusion -> same name)."""
     digest = hashlib.sha256(json.dumps(os_pipeline_body(fusion), sort_keys=True).encode()).hexdigest()
     return f"eshybrid-{fusion.method}-{digest[:12]}"
+
+
+def os_missing_policy(caps: Any) -> str | None:
+    """How this OpenSearch's ``arithmetic_mean`` scores a doc missing from a sub-query.
+
+    Measured on OpenSearch 2.19.1 and 3.6.0 (see
+    tests/integration/test_hybrid_search_server.py): the absent sub-query counts as 0
+    with its weight (``"zero"``, like client-side linear fusion). Older neural-search
+    code skipped absent sub-queries and has no ``pagination_depth``: ``None`` there (and
+    for Elasticsearch), so linear fusion stays client-side.
+    """
+    if not caps.supports("os_hybrid_query"):
+        return None
+    return "zero"
 
 
 def pick_server_form(caps: Any, fusion: FusionConfig, *, os_missing_policy: str | None) -> str | None:

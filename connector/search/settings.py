@@ -38,7 +38,9 @@ class SearchServiceSettings(BaseSettings):
     embed_app: str | None = Field(None, description="Serve application of the embedding deployment (handle)")
     embed_url: str | None = Field(None, description="embedding service base URL (HTTP), when no handle")
     embed_timeout_s: float = Field(10.0, gt=0, le=300, description="query embedding timeout")
-    fusion: FusionConfig = Field(default_factory=FusionConfig, description="default fusion")
+    fusion: FusionConfig | None = Field(
+        None, description="default fusion (None: the index's tune recommendation, else the library default)"
+    )
     strategy: Strategy = Field("auto", description="default fusion strategy")
     max_depth: int = Field(100, ge=1, le=10_000, description="candidates per leg = deepest rank")
     request_timeout_s: float = Field(10.0, gt=0, le=300, description="cluster request timeout")

@@ -21,7 +21,7 @@ from connector.cli import main
 from connector.cluster.client import Cluster
 from connector.kibana import demo_index_body
 from connector.search.fusion import LegHit, fuse, rank_leg
-from connector.search.models import FusionConfig
+from connector.search.models import DEFAULT_FUSION, FusionConfig
 from connector.services.embedding import EmbeddingClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -174,7 +174,8 @@ def test_console_text_replays_to_the_same_hits(
     assert requests, console
     for request in requests:
         assert request.method in ("GET", "POST", "PUT"), request
-    fusion = FusionConfig(**({"method": "linear", "normalizer": "min_max"} if "linear" in options else {}))
+    # no fusion flag: the library default (the catalogue index has no tune recommendation)
+    fusion = FusionConfig(method="linear", normalizer="min_max") if "linear" in options else DEFAULT_FUSION
     assert _replayed_ids(cluster, requests, fusion) == expected
 
 

@@ -19,6 +19,7 @@ from connector.cluster.client import Cluster
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import FusionConfig, HybridSearch
 from connector.search.console import render_response
+from connector.search.models import DEFAULT_FUSION
 from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration]
@@ -109,9 +110,12 @@ def test_each_mode_finds_its_expected_docs(cluster: Cluster, products: str) -> N
     assert bm25.ids[0] == "d13" and bm25.strategy == "single"
     assert knn.ids[:3] == ["d00", "d01", "d02"]
     assert {"d13", "d00"} <= set(hybrid.ids)  # both legs' winners
-    assert hybrid.ids[0] == "d00"  # vector rank 1 and lexically matched ("tent"): in both legs
-    assert hybrid.hits[0].source is not None and "embedding" not in hybrid.hits[0].source
-    assert hybrid.hits[0].source["title"].startswith("red")
+    # the default (min-max 0.7/0.3) leans lexical: the lexical winner leads
+    assert hybrid.ids[0] == "d13" and hybrid.fusion == DEFAULT_FUSION
+    rrf = search.search("waterproof tent", mode="hybrid", size=5, strategy="client", fusion=FusionConfig())
+    assert rrf.ids[0] == "d00"  # RRF: vector rank 1 and lexically matched ("tent"): in both legs
+    assert rrf.hits[0].source is not None and "embedding" not in rrf.hits[0].source
+    assert rrf.hits[0].source["title"].startswith("red")
 
 
 def test_filter_is_applied_inside_knn_as_a_prefilter(cluster: Cluster, products: str) -> None:

@@ -137,14 +137,15 @@ def test_auto_picks_the_server_form_for_linear_and_rrf(
     search = HybridSearch(cluster, index, embedder=TableEmbedder(queries), max_depth=DEPTH)
     linear = search.search("warm jacket", size=10, fusion=FusionConfig(method="linear"))
     assert linear.server_form == "os_hybrid_query"
-    rrf = search.search("warm jacket", size=10)  # RRF k=60, equal weights
+    rrf = search.search("warm jacket", size=10, fusion=FusionConfig())  # RRF k=60, equal weights
     assert rrf.server_form == "os_hybrid_query"
-    client = search.search("warm jacket", size=10, strategy="client")
+    client = search.search("warm jacket", size=10, strategy="client", fusion=FusionConfig())
     assert len(rrf.hits) == len(client.hits) == 10
     # RRF ties (same rank in one leg only) are ordered by _id client-side and by Lucene doc order
     # server-side; the scores at each position must agree.
     assert [round(h.score, 6) for h in rrf.hits] == [round(h.score, 6) for h in client.hits]
-    explained = search.search("warm jacket", size=10, explain=True)  # explain needs the legs: client-side
+    # explain needs the legs: client-side
+    explained = search.search("warm jacket", size=10, explain=True, fusion=FusionConfig())
     assert explained.strategy == "client" and explained.ids == client.ids
 
 

@@ -259,10 +259,10 @@ MAPPING = {
 def test_profile_from_mapping() -> None:
     profile = profile_from_mapping(MAPPING, index="p")
     assert profile.vector_field == "embedding" and profile.has_vector_field
-    assert profile.lexical_fields == {"title": 1.0, "text": 1.0}
+    assert profile.lexical_fields == {"title": 3.0, "text": 1.0}  # default title boost (issue 13)
     assert profile.text_fields == ("title", "text", "meta.notes")
     plain = profile_from_mapping({"properties": {"title": {"type": "text"}, "body": {"type": "text"}}}, index="p")
-    assert plain.lexical_fields == {"title": 1.0, "body": 1.0} and not plain.has_vector_field
+    assert plain.lexical_fields == {"title": 3.0, "body": 1.0} and not plain.has_vector_field
     custom = profile_from_mapping(MAPPING, index="p", lexical_fields={"title": 3})
     assert custom.lexical_fields == {"title": 3.0}
     assert profile.template == "{title}\n{text}"
