@@ -171,7 +171,7 @@ class EmbeddingDeployment:
             os.environ["HF_HUB_OFFLINE"] = "1"
         import torch
 
-        from embedding_service.model import Embedder
+        from embedding_service.loading import load_embedder
         from embedding_service.model_spec import build_model_spec
 
         self._settings = settings
@@ -179,12 +179,8 @@ class EmbeddingDeployment:
         threads = settings.torch_threads or max(1, int(settings.num_cpus_per_replica))
         # A replica with num_cpus=1 gets OMP_NUM_THREADS=1; say what we mean explicitly, in every thread.
         torch.set_num_threads(threads)
-        self._embedder = Embedder.load(
-            build_model_spec(settings),
-            device=settings.device,
-            dtype=settings.dtype,
-            trust_remote_code=settings.trust_remote_code,
-        )
+        self._threads = threads
+        self._embedder = load_embedder(build_model_spec(settings), settings, threads=threads)
         self._max_batch_tokens = settings.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[self._embedder.device]
         self._scheduler = ForwardScheduler(thread_initializer=functools.partial(torch.set_num_threads, threads))
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-tokenize")
@@ -216,6 +212,10 @@ class EmbeddingDeployment:
             normalized=spec.normalized,
             device=self._embedder.device,
             dtype=self._embedder.dtype,
+            backend=self._embedder.backend,
+            quantization=self._embedder.quantization,
+            replicas=None if s.autoscaling else s.replicas,
+            threads_per_replica=self._threads,
             query_prefix=spec.query_prefix,
             document_prefix=spec.document_prefix,
             max_items_per_request=s.max_items_per_request,
