@@ -118,7 +118,13 @@ class EmbeddingServiceSettings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Bearer token required on /v1/embeddings, /info and /metrics.")
 
     # --- scaling ---
-    replicas: int = Field(1, ge=1, le=1024, description="Fixed replica count (ignored with autoscaling).")
+    replicas: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Fixed replica count (ignored with autoscaling); None = use the machine: on CPU one replica per "
+        "num_cpus_per_replica of the Ray cluster's CPUs (each with that many threads), on GPU one per GPU.",
+    )
     autoscaling_min_replicas: int | None = Field(None, ge=0, le=1024, description="Enables autoscaling when set.")
     autoscaling_max_replicas: int | None = Field(None, ge=1, le=1024, description="Enables autoscaling when set.")
     autoscaling_target_ongoing_requests: float = Field(4.0, gt=0.0, le=10_000.0, description="Per replica.")
