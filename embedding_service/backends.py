@@ -186,6 +186,9 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # No spin-waiting between ops: on a few shared cores a spinning pool steals the cores other replicas
+        # (and the cluster) need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.config = config  # read by Embedder for the position limit
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
