@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from embedding_service.errors import ModelLoadError
-from embedding_service.model_spec import ModelSpec
+from embedding_service.model_spec import CACHE_FOLDER, ModelSpec
 from embedding_service.settings import Backend, Quantization
 
 __all__ = [
@@ -65,7 +65,7 @@ def cache_key(spec: ModelSpec, *, backend: Backend, quantization: Quantization) 
 
 
 def _cache_dir(spec: ModelSpec, key: str, cache_root: Path | None) -> Path:
-    candidates = [cache_root] if cache_root is not None else [spec.folder / ".eshybrid", _user_cache()]
+    candidates = [cache_root] if cache_root is not None else [spec.folder / CACHE_FOLDER, _user_cache()]
     for root in candidates:
         assert root is not None
         try:
