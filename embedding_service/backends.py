@@ -1,6 +1,6 @@
 """Inference backends for CPU: ONNX Runtime (fp32 or dynamic int8), exported once from the local model folder.
 
-The export is torch's own ONNX exporter (``torch.onnx.export``) over the transformer that the torch backend
+The export is torch's own ONNX exporter (``torch.onnx.export``, TorchScript-based, eager attention) over the transformer that the torch backend
 loads, and int8 is onnxruntime's dynamic quantizer (``onnxruntime.quantization.quantize_dynamic``: per-channel
 int8 weights of the MatMuls, activations quantized per batch at run time, so no calibration texts are needed;
 static int8 is not offered). Both are
@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ AUTO_SAMPLE_TEXTS: tuple[str, ...] = (
     "stays warm when damp. Two-way zip, draft collar and hood cinch.",
     "wireless noise cancelling headphones",
 )
-_EXPORT_OPSET = 18
+_EXPORT_OPSET = 17
 
 
 def cache_key(spec: ModelSpec, *, backend: Backend, quantization: Quantization) -> str:
@@ -141,7 +142,11 @@ def _export_fp32(spec: ModelSpec, path: Path, *, trust_remote_code: bool) -> Non
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(spec.transformer_path), trust_remote_code=trust_remote_code).eval()
+    # Eager attention and torch's TorchScript-based exporter: measured here, that graph runs int8 ~2.5x torch fp32,
+    # while the dynamo exporter's (SDPA decomposed) ran int8 no faster than torch.
+    model = AutoModel.from_pretrained(
+        str(spec.transformer_path), trust_remote_code=trust_remote_code, attn_implementation="eager"
+    ).eval()
 
     class _TokenVectors(torch.nn.Module):
         # The exported graph takes exactly what Embedder.forward feeds and returns the token vectors.
@@ -156,19 +161,18 @@ def _export_fp32(spec: ModelSpec, path: Path, *, trust_remote_code: bool) -> Non
     ids = torch.ones((2, 8), dtype=torch.int64)
     mask = torch.ones((2, 8), dtype=torch.int64)
     mask[1, 5:] = 0  # a padded row, so the mask path is traced as it runs
-    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
-    with torch.inference_mode(False), torch.no_grad():
+    axes = {0: "batch", 1: "tokens"}
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         torch.onnx.export(
             _TokenVectors(model),
             (ids, mask),
             str(path),
             input_names=["input_ids", "attention_mask"],
             output_names=["last_hidden_state"],
-            dynamic_shapes={"input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens}},
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
             opset_version=_EXPORT_OPSET,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
+            dynamo=False,
         )
 
 
