@@ -46,7 +46,7 @@ from embedding_service.api import (
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError, OverloadedError
 from embedding_service.settings import DEFAULT_MAX_BATCH_TOKENS, EmbeddingServiceSettings
 
-__all__ = ["EmbeddingDeployment", "build_app", "deployment_options"]
+__all__ = ["EmbeddingDeployment", "build_app", "default_replicas", "deployment_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class EmbeddingDeployment:
             os.environ["HF_HUB_OFFLINE"] = "1"
         import torch
 
-        from embedding_service.model import Embedder
+        from embedding_service.loading import load_embedder
         from embedding_service.model_spec import build_model_spec
 
         self._settings = settings
@@ -179,12 +179,8 @@ class EmbeddingDeployment:
         threads = settings.torch_threads or max(1, int(settings.num_cpus_per_replica))
         # A replica with num_cpus=1 gets OMP_NUM_THREADS=1; say what we mean explicitly, in every thread.
         torch.set_num_threads(threads)
-        self._embedder = Embedder.load(
-            build_model_spec(settings),
-            device=settings.device,
-            dtype=settings.dtype,
-            trust_remote_code=settings.trust_remote_code,
-        )
+        self._threads = threads
+        self._embedder = load_embedder(build_model_spec(settings), settings, threads=threads)
         self._max_batch_tokens = settings.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[self._embedder.device]
         self._scheduler = ForwardScheduler(thread_initializer=functools.partial(torch.set_num_threads, threads))
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-tokenize")
@@ -203,7 +199,14 @@ class EmbeddingDeployment:
             max_concurrent_batches=2,
         )(self._embed_query_batch)
         self._info = self._build_info()
-        logger.info("embedding replica ready: %s", self._info)
+        logger.info(
+            "embedding replica ready: %s/%s, layout %s replica(s) x %s thread(s): %s",
+            self._embedder.backend,
+            self._embedder.quantization,
+            self._info["replicas"],
+            threads,
+            self._info,
+        )
 
     def _build_info(self) -> dict[str, Any]:
         spec, s = self._embedder.spec, self._settings
@@ -216,6 +219,10 @@ class EmbeddingDeployment:
             normalized=spec.normalized,
             device=self._embedder.device,
             dtype=self._embedder.dtype,
+            backend=self._embedder.backend,
+            quantization=self._embedder.quantization,
+            replicas=None if s.autoscaling else s.replicas,
+            threads_per_replica=self._threads,
             query_prefix=spec.query_prefix,
             document_prefix=spec.document_prefix,
             max_items_per_request=s.max_items_per_request,
@@ -390,11 +397,33 @@ class EmbeddingDeployment:
         m.texts.inc(len(lengths))
 
 
-def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: float) -> dict[str, Any]:
+# With the default layout each CPU replica reserves this share of its num_cpus_per_replica, so an app composed
+# into the same Ray (the search endpoint) can still be placed; its threads still match num_cpus_per_replica.
+_AUTO_LAYOUT_CPU_SHARE = 0.9
+
+
+def default_replicas(settings: EmbeddingServiceSettings, *, cluster_gpus: float, cluster_cpus: float) -> int:
+    """The replica count when ``settings.replicas`` is None: one per GPU on GPU, else one per
+    ``num_cpus_per_replica`` CPUs (measured here: two 1-thread replicas beat one 2-thread replica on 2 cores).
+    """
+    if settings.replicas is not None:
+        return settings.replicas
+    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
+    if on_gpu:
+        return max(1, int(cluster_gpus // settings.num_gpus_per_replica))
+    return max(1, int(cluster_cpus // max(settings.num_cpus_per_replica, 1.0)))
+
+
+def deployment_options(
+    settings: EmbeddingServiceSettings, *, cluster_gpus: float, cluster_cpus: float = 1.0
+) -> dict[str, Any]:
     """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
-    :func:`connector.services.wire.replica_options`, plus autoscaling or a fixed replica count.
+    :func:`connector.services.wire.replica_options`, plus autoscaling or a replica count
+    (:func:`default_replicas` when the settings leave it unset).
     """
     options = replica_options(settings, name="EmbeddingDeployment", cluster_gpus=cluster_gpus)
+    if settings.replicas is None and not settings.autoscaling and "num_gpus" not in options["ray_actor_options"]:
+        options["ray_actor_options"]["num_cpus"] = settings.num_cpus_per_replica * _AUTO_LAYOUT_CPU_SHARE
     if settings.autoscaling:
         low = settings.autoscaling_min_replicas if settings.autoscaling_min_replicas is not None else 1
         high = settings.autoscaling_max_replicas or max(low, 1)
@@ -404,7 +433,7 @@ def deployment_options(settings: EmbeddingServiceSettings, *, cluster_gpus: floa
             "target_ongoing_requests": settings.autoscaling_target_ongoing_requests,
         }
     else:
-        options["num_replicas"] = settings.replicas
+        options["num_replicas"] = default_replicas(settings, cluster_gpus=cluster_gpus, cluster_cpus=cluster_cpus)
     return options
 
 
@@ -418,9 +447,15 @@ def build_app(settings: EmbeddingServiceSettings | None = None, *, cluster_gpus:
     import ray
 
     settings = settings or EmbeddingServiceSettings()
+    resources = ray.cluster_resources() if ray.is_initialized() else {}
     if cluster_gpus is None:
-        cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0.0
-    options: Mapping[str, Any] = deployment_options(settings, cluster_gpus=cluster_gpus)
+        cluster_gpus = float(resources.get("GPU", 0))
+    options: Mapping[str, Any] = deployment_options(
+        settings, cluster_gpus=cluster_gpus, cluster_cpus=float(resources.get("CPU", 1))
+    )
+    if settings.replicas is None and "num_replicas" in options:
+        # The replicas learn their layout from the settings (/info and the startup line report it).
+        settings = settings.model_copy(update={"replicas": options["num_replicas"]})
     # serve.deployment(**options)(cls), not serve.deployment(cls).options(...): the same Deployment, and the
     # overload Ray's annotations describe (called with a class it is typed as returning the decorator).
     return serve.deployment(**options)(EmbeddingDeployment).bind(settings)

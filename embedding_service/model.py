@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from embedding_service.errors import ModelLoadError
 from embedding_service.model_spec import ModelSpec
-from embedding_service.settings import Device, DType, Pooling
+from embedding_service.settings import Backend, Device, DType, Pooling, Quantization
 
 __all__ = ["Embedder", "resolve_precision", "plan_batches", "pool", "ResolvedDevice", "ResolvedDType"]
 
@@ -123,14 +124,18 @@ class Embedder:
         *,
         spec: ModelSpec,
         tokenizer: object,
-        model: torch.nn.Module,
+        model: Any,
         device: ResolvedDevice,
         dtype: ResolvedDType,
         meta: _Tokenizer,
+        backend: Backend = "torch",
+        quantization: Quantization = "none",
     ) -> None:
         self.spec = spec
         self.device = device
         self.dtype = dtype
+        self.backend: Backend = backend
+        self.quantization: Quantization = quantization
         self._tokenizer = tokenizer
         self._model = model
         self._meta = meta
@@ -145,40 +150,72 @@ class Embedder:
         device: Device = "auto",
         dtype: DType = "auto",
         trust_remote_code: bool = False,
+        backend: Backend = "torch",
+        quantization: Quantization = "none",
+        threads: int | None = None,
+        cache_root: Path | None = None,
     ) -> Embedder:
         """Load tokenizer and model from ``spec.transformer_path`` onto the chosen device.
 
+        Args:
+            backend / quantization: torch (full precision), or onnx fp32 / int8 (CPU; exported and cached
+                by :func:`embedding_service.backends.export_onnx` on first use).
+            threads: ONNX Runtime intra-op threads (torch's are set by the caller); None = torch's count.
+
         Raises:
-            ModelLoadError: the folder cannot be loaded, or cuda is asked for without a GPU.
+            ModelLoadError: the folder cannot be loaded, cuda is asked for without a GPU, int8 with torch.
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        cuda = torch.cuda.is_available()
+        if backend == "torch" and quantization != "none":
+            raise ModelLoadError("quantization int8 needs backend onnx", backend=backend)
+        cuda = torch.cuda.is_available() and backend == "torch"
         resolved_device, resolved_dtype = resolve_precision(
             device, dtype, cuda_available=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported()
         )
         path = str(spec.transformer_path)
+        model: Any
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-            model = AutoModel.from_pretrained(
-                path, dtype=_TORCH_DTYPES[resolved_dtype], trust_remote_code=trust_remote_code
-            )
+            if backend == "onnx":
+                from embedding_service.backends import OnnxModel, export_onnx
+
+                onnx_path = export_onnx(
+                    spec, quantization=quantization, cache_root=cache_root, trust_remote_code=trust_remote_code
+                )
+                config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+                model = OnnxModel(onnx_path, threads=threads or torch.get_num_threads(), config=config)
+            else:
+                model = AutoModel.from_pretrained(
+                    path, dtype=_TORCH_DTYPES[resolved_dtype], trust_remote_code=trust_remote_code
+                )
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(f"cannot load model from {path}: {e}", path=path) from e
         model.to(resolved_device).eval()
         meta = _tokenizer_meta(tokenizer, model, spec.max_length)
         logger.info(
-            "loaded %s (%s) on %s as %s, max_length=%s, pooling=%s",
+            "loaded %s (%s) on %s as %s, backend=%s, quantization=%s, max_length=%s, pooling=%s",
             spec.model_id,
             spec.revision,
             resolved_device,
             resolved_dtype,
+            backend,
+            quantization,
             meta.max_length,
             spec.pooling,
         )
-        return cls(spec=spec, tokenizer=tokenizer, model=model, device=resolved_device, dtype=resolved_dtype, meta=meta)
+        return cls(
+            spec=spec,
+            tokenizer=tokenizer,
+            model=model,
+            device=resolved_device,
+            dtype=resolved_dtype,
+            meta=meta,
+            backend=backend,
+            quantization=quantization,
+        )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
@@ -226,7 +263,7 @@ class Embedder:
         return out
 
 
-def _tokenizer_meta(tokenizer: object, model: torch.nn.Module, wanted: int | None) -> _Tokenizer:
+def _tokenizer_meta(tokenizer: object, model: Any, wanted: int | None) -> _Tokenizer:
     config = model.config
     limits = [
         int(v)

@@ -28,9 +28,13 @@ __all__ = [
     "derive_model_id",
     "local_revision",
     "build_model_spec",
+    "CACHE_FOLDER",
 ]
 
 logger = logging.getLogger(__name__)
+
+# Exported backends are cached in this folder inside the model folder (embedding_service.backends).
+CACHE_FOLDER = ".eshybrid"
 
 # Prompt names seen in config_sentence_transformers.json, most specific first.
 _QUERY_PROMPT_NAMES = ("query", "search_query", "retrieval.query", "web_search_query")
@@ -248,6 +252,8 @@ def local_revision(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
+        if rel.startswith(CACHE_FOLDER + "/"):
+            continue  # our exported backends live here; they must not change the model's revision
         digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
         if path.suffix == ".json" and path.stat().st_size < 1_000_000:
             digest.update(path.read_bytes())

@@ -115,8 +115,9 @@ def describe_embedder(embedder: Embedder, *, model_id: str | None, dims: int | N
     if info_fn is None:
         raise ConfigError("pass model_id: the embedder has no info() to ask", field="model_id")
     info = info_fn()
+    # A quantized service records its own id per vector (``model_id+int8``): see ``vector_model_id``.
     return EmbedderInfo(
-        model_id=str(info.model_id),
+        model_id=str(getattr(info, "vector_model_id", info.model_id)),
         dims=dims if dims is not None else int(info.dims),
         max_chars_per_item=getattr(info, "max_chars_per_item", None),
     )

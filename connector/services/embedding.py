@@ -232,7 +232,8 @@ class EmbeddingClient:
 
         Raises:
             ModelMismatchError: model id, dims, pooling or normalization differ (or the _meta
-                records no model/dims), with ``expected`` and ``actual`` attributes.
+                records no model/dims), with ``expected`` and ``actual`` attributes. A different
+                ``model_quantization`` (absent = none) is logged as a WARNING, not raised: the vectors are close.
         """
         info = self.info()
         meta = dict(index_meta_vector_field)
@@ -249,6 +250,18 @@ class EmbeddingClient:
             for key in actual
             if key in meta and meta[key] != actual[key]
         ]
+        wanted = str(meta.get("model_quantization") or "none")
+        if not diffs and wanted != info.quantization:
+            # Close, not equal: a search still works, but the user should know the variants differ.
+            logger.warning(
+                "the index field was embedded with model quantization %s, the embedding service at %s runs %s/%s: "
+                "vectors are close (cosine ~0.99), not identical; run the service with the index's quantization "
+                "or re-embed with a backfill (documents of the other variant are re-embedded)",
+                wanted,
+                self.base_url,
+                info.backend,
+                info.quantization,
+            )
         if diffs:
             raise ModelMismatchError(
                 f"embedding service at {self.base_url} does not match the index: "

@@ -24,6 +24,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "EmbeddingServiceInfo",
+    "vector_model_id",
     "RerankServiceInfo",
     "ErrorReply",
     "ServiceError",
@@ -72,6 +73,28 @@ class EmbeddingServiceInfo(BaseModel):
     document_prefix: str
     max_items_per_request: int
     max_chars_per_item: int
+    # Backend and quantization: an int8 model's vectors are close to the fp32 ones, not equal, so the
+    # quantization is part of the identity recorded per vector (``vector_model_id``). Older services did not
+    # send these fields: they ran torch at full precision.
+    backend: str = "torch"
+    quantization: str = "none"
+    # The layout: replicas of the deployment (fixed count; the autoscaling minimum) x threads in each.
+    replicas: int | None = None
+    threads_per_replica: int | None = None
+
+    @property
+    def vector_model_id(self) -> str:
+        return vector_model_id(self.model_id, self.quantization)
+
+
+def vector_model_id(model_id: str, quantization: str) -> str:
+    """The model id recorded beside each vector: ``model_id``, plus ``+int8`` etc. for a quantized model.
+
+    Full precision (torch fp32/bf16/fp16 and onnx fp32) keeps the plain id: those vectors agree to float
+    rounding. A quantized variant gets its own id, so an incremental backfill re-embeds every document
+    written by another variant instead of leaving the index a silent mix.
+    """
+    return model_id if quantization in ("", "none") else f"{model_id}+{quantization}"
 
 
 # ``GET /info`` of the rerank service: the model, how it scores, and the request limits. The fields below

@@ -97,6 +97,20 @@ def test_deployment_options_cpu_gpu_and_autoscaling() -> None:
     assert scaled["ray_actor_options"]["num_gpus"] == 0.5
 
 
+def test_default_layout_uses_the_machine() -> None:
+    from embedding_service.deployment import default_replicas, deployment_options
+
+    cpu = deployment_options(EmbeddingServiceSettings(device="cpu"), cluster_gpus=0, cluster_cpus=2)
+    # One 1-thread replica per core; each reserves a little under a CPU so a composed app still fits.
+    assert cpu["num_replicas"] == 2 and cpu["ray_actor_options"]["num_cpus"] == pytest.approx(0.9)
+    wide = EmbeddingServiceSettings(num_cpus_per_replica=2)
+    assert default_replicas(wide, cluster_gpus=0, cluster_cpus=8) == 4
+    assert default_replicas(EmbeddingServiceSettings(), cluster_gpus=4, cluster_cpus=32) == 4
+    assert default_replicas(EmbeddingServiceSettings(), cluster_gpus=0, cluster_cpus=0.5) == 1
+    fixed = deployment_options(EmbeddingServiceSettings(replicas=3), cluster_gpus=0, cluster_cpus=2)
+    assert fixed["num_replicas"] == 3 and fixed["ray_actor_options"]["num_cpus"] == 1.0
+
+
 def test_scheduler_runs_queries_before_waiting_documents() -> None:
     order: list[str] = []
     gate = threading.Event()

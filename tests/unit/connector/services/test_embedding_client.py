@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from connector.errors import (
     ModelMismatchError,
 )
 from connector.services.embedding import EmbeddingClient, ServiceInfo
+from connector.services.wire import vector_model_id
 
 INFO = {
     "model_id": "sentence-transformers/all-MiniLM-L6-v2",
@@ -187,6 +189,25 @@ def test_info_and_model_check() -> None:
             client.check_compatible({"model_id": "intfloat/e5-small-v2", "dims": 3})
         with pytest.raises(ModelMismatchError, match="records no model_id"):
             client.check_compatible({"similarity": "cosine"})
+
+
+def test_quantization_is_part_of_the_vector_identity_and_a_mismatch_warns(caplog: pytest.LogCaptureFixture) -> None:
+    old = ServiceInfo.model_validate(INFO)  # a service from before backends: torch, full precision
+    assert (old.backend, old.quantization, old.vector_model_id) == ("torch", "none", INFO["model_id"])
+    int8 = ServiceInfo.model_validate({**INFO, "backend": "onnx", "quantization": "int8"})
+    assert int8.vector_model_id == f"{INFO['model_id']}+int8"
+    assert vector_model_id("m", "none") == "m"
+
+    def int8_service(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**INFO, "backend": "onnx", "quantization": "int8"})
+
+    field = {"model_id": INFO["model_id"], "dims": 3}
+    with _client(int8_service) as client, caplog.at_level(logging.WARNING, logger="connector.services.embedding"):
+        client.check_compatible(field)  # an index from before (no model_quantization): full precision
+        assert "model quantization none" in caplog.text and "onnx/int8" in caplog.text
+        caplog.clear()
+        client.check_compatible({**field, "model_quantization": "int8"})
+        assert caplog.text == ""
 
 
 def test_client_module_imports_neither_torch_nor_ray() -> None:

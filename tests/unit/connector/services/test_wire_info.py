@@ -47,7 +47,9 @@ CROSS_ENCODER_INFO: dict[str, Any] = {
 def test_the_client_reads_the_embedding_contract() -> None:
     assert ServiceInfo is EmbeddingServiceInfo
     info = EmbeddingServiceInfo.model_validate({**EMBEDDING_INFO, "added_in_a_newer_service": 1})
-    assert info.model_dump() == EMBEDDING_INFO
+    # Fields added with the backends default to what an older service ran: torch, full precision.
+    assert info.model_dump(exclude_unset=True) == EMBEDDING_INFO
+    assert (info.backend, info.quantization, info.replicas, info.threads_per_replica) == ("torch", "none", None, None)
     with pytest.raises(ValidationError):
         info.dims = 3  # type: ignore[misc]  # frozen: a client caches it
     with pytest.raises(ValidationError):
