@@ -91,7 +91,7 @@ class SearchLogRecord(TypedDict, total=False):
     rerank_fallback: bool
 
 
-# -- the log index ------------------------------------------------------------------
+# -- the log documents (the index body is mappings.system.search_log_index_body) ------------
 
 
 def prepare_search_log_doc(record: Mapping[str, Any], *, hash_queries: bool, now: datetime | None = None) -> JsonDict:
