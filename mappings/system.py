@@ -26,6 +26,7 @@ __all__ = [
     "migrations_index_body",
     "PROFILE_FIELDS",
     "profiles_index_body",
+    "profiles_index_name",
     "search_log_index_body",
     "search_log_mapping",
 ]
@@ -252,3 +253,8 @@ def profiles_index_body() -> JsonDict:
             "history": dict(not_indexed),
         },
     )
+
+
+def profiles_index_name(index: str) -> str:
+    """The default profiles index of a product index (or alias): ``eshybrid-profiles-<index>``."""
+    return f"eshybrid-profiles-{index}"

@@ -39,7 +39,7 @@ from connector.cluster.client import Cluster
 from connector.errors import ConfigError
 from connector.jobs.bulk import BulkAction, streaming_bulk
 from mappings.builders import BOOKKEEPING_FIELD
-from mappings.system import profiles_index_body
+from mappings.system import profiles_index_body, profiles_index_name
 
 __all__ = [
     "DEFAULT_HALF_LIFE_DAYS",
@@ -250,11 +250,6 @@ def state_from_doc(doc: Mapping[str, Any]) -> ProfileState:
         event_count=int(doc.get("event_count") or 0),
         history=tuple(doc.get("history") or ()),
     )
-
-
-def profiles_index_name(index: str) -> str:
-    """The default profiles index of a product index: ``eshybrid-profiles-<index>``."""
-    return f"eshybrid-profiles-{index}"
 
 
 @dataclass

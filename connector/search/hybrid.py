@@ -27,7 +27,7 @@ import inspect
 import logging
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
@@ -49,9 +49,21 @@ from connector.search.models import (
     SearchTimings,
     Strategy,
 )
+from connector.search.personal import (
+    DEFAULT_PERSONAL_WEIGHT,
+    PERSONAL_SIGNAL,
+    UserProfile,
+    effective_weight,
+    personal_hits,
+    profile_search_body,
+    user_profile_of,
+    vectors_of,
+    with_vectors,
+)
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
+from mappings.system import profiles_index_name
 
 __all__ = [
     "AsyncHybridSearch",
@@ -93,6 +105,9 @@ class _Call:
     source: bool | dict[str, Any]
     explain: bool
     timings: SearchTimings
+    # The shopper's profile and the personal signal's effective weight (> 0), when personalized.
+    user: UserProfile | None = None
+    personal_weight: float = 0.0
 
     @property
     def first_rank(self) -> int:
@@ -197,6 +212,8 @@ class _HybridCore:
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        profiles_index: where ``search(user="id")`` reads shopper profiles (default
+            ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
 
     Raises:
         ConfigError: bad options.
@@ -222,6 +239,7 @@ class _HybridCore:
         rerank_window: int | None = None,
         query_cache_size: int = 1024,
         check_model: bool = True,
+        profiles_index: str | None = None,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -259,6 +277,7 @@ class _HybridCore:
             else None
         )
         self._pipelines: set[str] = set()
+        self.profiles_index = profiles_index or profiles_index_name(index)
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -324,22 +343,40 @@ class _HybridCore:
         fusion: FusionConfig | None,
         strategy: Strategy | None,
         source: bool | Sequence[str],
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
         clean_filters = self._validate(text, mode, size, page, filters)
         fusion = fusion or self.fusion
         timings = SearchTimings()
+        profile = yield from self._user_flow(user)
+        weight = effective_weight(profile, DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight)
         vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
-        form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        # The personal signal is fused client-side, over the legs' candidates (explain too).
+        form = self._choose_form(mode, fusion, strategy or self.strategy, explain or weight > 0)
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
+        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, profile, weight)
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
             response = yield from self._client_flow(call)
         response.timings.total_ms = _ms(started)
         return response
+
+    def _user_flow(self, user: UserProfile | str | None) -> Flow[UserProfile | None]:
+        """The shopper's profile: given, or read by id from the profiles index (unknown: ``None``)."""
+        if user is None or isinstance(user, UserProfile):
+            profile = user
+        else:
+            result = yield ClusterSearch(
+                self.profiles_index, profile_search_body(user), params={"ignore_unavailable": "true"}
+            )
+            profile = user_profile_of(result, user)
+        if profile is not None:
+            profile.check_model((self.profile.vector_meta or {}).get("model_id"))
+        return profile
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
@@ -444,8 +481,15 @@ class _HybridCore:
         return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
 
     def _legs_flow(
-        self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
+        self,
+        bodies: Mapping[str, Mapping[str, Any]],
+        requests: list[ExecutedRequest],
+        timings: SearchTimings,
+        vectors: dict[str, list[float]] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
+        """Run the legs; with ``vectors``, each leg also returns its hits' vectors, collected there."""
+        if vectors is not None:
+            bodies = {name: with_vectors(body, self.profile.vector_field) for name, body in bodies.items()}
         started = time.perf_counter()
         names = list(bodies)
         responses: list[Any]
@@ -468,14 +512,23 @@ class _HybridCore:
                 )
             )
         timings.search_ms += _ms(started)
+        if vectors is not None:
+            for resp in responses:
+                vectors.update(vectors_of(resp, self.profile.vector_field))
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
-        legs = yield from self._legs_flow(bodies, requests, call.timings)
+        vectors: dict[str, list[float]] | None = {} if call.personal_weight > 0 else None
+        legs = yield from self._legs_flow(bodies, requests, call.timings, vectors)
         started = time.perf_counter()
-        if len(legs) == 2:
+        if call.user is not None and vectors is not None:
+            candidates = [hit for leg in legs.values() for hit in leg]
+            legs[PERSONAL_SIGNAL] = personal_hits(candidates, vectors, call.user)
+            call = _personalized(call, legs)
+        signals = [PERSONAL_SIGNAL] if PERSONAL_SIGNAL in legs else []
+        if len(legs) >= 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
         else:
             ((name, only),) = legs.items()
@@ -490,7 +543,7 @@ class _HybridCore:
         missing = [d for d in window if d.id not in sources]
         if call.source is not False and missing:
             sources.update((yield from self._sources_flow(missing, call.source, requests, call.timings)))
-        strategy: Literal["client", "single"] = "client" if len(legs) == 2 else "single"
+        strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
         hits = [
             SearchHit(
                 id=doc.id,
@@ -499,7 +552,12 @@ class _HybridCore:
                 score=rerank_scores.get(doc.id, doc.score),
                 source=sources.get(doc.id),
                 explanation=hit_explanation(
-                    doc, mode=call.mode, strategy=strategy, fusion=call.fusion, rerank_score=rerank_scores.get(doc.id)
+                    doc,
+                    mode=call.mode,
+                    strategy=strategy,
+                    fusion=call.fusion,
+                    rerank_score=rerank_scores.get(doc.id),
+                    signals=signals,
                 )
                 if call.explain
                 else None,
@@ -511,7 +569,7 @@ class _HybridCore:
             query=call.text,
             mode=call.mode,
             strategy=strategy,
-            fusion=call.fusion if len(legs) == 2 else None,
+            fusion=call.fusion if len(legs) >= 2 else None,
             page=call.page,
             size=call.size,
             max_depth=self.max_depth,
@@ -522,6 +580,8 @@ class _HybridCore:
             rerank_fallback_reason=fallback,
             timings=call.timings,
             requests=requests,
+            user=call.user.user_id if call.user is not None else None,
+            personal_weight=call.personal_weight if signals else None,
         )
 
     def _sources_flow(
@@ -727,6 +787,8 @@ class HybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -740,6 +802,12 @@ class HybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
+                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
+                legs' candidates (it reorders, never adds); fused client-side.
+            personal_weight: the personal signal's weight beside the legs' (default
+                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
+                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -760,6 +828,8 @@ class HybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            user=user,
+            personal_weight=personal_weight,
         )
         return self._drive(flow)
 
@@ -847,6 +917,8 @@ class AsyncHybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -860,6 +932,12 @@ class AsyncHybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
+                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
+                legs' candidates (it reorders, never adds); fused client-side.
+            personal_weight: the personal signal's weight beside the legs' (default
+                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
+                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -880,6 +958,8 @@ class AsyncHybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            user=user,
+            personal_weight=personal_weight,
         )
         return await self._adrive(flow)
 
@@ -975,6 +1055,14 @@ async def _ascore(op: Score) -> list[float]:
         raise
     except Exception as e:  # noqa: BLE001 - a reranker failure is a fallback, never an error page
         raise RerankError(f"the reranker failed: {type(e).__name__}: {e}") from e
+
+
+def _personalized(call: _Call, legs: Mapping[str, Sequence[LegHit]]) -> _Call:
+    """The call with the personal signal's weight in its fusion (a lone leg weighs 1 beside it)."""
+    weights = {PERSONAL_SIGNAL: call.personal_weight}
+    if len(legs) == 2:  # one leg + personal
+        weights.update({name: 1.0 for name in legs if name != PERSONAL_SIGNAL})
+    return replace(call, fusion=call.fusion.with_weights(weights))
 
 
 def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int) -> SearchHit:

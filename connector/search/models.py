@@ -285,6 +285,12 @@ class SearchResponse(BaseModel):
     rerank_fallback_reason: str | None = Field(None, description="why the reranker was not used")
     timings: SearchTimings = Field(default_factory=SearchTimings)
     requests: list[ExecutedRequest] = Field(default_factory=list)
+    user: str | None = Field(None, description="the shopper whose profile was asked for", exclude_if=_empty)
+    personal_weight: float | None = Field(
+        None,
+        description="the personal signal's effective weight, when fused (absent: not personalized)",
+        exclude_if=lambda value: value is None,
+    )
 
     @property
     def ids(self) -> list[str]:

@@ -8,7 +8,7 @@ personalization only reorders what the query found; it never brings in a product
 
 The weight adapts to the profile: none below :data:`MIN_EVENTS` events (cold start changes
 nothing), and it is scaled by how concentrated the history is (:func:`effective_weight`). Pure
-functions, apart from :func:`read_profile` (one ``GET`` by id).
+functions; the profile is read by id in the search flow (:func:`profile_search_body`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connector.errors import ClusterApiError, ModelMismatchError, SearchRequestError
+from connector.errors import ModelMismatchError, SearchRequestError
 from connector.search.fusion import LegHit
 
 __all__ = [
@@ -29,7 +29,8 @@ __all__ = [
     "UserProfile",
     "effective_weight",
     "personal_hits",
-    "read_profile",
+    "profile_search_body",
+    "user_profile_of",
     "vectors_of",
     "with_vectors",
 ]
@@ -84,24 +85,24 @@ class UserProfile:
             )
 
 
-def read_profile(cluster: Any, profiles_index: str, user_id: str) -> UserProfile | None:
-    """The stored profile of ``user_id``, or ``None`` (unknown user or no profiles index: cold start)."""
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise SearchRequestError("user must be a non-empty user id or a UserProfile", field="user")
-    try:
-        result = cluster.request("GET", f"/{profiles_index}/_doc/{_quote(user_id)}", ignore=(404,))
-    except ClusterApiError as e:
-        raise SearchRequestError(f"could not read profile {user_id!r}: {e}", field="user") from e
-    body = result.body if result.status == 200 else {}
-    if not isinstance(body, Mapping) or not body.get("found"):
-        return None
-    return UserProfile.from_doc(user_id, body.get("_source") or {})
+def profile_search_body(user_id: str) -> dict[str, Any]:
+    """The search that reads one profile document by id (sent with ``ignore_unavailable``: no
+    profiles index yet is a cold start, not an error).
+
+    Raises:
+        SearchRequestError: ``user_id`` is not a non-empty string.
+    """
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > 512:
+        raise SearchRequestError("user must be a non-empty user id (<= 512 chars) or a UserProfile", field="user")
+    return {"query": {"ids": {"values": [user_id]}}, "size": 1, "track_total_hits": False}
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
+def user_profile_of(response: Mapping[str, Any], user_id: str) -> UserProfile | None:
+    """The profile in the answer to :func:`profile_search_body`, or ``None`` (unknown user: cold start)."""
+    for hit in (response.get("hits") or {}).get("hits") or []:
+        if str(hit.get("_id")) == user_id:
+            return UserProfile.from_doc(user_id, hit.get("_source") or {})
+    return None
 
 
 def effective_weight(
