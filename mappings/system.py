@@ -187,6 +187,8 @@ def search_log_mapping() -> JsonDict:
                     "query_sha256": "sha256 of the user's text",
                     "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
                     "rerank_fallback": "true when the reranker failed and the fused order was kept",
+                    "personal_weight": "the personal signal's effective weight (personalized searches only)",
+                    "user_sha256": "sha256 of the shopper id of a personalized search",
                 },
             }
         },
@@ -202,6 +204,8 @@ def search_log_mapping() -> JsonDict:
             "hit_count": {"type": "integer"},
             "total_hits": _long(),
             "rerank_fallback": {"type": "boolean"},
+            "personal_weight": {"type": "float"},
+            "user_sha256": _keyword(),
         },
     }
 
