@@ -54,11 +54,10 @@ from connector.search.personal import (
     PERSONAL_SIGNAL,
     UserProfile,
     effective_weight,
-    personal_hits,
+    personal_body,
+    personal_leg,
     profile_search_body,
     user_profile_of,
-    vectors_of,
-    with_vectors,
 )
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
@@ -481,15 +480,8 @@ class _HybridCore:
         return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
 
     def _legs_flow(
-        self,
-        bodies: Mapping[str, Mapping[str, Any]],
-        requests: list[ExecutedRequest],
-        timings: SearchTimings,
-        vectors: dict[str, list[float]] | None = None,
+        self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
     ) -> Flow[dict[str, list[LegHit]]]:
-        """Run the legs; with ``vectors``, each leg also returns its hits' vectors, collected there."""
-        if vectors is not None:
-            bodies = {name: with_vectors(body, self.profile.vector_field) for name, body in bodies.items()}
         started = time.perf_counter()
         names = list(bodies)
         responses: list[Any]
@@ -512,21 +504,40 @@ class _HybridCore:
                 )
             )
         timings.search_ms += _ms(started)
-        if vectors is not None:
-            for resp in responses:
-                vectors.update(vectors_of(resp, self.profile.vector_field))
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
+
+    def _personal_flow(
+        self, call: _Call, legs: Mapping[str, Sequence[LegHit]], requests: list[ExecutedRequest]
+    ) -> Flow[list[LegHit]]:
+        """The personal signal: the profile's kNN search over exactly the legs' candidates."""
+        assert call.user is not None
+        ids = [hit.id for leg in legs.values() for hit in leg]
+        if not ids:
+            return []
+        started = time.perf_counter()
+        body = personal_body(
+            call.user, ids, knn_shape=self.cluster.capabilities.knn_leg_shape, field=self.profile.vector_field
+        )
+        result = yield ClusterSearch(self.index, body)
+        call.timings.search_ms += _ms(started)
+        requests.append(
+            ExecutedRequest(
+                method="GET",
+                path=f"{self.index}/_search",
+                body=body,
+                note=f"personal signal: the shopper's profile over the {body['size']} candidates (exact: ids filter)",
+            )
+        )
+        return personal_leg(leg_hits(result), ids)
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
-        vectors: dict[str, list[float]] | None = {} if call.personal_weight > 0 else None
-        legs = yield from self._legs_flow(bodies, requests, call.timings, vectors)
-        started = time.perf_counter()
-        if call.user is not None and vectors is not None:
-            candidates = [hit for leg in legs.values() for hit in leg]
-            legs[PERSONAL_SIGNAL] = personal_hits(candidates, vectors, call.user)
+        legs = yield from self._legs_flow(bodies, requests, call.timings)
+        if call.user is not None and call.personal_weight > 0:
+            legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs, requests)
             call = _personalized(call, legs)
+        started = time.perf_counter()
         signals = [PERSONAL_SIGNAL] if PERSONAL_SIGNAL in legs else []
         if len(legs) >= 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]

@@ -146,3 +146,25 @@ def test_single_leg_modes_async_and_errors(cluster: Cluster, shop: tuple[str, st
 
     sync_ids = search.search("camping gear", size=24, user="blue-fan", source=False).ids
     assert asyncio.run(run()) == sync_ids
+
+
+def test_profiles_build_command(
+    cluster_url: str, cluster: Cluster, index_name: str, tmp_path: Any, capsys: Any
+) -> None:
+    import json
+
+    from connector.cli.main import main
+
+    create_index(cluster, index_name, corpus())
+    events = tmp_path / "events.jsonl"
+    lines = [json.dumps(e) for e in _events("cli-user", ["d01", "d02", "d03"])] + ["{not json", '{"user_id": 3}']
+    events.write_text("\n".join(lines) + "\n")
+    profiles = f"{index_name}-profiles"
+    argv = ["profiles", "build", "--events", str(events), "--index", index_name, "--profiles-index", profiles]
+    assert main([*argv, "--url", cluster_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["profiles_created"] == 1 and report["events_used"] == 3
+    assert report["bad_events"] == {"bad_json": 1, "missing_field": 1}
+    assert main([*argv, "--url", cluster_url]) == 0  # again: an update
+    assert "1 updated" in capsys.readouterr().out
+    assert cluster.request("GET", f"/{profiles}/_doc/cli-user").body["_source"]["event_count"] == 6

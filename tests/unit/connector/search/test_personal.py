@@ -11,12 +11,14 @@ from connector.search.personal import (
     MIN_EVENTS,
     UserProfile,
     effective_weight,
-    personal_hits,
+    personal_body,
+    personal_leg,
     profile_search_body,
     user_profile_of,
-    vectors_of,
-    with_vectors,
 )
+from tests.unit._golden import GoldenFiles
+
+GOLDEN = GoldenFiles(prefix="personal_")
 
 
 def profile(vector: tuple[float, ...], events: int = 5) -> UserProfile:
@@ -37,21 +39,24 @@ def test_weight_cold_start_and_concentration_ramp() -> None:
         assert err.value.field == "personal_weight"  # type: ignore[attr-defined]
 
 
-def test_personal_hits_score_only_the_candidates() -> None:
-    candidates = [LegHit("a", 3.0, "idx"), LegHit("b", 2.0, "idx"), LegHit("a", 0.9, "idx"), LegHit("c", 1.0, "idx")]
-    vectors = {"a": [1.0, 0.0], "b": [0.6, 0.8], "z": [1.0, 0.0]}  # z: not a candidate; c: no vector
-    hits = personal_hits(candidates, vectors, profile((0.5, 0.0)))
-    assert [(h.id, h.score) for h in hits] == [("a", 1.0), ("b", 0.6)]
-    assert personal_hits(candidates, vectors, profile((0.0, 0.0))) == []
+def test_personal_body_is_the_profile_knn_over_exactly_the_candidates() -> None:
+    user = profile((0.0, 0.6, 0.8), events=4)
+    bodies = {
+        shape: personal_body(user, ["b", "a", "b", "c"], knn_shape=shape, field="embedding")
+        for shape in ("es_knn_section", "es_knn_query", "os_knn_query")
+    }
+    GOLDEN.check("bodies", bodies)
+    section = bodies["es_knn_section"]["knn"]
+    assert section["query_vector"] == pytest.approx([0.0, 0.6, 0.8])  # unit direction
+    assert section["filter"] == [{"ids": {"values": ["b", "a", "c"]}}] and section["k"] == 3
+    assert bodies["os_knn_query"]["size"] == 3 and bodies["es_knn_section"]["_source"] is False
     with pytest.raises(SearchRequestError):
-        personal_hits(candidates, {"a": [1.0, 0.0, 0.0]}, profile((1.0, 0.0)))
+        personal_body(profile((0.0, 0.0)), ["a"], knn_shape="es_knn_section", field="embedding")
 
 
-def test_vectors_come_back_with_the_legs() -> None:
-    body = with_vectors({"query": {"match_all": {}}, "_source": False, "size": 5}, "emb.v")
-    assert body["_source"] == {"includes": ["emb.v"]} and body["size"] == 5
-    response = {"hits": {"hits": [{"_id": "a", "_source": {"emb": {"v": [0.1, 0.2]}}}, {"_id": "b", "_source": {}}]}}
-    assert vectors_of(response, "emb.v") == {"a": [0.1, 0.2]}
+def test_personal_leg_never_adds_a_document() -> None:
+    hits = [LegHit("a", 0.9, "idx"), LegHit("z", 0.8, "idx"), LegHit("b", 0.7, "idx")]
+    assert [h.id for h in personal_leg(hits, ["a", "b", "c"])] == ["a", "b"]
 
 
 def test_profile_read_by_id_and_model_check() -> None:
