@@ -107,6 +107,8 @@ class _Call:
     # The shopper's profile and the personal signal's effective weight (> 0), when personalized.
     user: UserProfile | None = None
     personal_weight: float = 0.0
+    # A user id whose profile is read inside the legs' _msearch (then ``user``/``personal_weight`` are set).
+    pending_user: str | None = None
 
     @property
     def first_rank(self) -> int:
@@ -350,13 +352,30 @@ class _HybridCore:
         clean_filters = self._validate(text, mode, size, page, filters)
         fusion = fusion or self.fusion
         timings = SearchTimings()
-        profile = yield from self._user_flow(user)
-        weight = effective_weight(profile, DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight)
+        wanted = DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight
+        effective_weight(None, wanted)  # validates personal_weight whoever the user is
         vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
-        # The personal signal is fused client-side, over the legs' candidates (explain too).
-        form = self._choose_form(mode, fusion, strategy or self.strategy, explain or weight > 0)
+        form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        # A user id is read inside the legs' _msearch when the search fuses client-side anyway; before
+        # choosing a server-side form it is read first, so a cold start keeps that form.
+        if isinstance(user, str):
+            profile_search_body(user)  # validates the id before any request
+        pending = user if isinstance(user, str) and form is None and wanted > 0 else None
+        profile = None
+        if pending is None and wanted > 0:
+            profile = yield from self._user_flow(user)
+        # A pending user carries the weight asked for; the profile read in the _msearch scales it.
+        weight = wanted if pending is not None else effective_weight(profile, wanted)
+        if weight > 0 and form is not None:  # the personal signal is fused client-side
+            if (strategy or self.strategy) == "server":
+                raise SearchRequestError(
+                    "a personalized search fuses client-side; use strategy=auto or client", field="strategy"
+                )
+            form = None
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, profile, weight)
+        call = _Call(
+            text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, profile, weight, pending
+        )
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
@@ -367,12 +386,13 @@ class _HybridCore:
     def _user_flow(self, user: UserProfile | str | None) -> Flow[UserProfile | None]:
         """The shopper's profile: given, or read by id from the profiles index (unknown: ``None``)."""
         if user is None or isinstance(user, UserProfile):
-            profile = user
-        else:
-            result = yield ClusterSearch(
-                self.profiles_index, profile_search_body(user), params={"ignore_unavailable": "true"}
-            )
-            profile = user_profile_of(result, user)
+            return self._checked(user)
+        result = yield ClusterSearch(
+            self.profiles_index, profile_search_body(user), params={"ignore_unavailable": "true"}
+        )
+        return self._checked(user_profile_of(result, user))
+
+    def _checked(self, profile: UserProfile | None) -> UserProfile | None:
         if profile is not None:
             profile.check_model((self.profile.vector_meta or {}).get("model_id"))
         return profile
@@ -480,12 +500,18 @@ class _HybridCore:
         return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
 
     def _legs_flow(
-        self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
+        self,
+        bodies: Mapping[str, Mapping[str, Any]],
+        requests: list[ExecutedRequest],
+        timings: SearchTimings,
+        extra: list[Any] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
+        """Run the legs in one round trip; ``extra`` (``[header, body]``) rides along in the ``_msearch``
+        and is replaced by its response."""
         started = time.perf_counter()
         names = list(bodies)
         responses: list[Any]
-        if len(names) == 1:
+        if len(names) == 1 and not extra:
             body = dict(bodies[names[0]])
             responses = [(yield ClusterSearch(self.index, body))]
             requests.append(
@@ -493,14 +519,21 @@ class _HybridCore:
             )
         else:
             searches = qb.msearch_searches([bodies[n] for n in names])
+            if extra:
+                searches.append((extra[0], extra[1]))
             responses = yield ClusterMsearch(self.index, searches)
+            if extra:
+                extra[:] = [responses[-1]]
             lines = [line for pair in searches for line in pair]
             requests.append(
                 ExecutedRequest(
                     method="GET",
                     path=f"{self.index}/_msearch",
                     ndjson=lines,
-                    note="legs: " + ", ".join(names) + " (one round trip)",
+                    note="legs: "
+                    + ", ".join(names)
+                    + (" + the shopper's profile" if extra else "")
+                    + " (one round trip)",
                 )
             )
         timings.search_ms += _ms(started)
@@ -533,7 +566,14 @@ class _HybridCore:
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
-        legs = yield from self._legs_flow(bodies, requests, call.timings)
+        extra: list[Any] | None = None
+        if call.pending_user is not None:
+            header = {"index": self.profiles_index, "ignore_unavailable": True}
+            extra = [header, profile_search_body(call.pending_user)]
+        legs = yield from self._legs_flow(bodies, requests, call.timings, extra)
+        if extra is not None and call.pending_user is not None:
+            user = self._checked(user_profile_of(extra[0], call.pending_user))
+            call = replace(call, user=user, personal_weight=effective_weight(user, call.personal_weight))
         if call.user is not None and call.personal_weight > 0:
             legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs, requests)
             call = _personalized(call, legs)
