@@ -117,6 +117,13 @@ def test_cold_start_and_zero_weight_change_nothing(cluster: Cluster, shop: tuple
         assert [(h.id, h.score) for h in response.hits] == [(h.id, h.score) for h in plain.hits]
         assert response.personal_weight is None and "personal_weight" not in response.model_dump()
     assert MIN_EVENTS > 1
+    # with the default strategy, an unknown shopper keeps whatever form the plain search uses (server-side too)
+    auto = search.search("camping gear", size=10, source=False)
+    cold = search.search("camping gear", size=10, source=False, user="nobody-known")
+    assert (cold.strategy, cold.server_form, cold.ids) == (auto.strategy, auto.server_form, auto.ids)
+    with pytest.raises(SearchRequestError) as err:
+        search.search("camping gear", size=10, user="blue-fan", strategy="server")
+    assert err.value.field == "strategy"  # type: ignore[attr-defined]
 
 
 def test_single_leg_modes_async_and_errors(cluster: Cluster, shop: tuple[str, str]) -> None:
