@@ -89,8 +89,9 @@ def test_profiles_are_stored_and_updated_incrementally(cluster: Cluster, shop: t
 def test_personal_signal_reorders_the_query_candidates_only(cluster: Cluster, shop: tuple[str, str]) -> None:
     search = _search(cluster, shop)
     plain = search.search("camping gear", size=24, strategy="client", source=False)
-    blue = search.search("camping gear", size=24, user="blue-fan", source=False, explain=True)
-    red = search.search("camping gear", size=24, user="red-fan", source=False)
+    shopper = {"personal_weight": 0.3}  # pinned: the assertions below do not follow the default
+    blue = search.search("camping gear", size=24, user="blue-fan", source=False, explain=True, **shopper)
+    red = search.search("camping gear", size=24, user="red-fan", source=False, **shopper)
     assert set(blue.ids) == set(plain.ids) == set(red.ids)  # reordered, nothing brought in
     assert blue.candidates == plain.candidates
     assert _blue_share(blue.ids[:8]) > _blue_share(plain.ids[:8]) > _blue_share(red.ids[:8]) - 8
@@ -102,7 +103,9 @@ def test_personal_signal_reorders_the_query_candidates_only(cluster: Cluster, sh
     personal = top.signals["personal"]
     assert personal.weight == blue.personal_weight and personal.contribution > 0
     # pages are slices of one personalized ranking
-    pages = [search.search("camping gear", size=6, page=p, user="blue-fan", source=False).ids for p in (1, 2)]
+    pages = [
+        search.search("camping gear", size=6, page=p, user="blue-fan", source=False, **shopper).ids for p in (1, 2)
+    ]
     assert pages[0] + pages[1] == blue.ids[:12]
 
 
