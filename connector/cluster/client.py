@@ -380,7 +380,16 @@ def one_mapping(body: Mapping[str, Any], index: str) -> JsonDict:
 
 def ndjson_bytes(lines: Sequence[Any]) -> bytes:
     """Newline-delimited JSON (each line compact, a final newline), for clients that send bodies as given."""
-    return b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+    return b"".join(_ndjson_line(line) + b"\n" for line in lines)
+
+
+def _ndjson_line(line: Any) -> bytes:
+    # The bulk layer hands lines it has already serialised (to size its chunks): they go as they are.
+    if isinstance(line, bytes):
+        return line
+    if isinstance(line, str):
+        return line.encode()
+    return json.dumps(line, separators=(",", ":")).encode()
 
 
 def _no_query(path: str) -> str:

@@ -107,4 +107,4 @@ def test_answers_are_checked_alike_whatever_carried_them() -> None:
     assert isinstance(media_type_refusal(400, refused, "u"), UnsupportedServerError)
     assert media_type_refusal(404, refused, "u") is None
     assert request_target("i/_search", {"size": 3, "x": None, "ok": True}) == "/i/_search?size=3&ok=true"
-    assert ndjson_bytes([{"a": 1}, {}]) == b'{"a":1}\n{}\n'
+    assert ndjson_bytes([{"a": 1}, {}, b"{}", "{}"]) == b"{\"a\":1}\n{}\n{}\n{}\n"

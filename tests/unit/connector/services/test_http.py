@@ -81,8 +81,6 @@ KINDS = [
 ]
 
 
-
-
 class OnLoop:
     """An async client driven from a sync test: each call runs on the client's own event loop."""
 
