@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from connector.cluster.detect import as_cluster as as_cluster
     from connector.cluster.detect import connect as connect
     from connector.cluster.detect import detect_capabilities as detect_capabilities
+    from connector.search import AsyncHybridSearch as AsyncHybridSearch
     from connector.search import FusionConfig as FusionConfig
     from connector.search import HybridSearch as HybridSearch
     from connector.search import SearchResponse as SearchResponse
@@ -47,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "RerankConfig": "connector.search.rerank",
     "RerankClient": "connector.services.rerank",
     "HybridSearch": "connector.search",
+    "AsyncHybridSearch": "connector.search",
     "FusionConfig": "connector.search",
     "SearchResponse": "connector.search",
 }
@@ -54,6 +56,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ApiResult",
     "AsyncEmbeddingClient",
+    "AsyncHybridSearch",
     "AsyncRerankClient",
     "EmbeddingClient",
     "FusionConfig",
