@@ -112,23 +112,18 @@ ClusterLike: TypeAlias = Cluster | str | object
 def as_cluster(target: ClusterLike) -> Cluster:
     """What every entry point that takes a cluster does with its argument.
 
-    A :class:`Cluster` (ours or an :class:`~connector.cluster.official.OfficialCluster`) is
-    returned as is; an official sync client is wrapped and its capabilities detected
-    (:func:`connect`); a URL is connected to.
+    An official sync client is wrapped and its capabilities detected (:func:`connect`); a URL is
+    connected to; anything else (a :class:`Cluster`, an :class:`~connector.cluster.aio.AsyncCluster`
+    for the async driver, an object shaped like a cluster) is returned as is.
 
     Raises:
-        ConfigError: anything else (an async client among them: use the async API).
+        ConfigError: an official async client (use ``await connector.aconnect(client)``).
         ClusterError: see :func:`connect`.
     """
-    if isinstance(target, Cluster):
-        return target
     if isinstance(target, str) or client_kind(target) is not None:
         return connect(target)
-    raise ConfigError(
-        f"expected a connector Cluster, a cluster URL, or an elasticsearch.Elasticsearch / "
-        f"opensearchpy.OpenSearch client, got {type(target).__name__}",
-        field="cluster",
-    )
+    # Ours, an AsyncCluster (for the async driver) or any object shaped like a cluster: as it is.
+    return target  # type: ignore[return-value]
 
 
 def detect_capabilities(cluster: Cluster) -> Capabilities:

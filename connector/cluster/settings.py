@@ -113,7 +113,9 @@ class ConnectionSettings(BaseSettings):
         """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
         chosen = url or self.url or (cloud_id_url(self.cloud_id) if self.cloud_id else None)
         if not chosen:
-            raise ConfigError("no cluster URL: pass --url (or --cloud-id) or set ESHYBRID_URL", field="url")
+            raise ConfigError(
+                "no cluster URL: pass --url or set ESHYBRID_URL (or --cloud-id / ESHYBRID_CLOUD_ID)", field="url"
+            )
         return ClusterSpec(
             url=chosen,
             api_key=self.api_key,

@@ -251,9 +251,12 @@ class AsyncEmbeddingClient:
     The same options, requests, answers, query cache and errors as the sync client (what they build
     and check is shared); the chunks of one :meth:`embed` call go ``max_concurrency`` at a time.
 
-    :meth:`check_compatible` is sync and pure: it checks against the ``/info`` fetched before
-    (``await client.info()``, or :meth:`acheck_compatible`, which fetches it).
+    :meth:`check_compatible` is sync and does no I/O: it checks against the ``/info`` fetched before,
+    and when none was fetched yet the check runs at the next :meth:`embed_query` (the first query, as
+    the search does it), after fetching ``/info``. :meth:`acheck_compatible` checks at once.
     """
+
+    caches_query_vectors = True  # the search keeps no second cache of these vectors
 
     def __init__(
         self,
@@ -292,6 +295,7 @@ class AsyncEmbeddingClient:
         self.max_concurrency = max_concurrency
         self._cache = _LruCache(query_cache_size)
         self._info: ServiceInfo | None = None
+        self._pending_check: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"AsyncEmbeddingClient({self.base_url!r})"
@@ -303,7 +307,15 @@ class AsyncEmbeddingClient:
         return self._info
 
     async def embed_query(self, text: str) -> list[float]:
-        """Embed one query (with the model's query prefix); repeated queries come from the LRU cache."""
+        """Embed one query (with the model's query prefix); repeated queries come from the LRU cache.
+
+        Raises:
+            ModelMismatchError: a :meth:`check_compatible` left pending failed (see the class docstring).
+            EmbeddingError: as :meth:`EmbeddingClient.embed_query`.
+        """
+        if self._pending_check is not None:
+            meta, self._pending_check = self._pending_check, None
+            await self.acheck_compatible(meta)
         key = ("query", text)
         cached = self._cache.get(key)
         if cached is None:
@@ -329,18 +341,14 @@ class AsyncEmbeddingClient:
         return _joined(results, sum(len(c) for c in chunks))
 
     def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
-        """:meth:`EmbeddingClient.check_compatible` against the ``/info`` already fetched (no I/O).
+        """:meth:`EmbeddingClient.check_compatible` without I/O: now if ``/info`` is known, else at the next query.
 
         Raises:
-            ModelMismatchError: as the sync client's.
-            ConfigError: ``/info`` was not fetched yet (``await client.info()`` first).
+            ModelMismatchError: as the sync client's (here, or from the next :meth:`embed_query`).
         """
         if self._info is None:
-            raise ConfigError(
-                "the embedding service's /info is not known yet: `await client.info()` (or "
-                "`await client.acheck_compatible(meta)`) before check_compatible",
-                field="embedder",
-            )
+            self._pending_check = dict(index_meta_vector_field)
+            return
         _check_compatible(self._info, index_meta_vector_field, self.base_url)
 
     async def acheck_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:

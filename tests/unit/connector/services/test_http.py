@@ -20,6 +20,7 @@ from connector.errors import (
     EmbeddingRequestError,
     EmbeddingServiceUnavailable,
     EshybridError,
+    ModelMismatchError,
     RerankOverloaded,
     RerankRequestError,
     RerankServiceUnavailable,
@@ -310,10 +311,14 @@ def test_the_async_clients_answer_as_the_sync_ones() -> None:
         texts = ["a", "b", "c", "d", "e"]
         assert on.run(on.client.embed_documents(texts)) == sync_embed.embed_documents(texts)
         assert on.run(on.client.embed_query("q")) == sync_embed.embed_query("q") == [1.0, 2.0]
-        with pytest.raises(ConfigError, match="info"):
-            on.client.check_compatible({"model_id": "m", "dims": 2})
+    with OnLoop(AsyncEmbeddingClient("http://svc/embed", transport=httpx.MockTransport(service))) as on:
+        on.client.check_compatible({"model_id": "other", "dims": 2})  # no /info yet: checked at the next query
+        with pytest.raises(ModelMismatchError):
+            on.run(on.client.embed_query("q"))
         on.run(on.client.acheck_compatible({"model_id": "m", "dims": 2}))
-        on.client.check_compatible({"model_id": "m", "dims": 2})  # now pure: /info is known
+        on.client.check_compatible({"model_id": "m", "dims": 2})  # /info known: checked at once
+        with pytest.raises(ModelMismatchError):
+            on.client.check_compatible({"model_id": "m", "dims": 3})
     sync_embed.close()
     with OnLoop(AsyncRerankClient("http://svc/rerank", transport=httpx.MockTransport(_ok))) as on:
         assert on.run(on.client.score("q", ["x", "y", "z"])) == [0.0, 1.0, 2.0]
