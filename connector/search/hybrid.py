@@ -239,7 +239,7 @@ class _HybridCore:
             rerank = RerankConfig(reranker=reranker, top_k=rerank_window, cache_size=0)
         if rerank is not None and rerank.top_k > max_depth:
             raise ConfigError(f"rerank top_k {rerank.top_k} exceeds max_depth {max_depth}", field="rerank")
-        self.cluster = as_cluster(cluster)  # a cluster as is; the app's official sync client wrapped
+        self.cluster: Any = as_cluster(cluster)  # the app's official sync client wrapped; a cluster as is
         self.index = index
         self.embedder = embedder
         self._fusion = fusion
