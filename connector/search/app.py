@@ -165,6 +165,7 @@ class SearchDeployment:
                     fusion=self._settings.fusion,
                     strategy=self._settings.strategy,
                     max_depth=self._settings.max_depth,
+                    correct=self._settings.correct,
                 )
             return self._searches[name]
 
@@ -181,6 +182,7 @@ class SearchDeployment:
             fusion=body.fusion,
             strategy=body.strategy,
             source=body.source,
+            correct=body.correct,
         )
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:
