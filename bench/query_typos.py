@@ -127,9 +127,7 @@ def quality(
     return runs, changed
 
 
-def latency(
-    search_off: HybridSearch, search_on: HybridSearch, texts: list[str], *, rounds: int
-) -> tuple[float, float]:
+def latency(search_off: HybridSearch, search_on: HybridSearch, texts: list[str], *, rounds: int) -> tuple[float, float]:
     """p50 wall ms of hybrid search, correction off vs auto, interleaved, order alternating."""
     off: list[float] = []
     on: list[float] = []

@@ -36,6 +36,7 @@ from connector.errors import ClusterError, SearchRequestError
 from connector.search.models import CORRECT_MODES, CorrectMode, ExecutedRequest, QueryCorrection, TermChange
 
 __all__ = [
+    "DEFAULT_CORRECT",
     "CorrectionSettings",
     "DEFAULT_CORRECTION",
     "Word",
@@ -87,6 +88,8 @@ class CorrectionSettings(BaseModel):
 
 
 DEFAULT_CORRECTION = CorrectionSettings()
+# The correction mode of a search that names none (HybridSearch(correct=...), --correct).
+DEFAULT_CORRECT: CorrectMode = "auto"
 
 
 def validate_correct_mode(mode: Any) -> CorrectMode:

@@ -53,6 +53,7 @@ _STOP = object()  # queue sentinel: drain what is left, then end the thread
 class SearchLatencyMs(TypedDict, total=False):
     """Milliseconds spent in each stage of one search (a stage that did not run is left out)."""
 
+    correct: float
     embed: float
     search: float
     fuse: float

@@ -87,4 +87,6 @@ class SearchRequestBody(BaseModel):
     strategy: Strategy | None = None
     source: bool | list[str] = True
     console: bool = Field(False, description="also return what ran as Dev Tools console text")
-    correct: CorrectMode | None = Field(None, description="spelling correction: off | auto | force (default: the service's)")
+    correct: CorrectMode | None = Field(
+        None, description="spelling correction: off | auto | force (default: the service's)"
+    )
