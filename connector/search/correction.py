@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.errors import ClusterError, SearchRequestError
-from connector.search.models import CORRECT_MODES, CorrectMode, ExecutedRequest, QueryCorrection, TermChange
+from connector.errors import SearchRequestError
+from connector.search.models import CORRECT_MODES, CorrectMode, QueryCorrection, TermChange
 
 __all__ = [
     "DEFAULT_CORRECT",
@@ -44,7 +43,9 @@ __all__ = [
     "suggest_body",
     "decide",
     "unchanged",
-    "fetch_correction",
+    "suggester_of",
+    "correction_note",
+    "correction_from",
     "fuzzy_clause",
     "with_fuzziness",
     "validate_correct_mode",
@@ -379,50 +380,41 @@ def decide(
     )
 
 
-# -- the one request ------------------------------------------------------------------------------
+# -- the one request (sent by the search core: connector.search.hybrid) ---------------------------
 
 
-def fetch_correction(
-    cluster: Any,
-    index: str,
+def suggester_of(shingle_field: str | None) -> Suggester:
+    """The suggester a request with (or without) a shingle field asks."""
+    return "phrase" if shingle_field else "term"
+
+
+def correction_note(suggester: Suggester) -> str:
+    """The console comment above the suggest request."""
+    return f"spelling correction ({suggester} suggester + document counts of the words)"
+
+
+def correction_from(
     text: str,
+    answer: Mapping[str, Any] | BaseException,
     *,
-    fields: Sequence[str],
-    shingle_field: str | None,
     mode: CorrectMode,
+    suggester: Suggester,
     settings: CorrectionSettings = DEFAULT_CORRECTION,
-    requests: list[ExecutedRequest] | None = None,
+    took_ms: float = 0.0,
 ) -> QueryCorrection:
-    """Ask the index for suggestions and decide (``off``: no request).
+    """The correction from the suggest request's answer, or the text unchanged when it failed.
 
-    Never raises because of the cluster: a failed suggest request answers the text unchanged,
-    with the reason in ``error`` (the search then runs on the original text), and logs a WARNING.
+    A failed suggest request never fails the search: the text is searched as typed, the reason is
+    in ``error`` and a WARNING is logged.
     """
-    started = time.perf_counter()
-    suggester: Suggester = "phrase" if shingle_field else "term"
-    if mode == "off":
-        return unchanged(text, mode)
-    body = suggest_body(text, fields=fields, shingle_field=shingle_field, settings=settings)
-    if body is None:
-        return unchanged(text, mode, suggester="none")
-    try:
-        response = cluster.search(index, body)
-    except ClusterError as e:
-        took = round((time.perf_counter() - started) * 1000.0, 3)
-        logger.warning("spelling correction on %s failed, searching the original text: %s", index, e)
-        result = unchanged(text, mode, suggester=suggester, took_ms=took)
-        return result.model_copy(update={"error": f"{type(e).__name__}: {e}"})
-    if requests is not None:
-        requests.append(
-            ExecutedRequest(
-                method="GET",
-                path=f"{index}/_search",
-                body=body,
-                note=f"spelling correction ({suggester} suggester + document counts of the words)",
-            )
-        )
-    decision = decide(text, response, mode=mode, settings=settings)
-    return decision.model_copy(update={"took_ms": round((time.perf_counter() - started) * 1000.0, 3)})
+    if isinstance(answer, BaseException):
+        logger.warning("spelling correction failed, searching the original text: %s", answer)
+        result = unchanged(text, mode, suggester=suggester, took_ms=took_ms)
+        return result.model_copy(update={"error": f"{type(answer).__name__}: {answer}"})
+    if not answer:  # nothing was asked (correction off, or no word that may change)
+        return unchanged(text, mode, suggester=suggester, took_ms=took_ms)
+    decision = decide(text, answer, mode=mode, settings=settings)
+    return decision.model_copy(update={"took_ms": took_ms})
 
 
 # -- fuzziness (a separate switch) ---------------------------------------------------------------

@@ -30,19 +30,40 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
+from connector.errors import (
+    ClusterError,
+    ConfigError,
+    PaginationDepthError,
+    RerankError,
+    RerankTimeout,
+    SearchRequestError,
+)
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.correction import (
+    DEFAULT_CORRECT,
+    DEFAULT_CORRECTION,
+    CorrectionSettings,
+    correction_from,
+    correction_note,
+    fuzzy_clause,
+    suggest_body,
+    suggester_of,
+    validate_correct_mode,
+    with_fuzziness,
+)
 from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
 from connector.search.models import (
     SEARCH_MODES,
+    CorrectMode,
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
     LexicalForm,
+    QueryCorrection,
     SearchHit,
     SearchMode,
     SearchResponse,
@@ -52,6 +73,7 @@ from connector.search.models import (
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
+from connector.search.rewrite import QueryRewriter, RewriteOutcome, TimedRewriter
 
 __all__ = [
     "AsyncHybridSearch",
@@ -63,6 +85,7 @@ __all__ = [
     "GetMapping",
     "HybridSearch",
     "Reranker",
+    "Rewrite",
     "Score",
     "os_missing_policy",
 ]
@@ -93,6 +116,11 @@ class _Call:
     source: bool | dict[str, Any]
     explain: bool
     timings: SearchTimings
+    lexical_text: str = ""  # what the lexical leg searches (the text plus corrected words); "" = text
+
+    @property
+    def lexical(self) -> str:
+        return self.lexical_text or self.text
 
     @property
     def first_rank(self) -> int:
@@ -159,7 +187,15 @@ class Score:
     texts: list[str] = field(default_factory=list)
 
 
-Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score
+@dataclass(frozen=True)
+class Rewrite:
+    """The query rewriter's text within its budget; result: a :class:`RewriteOutcome` (never raises)."""
+
+    rewriter: TimedRewriter
+    text: str
+
+
+Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score | Rewrite
 T = TypeVar("T")
 Flow = Generator[Op, Any, T]
 
@@ -197,6 +233,11 @@ class _HybridCore:
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
+            changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
+        correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
+        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
+        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
 
     Raises:
         ConfigError: bad options.
@@ -222,6 +263,10 @@ class _HybridCore:
         rerank_window: int | None = None,
         query_cache_size: int = 1024,
         check_model: bool = True,
+        correct: CorrectMode | None = None,
+        correction: CorrectionSettings | None = None,
+        rewriter: QueryRewriter | None = None,
+        rewriter_timeout_s: float | None = 0.5,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -259,6 +304,12 @@ class _HybridCore:
             else None
         )
         self._pipelines: set[str] = set()
+        try:
+            self.correct: CorrectMode = validate_correct_mode(correct or DEFAULT_CORRECT)
+        except SearchRequestError as e:
+            raise ConfigError(str(e), field="correct") from e
+        self.correction = correction or DEFAULT_CORRECTION
+        self.rewriter = TimedRewriter(rewriter, timeout_s=rewriter_timeout_s) if rewriter is not None else None
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -324,22 +375,79 @@ class _HybridCore:
         fusion: FusionConfig | None,
         strategy: Strategy | None,
         source: bool | Sequence[str],
+        correct: CorrectMode | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
         clean_filters = self._validate(text, mode, size, page, filters)
         fusion = fusion or self.fusion
         timings = SearchTimings()
-        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
+        early: list[ExecutedRequest] = []
+        understood = yield from self._understand_flow(text, correct, timings, early)
+        dense_text = understood.searched if understood is not None else text
+        vector = None if mode == "bm25" else (yield from self._embed_flow(dense_text, timings))
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
+        lexical_text = understood.lexical_text if understood is not None else ""
+        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, lexical_text)
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
             response = yield from self._client_flow(call)
+        if understood is not None:
+            response.requests[:0] = early
+            response.correction = understood
+            response.corrected_query = understood.searched if understood.searched != text else None
+            response.did_you_mean = understood.did_you_mean
         response.timings.total_ms = _ms(started)
         return response
+
+    def _understand_flow(
+        self, text: str, correct: CorrectMode | None, timings: SearchTimings, requests: list[ExecutedRequest]
+    ) -> Flow[QueryCorrection | None]:
+        """The optional rewriter, then the spelling correction (one request; ``None``: neither is on).
+
+        The correction runs before the legs because the dense leg embeds the corrected text.
+        """
+        mode = validate_correct_mode(correct or self.correct)
+        if mode == "off" and self.rewriter is None:
+            return None
+        started = time.perf_counter()
+        rewrite: RewriteOutcome | None = None
+        if self.rewriter is not None:
+            rewrite = yield Rewrite(self.rewriter, text)
+        base = rewrite.text if rewrite is not None else text
+        fields = list(self.profile.lexical_fields)
+        shingle = next((self.profile.shingle_fields[f] for f in fields if f in self.profile.shingle_fields), None)
+        suggester = suggester_of(shingle)
+        body = (
+            None
+            if mode == "off"
+            else suggest_body(base, fields=fields, shingle_field=shingle, settings=self.correction)
+        )
+        answer: Mapping[str, Any] | BaseException = {}
+        if body is not None:
+            try:
+                answer = yield ClusterSearch(self.index, body)
+                requests.append(
+                    ExecutedRequest(
+                        method="GET", path=f"{self.index}/_search", body=body, note=correction_note(suggester)
+                    )
+                )
+            except ClusterError as e:
+                answer = e
+        result = correction_from(
+            base, answer, mode=mode, suggester=suggester if body is not None else "none", settings=self.correction
+        )
+        timings.correct_ms = _ms(started)
+        update: dict[str, Any] = {"took_ms": timings.correct_ms}
+        if rewrite is not None:
+            update.update(
+                rewritten=rewrite.text if rewrite.rewritten else None,
+                rewrite_fallback=rewrite.fallback,
+                rewrite_fallback_reason=rewrite.reason,
+            )
+        return result.model_copy(update=update)
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
@@ -404,9 +512,13 @@ class _HybridCore:
 
     def _lexical_query(self, text: str, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         form, tie_breaker = self.lexical_form
-        return qb.lexical_query(
+        query = qb.lexical_query(
             text, fields=self.profile.lexical_fields, filters=filters, form=form, tie_breaker=tie_breaker
         )
+        if self.correction.fuzziness:
+            clause = fuzzy_clause(text, fields=self.profile.lexical_fields, settings=self.correction)
+            query = with_fuzziness(query, clause)
+        return query
 
     # -- client-side ---------------------------------------------------------------------
     def leg_bodies(
@@ -435,13 +547,17 @@ class _HybridCore:
         filters: Sequence[Mapping[str, Any]] | None,
         requests: list[ExecutedRequest] | None,
         timings: SearchTimings | None,
+        correct: CorrectMode | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
         timings = timings or SearchTimings()
+        requests = requests if requests is not None else []
         yield from self._profile_flow()
         clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
-        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
-        bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=clean)
-        return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
+        understood = yield from self._understand_flow(text, correct, timings, requests)
+        dense_text, lexical_text = (understood.searched, understood.lexical_text) if understood else (text, text)
+        vector = None if mode == "bm25" else (yield from self._embed_flow(dense_text, timings))
+        bodies = self.leg_bodies(lexical_text if mode != "knn" else "", vector, filters=clean)
+        return (yield from self._legs_flow(bodies, requests, timings))
 
     def _legs_flow(
         self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
@@ -472,7 +588,7 @@ class _HybridCore:
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
-        bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
+        bodies = self.leg_bodies(call.lexical if call.mode != "knn" else "", call.vector, filters=call.filters)
         legs = yield from self._legs_flow(bodies, requests, call.timings)
         started = time.perf_counter()
         if len(legs) == 2:
@@ -638,7 +754,7 @@ class _HybridCore:
         if form == "os_hybrid_query":
             params["search_pipeline"] = yield from self._pipeline_flow(call.fusion, requests)
         body = self.server_body(
-            call.text,
+            call.lexical,
             call.vector,
             form=form,
             fusion=call.fusion,
@@ -709,6 +825,11 @@ class HybridSearch(_HybridCore):
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
+            changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
+        correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
+        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
+        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
 
     Raises:
         ConfigError: bad options.
@@ -727,6 +848,7 @@ class HybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        correct: CorrectMode | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -740,6 +862,7 @@ class HybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -760,6 +883,7 @@ class HybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            correct=correct,
         )
         return self._drive(flow)
 
@@ -771,16 +895,21 @@ class HybridSearch(_HybridCore):
         filters: Sequence[Mapping[str, Any]] | None = None,
         requests: list[ExecutedRequest] | None = None,
         timings: SearchTimings | None = None,
+        correct: CorrectMode | None = None,
     ) -> dict[str, list[LegHit]]:
         """Run the legs of ``mode`` once (one round trip) and return their candidates.
 
         Used by :meth:`search` and by fusion tuning (fuse the same legs many ways).
         """
-        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        flow = self._retrieve_legs_flow(
+            text, mode=mode, filters=filters, requests=requests, timings=timings, correct=correct
+        )
         return self._drive(flow)
 
     def close(self) -> None:
         """Close the embedder when it can be closed (the cluster belongs to the caller)."""
+        if self.rewriter is not None:
+            self.rewriter.close()
         close = getattr(self.embedder, "close", None)
         if callable(close):
             close()
@@ -816,6 +945,8 @@ class HybridSearch(_HybridCore):
             return self._query_vectors.vector(op.text, vector_meta=op.vector_meta)
         if isinstance(op, Score):
             return score_texts(op.config, op.query, op.texts)
+        if isinstance(op, Rewrite):
+            return op.rewriter.apply(op.text)
         if isinstance(op, GetMapping):
             return self.cluster.get_mapping(op.index)
         raise TypeError(f"unknown search operation {op!r}")
@@ -847,6 +978,7 @@ class AsyncHybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        correct: CorrectMode | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -860,6 +992,7 @@ class AsyncHybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -880,6 +1013,7 @@ class AsyncHybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            correct=correct,
         )
         return await self._adrive(flow)
 
@@ -891,9 +1025,12 @@ class AsyncHybridSearch(_HybridCore):
         filters: Sequence[Mapping[str, Any]] | None = None,
         requests: list[ExecutedRequest] | None = None,
         timings: SearchTimings | None = None,
+        correct: CorrectMode | None = None,
     ) -> dict[str, list[LegHit]]:
         """:meth:`HybridSearch.retrieve_legs`, awaited."""
-        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        flow = self._retrieve_legs_flow(
+            text, mode=mode, filters=filters, requests=requests, timings=timings, correct=correct
+        )
         return await self._adrive(flow)
 
     async def load_profile(self) -> IndexProfile:
@@ -951,6 +1088,8 @@ class AsyncHybridSearch(_HybridCore):
             return await self._query_vectors.avector(op.text, vector_meta=op.vector_meta)
         if isinstance(op, Score):
             return await _ascore(op)
+        if isinstance(op, Rewrite):
+            return await asyncio.to_thread(op.rewriter.apply, op.text)
         if isinstance(op, GetMapping):
             return await self.cluster.get_mapping(op.index)
         raise TypeError(f"unknown search operation {op!r}")
