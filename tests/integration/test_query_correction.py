@@ -155,3 +155,19 @@ def test_rewriter_runs_first_and_a_failing_one_falls_back(shop: tuple[str, str, 
         assert fallback.correction is not None and fallback.correction.rewrite_fallback
         assert "model not loaded" in (fallback.correction.rewrite_fallback_reason or "")
         assert fallback.ids[0] in {"airpods", "airpods2"}
+
+
+def test_async_driver_corrects_the_same(shop: tuple[str, str, bool]) -> None:
+    import asyncio
+
+    from connector.search import AsyncHybridSearch
+    from tests.integration.test_hybrid_search_async import ThreadedAsyncCluster
+
+    with connect(shop[0]) as cluster:
+        sync_search, _ = _search(shop, cluster)
+        expected = sync_search.search("airpoxds", source=False, strategy="client")
+        async_search = AsyncHybridSearch(ThreadedAsyncCluster(cluster), shop[1], embedder=RecordingEmbedder())
+        got = asyncio.run(async_search.search("airpoxds", source=False, strategy="client"))
+        assert got.corrected_query == expected.corrected_query == "airpods"
+        assert got.ids == expected.ids
+        assert got.correction is not None and got.correction.changes == expected.correction.changes  # type: ignore[union-attr]
