@@ -46,7 +46,7 @@ JOB_COUNT_FIELDS: Final = (
 )
 
 # Stages a hybrid search times, in the order they run (``latency_ms.<stage>`` of the search log).
-SEARCH_LOG_LATENCY_STAGES: Final = ("embed", "search", "fuse", "fetch", "rerank", "total")
+SEARCH_LOG_LATENCY_STAGES: Final = ("correct", "embed", "search", "fuse", "fetch", "rerank", "total")
 SEARCH_LOG_MAPPING_VERSION: Final = 1
 
 _SMALL_INDEX_SETTINGS: Final = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
@@ -185,10 +185,14 @@ def search_log_mapping() -> JsonDict:
                     "timestamp": "when the search started (UTC)",
                     "query": "the user's text; absent when queries are hashed",
                     "query_sha256": "sha256 of the user's text",
-                    "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
+                    "latency_ms": "milliseconds per stage: correct, embed, search, fuse, fetch, rerank, total",
                     "rerank_fallback": "true when the reranker failed and the fused order was kept",
                     "personal_weight": "the personal signal's effective weight (personalized searches only)",
                     "user_sha256": "sha256 of the shopper id of a personalized search",
+                    "corrected_query": "the spelling-corrected text searched; absent when unchanged or hashed",
+                    "did_you_mean": "the suggestion offered to the user; absent when none or hashed",
+                    "corrected_terms": "the words the correction changed, as original->corrected",
+                    "rewrite_fallback": "true when the query rewriter failed and the original text was searched",
                 },
             }
         },
@@ -206,6 +210,10 @@ def search_log_mapping() -> JsonDict:
             "rerank_fallback": {"type": "boolean"},
             "personal_weight": {"type": "float"},
             "user_sha256": _keyword(),
+            "corrected_query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+            "did_you_mean": {"type": "keyword", "ignore_above": 512},
+            "corrected_terms": _keyword(),
+            "rewrite_fallback": {"type": "boolean"},
         },
     }
 

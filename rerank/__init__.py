@@ -55,6 +55,8 @@ __all__ = [
     "build_app",
     "deployment_options",
     "RerankDeployment",
+    "LMQueryRewriter",
+    "load_rewriter",
 ]
 
 _LAZY = {
@@ -69,6 +71,8 @@ _LAZY = {
     "build_app": "rerank.deployment",
     "deployment_options": "rerank.deployment",
     "RerankDeployment": "rerank.deployment",
+    "LMQueryRewriter": "rerank.rewriter",
+    "load_rewriter": "rerank.rewriter",
 }
 
 

@@ -64,6 +64,16 @@ def _add_lexical(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tie-breaker", type=float, help="multi_match tie breaker (0..1)")
 
 
+def _add_correct(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--correct",
+        choices=("off", "auto", "force"),
+        default=None,
+        help="spelling correction from the index's vocabulary: off, auto (confident changes only) or force "
+        "(every rare or absent word); default: the library's (README 'Typo tolerance')",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``search``, ``eval``, ``load`` and ``tune``."""
     search = subparsers.add_parser(
@@ -91,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     out.add_argument("--json", action="store_true", help="print the response as JSON")
     _add_connection(search)
     _add_fusion(search)
+    _add_correct(search)
     add_rerank_arguments(search)
     search.set_defaults(func=_cmd_search)
 
@@ -109,6 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ev.add_argument("--per-query", action="store_true", help="with --json: include per-query differences")
     _add_personal(ev)
     add_rerank_arguments(ev, with_switch=False)
+    _add_correct(ev)
     _add_connection(ev)
     _add_fusion(ev)
     ev.set_defaults(func=_cmd_eval)
@@ -152,6 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     tune.add_argument("--seed", type=int, default=13)
     tune.add_argument("--dry-run", action="store_true", help="report only; leave _meta as it is")
     tune.add_argument("--json", action="store_true")
+    _add_correct(tune)
     _add_connection(tune)
     tune.add_argument("--max-depth", type=int, default=100)
     _add_lexical(tune)
@@ -244,6 +257,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             lexical_fields=_parse_fields(args.fields),
             rerank=rerank_config_from_args(args),
             profiles_index=getattr(args, "profiles_index", None),
+            correct=getattr(args, "correct", None),
         )
         try:
             yield search

@@ -41,6 +41,12 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
     which.add_argument("--embed-url", help="embedding service base URL (HTTP)")
     which.add_argument("--embed-app", help="name of a running Serve embedding app (deployment handle)")
     parser.add_argument("--replicas", type=int, default=None, help="search replicas (default 1)")
+    parser.add_argument(
+        "--correct",
+        choices=("off", "auto", "force"),
+        default=None,
+        help="default spelling correction (default $ESHYBRID_SEARCH_CORRECT, else the library's: auto)",
+    )
     add_ray_arguments(parser, default_route_prefix="/")
     parser.set_defaults(func=_serve_search)
 
@@ -52,6 +58,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "embed_url": args.embed_url,
         "embed_app": args.embed_app,
         "replicas": args.replicas,
+        "correct": getattr(args, "correct", None),
         "allowed_indices": tuple(args.allow_index) or None,
     }
     try:

@@ -19,6 +19,7 @@ __all__ = [
     "default_boost",
     "profile_from_mapping",
     "search_analyzers_of",
+    "shingle_fields_of",
     "text_fields_of",
 ]
 
@@ -48,6 +49,8 @@ class IndexProfile:
     search_defaults: dict[str, Any] | None = None
     # text field -> its search analyzer (``combined_fields`` needs one analyzer over all its fields).
     search_analyzers: dict[str, str] = field(default_factory=dict)
+    # text field -> its shingle subfield (the phrase suggester's field), see shingle_fields_of.
+    shingle_fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def one_search_analyzer(self) -> bool:
@@ -88,6 +91,31 @@ def search_analyzers_of(properties: Mapping[str, Any], prefix: str = "") -> dict
             out[full] = str(spec.get("search_analyzer") or spec.get("analyzer") or "default")
         elif spec.get("type") in (None, "object") and isinstance(spec.get("properties"), Mapping):
             out.update(search_analyzers_of(spec["properties"], prefix=f"{full}."))
+    return out
+
+
+_SHINGLE_MARKS = ("shingle", "trigram", "bigram")
+
+
+def shingle_fields_of(properties: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted text field -> its shingle subfield: a ``text`` subfield whose name or analyzer
+    says ``shingle``, ``trigram`` or ``bigram`` (the mapping names the analyzer, not its filters,
+    so the name is what tells; the phrase suggester's documented setup is ``title.trigram``)."""
+    out: dict[str, str] = {}
+    for name, spec in properties.items():
+        if not isinstance(spec, Mapping):
+            continue
+        full = f"{prefix}{name}"
+        if spec.get("type") == "text":
+            for sub, sub_spec in (spec.get("fields") or {}).items():
+                if not isinstance(sub_spec, Mapping) or sub_spec.get("type") != "text":
+                    continue
+                label = f"{sub} {sub_spec.get('analyzer') or ''}".lower()
+                if any(mark in label for mark in _SHINGLE_MARKS):
+                    out[full] = f"{full}.{sub}"
+                    break
+        elif spec.get("type") in (None, "object") and isinstance(spec.get("properties"), Mapping):
+            out.update(shingle_fields_of(spec["properties"], prefix=f"{full}."))
     return out
 
 
@@ -157,4 +185,5 @@ def profile_from_mapping(
         text_fields=text_fields,
         search_defaults=defaults,
         search_analyzers=search_analyzers_of(properties),
+        shingle_fields=shingle_fields_of(properties),
     )

@@ -165,6 +165,7 @@ class SearchDeployment:
                     fusion=self._settings.fusion,
                     strategy=self._settings.strategy,
                     max_depth=self._settings.max_depth,
+                    correct=self._settings.correct,
                 )
             return self._searches[name]
 
@@ -183,6 +184,7 @@ class SearchDeployment:
             source=body.source,
             user=body.user,
             personal_weight=body.personal_weight,
+            correct=body.correct,
         )
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:

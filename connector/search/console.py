@@ -71,5 +71,11 @@ def render_response(response: SearchResponse) -> str:
         + (f" form={response.server_form}" if response.server_form else "")
         + (f" fusion={response.fusion.describe()}" if response.fusion else "")
         + f" page={response.page} size={response.size}"
+        + (f"\n# corrected: {response.query!r} -> {response.corrected_query!r}" if response.corrected_query else "")
+        + (
+            f"\n# did you mean: {response.did_you_mean!r}"
+            if response.did_you_mean and not response.corrected_query
+            else ""
+        )
     )
     return render_console(response.requests, header=header)

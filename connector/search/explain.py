@@ -109,7 +109,34 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(head)).rstrip()]
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.append(_footer(response, explained))
+    lines.extend(correction_lines(response, explained=explained))
     return "\n".join(lines)
+
+
+def correction_lines(response: SearchResponse, *, explained: bool = False) -> list[str]:
+    """What query understanding did: the corrected text, "did you mean", and (explained) each word's reason."""
+    correction = response.correction
+    if correction is None:
+        return []
+    lines: list[str] = []
+    if correction.rewritten:
+        lines.append(f"-- rewritten: {correction.rewritten!r}")
+    if correction.rewrite_fallback:
+        lines.append(f"-- REWRITER FAILED ({correction.rewrite_fallback_reason}): original text searched")
+    if response.corrected_query:
+        lines.append(
+            f"-- searched for {response.corrected_query!r} (typed {response.query!r}); "
+            f"lexical leg: {correction.lexical_text!r}"
+        )
+    elif response.did_you_mean:
+        lines.append(f"-- did you mean {response.did_you_mean!r}?")
+    if correction.error:
+        lines.append(f"-- spelling correction failed ({correction.error}): original text searched")
+    if explained:
+        for change in correction.changes:
+            mark = "changed" if change.applied else "kept"
+            lines.append(f"--   {change.original} -> {change.suggestion}: {mark} ({change.reason})")
+    return lines
 
 
 def _footer(response: SearchResponse, explained: bool) -> str:
@@ -119,7 +146,8 @@ def _footer(response: SearchResponse, explained: bool) -> str:
     parts = [
         f"mode {response.mode}, {how}{fusion}, page {response.page} x {response.size}",
         f"candidates {response.candidates if response.candidates is not None else 'n/a'} (max depth {response.max_depth})",
-        f"embed {t.embed_ms:.1f} ms, search {t.search_ms:.1f} ms, fetch {t.fetch_ms:.1f} ms, total {t.total_ms:.1f} ms",
+        (f"correct {t.correct_ms:.1f} ms, " if response.correction is not None else "")
+        + f"embed {t.embed_ms:.1f} ms, search {t.search_ms:.1f} ms, fetch {t.fetch_ms:.1f} ms, total {t.total_ms:.1f} ms",
     ]
     if response.rerank_fallback:
         parts.append("RERANK FAILED: fused order shown")

@@ -31,19 +31,40 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from connector.cluster.detect import as_cluster
-from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
+from connector.errors import (
+    ClusterError,
+    ConfigError,
+    PaginationDepthError,
+    RerankError,
+    RerankTimeout,
+    SearchRequestError,
+)
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.correction import (
+    DEFAULT_CORRECT,
+    DEFAULT_CORRECTION,
+    CorrectionSettings,
+    correction_from,
+    correction_note,
+    fuzzy_clause,
+    suggest_body,
+    suggester_of,
+    validate_correct_mode,
+    with_fuzziness,
+)
 from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
 from connector.search.models import (
     SEARCH_MODES,
+    CorrectMode,
     ExecutedRequest,
     FusionConfig,
     HitExplanation,
     LexicalForm,
+    QueryCorrection,
     SearchHit,
     SearchMode,
     SearchResponse,
@@ -63,6 +84,7 @@ from connector.search.personal import (
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
+from connector.search.rewrite import QueryRewriter, RewriteOutcome, TimedRewriter
 from mappings.system import profiles_index_name
 
 __all__ = [
@@ -75,6 +97,7 @@ __all__ = [
     "GetMapping",
     "HybridSearch",
     "Reranker",
+    "Rewrite",
     "Score",
     "os_missing_policy",
 ]
@@ -110,6 +133,11 @@ class _Call:
     personal_weight: float = 0.0
     # A user id whose profile is read inside the legs' _msearch (then ``user``/``personal_weight`` are set).
     pending_user: str | None = None
+    lexical_text: str = ""  # what the lexical leg searches (the text plus corrected words); "" = text
+
+    @property
+    def lexical(self) -> str:
+        return self.lexical_text or self.text
 
     @property
     def first_rank(self) -> int:
@@ -176,7 +204,15 @@ class Score:
     texts: list[str] = field(default_factory=list)
 
 
-Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score
+@dataclass(frozen=True)
+class Rewrite:
+    """The query rewriter's text within its budget; result: a :class:`RewriteOutcome` (never raises)."""
+
+    rewriter: TimedRewriter
+    text: str
+
+
+Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score | Rewrite
 T = TypeVar("T")
 Flow = Generator[Op, Any, T]
 
@@ -216,6 +252,11 @@ class _HybridCore:
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
         profiles_index: where ``search(user="id")`` reads shopper profiles (default
             ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
+        correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
+            changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
+        correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
+        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
+        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
 
     Raises:
         ConfigError: bad options.
@@ -242,6 +283,10 @@ class _HybridCore:
         query_cache_size: int = 1024,
         check_model: bool = True,
         profiles_index: str | None = None,
+        correct: CorrectMode | None = None,
+        correction: CorrectionSettings | None = None,
+        rewriter: QueryRewriter | None = None,
+        rewriter_timeout_s: float | None = 0.5,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -280,6 +325,12 @@ class _HybridCore:
         )
         self._pipelines: set[str] = set()
         self.profiles_index = profiles_index or profiles_index_name(index)
+        try:
+            self.correct: CorrectMode = validate_correct_mode(correct or DEFAULT_CORRECT)
+        except SearchRequestError as e:
+            raise ConfigError(str(e), field="correct") from e
+        self.correction = correction or DEFAULT_CORRECTION
+        self.rewriter = TimedRewriter(rewriter, timeout_s=rewriter_timeout_s) if rewriter is not None else None
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -347,6 +398,7 @@ class _HybridCore:
         source: bool | Sequence[str],
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
+        correct: CorrectMode | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
@@ -355,7 +407,10 @@ class _HybridCore:
         timings = SearchTimings()
         wanted = DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight
         effective_weight(None, wanted)  # validates personal_weight whoever the user is
-        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
+        early: list[ExecutedRequest] = []
+        understood = yield from self._understand_flow(text, correct, timings, early)
+        dense_text = understood.searched if understood is not None else text
+        vector = None if mode == "bm25" else (yield from self._embed_flow(dense_text, timings))
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
         # A user id is read inside the legs' _msearch when the search fuses client-side anyway; before
         # choosing a server-side form it is read first, so a cold start keeps that form.
@@ -374,13 +429,32 @@ class _HybridCore:
                 )
             form = None
         spec = qb.source_spec(source, excludes=self.source_excludes)
+        lexical_text = understood.lexical_text if understood is not None else ""
         call = _Call(
-            text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, profile, weight, pending
+            text,
+            vector,
+            mode,
+            fusion,
+            clean_filters,
+            size,
+            page,
+            spec,
+            explain,
+            timings,
+            user=profile,
+            personal_weight=weight,
+            pending_user=pending,
+            lexical_text=lexical_text,
         )
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
             response = yield from self._client_flow(call)
+        if understood is not None:
+            response.requests[:0] = early
+            response.correction = understood
+            response.corrected_query = understood.searched if understood.searched != text else None
+            response.did_you_mean = understood.did_you_mean
         response.timings.total_ms = _ms(started)
         return response
 
@@ -397,6 +471,53 @@ class _HybridCore:
         if profile is not None:
             profile.check_model((self.profile.vector_meta or {}).get("model_id"))
         return profile
+
+    def _understand_flow(
+        self, text: str, correct: CorrectMode | None, timings: SearchTimings, requests: list[ExecutedRequest]
+    ) -> Flow[QueryCorrection | None]:
+        """The optional rewriter, then the spelling correction (one request; ``None``: neither is on).
+
+        The correction runs before the legs because the dense leg embeds the corrected text.
+        """
+        mode = validate_correct_mode(correct or self.correct)
+        if mode == "off" and self.rewriter is None:
+            return None
+        started = time.perf_counter()
+        rewrite: RewriteOutcome | None = None
+        if self.rewriter is not None:
+            rewrite = yield Rewrite(self.rewriter, text)
+        base = rewrite.text if rewrite is not None else text
+        fields = list(self.profile.lexical_fields)
+        shingle = next((self.profile.shingle_fields[f] for f in fields if f in self.profile.shingle_fields), None)
+        suggester = suggester_of(shingle)
+        body = (
+            None
+            if mode == "off"
+            else suggest_body(base, fields=fields, shingle_field=shingle, settings=self.correction)
+        )
+        answer: Mapping[str, Any] | BaseException = {}
+        if body is not None:
+            try:
+                answer = yield ClusterSearch(self.index, body)
+                requests.append(
+                    ExecutedRequest(
+                        method="GET", path=f"{self.index}/_search", body=body, note=correction_note(suggester)
+                    )
+                )
+            except ClusterError as e:
+                answer = e
+        result = correction_from(
+            base, answer, mode=mode, suggester=suggester if body is not None else "none", settings=self.correction
+        )
+        timings.correct_ms = _ms(started)
+        update: dict[str, Any] = {"took_ms": timings.correct_ms}
+        if rewrite is not None:
+            update.update(
+                rewritten=rewrite.text if rewrite.rewritten else None,
+                rewrite_fallback=rewrite.fallback,
+                rewrite_fallback_reason=rewrite.reason,
+            )
+        return result.model_copy(update=update)
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
@@ -461,9 +582,13 @@ class _HybridCore:
 
     def _lexical_query(self, text: str, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         form, tie_breaker = self.lexical_form
-        return qb.lexical_query(
+        query = qb.lexical_query(
             text, fields=self.profile.lexical_fields, filters=filters, form=form, tie_breaker=tie_breaker
         )
+        if self.correction.fuzziness:
+            clause = fuzzy_clause(text, fields=self.profile.lexical_fields, settings=self.correction)
+            query = with_fuzziness(query, clause)
+        return query
 
     # -- client-side ---------------------------------------------------------------------
     def leg_bodies(
@@ -492,13 +617,17 @@ class _HybridCore:
         filters: Sequence[Mapping[str, Any]] | None,
         requests: list[ExecutedRequest] | None,
         timings: SearchTimings | None,
+        correct: CorrectMode | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
         timings = timings or SearchTimings()
+        requests = requests if requests is not None else []
         yield from self._profile_flow()
         clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
-        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
-        bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=clean)
-        return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
+        understood = yield from self._understand_flow(text, correct, timings, requests)
+        dense_text, lexical_text = (understood.searched, understood.lexical_text) if understood else (text, text)
+        vector = None if mode == "bm25" else (yield from self._embed_flow(dense_text, timings))
+        bodies = self.leg_bodies(lexical_text if mode != "knn" else "", vector, filters=clean)
+        return (yield from self._legs_flow(bodies, requests, timings))
 
     def _legs_flow(
         self,
@@ -566,7 +695,7 @@ class _HybridCore:
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
-        bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
+        bodies = self.leg_bodies(call.lexical if call.mode != "knn" else "", call.vector, filters=call.filters)
         extra: list[Any] | None = None
         if call.pending_user is not None:
             header = {"index": self.profiles_index, "ignore_unavailable": True}
@@ -750,7 +879,7 @@ class _HybridCore:
         if form == "os_hybrid_query":
             params["search_pipeline"] = yield from self._pipeline_flow(call.fusion, requests)
         body = self.server_body(
-            call.text,
+            call.lexical,
             call.vector,
             form=form,
             fusion=call.fusion,
@@ -821,6 +950,11 @@ class HybridSearch(_HybridCore):
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
+            changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
+        correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
+        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
+        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
 
     Raises:
         ConfigError: bad options.
@@ -841,6 +975,7 @@ class HybridSearch(_HybridCore):
         source: bool | Sequence[str] = True,
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
+        correct: CorrectMode | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -860,6 +995,7 @@ class HybridSearch(_HybridCore):
             personal_weight: the personal signal's weight beside the legs' (default
                 :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
                 concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
+            correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -882,6 +1018,7 @@ class HybridSearch(_HybridCore):
             source=source,
             user=user,
             personal_weight=personal_weight,
+            correct=correct,
         )
         return self._drive(flow)
 
@@ -893,16 +1030,21 @@ class HybridSearch(_HybridCore):
         filters: Sequence[Mapping[str, Any]] | None = None,
         requests: list[ExecutedRequest] | None = None,
         timings: SearchTimings | None = None,
+        correct: CorrectMode | None = None,
     ) -> dict[str, list[LegHit]]:
         """Run the legs of ``mode`` once (one round trip) and return their candidates.
 
         Used by :meth:`search` and by fusion tuning (fuse the same legs many ways).
         """
-        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        flow = self._retrieve_legs_flow(
+            text, mode=mode, filters=filters, requests=requests, timings=timings, correct=correct
+        )
         return self._drive(flow)
 
     def close(self) -> None:
         """Close the embedder when it can be closed (the cluster belongs to the caller)."""
+        if self.rewriter is not None:
+            self.rewriter.close()
         close = getattr(self.embedder, "close", None)
         if callable(close):
             close()
@@ -938,6 +1080,8 @@ class HybridSearch(_HybridCore):
             return self._query_vectors.vector(op.text, vector_meta=op.vector_meta)
         if isinstance(op, Score):
             return score_texts(op.config, op.query, op.texts)
+        if isinstance(op, Rewrite):
+            return op.rewriter.apply(op.text)
         if isinstance(op, GetMapping):
             return self.cluster.get_mapping(op.index)
         raise TypeError(f"unknown search operation {op!r}")
@@ -971,6 +1115,7 @@ class AsyncHybridSearch(_HybridCore):
         source: bool | Sequence[str] = True,
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
+        correct: CorrectMode | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -990,6 +1135,7 @@ class AsyncHybridSearch(_HybridCore):
             personal_weight: the personal signal's weight beside the legs' (default
                 :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
                 concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
+            correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -1012,6 +1158,7 @@ class AsyncHybridSearch(_HybridCore):
             source=source,
             user=user,
             personal_weight=personal_weight,
+            correct=correct,
         )
         return await self._adrive(flow)
 
@@ -1023,9 +1170,12 @@ class AsyncHybridSearch(_HybridCore):
         filters: Sequence[Mapping[str, Any]] | None = None,
         requests: list[ExecutedRequest] | None = None,
         timings: SearchTimings | None = None,
+        correct: CorrectMode | None = None,
     ) -> dict[str, list[LegHit]]:
         """:meth:`HybridSearch.retrieve_legs`, awaited."""
-        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        flow = self._retrieve_legs_flow(
+            text, mode=mode, filters=filters, requests=requests, timings=timings, correct=correct
+        )
         return await self._adrive(flow)
 
     async def load_profile(self) -> IndexProfile:
@@ -1083,6 +1233,8 @@ class AsyncHybridSearch(_HybridCore):
             return await self._query_vectors.avector(op.text, vector_meta=op.vector_meta)
         if isinstance(op, Score):
             return await _ascore(op)
+        if isinstance(op, Rewrite):
+            return await asyncio.to_thread(op.rewriter.apply, op.text)
         if isinstance(op, GetMapping):
             return await self.cluster.get_mapping(op.index)
         raise TypeError(f"unknown search operation {op!r}")

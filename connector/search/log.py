@@ -53,6 +53,7 @@ _STOP = object()  # queue sentinel: drain what is left, then end the thread
 class SearchLatencyMs(TypedDict, total=False):
     """Milliseconds spent in each stage of one search (a stage that did not run is left out)."""
 
+    correct: float
     embed: float
     search: float
     fuse: float
@@ -78,6 +79,10 @@ class SearchLogRecord(TypedDict, total=False):
         rerank_fallback: the reranker failed or timed out and the fused order was kept.
         personal_weight: the personal signal's effective weight, when the search was personalized.
         user_sha256: sha256 hex of the shopper id asked for (never the id itself).
+        corrected_query: the spelling-corrected text that was searched (absent: unchanged).
+        did_you_mean: the suggestion offered to the user (absent: none).
+        corrected_terms: ``original->corrected`` per changed word.
+        rewrite_fallback: the query rewriter failed or timed out and the original text was searched.
     """
 
     timestamp: str
@@ -93,6 +98,10 @@ class SearchLogRecord(TypedDict, total=False):
     rerank_fallback: bool
     personal_weight: float
     user_sha256: str
+    corrected_query: str
+    did_you_mean: str
+    corrected_terms: list[str]
+    rewrite_fallback: bool
 
 
 # -- the log documents (the index body is mappings.system.search_log_index_body) ------------
@@ -119,6 +128,9 @@ def prepare_search_log_doc(record: Mapping[str, Any], *, hash_queries: bool, now
         doc["query_sha256"] = hashlib.sha256(query.encode("utf-8")).hexdigest()
         if hash_queries:
             del doc["query"]
+    if hash_queries:  # the corrected text and the suggestion tell the query as well
+        for key in ("corrected_query", "did_you_mean", "corrected_terms"):
+            doc.pop(key, None)
     latency = doc.get("latency_ms")
     if isinstance(latency, Mapping):
         doc["latency_ms"] = {k: float(v) for k, v in latency.items() if v is not None}
@@ -154,6 +166,17 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
     personal_weight = getattr(response, "personal_weight", None)
     if isinstance(personal_weight, int | float):
         record["personal_weight"] = float(personal_weight)
+    correction = getattr(response, "correction", None)
+    if getattr(response, "corrected_query", None):
+        record["corrected_query"] = str(response.corrected_query)
+    if getattr(response, "did_you_mean", None):
+        record["did_you_mean"] = str(response.did_you_mean)
+    if correction is not None:
+        changed = [f"{c.original}->{c.suggestion}" for c in correction.changes if c.applied]
+        if changed:
+            record["corrected_terms"] = changed
+        if correction.rewrite_fallback:
+            record["rewrite_fallback"] = True
     fusion = getattr(response, "fusion", None)
     if fusion is not None and record["mode"] not in ("bm25", "knn"):
         record["fusion"] = fusion.describe() if hasattr(fusion, "describe") else str(fusion)

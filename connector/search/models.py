@@ -35,6 +35,10 @@ __all__ = [
     "LexicalForm",
     "LexicalConfig",
     "DEFAULT_FUSION",
+    "CorrectMode",
+    "CORRECT_MODES",
+    "TermChange",
+    "QueryCorrection",
 ]
 
 FusionMethod = Literal["rrf", "linear"]
@@ -66,6 +70,11 @@ SEARCH_MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "hybrid+rerank")
 # fields scored as one) or a multi_match type.
 LexicalForm = Literal["combined_fields", "best_fields", "most_fields", "cross_fields"]
 LEXICAL_FORMS: tuple[str, ...] = ("combined_fields", "best_fields", "most_fields", "cross_fields")
+# Spelling correction of the user's text (connector.search.correction): "off" sends no suggest
+# request; "auto" applies a change only when it is confident; "force" applies the best suggestion
+# for every rare or absent term (numbers and model codes are never changed in any mode).
+CorrectMode = Literal["off", "auto", "force"]
+CORRECT_MODES: tuple[str, ...] = ("off", "auto", "force")
 
 
 class FusionConfig(BaseModel):
@@ -259,7 +268,40 @@ class SearchTimings(BaseModel):
     fuse_ms: float = 0.0
     fetch_ms: float = 0.0
     rerank_ms: float = 0.0
+    correct_ms: float = 0.0
     total_ms: float = 0.0
+
+
+class TermChange(BaseModel):
+    """One word of the user's text the correction looked at, and what it decided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    original: str = Field(..., description="the word as the user typed it")
+    suggestion: str = Field(..., description="the index's best suggestion for it")
+    applied: bool = Field(..., description="whether the searched text uses the suggestion")
+    reason: str = Field(..., description="why it was (not) applied")
+    original_doc_freq: int | None = Field(None, description="documents matching the original word")
+    suggestion_doc_freq: int | None = Field(None, description="documents holding the suggestion")
+    score: float | None = Field(None, description="the suggester's similarity (term suggester)")
+
+
+class QueryCorrection(BaseModel):
+    """What query understanding did to the user's text before the legs ran."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CorrectMode
+    suggester: Literal["term", "phrase", "none"] = Field("none", description="the suggester that was asked")
+    searched: str = Field(..., description="the text the dense leg embedded (the corrected or rewritten text)")
+    lexical_text: str = Field(..., description="the text the lexical leg searched (original + corrected words)")
+    did_you_mean: str | None = Field(None, description="the text with every plausible suggestion (applied or not)")
+    changes: list[TermChange] = Field(default_factory=list)
+    error: str | None = Field(None, description="the suggest request failed; the original text was searched")
+    rewritten: str | None = Field(None, description="the query rewriter's output, when one ran and changed the text")
+    rewrite_fallback: bool = Field(False, description="the rewriter failed or ran over budget; original text used")
+    rewrite_fallback_reason: str | None = None
+    took_ms: float = 0.0
 
 
 class SearchResponse(BaseModel):
@@ -283,6 +325,9 @@ class SearchResponse(BaseModel):
     reranked: bool = False
     rerank_fallback: bool = Field(False, description="the reranker failed; hits are in fused order")
     rerank_fallback_reason: str | None = Field(None, description="why the reranker was not used")
+    corrected_query: str | None = Field(None, description="the corrected text the search used (None: unchanged)")
+    did_you_mean: str | None = Field(None, description="a suggestion to show the user (applied or not)")
+    correction: QueryCorrection | None = Field(None, description="what the spelling correction did, term by term")
     timings: SearchTimings = Field(default_factory=SearchTimings)
     requests: list[ExecutedRequest] = Field(default_factory=list)
     user: str | None = Field(None, description="the shopper whose profile was asked for", exclude_if=_empty)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.cluster.settings import ClusterSpec
-from connector.search.models import FusionConfig, Strategy
+from connector.search.models import CorrectMode, FusionConfig, Strategy
 
 __all__ = ["SearchServiceSettings", "SearchRequestBody"]
 
@@ -42,6 +42,9 @@ class SearchServiceSettings(BaseSettings):
         None, description="default fusion (None: the index's tune recommendation, else the library default)"
     )
     strategy: Strategy = Field("auto", description="default fusion strategy")
+    correct: CorrectMode | None = Field(
+        None, description="default spelling correction: off | auto | force (None: the library default)"
+    )
     max_depth: int = Field(100, ge=1, le=10_000, description="candidates per leg = deepest rank")
     request_timeout_s: float = Field(10.0, gt=0, le=300, description="cluster request timeout")
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
@@ -89,4 +92,7 @@ class SearchRequestBody(BaseModel):
     )
     personal_weight: float | None = Field(
         None, ge=0.0, le=1000.0, description="weight of the personal signal (default: the library's)"
+    )
+    correct: CorrectMode | None = Field(
+        None, description="spelling correction: off | auto | force (default: the service's)"
     )

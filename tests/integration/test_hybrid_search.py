@@ -198,6 +198,10 @@ def test_console_text_is_what_ran(cluster: Cluster, products: str) -> None:
     response = search.search("waterproof tent", size=3, strategy="client", filters=[{"term": {"color": "red"}}])
     text = render_response(response)
     blocks = [b for b in text.split("\n\n") if any(line and not line.startswith("#") for line in b.splitlines())]
+    # first the spelling correction (on by default: the suggest request), replayable as printed
+    suggest = [line for line in blocks.pop(0).splitlines() if not line.startswith("#")]
+    assert suggest[0] == f"GET {products}/_search"
+    assert "suggest" in cluster.search(products, json.loads("\n".join(suggest[1:])))
     lines = [line for line in blocks[0].splitlines() if not line.startswith("#")]
     assert lines[0] == f"GET {products}/_msearch"
     bodies = [json.loads(line) for line in lines[1:]]
