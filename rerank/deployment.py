@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -243,7 +244,8 @@ def default_threads(settings: RerankSettings, *, cluster_cpus: float, cluster_gp
     )
     if on_gpu:
         return max(1, int(settings.num_cpus_per_replica))
-    return max(1, int(cluster_cpus // settings.replicas))
+    # A multi-node cluster's CPUs are not one machine's: never more threads than this machine has.
+    return max(1, min(int(cluster_cpus // settings.replicas), os.cpu_count() or 1))
 
 
 def deployment_options(settings: RerankSettings, *, cluster_gpus: float) -> dict[str, Any]:

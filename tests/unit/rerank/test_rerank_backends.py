@@ -61,9 +61,11 @@ def test_onnx_settings_that_cannot_work_are_refused(settings: dict[str, str], fi
         RerankSettings(model="m", **settings)  # type: ignore[arg-type]
 
 
-def test_default_threads_use_the_machine() -> None:
+def test_default_threads_use_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
     # One replica (the default) gets every CPU of the cluster; more replicas share them; a setting wins.
     assert default_threads(RerankSettings(model="m", device="cpu"), cluster_cpus=8, cluster_gpus=0) == 8
+    assert default_threads(RerankSettings(model="m", device="cpu"), cluster_cpus=64, cluster_gpus=0) == 8  # one node
     assert default_threads(RerankSettings(model="m", replicas=2), cluster_cpus=8, cluster_gpus=0) == 4
     assert default_threads(RerankSettings(model="m", replicas=4), cluster_cpus=2, cluster_gpus=0) == 1
     assert default_threads(RerankSettings(model="m", torch_threads=3), cluster_cpus=8, cluster_gpus=0) == 3
