@@ -1,16 +1,20 @@
 """Embedding throughput by backend: torch fp32 (the raw baseline), onnx fp32 and onnx int8, in process and
-through the service with its defaults; cosine to torch fp32; nDCG@10 of exact kNN with fp32 vs int8 vectors.
+through the service; cosine to torch fp32; nDCG@10 of kNN and hybrid with fp32 vs int8 vectors.
 
 Not a test. One run, same machine, same texts (``{title}\n{text}`` of the ESCI corpus, as the backfill builds
-them; a sample of --docs for throughput, the judged docs of the first queries up to --quality-docs for nDCG):
-  1. in process: each backend, length-sorted batches of --batch-size, interleaved rounds, best kept;
-  2. the service with default flags (replicas unset: one 1-thread replica per CPU of a 2-CPU Ray) over HTTP,
-     torch and onnx int8;
-  3. nDCG@10 (linear gains) of exact cosine kNN in numpy (not the cluster's HNSW) with each variant's vectors.
+them; the first --docs for throughput, the judged docs of the first queries up to --quality-docs for nDCG):
+  1. in process, interleaved rounds (best kept): torch fp32 and onnx int8 at 1 and 2 threads, onnx fp32 at 2;
+     ``int8_vs_torch`` compares them at the SAME layout (2 threads, one process);
+  2. the service over HTTP in one Ray of ``os.cpu_count()`` CPUs, interleaved rounds: with default flags (torch;
+     the default layout), the other layout (1 x N threads when the default is N x 1, and the reverse), and
+     onnx int8 with the default layout; ``service_default_vs_raw`` = the default service over the best
+     in-process torch layout. The layout comparison is how the default layout was chosen (docs/embedding.md);
+  3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
+     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors.
 Ends with one line ``RESULT key=value ...``.
 
     flock /tmp/eshybrid-integration.lock .venv/bin/python bench/embed_throughput.py
-    .venv/bin/python bench/embed_throughput.py --device cuda      # torch bf16 at 128/256 tokens, roofline share
+    .venv/bin/python bench/embed_throughput.py --device cuda   # torch bf16 at 128/256 tokens, roofline share (< 5 min)
 """
 
 from __future__ import annotations
@@ -60,7 +64,31 @@ def timed(label: str, count: int, run: Callable[[], Any]) -> float:
     return rate
 
 
-VARIANTS = (("torch", "none"), ("onnx", "none"), ("onnx", "int8"))
+# The issue's roofline of all-MiniLM-L6-v2: ~21.2 MFLOP per token for the matrix products (2 x parameters of the
+# 6 layers' dense weights), plus 9,216 x L FLOP per token for attention at length L (QK^T and AV: 2 x 2 x 384 x L
+# x 6 layers); an H100/H200 does ~989 TFLOP/s dense bf16.
+MATMUL_FLOP_PER_TOKEN = 21.2e6
+ATTENTION_FLOP_PER_TOKEN_PER_L = 9216.0
+
+
+def flop_per_doc(length: int) -> float:
+    """FLOP of one document of ``length`` tokens (every token of the row, padding none)."""
+    return length * (MATMUL_FLOP_PER_TOKEN + ATTENTION_FLOP_PER_TOKEN_PER_L * length)
+
+
+def roofline_share(docs_per_s: float, length: int, peak_tflops: float) -> float:
+    """The share of the dense peak that ``docs_per_s`` documents of ``length`` tokens per second amount to."""
+    return docs_per_s * flop_per_doc(length) / (peak_tflops * 1e12)
+
+
+# (label, backend, quantization, threads), measured in process in this order every round.
+IN_PROCESS = (
+    ("torch fp32 x1", "torch", "none", 1),
+    ("torch fp32 x2", "torch", "none", 2),
+    ("onnx fp32 x2", "onnx", "none", 2),
+    ("onnx int8 x1", "onnx", "int8", 1),
+    ("onnx int8 x2", "onnx", "int8", 2),
+)
 
 
 def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
@@ -78,19 +106,17 @@ def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
 
 
 def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """docs/s of each backend in process (1 and 2 threads for torch, 2 for onnx), interleaved, best of ``rounds``;
-    and each variant's vectors of ``texts``."""
+    """docs/s of each IN_PROCESS run, interleaved, best of ``rounds``; and each run's vectors of ``texts``."""
     import torch
 
-    runs = {"torch fp32 x1": ("torch", "none", 1)}
-    runs.update({f"{b} {'int8' if q == 'int8' else 'fp32'} x2": (b, q, 2) for b, q in VARIANTS})
-    loaded = {label: load_variant(b, q, threads=t) for label, (b, q, t) in runs.items()}
-    rates: dict[str, float] = dict.fromkeys(runs, 0.0)
+    loaded = {label: load_variant(b, q, threads=t) for label, b, q, t in IN_PROCESS}
+    threads = {label: t for label, _, _, t in IN_PROCESS}
+    rates: dict[str, float] = dict.fromkeys(loaded, 0.0)
     vectors: dict[str, Any] = {}
     print(f"in process ({rounds} interleaved rounds, best kept):", flush=True)
     for _ in range(rounds):
         for label, embedder in loaded.items():
-            torch.set_num_threads(runs[label][2])
+            torch.set_num_threads(threads[label])
             embedder.encode(texts[:batch_size], max_rows=batch_size)
 
             def run(e: Any = embedder, label: str = label) -> None:
@@ -106,10 +132,24 @@ def cosines(a: Any, b: Any) -> Any:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def knn_ndcg(data: Path, *, max_docs: int, variants: dict[str, Any]) -> dict[str, float]:
-    """nDCG@10 (linear gains) of exact cosine kNN in numpy, per variant, over the judged docs of the queries
-    (up to ``max_docs`` docs), with the same query vectors model (each variant embeds its own queries)."""
+def ndcg_at_10(ranking: list[str], judged: dict[str, int]) -> float:
+    """nDCG@10 with linear gains."""
+    import math
+
+    dcg = sum(judged.get(d, 0) / math.log2(r + 2) for r, d in enumerate(ranking[:10]))
+    ideal = sorted(judged.values(), reverse=True)[:10]
+    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def quality_ndcg(data: Path, *, max_docs: int, variants: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """nDCG@10 of exact cosine kNN and of hybrid (bm25s + kNN fused by DEFAULT_FUSION) per variant, over the
+    judged docs of the first queries (up to ``max_docs`` docs); each variant embeds its own queries."""
+    import bm25s
     import numpy as np
+
+    from connector.search.fusion import LegHit, fuse
+    from connector.search.models import DEFAULT_FUSION
 
     qrels: dict[str, dict[str, int]] = {}
     for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
@@ -129,36 +169,110 @@ def knn_ndcg(data: Path, *, max_docs: int, variants: dict[str, Any]) -> dict[str
         chosen.extend(judged)
         kept_queries.append(qid)
     doc_texts = [docs[d] for d in chosen]
-    print(f"nDCG@10 of exact kNN: {len(kept_queries)} queries, {len(chosen)} judged docs", flush=True)
-    out = {}
+    print(f"nDCG@10: {len(kept_queries)} queries, a pool of their {len(chosen)} judged docs", flush=True)
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index(bm25s.tokenize(doc_texts, stopwords="en", show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize([queries[q] for q in kept_queries], stopwords="en", show_progress=False)
+    depth = min(100, len(chosen))
+    found, found_scores = retriever.retrieve(tokens, k=depth, show_progress=False)
+    lexical = {
+        qid: [LegHit(chosen[int(d)], float(sc)) for d, sc in zip(row, row_scores, strict=True) if sc > 0]
+        for qid, row, row_scores in zip(kept_queries, found, found_scores, strict=True)
+    }
+    out: dict[str, dict[str, float]] = {"knn": {}, "hybrid": {}}
     for label, embedder in variants.items():
         started = time.perf_counter()
         dv = embedder.encode(doc_texts, max_rows=64, max_batch_tokens=4096)
         qv = embedder.encode([embedder.spec.query_prefix + queries[q] for q in kept_queries])
-        scores = qv @ dv.T
-        total = 0.0
-        for row, qid in zip(scores, kept_queries, strict=True):
-            top = np.argsort(-row)[:10]
-            gains = [qrels[qid].get(chosen[i], 0) for i in top]
-            dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
-            ideal = sorted(qrels[qid].values(), reverse=True)[:10]
-            idcg = sum(g / np.log2(r + 2) for r, g in enumerate(ideal))
-            total += dcg / idcg if idcg else 0.0
-        out[label] = total / len(kept_queries)
-        print(f"  {label:<20} nDCG@10 {out[label]:.4f}  ({time.perf_counter() - started:.0f}s)", flush=True)
+        knn_total = hybrid_total = 0.0
+        for row, qid in zip(qv @ dv.T, kept_queries, strict=True):
+            top = np.argsort(-row, kind="stable")[:depth]
+            knn = [chosen[i] for i in top]
+            knn_total += ndcg_at_10(knn, qrels[qid])
+            vector = [LegHit(chosen[i], float(row[i])) for i in top]
+            fused = fuse({"lexical": lexical[qid], "vector": vector}, DEFAULT_FUSION)
+            hybrid_total += ndcg_at_10([d.id for d in fused], qrels[qid])
+        out["knn"][label] = knn_total / len(kept_queries)
+        out["hybrid"][label] = hybrid_total / len(kept_queries)
+        print(
+            f"  {label:<6} knn nDCG@10 {out['knn'][label]:.4f}  hybrid nDCG@10 {out['hybrid'][label]:.4f}"
+            f"  ({time.perf_counter() - started:.0f}s)",
+            flush=True,
+        )
     return out
 
 
-def start_default_service(backend: str, quantization: str, *, port: int) -> str:
-    """The service with its defaults (replicas unset: one 1-thread replica per Ray CPU) in the running Serve."""
-    from ray import serve
-
-    from embedding_service.deployment import build_app
+def service_layouts(cpus: int) -> dict[str, Any]:
+    """The service variants compared: default flags (torch, default layout), the other CPU layout, and onnx
+    int8 with the default layout."""
+    from embedding_service.deployment import default_replicas
     from embedding_service.settings import EmbeddingServiceSettings
 
-    settings = EmbeddingServiceSettings(device="cpu", backend=backend, quantize=quantization)  # type: ignore[arg-type]
-    serve.run(build_app(settings, cluster_gpus=0), name="embed", route_prefix="/embed")
-    return f"http://127.0.0.1:{port}/embed"
+    default = EmbeddingServiceSettings(device="cpu")
+    replicas = default_replicas(default, cluster_gpus=0, cluster_cpus=cpus)
+    if replicas > 1:  # default N x 1: the other is one replica with all the threads
+        other = EmbeddingServiceSettings(device="cpu", replicas=1, num_cpus_per_replica=cpus)
+    else:  # default 1 x N: the other is one 1-thread replica per CPU
+        other = EmbeddingServiceSettings(device="cpu", replicas=cpus, num_cpus_per_replica=1)
+    return {
+        "default": default,
+        "other": other,
+        "int8": EmbeddingServiceSettings(device="cpu", backend="onnx", quantize="int8"),
+    }
+
+
+def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, str]]:
+    """docs/s of each service variant over HTTP, all deployed at once in one Ray (the CPUs they reserve are
+    accounting only: one variant runs at a time), interleaved rounds, best kept; and each one's layout."""
+    import ray
+    from ray import serve
+
+    from connector.services.embedding import EmbeddingClient
+    from embedding_service.deployment import build_app
+
+    cpus = os.cpu_count() or 1
+    variants = service_layouts(cpus)
+    port = free_port()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        address="local",
+        num_cpus=cpus * len(variants),  # room for every variant at once; each default layout divides ``cpus``
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
+    rates: dict[str, float] = dict.fromkeys(variants, 0.0)
+    layouts: dict[str, str] = {}
+    try:
+        clients = {}
+        for name, settings in variants.items():
+            serve.run(
+                build_app(settings, cluster_gpus=0, cluster_cpus=cpus), name=f"embed-{name}", route_prefix=f"/{name}"
+            )
+            client = EmbeddingClient(
+                f"http://127.0.0.1:{port}/{name}", batch_size=args.batch_size, max_concurrency=args.http_concurrency
+            )
+            info = client.info()
+            layouts[name] = f"{info.backend}/{info.quantization} {info.replicas} x {info.threads_per_replica}"
+            client.embed_documents(texts[: args.batch_size * args.http_concurrency])  # warm every replica
+            clients[name] = client
+        print(f"service over HTTP ({args.rounds} interleaved rounds, best kept):", flush=True)
+        for _ in range(args.rounds):
+            for name, client in clients.items():
+                label = f"service {name} ({layouts[name]})"
+                rates[name] = max(rates[name], timed(label, len(texts), lambda c=client: c.embed_documents(texts)))
+        for client in clients.values():
+            client.close()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return rates, layouts
 
 
 def gpu_main(args: argparse.Namespace) -> int:
@@ -174,20 +288,24 @@ def gpu_main(args: argparse.Namespace) -> int:
     print(f"GPU: {torch.cuda.get_device_name(0)}, peak {args.peak_tflops} TFLOP/s dense bf16", flush=True)
     parts = []
     for length in (128, 256):
-        rows = [[101] + [1000 + (i * 7 + j) % 20000 for j in range(length - 2)] + [102] for i in range(args.gpu_batch)]
-        for _ in range(3):
-            embedder.forward(rows)
-        torch.cuda.synchronize()
-        started, passes = time.perf_counter(), 0
-        while time.perf_counter() - started < args.gpu_seconds:
-            embedder.forward(rows)
-            passes += 1
-        torch.cuda.synchronize()
-        rate = passes * len(rows) / (time.perf_counter() - started)
-        flop_per_doc = length * (21.2e6 + 9216 * length)
-        share = rate * flop_per_doc / (args.peak_tflops * 1e12)
-        print(f"  {length} tokens, batch {args.gpu_batch}: {rate:,.0f} docs/s, {share:.1%} of roofline", flush=True)
-        parts.append(f"gpu_docs_per_s_{length}={rate:.0f} roofline_share_{length}={share:.3f}")
+        best = 0.0
+        for batch in args.gpu_batch:
+            rows = [[101] + [1000 + (i * 7 + j) % 20000 for j in range(length - 2)] + [102] for i in range(batch)]
+            for _ in range(3):
+                embedder.forward(rows)
+            torch.cuda.synchronize()
+            started, passes = time.perf_counter(), 0
+            while time.perf_counter() - started < args.gpu_seconds:
+                embedder.forward(rows)
+                passes += 1
+            torch.cuda.synchronize()
+            rate = passes * len(rows) / (time.perf_counter() - started)
+            share = roofline_share(rate, length, args.peak_tflops)
+            print(f"  {length} tokens, batch {batch}: {rate:,.0f} docs/s, {share:.1%} of roofline", flush=True)
+            best = max(best, rate)
+        share = roofline_share(best, length, args.peak_tflops)
+        parts.append(f"gpu_docs_per_s_{length}={best:.0f} roofline_share_{length}={share:.3f}")
+    parts.append(f"peak_tflops={args.peak_tflops:g}")
     print("RESULT " + " ".join(parts))
     return 0
 
@@ -204,13 +322,13 @@ def main() -> int:
         help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv (default /work/shared/data/...)",
     )
     parser.add_argument("--docs", type=int, default=200, help="texts for the throughput runs (a sample)")
-    parser.add_argument("--quality-docs", type=int, default=600, help="judged docs for the nDCG comparison")
+    parser.add_argument("--quality-docs", type=int, default=1000, help="judged docs for the nDCG comparison (a pool)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per request / raw batch")
     parser.add_argument("--http-concurrency", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--gpu-batch", type=int, default=256)
-    parser.add_argument("--gpu-seconds", type=float, default=20.0)
+    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[256, 1024], help="rows per pass (best kept)")
+    parser.add_argument("--gpu-seconds", type=float, default=15.0, help="timed seconds per length and batch")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100/H200: 989)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -226,55 +344,38 @@ def main() -> int:
         c = cosines(v, reference)
         print(f"  {label:<20} cosine to torch fp32: mean {c.mean():.5f} min {c.min():.5f}", flush=True)
     int8_cos = cosines(vectors["onnx int8 x2"], reference)
-    torch_best = max(rates["torch fp32 x1"], rates["torch fp32 x2"])
-    ndcg = knn_ndcg(
+    for i in int8_cos.argsort()[:3]:
+        print(f"  int8 low cosine {int8_cos[i]:.4f}: {texts[i][:70]!r} ({len(texts[i])} chars)", flush=True)
+    torch_same = rates["torch fp32 x2"]
+    int8_same = rates["onnx int8 x2"]
+    torch_best_label = max(("torch fp32 x1", "torch fp32 x2"), key=rates.__getitem__)
+    torch_best = rates[torch_best_label]
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    ndcg = quality_ndcg(
         args.data,
         max_docs=args.quality_docs,
         variants={"fp32": load_variant("torch", "none", threads=2), "int8": load_variant("onnx", "int8", threads=2)},
     )
-
-    import ray
-    from ray import serve
-
-    from connector.services.embedding import EmbeddingClient
-
-    port = free_port()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=200 * 1024 * 1024,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    service, layouts = measure_service(texts, args)
+    best_layout = max(("default", "other"), key=service.__getitem__)
+    print(
+        f"layout: default {layouts['default']} {service['default']:.1f} docs/s, other {layouts['other']} "
+        f"{service['other']:.1f} docs/s -> {best_layout} measures better",
+        flush=True,
     )
-    serve.start(
-        http_options={"host": "127.0.0.1", "port": port},
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    )
-    service: dict[str, float] = {}
-    try:
-        for backend, quantization in (("torch", "none"), ("onnx", "int8")):
-            url = start_default_service(backend, quantization, port=port)
-            with EmbeddingClient(url, batch_size=args.batch_size, max_concurrency=args.http_concurrency) as client:
-                info = client.info()
-                client.embed_documents(texts[: args.batch_size * args.http_concurrency])
-                label = f"service defaults {backend}/{quantization} ({info.replicas} x {info.threads_per_replica})"
-                service[backend] = timed(label, len(texts), lambda c=client: c.embed_documents(texts))
-            serve.delete("embed")
-    finally:
-        serve.shutdown()
-        ray.shutdown()
     load_end = os.getloadavg()[0]
     print(f"load average: {load_start:.2f} at the start, {load_end:.2f} at the end", flush=True)
     print(
-        f"RESULT torch_docs_per_s={torch_best:.1f} onnx_fp32_docs_per_s={rates['onnx fp32 x2']:.1f} "
-        f"int8_docs_per_s={rates['onnx int8 x2']:.1f} int8_vs_torch={rates['onnx int8 x2'] / torch_best:.2f} "
-        f"service_default_docs_per_s={service['torch']:.1f} service_default_vs_raw={service['torch'] / torch_best:.3f} "
-        f"service_int8_docs_per_s={service['onnx']:.1f} "
+        f"RESULT torch_docs_per_s={torch_same:.1f} int8_docs_per_s={int8_same:.1f} "
+        f"int8_vs_torch={int8_same / torch_same:.2f} "
+        f"onnx_fp32_docs_per_s={rates['onnx fp32 x2']:.1f} torch_x1_docs_per_s={rates['torch fp32 x1']:.1f} "
+        f"int8_x1_docs_per_s={rates['onnx int8 x1']:.1f} "
+        f"service_default_docs_per_s={service['default']:.1f} service_default_vs_raw={service['default'] / torch_best:.3f} "
+        f"service_other_layout_docs_per_s={service['other']:.1f} service_int8_docs_per_s={service['int8']:.1f} "
         f"int8_mean_cos={int8_cos.mean():.4f} int8_min_cos={int8_cos.min():.4f} "
-        f"knn_ndcg_fp32={ndcg['fp32']:.4f} knn_ndcg_int8={ndcg['int8']:.4f} hybrid_ndcg=not_measured "
+        f"knn_ndcg_fp32={ndcg['knn']['fp32']:.4f} knn_ndcg_int8={ndcg['knn']['int8']:.4f} "
+        f"hybrid_ndcg_fp32={ndcg['hybrid']['fp32']:.4f} hybrid_ndcg_int8={ndcg['hybrid']['int8']:.4f} "
         f"load_avg_start={load_start:.2f} load_avg_end={load_end:.2f}"
     )
     return 0

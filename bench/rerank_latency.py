@@ -1,25 +1,27 @@
-"""Reranking latency: through the Ray Serve rerank service vs the model's raw forward in-process.
+"""Reranking latency: the service with its default layout, and the raw forward in process, torch fp32 vs onnx int8.
 
 For each top_k in (20, 50, 100): the same (query, top_k product texts) sets are
-scored (a) through ``POST /v1/rerank`` on a local Ray Serve, one request at a
-time, and (b) in this process by the same checkpoint: raw forward passes over
-the already-tokenized, length-sorted batches (``raw``), with the clock
-running only around ``model(...)``.  Calls alternate so both see the same
-machine noise; the scores of both are compared as a sanity check.  The
-replica's own forward time (from ``GET /metrics``) gives the serving overhead
-(HTTP, proxy, batching, JSON) apart from machine noise.
-``ratio`` = service p50 / raw p50 (goal <= 1.15).  Both sides use the same torch
-thread count (default 1) and ``max_length`` (default 256 tokens).
+scored (a) through ``POST /v1/rerank`` on a local Ray Serve with default flags (torch fp32; the default
+layout: one replica with one thread per CPU of the Ray cluster, which has ``os.cpu_count()`` CPUs),
+one request at a time, and (b) in this process by the same checkpoint with the same thread count, raw
+forward passes over the already-tokenized, length-sorted batches, the clock running only around the
+model: torch fp32 (``raw``) and ONNX Runtime dynamic int8 (``int8``, exported once by ``rerank.backends``).
+Calls alternate so all see the same machine noise; the service's scores are compared with the raw torch
+ones as a sanity check, and int8's with fp32 (Spearman rank correlation). The replica's own forward time
+(from ``GET /metrics``) gives the serving overhead (HTTP, proxy, batching, JSON) apart from machine noise.
+``ratio`` = service p50 / raw p50 (goal <= 1.15); ``int8_vs_fp32`` = int8 p50 / fp32 p50 at the same
+layout (goal <= 0.5); ``top50_default_p50_ms``: the default service's top-50 p50 (goal <= 0.35 x 5,200 ms,
+the 1-thread default before issue 15). Both sides use ``max_length`` 256 tokens, as that 5.2 s did.
 
 Default model: a MiniLM-L6-sized cross-encoder (BertConfig: 6 layers, hidden
 384, 12 heads, intermediate 1536, 512 positions) with RANDOM weights (seed 0)
-and the bundled all-MiniLM-L6-v2 WordPiece tokenizer: realistic compute and
-token counts, meaningless scores.  ``--model PATH`` measures a real checkpoint.
+and the bundled all-MiniLM-L6-v2 WordPiece tokenizer, saved to a temporary folder:
+realistic compute and token counts, meaningless scores.  ``--model PATH`` measures a real checkpoint.
 
-    .venv/bin/python bench/rerank_latency.py [--model PATH] [--data ../shared/data/esci-us-subset]
+    flock /tmp/eshybrid-integration.lock .venv/bin/python bench/rerank_latency.py [--model PATH]
 
-Prints one line per top_k and ends with ``RESULT top20_service_p50_ms=... top20_raw_p50_ms=...
-top20_ratio=... top50_... top100_...``.
+Prints one line per top_k and ends with ``RESULT top50_fp32_p50_ms=... top50_int8_p50_ms=...
+top50_int8_vs_fp32=... top50_default_p50_ms=... top20_service_p50_ms=... ...``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def raw_forward(reranker: Any, query: str, documents: list[str]) -> tuple[float,
 
 
 def start_service(model: Path, args: argparse.Namespace) -> str:
+    """The rerank app with default flags (layout, backend) in a Ray of ``os.cpu_count()`` CPUs."""
     import ray
     from ray import serve
 
@@ -125,7 +128,11 @@ def start_service(model: Path, args: argparse.Namespace) -> str:
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     ray.init(
-        address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False
+        address="local",
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        log_to_driver=False,
     )
     port = _free_port()
     serve.start(
@@ -135,10 +142,7 @@ def start_service(model: Path, args: argparse.Namespace) -> str:
     settings = RerankSettings(
         model=str(model),
         device="cpu",
-        torch_threads=args.torch_threads,
-        num_cpus_per_replica=1,
         batch_size=args.batch_size,
-        max_batch_pairs=256,
         max_length=args.max_length,
         batch_wait_timeout_s=args.batch_wait_timeout_s,
         app_name="rerank-bench",
@@ -148,42 +152,66 @@ def start_service(model: Path, args: argparse.Namespace) -> str:
     return f"http://127.0.0.1:{port}{settings.route_prefix}"
 
 
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation (no ties expected in float scores)."""
+
+    def ranks(values: list[float]) -> list[int]:
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0] * len(values)
+        for rank, i in enumerate(order):
+            out[i] = rank
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    if n < 2:
+        return 1.0
+    return 1.0 - 6.0 * sum((x - y) ** 2 for x, y in zip(ra, rb, strict=True)) / (n * (n * n - 1))
+
+
 def _replica_forward_s(client: Any) -> float:
-    response = client._http.get("/metrics", timeout=30.0)
-    response.raise_for_status()
-    return float(response.json()["forward_s_total"])
+    return float(client._http.call("GET", "/metrics")["forward_s_total"])
 
 
-def measure(top_k: int, client: Any, reranker: Any, args: argparse.Namespace) -> dict[str, float]:
+def measure(top_k: int, client: Any, reranker: Any, int8: Any, args: argparse.Namespace) -> dict[str, float]:
     sets = load_pair_sets(args.data, top_k=top_k, count=args.warmup + args.repeats, seed=top_k)
     service_ms: list[float] = []
     raw_ms: list[float] = []
+    int8_ms: list[float] = []
     overhead_ms: list[float] = []
+    rho: list[float] = []
     max_diff = 0.0
     for i, (query, documents) in enumerate(sets):
-        if i % 2:  # alternate who goes first, so drifting machine load hits both alike
+        if i % 2:  # alternate who goes first, so drifting machine load hits all alike
             raw, local = raw_forward(reranker, query, documents)
+            quantized, local_int8 = raw_forward(int8, query, documents)
         busy_before = _replica_forward_s(client)
         started = time.perf_counter()
         remote = client.score(query, documents)
         service = time.perf_counter() - started
         replica_forward = _replica_forward_s(client) - busy_before
         if not i % 2:
+            quantized, local_int8 = raw_forward(int8, query, documents)
             raw, local = raw_forward(reranker, query, documents)
         max_diff = max(max_diff, *(abs(a - b) for a, b in zip(remote, local, strict=True)))
+        rho.append(spearman(local, local_int8))
         if i >= args.warmup:
             service_ms.append(service * 1000.0)
             raw_ms.append(raw * 1000.0)
+            int8_ms.append(quantized * 1000.0)
             overhead_ms.append((service - replica_forward) * 1000.0)
     result = {
         "service_p50_ms": statistics.median(service_ms),
         "service_p99_ms": _percentile(service_ms, 0.99),
         "raw_p50_ms": statistics.median(raw_ms),
         "raw_p99_ms": _percentile(raw_ms, 0.99),
+        "int8_p50_ms": statistics.median(int8_ms),
         "overhead_p50_ms": statistics.median(overhead_ms),
         "max_abs_diff": max_diff,
+        "int8_spearman_min": min(rho),
     }
     result["ratio"] = result["service_p50_ms"] / result["raw_p50_ms"]
+    result["int8_vs_fp32"] = result["int8_p50_ms"] / result["raw_p50_ms"]
     return result
 
 
@@ -193,11 +221,14 @@ def main() -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=REPO / ".." / "shared" / "data" / "esci-us-subset",
+        default=next(
+            (p / "data" / "esci-us-subset" for p in (REPO.parent / "shared", REPO.parents[1] / "shared") if p.is_dir()),
+            REPO.parent / "shared" / "data" / "esci-us-subset",
+        ),
         help="BEIR-format folder (corpus.jsonl, queries.jsonl)",
     )
     parser.add_argument("--top-k", type=int, nargs="+", default=[20, 50, 100])
-    parser.add_argument("--repeats", type=int, default=10, help="timed requests per top_k")
+    parser.add_argument("--repeats", type=int, default=8, help="timed requests per top_k")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
         "--max-length",
@@ -205,41 +236,51 @@ def main() -> int:
         default=256,
         help="tokens per pair, service and in-process alike (the model allows 512)",
     )
-    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads, service and in-process alike")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of the in-process runs (default: os.cpu_count(), the service's default layout)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.002)
     args = parser.parse_args()
 
     import torch
 
-    from connector.search.rerank import RerankClient
+    from connector.services.rerank import RerankClient
     from rerank.models import load_reranker
     from rerank.settings import RerankSettings
 
-    torch.set_num_threads(args.torch_threads)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    load_start = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="rerank-bench-"))
     try:
         model = args.model or build_minilm_cross_encoder(workdir / "minilm-l6-random")
         label = str(args.model) if args.model else "MiniLM-L6-sized BertConfig, random weights (seed 0)"
-        reranker = load_reranker(
-            RerankSettings(model=str(model), device="cpu", batch_size=args.batch_size, max_length=args.max_length)
-        )
+        common = {"model": str(model), "device": "cpu", "batch_size": args.batch_size, "max_length": args.max_length}
+        reranker = load_reranker(RerankSettings(**common, torch_threads=threads))  # type: ignore[arg-type]
+        int8 = load_reranker(RerankSettings(**common, torch_threads=threads, backend="onnx", quantize="int8"))  # type: ignore[arg-type]
         url = start_service(model, args)
-        print(
-            f"model: {label}; max_length {reranker.max_length}; torch threads {args.torch_threads}; "
-            f"batch_size {args.batch_size}; {args.repeats} timed requests per top_k",
-            flush=True,
-        )
         results: dict[int, dict[str, float]] = {}
         with RerankClient(url, timeout_s=600.0) as client:
+            info = client.info()
+            print(
+                f"model: {label}; max_length {reranker.max_length}; in-process threads {threads}; "
+                f"service defaults: {info.backend}/{info.quantization} {info.replicas} replica(s) x "
+                f"{info.torch_threads} thread(s); batch_size {args.batch_size}; {args.repeats} timed requests per "
+                f"top_k; load average {load_start:.2f}",
+                flush=True,
+            )
             for top_k in args.top_k:
-                results[top_k] = r = measure(top_k, client, reranker, args)
+                results[top_k] = r = measure(top_k, client, reranker, int8, args)
                 print(
                     f"top{top_k}: service p50 {r['service_p50_ms']:.1f} ms p99 {r['service_p99_ms']:.1f} ms | "
-                    f"raw forward p50 {r['raw_p50_ms']:.1f} ms p99 {r['raw_p99_ms']:.1f} ms | "
-                    f"ratio {r['ratio']:.3f} | serving overhead p50 {r['overhead_p50_ms']:.1f} ms "
-                    f"(request time minus the replica's own forward time) | "
-                    f"max |service - raw| score {r['max_abs_diff']:.2e}",
+                    f"raw fp32 p50 {r['raw_p50_ms']:.1f} ms | raw int8 p50 {r['int8_p50_ms']:.1f} ms "
+                    f"(x{r['int8_vs_fp32']:.2f}, Spearman to fp32 >= {r['int8_spearman_min']:.3f}) | "
+                    f"ratio {r['ratio']:.3f} | serving overhead p50 {r['overhead_p50_ms']:.1f} ms | "
+                    f"max |service - raw| score {r['max_abs_diff']:.2e} | load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
     finally:
@@ -252,16 +293,27 @@ def main() -> int:
             ray.shutdown()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+    load_end = os.getloadavg()[0]
     fields = []
+    if 50 in results:
+        r = results[50]
+        fields += [
+            f"top50_fp32_p50_ms={r['raw_p50_ms']:.1f}",
+            f"top50_int8_p50_ms={r['int8_p50_ms']:.1f}",
+            f"top50_int8_vs_fp32={r['int8_vs_fp32']:.3f}",
+            f"top50_default_p50_ms={r['service_p50_ms']:.1f}",
+            f"top50_default_vs_5200ms={r['service_p50_ms'] / 5200.0:.3f}",
+        ]
     for top_k, r in results.items():
         fields += [
             f"top{top_k}_service_p50_ms={r['service_p50_ms']:.1f}",
             f"top{top_k}_service_p99_ms={r['service_p99_ms']:.1f}",
             f"top{top_k}_raw_p50_ms={r['raw_p50_ms']:.1f}",
-            f"top{top_k}_raw_p99_ms={r['raw_p99_ms']:.1f}",
+            f"top{top_k}_int8_p50_ms={r['int8_p50_ms']:.1f}",
             f"top{top_k}_ratio={r['ratio']:.3f}",
             f"top{top_k}_overhead_p50_ms={r['overhead_p50_ms']:.1f}",
         ]
+    fields += [f"threads={threads}", f"load_avg_start={load_start:.2f}", f"load_avg_end={load_end:.2f}"]
     print("RESULT " + " ".join(fields))
     return 0
 

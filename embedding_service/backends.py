@@ -2,7 +2,8 @@
 
 The export is torch's own ONNX exporter (``torch.onnx.export``, TorchScript-based, eager attention) over the transformer that the torch backend
 loads, and int8 is onnxruntime's dynamic quantizer (``onnxruntime.quantization.quantize_dynamic``: per-channel
-int8 weights of the MatMuls, activations quantized per batch at run time, so no calibration texts are needed;
+int8 weights of the MatMuls but the feed-forward output projections, activations quantized per batch at run
+time, so no calibration texts are needed;
 static int8 is not offered). Both are
 maintained libraries; nothing here edits a graph by hand. The files are cached beside the model
 (``<model folder>/.eshybrid/<key>/model.onnx``, else under ``~/.cache/eshybrid`` when that folder is read-only),
@@ -15,9 +16,6 @@ fp32 on a few sample texts.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from embedding_service.errors import ModelLoadError
-from embedding_service.model_spec import CACHE_FOLDER, ModelSpec
+from embedding_service.model_spec import ModelSpec
 from embedding_service.settings import Backend, Quantization
+from inference_backends import cache_dir, cached_export, cpu_session, variant_key
 
 __all__ = [
     "AUTO_SAMPLE_TEXTS",
@@ -62,24 +61,7 @@ _EXPORT_OPSET = 17
 
 def cache_key(spec: ModelSpec, *, backend: Backend, quantization: Quantization) -> str:
     """The cache folder name of one exported variant: revision + backend + quantization."""
-    return f"{backend}-{quantization}-{spec.revision}"
-
-
-def _cache_dir(spec: ModelSpec, key: str, cache_root: Path | None) -> Path:
-    candidates = [cache_root] if cache_root is not None else [spec.folder / CACHE_FOLDER, _user_cache()]
-    for root in candidates:
-        assert root is not None
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(root, os.W_OK) or (root / key / "model.onnx").is_file():
-            return root / key
-    raise ModelLoadError(f"no writable cache folder for the exported model (tried {candidates})", path=str(spec.folder))
-
-
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eshybrid"
+    return f"{backend}-{variant_key(quantization)}-{spec.revision}"
 
 
 def export_onnx(
@@ -97,45 +79,20 @@ def export_onnx(
     Raises:
         ModelLoadError: the export or the quantization failed (the message says which).
     """
-    target = _cache_dir(spec, cache_key(spec, backend="onnx", quantization=quantization), cache_root)
-    path = target / "model.onnx"
-    if path.is_file():
-        return path
-    started = time.perf_counter()
-    # Build in a temporary folder next to the target and rename: a crash never leaves a half file in the cache.
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    key = cache_key(spec, backend="onnx", quantization=quantization)
     try:
-        fp32 = work / "fp32.onnx"
-        _export_fp32(spec, fp32, trust_remote_code=trust_remote_code)
-        if quantization == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # Per-channel int8 weights of the MatMuls only: per-tensor scales, or quantized embeddings (Gather),
-            # cost MiniLM's vectors cosine ~0.93 against fp32; this keeps them >= 0.99 on the sample texts.
-            quantize_dynamic(
-                fp32,
-                work / "model.onnx",
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul"],
-            )
-        else:
-            fp32.rename(work / "model.onnx")
-        for leftover in work.glob("fp32.onnx*"):
-            leftover.unlink()
-        try:
-            work.rename(target)
-        except OSError:
-            if not path.is_file():  # another replica won the race: use its file
-                raise
-    except ModelLoadError:
-        raise
+        target = cache_dir(spec.folder, key, cache_root)
+    except OSError as e:
+        raise ModelLoadError(str(e), path=str(spec.folder)) from e
+    try:
+        return cached_export(
+            target,
+            export_fp32=lambda path: _export_fp32(spec, path, trust_remote_code=trust_remote_code),
+            quantization=quantization,
+            label=spec.model_id,
+        )
     except Exception as e:  # the exporter and quantizer raise many types; all mean "no ONNX model"
         raise ModelLoadError(f"exporting {spec.transformer_path} to ONNX ({quantization}) failed: {e}") from e
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    logger.info("exported %s to %s (%s) in %.1fs", spec.model_id, path, quantization, time.perf_counter() - started)
-    return path
 
 
 def _export_fp32(spec: ModelSpec, path: Path, *, trust_remote_code: bool) -> None:
@@ -183,19 +140,9 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, *, threads: int, config: Any) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # No spin-waiting between ops: on a few shared cores a spinning pool steals the cores other replicas
-        # (and the cluster) need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.config = config  # read by Embedder for the position limit
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads=threads)
 
     def __call__(self, *, input_ids: Any, attention_mask: Any) -> tuple[Any]:
         import torch

@@ -18,6 +18,7 @@ from typing import Any
 
 from embedding_service.errors import ModelLoadError
 from embedding_service.settings import DEFAULT_MODEL_ID, EmbeddingServiceSettings, Pooling
+from inference_backends import CACHE_FOLDER  # exported backends are cached there (embedding_service.backends)
 
 __all__ = [
     "FolderConfig",
@@ -32,9 +33,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Exported backends are cached in this folder inside the model folder (embedding_service.backends).
-CACHE_FOLDER = ".eshybrid"
 
 # Prompt names seen in config_sentence_transformers.json, most specific first.
 _QUERY_PROMPT_NAMES = ("query", "search_query", "retrieval.query", "web_search_query")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from rerank.errors import RerankOverloaded
 from rerank.models import ScoredPairs, load_reranker
 from rerank.settings import RerankSettings
 
-__all__ = ["RerankDeployment", "build_app", "deployment_options"]
+__all__ = ["RerankDeployment", "build_app", "default_threads", "deployment_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,14 @@ class RerankDeployment:
             max_workers=1, thread_name_prefix="rerank-forward", initializer=torch.set_num_threads, initargs=(threads,)
         )
         self.reranker = load_reranker(self.settings)
+        logger.info(
+            "rerank replica ready: %s/%s, layout %s replica(s) x %s thread(s): %s",
+            settings.backend,
+            settings.quantize,
+            settings.replicas,
+            threads,
+            self.settings.reported_model_id,
+        )
         batcher: Any = self._score_batch  # @serve.batch adds the setters
         batcher.set_max_batch_size(settings.max_batch_pairs)
         batcher.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
@@ -148,6 +157,7 @@ class RerankDeployment:
             max_chars_per_document=settings.max_chars_per_document,
             max_batch_pairs=settings.max_batch_pairs,
             torch_threads=settings.torch_threads,
+            replicas=settings.replicas,
         )
         return info.model_dump(exclude_unset=True)
 
@@ -223,6 +233,21 @@ class RerankDeployment:
         self._forward_histogram.observe(elapsed_s * 1000.0)
 
 
+def default_threads(settings: RerankSettings, *, cluster_cpus: float, cluster_gpus: float) -> int:
+    """Intra-op threads per replica: ``torch_threads`` when set; on CPU the cluster's CPUs divided among the
+    replicas (one replica, the default: all of them, since one search's top-k is one request that only more
+    threads make faster; measured in bench/rerank_latency.py); on GPU the CPUs reserved per replica."""
+    if settings.torch_threads:
+        return settings.torch_threads
+    on_gpu = settings.device == "cuda" or (
+        settings.device == "auto" and cluster_gpus > 0 and settings.backend == "torch"
+    )
+    if on_gpu:
+        return max(1, int(settings.num_cpus_per_replica))
+    # A multi-node cluster's CPUs are not one machine's: never more threads than this machine has.
+    return max(1, min(int(cluster_cpus // settings.replicas), os.cpu_count() or 1))
+
+
 def deployment_options(settings: RerankSettings, *, cluster_gpus: float) -> dict[str, Any]:
     """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
     :func:`connector.services.wire.replica_options`, and ``replicas`` replicas.
@@ -232,16 +257,23 @@ def deployment_options(settings: RerankSettings, *, cluster_gpus: float) -> dict
     return options
 
 
-def build_app(settings: RerankSettings, *, cluster_gpus: float | None = None) -> Application:
+def build_app(
+    settings: RerankSettings, *, cluster_gpus: float | None = None, cluster_cpus: float | None = None
+) -> Application:
     """The rerank application, ready for ``serve.run(app, name=..., route_prefix=...)``.
 
     Args:
         settings: the model and serving options.
-        cluster_gpus: GPUs in the Ray cluster; default: asked from Ray when it is initialised.
+        cluster_gpus / cluster_cpus: GPUs / CPUs in the Ray cluster; default: asked from Ray when it is initialised.
     """
+    resources = ray.cluster_resources() if ray.is_initialized() else {}  # type: ignore[no-untyped-call]
     if cluster_gpus is None:
-        resources = ray.cluster_resources() if ray.is_initialized() else {}  # type: ignore[no-untyped-call]
         cluster_gpus = float(resources.get("GPU", 0))
+    if cluster_cpus is None:
+        cluster_cpus = float(resources.get("CPU", 1))
+    threads = default_threads(settings, cluster_cpus=cluster_cpus, cluster_gpus=cluster_gpus)
+    # The replicas learn their layout from the settings (/info and the startup line report it).
+    settings = settings.model_copy(update={"torch_threads": threads})
     deployment: Any = RerankDeployment  # a serve Deployment once decorated
     app: Application = deployment.options(**deployment_options(settings, cluster_gpus=cluster_gpus)).bind(settings)
     return app

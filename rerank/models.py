@@ -129,6 +129,8 @@ class _TorchReranker:
             "batch_size": self.batch_size,
             "device": self.device,
             "dtype": str(self.dtype).removeprefix("torch."),
+            "backend": self.settings.backend,
+            "quantization": self.settings.quantize,
         }
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[Encoded]:
@@ -410,7 +412,7 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    device = _choose_device(settings.device)
+    device = "cpu" if settings.backend == "onnx" else _choose_device(settings.device)
     dtype = _choose_dtype(settings.dtype, device)
     options: dict[str, Any] = {
         "revision": settings.revision,
@@ -421,8 +423,12 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
         config = AutoConfig.from_pretrained(settings.model, **options)
         kind = settings.kind if settings.kind != "auto" else detect_kind(config)
         tokenizer = AutoTokenizer.from_pretrained(settings.model, **options)
-        auto_class: Any = AutoModelForSequenceClassification if kind == "cross_encoder" else AutoModelForCausalLM
-        model = auto_class.from_pretrained(settings.model, dtype=dtype, **options)
+        model: Any
+        if settings.backend == "onnx":
+            model = _load_onnx(settings, kind=kind, config=config, tokenizer=tokenizer, device=device)
+        else:
+            auto_class: Any = AutoModelForSequenceClassification if kind == "cross_encoder" else AutoModelForCausalLM
+            model = auto_class.from_pretrained(settings.model, dtype=dtype, **options)
     except (OSError, ValueError, KeyError) as e:
         if isinstance(e, RerankConfigError):
             raise
@@ -436,14 +442,40 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
     cls = CrossEncoderReranker if kind == "cross_encoder" else LLMReranker
     reranker = cls(model=model, tokenizer=tokenizer, settings=settings, device=device, dtype=dtype)
     logger.info(
-        "loaded %s reranker %s on %s (%s), max_length=%s",
+        "loaded %s reranker %s on %s (%s), backend=%s, quantization=%s, max_length=%s",
         kind,
         settings.reported_model_id,
         device,
         dtype,
+        settings.backend,
+        settings.quantize,
         reranker.max_length,
     )
     return reranker
+
+
+def _load_onnx(settings: RerankSettings, *, kind: str, config: Any, tokenizer: Any, device: str) -> Any:
+    """The cross-encoder on ONNX Runtime (exported and cached on first use; see :mod:`rerank.backends`)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from rerank.backends import OnnxSequenceClassifier, export_cross_encoder  # noqa: PLC0415 - onnxruntime
+
+    if kind != "cross_encoder":
+        raise RerankConfigError("backend onnx serves cross-encoders; LLM rerankers run on torch", field="backend")
+    if device != "cpu":
+        raise RerankConfigError("backend onnx runs on CPU only; on a GPU use backend torch", field="backend")
+    input_names = [
+        name for name in tokenizer.model_input_names if name in ("input_ids", "token_type_ids", "attention_mask")
+    ]
+    path = export_cross_encoder(
+        Path(settings.model),
+        input_names=input_names,
+        quantization=settings.quantize,
+        cache_root=Path(settings.backend_cache_dir) if settings.backend_cache_dir else None,
+        trust_remote_code=settings.trust_remote_code,
+    )
+    threads = settings.torch_threads or torch.get_num_threads()
+    return OnnxSequenceClassifier(path, threads=threads, config=config, input_names=input_names)
 
 
 def load_in_process(model: str, **settings: Any) -> CrossEncoderReranker | LLMReranker:

@@ -52,7 +52,21 @@ class RerankSettings(BaseSettings):
         default="auto", description="auto: bfloat16 (or float16) on GPU, float32 on CPU"
     )
     torch_threads: int | None = Field(
-        default=None, ge=1, le=256, description="torch intra-op threads (default: the CPUs given to the replica)"
+        default=None,
+        ge=1,
+        le=256,
+        description="intra-op threads per replica (torch and ONNX Runtime); default on CPU: the Ray cluster's CPUs "
+        "divided among the replicas (one replica: all of them), else the CPUs given to the replica",
+    )
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description="torch; onnx: ONNX Runtime on CPU, cross-encoders only, exported once from the local folder",
+    )
+    quantize: Literal["none", "int8"] = Field(
+        default="none", description="int8: dynamic int8 MatMul weights (backend onnx only); none: full precision"
+    )
+    backend_cache_dir: str | None = Field(
+        default=None, description="where exported models are cached; default <model folder>/.eshybrid"
     )
     max_length: int | None = Field(
         default=None, ge=8, le=131072, description="tokens per (query, document) pair; default: the model's limit"
@@ -121,6 +135,14 @@ class RerankSettings(BaseSettings):
         if self.device == "cpu" and self.dtype in ("float16", "bfloat16"):
             # Half precision on CPU is slower than float32 and loses accuracy for nothing.
             raise RerankConfigError(f"dtype {self.dtype} needs a GPU; use float32 on CPU", field="dtype")
+        if self.quantize == "int8" and self.backend != "onnx":
+            raise RerankConfigError("quantize int8 needs backend onnx", field="quantize")
+        if self.backend == "onnx" and self.device == "cuda":
+            raise RerankConfigError("backend onnx runs on CPU only; on a GPU use backend torch", field="backend")
+        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise RerankConfigError(f"backend onnx runs float32 (or int8), not dtype {self.dtype}", field="dtype")
+        if self.backend == "onnx" and self.kind == "llm":
+            raise RerankConfigError("backend onnx serves cross-encoders; LLM rerankers run on torch", field="backend")
         return self
 
     @property

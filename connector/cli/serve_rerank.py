@@ -42,6 +42,15 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         help="auto (default) reads the architecture from the config",
     )
     add_device_arguments(parser)
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default=None,
+        help="torch (default); onnx: ONNX Runtime on CPU (cross-encoders), exported once beside the model",
+    )
+    parser.add_argument(
+        "--quantize", choices=("none", "int8"), default=None, help="int8: dynamic int8 weights (backend onnx)"
+    )
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     parser.add_argument(
@@ -74,6 +83,8 @@ def _rerank_settings(args: argparse.Namespace) -> Any:
         "rerank.settings.RerankSettings",
         service="rerank service",
         kind=args.kind,
+        backend=args.backend,
+        quantize=args.quantize,
         max_length=args.max_length,
         batch_size=args.batch_size,
         max_batch_pairs=args.max_batch_pairs,

@@ -10,7 +10,9 @@
    since it was read answers 409, is re-read and redone, never overwritten with stale data.
 4. Catch up: documents written while the scan ran (new, or changed after their vector
    was written) are found by ``_seq_no`` above the high-water mark taken at the start,
-   and processed again; repeated until a pass writes nothing.
+   and processed again; repeated until a pass writes nothing. The job's own writes are in
+   that window too; those still at the ``_seq_no`` the job's write got are not read again
+   (:mod:`connector.jobs.own_writes`).
 
 Checkpoints (one per slice, in ``eshybrid-jobs``) make ``--resume`` continue a killed job.
 """
@@ -39,10 +41,12 @@ from connector.jobs.common import (
     describe_embedder,
     find_property,
     owned_embedder,
+    record_model_variant,
     set_text,
     vector_dims_of,
     vector_is_current,
 )
+from connector.jobs.own_writes import OwnWrites
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
@@ -221,6 +225,7 @@ class BackfillJob(JobRunner):
         )
         self.config = config
         self.model_id = model_id
+        self.own_writes = OwnWrites()  # the catch-up skips what this job wrote itself
 
     def mode_factory(self) -> Callable[[Cluster], InPlaceMode]:
         return functools.partial(
@@ -258,6 +263,8 @@ class BackfillJob(JobRunner):
         check = getattr(self.embedder, "check_compatible", None)
         if meta and check is not None:
             check(meta)
+        if meta:
+            record_model_variant(self.cluster, index, vf, self.embedder)
 
     def start(self) -> None:
         self.store.ensure_indices()

@@ -33,6 +33,7 @@ __all__ = [
     "new_job_id",
     "owned_embedder",
     "owner_name",
+    "record_model_variant",
     "set_text",
     "vector_is_current",
     "vector_dims_of",
@@ -213,3 +214,35 @@ def vector_dims_of(field_mapping: Mapping[str, Any]) -> int | None:
     """``dims`` (dense_vector) or ``dimension`` (knn_vector) of a vector field mapping."""
     value = field_mapping.get("dims", field_mapping.get("dimension"))
     return int(value) if value is not None else None
+
+
+def record_model_variant(cluster: Cluster, index: str, vector_field: str, embedder: Embedder | None) -> JsonDict | None:
+    """Write the service's ``model_quantization`` and ``model_backend`` into ``_meta.eshybrid.vector_fields.<field>``
+    of ``index`` where they are missing, so ``check_compatible`` can compare a later service with them.
+
+    Does nothing when the embedder has no ``/info`` (an in-process embedder), when the field has no ``_meta``
+    entry, or when both keys are recorded already (a recorded value is never changed here: a different
+    variant re-embeds, and ``check_compatible`` warns). Returns what was added, else None.
+    """
+    info_fn = getattr(embedder, "info", None)
+    if info_fn is None:
+        return None
+    mapping = cluster.get_mapping(index)
+    meta = dict(mapping.get("_meta") or {})
+    ours = dict(meta.get("eshybrid") or {})
+    fields = dict(ours.get("vector_fields") or {})
+    entry = fields.get(vector_field)
+    if not isinstance(entry, Mapping):
+        return None
+    info = info_fn()
+    variant = {
+        "model_quantization": str(getattr(info, "quantization", None) or "none"),
+        "model_backend": str(getattr(info, "backend", None) or "torch"),
+    }
+    added = {key: value for key, value in variant.items() if key not in entry}
+    if not added:
+        return None
+    fields[vector_field] = {**entry, **added}
+    meta["eshybrid"] = {**ours, "vector_fields": fields}
+    cluster.put_mapping(index, {"_meta": meta})  # PUT _mapping replaces _meta: every other key is kept above
+    return added

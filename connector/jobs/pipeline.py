@@ -38,6 +38,7 @@ from connector.errors import (
 )
 from connector.jobs.backpressure import Backpressure
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
+from connector.jobs.own_writes import OwnWrites
 from connector.jobs.store import DeadLetter, JobCounts, JobStore, SliceCheckpoint
 
 if TYPE_CHECKING:
@@ -234,8 +235,10 @@ class Pipeline:
         tracker: CheckpointTracker,
         options: PipelineOptions,
         backpressure: Backpressure | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.cluster = cluster
+        self.own_writes = own_writes
         self.mode = mode
         self.embedder = embedder
         self.store = store
@@ -456,6 +459,9 @@ class Pipeline:
             work: DocWork = result.action.ref
             if result.ok:
                 self._record_written(work, page)
+                if self.own_writes is not None and result.seq_no is not None:
+                    meta = result.action.meta
+                    self.own_writes.add(str(meta.get("_index", work.index)), str(meta["_id"]), int(result.seq_no))
             elif result.status == 409:
                 conflicts.append(work)
             elif result.status == 404 and result.error_type == "document_missing_exception":

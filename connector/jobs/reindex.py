@@ -48,6 +48,7 @@ from connector.jobs.common import (
     describe_embedder,
     find_property,
     owned_embedder,
+    record_model_variant,
     set_text,
     vector_dims_of,
     vector_is_current,
@@ -336,6 +337,8 @@ class ReindexJob(JobRunner):
             knn_setting=bool(caps.requires_knn_index_setting),
         )
         self.cluster.create_index(target, body)
+        if add_body is not None:
+            record_model_variant(self.cluster, target, self.config.vector_field, self.embedder)
         logger.info("created %s from the mapping of %s", target, source)
 
     def start(self) -> None:

@@ -19,6 +19,7 @@ from connector.errors import ConfigError, JobError
 from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
+from connector.jobs.own_writes import OwnWrites
 from connector.jobs.pipeline import (
     Backpressure,
     CheckpointTracker,
@@ -134,6 +135,10 @@ class JobRunner:
         self.state: ScanState | None = None
         self.checkpoints: dict[str, SliceCheckpoint] = {}
         self.started = time.monotonic()
+        # A job that writes into the index it scans (backfill) sets this: its catch-up then skips what it
+        # wrote itself (connector.jobs.own_writes).
+        self.own_writes: OwnWrites | None = None
+        self.catch_up_skipped_own = 0
 
     # -- to implement -----------------------------------------------------------------
     def start(self) -> None:
@@ -286,6 +291,7 @@ class JobRunner:
             tracker=tracker,
             options=self.options(),
             backpressure=self.backpressure,
+            own_writes=self.own_writes,
         )
         with JobMonitor(
             label=f"{self.kind} {self.label_index} ({label})",
@@ -482,8 +488,14 @@ class JobRunner:
                         page_size=self.settings.page_size,
                         source_includes=includes,
                         cursor=cp.cursor,
+                        own_writes=self.own_writes,
                     )
                 )
         if not sources:
             return sum_counts(cps)
-        return self.run_sources(cps, sources, f"catch-up {number}")
+        counts = self.run_sources(cps, sources, f"catch-up {number}")
+        skipped = sum(source.skipped_own for source in sources)
+        self.catch_up_skipped_own += skipped
+        if self.own_writes is not None:
+            logger.info("catch-up %s: %s documents left unread, this job's own writes unchanged since", number, skipped)
+        return counts

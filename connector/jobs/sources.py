@@ -20,8 +20,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.cluster.bodies import mget_body
 from connector.cluster.client import Cluster, JsonDict
 from connector.jobs.dialect import PitDialect, PitExpiredError, catch_up_search_body, pit_search_body
+from connector.jobs.own_writes import OwnWrites
 
 __all__ = ["PitSliceSource", "ShardCatchUpSource", "shard_high_water_marks"]
 
@@ -109,7 +111,12 @@ class PitSliceSource:
 
 @dataclass
 class ShardCatchUpSource:
-    """The documents of one shard written in ``(after_seq_no, upto_seq_no]``, in ``_seq_no`` order."""
+    """The documents of one shard written in ``(after_seq_no, upto_seq_no]``, in ``_seq_no`` order.
+
+    With ``own_writes`` (a backfill in place), a page is read without ``_source``; the documents whose
+    ``_seq_no`` is still the one the job's own write got are left out (``skipped_own``), and the sources of
+    the others are fetched with ``_mget`` (real time: their current state, with its ``_seq_no``).
+    """
 
     key: str
     cluster: Cluster
@@ -121,21 +128,42 @@ class ShardCatchUpSource:
     page_size: int
     source_includes: Sequence[str] | None
     cursor: list[Any] | None = None
+    own_writes: OwnWrites | None = None
+    skipped_own: int = 0
 
     def pages(self) -> Iterator[RawPage]:
         cursor = self.cursor
+        light = self.own_writes is not None
         while True:
             body = catch_up_search_body(
                 after_seq_no=self.after_seq_no,
                 upto_seq_no=self.upto_seq_no,
                 size=self.page_size,
-                source=self.dialect.source_filter(self.source_includes),
+                source=False if light else self.dialect.source_filter(self.source_includes),
                 search_after=cursor,
             )
             response = self.cluster.search(self.index, body, params={"preference": f"_shards:{self.shard}"})
             hits: list[JsonDict] = response["hits"]["hits"]
             if hits:
                 cursor = list(hits[-1]["sort"])
+            if light and hits:
+                hits = self._sources_of_others(hits)
+                if not hits:
+                    continue  # a page of the job's own writes only: nothing to hand on, read the next one
             yield hits, cursor, None, False
             if not hits:
                 return
+
+    def _sources_of_others(self, hits: list[JsonDict]) -> list[JsonDict]:
+        assert self.own_writes is not None
+        others = [h for h in hits if not self.own_writes.is_own(str(h["_index"]), str(h["_id"]), h.get("_seq_no"))]
+        self.skipped_own += len(hits) - len(others)
+        if not others:
+            return []
+        params: JsonDict = {}
+        if self.source_includes is not None:
+            params["_source_includes"] = ",".join(self.source_includes)
+        body = mget_body([(str(h["_index"]), str(h["_id"]), h.get("_routing")) for h in others])
+        docs = self.cluster.request("POST", "/_mget", body=body, params=params).body["docs"]
+        # Deleted since the page was read: gone, nothing to do (a delete has no vector to write).
+        return [doc for doc in docs if doc.get("found")]

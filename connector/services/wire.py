@@ -116,6 +116,10 @@ class RerankServiceInfo(BaseModel):
     batch_size: int | None = None
     max_batch_pairs: int | None = None
     torch_threads: int | None = None
+    # Backend (torch | onnx), quantization (none | int8) and replica count; absent from older services.
+    backend: str | None = None
+    quantization: str | None = None
+    replicas: int | None = None
     num_labels: int | None = None
     template: str | None = None
     instruction: str | None = None

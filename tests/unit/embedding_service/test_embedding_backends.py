@@ -80,7 +80,7 @@ def test_onnx_vectors_match_torch_on_a_tiny_model(tiny_model: Path, tmp_path: Pa
 def test_default_cache_is_beside_the_model(tiny_model: Path) -> None:
     spec = _spec(tiny_model)
     Embedder.load(spec, device="cpu", backend="onnx", quantization="int8")
-    path = tiny_model / ".eshybrid" / f"onnx-int8-{spec.revision}" / "model.onnx"
+    path = tiny_model / ".eshybrid" / f"onnx-int8-ffnfp32-{spec.revision}" / "model.onnx"
     assert path.is_file()
     # The cache does not change the folder's revision, so the next start finds the file.
     assert _spec(tiny_model).revision == spec.revision

@@ -67,6 +67,16 @@ def test_serve_rerank_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> 
     assert "s3cr3t" not in repr(settings)
 
 
+def test_serve_rerank_backend_flags() -> None:
+    from connector.cli import serve_rerank as _cli_serve_rerank
+
+    args = _serve(["rerank", "--model", "/models/ce", "--backend", "onnx", "--quantize", "int8"])
+    settings = _cli_serve_rerank._rerank_settings(args)
+    assert (settings.backend, settings.quantize) == ("onnx", "int8")
+    with pytest.raises(ConfigError, match="quantize int8 needs backend onnx"):
+        _cli_serve_rerank._rerank_settings(_serve(["rerank", "--model", "m", "--quantize", "int8"]))
+
+
 def test_serve_rerank_errors_name_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     from connector.cli import serve_rerank as _cli_serve_rerank
 
