@@ -26,7 +26,13 @@ from mappings._vector import check_against_server, vector_field_mapping
 from mappings.builders import BOOKKEEPING_FIELD, bookkeeping_mapping, knn_enabled, vector_field_meta
 from mappings.fields import VectorField
 
-__all__ = ["PASSAGE_VECTOR", "build_add_passages_field_body", "passages_field_mapping", "passages_meta"]
+__all__ = [
+    "PASSAGE_VECTOR",
+    "build_add_passages_field_body",
+    "passages_field_mapping",
+    "passages_meta",
+    "record_passages_cut",
+]
 
 JsonDict = dict[str, Any]
 
@@ -94,3 +100,14 @@ def build_add_passages_field_body(
         "_meta": meta,
         "properties": {field.name: wanted, BOOKKEEPING_FIELD: bookkeeping_mapping([field.name])},
     }
+
+
+def record_passages_cut(existing_mapping: Mapping[str, Any], name: str, cut: Mapping[str, Any]) -> JsonDict:
+    """The ``PUT _mapping`` body that records in ``_meta`` how the job cut the passages of ``name``."""
+    meta: JsonDict = copy.deepcopy(dict(existing_mapping.get("_meta") or {}))
+    ours = dict(meta.get("eshybrid") or {})
+    fields = dict(ours.get("passage_fields") or {})
+    fields[name] = {**dict(fields.get(name) or {}), "cut": dict(cut)}
+    ours["passage_fields"] = fields
+    meta["eshybrid"] = ours
+    return {"_meta": meta}

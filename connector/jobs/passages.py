@@ -29,18 +29,22 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, JobError
+from connector.texts import TextPolicy, build_text, template_fields
 
 __all__ = [
     "Passage",
     "PassagePolicy",
+    "PassageStep",
+    "Tokenizer",
     "count_tokens_in",
     "cut_passages",
     "over_budget",
+    "passages_value",
     "sentence_spans",
 ]
 
@@ -205,3 +209,98 @@ def cut_passages(
 def over_budget(token_counts: Sequence[int], *, max_length: int) -> list[int]:
     """Positions of passages whose full token count (as the service counted it) exceeds ``max_length``."""
     return [i for i, n in enumerate(token_counts) if n > max_length]
+
+
+class Tokenizer(Protocol):
+    """What cutting needs from the embedding service (:meth:`EmbeddingClient.tokenize`)."""
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[int, list[Span]]]: ...
+
+
+@dataclass
+class PassageStep:
+    """Cuts the texts of a page into passages with the service's tokenizer (the job's passages step).
+
+    Attributes:
+        policy: how to cut.
+        tokenizer: the embedding service client.
+        max_length: the model's window (``/info``'s ``max_length``).
+        fields: the job's text fields (the prefix template may only name these: they are the fields read).
+    """
+
+    policy: PassagePolicy
+    tokenizer: Tokenizer
+    max_length: int
+    fields: tuple[str, ...] = ()
+    _prefix_policy: TextPolicy | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        template = self.policy.prefix_template
+        if template is not None:
+            self._prefix_policy = TextPolicy(fields=tuple(template_fields(template)), template=template)
+            unknown = [f for f in self._prefix_policy.fields if f not in self.fields]
+            if self.fields and unknown:
+                raise ConfigError(
+                    f"the passage prefix template names {unknown}, which are not among the text fields "
+                    f"{list(self.fields)}; add them to --fields",
+                    field="passage_prefix",
+                )
+
+    def prefix(self, source: Mapping[str, Any]) -> str:
+        """The prefix of every passage of this document ("" without a template)."""
+        if self._prefix_policy is None:
+            return ""
+        return build_text(source, self._prefix_policy, strict=False).replace("\n", " ")[:500]
+
+    def cut(self, texts: Sequence[str], prefixes: Sequence[str]) -> list[list[Passage]]:
+        """Passages of each text; every one counted again by the service and re-cut until it fits."""
+        token_rows = self.tokenizer.tokenize(list(texts))
+        heads = sorted(set(prefixes))
+        # What the window loses to each prefix: specials + the service's document prefix + ours + the line break.
+        reserved = dict(zip(heads, (n for n, _ in self.tokenizer.tokenize([h + "\n" if h else "" for h in heads]))))
+        out: list[list[Passage]] = []
+        for text, prefix, (_, spans) in zip(texts, prefixes, token_rows):
+            budget = self.policy.budget(max_length=self.max_length, reserved_tokens=reserved[prefix])
+            out.append(self._cut_one(text, spans, budget, prefix))
+        self._fit(texts, prefixes, token_rows, out)
+        return out
+
+    def _cut_one(self, text: str, spans: Sequence[Span], budget: int, prefix: str) -> list[Passage]:
+        return cut_passages(
+            text,
+            spans,
+            budget=budget,
+            overlap_sentences=self.policy.overlap_sentences,
+            max_passages=self.policy.max_passages,
+            prefix=prefix,
+        )
+
+    def _fit(
+        self,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        token_rows: Sequence[tuple[int, list[Span]]],
+        cuts: list[list[Passage]],
+    ) -> None:
+        """Count the assembled passages; re-cut a text with a smaller budget while one is over the window."""
+        for _ in range(4):
+            flat = [(i, p) for i, passages in enumerate(cuts) for p in passages]
+            counts = [n for n, _ in self.tokenizer.tokenize([p.text for _, p in flat])]
+            over: dict[int, int] = {}
+            for (i, _), n in zip(flat, counts):
+                if n > self.max_length:
+                    over[i] = max(over.get(i, 0), n - self.max_length)
+            if not over:
+                return
+            for i, excess in over.items():
+                longest = max(count_tokens_in(token_rows[i][1], p.start, p.end) for p in cuts[i])
+                cuts[i] = self._cut_one(texts[i], token_rows[i][1], max(1, longest - excess), prefixes[i])
+        raise JobError("passages still exceed the model's window after re-cutting; report this text")
+
+
+def passages_value(passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+    """The nested ``passages`` array written for a document (replaces the old array whole)."""
+    return [
+        {"vector": list(vector), "start": p.start, "end": p.end, "text": p.text}
+        for p, vector in zip(passages, vectors, strict=True)
+    ]

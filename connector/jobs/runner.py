@@ -18,6 +18,7 @@ from connector.errors import ConfigError, JobError
 from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
+from connector.jobs.passages import PassageStep
 from connector.jobs.pipeline import (
     Backpressure,
     CheckpointTracker,
@@ -124,6 +125,8 @@ class JobRunner:
         self.ray_address = ray_address
         self.embed_url = embed_url
         self.cluster_spec = cluster_spec
+        # Passage mode (issue 17): set by the job before it runs; None writes whole-document vectors.
+        self.passages: PassageStep | None = None
         self.store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
         self.dialect: PitDialect = dialect_for(cluster)
         self.backpressure = Backpressure()
@@ -283,6 +286,7 @@ class JobRunner:
             tracker=tracker,
             options=self.options(),
             backpressure=self.backpressure,
+            passages=self.passages,
         )
         with JobMonitor(
             label=f"{self.kind} {self.label_index} ({label})",
