@@ -19,7 +19,8 @@ How a text is cut (:func:`cut_passages`):
    job says how many documents were cut short).
 
 The passage text sent to the model is ``prefix + "\\n" + span`` when a prefix template is set (for
-instance ``{title}``, so every passage says what product it is about), else the span. The budget is
+instance ``{title}``, so every passage says what product it is about), else the span; a text that fits
+in one passage is that passage as it is (the text a whole-document vector reads, no prefix). The budget is
 the model window less the special tokens, the service's document prefix and the prefix's tokens;
 the job then counts every assembled passage with the service once more and cuts again with a
 smaller budget where one still does not fit (:func:`over_budget`), so no passage is ever truncated.
@@ -199,6 +200,9 @@ def cut_passages(
         last = max(last, first + 1)  # a unit always fits (windows are cut to the budget)
         start, end = units[first][0], units[last - 1][1]
         body = text[start:end]
+        if first == 0 and last >= len(units):
+            # The whole text fits: it is its own passage, the same text a whole-document vector reads.
+            return [Passage(start, end, body)]
         passages.append(Passage(start, end, f"{prefix}\n{body}" if prefix else body))
         if last >= len(units):
             break

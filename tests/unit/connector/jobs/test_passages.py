@@ -73,6 +73,8 @@ def test_prefix_and_cap() -> None:
     assert len(passages) == 3
     assert passages[0].text == "Mug\nSentence number 0 is here."
     assert passages[-1].end < len(text)
+    [whole] = cut_passages("Mug. Red.", words("Mug. Red."), budget=50, prefix="Mug")
+    assert whole.text == "Mug. Red."  # a text that fits is its own passage, without the prefix
 
 
 def test_policy_budget_and_meta() -> None:
