@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pytest
 
 from connector.errors import ConfigError
 from connector.jobs.passages import (
     PassagePolicy,
+    PassageStep,
     count_tokens_in,
     cut_passages,
     over_budget,
+    passages_value,
     sentence_spans,
 )
 
@@ -104,3 +107,47 @@ def test_with_the_real_tokenizer_no_passage_exceeds_the_window() -> None:
     counts = [len(tokenizer(p.text)["input_ids"]) for p in passages]
     # budget + the prefix's one token + [CLS] and [SEP]
     assert max(counts) <= 60 + 1 + 2
+
+
+class WordTokenizer:
+    """The service contract with one token per word; ``extra`` tokens on texts that hold a line break."""
+
+    def __init__(self, extra: int = 0) -> None:
+        self.extra = extra
+        self.calls = 0
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[int, list[tuple[int, int]]]]:
+        self.calls += 1
+        out = []
+        for text in texts:
+            spans = words(text)
+            out.append((len(spans) + 2 + (self.extra if "\n" in text else 0), spans))
+        return out
+
+
+def test_step_cuts_with_the_prefix_within_the_window() -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(20))  # 120 tokens
+    step = PassageStep(
+        PassagePolicy(prefix_template="{title}", overlap_sentences=0), WordTokenizer(), 40, fields=("title", "text")
+    )
+    assert step.prefix({"title": "Red\nmug"}) == "Red mug"
+    [passages] = step.cut([text], ["Red mug"])
+    assert len(passages) > 3 and all(p.text.startswith("Red mug\n") for p in passages)
+    assert max(len(words(p.text)) + 2 for p in passages) <= 40
+    value = passages_value(passages, [[0.0, 1.0]] * len(passages))
+    assert value[0] == {"vector": [0.0, 1.0], "start": 0, "end": passages[0].end, "text": passages[0].text}
+
+
+def test_step_recuts_when_the_service_counts_more() -> None:
+    """The recount by the service is the last word: a passage over the window is cut again, smaller."""
+    text = " ".join(f"Sentence number {i} is here." for i in range(20))
+    tokenizer = WordTokenizer(extra=5)  # the prefixed passages count 5 more than their spans add up to
+    step = PassageStep(PassagePolicy(prefix_template="{title}", overlap_sentences=0), tokenizer, 40, fields=("title",))
+    [passages] = step.cut([text], ["Mug"])
+    counts = [n for n, _ in tokenizer.tokenize([p.text for p in passages])]
+    assert max(counts) <= 40
+
+
+def test_step_refuses_a_prefix_field_the_job_does_not_read() -> None:
+    with pytest.raises(ConfigError, match="brand"):
+        PassageStep(PassagePolicy(prefix_template="{brand}"), WordTokenizer(), 256, fields=("title", "text"))
