@@ -6,7 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from connector.search.fusion import FusedDoc
-from connector.search.models import FusionConfig, HitExplanation, LegExplanation, SearchMode, SearchResponse
+from connector.search.models import (
+    FusionConfig,
+    HitExplanation,
+    LegExplanation,
+    PassageMatch,
+    SearchMode,
+    SearchResponse,
+)
 
 __all__ = ["format_hits", "hit_explanation", "hit_label"]
 
@@ -18,6 +25,7 @@ def hit_explanation(
     strategy: Literal["client", "single"],
     fusion: FusionConfig,
     rerank_score: float | None = None,
+    passage: PassageMatch | None = None,
 ) -> HitExplanation:
     """The explanation of one client-side fused (or single-leg) hit: each leg's raw score, rank,
     normalized value, weight and contribution; a leg that missed the document has only its weight."""
@@ -45,6 +53,7 @@ def hit_explanation(
         vector=leg("vector"),
         fused_score=doc.score,
         rerank_score=rerank_score,
+        passage=passage,
     )
 
 

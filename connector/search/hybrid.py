@@ -43,12 +43,14 @@ from connector.search.models import (
     FusionConfig,
     HitExplanation,
     LexicalForm,
+    PassageMatch,
     SearchHit,
     SearchMode,
     SearchResponse,
     SearchTimings,
     Strategy,
 )
+from connector.search.passages import best_passage, best_passages, passage_knn_leg_body, passage_server_body
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
@@ -417,13 +419,13 @@ class _HybridCore:
         if text:
             bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
         if vector is not None:
-            bodies["vector"] = qb.knn_leg_body(
-                vector,
-                knn_shape=self.cluster.capabilities.knn_leg_shape,
-                field=self.profile.vector_field,
-                k=self.max_depth,
-                num_candidates=self.num_candidates,
-                filters=filters,
+            # A passages field is searched with nested kNN: the best passage scores the document (issue 17).
+            shape, name = self.cluster.capabilities.knn_leg_shape, self.profile.vector_field
+            options: dict[str, Any] = {"k": self.max_depth, "num_candidates": self.num_candidates, "filters": filters}
+            bodies["vector"] = (
+                passage_knn_leg_body(vector, knn_shape=shape, path=name, **options)
+                if self.profile.passages
+                else qb.knn_leg_body(vector, knn_shape=shape, field=name, **options)
             )
         return bodies
 
@@ -444,7 +446,11 @@ class _HybridCore:
         return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
 
     def _legs_flow(
-        self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
+        self,
+        bodies: Mapping[str, Mapping[str, Any]],
+        requests: list[ExecutedRequest],
+        timings: SearchTimings,
+        passages: dict[str, PassageMatch] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
         started = time.perf_counter()
         names = list(bodies)
@@ -468,12 +474,15 @@ class _HybridCore:
                 )
             )
         timings.search_ms += _ms(started)
+        if passages is not None and self.profile.passages and "vector" in names:
+            passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
-        legs = yield from self._legs_flow(bodies, requests, call.timings)
+        matches: dict[str, PassageMatch] = {}
+        legs = yield from self._legs_flow(bodies, requests, call.timings, matches)
         started = time.perf_counter()
         if len(legs) == 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
@@ -499,7 +508,12 @@ class _HybridCore:
                 score=rerank_scores.get(doc.id, doc.score),
                 source=sources.get(doc.id),
                 explanation=hit_explanation(
-                    doc, mode=call.mode, strategy=strategy, fusion=call.fusion, rerank_score=rerank_scores.get(doc.id)
+                    doc,
+                    mode=call.mode,
+                    strategy=strategy,
+                    fusion=call.fusion,
+                    rerank_score=rerank_scores.get(doc.id),
+                    passage=matches.get(doc.id),
                 )
                 if call.explain
                 else None,
@@ -601,19 +615,23 @@ class _HybridCore:
         source: bool | dict[str, Any] = False,
     ) -> dict[str, Any]:
         """The one-request body of ``form`` for one page (pure given the index profile)."""
-        return qb.server_body(
-            form,
-            self._lexical_query(text, filters),
-            vector,
-            field=self.profile.vector_field,
-            fusion=fusion,
-            depth=self.max_depth,
-            num_candidates=self.num_candidates,
-            filters=filters,
-            size=size,
-            from_=(page - 1) * size,
-            source=source,
-        )
+        query = self._lexical_query(text, filters)
+        options: dict[str, Any] = {
+            "fusion": fusion,
+            "depth": self.max_depth,
+            "num_candidates": self.num_candidates,
+            "filters": filters,
+            "size": size,
+            "from_": (page - 1) * size,
+            "source": source,
+        }
+        if self.profile.passages:
+            return passage_server_body(form, query, vector, path=self.profile.vector_field, **options)
+        return qb.server_body(form, query, vector, field=self.profile.vector_field, **options)
+
+    @property
+    def _passage_path(self) -> str | None:
+        return self.profile.vector_field if self.profile.passages else None
 
     def _pipeline_flow(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> Flow[str]:
         name = qb.os_pipeline_name(fusion)
@@ -671,7 +689,10 @@ class _HybridCore:
             size=call.size,
             max_depth=self.max_depth,
             candidates=None,
-            hits=[_server_hit(h, call, form, rank=call.first_rank + i) for i, h in enumerate(raw, start=1)],
+            hits=[
+                _server_hit(h, call, form, rank=call.first_rank + i, passages=self._passage_path)
+                for i, h in enumerate(raw, start=1)
+            ],
             timings=call.timings,
             requests=requests,
         )
@@ -977,13 +998,19 @@ async def _ascore(op: Score) -> list[float]:
         raise RerankError(f"the reranker failed: {type(e).__name__}: {e}") from e
 
 
-def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int) -> SearchHit:
-    """One hit of a server-side answer (the cluster fused it: no per-leg explanation)."""
+def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int, passages: str | None) -> SearchHit:
+    """One hit of a server-side answer (the cluster fused it: no per-leg explanation; the best passage when
+    ``passages`` names the passages field and the form returns ``inner_hits``)."""
     score = float(hit.get("_score") or 0.0)
     explanation = None
     if call.explain:
         explanation = HitExplanation(
-            mode=call.mode, strategy="server", fusion=call.fusion.describe(), server_form=form, fused_score=score
+            mode=call.mode,
+            strategy="server",
+            fusion=call.fusion.describe(),
+            server_form=form,
+            fused_score=score,
+            passage=best_passage(hit, passages) if passages else None,
         )
     return SearchHit(
         id=str(hit["_id"]),

@@ -35,6 +35,7 @@ from connector.search.query_builder import (
 __all__ = [
     "PassageMatch",
     "best_passage",
+    "best_passages",
     "passage_inner_hits",
     "passage_knn_clause",
     "passage_knn_leg_body",
@@ -189,3 +190,13 @@ def best_passage(hit: Mapping[str, Any], path: str) -> PassageMatch | None:
         score=float(score) if score is not None else None,
         offset=nested.get("offset"),
     )
+
+
+def best_passages(response: Mapping[str, Any], path: str) -> dict[str, PassageMatch]:
+    """Document id -> its best passage, for every hit of a passage kNN leg's response."""
+    out: dict[str, PassageMatch] = {}
+    for hit in (response.get("hits") or {}).get("hits") or []:
+        match = best_passage(hit, path)
+        if match is not None:
+            out[str(hit["_id"])] = match
+    return out
