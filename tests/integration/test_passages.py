@@ -16,8 +16,10 @@ import pytest
 from connector.cluster.client import Cluster, JsonDict
 from connector.jobs.backfill import run_backfill
 from connector.jobs.passages import PassagePolicy
+from connector.search import HybridSearch
+from connector.search.models import DEFAULT_FUSION
 from connector.search.passages import best_passage, passage_knn_leg_body
-from connector.search.query_builder import knn_leg_body
+from connector.search.query_builder import knn_leg_body, os_missing_policy, pick_server_form
 from connector.services.embedding import EmbeddingClient
 from mappings import VectorField
 from mappings.passages import build_add_passages_field_body
@@ -117,6 +119,25 @@ def test_fact_in_the_fourth_passage(cluster: Cluster, index_name: str, embedder:
     assert match.start is not None and match.end is not None
     assert "The lid is carved" in text[match.start : match.end]
     assert match.score == pytest.approx(hits[0]["_score"])
+
+    # The library: vector_field="passages" searches by best passage; explain names the passage.
+    search = HybridSearch(cluster, index_name, embedder=embedder, vector_field="passages", max_depth=20)
+    response = search.search(FACT_QUERY, mode="knn", explain=True, size=3)
+    assert response.ids[0] == "long"
+    passage = response.hits[0].explanation.passage  # type: ignore[union-attr]
+    assert passage is not None and passage.offset == 3
+    for strategy in ("client", "server"):
+        caps = cluster.capabilities
+        if (
+            strategy == "server"
+            and pick_server_form(caps, DEFAULT_FUSION, os_missing_policy=os_missing_policy(caps)) is None
+        ):
+            continue  # no one-request form computes the default fusion on this server
+        hybrid = search.search(FACT_QUERY, mode="hybrid", explain=True, size=20, strategy=strategy)  # type: ignore[arg-type]
+        assert "long" in hybrid.ids and len(set(hybrid.ids)) == len(hybrid.ids)
+        long_hit = hybrid.hits[hybrid.ids.index("long")]
+        if strategy == "client" or hybrid.server_form in ("es_query_knn", "os_hybrid_query"):
+            assert long_hit.explanation is not None and long_hit.explanation.passage is not None
 
     # A top-level filter pre-filters the parents: k hits still come back, none of them the long product.
     filtered = _passage_hits(cluster, index_name, vector, filters=[{"bool": {"must_not": {"term": {"sku": "LONG"}}}}])
