@@ -90,6 +90,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
         head += ["lex.raw", "lex.rank", "lex.norm", "vec.raw", "vec.rank", "vec.norm", "fused"]
         if any(h.explanation and h.explanation.rerank_score is not None for h in response.hits):
             head.append("rerank")
+        if any(h.explanation and h.explanation.passage is not None for h in response.hits):
+            head.append("passage")
     head.append("document")
     rows: list[list[str]] = []
     for hit in response.hits:
@@ -100,6 +102,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
             row.append(_num(e.fused_score) if e else "")
             if "rerank" in head:
                 row.append(_num(e.rerank_score) if e else "")
+            if "passage" in head:
+                row.append(_passage_cell(e.passage if e else None))
         row.append(hit_label(hit.source, fields=label_fields))
         rows.append(row)
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
@@ -107,6 +111,13 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.append(_footer(response, explained))
     return "\n".join(lines)
+
+
+def _passage_cell(passage: PassageMatch | None) -> str:
+    """``#3 [700:950]``: which passage scored the kNN leg (its position and character span)."""
+    if passage is None:
+        return ""
+    return f"#{passage.offset if passage.offset is not None else '?'} [{passage.start}:{passage.end}]"
 
 
 def _footer(response: SearchResponse, explained: bool) -> str:

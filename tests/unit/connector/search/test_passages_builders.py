@@ -115,3 +115,24 @@ def test_best_passage_reads_inner_hits() -> None:
     assert best_passage({"_id": "2"}, "passages") is None
     wrapped = {"inner_hits": {"p": {"hits": {"hits": [{"_score": 1.0, "_source": {"p": {"start": 1, "end": 2}}}]}}}}
     assert best_passage(wrapped, "p") is not None and best_passage(wrapped, "p").start == 1  # type: ignore[union-attr]
+
+
+def test_explain_table_names_the_passage() -> None:
+    from connector.search.explain import format_hits
+    from connector.search.models import HitExplanation, PassageMatch, SearchHit, SearchResponse
+
+    explanation = HitExplanation(
+        mode="knn", strategy="single", fused_score=0.9, passage=PassageMatch(start=700, end=950, offset=3, score=0.9)
+    )
+    response = SearchResponse(
+        index="p",
+        query="q",
+        mode="knn",
+        strategy="single",
+        page=1,
+        size=1,
+        max_depth=10,
+        hits=[SearchHit(id="long", index="p", rank=1, score=0.9, explanation=explanation)],
+    )
+    table = format_hits(response)
+    assert "passage" in table.splitlines()[0] and "#3 [700:950]" in table
