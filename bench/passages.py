@@ -18,7 +18,7 @@ corpus is every document judged for them (the other queries' candidates are the 
 the full set). Vectors are cached under ``~/.cache/eshybrid/bench`` by model, setting and documents, so
 a second run only searches. Ends with one ``RESULT`` line; the load average is printed before and after.
 
-    flock /tmp/eshybrid-integration.lock .venv/bin/python bench/passages.py [--queries 20] [--settings window,128+title]
+    flock /tmp/eshybrid-integration.lock .venv/bin/python bench/passages.py [--queries 15] [--settings window,128+title]
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--url", default=os.environ.get("ESHYBRID_TEST_ES9_URL", "http://127.0.0.1:9201"))
-    parser.add_argument("--queries", type=int, default=20, help="judged queries sampled (default 20)")
+    parser.add_argument("--queries", type=int, default=15, help="judged queries sampled (default 15)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--settings", default="window,128+title", help="passage settings, comma-separated")
     parser.add_argument("--backfill-docs", type=int, default=40, help="documents of the backfill ratio sample")
