@@ -14,8 +14,8 @@ leg is written per cluster (verified on ES 8.19 / 9.5 and OpenSearch 2.19 / 3.6)
 One hit per document either way, so fusion and pagination do not change. ``inner_hits`` (size 1, the
 best passage) carries the passage's offsets, text and score: :func:`best_passage` reads them for the
 explanation. Server-side: the passage clause replaces the vector clause in OpenSearch's ``hybrid``
-query and Elasticsearch's ``query`` + ``knn`` form; Elasticsearch's retrievers take the nested kNN for
-ranking but have no ``inner_hits``, so their hits carry no passage.
+query and Elasticsearch's ``query`` + ``knn`` form; Elasticsearch's retrievers and OpenSearch 2.19's
+hybrid query take the nested kNN for ranking but return no ``inner_hits``, so their hits carry no passage.
 """
 
 from __future__ import annotations
