@@ -354,8 +354,10 @@ def run_backfill(
         config = _with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)
         config = replace(config, settings=cap_text_limit(config.settings, info))
+        # Passages: the cut is part of what a stored array was made with, so another cut re-embeds every document.
+        model_id = info.model_id if config.passages is None else config.passages.identity(info.model_id)
         job = BackfillJob(
-            cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims, cluster_spec=cluster_spec
+            cluster, config, embedder=embedder, model_id=model_id, dims=info.dims, cluster_spec=cluster_spec
         )
         if config.passages is not None:
             job.passages = passage_step(cluster, config, embedder)

@@ -95,6 +95,13 @@ class PassagePolicy:
             )
         return room if self.max_tokens is None else min(room, self.max_tokens)
 
+    def identity(self, model_id: str) -> str:
+        """What the per-document bookkeeping records as the model of a passages array: the model and the cut."""
+        prefix = self.prefix_template or ""
+        return (
+            f"{model_id}#passages:{self.max_tokens or 'window'}/{self.overlap_sentences}/{self.max_passages}/{prefix}"
+        )
+
     def meta(self, *, max_length: int) -> dict[str, Any]:
         """What ``_meta`` records about how the passages of a field were cut."""
         return {

@@ -90,6 +90,8 @@ def test_policy_budget_and_meta() -> None:
     with pytest.raises(ConfigError):
         PassagePolicy(max_passages=0)
     assert over_budget([10, 300, 256], max_length=256) == [1]
+    assert policy.identity("m") == "m#passages:128/1/16/{title}"
+    assert PassagePolicy().identity("m") != PassagePolicy(overlap_sentences=0).identity("m")
 
 
 def test_with_the_real_tokenizer_no_passage_exceeds_the_window() -> None:
