@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError, JobError
 from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
@@ -95,7 +96,7 @@ class JobRunner:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterLike,
         *,
         settings: JobSettings,
         label_index: str,
@@ -111,7 +112,7 @@ class JobRunner:
         embed_url: str | None = None,
         cluster_spec: ClusterSpec | None = None,
     ) -> None:
-        self.cluster = cluster
+        self.cluster = as_cluster(cluster)  # ours, or the app's official client wrapped
         self.settings = settings
         self.label_index = label_index
         self.vector_field = vector_field
@@ -127,8 +128,10 @@ class JobRunner:
         self.cluster_spec = cluster_spec
         # Passage mode (issue 17): set by the job before it runs; None writes whole-document vectors.
         self.passages: PassageStep | None = None
-        self.store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
-        self.dialect: PitDialect = dialect_for(cluster)
+        self.store = JobStore(
+            self.cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index
+        )
+        self.dialect: PitDialect = dialect_for(self.cluster)
         self.backpressure = Backpressure()
         self.job_id = ""
         self.state: ScanState | None = None
