@@ -7,9 +7,10 @@ leg is written per cluster (verified on ES 8.19 / 9.5 and OpenSearch 2.19 / 3.6)
   filter}, inner_hits}``; the ``knn`` section (8.11): ``knn{field: <path>.vector, filter, inner_hits}``.
   In both, ``filter`` clauses on *top-level* fields filter the parent documents before the HNSW search
   (a pre-filter, as for a whole-document vector) and the document's score is its best passage's.
-* OpenSearch: ``nested{path, score_mode: max, query: knn{<path>.vector: {vector, k, filter}}, inner_hits}``;
-  the lucene and faiss engines apply a ``filter`` on top-level fields to the parent documents and count
-  ``k`` in documents, not passages.
+* OpenSearch: ``nested{path, score_mode: max, query: knn{<path>.vector: {vector, k, filter}}, inner_hits}``,
+  ``k`` counted in documents; 3.x applies the ``filter`` on top-level fields to the parents (a pre-filter),
+  2.19 does so for positive clauses only (a ``must_not`` excludes nothing), so the filters are repeated
+  on the parents outside the nested query (``bool{must: nested, filter}``).
 
 One hit per document either way, so fusion and pagination do not change. ``inner_hits`` (size 1, the
 best passage) carries the passage's offsets, text and score: :func:`best_passage` reads them for the
@@ -105,7 +106,15 @@ def passage_knn_clause(
         knn = {"knn": {field: inner}}
     else:
         raise SearchRequestError(f"no nested kNN query clause for shape {knn_shape!r}", field="knn_shape")
-    return {"nested": {"path": path, "score_mode": "max", "query": knn, "inner_hits": passage_inner_hits(path)}}
+    nested: JsonDict = {
+        "nested": {"path": path, "score_mode": "max", "query": knn, "inner_hits": passage_inner_hits(path)}
+    }
+    if knn_shape == "os_knn_query" and filters:
+        # OpenSearch 2.19 applies a negative clause (must_not) of the knn filter to the passages, not to their
+        # parents, so it excludes nothing; the same filters on the parents outside the nested query keep the answer
+        # right everywhere (a post-filter there: fewer than k documents may come back on 2.19; 3.x pre-filters).
+        return {"bool": {"must": [nested], "filter": [dict(f) for f in filters]}}
+    return nested
 
 
 def passage_knn_leg_body(

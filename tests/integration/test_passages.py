@@ -126,8 +126,8 @@ def test_fact_in_the_fourth_passage(cluster: Cluster, index_name: str, embedder:
     assert response.ids[0] == "long"
     passage = response.hits[0].explanation.passage  # type: ignore[union-attr]
     assert passage is not None and passage.offset == 3
+    caps = cluster.capabilities
     for strategy in ("client", "server"):
-        caps = cluster.capabilities
         if (
             strategy == "server"
             and pick_server_form(caps, DEFAULT_FUSION, os_missing_policy=os_missing_policy(caps)) is None
@@ -143,9 +143,11 @@ def test_fact_in_the_fourth_passage(cluster: Cluster, index_name: str, embedder:
         if strategy == "client" or with_inner_hits:
             assert long_hit.explanation is not None and long_hit.explanation.passage is not None
 
-    # A top-level filter pre-filters the parents: k hits still come back, none of them the long product.
+    # A top-level filter filters the parents: k hits still come back (pre-filter), none of them the long product.
     filtered = _passage_hits(cluster, index_name, vector, filters=[{"bool": {"must_not": {"term": {"sku": "LONG"}}}}])
-    assert len(filtered) == 3 and "long" not in [h["_id"] for h in filtered]
+    assert "long" not in [h["_id"] for h in filtered]
+    # OpenSearch 2.19 post-filters a must_not (see connector.search.passages): fewer than k may come back.
+    assert len(filtered) == 3 or (caps.flavor == "opensearch" and not caps.at_least(3, 0))
 
     # Incremental: nothing changed, nothing embedded; a shortened text loses its old passages.
     again = run_backfill(
