@@ -3,7 +3,8 @@
 - :func:`jobs_index_body`: ``eshybrid-jobs`` (job documents and slice checkpoints);
 - :func:`dead_letter_index_body`: ``eshybrid-dead-letters``;
 - :func:`migrations_index_body`: ``eshybrid-migrations`` (migration locks and history);
-- :func:`search_log_index_body` / :func:`search_log_mapping`: ``eshybrid-search-log``.
+- :func:`search_log_index_body` / :func:`search_log_mapping`: ``eshybrid-search-log``;
+- :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18).
 
 Each is ``dynamic: false`` with ``_meta.eshybrid.kind`` naming it, one shard and a
 replica only when a second node exists: small bookkeeping indices that Kibana and
@@ -23,6 +24,9 @@ __all__ = [
     "dead_letter_index_body",
     "jobs_index_body",
     "migrations_index_body",
+    "PROFILE_FIELDS",
+    "profiles_index_body",
+    "profiles_index_name",
     "search_log_index_body",
     "search_log_mapping",
 ]
@@ -183,6 +187,8 @@ def search_log_mapping() -> JsonDict:
                     "query_sha256": "sha256 of the user's text",
                     "latency_ms": "milliseconds per stage: embed, search, fuse, fetch, rerank, total",
                     "rerank_fallback": "true when the reranker failed and the fused order was kept",
+                    "personal_weight": "the personal signal's effective weight (personalized searches only)",
+                    "user_sha256": "sha256 of the shopper id of a personalized search",
                 },
             }
         },
@@ -198,6 +204,8 @@ def search_log_mapping() -> JsonDict:
             "hit_count": {"type": "integer"},
             "total_hits": _long(),
             "rerank_fallback": {"type": "boolean"},
+            "personal_weight": {"type": "float"},
+            "user_sha256": _keyword(),
         },
     }
 
@@ -205,3 +213,52 @@ def search_log_mapping() -> JsonDict:
 def search_log_index_body() -> JsonDict:
     """``PUT <index>`` body for the search log: one shard, no replica needed on a single node."""
     return {"settings": _small_index_settings(), "mappings": search_log_mapping()}
+
+
+# The fields of one shopper profile document (``connector.jobs.profiles`` writes them,
+# ``connector.search.personal`` reads them).
+PROFILE_FIELDS: Final = (
+    "user_id",
+    "vector",
+    "model_id",
+    "index",
+    "vector_field",
+    "updated_at",
+    "as_of",
+    "event_count",
+    "weight_sum",
+    "concentration",
+    "history",
+)
+
+
+def profiles_index_body() -> JsonDict:
+    """Settings and mapping of a profiles index: one document per user (or session), ``_id`` = the user id.
+
+    ``vector`` is the time-decayed, kind-weighted mean of the product vectors the user interacted
+    with (not unit length: its norm is ``concentration``, 1 when every product points the same
+    way); it stays in ``_source`` only (read by id, never searched), as does ``history`` (the raw
+    events, stored only when asked). ``as_of`` is the time the decay is measured from (the newest
+    event), ``weight_sum`` the decayed weight behind the mean, so new events update it.
+    """
+    not_indexed = {"type": "object", "enabled": False}
+    return _small_index_body(
+        "profiles",
+        {
+            "user_id": _keyword(),
+            "model_id": _keyword(),
+            "index": _keyword(),
+            "vector_field": _keyword(),
+            "updated_at": _date(),
+            "as_of": _date(),
+            "event_count": _long(),
+            "weight_sum": {"type": "double"},
+            "concentration": {"type": "float"},
+            "history": dict(not_indexed),
+        },
+    )
+
+
+def profiles_index_name(index: str) -> str:
+    """The default profiles index of a product index (or alias): ``eshybrid-profiles-<index>``."""
+    return f"eshybrid-profiles-{index}"

@@ -25,6 +25,7 @@ _AREAS = (
     "connector.cli.jobs",
     "connector.cli.migrate",
     "connector.cli.kibana",
+    "connector.cli.profiles",
 )
 
 

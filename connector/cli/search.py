@@ -29,6 +29,13 @@ def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> N
         parser.add_argument("--embed-url", help="embedding service base URL (default $ESHYBRID_EMBED_URL)")
 
 
+def _add_personal(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("personalization")
+    group.add_argument("--user", help="shopper id: personalize with their profile (eshybrid profiles build)")
+    group.add_argument("--personal-weight", type=float, help="weight of the personal signal (default 0.2)")
+    group.add_argument("--profiles-index", help="profiles index (default eshybrid-profiles-<index>)")
+
+
 def _add_fusion(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fusion (default: the index's tune recommendation, else the library default)")
     group.add_argument("--fusion", choices=("rrf", "linear"), help="fusion method")
@@ -79,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     search.add_argument("--size", type=int, default=10)
     search.add_argument("--page", type=int, default=1, help="1-based page")
     search.add_argument("--explain", action="store_true", help="per-leg scores, ranks, weights, fused score")
+    _add_personal(search)
     out = search.add_mutually_exclusive_group()
     out.add_argument("--console", action="store_true", help="print what ran as Dev Tools console text")
     out.add_argument("--json", action="store_true", help="print the response as JSON")
@@ -100,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ev.add_argument("--qrels", help="qrels .tsv to use instead of the dataset's qrels/test.tsv")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--per-query", action="store_true", help="with --json: include per-query differences")
+    _add_personal(ev)
     add_rerank_arguments(ev, with_switch=False)
     _add_connection(ev)
     _add_fusion(ev)
@@ -236,6 +245,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             lexical_fields=_parse_fields(args.fields),
             rerank=rerank_config_from_args(args),
             vector_field=getattr(args, "vector_field", None),
+            profiles_index=getattr(args, "profiles_index", None),
         )
         try:
             yield search
@@ -261,7 +271,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     with _hybrid_search(args, embed=args.mode != "bm25") as search:
         mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
         response = search.search(
-            args.text, mode=mode, filters=filters, size=args.size, page=args.page, explain=args.explain
+            args.text,
+            mode=mode,
+            filters=filters,
+            size=args.size,
+            page=args.page,
+            explain=args.explain,
+            user=args.user,
+            personal_weight=args.personal_weight,
         )
     if args.console:
         print(render_response(response), end="")
@@ -283,7 +300,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--modes: unknown {unknown}; use {', '.join(SEARCH_MODES)}", field="modes")
     dataset = _dataset(args)
     with _hybrid_search(args, embed=any(m != "bm25" for m in modes)) as search:
-        report = evaluate_dataset(search, dataset, modes=modes, strategy=args.strategy)
+        report = evaluate_dataset(
+            search, dataset, modes=modes, strategy=args.strategy, user=args.user, personal_weight=args.personal_weight
+        )
     if args.json:
         print(json.dumps(report.to_json(per_query=args.per_query)))
     else:

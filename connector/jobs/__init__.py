@@ -7,6 +7,7 @@
 - :class:`JobSummary`, :class:`JobCounts`: what a job did (``read = updated + skipped +
   dead_lettered + vanished``); :class:`JobStore`: job documents, checkpoints, dead letters.
 - :func:`streaming_bulk`: the bulk helper the jobs write with.
+- :func:`build_profiles`: shopper profile vectors from interaction events (``eshybrid profiles build``).
 
 Nothing here imports torch or ray at import time (Ray only with ``ray_address``).
 """
@@ -17,6 +18,7 @@ from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.common import JobSummary
 from connector.jobs.pipeline import Embedder
+from connector.jobs.profiles import ProfileBuildReport, build_profiles, read_events
 from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec, ConnectionSettings, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts, JobStore
@@ -30,13 +32,16 @@ __all__ = [
     "ConnectionSettings",
     "DeadLetter",
     "Embedder",
+    "ProfileBuildReport",
     "JobCounts",
     "JobSettings",
     "JobStore",
     "JobSummary",
     "ReindexConfig",
     "TextPolicy",
+    "build_profiles",
     "build_text",
+    "read_events",
     "run_backfill",
     "run_reindex",
     "streaming_bulk",

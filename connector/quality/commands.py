@@ -55,7 +55,13 @@ def load_beir_corpus(
 
 
 def evaluate_dataset(
-    search: HybridSearch, dataset: BeirDataset, *, modes: Sequence[str], strategy: str | None = None
+    search: HybridSearch,
+    dataset: BeirDataset,
+    *,
+    modes: Sequence[str],
+    strategy: str | None = None,
+    user: str | None = None,
+    personal_weight: float | None = None,
 ) -> EvalReport:
     """Run each judged query of ``dataset`` in each of ``modes`` and compare the modes.
 
@@ -64,6 +70,7 @@ def evaluate_dataset(
         dataset: queries and judgments.
         modes: search modes (``bm25``, ``knn``, ``hybrid``...).
         strategy: fuse client-side or server-side (``auto``, ``client``, ``server``).
+        user, personal_weight: personalize every query for this shopper (``HybridSearch.search(user=)``).
     """
     return evaluate_search(
         search,
@@ -72,6 +79,8 @@ def evaluate_dataset(
         modes=modes,
         depth=min(_EVAL_DEPTH, search.max_depth),
         strategy=strategy,
+        user=user,
+        personal_weight=personal_weight,
     )
 
 

@@ -220,6 +220,8 @@ def evaluate_search(
     fusion: FusionConfig | None = None,
     strategy: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    user: str | Mapping[str, str] | None = None,
+    personal_weight: float | None = None,
 ) -> EvalReport:
     """Run every judged query through ``search.search`` in each mode and score the rankings.
 
@@ -231,6 +233,9 @@ def evaluate_search(
         depth: hits per query (100 for recall@100; must be <= the search's ``max_depth``).
         fusion, strategy: overrides passed to every hybrid search.
         progress: called as ``progress(mode, done, total)``.
+        user: personalize every query for this shopper id, or ``{query_id: shopper id}`` (queries
+            not in it are not personalized); see ``HybridSearch.search(user=)``.
+        personal_weight: the personal signal's weight (default: the library's).
     """
     judged = [q for q in sorted(queries) if any(g > 0 for g in qrels.get(q, {}).values())]
     if not judged:
@@ -239,8 +244,10 @@ def evaluate_search(
     for mode in modes:
         run: Run = {}
         for i, qid in enumerate(judged, start=1):
+            shopper = user.get(qid) if isinstance(user, Mapping) else user
+            personal = {"user": shopper, "personal_weight": personal_weight} if shopper is not None else {}
             response = search.search(
-                queries[qid], mode=mode, size=depth, page=1, source=False, fusion=fusion, strategy=strategy
+                queries[qid], mode=mode, size=depth, page=1, source=False, fusion=fusion, strategy=strategy, **personal
             )
             run[qid] = ranking_to_run(response.ids)
             if progress:

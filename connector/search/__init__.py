@@ -19,11 +19,13 @@ from connector.search.models import (
     SearchResponse,
     SearchTimings,
 )
+from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile
 from connector.search.query_vectors import Embedder
 
 __all__ = [
     "AsyncHybridSearch",
     "DEFAULT_FUSION",
+    "DEFAULT_PERSONAL_WEIGHT",
     "Embedder",
     "ExecutedRequest",
     "FusedDoc",
@@ -38,6 +40,7 @@ __all__ = [
     "SearchHit",
     "SearchResponse",
     "SearchTimings",
+    "UserProfile",
     "fuse",
     "linear_fuse",
     "normalize",

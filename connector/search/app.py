@@ -181,6 +181,8 @@ class SearchDeployment:
             fusion=body.fusion,
             strategy=body.strategy,
             source=body.source,
+            user=body.user,
+            personal_weight=body.personal_weight,
         )
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:

@@ -27,7 +27,7 @@ import inspect
 import logging
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from connector.cluster.detect import as_cluster
@@ -52,9 +52,20 @@ from connector.search.models import (
     Strategy,
 )
 from connector.search.passages import best_passage, best_passages, passage_knn_leg_body, passage_server_body
+from connector.search.personal import (
+    DEFAULT_PERSONAL_WEIGHT,
+    PERSONAL_SIGNAL,
+    UserProfile,
+    effective_weight,
+    personal_body,
+    personal_leg,
+    profile_search_body,
+    user_profile_of,
+)
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
+from mappings.system import profiles_index_name
 
 __all__ = [
     "AsyncHybridSearch",
@@ -96,6 +107,11 @@ class _Call:
     source: bool | dict[str, Any]
     explain: bool
     timings: SearchTimings
+    # The shopper's profile and the personal signal's effective weight (> 0), when personalized.
+    user: UserProfile | None = None
+    personal_weight: float = 0.0
+    # A user id whose profile is read inside the legs' _msearch (then ``user``/``personal_weight`` are set).
+    pending_user: str | None = None
 
     @property
     def first_rank(self) -> int:
@@ -200,6 +216,8 @@ class _HybridCore:
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        profiles_index: where ``search(user="id")`` reads shopper profiles (default
+            ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
 
     Raises:
         ConfigError: bad options.
@@ -225,6 +243,7 @@ class _HybridCore:
         rerank_window: int | None = None,
         query_cache_size: int = 1024,
         check_model: bool = True,
+        profiles_index: str | None = None,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -262,6 +281,7 @@ class _HybridCore:
             else None
         )
         self._pipelines: set[str] = set()
+        self.profiles_index = profiles_index or profiles_index_name(index)
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -327,22 +347,58 @@ class _HybridCore:
         fusion: FusionConfig | None,
         strategy: Strategy | None,
         source: bool | Sequence[str],
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
         clean_filters = self._validate(text, mode, size, page, filters)
         fusion = fusion or self.fusion
         timings = SearchTimings()
+        wanted = DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight
+        effective_weight(None, wanted)  # validates personal_weight whoever the user is
         vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        # A user id is read inside the legs' _msearch when the search fuses client-side anyway; before
+        # choosing a server-side form it is read first, so a cold start keeps that form.
+        if isinstance(user, str):
+            profile_search_body(user)  # validates the id before any request
+        pending = user if isinstance(user, str) and form is None and wanted > 0 else None
+        profile = None
+        if pending is None and wanted > 0:
+            profile = yield from self._user_flow(user)
+        # A pending user carries the weight asked for; the profile read in the _msearch scales it.
+        weight = wanted if pending is not None else effective_weight(profile, wanted)
+        if weight > 0 and form is not None:  # the personal signal is fused client-side
+            if (strategy or self.strategy) == "server":
+                raise SearchRequestError(
+                    "a personalized search fuses client-side; use strategy=auto or client", field="strategy"
+                )
+            form = None
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
+        call = _Call(
+            text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, profile, weight, pending
+        )
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
             response = yield from self._client_flow(call)
         response.timings.total_ms = _ms(started)
         return response
+
+    def _user_flow(self, user: UserProfile | str | None) -> Flow[UserProfile | None]:
+        """The shopper's profile: given, or read by id from the profiles index (unknown: ``None``)."""
+        if user is None or isinstance(user, UserProfile):
+            return self._checked(user)
+        result = yield ClusterSearch(
+            self.profiles_index, profile_search_body(user), params={"ignore_unavailable": "true"}
+        )
+        return self._checked(user_profile_of(result, user))
+
+    def _checked(self, profile: UserProfile | None) -> UserProfile | None:
+        if profile is not None:
+            profile.check_model((self.profile.vector_meta or {}).get("model_id"))
+        return profile
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
@@ -451,12 +507,15 @@ class _HybridCore:
         bodies: Mapping[str, Mapping[str, Any]],
         requests: list[ExecutedRequest],
         timings: SearchTimings,
+        extra: list[Any] | None = None,
         passages: dict[str, PassageMatch] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
+        """Run the legs in one round trip; ``extra`` (``[header, body]``) rides along in the ``_msearch``
+        and is replaced by its response."""
         started = time.perf_counter()
         names = list(bodies)
         responses: list[Any]
-        if len(names) == 1:
+        if len(names) == 1 and not extra:
             body = dict(bodies[names[0]])
             responses = [(yield ClusterSearch(self.index, body))]
             requests.append(
@@ -464,14 +523,21 @@ class _HybridCore:
             )
         else:
             searches = qb.msearch_searches([bodies[n] for n in names])
+            if extra:
+                searches.append((extra[0], extra[1]))
             responses = yield ClusterMsearch(self.index, searches)
+            if extra:
+                extra[:] = [responses[-1]]
             lines = [line for pair in searches for line in pair]
             requests.append(
                 ExecutedRequest(
                     method="GET",
                     path=f"{self.index}/_msearch",
                     ndjson=lines,
-                    note="legs: " + ", ".join(names) + " (one round trip)",
+                    note="legs: "
+                    + ", ".join(names)
+                    + (" + the shopper's profile" if extra else "")
+                    + " (one round trip)",
                 )
             )
         timings.search_ms += _ms(started)
@@ -479,13 +545,48 @@ class _HybridCore:
             passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
+    def _personal_flow(
+        self, call: _Call, legs: Mapping[str, Sequence[LegHit]], requests: list[ExecutedRequest]
+    ) -> Flow[list[LegHit]]:
+        """The personal signal: the profile's kNN search over exactly the legs' candidates."""
+        assert call.user is not None
+        ids = [hit.id for leg in legs.values() for hit in leg]
+        if not ids:
+            return []
+        started = time.perf_counter()
+        body = personal_body(
+            call.user, ids, knn_shape=self.cluster.capabilities.knn_leg_shape, field=self.profile.vector_field
+        )
+        result = yield ClusterSearch(self.index, body)
+        call.timings.search_ms += _ms(started)
+        requests.append(
+            ExecutedRequest(
+                method="GET",
+                path=f"{self.index}/_search",
+                body=body,
+                note=f"personal signal: the shopper's profile over the {body['size']} candidates (exact: ids filter)",
+            )
+        )
+        return personal_leg(leg_hits(result), ids)
+
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
         matches: dict[str, PassageMatch] = {}
-        legs = yield from self._legs_flow(bodies, requests, call.timings, matches)
+        extra: list[Any] | None = None
+        if call.pending_user is not None:
+            header = {"index": self.profiles_index, "ignore_unavailable": True}
+            extra = [header, profile_search_body(call.pending_user)]
+        legs = yield from self._legs_flow(bodies, requests, call.timings, extra, passages=matches)
+        if extra is not None and call.pending_user is not None:
+            user = self._checked(user_profile_of(extra[0], call.pending_user))
+            call = replace(call, user=user, personal_weight=effective_weight(user, call.personal_weight))
+        if call.user is not None and call.personal_weight > 0:
+            legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs, requests)
+            call = _personalized(call, legs)
         started = time.perf_counter()
-        if len(legs) == 2:
+        signals = [PERSONAL_SIGNAL] if PERSONAL_SIGNAL in legs else []
+        if len(legs) >= 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
         else:
             ((name, only),) = legs.items()
@@ -500,7 +601,7 @@ class _HybridCore:
         missing = [d for d in window if d.id not in sources]
         if call.source is not False and missing:
             sources.update((yield from self._sources_flow(missing, call.source, requests, call.timings)))
-        strategy: Literal["client", "single"] = "client" if len(legs) == 2 else "single"
+        strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
         hits = [
             SearchHit(
                 id=doc.id,
@@ -515,6 +616,7 @@ class _HybridCore:
                     fusion=call.fusion,
                     rerank_score=rerank_scores.get(doc.id),
                     passage=matches.get(doc.id),
+                    signals=signals,
                 )
                 if call.explain
                 else None,
@@ -526,7 +628,7 @@ class _HybridCore:
             query=call.text,
             mode=call.mode,
             strategy=strategy,
-            fusion=call.fusion if len(legs) == 2 else None,
+            fusion=call.fusion if len(legs) >= 2 else None,
             page=call.page,
             size=call.size,
             max_depth=self.max_depth,
@@ -537,6 +639,8 @@ class _HybridCore:
             rerank_fallback_reason=fallback,
             timings=call.timings,
             requests=requests,
+            user=call.user.user_id if call.user is not None else None,
+            personal_weight=call.personal_weight if signals else None,
         )
 
     def _sources_flow(
@@ -749,6 +853,8 @@ class HybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -762,6 +868,12 @@ class HybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
+                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
+                legs' candidates (it reorders, never adds); fused client-side.
+            personal_weight: the personal signal's weight beside the legs' (default
+                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
+                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -782,6 +894,8 @@ class HybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            user=user,
+            personal_weight=personal_weight,
         )
         return self._drive(flow)
 
@@ -869,6 +983,8 @@ class AsyncHybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        user: UserProfile | str | None = None,
+        personal_weight: float | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -882,6 +998,12 @@ class AsyncHybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
+                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
+                legs' candidates (it reorders, never adds); fused client-side.
+            personal_weight: the personal signal's weight beside the legs' (default
+                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
+                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -902,6 +1024,8 @@ class AsyncHybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            user=user,
+            personal_weight=personal_weight,
         )
         return await self._adrive(flow)
 
@@ -997,6 +1121,14 @@ async def _ascore(op: Score) -> list[float]:
         raise
     except Exception as e:  # noqa: BLE001 - a reranker failure is a fallback, never an error page
         raise RerankError(f"the reranker failed: {type(e).__name__}: {e}") from e
+
+
+def _personalized(call: _Call, legs: Mapping[str, Sequence[LegHit]]) -> _Call:
+    """The call with the personal signal's weight in its fusion (a lone leg weighs 1 beside it)."""
+    weights = {PERSONAL_SIGNAL: call.personal_weight}
+    if len(legs) == 2:  # one leg + personal
+        weights.update({name: 1.0 for name in legs if name != PERSONAL_SIGNAL})
+    return replace(call, fusion=call.fusion.with_weights(weights))
 
 
 def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int, passages: str | None) -> SearchHit:

@@ -76,6 +76,8 @@ class SearchLogRecord(TypedDict, total=False):
         hit_count: hits returned to the caller.
         total_hits: hits the cluster matched, when known.
         rerank_fallback: the reranker failed or timed out and the fused order was kept.
+        personal_weight: the personal signal's effective weight, when the search was personalized.
+        user_sha256: sha256 hex of the shopper id asked for (never the id itself).
     """
 
     timestamp: str
@@ -89,6 +91,8 @@ class SearchLogRecord(TypedDict, total=False):
     hit_count: int
     total_hits: int
     rerank_fallback: bool
+    personal_weight: float
+    user_sha256: str
 
 
 # -- the log documents (the index body is mappings.system.search_log_index_body) ------------
@@ -144,6 +148,12 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
         "hit_count": len(getattr(response, "hits", []) or []),
         "rerank_fallback": bool(getattr(response, "rerank_fallback", False)),
     }
+    user = getattr(response, "user", None)
+    if isinstance(user, str):
+        record["user_sha256"] = hashlib.sha256(user.encode("utf-8")).hexdigest()
+    personal_weight = getattr(response, "personal_weight", None)
+    if isinstance(personal_weight, int | float):
+        record["personal_weight"] = float(personal_weight)
     fusion = getattr(response, "fusion", None)
     if fusion is not None and record["mode"] not in ("bm25", "knn"):
         record["fusion"] = fusion.describe() if hasattr(fusion, "describe") else str(fusion)

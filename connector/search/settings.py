@@ -84,3 +84,9 @@ class SearchRequestBody(BaseModel):
     strategy: Strategy | None = None
     source: bool | list[str] = True
     console: bool = Field(False, description="also return what ran as Dev Tools console text")
+    user: str | None = Field(
+        None, min_length=1, max_length=512, description="shopper id: personalize with their stored profile"
+    )
+    personal_weight: float | None = Field(
+        None, ge=0.0, le=1000.0, description="weight of the personal signal (default: the library's)"
+    )

@@ -18,6 +18,14 @@ def test_bodies_match_the_golden_files() -> None:
     check_golden("jobs_index", system.jobs_index_body())
     check_golden("dead_letter_index", system.dead_letter_index_body())
     check_golden("migrations_index", system.migrations_index_body())
+    check_golden("profiles_index", system.profiles_index_body())
+
+
+def test_profile_fields_are_mapped_or_kept_in_source() -> None:
+    mapped = set(system.profiles_index_body()["mappings"]["properties"])
+    assert mapped <= set(system.PROFILE_FIELDS)
+    assert set(system.PROFILE_FIELDS) - mapped == {"vector"}  # read by id, never searched
+    assert system.profiles_index_name("products") == "eshybrid-profiles-products"
 
 
 def test_the_writers_use_the_one_definition() -> None:

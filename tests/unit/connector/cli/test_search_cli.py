@@ -40,3 +40,31 @@ def test_tune_flags() -> None:
          "--lexical-form", "most_fields"]
     )  # fmt: skip
     assert args.dry_run and args.epsilon == 0.02 and args.bootstrap == 200 and args.lexical_form == "most_fields"
+
+
+def test_personalization_flags() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["search", "tent", "--index", "i"])
+    assert (args.user, args.personal_weight, args.profiles_index) == (None, None, None)
+    args = parser.parse_args(
+        ["search", "tent", "--index", "i", "--user", "u1", "--personal-weight", "0.5", "--profiles-index", "p"]
+    )
+    assert (args.user, args.personal_weight, args.profiles_index) == ("u1", 0.5, "p")
+    args = parser.parse_args(["eval", "--index", "i", "--dataset", "d", "--user", "u1"])
+    assert args.user == "u1"
+    build = parser.parse_args(["profiles", "build", "--events", "e.jsonl", "--index", "i", "--keep-history"])
+    assert (build.index, build.keep_history, build.half_life_days) == ("i", True, None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["profiles", "build", "--index", "i"])  # --events is required
+
+
+def test_search_request_body_personal_fields() -> None:
+    from pydantic import ValidationError
+
+    from connector.search.settings import SearchRequestBody
+
+    body = SearchRequestBody(text="tent", user="u1", personal_weight=0.4)
+    assert (body.user, body.personal_weight) == ("u1", 0.4)
+    for bad in ({"user": ""}, {"personal_weight": -1}, {"personal_weight": 1e6}):
+        with pytest.raises(ValidationError):
+            SearchRequestBody(text="tent", **bad)  # type: ignore[arg-type]
