@@ -79,6 +79,7 @@ bench: install
 	$(BIN)/python bench/hybrid_quality.py
 	$(BIN)/python bench/search_latency.py
 	$(BIN)/python bench/rerank_latency.py
+	$(BIN)/python bench/passages.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

@@ -22,6 +22,9 @@ __all__ = [
     "EmbeddingRequest",
     "EmbeddingItem",
     "EmbeddingResponse",
+    "TokenizeItem",
+    "TokenizeRequest",
+    "TokenizeResponse",
     "Usage",
     "EmbeddingServiceInfo",
     "ErrorBody",
@@ -52,6 +55,27 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = Field("float", description="base64: little-endian float32.")
     dimensions: int | None = Field(None, ge=1, description="Must equal the model's dims when given.")
     user: str | None = Field(None, description="Accepted for OpenAI compatibility; ignored.")
+
+
+class TokenizeRequest(BaseModel):
+    """``POST /v1/tokenize`` body: count tokens as the model sees them (for cutting passages)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Annotated[list[str], Field(min_length=1)] = Field(description="Texts (same limits as /v1/embeddings).")
+    input_type: InputType = Field("document", description="Selects the query or the document prefix.")
+
+
+class TokenizeItem(BaseModel):
+    index: int
+    tokens: int = Field(description="Tokens the model would read untruncated: prefix and special tokens included.")
+    offsets: list[tuple[int, int]] = Field(description="Character spans in the text of its own tokens.")
+
+
+class TokenizeResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TokenizeItem]
+    max_length: int
 
 
 class EmbeddingItem(BaseModel):

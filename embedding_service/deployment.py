@@ -38,6 +38,8 @@ from embedding_service.api import (
     ErrorResponse,
     HealthBody,
     InputType,
+    TokenizeRequest,
+    TokenizeResponse,
     check_request,
     error_body,
     param_from_loc,
@@ -303,6 +305,29 @@ class EmbeddingDeployment:
             vectors, model_id=self._info["model_id"], token_counts=counts, encoding_format=body.encoding_format
         )
         return Response(content=content, media_type="application/json")
+
+    @_api.post("/v1/tokenize", response_model=TokenizeResponse, responses=_ERRORS)
+    async def tokenize(
+        self,
+        body: TokenizeRequest,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    ) -> dict[str, Any]:
+        """Token counts and spans by the model's own tokenizer, untruncated (passage cutting, issue 17)."""
+        self._check_auth(credentials)
+        texts = check_request(
+            EmbeddingRequest(input=body.input),
+            model_id=self._info["model_id"],
+            dims=self._info["dims"],
+            max_items=self._settings.max_items_per_request,
+            max_chars=self._settings.max_chars_per_item,
+        )
+        spec = self._embedder.spec
+        prefix = spec.query_prefix if body.input_type == "query" else spec.document_prefix
+        rows = await asyncio.get_running_loop().run_in_executor(
+            self._tokenizer_thread, functools.partial(self._embedder.token_spans, texts, prefix=prefix)
+        )
+        data = [{"index": i, "tokens": n, "offsets": spans} for i, (n, spans) in enumerate(rows)]
+        return {"object": "list", "data": data, "max_length": self._info["max_length"]}
 
     def check_health(self) -> None:
         """Ray Serve's periodic health check: the forward thread must still be usable."""

@@ -231,6 +231,23 @@ class Embedder:
         )
         return [list(ids) for ids in encoded["input_ids"]]
 
+    def token_spans(self, texts: Sequence[str], *, prefix: str = "") -> list[tuple[int, list[tuple[int, int]]]]:
+        """Per text: the token count the model would see untruncated (``prefix``, special tokens included),
+        and the character spans of the text's own tokens (the prefix's and the special tokens left out).
+
+        What a client needs to cut a long text into passages that fit ``max_length`` (``POST /v1/tokenize``).
+        """
+        full = [prefix + (t.lower() if self.spec.do_lower_case else t) for t in texts]
+        encoded = self._tokenizer(  # type: ignore[operator]
+            full, truncation=False, padding=False, return_offsets_mapping=True, return_attention_mask=False
+        )
+        shift = len(prefix)
+        out: list[tuple[int, list[tuple[int, int]]]] = []
+        for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"]):
+            spans = [(s - shift, e - shift) for s, e in offsets if e > s and s >= shift]
+            out.append((len(ids), spans))
+        return out
+
     def forward(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """Embed token rows in one forward pass; returns float32 ``[len(rows), dims]``."""
         width = max(len(r) for r in rows)

@@ -71,6 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="skip the pass over documents written during the scan",
     )
     backfill.add_argument("--ray-address", help="run the slices as Ray tasks on this Ray cluster")
+    cut = backfill.add_argument_group("passages (fill a nested passages field, migration 0006)")
+    cut.add_argument(
+        "--passages", action="store_true", help="cut each text into passages; --vector-field names the nested field"
+    )
+    cut.add_argument("--passage-tokens", type=int, help="tokens per passage (default: the model's window)")
+    cut.add_argument("--passage-overlap", type=int, default=1, help="sentences shared by neighbours (default 1)")
+    cut.add_argument("--max-passages", type=int, default=16, help="passages per document at most (default 16)")
+    cut.add_argument("--passage-prefix", help="template put before every passage, e.g. '{title}'")
     backfill.set_defaults(func=_cmd_backfill)
 
     reindex = subparsers.add_parser(
@@ -142,6 +150,19 @@ def _print_summary(summary: Any, as_json: bool) -> int:
     return 0 if summary.reconciles else 1
 
 
+def _passage_policy(args: argparse.Namespace) -> Any:
+    if not args.passages:
+        return None
+    from connector.jobs.passages import PassagePolicy
+
+    return PassagePolicy(
+        max_tokens=args.passage_tokens,
+        overlap_sentences=args.passage_overlap,
+        max_passages=args.max_passages,
+        prefix_template=unescape_template(args.passage_prefix),
+    )
+
+
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from connector.jobs.backfill import BackfillConfig, run_backfill
 
@@ -161,6 +182,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         embed_url=embed_url,
         show_progress=args.progress,
         settings=settings,
+        passages=_passage_policy(args),
     )
     embedder = _embedder(embed_url, settings)
     try:

@@ -85,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     search.add_argument("text", help="the query text")
     search.add_argument("--index", required=True)
     search.add_argument("--mode", choices=("bm25", "knn", "hybrid"), default="hybrid")
+    search.add_argument("--vector-field", help="vector field, or a nested passages field (best passage per document)")
     search.add_argument(
         "--filter",
         action="append",
@@ -256,6 +257,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             max_depth=args.max_depth,
             lexical_fields=_parse_fields(args.fields),
             rerank=rerank_config_from_args(args),
+            vector_field=getattr(args, "vector_field", None),
             profiles_index=getattr(args, "profiles_index", None),
             correct=getattr(args, "correct", None),
         )

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from connector.cluster.bodies import mget_body
@@ -47,11 +47,13 @@ from connector.jobs.common import (
     vector_is_current,
 )
 from connector.jobs.own_writes import OwnWrites
+from connector.jobs.passages import PassagePolicy, PassageStep, Tokenizer
 from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
 from connector.texts import TextPolicy
+from mappings.passages import PASSAGE_VECTOR, record_passages_cut
 
 __all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
 
@@ -88,10 +90,13 @@ class BackfillConfig:
     embed_url: str | None = None
     show_progress: bool | None = None
     settings: JobSettings = field(default_factory=JobSettings)
+    passages: PassagePolicy | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.slices <= 1024:
             raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
+        if self.passages is not None and self.ray_address:
+            raise ConfigError("passages are cut in the job's own process: drop --ray-address", field="ray_address")
         if self.ray_address and not self.embed_url:
             raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
 
@@ -109,6 +114,7 @@ class BackfillConfig:
             "slices": self.slices,
             "model_id": model_id,
             "max_text_chars": self.settings.max_text_chars,
+            "passages": asdict(self.passages) if self.passages is not None else None,
         }
 
 
@@ -171,8 +177,11 @@ class InPlaceMode:
         }
         if work.routing is not None:
             meta["routing"] = work.routing
-        assert work.vector is not None
         book = {BOOKKEEPING: {self.vector_field: bookkeeping(self.model_id, work.text_hash)}}
+        if work.passages is not None:
+            # The whole array is replaced: a document whose text shrank loses its old passages.
+            return BulkAction("update", meta, {"doc": {**book, self.vector_field: work.passages}})
+        assert work.vector is not None
         return BulkAction("update", meta, source_with_vector(book, self.vector_field, work.vector, wrap="doc"))
 
     def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
@@ -244,6 +253,9 @@ class BackfillJob(JobRunner):
         mapping = self.cluster.get_mapping(index)
         vf = self.config.vector_field
         prop = find_property(mapping, vf)
+        if self.config.passages is not None:
+            self._check_passages_target(index, prop)
+            return
         if prop is None or prop.get("type") not in ("dense_vector", "knn_vector"):
             raise ConfigError(
                 f"index {index!r} has no vector field {vf!r}; add it first with "
@@ -265,6 +277,23 @@ class BackfillJob(JobRunner):
             check(meta)
         if meta:
             record_model_variant(self.cluster, index, vf, self.embedder)
+
+    def _check_passages_target(self, index: str, prop: Mapping[str, Any] | None) -> None:
+        vf = self.config.vector_field
+        vector = ((prop or {}).get("properties") or {}).get(PASSAGE_VECTOR) or {}
+        if (prop or {}).get("type") != "nested" or vector.get("type") not in ("dense_vector", "knn_vector"):
+            raise ConfigError(
+                f"index {index!r} has no passages field {vf!r} (nested, with a vector); add it first with "
+                f"`eshybrid migrate up --index {self.config.index}` (revision 0006)",
+                index=index,
+                field=vf,
+            )
+        mapped_dims = vector_dims_of(vector)
+        if self.dims is not None and mapped_dims is not None and mapped_dims != self.dims:
+            raise ConfigError(
+                f"passages field {vf!r} holds {mapped_dims}-dim vectors but the embedding service returns {self.dims}",
+                field=vf,
+            )
 
     def start(self) -> None:
         self.store.ensure_indices()
@@ -334,9 +363,13 @@ def run_backfill(
         config = _with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)
         config = replace(config, settings=cap_text_limit(config.settings, info))
+        # Passages: the cut is part of what a stored array was made with, so another cut re-embeds every document.
+        model_id = info.model_id if config.passages is None else config.passages.identity(info.model_id)
         job = BackfillJob(
-            cluster, config, embedder=embedder, model_id=info.model_id, dims=info.dims, cluster_spec=cluster_spec
+            cluster, config, embedder=embedder, model_id=model_id, dims=info.dims, cluster_spec=cluster_spec
         )
+        if config.passages is not None:
+            job.passages = passage_step(cluster, config, embedder)
         summary = job.run()
     logger.info("backfill %s completed: %s", job.job_id, summary.total.as_dict())
     return summary
@@ -356,3 +389,20 @@ def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfi
     return replace(
         config, fields=tuple(field_meta["source_fields"]), template=config.template or field_meta.get("template")
     )
+
+
+def passage_step(cluster: Cluster, config: BackfillConfig, embedder: Embedder) -> PassageStep:
+    """The passages step of a passage-mode job; records how passages are cut in the index ``_meta``."""
+    assert config.passages is not None
+    tokenize = getattr(embedder, "tokenize", None)
+    info_fn = getattr(embedder, "info", None)
+    if tokenize is None or info_fn is None:
+        raise ConfigError("passages need the embedding service client (tokenize and /info)", field="passages")
+    tokenizer: Tokenizer = embedder  # type: ignore[assignment]  # has tokenize(), checked above
+    max_length = int(info_fn().max_length)
+    step = PassageStep(config.passages, tokenizer, max_length, fields=tuple(config.fields))
+    index = concrete_index(cluster, config.index)
+    mapping = cluster.get_mapping(index)
+    body = record_passages_cut(mapping, config.vector_field, config.passages.meta(max_length=max_length))
+    cluster.request("PUT", f"/{index}/_mapping", body=body)
+    return step

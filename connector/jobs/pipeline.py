@@ -24,7 +24,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -39,6 +39,7 @@ from connector.errors import (
 from connector.jobs.backpressure import Backpressure
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.own_writes import OwnWrites
+from connector.jobs.passages import PassageStep, passages_value
 from connector.jobs.store import DeadLetter, JobCounts, JobStore, SliceCheckpoint
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 Verdict = Literal["skip", "dead", "embed", "write", "vanished"]
 
 
@@ -88,6 +90,8 @@ class DocWork:
     text: str | None = None
     text_hash: str | None = None
     vector: list[float] | None = None
+    # Passage mode: the nested array to write instead of ``vector`` (``connector.jobs.passages``).
+    passages: list[dict[str, Any]] | None = None
     dead_letter: DeadLetter | None = None
     attempts: int = 0
     reused: bool = False
@@ -236,9 +240,11 @@ class Pipeline:
         options: PipelineOptions,
         backpressure: Backpressure | None = None,
         own_writes: OwnWrites | None = None,
+        passages: PassageStep | None = None,
     ) -> None:
         self.cluster = cluster
         self.own_writes = own_writes
+        self.passages = passages
         self.mode = mode
         self.embedder = embedder
         self.store = store
@@ -345,6 +351,9 @@ class Pipeline:
 
     def _embed_works(self, works: list[DocWork], page: Page) -> None:
         assert self.embedder is not None, "a job with work to embed needs an embedder"
+        if self.passages is not None:
+            self._embed_passages(works, page)
+            return
         texts = [w.text or "" for w in works]
         # Sort by length so each service batch pads little; restore the order after.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -366,6 +375,59 @@ class Pipeline:
             work.vector = result
             work.verdict = "write"
         page.work = [w for w in page.work if w.verdict != "dead"]
+
+    def _embed_passages(self, works: list[DocWork], page: Page) -> None:
+        """Passage mode: cut each text, embed every passage, attach the nested array to its document."""
+        step = self.passages
+        assert step is not None
+        cuts = self._with_retry(lambda: step.cut([w.text or "" for w in works], [step.prefix(w.source) for w in works]))
+        flat = [p.text for passages in cuts for p in passages]
+        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+        sorted_results = self._embed_or_bisect([flat[i] for i in order])
+        results: list[list[float] | EmbeddingRequestError] = [[] for _ in flat]
+        for position, result in zip(order, sorted_results):
+            results[position] = result
+        page.counts.embedded += len(works)
+        self._count(embedded=len(works))
+        first = 0
+        for work, passages in zip(works, cuts):
+            mine = results[first : first + len(passages)]
+            first += len(passages)
+            refused = next((r for r in mine if isinstance(r, EmbeddingRequestError)), None)
+            if refused is not None or not passages:
+                reason = f"the embedding service refused a passage: {refused}" if refused else "no passage to embed"
+                self.mode.mark_unembeddable(work, "embedding_rejected", reason)
+                if work.dead_letter is not None:
+                    page.dead_letters.append(work.dead_letter)
+                if work.verdict == "dead":
+                    page.counts.dead_lettered += 1
+                    self._count(dead_lettered=1)
+                continue
+            work.passages = passages_value(passages, [r for r in mine if not isinstance(r, EmbeddingRequestError)])
+            work.verdict = "write"
+        page.work = [w for w in page.work if w.verdict != "dead"]
+
+    def _with_retry(self, call: Callable[[], _T]) -> _T:
+        """``call()`` with the service retry policy (429/503/unreachable), backpressure included."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome else None
+            logger.warning("embedding service call failed (%s); retry %s", err, state.attempt_number)
+            self.backpressure.penalize(type(err).__name__)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.options.embed_max_retries + 1),
+            wait=wait_random_exponential(multiplier=0.5, max=self.options.max_backoff_s),
+            retry=retry_if_exception_type((EmbeddingOverloaded, EmbeddingServiceUnavailable)),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self.backpressure.wait(self._stop)
+                result = call()
+        self.backpressure.relieve()
+        return result
 
     def _embed_or_bisect(self, texts: list[str]) -> list[list[float] | EmbeddingRequestError]:
         """Embed; when the service refuses a batch (4xx), split it to find the texts it refuses."""

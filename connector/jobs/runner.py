@@ -20,6 +20,7 @@ from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
 from connector.jobs.dialect import PitDialect, dialect_for
 from connector.jobs.own_writes import OwnWrites
+from connector.jobs.passages import PassageStep
 from connector.jobs.pipeline import (
     Backpressure,
     CheckpointTracker,
@@ -126,6 +127,8 @@ class JobRunner:
         self.ray_address = ray_address
         self.embed_url = embed_url
         self.cluster_spec = cluster_spec
+        # Passage mode (issue 17): set by the job before it runs; None writes whole-document vectors.
+        self.passages: PassageStep | None = None
         self.store = JobStore(
             self.cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index
         )
@@ -292,6 +295,7 @@ class JobRunner:
             options=self.options(),
             backpressure=self.backpressure,
             own_writes=self.own_writes,
+            passages=self.passages,
         )
         with JobMonitor(
             label=f"{self.kind} {self.label_index} ({label})",

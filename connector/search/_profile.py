@@ -51,6 +51,8 @@ class IndexProfile:
     search_analyzers: dict[str, str] = field(default_factory=dict)
     # text field -> its shingle subfield (the phrase suggester's field), see shingle_fields_of.
     shingle_fields: dict[str, str] = field(default_factory=dict)
+    # The vector field is a nested passages field (``mappings.passages``): the kNN leg is nested kNN.
+    passages: bool = False
 
     @property
     def one_search_analyzer(self) -> bool:
@@ -161,6 +163,9 @@ def profile_from_mapping(
             )
         vector_field = next(iter(meta_fields), DEFAULT_VECTOR_FIELD)
     vector_meta = meta_fields.get(vector_field)
+    passages = (properties.get(vector_field) or {}).get("type") == "nested"
+    if passages:
+        vector_meta = (ours.get("passage_fields") or {}).get(vector_field)
     text_fields = tuple(text_fields_of(properties))
     recommended = ((defaults or {}).get("lexical") or {}).get("fields") or {}
     recommended = {str(k): float(v) for k, v in recommended.items() if k in text_fields}
@@ -186,4 +191,5 @@ def profile_from_mapping(
         search_defaults=defaults,
         search_analyzers=search_analyzers_of(properties),
         shingle_fields=shingle_fields_of(properties),
+        passages=passages,
     )

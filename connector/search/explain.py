@@ -6,7 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from connector.search.fusion import FusedDoc
-from connector.search.models import FusionConfig, HitExplanation, LegExplanation, SearchMode, SearchResponse
+from connector.search.models import (
+    FusionConfig,
+    HitExplanation,
+    LegExplanation,
+    PassageMatch,
+    SearchMode,
+    SearchResponse,
+)
 
 __all__ = ["format_hits", "hit_explanation", "hit_label"]
 
@@ -18,6 +25,7 @@ def hit_explanation(
     strategy: Literal["client", "single"],
     fusion: FusionConfig,
     rerank_score: float | None = None,
+    passage: PassageMatch | None = None,
     signals: Sequence[str] = (),
 ) -> HitExplanation:
     """The explanation of one client-side fused (or single-leg) hit: each leg's raw score, rank,
@@ -52,6 +60,7 @@ def hit_explanation(
         signals={name: signal(name) for name in signals} if signals else None,
         fused_score=doc.score,
         rerank_score=rerank_score,
+        passage=passage,
     )
 
 
@@ -91,6 +100,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
         head.append("fused")
         if any(h.explanation and h.explanation.rerank_score is not None for h in response.hits):
             head.append("rerank")
+        if any(h.explanation and h.explanation.passage is not None for h in response.hits):
+            head.append("passage")
     head.append("document")
     rows: list[list[str]] = []
     for hit in response.hits:
@@ -103,6 +114,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
             row.append(_num(e.fused_score) if e else "")
             if "rerank" in head:
                 row.append(_num(e.rerank_score) if e else "")
+            if "passage" in head:
+                row.append(_passage_cell(e.passage if e else None))
         row.append(hit_label(hit.source, fields=label_fields))
         rows.append(row)
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
@@ -137,6 +150,13 @@ def correction_lines(response: SearchResponse, *, explained: bool = False) -> li
             mark = "changed" if change.applied else "kept"
             lines.append(f"--   {change.original} -> {change.suggestion}: {mark} ({change.reason})")
     return lines
+
+
+def _passage_cell(passage: PassageMatch | None) -> str:
+    """``#3 [700:950]``: which passage scored the kNN leg (its position and character span)."""
+    if passage is None:
+        return ""
+    return f"#{passage.offset if passage.offset is not None else '?'} [{passage.start}:{passage.end}]"
 
 
 def _footer(response: SearchResponse, explained: bool) -> str:

@@ -64,6 +64,7 @@ from connector.search.models import (
     FusionConfig,
     HitExplanation,
     LexicalForm,
+    PassageMatch,
     QueryCorrection,
     SearchHit,
     SearchMode,
@@ -71,6 +72,7 @@ from connector.search.models import (
     SearchTimings,
     Strategy,
 )
+from connector.search.passages import best_passage, best_passages, passage_knn_leg_body, passage_server_body
 from connector.search.personal import (
     DEFAULT_PERSONAL_WEIGHT,
     PERSONAL_SIGNAL,
@@ -599,13 +601,13 @@ class _HybridCore:
         if text:
             bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
         if vector is not None:
-            bodies["vector"] = qb.knn_leg_body(
-                vector,
-                knn_shape=self.cluster.capabilities.knn_leg_shape,
-                field=self.profile.vector_field,
-                k=self.max_depth,
-                num_candidates=self.num_candidates,
-                filters=filters,
+            # A passages field is searched with nested kNN: the best passage scores the document (issue 17).
+            shape, name = self.cluster.capabilities.knn_leg_shape, self.profile.vector_field
+            options: dict[str, Any] = {"k": self.max_depth, "num_candidates": self.num_candidates, "filters": filters}
+            bodies["vector"] = (
+                passage_knn_leg_body(vector, knn_shape=shape, path=name, **options)
+                if self.profile.passages
+                else qb.knn_leg_body(vector, knn_shape=shape, field=name, **options)
             )
         return bodies
 
@@ -635,6 +637,7 @@ class _HybridCore:
         requests: list[ExecutedRequest],
         timings: SearchTimings,
         extra: list[Any] | None = None,
+        passages: dict[str, PassageMatch] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
         """Run the legs in one round trip; ``extra`` (``[header, body]``) rides along in the ``_msearch``
         and is replaced by its response."""
@@ -667,6 +670,8 @@ class _HybridCore:
                 )
             )
         timings.search_ms += _ms(started)
+        if passages is not None and self.profile.passages and "vector" in names:
+            passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
     def _personal_flow(
@@ -696,11 +701,12 @@ class _HybridCore:
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.lexical if call.mode != "knn" else "", call.vector, filters=call.filters)
+        matches: dict[str, PassageMatch] = {}
         extra: list[Any] | None = None
         if call.pending_user is not None:
             header = {"index": self.profiles_index, "ignore_unavailable": True}
             extra = [header, profile_search_body(call.pending_user)]
-        legs = yield from self._legs_flow(bodies, requests, call.timings, extra)
+        legs = yield from self._legs_flow(bodies, requests, call.timings, extra, passages=matches)
         if extra is not None and call.pending_user is not None:
             user = self._checked(user_profile_of(extra[0], call.pending_user))
             call = replace(call, user=user, personal_weight=effective_weight(user, call.personal_weight))
@@ -738,6 +744,7 @@ class _HybridCore:
                     strategy=strategy,
                     fusion=call.fusion,
                     rerank_score=rerank_scores.get(doc.id),
+                    passage=matches.get(doc.id),
                     signals=signals,
                 )
                 if call.explain
@@ -842,19 +849,23 @@ class _HybridCore:
         source: bool | dict[str, Any] = False,
     ) -> dict[str, Any]:
         """The one-request body of ``form`` for one page (pure given the index profile)."""
-        return qb.server_body(
-            form,
-            self._lexical_query(text, filters),
-            vector,
-            field=self.profile.vector_field,
-            fusion=fusion,
-            depth=self.max_depth,
-            num_candidates=self.num_candidates,
-            filters=filters,
-            size=size,
-            from_=(page - 1) * size,
-            source=source,
-        )
+        query = self._lexical_query(text, filters)
+        options: dict[str, Any] = {
+            "fusion": fusion,
+            "depth": self.max_depth,
+            "num_candidates": self.num_candidates,
+            "filters": filters,
+            "size": size,
+            "from_": (page - 1) * size,
+            "source": source,
+        }
+        if self.profile.passages:
+            return passage_server_body(form, query, vector, path=self.profile.vector_field, **options)
+        return qb.server_body(form, query, vector, field=self.profile.vector_field, **options)
+
+    @property
+    def _passage_path(self) -> str | None:
+        return self.profile.vector_field if self.profile.passages else None
 
     def _pipeline_flow(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> Flow[str]:
         name = qb.os_pipeline_name(fusion)
@@ -912,7 +923,10 @@ class _HybridCore:
             size=call.size,
             max_depth=self.max_depth,
             candidates=None,
-            hits=[_server_hit(h, call, form, rank=call.first_rank + i) for i, h in enumerate(raw, start=1)],
+            hits=[
+                _server_hit(h, call, form, rank=call.first_rank + i, passages=self._passage_path)
+                for i, h in enumerate(raw, start=1)
+            ],
             timings=call.timings,
             requests=requests,
         )
@@ -1269,13 +1283,19 @@ def _personalized(call: _Call, legs: Mapping[str, Sequence[LegHit]]) -> _Call:
     return replace(call, fusion=call.fusion.with_weights(weights))
 
 
-def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int) -> SearchHit:
-    """One hit of a server-side answer (the cluster fused it: no per-leg explanation)."""
+def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int, passages: str | None) -> SearchHit:
+    """One hit of a server-side answer (the cluster fused it: no per-leg explanation; the best passage when
+    ``passages`` names the passages field and the form returns ``inner_hits``)."""
     score = float(hit.get("_score") or 0.0)
     explanation = None
     if call.explain:
         explanation = HitExplanation(
-            mode=call.mode, strategy="server", fusion=call.fusion.describe(), server_form=form, fused_score=score
+            mode=call.mode,
+            strategy="server",
+            fusion=call.fusion.describe(),
+            server_form=form,
+            fused_score=score,
+            passage=best_passage(hit, passages) if passages else None,
         )
     return SearchHit(
         id=str(hit["_id"]),

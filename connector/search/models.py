@@ -20,6 +20,7 @@ __all__ = [
     "FusionMethod",
     "LegExplanation",
     "HitExplanation",
+    "PassageMatch",
     "SearchHit",
     "ExecutedRequest",
     "SearchTimings",
@@ -212,6 +213,18 @@ class LegExplanation(BaseModel):
     contribution: float = Field(0.0, description="what this leg added to the fused score")
 
 
+class PassageMatch(BaseModel):
+    """The passage that scored a document in the kNN leg (from ``inner_hits``; issue 17)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int | None = Field(None, description="first character of the passage in the document text")
+    end: int | None = Field(None, description="one past its last character")
+    text: str | None = Field(None, description="the passage as embedded (prefix included)")
+    score: float | None = Field(None, description="the passage's kNN score (the document's kNN score)")
+    offset: int | None = Field(None, description="its position in the document's passages array")
+
+
 class HitExplanation(BaseModel):
     """Why a hit sits where it does."""
 
@@ -230,6 +243,11 @@ class HitExplanation(BaseModel):
     )
     fused_score: float
     rerank_score: float | None = Field(None, description="the reranker's score, when reranked")
+    passage: PassageMatch | None = Field(
+        None,
+        description="the passage that scored the kNN leg (a passages field); absent otherwise",
+        exclude_if=_empty,
+    )
 
 
 class SearchHit(BaseModel):

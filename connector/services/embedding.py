@@ -188,6 +188,26 @@ class EmbeddingClient:
         """
         return self.embed(texts, input_type="document")
 
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[int, list[tuple[int, int]]]]:
+        """Per document text: the tokens the model reads untruncated (document prefix and special tokens
+        included) and the character spans of the text's own tokens (``POST /v1/tokenize``); for cutting passages.
+
+        Raises:
+            EmbeddingRequestError / EmbeddingServiceUnavailable: as :meth:`embed_documents`.
+            EmbeddingError: the answer does not have one item per text.
+        """
+        out: list[tuple[int, list[tuple[int, int]]]] = []
+        step = self.info().max_items_per_request
+        for first in range(0, len(texts), step):
+            chunk = list(texts[first : first + step])
+            answer = self._http.call("POST", "/v1/tokenize", json={"input": chunk, "input_type": "document"})
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, list) or len(data) != len(chunk):
+                raise EmbeddingError(f"/v1/tokenize returned {type(data).__name__} for {len(chunk)} texts")
+            for item in sorted(data, key=lambda d: int(d["index"])):
+                out.append((int(item["tokens"]), [(int(a), int(b)) for a, b in item["offsets"]]))
+        return out
+
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (with the model's query prefix); repeated queries come from the LRU cache."""
         key = ("query", text)

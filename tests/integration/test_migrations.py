@@ -65,12 +65,13 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
             "template": "{title}\n{description}",
         }
         migrator = Migrator(cluster, index_name, params=params, settings=_settings(index_name))
-        assert migrator.status().pending == ["0001", "0002", "0003", "0004", "0005"]
+        assert migrator.status().pending == ["0001", "0002", "0003", "0004", "0005", "0006"]
         plan = migrator.plan("head")
         assert [s.missing_params for s in plan][2:] == [
             ("new_vector_field", "new_dims", "new_model_id"),
             ("new_vector_field",),
             ("drop_vector_field",),
+            (),
         ]
 
         assert migrator.upgrade("0001") == ["0001"]
@@ -98,7 +99,7 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
         assert _meta(cluster, index_name)["active_vector_field"] == "embedding_v2"
 
         drop = Migrator(cluster, index_name, params={"drop_vector_field": "embedding"}, settings=_settings(index_name))
-        assert drop.upgrade() == ["0005"]
+        assert drop.upgrade("0005") == ["0005"]
         cluster.refresh(index_name)
         assert cluster.count(index_name, {"exists": {"field": "eshybrid_meta.embedding.text_hash"}}) == 0
         assert cluster.count(index_name, {"exists": {"field": "embedding"}}) == 0
@@ -107,7 +108,17 @@ def test_upgrade_path(cluster: Cluster, index_name: str, embed_url: str, monkeyp
         assert list(meta["vector_fields"]) == ["embedding_v2"]  # type: ignore[arg-type]
         assert meta["retired_vector_fields"]["embedding"]["status"] == "dropped"  # type: ignore[index]
 
-        assert drop.downgrade("0003") == ["0005", "0004"]
+        passages = Migrator(
+            cluster, index_name, params={**params, "passage_tokens": 128}, settings=_settings(index_name)
+        )
+        assert passages.upgrade() == ["0006"]
+        mapping = cluster.request("GET", f"/{index_name}/_mapping").body
+        [props] = [m["mappings"]["properties"] for m in mapping.values()]
+        assert props["passages"]["type"] == "nested" and "vector" in props["passages"]["properties"]
+        cut = _meta(cluster, index_name)["passage_fields"]["passages"]["cut"]  # type: ignore[index]
+        assert cut["max_tokens"] == 128 and cut["overlap_sentences"] == 1
+
+        assert drop.downgrade("0003") == ["0006", "0005", "0004"]
         meta = _meta(cluster, index_name)
         assert meta["active_vector_field"] == "embedding" and meta["migrations"] == {"current": "0003"}
         status = drop.status()

@@ -145,3 +145,15 @@ def test_backend_auto_logs_its_choice(tiny_model: Path, tmp_path: Path, caplog: 
         embedder = load_embedder(_spec(tiny_model), settings, threads=1)
     assert (embedder.backend, embedder.quantization) in auto_candidates(None)
     assert any("backend auto chose" in r.getMessage() for r in caplog.records)
+
+
+def test_token_spans_count_what_the_model_reads(tiny_model: Path) -> None:
+    """``/v1/tokenize``'s answer: untruncated counts with the special tokens, spans that point into the text."""
+    embedder = Embedder.load(_spec(tiny_model), device="cpu")
+    long_text = " ".join(TEXTS * 40)
+    rows = embedder.token_spans([TEXTS[1], long_text], prefix="passage: ")
+    (n, spans), (n_long, _) = rows
+    assert n == len(embedder.tokenize(["passage: " + TEXTS[1]])[0])
+    assert n_long > embedder.max_length  # untruncated: the job needs the real count
+    assert all(0 <= s < e <= len(TEXTS[1]) for s, e in spans)
+    assert TEXTS[1][spans[0][0] : spans[0][1]].lower() == "kindle"

@@ -28,8 +28,8 @@ def rev(revision: str, down: str | None) -> Revision:
 
 def test_shipped_revisions_form_one_line() -> None:
     graph = RevisionGraph(load_revisions())
-    assert [r.revision for r in graph] == ["0001", "0002", "0003", "0004", "0005"]
-    assert graph.base == "0001" and graph.head == "0005"
+    assert [r.revision for r in graph] == ["0001", "0002", "0003", "0004", "0005", "0006"]
+    assert graph.base == "0001" and graph.head == "0006"
     for revision in graph:
         assert revision.description, f"{revision.name} needs a docstring"
         assert revision.path and Path(revision.path).name.startswith(revision.revision + "_")
@@ -99,7 +99,7 @@ def test_paths_up_and_down() -> None:
 
 def test_resolve_names() -> None:
     graph = RevisionGraph(load_revisions())
-    assert graph.resolve("head") == "0005"
+    assert graph.resolve("head") == "0006"
     assert graph.resolve("base") is None
     assert graph.resolve("0002") == "0002"
     assert graph.resolve("0003_add") == "0003"
