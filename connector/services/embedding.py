@@ -207,7 +207,10 @@ class EmbeddingClient:
         """Embed ``texts`` in requests of ``batch_size``; output length always equals input length."""
         if isinstance(texts, str):
             raise EmbeddingRequestError("texts must be a sequence of strings, not one string", param="input")
-        texts = list(texts)
+        return self._embed_inputs(list(texts), input_type)
+
+    def _embed_inputs(self, texts: list[Any], input_type: InputType) -> list[list[float]]:
+        # ``texts``: strings, or the image service's {"image": {...}} items.
         if not texts:
             return []
         chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
@@ -223,6 +226,19 @@ class EmbeddingClient:
                 got=len(vectors),
             )
         return vectors
+
+    def embed_images(self, images: Sequence[Mapping[str, str]]) -> list[list[float]]:
+        """Embed images through an image service's image tower; one vector per image, in order.
+
+        Args:
+            images: each ``{"url": ...}``, ``{"data": <base64 of the file>}`` or ``{"path": <file the service
+                may read>}`` (the image service's request shape, ``embedding_service.images``).
+
+        Raises:
+            EmbeddingRequestError: the service refused a request (an image it cannot fetch or decode: ``param``
+                names it, e.g. ``input[3].image.url``); as :meth:`embed` otherwise.
+        """
+        return self._embed_inputs([{"image": dict(image)} for image in images], "document")
 
     def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
         """Check that this service produces the vectors an index field was built with.
@@ -292,7 +308,7 @@ class EmbeddingClient:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="embedding-client")
             return self._pool
 
-    def _embed_chunk(self, texts: list[str], input_type: InputType) -> list[list[float]]:
+    def _embed_chunk(self, texts: list[Any], input_type: InputType) -> list[list[float]]:
         body = {"input": texts, "input_type": input_type, "encoding_format": "base64"}
         answer = self._http.call("POST", "/v1/embeddings", json=body)
         data = answer.get("data") if isinstance(answer, dict) else None
