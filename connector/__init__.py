@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from connector.cluster.client import Cluster as Cluster
     from connector.cluster.detect import connect as connect
     from connector.cluster.detect import detect_capabilities as detect_capabilities
+    from connector.search import AsyncHybridSearch as AsyncHybridSearch
     from connector.search import FusionConfig as FusionConfig
     from connector.search import HybridSearch as HybridSearch
     from connector.search import SearchResponse as SearchResponse
@@ -37,12 +38,14 @@ _EXPORTS: dict[str, str] = {
     "RerankConfig": "connector.search.rerank",
     "RerankClient": "connector.services.rerank",
     "HybridSearch": "connector.search",
+    "AsyncHybridSearch": "connector.search",
     "FusionConfig": "connector.search",
     "SearchResponse": "connector.search",
 }
 
 __all__ = [
     "ApiResult",
+    "AsyncHybridSearch",
     "EmbeddingClient",
     "FusionConfig",
     "HybridSearch",

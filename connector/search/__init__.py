@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from connector.search.filters import parse_filter_expression, validate_filters
 from connector.search.fusion import FusedDoc, LegHit, LegScore, fuse, linear_fuse, normalize, rrf_fuse
-from connector.search.hybrid import HybridSearch, Reranker
+from connector.search.hybrid import AsyncHybridSearch, HybridSearch, Reranker
 from connector.search.models import (
     DEFAULT_FUSION,
     ExecutedRequest,
@@ -22,6 +22,7 @@ from connector.search.models import (
 from connector.search.query_vectors import Embedder
 
 __all__ = [
+    "AsyncHybridSearch",
     "DEFAULT_FUSION",
     "Embedder",
     "ExecutedRequest",

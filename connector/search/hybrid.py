@@ -6,6 +6,13 @@ in Python, then one ``_mget`` for the page's sources. Server-side strategy:
 one request in the cluster's own hybrid form (see
 :func:`~connector.search.query_builder.pick_server_form`).
 
+The search logic is written once, as a sans-IO core: generators that yield
+I/O operations (:class:`GetMapping`, :class:`Embed`, :class:`ClusterSearch`,
+:class:`ClusterMsearch`, :class:`ClusterRequest`, :class:`Score`) and receive
+their results. Two thin drivers perform them: :class:`HybridSearch` (sync,
+``search(...)``) and :class:`AsyncHybridSearch` (``await search(...)``), so
+both have the same options, results, explain output and errors.
+
 Pagination holds by construction: every page of a query is a slice of the
 same ranking of at most ``max_depth`` documents (each leg always fetches
 ``max_depth``, whatever the page), ties broken by ``_id``; a page beyond
@@ -15,13 +22,15 @@ of silently returning less.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
+from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
 from connector.search.defaults import resolve_fusion, resolve_lexical
@@ -42,9 +51,21 @@ from connector.search.models import (
 )
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder, QueryVectors
-from connector.search.rerank import RerankConfig, apply_rerank
+from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts, score_texts
 
-__all__ = ["Embedder", "Reranker", "HybridSearch", "os_missing_policy"]
+__all__ = [
+    "AsyncHybridSearch",
+    "ClusterMsearch",
+    "ClusterRequest",
+    "ClusterSearch",
+    "Embed",
+    "Embedder",
+    "GetMapping",
+    "HybridSearch",
+    "Reranker",
+    "Score",
+    "os_missing_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +104,72 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
-class HybridSearch:
-    """Hybrid (BM25 + kNN) search over one index or alias.
+# -- the I/O operations the core yields; a driver performs each and sends back its result ----------
+@dataclass(frozen=True)
+class GetMapping:
+    """``GET <index>/_mapping``; result: the mapping response body."""
+
+    index: str
+
+
+@dataclass(frozen=True)
+class Embed:
+    """The query vector of ``text`` (cached, model checked once); result: ``list[float]``."""
+
+    text: str
+    vector_meta: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSearch:
+    """``GET <index>/_search``; result: the response body."""
+
+    index: str
+    body: Mapping[str, Any]
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ClusterMsearch:
+    """``GET <index>/_msearch``; result: the list of responses, in order."""
+
+    index: str
+    searches: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """Any other cluster request; result: the response body."""
+
+    method: str
+    path: str
+    body: Any = None
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """Rerank scores of ``texts`` within the config's budget; result: ``list[float]``.
+
+    A driver lets ``RerankError``/``ConfigError`` reach the core, which falls back to fused order.
+    """
+
+    config: RerankConfig
+    query: str
+    texts: list[str] = field(default_factory=list)
+
+
+Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score
+T = TypeVar("T")
+Flow = Generator[Op, Any, T]
+
+
+class _HybridCore:
+    """What both drivers share: options, validation, planning and the search flows (sans-IO).
 
     Args:
-        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`).
+        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`); for
+            :class:`AsyncHybridSearch`, a cluster with async ``request``/``search``/``msearch``/``get_mapping``.
         index: index or alias name.
         embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
             ``knn`` and ``hybrid`` modes.
@@ -183,7 +265,21 @@ class HybridSearch:
     def profile(self) -> IndexProfile:
         """The index's resolved vector and text fields (read from the mapping once)."""
         if self._profile is None:
-            mapping = self.cluster.get_mapping(self.index)
+            self._profile = self._read_profile()
+        return self._profile
+
+    def _read_profile(self) -> IndexProfile:  # the driver reads the mapping (sync) or says how to (async)
+        raise NotImplementedError
+
+    def _profile_flow(self) -> Flow[IndexProfile]:
+        if self._profile is None:
+            mapping = yield GetMapping(self.index)
+            self._set_profile(mapping)
+        assert self._profile is not None
+        return self._profile
+
+    def _set_profile(self, mapping: Mapping[str, Any]) -> IndexProfile:
+        if self._profile is None:
             self._profile = profile_from_mapping(
                 mapping, index=self.index, vector_field=self._vector_field, lexical_fields=self._lexical_fields
             )
@@ -215,59 +311,35 @@ class HybridSearch:
             return self._source_excludes
         return [self.profile.vector_field]
 
-    # -- public API ------------------------------------------------------------------
-    def search(
+    # -- the search flow (sans-IO) ------------------------------------------------------
+    def _search_flow(
         self,
         text: str,
         *,
-        mode: SearchMode = "hybrid",
-        filters: Sequence[Mapping[str, Any]] | None = None,
-        size: int = 10,
-        page: int = 1,
-        explain: bool = False,
-        fusion: FusionConfig | None = None,
-        strategy: Strategy | None = None,
-        source: bool | Sequence[str] = True,
-    ) -> SearchResponse:
-        """Run one search and return one page of hits.
-
-        Args:
-            text: the user's text (used in ``multi_match`` and embedded; never parsed as a query).
-            mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
-            filters: query-DSL filter clauses, applied to both legs (inside kNN as a pre-filter).
-            size: hits per page (1..max_depth).
-            page: 1-based page number.
-            explain: attach each hit's per-leg raw score, rank, normalized value, weight and fused score.
-            fusion: override the instance's :class:`FusionConfig` for this call.
-            strategy: override ``auto`` | ``client`` | ``server`` for this call.
-            source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
-
-        Returns:
-            A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
-
-        Raises:
-            SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
-            PaginationDepthError: ``page * size`` exceeds ``max_depth``.
-            EmbeddingError: the embedding service failed (knn/hybrid modes).
-            ClusterError: the cluster failed.
-        """
+        mode: SearchMode,
+        filters: Sequence[Mapping[str, Any]] | None,
+        size: int,
+        page: int,
+        explain: bool,
+        fusion: FusionConfig | None,
+        strategy: Strategy | None,
+        source: bool | Sequence[str],
+    ) -> Flow[SearchResponse]:
         started = time.perf_counter()
+        yield from self._profile_flow()
         clean_filters = self._validate(text, mode, size, page, filters)
         fusion = fusion or self.fusion
         timings = SearchTimings()
-        vector = None if mode == "bm25" else self._embed(text, timings)
+        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
         form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
         spec = qb.source_spec(source, excludes=self.source_excludes)
         call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
-        response = self._search_server(call, form) if form is not None else self._search_client(call)
+        if form is not None:
+            response = yield from self._server_flow(call, form)
+        else:
+            response = yield from self._client_flow(call)
         response.timings.total_ms = _ms(started)
         return response
-
-    def close(self) -> None:
-        """Close the embedder when it can be closed (the cluster belongs to the caller)."""
-        close = getattr(self.embedder, "close", None)
-        if callable(close):
-            close()
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
@@ -324,10 +396,9 @@ class HybridSearch:
             raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
 
-    def _embed(self, text: str, timings: SearchTimings) -> list[float]:
-        assert self._query_vectors is not None
+    def _embed_flow(self, text: str, timings: SearchTimings) -> Flow[list[float]]:
         started = time.perf_counter()
-        vector = self._query_vectors.vector(text, vector_meta=self.profile.vector_meta)
+        vector: list[float] = yield Embed(text, self.profile.vector_meta)
         timings.embed_ms = _ms(started)
         return vector
 
@@ -356,39 +427,37 @@ class HybridSearch:
             )
         return bodies
 
-    def retrieve_legs(
+    def _retrieve_legs_flow(
         self,
         text: str,
         *,
-        mode: SearchMode = "hybrid",
-        filters: Sequence[Mapping[str, Any]] | None = None,
-        requests: list[ExecutedRequest] | None = None,
-        timings: SearchTimings | None = None,
-    ) -> dict[str, list[LegHit]]:
-        """Run the legs of ``mode`` once (one round trip) and return their candidates.
-
-        Used by :meth:`search` and by fusion tuning (fuse the same legs many ways).
-        """
+        mode: SearchMode,
+        filters: Sequence[Mapping[str, Any]] | None,
+        requests: list[ExecutedRequest] | None,
+        timings: SearchTimings | None,
+    ) -> Flow[dict[str, list[LegHit]]]:
         timings = timings or SearchTimings()
+        yield from self._profile_flow()
         clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
-        vector = None if mode == "bm25" else self._embed(text, timings)
+        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
         bodies = self.leg_bodies(text if mode != "knn" else "", vector, filters=clean)
-        return self._run_legs(bodies, requests if requests is not None else [], timings)
+        return (yield from self._legs_flow(bodies, requests if requests is not None else [], timings))
 
-    def _run_legs(
+    def _legs_flow(
         self, bodies: Mapping[str, Mapping[str, Any]], requests: list[ExecutedRequest], timings: SearchTimings
-    ) -> dict[str, list[LegHit]]:
+    ) -> Flow[dict[str, list[LegHit]]]:
         started = time.perf_counter()
         names = list(bodies)
+        responses: list[Any]
         if len(names) == 1:
             body = dict(bodies[names[0]])
-            responses = [self.cluster.search(self.index, body)]
+            responses = [(yield ClusterSearch(self.index, body))]
             requests.append(
                 ExecutedRequest(method="GET", path=f"{self.index}/_search", body=body, note=f"{names[0]} leg")
             )
         else:
             searches = qb.msearch_searches([bodies[n] for n in names])
-            responses = self.cluster.msearch(self.index, searches)
+            responses = yield ClusterMsearch(self.index, searches)
             lines = [line for pair in searches for line in pair]
             requests.append(
                 ExecutedRequest(
@@ -401,10 +470,10 @@ class HybridSearch:
         timings.search_ms += _ms(started)
         return {name: leg_hits(resp) for name, resp in zip(names, responses)}
 
-    def _search_client(self, call: _Call) -> SearchResponse:
+    def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
         bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
-        legs = self._run_legs(bodies, requests, call.timings)
+        legs = yield from self._legs_flow(bodies, requests, call.timings)
         started = time.perf_counter()
         if len(legs) == 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
@@ -416,11 +485,11 @@ class HybridSearch:
         rerank_scores: dict[str, float] = {}
         fallback: str | None = None
         if call.mode == "hybrid+rerank":
-            ranking, rerank_scores, fallback = self._rerank(call, ranking, sources, requests)
+            ranking, rerank_scores, fallback = yield from self._rerank_flow(call, ranking, sources, requests)
         window = ranking[call.first_rank : call.first_rank + call.size]
         missing = [d for d in window if d.id not in sources]
         if call.source is not False and missing:
-            sources.update(self._fetch_sources(missing, call.source, requests, call.timings))
+            sources.update((yield from self._sources_flow(missing, call.source, requests, call.timings)))
         strategy: Literal["client", "single"] = "client" if len(legs) == 2 else "single"
         hits = [
             SearchHit(
@@ -455,13 +524,13 @@ class HybridSearch:
             requests=requests,
         )
 
-    def _fetch_sources(
+    def _sources_flow(
         self,
         docs: Sequence[FusedDoc],
         source: bool | dict[str, Any],
         requests: list[ExecutedRequest],
         timings: SearchTimings,
-    ) -> dict[str, dict[str, Any] | None]:
+    ) -> Flow[dict[str, dict[str, Any] | None]]:
         started = time.perf_counter()
         body = qb.mget_body([(d.hit.index or self.index, d.id, d.hit.routing) for d in docs])
         # realtime=false: read the same refreshed view the legs searched (and skip the realtime path).
@@ -471,7 +540,7 @@ class HybridSearch:
                 params["_source_excludes"] = ",".join(source["excludes"])
             if source.get("includes"):
                 params["_source_includes"] = ",".join(source["includes"])
-        result = self.cluster.request("POST", "/_mget", body=body, params=params).body
+        result = yield ClusterRequest("POST", "/_mget", body=body, params=params)
         requests.append(
             ExecutedRequest(method="GET", path="_mget", params=params, body=body, note="sources of the page's hits")
         )
@@ -489,14 +558,14 @@ class HybridSearch:
             self._rerank_with_template = config
         return self._rerank_with_template
 
-    def _rerank(
+    def _rerank_flow(
         self,
         call: _Call,
         ranking: list[FusedDoc],
         sources: dict[str, dict[str, Any] | None],
         requests: list[ExecutedRequest],
-    ) -> tuple[list[FusedDoc], dict[str, float], str | None]:
-        """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``); fused order on failure.
+    ) -> Flow[tuple[list[FusedDoc], dict[str, float], str | None]]:
+        """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``'s steps); fused order on failure.
 
         Returns:
             The new ranking, rerank scores by id, and the fallback reason (``None``: reranked).
@@ -504,8 +573,15 @@ class HybridSearch:
         config = self._rerank_config()
         window = ranking[: config.top_k]
         fetch_spec = call.source if call.source is not False else {"excludes": self.source_excludes}
-        sources.update(self._fetch_sources(window, fetch_spec, requests, call.timings))
-        outcome = apply_rerank(call.text, ranking, config, sources=sources)
+        sources.update((yield from self._sources_flow(window, fetch_spec, requests, call.timings)))
+        started = time.perf_counter()
+        scores: list[float] | BaseException = []
+        if window:
+            try:
+                scores = yield Score(config, call.text, rerank_texts(ranking, config, sources=sources))
+            except (RerankError, ConfigError) as e:
+                scores = e
+        outcome = rerank_outcome(ranking, config, scores, started=started)
         call.timings.rerank_ms = outcome.took_ms
         if outcome.fallback:
             return ranking, {}, outcome.reason or "the reranker failed"
@@ -539,11 +615,11 @@ class HybridSearch:
             source=source,
         )
 
-    def _ensure_pipeline(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> str:
+    def _pipeline_flow(self, fusion: FusionConfig, requests: list[ExecutedRequest]) -> Flow[str]:
         name = qb.os_pipeline_name(fusion)
         if name not in self._pipelines:
             body = qb.os_pipeline_body(fusion)
-            self.cluster.request("PUT", f"/_search/pipeline/{name}", body=body)
+            yield ClusterRequest("PUT", f"/_search/pipeline/{name}", body=body)
             requests.append(
                 ExecutedRequest(
                     method="PUT",
@@ -555,12 +631,12 @@ class HybridSearch:
             self._pipelines.add(name)
         return name
 
-    def _search_server(self, call: _Call, form: str) -> SearchResponse:
+    def _server_flow(self, call: _Call, form: str) -> Flow[SearchResponse]:
         assert call.vector is not None
         requests: list[ExecutedRequest] = []
         params: dict[str, str] = {}
         if form == "os_hybrid_query":
-            params["search_pipeline"] = self._ensure_pipeline(call.fusion, requests)
+            params["search_pipeline"] = yield from self._pipeline_flow(call.fusion, requests)
         body = self.server_body(
             call.text,
             call.vector,
@@ -572,7 +648,7 @@ class HybridSearch:
             source=call.source,
         )
         started = time.perf_counter()
-        result = self.cluster.search(self.index, body, params=params or None)
+        result = yield ClusterSearch(self.index, body, params=params or None)
         call.timings.search_ms += _ms(started)
         requests.append(
             ExecutedRequest(
@@ -599,6 +675,306 @@ class HybridSearch:
             timings=call.timings,
             requests=requests,
         )
+
+
+class HybridSearch(_HybridCore):
+    """Hybrid (BM25 + kNN) search over one index or alias.
+
+    Args:
+        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`).
+        index: index or alias name.
+        embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
+            ``knn`` and ``hybrid`` modes.
+        vector_field: the vector field (default: from ``_meta``, else ``embedding``).
+        lexical_fields: field -> boost for the lexical leg (default: the index's recommendation
+            in ``_meta`` (``eshybrid tune``), else the vector field's ``source_fields``, else every text field).
+        lexical_form: ``combined_fields`` | ``best_fields`` | ``most_fields`` | ``cross_fields``
+            (default: the index's recommendation, else ``combined_fields`` where the engine has it,
+            see :mod:`connector.search.defaults`).
+        tie_breaker: ``multi_match`` tie breaker.
+        fusion: default :class:`FusionConfig` (default: the index's recommendation, else
+            :data:`~connector.search.models.DEFAULT_FUSION`).
+        strategy: ``auto`` | ``client`` | ``server`` (default for every search).
+        max_depth: candidates each leg fetches; the deepest rank a page may reach.
+        num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
+            OpenSearch searches with ``k = max_depth``.
+        source_excludes: ``_source`` fields never returned (default: the vector field).
+        rerank: a :class:`connector.search.rerank.RerankConfig` (reranker, ``top_k``, document text,
+            time budget) used by ``mode="hybrid+rerank"``.
+        reranker: shortcut for ``rerank``: any object with ``score(query, documents)``; wrapped in a
+            ``RerankConfig(top_k=rerank_window)``.
+        rerank_window: ``top_k`` for ``reranker`` (default ``min(50, max_depth)``); the reranked window is
+            fixed whatever the page, so pages stay consistent.
+        query_cache_size: query vectors kept in memory, for an embedder without a cache of its own
+            (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
+            does not cache its vectors a second time.
+        check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+
+    Raises:
+        ConfigError: bad options.
+    """
+
+    # -- public API ------------------------------------------------------------------
+    def search(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        size: int = 10,
+        page: int = 1,
+        explain: bool = False,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy | None = None,
+        source: bool | Sequence[str] = True,
+    ) -> SearchResponse:
+        """Run one search and return one page of hits.
+
+        Args:
+            text: the user's text (used in ``multi_match`` and embedded; never parsed as a query).
+            mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
+            filters: query-DSL filter clauses, applied to both legs (inside kNN as a pre-filter).
+            size: hits per page (1..max_depth).
+            page: 1-based page number.
+            explain: attach each hit's per-leg raw score, rank, normalized value, weight and fused score.
+            fusion: override the instance's :class:`FusionConfig` for this call.
+            strategy: override ``auto`` | ``client`` | ``server`` for this call.
+            source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+
+        Returns:
+            A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
+
+        Raises:
+            SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
+            PaginationDepthError: ``page * size`` exceeds ``max_depth``.
+            EmbeddingError: the embedding service failed (knn/hybrid modes).
+            ClusterError: the cluster failed.
+        """
+        flow = self._search_flow(
+            text,
+            mode=mode,
+            filters=filters,
+            size=size,
+            page=page,
+            explain=explain,
+            fusion=fusion,
+            strategy=strategy,
+            source=source,
+        )
+        return self._drive(flow)
+
+    def retrieve_legs(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        requests: list[ExecutedRequest] | None = None,
+        timings: SearchTimings | None = None,
+    ) -> dict[str, list[LegHit]]:
+        """Run the legs of ``mode`` once (one round trip) and return their candidates.
+
+        Used by :meth:`search` and by fusion tuning (fuse the same legs many ways).
+        """
+        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        return self._drive(flow)
+
+    def close(self) -> None:
+        """Close the embedder when it can be closed (the cluster belongs to the caller)."""
+        close = getattr(self.embedder, "close", None)
+        if callable(close):
+            close()
+
+    # -- the sync driver -------------------------------------------------------------
+    def _read_profile(self) -> IndexProfile:
+        return self._drive(self._profile_flow())
+
+    def _drive(self, flow: Flow[T]) -> T:
+        """Run a flow to its end, performing each operation it yields (errors are thrown back in)."""
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = flow.throw(error) if error is not None else flow.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = self._perform(op)
+            except Exception as e:  # noqa: BLE001 - the flow sees it where it asked, and re-raises or handles it
+                error = e
+
+    def _perform(self, op: Op) -> Any:
+        if isinstance(op, ClusterSearch):
+            return self.cluster.search(op.index, op.body, params=op.params)
+        if isinstance(op, ClusterMsearch):
+            return self.cluster.msearch(op.index, op.searches)
+        if isinstance(op, ClusterRequest):
+            return self.cluster.request(op.method, op.path, body=op.body, params=op.params).body
+        if isinstance(op, Embed):
+            assert self._query_vectors is not None
+            return self._query_vectors.vector(op.text, vector_meta=op.vector_meta)
+        if isinstance(op, Score):
+            return score_texts(op.config, op.query, op.texts)
+        if isinstance(op, GetMapping):
+            return self.cluster.get_mapping(op.index)
+        raise TypeError(f"unknown search operation {op!r}")
+
+
+class AsyncHybridSearch(_HybridCore):
+    """:class:`HybridSearch` for async application code: the same options, search logic, results,
+    explain output and errors; every round trip is awaited.
+
+    ``cluster`` is an async cluster (``await connector.aconnect(...)``, e.g. over the application's own
+    ``AsyncElasticsearch`` or ``AsyncOpenSearch``). The embedder's ``embed_query`` and a reranker's
+    ``score`` are awaited when they are coroutine functions, and run in a worker thread otherwise.
+
+    ::
+
+        search = AsyncHybridSearch(cluster, "products", embedder=AsyncEmbeddingClient(url))
+        response = await search.search("red running shoes", size=10)
+    """
+
+    async def search(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        size: int = 10,
+        page: int = 1,
+        explain: bool = False,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy | None = None,
+        source: bool | Sequence[str] = True,
+    ) -> SearchResponse:
+        """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
+
+        Args:
+            text: the user's text (used in ``multi_match`` and embedded; never parsed as a query).
+            mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
+            filters: query-DSL filter clauses, applied to both legs (inside kNN as a pre-filter).
+            size: hits per page (1..max_depth).
+            page: 1-based page number.
+            explain: attach each hit's per-leg raw score, rank, normalized value, weight and fused score.
+            fusion: override the instance's :class:`FusionConfig` for this call.
+            strategy: override ``auto`` | ``client`` | ``server`` for this call.
+            source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+
+        Returns:
+            A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
+
+        Raises:
+            SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
+            PaginationDepthError: ``page * size`` exceeds ``max_depth``.
+            EmbeddingError: the embedding service failed (knn/hybrid modes).
+            ClusterError: the cluster failed.
+        """
+        flow = self._search_flow(
+            text,
+            mode=mode,
+            filters=filters,
+            size=size,
+            page=page,
+            explain=explain,
+            fusion=fusion,
+            strategy=strategy,
+            source=source,
+        )
+        return await self._adrive(flow)
+
+    async def retrieve_legs(
+        self,
+        text: str,
+        *,
+        mode: SearchMode = "hybrid",
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        requests: list[ExecutedRequest] | None = None,
+        timings: SearchTimings | None = None,
+    ) -> dict[str, list[LegHit]]:
+        """:meth:`HybridSearch.retrieve_legs`, awaited."""
+        flow = self._retrieve_legs_flow(text, mode=mode, filters=filters, requests=requests, timings=timings)
+        return await self._adrive(flow)
+
+    async def load_profile(self) -> IndexProfile:
+        """Read the index mapping once (``search`` does it; call it before reading ``profile`` or ``fusion``)."""
+        return await self._adrive(self._profile_flow())
+
+    async def aclose(self) -> None:
+        """Close the embedder when it can be closed (awaited when its ``aclose``/``close`` is async)."""
+        for name in ("aclose", "close"):
+            close = getattr(self.embedder, name, None)
+            if callable(close):
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+                return
+
+    async def __aenter__(self) -> AsyncHybridSearch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the async driver ------------------------------------------------------------
+    def _read_profile(self) -> IndexProfile:
+        raise ConfigError(
+            f"the mapping of {self.index!r} is not read yet: await search.load_profile() first "
+            "(search() reads it on its own)",
+            field="index",
+        )
+
+    async def _adrive(self, flow: Flow[T]) -> T:
+        """:meth:`HybridSearch._drive`, awaiting each operation."""
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = flow.throw(error) if error is not None else flow.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = await self._aperform(op)
+            except Exception as e:  # noqa: BLE001 - see HybridSearch._drive
+                error = e
+
+    async def _aperform(self, op: Op) -> Any:
+        if isinstance(op, ClusterSearch):
+            return await self.cluster.search(op.index, op.body, params=op.params)
+        if isinstance(op, ClusterMsearch):
+            return await self.cluster.msearch(op.index, op.searches)
+        if isinstance(op, ClusterRequest):
+            return (await self.cluster.request(op.method, op.path, body=op.body, params=op.params)).body
+        if isinstance(op, Embed):
+            assert self._query_vectors is not None
+            return await self._query_vectors.avector(op.text, vector_meta=op.vector_meta)
+        if isinstance(op, Score):
+            return await _ascore(op)
+        if isinstance(op, GetMapping):
+            return await self.cluster.get_mapping(op.index)
+        raise TypeError(f"unknown search operation {op!r}")
+
+
+async def _ascore(op: Score) -> list[float]:
+    """Rerank scores for the async driver: an async ``score`` awaited within the budget; a sync one in a thread."""
+    reranker = op.config.reranker
+    score = getattr(reranker, "score", None)
+    if reranker is None or not inspect.iscoroutinefunction(score):
+        return await asyncio.to_thread(score_texts, op.config, op.query, op.texts)
+    budget = op.config.timeout_s
+    try:
+        if "timeout_s" in inspect.signature(score).parameters:
+            coro = score(op.query, op.texts, timeout_s=budget)
+        else:
+            coro = score(op.query, op.texts)
+        return [float(s) for s in await asyncio.wait_for(coro, timeout=budget)]
+    except TimeoutError as e:
+        raise RerankTimeout(f"the reranker took over its {budget:g}s budget", timeout_s=budget) from e
+    except RerankError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a reranker failure is a fallback, never an error page
+        raise RerankError(f"the reranker failed: {type(e).__name__}: {e}") from e
 
 
 def _server_hit(hit: Mapping[str, Any], call: _Call, form: str, *, rank: int) -> SearchHit:

@@ -9,6 +9,8 @@ search has, a repeated query is embedded once and cached once.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -58,7 +60,8 @@ class QueryVectors:
     Args:
         embedder: turns a query into a vector.
         cache_size: query vectors kept here when the embedder has no cache of its own (0: none).
-            Ignored for an ``EmbeddingClient``, whose own ``query_cache_size`` governs.
+            Ignored for an ``EmbeddingClient`` (or any embedder with ``caches_query_vectors = True``),
+            whose own cache governs.
         check_model: compare the embedder's model with the index ``_meta`` before the first
             query (when the embedder has ``check_compatible`` and the index records a model).
     """
@@ -66,7 +69,7 @@ class QueryVectors:
     def __init__(self, embedder: Embedder, *, cache_size: int, check_model: bool = True) -> None:
         self.embedder = embedder
         self.cache: _LRU | None = None
-        if cache_size > 0 and not isinstance(embedder, EmbeddingClient):
+        if cache_size > 0 and not _caches_itself(embedder):
             self.cache = _LRU(cache_size)
         self._check_model = check_model
 
@@ -82,14 +85,38 @@ class QueryVectors:
             ModelMismatchError: (first call) the embedder's model is not the index's.
             EmbeddingError: the embedder failed.
         """
+        vector = self._cached(text, vector_meta)
+        if vector is None:
+            vector = self._store(text, self.embedder.embed_query(text))
+        return vector
+
+    async def avector(self, text: str, *, vector_meta: Mapping[str, Any] | None = None) -> list[float]:
+        """:meth:`vector` for async code: awaits an async ``embed_query``; runs a sync one in a thread."""
+        vector = self._cached(text, vector_meta)
+        if vector is None:
+            embed = self.embedder.embed_query
+            if inspect.iscoroutinefunction(embed):
+                raw = await embed(text)
+            else:
+                raw = await asyncio.to_thread(embed, text)
+            vector = self._store(text, raw)
+        return vector
+
+    def _cached(self, text: str, vector_meta: Mapping[str, Any] | None) -> list[float] | None:
         if self._check_model:
             check = getattr(self.embedder, "check_compatible", None)
             if callable(check) and vector_meta:
                 check(vector_meta)
             self._check_model = False
-        vector = self.cache.get(text) if self.cache is not None else None
-        if vector is None:
-            vector = [float(v) for v in self.embedder.embed_query(text)]
-            if self.cache is not None:
-                self.cache.put(text, vector)
+        return self.cache.get(text) if self.cache is not None else None
+
+    def _store(self, text: str, raw: Any) -> list[float]:
+        vector = [float(v) for v in raw]
+        if self.cache is not None:
+            self.cache.put(text, vector)
         return vector
+
+
+def _caches_itself(embedder: Any) -> bool:
+    """An ``EmbeddingClient`` (or an embedder saying ``caches_query_vectors = True``) has its own cache."""
+    return isinstance(embedder, EmbeddingClient) or bool(getattr(embedder, "caches_query_vectors", False))

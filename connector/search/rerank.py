@@ -41,6 +41,9 @@ __all__ = [
     "RerankConfig",
     "RerankOutcome",
     "apply_rerank",
+    "rerank_outcome",
+    "rerank_texts",
+    "score_texts",
     "document_text",
     "hit_id",
     "hit_source",
@@ -381,6 +384,80 @@ class RerankOutcome(Generic[H]):
     scores_by_id: dict[str, float] = field(default_factory=dict)
 
 
+def rerank_texts(
+    hits: Sequence[H],
+    config: RerankConfig,
+    *,
+    sources: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> list[str]:
+    """The document texts of the top ``config.top_k`` of ``hits`` (pure: the reranker's input)."""
+    return [
+        document_text(
+            sources.get(hit_id(hit)) if sources is not None else hit_source(hit),
+            fields=config.fields,
+            template=config.template,
+            max_chars=config.max_chars_per_document,
+        )
+        for hit in list(hits)[: config.top_k]
+    ]
+
+
+def score_texts(
+    config: RerankConfig, query: str, texts: list[str], reranker: SupportsScore | None = None
+) -> list[float]:
+    """The one I/O step of reranking: the scores of ``texts`` within ``config.timeout_s``.
+
+    Raises:
+        RerankError: the reranker failed or ran over budget.
+        ConfigError: the reranker cannot be built (e.g. no loader for ``model``).
+    """
+    backend = reranker if reranker is not None else config.backend()
+    return _score_within(backend, query, texts, config.timeout_s)
+
+
+def rerank_outcome(
+    hits: Sequence[H],
+    config: RerankConfig,
+    scores: Sequence[float] | BaseException,
+    *,
+    started: float,
+) -> RerankOutcome[H]:
+    """Reorder the top ``config.top_k`` of ``hits`` by ``scores`` (pure), or fall back on a failure.
+
+    ``scores`` is what :func:`score_texts` returned, or the error it raised; a wrong count or a
+    non-finite score is a failure too. ``started`` is the ``perf_counter`` when reranking began.
+    """
+    hits = list(hits)
+    window = hits[: config.top_k]
+    failure: BaseException | None = scores if isinstance(scores, BaseException) else None
+    if failure is None:
+        assert not isinstance(scores, BaseException)
+        scores = list(scores)
+        if len(scores) != len(window) or not all(math.isfinite(s) for s in scores):
+            failure = RerankError(
+                f"the reranker returned {len(scores)} scores (some not finite?) for {len(window)} hits"
+            )
+    if failure is not None:
+        took_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        reason = f"{type(failure).__name__}: {failure}"
+        logger.warning(
+            "rerank via %s failed after %.1f ms, answering in fused order: %s", config.source, took_ms, reason
+        )
+        return RerankOutcome(hits, [None] * len(hits), fallback=True, reason=reason, took_ms=took_ms)
+    assert not isinstance(scores, BaseException)
+    order = sorted(range(len(window)), key=lambda i: (-scores[i], i))
+    new_hits = [window[i] for i in order] + hits[len(window) :]
+    new_scores: list[float | None] = [float(scores[i]) for i in order]
+    new_scores += [None] * (len(hits) - len(window))
+    return RerankOutcome(
+        new_hits,
+        new_scores,
+        reranked=len(window),
+        took_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        scores_by_id={hit_id(window[i]): float(scores[i]) for i in order},
+    )
+
+
 def apply_rerank(
     query: str,
     hits: Sequence[H],
@@ -393,7 +470,8 @@ def apply_rerank(
 
     Never raises because of the reranker: when it is down, over ``config.timeout_s``,
     or answers nonsense, the outcome has the fused order, ``fallback=True`` and a
-    ``reason``, and a WARNING is logged.
+    ``reason``, and a WARNING is logged. (:func:`rerank_texts`, :func:`score_texts` and
+    :func:`rerank_outcome` are its three steps, for a driver that does the I/O itself.)
 
     Args:
         query: the user's text.
@@ -408,38 +486,12 @@ def apply_rerank(
     """
     started = time.perf_counter()
     hits = list(hits)
-    window = hits[: config.top_k]
-    if not window:
+    if not hits[: config.top_k]:
         return RerankOutcome(hits, [None] * len(hits))
-    texts = [
-        document_text(
-            sources.get(hit_id(hit)) if sources is not None else hit_source(hit),
-            fields=config.fields,
-            template=config.template,
-            max_chars=config.max_chars_per_document,
-        )
-        for hit in window
-    ]
+    texts = rerank_texts(hits, config, sources=sources)
+    scores: list[float] | BaseException
     try:
-        backend = reranker if reranker is not None else config.backend()
-        scores = _score_within(backend, query, texts, config.timeout_s)
-        if len(scores) != len(window) or not all(math.isfinite(s) for s in scores):
-            raise RerankError(f"the reranker returned {len(scores)} scores (some not finite?) for {len(window)} hits")
+        scores = score_texts(config, query, texts, reranker)
     except (RerankError, ConfigError) as e:
-        took_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        reason = f"{type(e).__name__}: {e}"
-        logger.warning(
-            "rerank via %s failed after %.1f ms, answering in fused order: %s", config.source, took_ms, reason
-        )
-        return RerankOutcome(hits, [None] * len(hits), fallback=True, reason=reason, took_ms=took_ms)
-    order = sorted(range(len(window)), key=lambda i: (-scores[i], i))
-    new_hits = [window[i] for i in order] + hits[len(window) :]
-    new_scores: list[float | None] = [float(scores[i]) for i in order]
-    new_scores += [None] * (len(hits) - len(window))
-    return RerankOutcome(
-        new_hits,
-        new_scores,
-        reranked=len(window),
-        took_ms=round((time.perf_counter() - started) * 1000.0, 3),
-        scores_by_id={hit_id(window[i]): float(scores[i]) for i in order},
-    )
+        scores = e
+    return rerank_outcome(hits, config, scores, started=started)
