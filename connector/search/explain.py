@@ -18,17 +18,23 @@ def hit_explanation(
     strategy: Literal["client", "single"],
     fusion: FusionConfig,
     rerank_score: float | None = None,
+    signals: Sequence[str] = (),
 ) -> HitExplanation:
     """The explanation of one client-side fused (or single-leg) hit: each leg's raw score, rank,
-    normalized value, weight and contribution; a leg that missed the document has only its weight."""
+    normalized value, weight and contribution; a leg that missed the document has only its weight.
+
+    ``signals`` names the further signals fused beside the two legs (``personal``, ``image``...):
+    each gets the same entry under ``HitExplanation.signals``."""
 
     def leg(name: str) -> LegExplanation | None:
         if mode == "bm25" and name == "vector" or mode == "knn" and name == "lexical":
             return None
+        return signal(name)
+
+    def signal(name: str) -> LegExplanation:
         score = doc.legs.get(name)
-        weight = 1.0 if strategy == "single" else fusion.weight(name)
         if score is None:
-            return LegExplanation(weight=weight)
+            return LegExplanation(weight=1.0 if strategy == "single" else fusion.weight(name))
         return LegExplanation(
             raw_score=score.raw_score,
             rank=score.rank,
@@ -43,6 +49,7 @@ def hit_explanation(
         fusion=fusion.describe() if strategy == "client" else None,
         lexical=leg("lexical"),
         vector=leg("vector"),
+        signals={name: signal(name) for name in signals} if signals else None,
         fused_score=doc.score,
         rerank_score=rerank_score,
     )
@@ -76,9 +83,12 @@ def _leg_cells(leg: LegExplanation | None) -> list[str]:
 def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABEL_FIELDS) -> str:
     """The page as a table; with explanations: per-leg raw score, rank, normalized value, and the fused score."""
     explained = any(h.explanation is not None for h in response.hits)
+    extra = sorted({name for h in response.hits if h.explanation for name in h.explanation.signals or {}})
     head = ["rank", "id", "score"]
     if explained:
-        head += ["lex.raw", "lex.rank", "lex.norm", "vec.raw", "vec.rank", "vec.norm", "fused"]
+        head += ["lex.raw", "lex.rank", "lex.norm", "vec.raw", "vec.rank", "vec.norm"]
+        head += [f"{name[:4]}.{cell}" for name in extra for cell in ("raw", "rank", "norm")]
+        head.append("fused")
         if any(h.explanation and h.explanation.rerank_score is not None for h in response.hits):
             head.append("rerank")
     head.append("document")
@@ -88,6 +98,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
         if explained:
             e = hit.explanation
             row += _leg_cells(e.lexical if e else None) + _leg_cells(e.vector if e else None)
+            for name in extra:
+                row += _leg_cells((e.signals or {}).get(name) if e else None)
             row.append(_num(e.fused_score) if e else "")
             if "rerank" in head:
                 row.append(_num(e.rerank_score) if e else "")

@@ -1,4 +1,10 @@
-"""Fusion of ranked legs: reciprocal rank fusion and normalized linear combination.
+"""Fusion of named ranked signals: reciprocal rank fusion and normalized linear combination.
+
+A signal is one ranked list of (id, score) with a name: the ``lexical`` and ``vector`` legs,
+and any number of others (``personal``, ``image``, ...). Every function takes
+``{name: hits}`` and treats all signals alike, so "leg" below means any signal; iterating
+the mapping in its order fixes the order of the float sums (two-leg results are pinned
+bit for bit by tests/unit/golden/fusion_two_leg_*.json).
 
 Normalizers of the linear combination: min-max, z-score, l2 and DBSF (mean +/- 3 std);
 each is the same arithmetic the server-side forms use where a server has them.
@@ -162,10 +168,10 @@ def rrf_fuse(
     rank_constant: int = 60,
     weights: Mapping[str, float],
 ) -> list[FusedDoc]:
-    """Reciprocal rank fusion: ``score(d) = sum_leg weight_leg / (rank_constant + rank_leg(d))``.
+    """Reciprocal rank fusion: ``score(d) = sum_signal weight_s / (rank_constant + rank_s(d))``.
 
     Args:
-        legs: leg name -> that leg's hits (any order; re-ranked by score then ``_id``).
+        legs: signal name -> that signal's hits (any order; re-ranked by score then ``_id``).
         rank_constant: ``k`` in ``1 / (k + rank)``; larger values flatten the head.
         weights: leg name -> weight (``>= 0``).
 
@@ -211,15 +217,15 @@ def linear_fuse(
     weights: Mapping[str, float],
     missing: MissingPolicy = "zero",
 ) -> list[FusedDoc]:
-    """Normalized linear combination: ``score(d) = sum_leg w_leg * norm_leg(d) / sum(w)``.
+    """Normalized linear combination: ``score(d) = sum_signal w_s * norm_s(d) / sum(w)``.
 
     Each leg is normalized over the candidates it returned (its depth), then
     combined. See the module docstring for ``missing``.
 
     Args:
-        legs: leg name -> that leg's hits.
-        normalizer: ``min_max`` | ``z_score`` | ``l2`` | ``none``.
-        weights: leg name -> weight (``>= 0``); only their ratio matters.
+        legs: signal name -> that signal's hits.
+        normalizer: ``min_max`` | ``z_score`` | ``l2`` | ``dbsf`` | ``none``.
+        weights: signal name -> weight (``>= 0``); only their ratio matters.
         missing: ``zero`` or ``ignore``.
 
     Returns:
@@ -272,8 +278,15 @@ def single_leg(hits: Sequence[LegHit], *, leg: str) -> list[FusedDoc]:
 
 
 def fuse(legs: Mapping[str, Sequence[LegHit]], config: FusionConfig) -> list[FusedDoc]:
-    """Fuse ``{"lexical": [...], "vector": [...]}`` as ``config`` says."""
-    weights = {name: config.weight(name) for name in legs}
+    """Fuse named signals (``{"lexical": [...], "vector": [...], "personal": [...]}``) as ``config`` says.
+
+    Each signal's weight is :meth:`FusionConfig.weight` of its name; the method (RRF or
+    linear with its normalizer and missing policy) applies to every signal alike.
+
+    Raises:
+        SearchRequestError: a signal has no weight in ``config``, or a weight is invalid.
+    """
+    weights = config.signal_weights(legs)
     if config.method == "rrf":
         return rrf_fuse(legs, rank_constant=config.rank_constant, weights=weights)
     return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing)

@@ -6,9 +6,14 @@ serialises the very same objects the library returns.
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connector.errors import SearchRequestError
 
 __all__ = [
     "FusionConfig",
@@ -24,6 +29,7 @@ __all__ = [
     "Normalizer",
     "MissingPolicy",
     "LegName",
+    "SIGNAL_NAME_PATTERN",
     "SEARCH_MODES",
     "LEXICAL_FORMS",
     "LexicalForm",
@@ -40,6 +46,16 @@ Normalizer = Literal["min_max", "z_score", "l2", "dbsf", "none"]
 # "ignore": the fused score is the weighted mean over the legs that returned it only.
 MissingPolicy = Literal["zero", "ignore"]
 LegName = Literal["lexical", "vector"]
+# Names of further fusion signals (FusionConfig.weights): "personal", "image", ...
+SIGNAL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+_SIGNAL_NAME = re.compile(SIGNAL_NAME_PATTERN)
+_LEG_FIELDS = {"lexical": "lexical_weight", "vector": "vector_weight"}
+
+
+def _empty(value: Any) -> bool:
+    return not value
+
+
 SearchMode = Literal["bm25", "knn", "hybrid", "hybrid+rerank"]
 # "auto": a one-request server-side form when the cluster has one that computes exactly
 # the configured fusion, else client-side; "client"/"server" force one.
@@ -53,7 +69,7 @@ LEXICAL_FORMS: tuple[str, ...] = ("combined_fields", "best_fields", "most_fields
 
 
 class FusionConfig(BaseModel):
-    """How the lexical and vector legs are blended.
+    """How the named signals of a search are blended: the lexical and vector legs, and any others.
 
     The field defaults describe plain RRF (``rank_constant=60``, equal weights; Cormack, Clarke &
     Büttcher, SIGIR 2009); the fusion a search uses when none is named is
@@ -62,7 +78,12 @@ class FusionConfig(BaseModel):
     ``rank_constant`` only for ``"rrf"``.
 
     Weights are relative: linear fusion divides by their sum, RRF multiplies
-    each leg's ``1 / (rank_constant + rank)`` by its weight.
+    each signal's ``1 / (rank_constant + rank)`` by its weight. ``lexical_weight`` and
+    ``vector_weight`` weigh the two legs; ``weights`` weighs further signals by name
+    (``{"personal": 0.2}``), which count only in a search that fuses them. ``weights`` may also
+    name ``lexical``/``vector``: they are moved to the two fields (a clash is an error), so
+    one config has one spelling. A two-leg config (``weights`` empty) serialises exactly as
+    before ``weights`` existed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,20 +94,77 @@ class FusionConfig(BaseModel):
     vector_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the kNN leg")
     normalizer: Normalizer = Field("min_max", description="per-leg score normalizer for linear fusion")
     missing: MissingPolicy = Field("zero", description="how linear fusion scores a doc absent from a leg")
+    # Left out of dumps while empty: a two-leg config serialises as it always has (index _meta,
+    # search log, REST responses).
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="weights (0..1000) of further signals by name, e.g. {'personal': 0.2}",
+        exclude_if=_empty,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legs_out_of_weights(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+            return data
+        weights = dict(data["weights"])
+        data = dict(data)
+        for leg, field in _LEG_FIELDS.items():
+            if leg not in weights:
+                continue
+            value = weights.pop(leg)
+            if field in data and data[field] != value:
+                raise ValueError(f"weights[{leg!r}]={value!r} contradicts {field}={data[field]!r}; give one")
+            data[field] = value
+        data["weights"] = weights
+        return data
 
     @model_validator(mode="after")
-    def _some_weight(self) -> FusionConfig:
-        if self.lexical_weight + self.vector_weight <= 0:
+    def _check_weights(self) -> FusionConfig:
+        for name, value in self.weights.items():
+            if not _SIGNAL_NAME.match(name):
+                raise ValueError(f"signal name {name!r} must match {SIGNAL_NAME_PATTERN}")
+            if not 0.0 <= value <= 1000.0 or math.isnan(value):
+                raise ValueError(f"weights[{name!r}] must be within 0..1000, got {value!r}")
+        if self.lexical_weight + self.vector_weight + sum(self.weights.values()) <= 0:
             raise ValueError("lexical_weight + vector_weight must be > 0")
         return self
 
-    def weight(self, leg: str) -> float:
-        """The weight of one leg (``"lexical"`` or ``"vector"``)."""
-        return self.lexical_weight if leg == "lexical" else self.vector_weight
+    def weight(self, signal: str) -> float:
+        """The weight of one signal: ``lexical_weight``, ``vector_weight`` or ``weights[signal]``.
+
+        Raises:
+            SearchRequestError: ``signal`` is neither leg and has no entry in ``weights``.
+        """
+        if signal == "lexical":
+            return self.lexical_weight
+        if signal == "vector":
+            return self.vector_weight
+        weight = self.weights.get(signal)
+        if weight is None:
+            raise SearchRequestError(
+                f"signal {signal!r} has no weight: FusionConfig(weights={{{signal!r}: ...}})",
+                field=f"{signal}_weight",
+            )
+        return weight
+
+    def signal_weights(self, signals: Iterable[str]) -> dict[str, float]:
+        """``{signal: weight}`` for the signals one search fuses, in their order."""
+        return {name: self.weight(name) for name in signals}
+
+    def with_weights(self, weights: dict[str, float]) -> FusionConfig:
+        """A copy with ``weights`` merged in (``lexical``/``vector`` set the two leg fields)."""
+        values = self.model_dump()
+        values["weights"] = {**self.weights, **weights}
+        for leg, field in _LEG_FIELDS.items():
+            if leg in weights:
+                values[field] = values["weights"].pop(leg)
+        return FusionConfig(**values)
 
     def describe(self) -> str:
-        """A short human label, e.g. ``rrf(k=60, w=1/1)`` or ``linear(min_max, w=0.5/0.5)``."""
+        """A short human label, e.g. ``rrf(k=60, w=1/1)`` or ``linear(min_max, w=0.5/0.5, personal=0.2)``."""
         w = f"w={self.lexical_weight:g}/{self.vector_weight:g}"
+        w += "".join(f", {name}={value:g}" for name, value in sorted(self.weights.items()))
         if self.method == "rrf":
             return f"rrf(k={self.rank_constant}, {w})"
         missing = "" if self.missing == "zero" else ", missing=ignore"
@@ -136,6 +214,11 @@ class HitExplanation(BaseModel):
     server_form: str | None = Field(None, description="the one-request form, when server-side")
     lexical: LegExplanation | None = None
     vector: LegExplanation | None = None
+    signals: dict[str, LegExplanation] | None = Field(
+        None,
+        description="further fused signals by name (personal, image, ...); absent when none was fused",
+        exclude_if=_empty,
+    )
     fused_score: float
     rerank_score: float | None = Field(None, description="the reranker's score, when reranked")
 
