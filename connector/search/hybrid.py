@@ -27,7 +27,7 @@ import inspect
 import logging
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
@@ -37,6 +37,7 @@ from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
+from connector.search.images import IMAGE_SIGNAL, EmbedImage, ImageSignal, check_query_image, with_image_weight
 from connector.search.models import (
     SEARCH_MODES,
     ExecutedRequest,
@@ -93,6 +94,7 @@ class _Call:
     source: bool | dict[str, Any]
     explain: bool
     timings: SearchTimings
+    image_vector: list[float] | None = None
 
     @property
     def first_rank(self) -> int:
@@ -159,7 +161,7 @@ class Score:
     texts: list[str] = field(default_factory=list)
 
 
-Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score
+Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score | EmbedImage
 T = TypeVar("T")
 Flow = Generator[Op, Any, T]
 
@@ -222,6 +224,7 @@ class _HybridCore:
         rerank_window: int | None = None,
         query_cache_size: int = 1024,
         check_model: bool = True,
+        image: ImageSignal | None = None,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -259,6 +262,7 @@ class _HybridCore:
             else None
         )
         self._pipelines: set[str] = set()
+        self.image = image
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -324,16 +328,18 @@ class _HybridCore:
         fusion: FusionConfig | None,
         strategy: Strategy | None,
         source: bool | Sequence[str],
+        image: bytes | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
-        clean_filters = self._validate(text, mode, size, page, filters)
+        clean_filters = self._validate(text, mode, size, page, filters, image=image)
         fusion = fusion or self.fusion
         timings = SearchTimings()
-        vector = None if mode == "bm25" else (yield from self._embed_flow(text, timings))
-        form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        vector = None if mode == "bm25" or not text else (yield from self._embed_flow(text, timings))
+        image_vector = yield from self._image_flow(text, image, mode)
+        form = self._choose_form(mode, fusion, strategy or self.strategy, explain or image_vector is not None)
         spec = qb.source_spec(source, excludes=self.source_excludes)
-        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings)
+        call = _Call(text, vector, mode, fusion, clean_filters, size, page, spec, explain, timings, image_vector)
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
@@ -343,9 +349,24 @@ class _HybridCore:
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
-        self, text: Any, mode: Any, size: Any, page: Any, filters: Sequence[Mapping[str, Any]] | None
+        self,
+        text: Any,
+        mode: Any,
+        size: Any,
+        page: Any,
+        filters: Sequence[Mapping[str, Any]] | None,
+        *,
+        image: bytes | None = None,
     ) -> list[dict[str, Any]]:
-        if not isinstance(text, str) or not text.strip():
+        if image is not None:
+            check_query_image(image)
+            if self.image is None or mode == "bm25":
+                raise SearchRequestError(
+                    "search by image needs an image signal (HybridSearch(image=ImageSignal(...))) and a mode "
+                    "other than bm25",
+                    field="image",
+                )
+        if not isinstance(text, str) or (not text.strip() and image is None):
             raise SearchRequestError("text must be a non-empty string", field="text")
         if len(text) > MAX_TEXT_CHARS:
             raise SearchRequestError(f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
@@ -396,6 +417,13 @@ class _HybridCore:
             raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
 
+    def _image_flow(self, text: str, image: bytes | None, mode: str) -> Flow[list[float] | None]:
+        """The query's image-space vector: the example image, else the text (text-to-image); None without a signal."""
+        if self.image is None or mode == "bm25":
+            return None
+        vector: list[float] = yield (EmbedImage(image=image) if image is not None else EmbedImage(text=text))
+        return vector
+
     def _embed_flow(self, text: str, timings: SearchTimings) -> Flow[list[float]]:
         started = time.perf_counter()
         vector: list[float] = yield Embed(text, self.profile.vector_meta)
@@ -410,9 +438,14 @@ class _HybridCore:
 
     # -- client-side ---------------------------------------------------------------------
     def leg_bodies(
-        self, text: str, vector: Sequence[float] | None, *, filters: Sequence[Mapping[str, Any]] = ()
+        self,
+        text: str,
+        vector: Sequence[float] | None,
+        *,
+        filters: Sequence[Mapping[str, Any]] = (),
+        image_vector: Sequence[float] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """The leg search bodies (``lexical`` and/or ``vector``) for ``max_depth`` candidates each."""
+        """The leg search bodies (``lexical``, ``vector``, ``image``) for ``max_depth`` candidates each."""
         bodies: dict[str, dict[str, Any]] = {}
         if text:
             bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
@@ -421,6 +454,15 @@ class _HybridCore:
                 vector,
                 knn_shape=self.cluster.capabilities.knn_leg_shape,
                 field=self.profile.vector_field,
+                k=self.max_depth,
+                num_candidates=self.num_candidates,
+                filters=filters,
+            )
+        if image_vector is not None and self.image is not None:
+            bodies[IMAGE_SIGNAL] = qb.knn_leg_body(
+                image_vector,
+                knn_shape=self.cluster.capabilities.knn_leg_shape,
+                field=self.image.field,
                 k=self.max_depth,
                 num_candidates=self.num_candidates,
                 filters=filters,
@@ -472,10 +514,14 @@ class _HybridCore:
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
-        bodies = self.leg_bodies(call.text if call.mode != "knn" else "", call.vector, filters=call.filters)
+        bodies = self.leg_bodies(
+            call.text if call.mode != "knn" else "", call.vector, filters=call.filters, image_vector=call.image_vector
+        )
         legs = yield from self._legs_flow(bodies, requests, call.timings)
         started = time.perf_counter()
-        if len(legs) == 2:
+        if IMAGE_SIGNAL in legs and self.image is not None:
+            call = replace(call, fusion=with_image_weight(call.fusion, self.image))
+        if len(legs) >= 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
         else:
             ((name, only),) = legs.items()
@@ -490,7 +536,7 @@ class _HybridCore:
         missing = [d for d in window if d.id not in sources]
         if call.source is not False and missing:
             sources.update((yield from self._sources_flow(missing, call.source, requests, call.timings)))
-        strategy: Literal["client", "single"] = "client" if len(legs) == 2 else "single"
+        strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
         hits = [
             SearchHit(
                 id=doc.id,
@@ -511,7 +557,7 @@ class _HybridCore:
             query=call.text,
             mode=call.mode,
             strategy=strategy,
-            fusion=call.fusion if len(legs) == 2 else None,
+            fusion=call.fusion if len(legs) >= 2 else None,
             page=call.page,
             size=call.size,
             max_depth=self.max_depth,
@@ -727,6 +773,7 @@ class HybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        image: bytes | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -740,6 +787,8 @@ class HybridSearch(_HybridCore):
             fusion: override the instance's :class:`FusionConfig` for this call.
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
+            image: an example image (the bytes of its file): the image signal searches with its vector instead
+                of the text's (needs ``image=ImageSignal(...)``); ``text`` may then be empty.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -760,6 +809,7 @@ class HybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            image=image,
         )
         return self._drive(flow)
 
@@ -818,6 +868,9 @@ class HybridSearch(_HybridCore):
             return score_texts(op.config, op.query, op.texts)
         if isinstance(op, GetMapping):
             return self.cluster.get_mapping(op.index)
+        if isinstance(op, EmbedImage):
+            assert self.image is not None
+            return self.image.vector(op)
         raise TypeError(f"unknown search operation {op!r}")
 
 
@@ -847,6 +900,7 @@ class AsyncHybridSearch(_HybridCore):
         fusion: FusionConfig | None = None,
         strategy: Strategy | None = None,
         source: bool | Sequence[str] = True,
+        image: bytes | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -880,6 +934,7 @@ class AsyncHybridSearch(_HybridCore):
             fusion=fusion,
             strategy=strategy,
             source=source,
+            image=image,
         )
         return await self._adrive(flow)
 
@@ -953,6 +1008,9 @@ class AsyncHybridSearch(_HybridCore):
             return await _ascore(op)
         if isinstance(op, GetMapping):
             return await self.cluster.get_mapping(op.index)
+        if isinstance(op, EmbedImage):
+            assert self.image is not None
+            return await asyncio.to_thread(self.image.vector, op)
         raise TypeError(f"unknown search operation {op!r}")
 
 
