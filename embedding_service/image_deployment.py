@@ -32,7 +32,7 @@ from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidIn
 from embedding_service.image_settings import SUPPORTED_IMAGE_FORMATS, ImageEmbeddingSettings
 from embedding_service.images import ImageEmbeddingRequest, ImageSource, read_image_source
 
-__all__ = ["ImageEmbeddingDeployment", "build_image_app", "image_deployment_options", "check_inputs"]
+__all__ = ["ImageEmbeddingDeployment", "build_app", "build_image_app", "image_deployment_options", "check_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -271,3 +271,7 @@ def build_image_app(settings: ImageEmbeddingSettings, *, cluster_gpus: float | N
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0.0
     options = image_deployment_options(settings, cluster_gpus=cluster_gpus)
     return serve.deployment(**options)(ImageEmbeddingDeployment).bind(settings)
+
+
+# ``eshybrid serve image`` builds services by module (``<module>.build_app(settings)``).
+build_app = build_image_app

@@ -64,3 +64,5 @@ class ImageEmbeddingSettings(BaseSettings):
     # --- HTTP ---
     app_name: str = Field("image", min_length=1, max_length=100, description="Ray Serve application name.")
     route_prefix: str = Field("/image", pattern=r"^/[A-Za-z0-9_\-/]*$", description="HTTP route prefix of the app.")
+    host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")

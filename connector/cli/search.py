@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from connector.cli.common import split_csv
+from connector.cli.images import add_image_search_arguments, image_signal_from_args, query_image_from_args
 from connector.cli.rerank import add_rerank_arguments
 from connector.cluster.settings import ConnectionSettings
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Search an index; --explain shows how each score was made, "
         "--console prints what ran in Kibana / Dashboards Dev Tools syntax.",
     )
-    search.add_argument("text", help="the query text")
+    search.add_argument("text", nargs="?", default="", help="the query text (may be omitted with --image)")
     search.add_argument("--index", required=True)
     search.add_argument("--mode", choices=("bm25", "knn", "hybrid"), default="hybrid")
     search.add_argument(
@@ -83,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_connection(search)
     _add_fusion(search)
     add_rerank_arguments(search)
+    add_image_search_arguments(search)
     search.set_defaults(func=_cmd_search)
 
     ev = subparsers.add_parser(
@@ -233,6 +235,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             max_depth=args.max_depth,
             lexical_fields=_parse_fields(args.fields),
             rerank=rerank_config_from_args(args),
+            image=image_signal_from_args(args, _settings()),
         )
         try:
             yield search
@@ -258,7 +261,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     with _hybrid_search(args, embed=args.mode != "bm25") as search:
         mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
         response = search.search(
-            args.text, mode=mode, filters=filters, size=args.size, page=args.page, explain=args.explain
+            args.text,
+            mode=mode,
+            filters=filters,
+            size=args.size,
+            page=args.page,
+            explain=args.explain,
+            image=query_image_from_args(args),
         )
     if args.console:
         print(render_response(response), end="")

@@ -28,10 +28,21 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from connector.cluster.client import Cluster
 from connector.errors import ConfigError, EmbeddingRequestError
+from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.common import JobSummary, find_property
 from connector.services.embedding import EmbeddingClient
+from mappings.images import build_add_image_vector_field_body, image_vector_field
 
-__all__ = ["ImageFetchSettings", "ImageFetcher", "ImageEmbedder", "ImageRejected"]
+__all__ = [
+    "ImageFetchSettings",
+    "ImageFetcher",
+    "ImageEmbedder",
+    "ImageRejected",
+    "add_image_vector_field",
+    "run_image_backfill",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -253,3 +264,74 @@ def _code(err: EmbeddingRequestError) -> str:
     if status == 413:
         return "image_too_large"
     return "image_not_an_image" if "not an image" in str(err) or "format" in str(err) else "image_rejected"
+
+
+def add_image_vector_field(
+    cluster: Cluster, index: str, *, vector_field: str, image_field: str, dims: int, model_id: str
+) -> bool:
+    """Map the image vector field beside the text one (as migration 0001 adds a text vector), in place.
+
+    Returns:
+        True when it was added, False when it was already mapped (the mapping is left alone).
+
+    Raises:
+        ConfigError: the name is taken by another field, or (OpenSearch) the index has no ``index.knn``.
+    """
+    mapping = cluster.get_mapping(index)
+    if find_property(mapping, vector_field) is not None:
+        return False
+    settings = next(iter(cluster.request("GET", f"/{index}/_settings").body.values()))["settings"]
+    body = build_add_image_vector_field_body(
+        cluster.capabilities,
+        existing_mapping=mapping,
+        vector_field=image_vector_field(vector_field, dims=dims, model_id=model_id, image_field=image_field),
+        index_settings=settings,
+    )
+    cluster.put_mapping(index, body)
+    logger.info("index %s: added image vector field %s (%s dims, %s)", index, vector_field, dims, model_id)
+    return True
+
+
+def run_image_backfill(
+    cluster: Cluster,
+    config: BackfillConfig,
+    *,
+    client: EmbeddingClient,
+    fetch: ImageFetchSettings | None = None,
+) -> JobSummary:
+    """Fill an image vector field from the image URL/path field ``config.fields[0]`` of each document.
+
+    The field is mapped first when it is not (``modality: image`` in ``_meta``). Everything else is a backfill
+    (:func:`connector.jobs.backfill.run_backfill`): resumable, incremental by the URL/path's hash and the model
+    id, catch-up of writes made meanwhile; a document whose image fails is dead-lettered with the reason.
+
+    Args:
+        config: ``fields`` = one image field, ``vector_field`` = the image vector field; no ``ray_address``.
+        client: an ``EmbeddingClient`` of the image service (``eshybrid serve image``).
+        fetch: how images are downloaded or read (default :class:`ImageFetchSettings`).
+
+    Raises:
+        ConfigError: not exactly one field, a template, or ray_address.
+    """
+    if len(config.fields) != 1 or config.template or config.ray_address:
+        raise ConfigError(
+            "an image backfill reads one image URL/path field (--fields image_url), without --template or "
+            "--ray-address",
+            field="fields",
+        )
+    info = client.info()
+    index = config.index
+    add_image_vector_field(
+        cluster,
+        index,
+        vector_field=config.vector_field,
+        image_field=config.fields[0],
+        dims=info.dims,
+        model_id=info.model_id,
+    )
+    fetcher = ImageFetcher(fetch or ImageFetchSettings())
+    embedder = ImageEmbedder(client, fetcher)
+    try:
+        return run_backfill(cluster, config, embedder=embedder)
+    finally:
+        fetcher.close()

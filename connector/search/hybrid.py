@@ -830,10 +830,11 @@ class HybridSearch(_HybridCore):
         return self._drive(flow)
 
     def close(self) -> None:
-        """Close the embedder when it can be closed (the cluster belongs to the caller)."""
-        close = getattr(self.embedder, "close", None)
-        if callable(close):
-            close()
+        """Close the embedders when they can be closed (the cluster belongs to the caller)."""
+        for embedder in (self.embedder, self.image.embedder if self.image else None):
+            close = getattr(embedder, "close", None)
+            if callable(close):
+                close()
 
     # -- the sync driver -------------------------------------------------------------
     def _read_profile(self) -> IndexProfile:
