@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python bench/hybrid_quality.py
 	$(BIN)/python bench/search_latency.py
 	$(BIN)/python bench/rerank_latency.py
+	$(BIN)/python bench/image_throughput.py
 
 clean: demo-down
 	rm -rf $(VENV) build *.egg-info
