@@ -313,7 +313,7 @@ class _HybridCore:
     def source_excludes(self) -> list[str]:
         if self._source_excludes is not None:
             return self._source_excludes
-        return [self.profile.vector_field]
+        return [self.profile.vector_field, *([self.image.field] if self.image is not None else [])]
 
     # -- the search flow (sans-IO) ------------------------------------------------------
     def _search_flow(
