@@ -545,7 +545,12 @@ class _HybridCore:
                 score=rerank_scores.get(doc.id, doc.score),
                 source=sources.get(doc.id),
                 explanation=hit_explanation(
-                    doc, mode=call.mode, strategy=strategy, fusion=call.fusion, rerank_score=rerank_scores.get(doc.id)
+                    doc,
+                    mode=call.mode,
+                    strategy=strategy,
+                    fusion=call.fusion,
+                    rerank_score=rerank_scores.get(doc.id),
+                    signals=[name for name in legs if name not in ("lexical", "vector")],
                 )
                 if call.explain
                 else None,
