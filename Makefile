@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint format test test-unit test-integration demo demo-down bench clean help
+.PHONY: install system-deps lint format test test-unit test-integration test-es8-client demo demo-down bench clean help
 
 help:
 	@echo "make demo | make test | make lint | make bench | make demo-down | make clean"
@@ -26,6 +26,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP) system-deps
+
+# The elasticsearch 8.x client (the main venv has 9.x): the official-client contract tests also run through it
+# against the ES 8 server. A small overlay (the client and its elastic-transport 8.x only), put first on PYTHONPATH.
+ES8_OVERLAY := .venv-es8
+$(ES8_OVERLAY)/.installed: pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(ES8_OVERLAY) 'elasticsearch>=8.13,<9' 'elastic-transport>=8.15,<9'
+	@touch $@
 
 # Debian packages the tests use (nginx as a TLS proxy, docker-compose to validate compose files).
 system-deps:
@@ -46,8 +53,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install
+test: install $(ES8_OVERLAY)/.installed
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; if [ $$rc = 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	$(MAKE) test-es8-client
+
+# The official-client contract tests through the elasticsearch 8.x client, against the ES 8 server.
+test-es8-client: install $(ES8_OVERLAY)/.installed
+	PYTHONPATH=$(ES8_OVERLAY) $(BIN)/python -m pytest tests/integration/test_official_clients.py -m es8 $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -70,4 +82,4 @@ bench: install
 	$(BIN)/python bench/image_throughput.py
 
 clean: demo-down
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

@@ -17,12 +17,23 @@ costs for the second leg on this machine; no client-side strategy can go below i
 ``raw_lexical_page`` is the request a BM25-only shop sends today (the page with its sources,
 one round trip), for reference: the modes above all fetch ``max_depth`` ids, then the page.
 
-    .venv/bin/python bench/search_latency.py [--rounds 5]
+Concurrency (issue 14), on the first cluster (ES 9 when given): N=16 hybrid searches in flight from
+one event loop (``AsyncHybridSearch`` over the app's own ``AsyncElasticsearch``/``AsyncOpenSearch``)
+vs the same N from 16 threads with the sync API (``HybridSearch`` over the matching official sync
+client: same client library and connection pool defaults, so only sync-in-threads vs async differs).
+Same index, same queries (their vectors precomputed: no embedding in the figure), trials
+interleaved in a seeded order after a warm-up; QPS = searches / wall time of a trial, p50/p99 over
+every search's latency. Goal: async_vs_threads >= 1.0.  And the per-search overhead of going
+through an official client: sequential client-side hybrid searches, our transport vs the official
+sync client, interleaved per query; ``official_overhead = p50(official) / p50(ours) - 1`` (goal <= 0.10).
+
+    .venv/bin/python bench/search_latency.py [--rounds 5] [--concurrency 16]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import logging
@@ -30,6 +41,7 @@ import os
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hybrid_quality as hq  # noqa: E402
 import numpy as np  # noqa: E402
 
+from connector import aconnect, connect  # noqa: E402
 from connector.quality.load import read_beir  # noqa: E402
-from connector.search import FusionConfig, HybridSearch  # noqa: E402
+from connector.search import AsyncHybridSearch, FusionConfig, HybridSearch  # noqa: E402
 from connector.search import query_builder as qb  # noqa: E402
 
 MODES = ("bm25", "knn", "client_hybrid", "server_hybrid")
@@ -98,13 +111,158 @@ def _one(search: HybridSearch, text: str, mode: str, server: FusionConfig) -> tu
     return response.timings.total_ms - response.timings.embed_ms, response
 
 
+class TableEmbedder:
+    """Precomputed query vectors: the concurrency figures measure search, not embedding."""
+
+    caches_query_vectors = True
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.table[text]
+
+
+class AsyncTableEmbedder(TableEmbedder):
+    async def embed_query(self, text: str) -> list[float]:  # type: ignore[override]
+        return self.table[text]
+
+
+def _official_clients(url: str, flavor: str) -> tuple[Any, Any]:
+    """``(sync factory, async factory)`` of the official client for the flavor."""
+    if flavor == "opensearch":
+        import opensearchpy
+
+        return (lambda: opensearchpy.OpenSearch(url)), (lambda: opensearchpy.AsyncOpenSearch(url))
+    import elasticsearch
+
+    return (lambda: elasticsearch.Elasticsearch(url)), (lambda: elasticsearch.AsyncElasticsearch(url))
+
+
+def _stats(latencies: list[float], searches: int, wall_s: float) -> dict[str, float]:
+    return {
+        "qps": searches / wall_s,
+        "p50": float(np.percentile(latencies, 50)),
+        "p99": float(np.percentile(latencies, 99)),
+    }
+
+
+def concurrency(
+    url: str, flavor: str, index: str, table: dict[str, list[float]], *, rounds: int, seed: int, n: int
+) -> dict[str, float]:
+    """N concurrent searches: one event loop (async API) vs N threads (sync API); and the official-client overhead."""
+    queries = list(table)
+    make_sync, make_async = _official_clients(url, flavor)
+    sync_client = make_sync()
+    threads_search = HybridSearch(connect(sync_client), index, embedder=TableEmbedder(table), max_depth=100)
+    pool = ThreadPoolExecutor(max_workers=n)
+    loop = asyncio.new_event_loop()
+    async_client = loop.run_until_complete(_make(make_async))
+    async_search = AsyncHybridSearch(
+        loop.run_until_complete(aconnect(async_client)), index, embedder=AsyncTableEmbedder(table), max_depth=100
+    )
+
+    def one_sync(text: str) -> float:
+        started = time.perf_counter()
+        threads_search.search(text, size=10, strategy="client")
+        return (time.perf_counter() - started) * 1000
+
+    async def one_async(text: str, slots: asyncio.Semaphore) -> float:
+        async with slots:
+            started = time.perf_counter()
+            await async_search.search(text, size=10, strategy="client")
+            return (time.perf_counter() - started) * 1000
+
+    async def async_trial() -> list[float]:
+        slots = asyncio.Semaphore(n)  # N in flight, from one event loop
+        return list(await asyncio.gather(*(one_async(text, slots) for text in queries)))
+
+    def trial(mode: str) -> tuple[list[float], float]:
+        started = time.perf_counter()
+        latencies = loop.run_until_complete(async_trial()) if mode == "async" else list(pool.map(one_sync, queries))
+        return latencies, time.perf_counter() - started
+
+    samples: dict[str, list[float]] = {"async": [], "threads": []}
+    walls: dict[str, float] = {"async": 0.0, "threads": 0.0}
+    rng = random.Random(seed)
+    try:
+        trial("async"), trial("threads")  # warm-up: connections open, JIT-free paths warm
+        for _ in range(rounds):
+            order = ["async", "threads"]
+            rng.shuffle(order)
+            for mode in order:
+                latencies, wall = trial(mode)
+                samples[mode] += latencies
+                walls[mode] += wall
+        overhead = _official_overhead(url, index, table, threads_search, rounds=rounds, seed=seed)
+    finally:
+        pool.shutdown()
+        loop.run_until_complete(async_client.close())
+        loop.close()
+        sync_client.close()
+    result = {f"async_{k}": v for k, v in _stats(samples["async"], len(samples["async"]), walls["async"]).items()}
+    result.update(
+        {f"threads_{k}": v for k, v in _stats(samples["threads"], len(samples["threads"]), walls["threads"]).items()}
+    )
+    result["async_vs_threads"] = result["async_qps"] / result["threads_qps"]
+    result.update(overhead)
+    print(f"\n## concurrency {n}: {len(queries)} hybrid searches per trial x {rounds} trials per API ({flavor})")
+    print(f"{'api':<28}{'QPS':>8}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, label in (("async", "async, one event loop"), ("threads", f"sync, {n} threads")):
+        print(f"{label:<28}{result[name + '_qps']:>8.1f}{result[name + '_p50']:>10.2f}{result[name + '_p99']:>10.2f}")
+    print(f"async / threads QPS = {result['async_vs_threads']:.3f} (goal >= 1.0)")
+    print(
+        f"sequential p50: our transport {result['ours_p50']:.2f} ms, official client {result['official_p50']:.2f} ms; "
+        f"overhead {result['official_overhead']:+.3f} (goal <= 0.10)"
+    )
+    return result
+
+
+async def _make(factory: Any) -> Any:
+    return factory()  # an async client is built inside the loop that will run it
+
+
+def _official_overhead(
+    url: str, index: str, table: dict[str, list[float]], official: HybridSearch, *, rounds: int, seed: int
+) -> dict[str, float]:
+    """Sequential searches, our transport vs the official sync client, interleaved per query."""
+    with connect(url) as cluster:
+        ours = HybridSearch(cluster, index, embedder=TableEmbedder(table), max_depth=100)
+        searches = {"ours": ours, "official": official}
+        samples: dict[str, list[float]] = {"ours": [], "official": []}
+        rng = random.Random(seed + 1)
+        for text in table:  # warm-up
+            for search in searches.values():
+                search.search(text, size=10, strategy="client")
+        for _ in range(rounds):
+            for text in table:
+                order = list(searches)
+                rng.shuffle(order)
+                for name in order:
+                    started = time.perf_counter()
+                    searches[name].search(text, size=10, strategy="client")
+                    samples[name].append((time.perf_counter() - started) * 1000)
+    stats = {f"{name}_p50": float(np.percentile(v, 50)) for name, v in samples.items()}
+    stats["official_overhead"] = stats["official_p50"] / stats["ours_p50"] - 1.0
+    return stats
+
+
 def measure(
-    key: str, url: str, dataset: Path, vectors: dict[str, list[float]], embedder: Any, *, rounds: int, seed: int
+    key: str,
+    url: str,
+    dataset: Path,
+    vectors: dict[str, list[float]],
+    embedder: Any,
+    *,
+    rounds: int,
+    seed: int,
+    analyzer: str = "english",
+    concurrency_n: int = 0,
 ) -> dict[str, float]:
     queries = list(read_beir(dataset).queries.values())
     with hq.bench_connect(url) as cluster:
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
-        index = hq.load_index(cluster, dataset, vectors, prefix=f"bench-latency-{key}")
+        index = hq.load_index(cluster, dataset, vectors, prefix=f"bench-latency-{key}", analyzer=analyzer)
         try:
             search = HybridSearch(cluster, index, embedder=embedder, max_depth=100)
             embed_ms = []
@@ -145,12 +303,18 @@ def measure(
                             parts["search"].append(response.timings.search_ms)
                             parts["fetch"].append(response.timings.fetch_ms)
                             parts["fuse"].append(response.timings.fuse_ms)
+            figures: dict[str, float] = {}
+            if concurrency_n:
+                table = {text: embedder.embed_query(text) for text in queries}
+                flavor = cluster.capabilities.flavor
+                figures = concurrency(url, flavor, index, table, rounds=rounds, seed=seed, n=concurrency_n)
         finally:
             cluster.delete_index(index)
     stats = {f"{m}_p50": float(np.percentile(v, 50)) for m, v in samples.items()}
     stats.update({f"{m}_p99": float(np.percentile(v, 99)) for m, v in samples.items()})
     stats["embed_p50"] = float(np.percentile(embed_ms, 50))
     stats["embed_p99"] = float(np.percentile(embed_ms, 99))
+    stats.update(figures)
     slower_leg = max(stats["bm25_p50"], stats["knn_p50"])
     stats["ratio"] = stats["client_hybrid_p50"] / slower_leg
     if "raw_msearch" in samples:
@@ -178,6 +342,8 @@ def main() -> int:
     parser.add_argument("--embed-url", default=None, help="embedding service (default: in-process model)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--concurrency", type=int, default=16, help="searches in flight (0: skip that figure)")
+    parser.add_argument("--analyzer", choices=("english", "standard"), default="english")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
@@ -185,9 +351,33 @@ def main() -> int:
         parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
     embedder = hq.make_embedder(args.embed_url)
     vectors = hq.corpus_embeddings(args.dataset, embedder, source=args.embed_url or "in-process sentence-transformers")
-    parts = []
-    for key, url in clusters.items():
-        stats = measure(key, url, args.dataset, vectors, embedder, rounds=args.rounds, seed=args.seed)
+    parts: list[str] = []
+    head: list[str] = []
+    for i, (key, url) in enumerate(clusters.items()):
+        stats = measure(
+            key,
+            url,
+            args.dataset,
+            vectors,
+            embedder,
+            rounds=args.rounds,
+            seed=args.seed,
+            analyzer=args.analyzer,
+            concurrency_n=args.concurrency if i == 0 else 0,  # the concurrency figure: on the first cluster
+        )
+        if "async_vs_threads" in stats:
+            head = [
+                f"async_qps={stats['async_qps']:.1f}",
+                f"sync_threads_qps={stats['threads_qps']:.1f}",
+                f"async_vs_threads={stats['async_vs_threads']:.3f}",
+                f"official_overhead={stats['official_overhead']:.3f}",
+                f"async_p50_ms={stats['async_p50']:.2f}",
+                f"async_p99_ms={stats['async_p99']:.2f}",
+                f"sync_threads_p50_ms={stats['threads_p50']:.2f}",
+                f"sync_threads_p99_ms={stats['threads_p99']:.2f}",
+                f"concurrency={args.concurrency}",
+                f"concurrency_cluster={key}",
+            ]
         for name in (
             "bm25_p50",
             "bm25_p99",
@@ -204,7 +394,9 @@ def main() -> int:
         parts.append(f"{key}_client_vs_slower_leg_p50_ratio={stats['ratio']:.3f}")
         if "raw_ratio" in stats:
             parts.append(f"{key}_raw_msearch_vs_slower_raw_leg_p50_ratio={stats['raw_ratio']:.3f}")
-    print("RESULT " + " ".join(parts))
+    load = os.getloadavg()
+    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("RESULT " + " ".join(head + parts + [f"load1={load[0]:.2f}"]))
     return 0
 
 

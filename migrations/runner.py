@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.cluster.client import Cluster, JsonDict
+from connector.cluster.client import JsonDict
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError, MigrationError
 from migrations.context import MigrationContext
 from migrations.graph import DEFAULT_VERSIONS_DIR, Revision, RevisionGraph, load_revisions
@@ -95,7 +96,7 @@ class Migrator:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterLike,
         index: str,
         *,
         params: Mapping[str, Any] | None = None,
@@ -103,13 +104,13 @@ class Migrator:
         graph: RevisionGraph | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        self.cluster = cluster
+        self.cluster = as_cluster(cluster)  # ours, or the app's official client wrapped
         self.index = index
         self.settings = settings or MigrationSettings()
         merged = {**self.settings.params, **dict(params or {})}
         self.params = {k: v for k, v in merged.items() if v is not None}
         self.graph = graph or RevisionGraph(load_revisions(Path(self.settings.versions_dir)))
-        self.store = MigrationStore(cluster, index=self.settings.state_index)
+        self.store = MigrationStore(self.cluster, index=self.settings.state_index)
         self.log = log or (lambda line: logger.info("%s", line))
         self.owner = _owner()
 

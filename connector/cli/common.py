@@ -5,8 +5,43 @@ from __future__ import annotations
 import argparse
 import importlib
 from types import ModuleType
+from typing import Any
 
-__all__ = ["add_command_group", "import_optional", "split_csv", "unescape_template"]
+__all__ = [
+    "add_command_group",
+    "add_managed_cluster_flags",
+    "import_optional",
+    "managed_cluster_settings",
+    "split_csv",
+    "unescape_template",
+]
+
+_MANAGED_FLAGS = ("cloud_id", "aws_region", "aws_service")
+
+
+def add_managed_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    """``--cloud-id`` (Elastic Cloud) and ``--aws-region`` / ``--aws-service`` (Amazon OpenSearch Service, SigV4)."""
+    parser.add_argument(
+        "--cloud-id",
+        help="Elastic Cloud deployment id, instead of --url (default $ESHYBRID_CLOUD_ID); credentials from "
+        "$ESHYBRID_API_KEY or $ESHYBRID_USERNAME/$ESHYBRID_PASSWORD",
+    )
+    parser.add_argument(
+        "--aws-region",
+        help="sign every request with AWS SigV4 for Amazon OpenSearch Service in this region (default "
+        "$ESHYBRID_AWS_REGION); credentials from the standard AWS chain (env, profile, role); needs eshybrid[aws]",
+    )
+    parser.add_argument(
+        "--aws-service",
+        choices=("es", "aoss"),
+        help="es: an OpenSearch Service domain (default); aoss: an OpenSearch Serverless collection",
+    )
+
+
+def managed_cluster_settings(settings: Any, args: argparse.Namespace) -> Any:
+    """``settings`` (a ``ConnectionSettings``) with the managed-cluster flags given on the command line."""
+    update = {name: getattr(args, name) for name in _MANAGED_FLAGS if getattr(args, name, None)}
+    return settings.model_copy(update=update) if update else settings
 
 
 def import_optional(name: str) -> ModuleType | None:

@@ -13,13 +13,14 @@ import json
 import logging
 from typing import Any
 
-from connector.cli.common import split_csv, unescape_template
+from connector.cli.common import add_managed_cluster_flags, managed_cluster_settings, split_csv, unescape_template
 
 __all__ = ["register"]
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
+    add_managed_cluster_flags(parser)
     parser.add_argument("--embed-url", help="embedding service base URL (default $ESHYBRID_EMBED_URL)")
     parser.add_argument(
         "--fields",
@@ -111,7 +112,7 @@ def _job_settings(args: argparse.Namespace) -> Any:
 def _connections(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
     from connector.cluster.settings import ConnectionSettings
 
-    settings = ConnectionSettings()
+    settings = managed_cluster_settings(ConnectionSettings(), args)
     spec = settings.cluster_spec(args.url)
     return spec.connect(detect=True), spec, args.embed_url or settings.embed_url
 

@@ -12,7 +12,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from connector.cli.common import add_command_group, unescape_template
+from connector.cli.common import (
+    add_command_group,
+    add_managed_cluster_flags,
+    managed_cluster_settings,
+    unescape_template,
+)
 
 __all__ = ["register"]
 
@@ -20,6 +25,7 @@ __all__ = ["register"]
 def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", required=True, help="target index or alias")
     parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
+    add_managed_cluster_flags(parser)
     parser.add_argument("--versions-dir", help="folder of revision files (default: the shipped ones)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -127,7 +133,7 @@ def _migrator(args: argparse.Namespace, *, with_params: bool = True) -> Any:
     from connector.cluster.settings import ConnectionSettings
     from migrations import MigrationSettings, Migrator
 
-    cluster = ConnectionSettings().connect(args.url)
+    cluster = managed_cluster_settings(ConnectionSettings(), args).connect(args.url)
     overrides = {
         "versions_dir": args.versions_dir,
         "lock_wait_s": getattr(args, "lock_wait", None),

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from connector.cli.common import split_csv
+from connector.cli.common import add_managed_cluster_flags, managed_cluster_settings, split_csv
 from connector.cli.images import add_image_search_arguments, image_signal_from_args, query_image_from_args
 from connector.cli.rerank import add_rerank_arguments
 from connector.cluster.settings import ConnectionSettings
@@ -25,6 +25,7 @@ __all__ = ["register"]
 
 def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> None:
     parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
+    add_managed_cluster_flags(parser)
     if embed:
         parser.add_argument("--embed-url", help="embedding service base URL (default $ESHYBRID_EMBED_URL)")
 
@@ -158,7 +159,7 @@ def _settings() -> ConnectionSettings:
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    return _settings().connect(args.url)
+    return managed_cluster_settings(_settings(), args).connect(args.url)
 
 
 def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:

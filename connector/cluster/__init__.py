@@ -1,7 +1,9 @@
-"""Reach a cluster and know what it can do: the client, capabilities (pure), ``connect()`` and connection settings."""
+"""Reach a cluster and know what it can do: the client (ours or the app's official one, sync or async),
+capabilities (pure), ``connect()`` / ``aconnect()`` and connection settings."""
 
 from __future__ import annotations
 
+from connector.cluster.aio import AsyncCluster, aconnect, adetect_capabilities
 from connector.cluster.capabilities import (
     HYBRID_FORMS,
     MIN_ELASTICSEARCH,
@@ -18,11 +20,13 @@ from connector.cluster.capabilities import (
     parse_capabilities,
 )
 from connector.cluster.client import ApiResult, Cluster, JsonDict
-from connector.cluster.detect import connect, detect_capabilities
+from connector.cluster.detect import as_cluster, connect, detect_capabilities
+from connector.cluster.official import OfficialCluster, wrap_client
 from connector.cluster.settings import ClusterSpec, ConnectionSettings
 
 __all__ = [
     "ApiResult",
+    "AsyncCluster",
     "Capabilities",
     "Cluster",
     "ClusterSpec",
@@ -33,13 +37,18 @@ __all__ = [
     "JsonDict",
     "KnnLegShape",
     "KnnShape",
+    "OfficialCluster",
     "MIN_ELASTICSEARCH",
     "MIN_OPENSEARCH",
     "OS_HYBRID_QUERY_SINCE",
     "Quantization",
     "Similarity",
     "VectorEngine",
+    "aconnect",
+    "adetect_capabilities",
+    "as_cluster",
     "connect",
     "detect_capabilities",
     "parse_capabilities",
+    "wrap_client",
 ]

@@ -14,6 +14,8 @@ only the items that got 429).
 from __future__ import annotations
 
 import base64
+import inspect
+import json
 import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +31,7 @@ from connector.errors import (
     AuthenticationError,
     ClusterApiError,
     ClusterConnectionError,
+    ClusterError,
     ConfigError,
     TLSVerificationError,
 )
@@ -43,6 +46,14 @@ _JSON = "application/json"
 # error types (or no JSON error at all, e.g. from a proxy) that mean "bad credentials / privileges"
 _AUTH_ERROR_TYPES = frozenset({"security_exception", "error", "authentication_exception"})
 _NDJSON = "application/x-ndjson"
+# Backoff between retries: elastic-transport 9 has it; 8.x (the one the elasticsearch 8 client pins) retries at once.
+RETRY_BACKOFF: dict[str, Any] = (
+    {"retry_backoff_base": 0.5, "retry_backoff_cap": 8.0}
+    if "retry_backoff_base" in inspect.signature(elastic_transport.Transport.__init__).parameters
+    else {}
+)
+# What elastic-transport (ours, and the official elasticsearch clients') raises when no HTTP answer came.
+TRANSPORT_FAILURES = (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
 
 
 @dataclass(frozen=True)
@@ -122,9 +133,8 @@ class Cluster:
             [node],
             max_retries=max_retries,
             retry_on_status=(502, 503, 504),
-            retry_backoff_base=0.5,
-            retry_backoff_cap=8.0,
             meta_header=False,
+            **RETRY_BACKOFF,
         )
         self.request_timeout_s = request_timeout_s
         self._capabilities = capabilities
@@ -189,63 +199,25 @@ class Cluster:
             ClusterConnectionError, TLSVerificationError, AuthenticationError,
             ClusterApiError: with ``status`` and ``error_type`` attributes.
         """
-        target = path if path.startswith("/") else "/" + path
-        if params:
-            encoded = {k: _param(v) for k, v in params.items() if v is not None}
-            if encoded:
-                target += "?" + urlencode(encoded)
+        target = request_target(path, params)
         headers: dict[str, str] = {}
         if body is not None:
             headers["content-type"] = _NDJSON if ndjson else _JSON
+        status, answer, answer_headers = self._send(method, target, body, headers, request_timeout_s)
+        return check_answer(method, path, self.url, status, answer, answer_headers, ignore)
+
+    def _send(
+        self, method: str, target: str, body: Any, headers: Mapping[str, str], timeout_s: float | None
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        """One round trip through our transport: ``(status, decoded body, headers)``; connection errors typed."""
         kwargs: dict[str, Any] = {}
-        if request_timeout_s is not None:
-            kwargs["request_timeout"] = request_timeout_s
+        if timeout_s is not None:
+            kwargs["request_timeout"] = timeout_s
         try:
             resp = self._transport.perform_request(method, target, body=body, headers=headers, **kwargs)
-        except elastic_transport.TlsError as e:
-            raise TLSVerificationError(
-                f"TLS verification failed for {self.url}: check ca_certs (the CA that signed the "
-                "server certificate) or pass verify_certs=False for a test cluster",
-                url=self.url,
-            ) from e
-        except elastic_transport.ConnectionTimeout as e:
-            raise ClusterConnectionError(
-                f"{method} {path} on {self.url} timed out after {request_timeout_s or self.request_timeout_s}s",
-                url=self.url,
-            ) from e
-        except elastic_transport.ConnectionError as e:
-            if _is_tls_failure(e):
-                raise TLSVerificationError(
-                    f"TLS verification failed for {self.url}: check ca_certs (the CA that signed the "
-                    "server certificate) or pass verify_certs=False for a test cluster",
-                    url=self.url,
-                ) from e
-            raise ClusterConnectionError(
-                f"cannot reach the cluster at {self.url}: {type(e).__name__}; is it running and is the URL right?",
-                url=self.url,
-            ) from e
-        status = resp.meta.status
-        result = ApiResult(status=status, body=resp.body, headers=dict(resp.meta.headers))
-        if status < 300 or status in set(ignore):
-            return result
-        error_type, reason = _error_of(resp.body)
-        # A 403 is also how a write block (cluster_block_exception) answers: only
-        # credential problems become AuthenticationError.
-        if status == 401 or (status == 403 and error_type in _AUTH_ERROR_TYPES):
-            raise AuthenticationError(
-                f"{method} {path} on {self.url} was refused with {status}: check the API key or "
-                "user/password (and the user's privileges)",
-                url=self.url,
-                status=status,
-            )
-        raise ClusterApiError(
-            f"{method} {path} failed with {status} {error_type}: {reason}",
-            url=self.url,
-            status=status,
-            error_type=error_type,
-            reason=reason,
-            body=resp.body if isinstance(resp.body, dict) else None,
-        )
+        except TRANSPORT_FAILURES as e:
+            raise transport_error(e, method, target, self.url, timeout_s or self.request_timeout_s) from e
+        return resp.meta.status, resp.body, dict(resp.meta.headers)
 
     # -- small conveniences used across the connector ------------------------------
     def info(self) -> JsonDict:
@@ -269,11 +241,7 @@ class Cluster:
 
     def get_mapping(self, index: str) -> JsonDict:
         """The mapping of one concrete index (resolving an alias to its one index)."""
-        body: JsonDict = self.request("GET", f"/{_quote(index)}/_mapping").body
-        if len(body) != 1:
-            raise ConfigError(f"{index!r} resolves to {len(body)} indices; name one index", index=index)
-        mapping: JsonDict = next(iter(body.values()))["mappings"]
-        return mapping
+        return one_mapping(self.request("GET", f"/{_quote(index)}/_mapping").body, index)
 
     def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
         self.request("PUT", f"/{_quote(index)}/_mapping", body=dict(body))
@@ -284,23 +252,8 @@ class Cluster:
 
     def msearch(self, index: str, searches: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[JsonDict]:
         """One ``_msearch`` round trip; returns each search's response (errors raised)."""
-        lines: list[Any] = []
-        for header, body in searches:
-            lines.extend([dict(header), dict(body)])
-        body = self.request("POST", f"/{_quote(index)}/_msearch", body=lines, ndjson=True).body
-        responses: list[JsonDict] = body["responses"]
-        for item in responses:
-            if "error" in item:
-                error_type, reason = _error_of(item)
-                raise ClusterApiError(
-                    f"_msearch on {index} failed: {error_type}: {reason}",
-                    url=self.url,
-                    status=item.get("status", 400),
-                    error_type=error_type,
-                    reason=reason,
-                    body=item,
-                )
-        return responses
+        body = self.request("POST", f"/{_quote(index)}/_msearch", body=msearch_lines(searches), ndjson=True).body
+        return msearch_responses(body, index, self.url)
 
     def bulk(self, lines: Sequence[Mapping[str, Any]], *, refresh: str | bool | None = None) -> JsonDict:
         """Send a ``_bulk`` body (action/source lines). Item failures stay in the result."""
@@ -322,6 +275,125 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def request_target(path: str, params: Mapping[str, Any] | None) -> str:
+    """The request target: ``path`` (a leading ``/`` added) and the encoded query string."""
+    target = path if path.startswith("/") else "/" + path
+    if params:
+        encoded = {k: _param(v) for k, v in params.items() if v is not None}
+        if encoded:
+            target += "?" + urlencode(encoded)
+    return target
+
+
+def transport_error(err: BaseException, method: str, path: str, url: str, timeout_s: float) -> ClusterError:
+    """The typed error for a request that got no HTTP answer (TLS, timeout, connection); the caller raises it.
+
+    Takes any client's exception: a TLS or timeout failure is recognised by its class name
+    (``TlsError``/``SSLError``, ``ConnectionTimeout``) in elastic-transport and opensearch-py alike.
+    """
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if names & {"TlsError", "SSLError"} or _is_tls_failure(err):
+        return TLSVerificationError(
+            f"TLS verification failed for {url}: check ca_certs (the CA that signed the "
+            "server certificate) or pass verify_certs=False for a test cluster",
+            url=url,
+        )
+    if "ConnectionTimeout" in names:
+        return ClusterConnectionError(f"{method} {_no_query(path)} on {url} timed out after {timeout_s}s", url=url)
+    return ClusterConnectionError(
+        f"cannot reach the cluster at {url}: {type(err).__name__}; is it running and is the URL right?", url=url
+    )
+
+
+def check_answer(
+    method: str,
+    path: str,
+    url: str,
+    status: int,
+    body: Any,
+    headers: Mapping[str, str],
+    ignore: Iterable[int] = (),
+) -> ApiResult:
+    """The :class:`ApiResult` of an HTTP answer, or the typed error it means (whatever client carried it).
+
+    Raises:
+        AuthenticationError: 401, or 403 for a credentials/privileges problem.
+        ClusterApiError: any other status >= 300 not in ``ignore``.
+    """
+    result = ApiResult(status=status, body=body, headers=headers)
+    if status < 300 or status in set(ignore):
+        return result
+    error_type, reason = _error_of(body)
+    # A 403 is also how a write block (cluster_block_exception) answers: only
+    # credential problems become AuthenticationError.
+    if status == 401 or (status == 403 and error_type in _AUTH_ERROR_TYPES):
+        raise AuthenticationError(
+            f"{method} {path} on {url} was refused with {status}: check the API key or "
+            "user/password (and the user's privileges)",
+            url=url,
+            status=status,
+        )
+    raise ClusterApiError(
+        f"{method} {path} failed with {status} {error_type}: {reason}",
+        url=url,
+        status=status,
+        error_type=error_type,
+        reason=reason,
+        body=body if isinstance(body, dict) else None,
+    )
+
+
+def msearch_lines(searches: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[JsonDict]:
+    """The ``_msearch`` body: header and body line of each search."""
+    lines: list[JsonDict] = []
+    for header, body in searches:
+        lines.extend([dict(header), dict(body)])
+    return lines
+
+
+def msearch_responses(body: Mapping[str, Any], index: str, url: str) -> list[JsonDict]:
+    """Each search's response of an ``_msearch`` answer; the first failed one raised."""
+    responses: list[JsonDict] = body["responses"]
+    for item in responses:
+        if "error" in item:
+            error_type, reason = _error_of(item)
+            raise ClusterApiError(
+                f"_msearch on {index} failed: {error_type}: {reason}",
+                url=url,
+                status=item.get("status", 400),
+                error_type=error_type,
+                reason=reason,
+                body=item,
+            )
+    return responses
+
+
+def one_mapping(body: Mapping[str, Any], index: str) -> JsonDict:
+    """The mapping of the one index in a ``GET <index>/_mapping`` answer."""
+    if len(body) != 1:
+        raise ConfigError(f"{index!r} resolves to {len(body)} indices; name one index", index=index)
+    mapping: JsonDict = next(iter(body.values()))["mappings"]
+    return mapping
+
+
+def ndjson_bytes(lines: Sequence[Any]) -> bytes:
+    """Newline-delimited JSON (each line compact, a final newline), for clients that send bodies as given."""
+    return b"".join(_ndjson_line(line) + b"\n" for line in lines)
+
+
+def _ndjson_line(line: Any) -> bytes:
+    # The bulk layer hands lines it has already serialised (to size its chunks): they go as they are.
+    if isinstance(line, bytes):
+        return line
+    if isinstance(line, str):
+        return line.encode()
+    return json.dumps(line, separators=(",", ":")).encode()
+
+
+def _no_query(path: str) -> str:
+    return path.partition("?")[0]
 
 
 def _quote(index: str) -> str:

@@ -1,8 +1,9 @@
 """How to reach a cluster and the embedding service: one settings object for every command.
 
 ``ESHYBRID_URL``, ``ESHYBRID_API_KEY`` or ``ESHYBRID_USERNAME`` / ``ESHYBRID_PASSWORD``,
-``ESHYBRID_CA_CERTS``, ``ESHYBRID_VERIFY_CERTS``, ``ESHYBRID_EMBED_URL``, ``ESHYBRID_EMBED_API_KEY``.
-Secrets stay ``SecretStr``.
+``ESHYBRID_CA_CERTS``, ``ESHYBRID_VERIFY_CERTS``, ``ESHYBRID_EMBED_URL``, ``ESHYBRID_EMBED_API_KEY``;
+managed clusters: ``ESHYBRID_CLOUD_ID`` (Elastic Cloud) or ``ESHYBRID_AWS_REGION`` (+ ``ESHYBRID_AWS_SERVICE``,
+Amazon OpenSearch Service, SigV4 with the standard AWS credential chain).  Secrets stay ``SecretStr``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connector.cluster import detect as _detect
 from connector.cluster.capabilities import Capabilities
 from connector.cluster.client import Cluster
+from connector.cluster.cloud import AwsService, aws_signed_client, cloud_id_url
+from connector.cluster.official import wrap_client
 from connector.errors import ConfigError
 
 __all__ = ["ClusterSpec", "ConnectionSettings"]
@@ -33,6 +36,8 @@ class ClusterSpec(BaseModel):
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout_s: float = Field(60.0, gt=0)
+    aws_region: str | None = Field(None, description="sign every request with AWS SigV4 for this region")
+    aws_service: AwsService = Field("es", description="es: OpenSearch Service; aoss: OpenSearch Serverless")
 
     @property
     def basic_auth(self) -> tuple[str, SecretStr] | None:
@@ -54,9 +59,20 @@ class ClusterSpec(BaseModel):
             ClusterError: with ``detect``, the cluster cannot be reached, refuses the credentials or is
                 not supported (see :func:`connector.connect`).
         """
+        if detect and capabilities is not None:
+            raise ConfigError("pass detect=True or capabilities=, not both", field="capabilities")
+        if self.aws_region:
+            # Amazon OpenSearch Service: every request signed by opensearch-py's SigV4 signer.
+            client = aws_signed_client(
+                self.url,
+                region=self.aws_region,
+                service=self.aws_service,
+                ca_certs=self.ca_certs,
+                verify_certs=self.verify_certs,
+                request_timeout_s=self.request_timeout_s,
+            )
+            return _detect.connect(client) if detect else wrap_client(client, capabilities=capabilities)
         if detect:
-            if capabilities is not None:
-                raise ConfigError("pass detect=True or capabilities=, not both", field="capabilities")
             return _detect.connect(
                 self.url,
                 api_key=self.api_key,
@@ -89,12 +105,17 @@ class ConnectionSettings(BaseSettings):
     verify_certs: bool = True
     embed_url: str | None = None
     embed_api_key: SecretStr | None = None
+    cloud_id: str | None = None
+    aws_region: str | None = None
+    aws_service: AwsService = "es"
 
     def cluster_spec(self, url: str | None = None) -> ClusterSpec:
         """The :class:`ClusterSpec` for ``url`` (or ``ESHYBRID_URL``)."""
-        chosen = url or self.url
+        chosen = url or self.url or (cloud_id_url(self.cloud_id) if self.cloud_id else None)
         if not chosen:
-            raise ConfigError("no cluster URL: pass --url or set ESHYBRID_URL", field="url")
+            raise ConfigError(
+                "no cluster URL: pass --url or set ESHYBRID_URL (or --cloud-id / ESHYBRID_CLOUD_ID)", field="url"
+            )
         return ClusterSpec(
             url=chosen,
             api_key=self.api_key,
@@ -102,6 +123,8 @@ class ConnectionSettings(BaseSettings):
             password=self.password,
             ca_certs=self.ca_certs,
             verify_certs=self.verify_certs,
+            aws_region=self.aws_region,
+            aws_service=self.aws_service,
         )
 
     def connect(self, url: str | None = None, *, request_timeout_s: float = 30.0) -> Cluster:

@@ -27,6 +27,7 @@ from typing import Any
 
 from connector.cluster.bodies import mget_body
 from connector.cluster.client import Cluster, JsonDict
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError
 from connector.jobs.bulk import BulkAction, source_with_vector
 from connector.jobs.common import (
@@ -296,7 +297,7 @@ class BackfillJob(JobRunner):
 
 
 def run_backfill(
-    cluster: Cluster,
+    cluster: ClusterLike,
     config: BackfillConfig,
     *,
     embedder: Embedder | None = None,
@@ -307,7 +308,7 @@ def run_backfill(
     """Embed the documents of ``config.index`` and write the vectors into it, in place.
 
     Args:
-        cluster: the cluster holding the index.
+        cluster: the cluster holding the index (a :class:`Cluster` or the app's official client).
         config: what to backfill (see :class:`BackfillConfig`).
         embedder: the embedding client (default: ``EmbeddingClient(config.embed_url)``).
         model_id: the model id to record (default: the service's ``/info``).
@@ -321,6 +322,7 @@ def run_backfill(
         ConfigError: the vector field is not mapped, dims differ, a resumed job had other options.
         JobError: writing or embedding kept failing; the job can be resumed with ``resume=True``.
     """
+    cluster = as_cluster(cluster)
     with owned_embedder(embedder, config.embed_url) as embedder:
         config = _with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)

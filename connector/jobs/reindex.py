@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError, JobError
 from connector.jobs.bulk import BulkAction, source_with_vector, streaming_bulk
 from connector.jobs.common import (
@@ -490,7 +491,7 @@ class ReindexJob(JobRunner):
 
 
 def run_reindex(
-    cluster: Cluster,
+    cluster: ClusterLike,
     config: ReindexConfig,
     *,
     embedder: Embedder | None = None,
@@ -501,7 +502,7 @@ def run_reindex(
     """Copy ``config.alias``'s index into ``<alias>-v<k>`` with the hybrid mapping, then swap the alias.
 
     Args:
-        cluster: the cluster holding the index.
+        cluster: the cluster holding the index (a :class:`Cluster` or the app's official client).
         config: what to reindex (see :class:`ReindexConfig`).
         embedder: the embedding client (default: ``EmbeddingClient(config.embed_url)``; none for ``copy_only``).
         model_id / dims: of the vector field (default: the service's ``/info``, or ``config``).
@@ -515,6 +516,7 @@ def run_reindex(
         JobError: writing or embedding kept failing (resume with ``resume=True``), or the
             counts differ before a concrete index would be replaced.
     """
+    cluster = as_cluster(cluster)
     # A copy-only job needs no embedding service (it uses an embedder only when one is passed).
     opened: contextlib.AbstractContextManager[Embedder | None] = (
         contextlib.nullcontext(embedder) if config.copy_only else owned_embedder(embedder, config.embed_url)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError, JobError
 from connector.jobs._ray import run_on_ray
 from connector.jobs.common import JobSummary, new_job_id, owner_name
@@ -94,7 +95,7 @@ class JobRunner:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterLike,
         *,
         settings: JobSettings,
         label_index: str,
@@ -110,7 +111,7 @@ class JobRunner:
         embed_url: str | None = None,
         cluster_spec: ClusterSpec | None = None,
     ) -> None:
-        self.cluster = cluster
+        self.cluster = as_cluster(cluster)  # ours, or the app's official client wrapped
         self.settings = settings
         self.label_index = label_index
         self.vector_field = vector_field
@@ -124,8 +125,10 @@ class JobRunner:
         self.ray_address = ray_address
         self.embed_url = embed_url
         self.cluster_spec = cluster_spec
-        self.store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
-        self.dialect: PitDialect = dialect_for(cluster)
+        self.store = JobStore(
+            self.cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index
+        )
+        self.dialect: PitDialect = dialect_for(self.cluster)
         self.backpressure = Backpressure()
         self.job_id = ""
         self.state: ScanState | None = None

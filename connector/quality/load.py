@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.cluster.client import Cluster
+from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import BulkError, ConfigError
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from mappings import TextField, VectorField, build_index_body
@@ -216,7 +217,7 @@ def _index_actions(
 
 
 def load_corpus(
-    cluster: Cluster,
+    cluster: ClusterLike,
     index: str,
     corpus: str | Path | Iterable[Mapping[str, Any]],
     *,
@@ -230,7 +231,7 @@ def load_corpus(
     """Create ``index`` and bulk-load a BEIR corpus into it (then refresh).
 
     Args:
-        cluster: a :class:`connector.cluster.client.Cluster`.
+        cluster: a :class:`connector.cluster.client.Cluster` (or the app's official client).
         index: the index to create.
         corpus: a BEIR folder / ``corpus.jsonl`` path, or rows with ``_id``.
         index_body: the ``PUT`` body (default: :func:`plain_index_body`, a BM25 index).
@@ -250,6 +251,7 @@ def load_corpus(
     """
     if chunk_size < 1:
         raise ConfigError("chunk_size must be >= 1", field="chunk_size")
+    cluster = as_cluster(cluster)
     started = time.perf_counter()
     _create_index(cluster, index, index_body, replace=replace)
     rows = iter_corpus(corpus) if isinstance(corpus, (str, Path)) else iter(corpus)

@@ -30,6 +30,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from connector.cluster.detect import as_cluster
 from connector.errors import ConfigError, PaginationDepthError, RerankError, RerankTimeout, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
@@ -241,7 +242,7 @@ class _HybridCore:
             rerank = RerankConfig(reranker=reranker, top_k=rerank_window, cache_size=0)
         if rerank is not None and rerank.top_k > max_depth:
             raise ConfigError(f"rerank top_k {rerank.top_k} exceeds max_depth {max_depth}", field="rerank")
-        self.cluster = cluster
+        self.cluster: Any = as_cluster(cluster)  # the app's official sync client wrapped; a cluster as is
         self.index = index
         self.embedder = embedder
         self._fusion = fusion

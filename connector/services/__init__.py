@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from connector.services.embedding import EmbeddingClient, InputType, ServiceInfo
-from connector.services.rerank import RerankClient, RerankReply, RerankResult
+from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient, InputType, ServiceInfo
+from connector.services.rerank import AsyncRerankClient, RerankClient, RerankReply, RerankResult
 from connector.services.wire import EmbeddingServiceInfo, RerankServiceInfo
 
 __all__ = [
+    "AsyncEmbeddingClient",
+    "AsyncRerankClient",
     "EmbeddingClient",
     "InputType",
     "ServiceInfo",

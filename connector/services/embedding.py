@@ -1,4 +1,4 @@
-"""Sync client for the embedding service (``embedding_service``), used by backfill and search.
+"""Clients of the embedding service (``embedding_service``), used by backfill and search: sync and async.
 
 Requests of ``batch_size`` texts sent ``max_concurrency`` at a time over the services' one HTTP layer
 (:class:`connector.services.http.ServiceHttp`: typed errors, tenacity retries with jitter on connection errors,
@@ -8,6 +8,7 @@ and a check that the service's model matches the index ``_meta``. No torch, no r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import threading
@@ -28,13 +29,13 @@ from connector.errors import (
     EmbeddingServiceUnavailable,
     ModelMismatchError,
 )
-from connector.services.http import ServiceErrors, ServiceHttp
+from connector.services.http import AsyncServiceHttp, ServiceErrors, ServiceHttp
 from connector.services.wire import EmbeddingServiceInfo
 
 if TYPE_CHECKING:
     from connector.cluster.settings import ConnectionSettings
 
-__all__ = ["EmbeddingClient", "ServiceInfo", "InputType"]
+__all__ = ["AsyncEmbeddingClient", "EmbeddingClient", "ServiceInfo", "InputType"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,14 +174,7 @@ class EmbeddingClient:
             EmbeddingError: the answer is not an embedding service's ``/info`` (fields it does not know are fine).
         """
         if self._info is None or refresh:
-            body = self._http.call("GET", "/info")
-            try:
-                self._info = ServiceInfo.model_validate(body)
-            except ValidationError as e:
-                raise EmbeddingError(
-                    f"unexpected /info body from the embedding service: {e}",
-                    body=body if isinstance(body, dict) else None,
-                ) from e
+            self._info = _service_info(self._http.call("GET", "/info"))
         return self._info
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
@@ -205,27 +199,12 @@ class EmbeddingClient:
 
     def embed(self, texts: Sequence[str], *, input_type: InputType = "document") -> list[list[float]]:
         """Embed ``texts`` in requests of ``batch_size``; output length always equals input length."""
-        if isinstance(texts, str):
-            raise EmbeddingRequestError("texts must be a sequence of strings, not one string", param="input")
-        return self._embed_inputs(list(texts), input_type)
-
-    def _embed_inputs(self, texts: list[Any], input_type: InputType) -> list[list[float]]:
-        # ``texts``: strings, or the image service's {"image": {...}} items.
-        if not texts:
-            return []
-        chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        if len(chunks) == 1 or self.max_concurrency == 1:
+        chunks = _chunks(texts, self.batch_size)
+        if len(chunks) <= 1 or self.max_concurrency == 1:
             results = [self._embed_chunk(chunk, input_type) for chunk in chunks]
         else:
             results = list(self._executor().map(lambda c: self._embed_chunk(c, input_type), chunks))
-        vectors = [vector for result in results for vector in result]
-        if len(vectors) != len(texts):
-            raise EmbeddingError(
-                f"embedding service returned {len(vectors)} vectors for {len(texts)} texts",
-                expected=len(texts),
-                got=len(vectors),
-            )
-        return vectors
+        return _joined(results, sum(len(c) for c in chunks))
 
     def embed_images(self, images: Sequence[Mapping[str, str]]) -> list[list[float]]:
         """Embed images through an image service's image tower; one vector per image, in order.
@@ -238,7 +217,13 @@ class EmbeddingClient:
             EmbeddingRequestError: the service refused a request (an image it cannot fetch or decode: ``param``
                 names it, e.g. ``input[3].image.url``); as :meth:`embed` otherwise.
         """
-        return self._embed_inputs([{"image": dict(image)} for image in images], "document")
+        items: list[Any] = [{"image": dict(image)} for image in images]
+        chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        if len(chunks) <= 1 or self.max_concurrency == 1:
+            results = [self._embed_chunk(chunk, "document") for chunk in chunks]
+        else:
+            results = list(self._executor().map(lambda c: self._embed_chunk(c, "document"), chunks))
+        return _joined(results, len(items))
 
     def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
         """Check that this service produces the vectors an index field was built with.
@@ -251,41 +236,7 @@ class EmbeddingClient:
                 records no model/dims), with ``expected`` and ``actual`` attributes. A different
                 ``model_quantization`` (absent = none) is logged as a WARNING, not raised: the vectors are close.
         """
-        info = self.info()
-        meta = dict(index_meta_vector_field)
-        if "model_id" not in meta or "dims" not in meta:
-            raise ModelMismatchError(
-                f"the index _meta records no model_id/dims for this field ({meta}); cannot check the service "
-                "model; add them with a migration",
-                expected=meta,
-                actual=info.model_id,
-            )
-        actual = {"model_id": info.model_id, "dims": info.dims, "pooling": info.pooling, "normalized": info.normalized}
-        diffs = [
-            f"{key}: index has {meta[key]!r}, service has {actual[key]!r}"
-            for key in actual
-            if key in meta and meta[key] != actual[key]
-        ]
-        wanted = str(meta.get("model_quantization") or "none")
-        if not diffs and wanted != info.quantization:
-            # Close, not equal: a search still works, but the user should know the variants differ.
-            logger.warning(
-                "the index field was embedded with model quantization %s, the embedding service at %s runs %s/%s: "
-                "vectors are close (cosine ~0.99), not identical; run the service with the index's quantization "
-                "or re-embed with a backfill (documents of the other variant are re-embedded)",
-                wanted,
-                self.base_url,
-                info.backend,
-                info.quantization,
-            )
-        if diffs:
-            raise ModelMismatchError(
-                f"embedding service at {self.base_url} does not match the index: "
-                + "; ".join(diffs)
-                + ". Point the client at a service running the index's model, or reindex with the new one.",
-                expected={k: meta[k] for k in actual if k in meta},
-                actual=actual,
-            )
+        _check_compatible(self.info(), index_meta_vector_field, self.base_url)
 
     def close(self) -> None:
         """Close connections and the worker threads."""
@@ -309,21 +260,217 @@ class EmbeddingClient:
             return self._pool
 
     def _embed_chunk(self, texts: list[Any], input_type: InputType) -> list[list[float]]:
-        body = {"input": texts, "input_type": input_type, "encoding_format": "base64"}
-        answer = self._http.call("POST", "/v1/embeddings", json=body)
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(data, list) or len(data) != len(texts):
-            got = len(data) if isinstance(data, list) else None
-            raise EmbeddingError(
-                f"embedding service returned {got} vectors for {len(texts)} texts", expected=len(texts), got=got
+        # ``texts``: strings, or the image service's {"image": {...}} items.
+        answer = self._http.call("POST", "/v1/embeddings", json=_request_body(texts, input_type))
+        return _vectors_of(answer, len(texts))
+
+
+class AsyncEmbeddingClient:
+    """:class:`EmbeddingClient` for async code: ``await embed_query(text)``, on one ``httpx.AsyncClient``.
+
+    The same options, requests, answers, query cache and errors as the sync client (what they build
+    and check is shared); the chunks of one :meth:`embed` call go ``max_concurrency`` at a time.
+
+    :meth:`check_compatible` is sync and does no I/O: it checks against the ``/info`` fetched before,
+    and when none was fetched yet the check runs at the next :meth:`embed_query` (the first query, as
+    the search does it), after fetching ``/info``. :meth:`acheck_compatible` checks at once.
+    """
+
+    caches_query_vectors = True  # the search keeps no second cache of these vectors
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        batch_size: int = 64,
+        query_cache_size: int = 1024,
+        max_concurrency: int = 4,
+        max_backoff_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if batch_size < 1 or max_retries < 0 or max_concurrency < 1 or timeout_s <= 0:
+            raise ConfigError(
+                "batch_size, max_concurrency and timeout_s must be positive; max_retries >= 0",
+                batch_size=batch_size,
+                max_retries=max_retries,
+                max_concurrency=max_concurrency,
             )
-        vectors: list[list[float] | None] = [None] * len(texts)
-        for item in data:
-            index, embedding = item.get("index"), item.get("embedding")
-            if not isinstance(index, int) or not 0 <= index < len(texts) or vectors[index] is not None:
-                raise EmbeddingError(f"embedding service returned a bad or repeated index {index!r}", index=index)
-            if isinstance(embedding, str):
-                vectors[index] = np.frombuffer(base64.b64decode(embedding), dtype="<f4").tolist()
-            else:
-                vectors[index] = [float(x) for x in embedding]
-        return vectors  # type: ignore[return-value]  # every slot was filled above
+        self._http = AsyncServiceHttp(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.25,
+            max_backoff_s=max_backoff_s,
+            max_connections=max_concurrency + 2,
+            transport=transport,
+        )
+        self.base_url = self._http.base_url
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.max_concurrency = max_concurrency
+        self._cache = _LruCache(query_cache_size)
+        self._info: ServiceInfo | None = None
+        self._pending_check: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"AsyncEmbeddingClient({self.base_url!r})"
+
+    async def info(self, *, refresh: bool = False) -> ServiceInfo:
+        """The service's model description (fetched once, then cached unless ``refresh``)."""
+        if self._info is None or refresh:
+            self._info = _service_info(await self._http.call("GET", "/info"))
+        return self._info
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed one query (with the model's query prefix); repeated queries come from the LRU cache.
+
+        Raises:
+            ModelMismatchError: a :meth:`check_compatible` left pending failed (see the class docstring).
+            EmbeddingError: as :meth:`EmbeddingClient.embed_query`.
+        """
+        if self._pending_check is not None:
+            meta, self._pending_check = self._pending_check, None
+            await self.acheck_compatible(meta)
+        key = ("query", text)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = tuple((await self.embed([text], input_type="query"))[0])
+            self._cache.put(key, cached)
+        return list(cached)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed documents; one vector per text, in order (errors as :meth:`EmbeddingClient.embed_documents`)."""
+        return await self.embed(texts, input_type="document")
+
+    async def embed(self, texts: Sequence[str], *, input_type: InputType = "document") -> list[list[float]]:
+        """Embed ``texts`` in requests of ``batch_size``, ``max_concurrency`` in flight; one vector per text."""
+        chunks = _chunks(texts, self.batch_size)
+        slots = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(chunk: list[str]) -> list[list[float]]:
+            async with slots:
+                answer = await self._http.call("POST", "/v1/embeddings", json=_request_body(chunk, input_type))
+                return _vectors_of(answer, len(chunk))
+
+        results = await asyncio.gather(*(one(chunk) for chunk in chunks))
+        return _joined(results, sum(len(c) for c in chunks))
+
+    def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
+        """:meth:`EmbeddingClient.check_compatible` without I/O: now if ``/info`` is known, else at the next query.
+
+        Raises:
+            ModelMismatchError: as the sync client's (here, or from the next :meth:`embed_query`).
+        """
+        if self._info is None:
+            self._pending_check = dict(index_meta_vector_field)
+            return
+        _check_compatible(self._info, index_meta_vector_field, self.base_url)
+
+    async def acheck_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
+        """:meth:`check_compatible`, fetching ``/info`` first when needed."""
+        _check_compatible(await self.info(), index_meta_vector_field, self.base_url)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._http.close()
+
+    async def __aenter__(self) -> AsyncEmbeddingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# ----- what the sync and async clients share (no I/O) -----
+
+
+def _service_info(body: Any) -> ServiceInfo:
+    try:
+        return ServiceInfo.model_validate(body)
+    except ValidationError as e:
+        raise EmbeddingError(
+            f"unexpected /info body from the embedding service: {e}",
+            body=body if isinstance(body, dict) else None,
+        ) from e
+
+
+def _chunks(texts: Sequence[str], batch_size: int) -> list[list[str]]:
+    if isinstance(texts, str):
+        raise EmbeddingRequestError("texts must be a sequence of strings, not one string", param="input")
+    listed = list(texts)
+    return [listed[i : i + batch_size] for i in range(0, len(listed), batch_size)]
+
+
+def _joined(results: Sequence[list[list[float]]], expected: int) -> list[list[float]]:
+    vectors = [vector for result in results for vector in result]
+    if len(vectors) != expected:
+        raise EmbeddingError(
+            f"embedding service returned {len(vectors)} vectors for {expected} texts",
+            expected=expected,
+            got=len(vectors),
+        )
+    return vectors
+
+
+def _request_body(texts: list[Any], input_type: InputType) -> dict[str, Any]:
+    return {"input": texts, "input_type": input_type, "encoding_format": "base64"}
+
+
+def _vectors_of(answer: Any, count: int) -> list[list[float]]:
+    """The vectors of a ``/v1/embeddings`` answer, in input order (base64 float32 or float lists)."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list) or len(data) != count:
+        got = len(data) if isinstance(data, list) else None
+        raise EmbeddingError(f"embedding service returned {got} vectors for {count} texts", expected=count, got=got)
+    vectors: list[list[float] | None] = [None] * count
+    for item in data:
+        index, embedding = item.get("index"), item.get("embedding")
+        if not isinstance(index, int) or not 0 <= index < count or vectors[index] is not None:
+            raise EmbeddingError(f"embedding service returned a bad or repeated index {index!r}", index=index)
+        if isinstance(embedding, str):
+            vectors[index] = np.frombuffer(base64.b64decode(embedding), dtype="<f4").tolist()
+        else:
+            vectors[index] = [float(x) for x in embedding]
+    return vectors  # type: ignore[return-value]  # every slot was filled above
+
+
+def _check_compatible(info: ServiceInfo, index_meta_vector_field: Mapping[str, Any], base_url: str) -> None:
+    meta = dict(index_meta_vector_field)
+    if "model_id" not in meta or "dims" not in meta:
+        raise ModelMismatchError(
+            f"the index _meta records no model_id/dims for this field ({meta}); cannot check the service "
+            "model; add them with a migration",
+            expected=meta,
+            actual=info.model_id,
+        )
+    actual = {"model_id": info.model_id, "dims": info.dims, "pooling": info.pooling, "normalized": info.normalized}
+    diffs = [
+        f"{key}: index has {meta[key]!r}, service has {actual[key]!r}"
+        for key in actual
+        if key in meta and meta[key] != actual[key]
+    ]
+    wanted = str(meta.get("model_quantization") or "none")
+    if not diffs and wanted != info.quantization:
+        # Close, not equal: a search still works, but the user should know the variants differ.
+        logger.warning(
+            "the index field was embedded with model quantization %s, the embedding service at %s runs %s/%s: "
+            "vectors are close (cosine ~0.99), not identical; run the service with the index's quantization "
+            "or re-embed with a backfill (documents of the other variant are re-embedded)",
+            wanted,
+            base_url,
+            info.backend,
+            info.quantization,
+        )
+    if diffs:
+        raise ModelMismatchError(
+            f"embedding service at {base_url} does not match the index: "
+            + "; ".join(diffs)
+            + ". Point the client at a service running the index's model, or reindex with the new one.",
+            expected={k: meta[k] for k in actual if k in meta},
+            actual=actual,
+        )

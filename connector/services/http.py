@@ -1,6 +1,7 @@
 """One HTTP layer for the clients of our model services (embedding, rerank).
 
-Both clients talk to their service through :class:`ServiceHttp`: one ``httpx.Client`` with the bearer token,
+Both clients talk to their service through :class:`ServiceHttp`, and their async twins through
+:class:`AsyncServiceHttp` (the same rules and errors; only the send and the retry loop differ): one ``httpx.Client`` with the bearer token,
 the service's error body (``{"error": {"message", "param", ...}}``, :mod:`connector.services.wire`) turned into
 that client's typed errors, and tenacity retries with jittered exponential backoff where a ``Retry-After`` from
 the service wins. The rules are the same for both services:
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -36,6 +38,7 @@ from tenacity.stop import stop_base
 from connector.errors import ConfigError, EshybridError
 
 __all__ = [
+    "AsyncServiceHttp",
     "RETRY_STATUSES",
     "MAX_RETRY_AFTER_S",
     "ServiceErrors",
@@ -96,37 +99,18 @@ def error_fields(response: httpx.Response) -> tuple[str, str | None]:
     return str(error.get("message") or fallback), param if isinstance(param, str) else None
 
 
-class ServiceHttp:
-    """HTTP to one model service: bearer token, typed errors, retries (see the module docstring for the rules).
-
-    Args:
-        base_url: the service's base URL, route prefix included (``http://host:8000/embed``).
-        errors: the typed errors to raise.
-        api_key: bearer token, when the service requires one.
-        timeout_s: time of one HTTP request (each try), in seconds; connecting gets at most 10 s of it.
-        max_retries: retries after the first try.
-        initial_backoff_s: scale of the jittered exponential backoff (the wait after try n is random in
-            ``[0, initial_backoff_s * 2**(n-1)]``).
-        max_backoff_s: cap of that backoff (a ``Retry-After`` from the service wins).
-        max_connections: connections kept to the service (default: httpx's).
-        transport: an httpx transport (tests only).
-
-    Raises:
-        ConfigError: the URL has no http(s) scheme, or a number is out of range.
-    """
+class _ServiceHttpRules:
+    """What the sync and async HTTP layers share: options, the retry rules, the typed errors (no I/O here)."""
 
     def __init__(
         self,
         base_url: str,
         *,
         errors: ServiceErrors,
-        api_key: str | SecretStr | None = None,
         timeout_s: float,
         max_retries: int,
         initial_backoff_s: float,
         max_backoff_s: float,
-        max_connections: int | None = None,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -145,62 +129,57 @@ class ServiceHttp:
         self.max_retries = max_retries
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def _client_options(self, api_key: str | SecretStr | None, max_connections: int | None) -> dict[str, Any]:
+        """The options of the ``httpx`` client (sync or async): base URL, bearer token, timeout, limits."""
         secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         limits = (
             httpx.Limits()
             if max_connections is None
             else httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         )
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {secret}"} if secret else {},
-            transport=transport,
-            timeout=_timeout(timeout_s),
-            limits=limits,
-        )
+        return {
+            "base_url": self.base_url,
+            "headers": {"Authorization": f"Bearer {secret}"} if secret else {},
+            "timeout": _timeout(self.timeout_s),
+            "limits": limits,
+        }
 
-    def __repr__(self) -> str:
-        return f"ServiceHttp({self.base_url!r})"
-
-    def close(self) -> None:
-        """Close the connections."""
-        self._http.close()
-
-    def request(self, method: str, path: str, *, json: Any = None, budget_s: float | None = None) -> httpx.Response:
-        """Send ``method path`` with retries; the answer when its status is below 400.
-
-        Args:
-            json: the request body.
-            budget_s: time for the whole call (tries and waits); None: ``max_retries`` bounds it.
-
-        Raises:
-            The ``errors`` classes: ``rejected`` (4xx but 429, never retried), ``overloaded`` (429),
-            ``unavailable`` (unreachable or 5xx), ``timeout`` (a try got no answer in time), each after
-            the retries the rules allow.
-        """
+    def _stop(self, budget_s: float | None) -> stop_base:
         stop: stop_base = stop_after_attempt(self.max_retries + 1)
         if budget_s is not None:
             stop = stop | stop_before_delay(budget_s)
-        deadline = None if budget_s is None else time.monotonic() + budget_s
-        retrying = Retrying(
-            stop=stop,
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
+        return stop
+
+    def _try_timeout_s(self, url: str, deadline: float | None) -> float:
+        """The time one try may take: the client's, cut to what is left of the call's budget."""
+        timeout_s = self.timeout_s
+        if deadline is not None:
+            timeout_s = min(timeout_s, deadline - time.monotonic())
+            if timeout_s <= 0:
+                raise self.errors.timeout(
+                    f"the {self.errors.service} at {url} did not answer within the call's budget",
+                    url=url,
+                    timeout_s=0.0,
+                )
+        return timeout_s
+
+    def _no_answer(self, err: httpx.HTTPError, url: str, timeout_s: float) -> EshybridError:
+        if isinstance(err, httpx.TimeoutException):
+            return self.errors.timeout(
+                f"the {self.errors.service} at {url} did not answer within {timeout_s:g}s",
+                url=url,
+                timeout_s=timeout_s,
+            )
+        # refused, reset, dropped connections
+        return self.errors.unavailable(
+            f"cannot reach the {self.errors.service} at {url}: {type(err).__name__}: {err}", url=url
         )
-        for attempt in retrying:
-            with attempt:
-                return self._send(method, path, json, deadline)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def call(self, method: str, path: str, *, json: Any = None, budget_s: float | None = None) -> Any:
-        """:meth:`request`, then the answer's JSON body.
-
-        Raises:
-            As :meth:`request`; ``unavailable`` (not retried) when the answer is no JSON.
-        """
-        response = self.request(method, path, json=json, budget_s=budget_s)
+    def _json(self, response: httpx.Response, method: str, path: str) -> Any:
         try:
             return response.json()
         except ValueError as e:
@@ -211,31 +190,7 @@ class ServiceHttp:
                 retryable=False,
             ) from e
 
-    # ----- internals -----
-
-    def _send(self, method: str, path: str, json: Any, deadline: float | None) -> httpx.Response:
-        url = self.base_url + path
-        timeout_s = self.timeout_s
-        if deadline is not None:
-            timeout_s = min(timeout_s, deadline - time.monotonic())
-            if timeout_s <= 0:
-                raise self.errors.timeout(
-                    f"the {self.errors.service} at {url} did not answer within the call's budget",
-                    url=url,
-                    timeout_s=0.0,
-                )
-        try:
-            response = self._http.request(method, path, json=json, timeout=_timeout(timeout_s))
-        except httpx.TimeoutException as e:
-            raise self.errors.timeout(
-                f"the {self.errors.service} at {url} did not answer within {timeout_s:g}s",
-                url=url,
-                timeout_s=timeout_s,
-            ) from e
-        except httpx.TransportError as e:  # refused, reset, dropped connections
-            raise self.errors.unavailable(
-                f"cannot reach the {self.errors.service} at {url}: {type(e).__name__}: {e}", url=url
-            ) from e
+    def _checked(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             raise self._error(response)
         return response
@@ -292,6 +247,165 @@ class ServiceHttp:
             self.max_retries,
             sleep,
         )
+
+
+class ServiceHttp(_ServiceHttpRules):
+    """HTTP to one model service: bearer token, typed errors, retries (see the module docstring for the rules).
+
+    Args:
+        base_url, errors, api_key, timeout_s, max_retries, initial_backoff_s, max_backoff_s: see
+            :class:`AsyncServiceHttp` (the same options and rules, awaited).
+        max_connections: connections kept to the service (default: httpx's).
+        transport: an httpx transport (tests only).
+
+    Raises:
+        ConfigError: the URL has no http(s) scheme, or a number is out of range.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        errors: ServiceErrors,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float,
+        max_retries: int,
+        initial_backoff_s: float,
+        max_backoff_s: float,
+        max_connections: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            errors=errors,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+        self._http = httpx.Client(transport=transport, **self._client_options(api_key, max_connections))
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None, budget_s: float | None = None) -> httpx.Response:
+        """Send ``method path`` with retries; the answer when its status is below 400.
+
+        Args:
+            json: the request body.
+            budget_s: time for the whole call (tries and waits); None: ``max_retries`` bounds it.
+
+        Raises:
+            The ``errors`` classes: ``rejected`` (4xx but 429, never retried), ``overloaded`` (429),
+            ``unavailable`` (unreachable or 5xx), ``timeout`` (a try got no answer in time), each after
+            the retries the rules allow.
+        """
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        retrying = Retrying(
+            stop=self._stop(budget_s),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._send(method, path, json, deadline)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def call(self, method: str, path: str, *, json: Any = None, budget_s: float | None = None) -> Any:
+        """:meth:`request`, then the answer's JSON body.
+
+        Raises:
+            As :meth:`request`; ``unavailable`` (not retried) when the answer is no JSON.
+        """
+        return self._json(self.request(method, path, json=json, budget_s=budget_s), method, path)
+
+    def _send(self, method: str, path: str, json: Any, deadline: float | None) -> httpx.Response:
+        url = self.base_url + path
+        timeout_s = self._try_timeout_s(url, deadline)
+        try:
+            response = self._http.request(method, path, json=json, timeout=_timeout(timeout_s))
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise self._no_answer(e, url, timeout_s) from e
+        return self._checked(response)
+
+
+class AsyncServiceHttp(_ServiceHttpRules):
+    """:class:`ServiceHttp` for async code: one ``httpx.AsyncClient``, the same errors and retry rules, awaited.
+
+    Args:
+        base_url: the service's base URL, route prefix included (``http://host:8000/embed``).
+        errors: the typed errors to raise.
+        api_key: bearer token, when the service requires one.
+        timeout_s: time of one HTTP request (each try), in seconds; connecting gets at most 10 s of it.
+        max_retries: retries after the first try.
+        initial_backoff_s: scale of the jittered exponential backoff.
+        max_backoff_s: cap of that backoff (a ``Retry-After`` from the service wins).
+        max_connections: connections kept to the service (default: httpx's).
+        transport: an httpx async transport (tests only).
+
+    Raises:
+        ConfigError: the URL has no http(s) scheme, or a number is out of range.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        errors: ServiceErrors,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float,
+        max_retries: int,
+        initial_backoff_s: float,
+        max_backoff_s: float,
+        max_connections: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            errors=errors,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+        self._http = httpx.AsyncClient(transport=transport, **self._client_options(api_key, max_connections))
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, budget_s: float | None = None
+    ) -> httpx.Response:
+        """:meth:`ServiceHttp.request`, awaited (tenacity's ``AsyncRetrying``: the waits are ``asyncio.sleep``)."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        retrying = AsyncRetrying(
+            stop=self._stop(budget_s),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send(method, path, json, deadline)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def call(self, method: str, path: str, *, json: Any = None, budget_s: float | None = None) -> Any:
+        """:meth:`request`, then the answer's JSON body (errors as :meth:`ServiceHttp.call`)."""
+        return self._json(await self.request(method, path, json=json, budget_s=budget_s), method, path)
+
+    async def _send(self, method: str, path: str, json: Any, deadline: float | None) -> httpx.Response:
+        url = self.base_url + path
+        timeout_s = self._try_timeout_s(url, deadline)
+        try:
+            response = await self._http.request(method, path, json=json, timeout=_timeout(timeout_s))
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise self._no_answer(e, url, timeout_s) from e
+        return self._checked(response)
 
 
 def _timeout(timeout_s: float) -> httpx.Timeout:

@@ -1,4 +1,4 @@
-"""Sync client of the rerank service (``rerank``): ``POST /v1/rerank``, ``GET /info``, ``GET /healthz``.
+"""Clients (sync and async) of the rerank service (``rerank``): ``POST /v1/rerank``, ``GET /info``, ``GET /healthz``.
 
 It talks to the service through :class:`connector.services.http.ServiceHttp` (the embedding client's HTTP layer:
 same errors, retries and ``timeout_s``). No torch, no ray. What the search path does with the scores (top k, the
@@ -21,10 +21,10 @@ from connector.errors import (
     RerankServiceUnavailable,
     RerankTimeout,
 )
-from connector.services.http import ServiceErrors, ServiceHttp
+from connector.services.http import AsyncServiceHttp, ServiceErrors, ServiceHttp
 from connector.services.wire import RerankServiceInfo
 
-__all__ = ["RerankClient", "RerankResult", "RerankReply", "RerankServiceInfo"]
+__all__ = ["AsyncRerankClient", "RerankClient", "RerankResult", "RerankReply", "RerankServiceInfo"]
 
 _ERRORS = ServiceErrors(
     service="rerank service",
@@ -122,13 +122,7 @@ class RerankClient:
             RerankServiceUnavailable: the answer is not a rerank service's ``/info``.
         """
         if self._info is None or refresh:
-            body = self._http.call("GET", "/info")
-            try:
-                self._info = RerankServiceInfo.model_validate(body)
-            except ValidationError as e:
-                raise RerankServiceUnavailable(
-                    f"{self.base_url}/info did not answer as a rerank service: {e}", url=self.base_url + "/info"
-                ) from e
+            self._info = _service_info(self._http.call("GET", "/info"), self.base_url)
         return self._info
 
     def healthy(self, *, timeout_s: float | None = None) -> bool:
@@ -137,7 +131,7 @@ class RerankClient:
             body = self._http.call("GET", "/healthz", budget_s=timeout_s)
         except RerankError:
             return False
-        return isinstance(body, dict) and body.get("status") == "ok"
+        return _is_ok(body)
 
     def rerank(
         self, query: str, documents: Sequence[str], *, top_n: int | None = None, timeout_s: float | None = None
@@ -154,22 +148,8 @@ class RerankClient:
             RerankOverloaded: 429 (after the retries, if any).
             RerankRequestError: other 4xx (``status``, ``param``).
         """
-        body: dict[str, Any] = {"query": query, "documents": list(documents)}
-        if top_n is not None:
-            body["top_n"] = top_n
-        data = self._http.call("POST", "/v1/rerank", json=body, budget_s=timeout_s)
-        try:
-            results = [RerankResult(int(r["index"]), float(r["relevance_score"])) for r in data["results"]]
-            reply = RerankReply(results, str(data["model"]), int((data.get("usage") or {}).get("total_tokens", 0)))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise RerankServiceUnavailable(f"malformed rerank answer: {e}", url=self.base_url) from e
-        expected = len(documents) if top_n is None else min(top_n, len(documents))
-        indices = {r.index for r in results}
-        if len(results) != expected or len(indices) != expected or not indices <= set(range(len(documents))):
-            raise RerankServiceUnavailable(
-                f"the rerank service answered {len(results)} results for {len(documents)} documents",
-                url=self.base_url,
-            )
+        data = self._http.call("POST", "/v1/rerank", json=_request_body(query, documents, top_n), budget_s=timeout_s)
+        reply = _reply_of(data, len(documents), top_n, self.base_url)
         self._model_id = reply.model
         return reply
 
@@ -177,7 +157,128 @@ class RerankClient:
         """One score per document, in input order (same arguments and errors as :meth:`rerank`)."""
         if not documents:
             return []
-        scores = [0.0] * len(documents)
-        for result in self.rerank(query, documents, timeout_s=timeout_s).results:
-            scores[result.index] = result.relevance_score
-        return scores
+        return _scores_in_order(self.rerank(query, documents, timeout_s=timeout_s), len(documents))
+
+
+class AsyncRerankClient:
+    """:class:`RerankClient` for async code: ``await score(query, docs, timeout_s=...)`` on ``httpx.AsyncClient``.
+
+    The same options, requests, answer checks and errors as the sync client (shared, not copied).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 0,
+        max_backoff_s: float = 2.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = AsyncServiceHttp(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.05,
+            max_backoff_s=max_backoff_s,
+            transport=transport,
+        )
+        self.base_url = self._http.base_url
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._info: RerankServiceInfo | None = None
+        self.model_id: str | None = None
+        """The served model, from the last answer (or :meth:`info`)."""
+
+    def __repr__(self) -> str:
+        return f"AsyncRerankClient({self.base_url!r})"
+
+    async def __aenter__(self) -> AsyncRerankClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._http.close()
+
+    async def info(self, *, refresh: bool = False) -> RerankServiceInfo:
+        """``GET /info`` (fetched once, then cached; errors as :meth:`RerankClient.info`)."""
+        if self._info is None or refresh:
+            self._info = _service_info(await self._http.call("GET", "/info"), self.base_url)
+            self.model_id = self.model_id or self._info.model_id
+        return self._info
+
+    async def healthy(self, *, timeout_s: float | None = None) -> bool:
+        """Whether ``GET /healthz`` answers ok (within ``timeout_s``, default the client's)."""
+        try:
+            body = await self._http.call("GET", "/healthz", budget_s=timeout_s)
+        except RerankError:
+            return False
+        return _is_ok(body)
+
+    async def rerank(
+        self, query: str, documents: Sequence[str], *, top_n: int | None = None, timeout_s: float | None = None
+    ) -> RerankReply:
+        """:meth:`RerankClient.rerank`, awaited (same arguments, answer checks and errors)."""
+        body = _request_body(query, documents, top_n)
+        data = await self._http.call("POST", "/v1/rerank", json=body, budget_s=timeout_s)
+        reply = _reply_of(data, len(documents), top_n, self.base_url)
+        self.model_id = reply.model
+        return reply
+
+    async def score(self, query: str, documents: Sequence[str], *, timeout_s: float | None = None) -> list[float]:
+        """One score per document, in input order (same arguments and errors as :meth:`rerank`)."""
+        if not documents:
+            return []
+        return _scores_in_order(await self.rerank(query, documents, timeout_s=timeout_s), len(documents))
+
+
+# ----- what the sync and async clients share (no I/O) -----
+
+
+def _service_info(body: Any, base_url: str) -> RerankServiceInfo:
+    try:
+        return RerankServiceInfo.model_validate(body)
+    except ValidationError as e:
+        raise RerankServiceUnavailable(
+            f"{base_url}/info did not answer as a rerank service: {e}", url=base_url + "/info"
+        ) from e
+
+
+def _is_ok(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("status") == "ok"
+
+
+def _request_body(query: str, documents: Sequence[str], top_n: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": query, "documents": list(documents)}
+    if top_n is not None:
+        body["top_n"] = top_n
+    return body
+
+
+def _reply_of(data: Any, count: int, top_n: int | None, base_url: str) -> RerankReply:
+    """The checked :class:`RerankReply` of a ``/v1/rerank`` answer for ``count`` documents."""
+    try:
+        results = [RerankResult(int(r["index"]), float(r["relevance_score"])) for r in data["results"]]
+        reply = RerankReply(results, str(data["model"]), int((data.get("usage") or {}).get("total_tokens", 0)))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RerankServiceUnavailable(f"malformed rerank answer: {e}", url=base_url) from e
+    expected = count if top_n is None else min(top_n, count)
+    indices = {r.index for r in results}
+    if len(results) != expected or len(indices) != expected or not indices <= set(range(count)):
+        raise RerankServiceUnavailable(
+            f"the rerank service answered {len(results)} results for {count} documents", url=base_url
+        )
+    return reply
+
+
+def _scores_in_order(reply: RerankReply, count: int) -> list[float]:
+    scores = [0.0] * count
+    for result in reply.results:
+        scores[result.index] = result.relevance_score
+    return scores

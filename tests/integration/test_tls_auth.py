@@ -164,6 +164,18 @@ def _failures(endpoint: TlsEndpoint) -> list[ClusterError]:
     return errors
 
 
+def _official(endpoint: TlsEndpoint, url: str, *, ca_certs: str | None = None, **auth: Any) -> Any:
+    """The official client of the endpoint's flavor, configured as an app would (no retries: failures are fast)."""
+    ca = ca_certs or endpoint.ca_certs
+    if endpoint.name.startswith("os"):
+        opensearchpy = pytest.importorskip("opensearchpy")
+        http_auth = auth.get("basic_auth")
+        headers = {"authorization": f"ApiKey {auth['api_key']}"} if "api_key" in auth else None
+        return opensearchpy.OpenSearch(url, http_auth=http_auth, headers=headers, ca_certs=ca, max_retries=0)
+    elasticsearch = pytest.importorskip("elasticsearch")
+    return elasticsearch.Elasticsearch(url, ca_certs=ca, max_retries=0, **auth)
+
+
 def test_secrets_never_leak(tls_endpoint: TlsEndpoint, all_logs: pytest.LogCaptureFixture) -> None:
     endpoint = tls_endpoint
     basic_token = base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode()
@@ -172,12 +184,22 @@ def test_secrets_never_leak(tls_endpoint: TlsEndpoint, all_logs: pytest.LogCaptu
     clusters: list[Cluster] = [
         connect(endpoint.basic_url, basic_auth=(endpoint.username, endpoint.password), ca_certs=endpoint.ca_certs),
         connect(endpoint.api_key_url, api_key=endpoint.api_key, ca_certs=endpoint.ca_certs),
+        # the app's own official client, holding the secret: our wrapper must not show it either
+        connect(_official(endpoint, endpoint.basic_url, basic_auth=(endpoint.username, endpoint.password))),
     ]
     for cluster in clusters:
         cluster.request("GET", "/_cluster/health")
         cluster.request("GET", "/no-such-index-eshybrid/_search", ignore=(404,))
     errors = _failures(endpoint)
     assert {type(e) for e in errors} == {TLSVerificationError, AuthenticationError}
+    for client in (  # the same failures through the official client: typed, and silent about the secret
+        _official(endpoint, endpoint.basic_url, basic_auth=(endpoint.username, "wrong-" + endpoint.password)),
+        _official(endpoint, endpoint.api_key_url, api_key=endpoint.api_key, ca_certs=endpoint.wrong_ca_certs),
+    ):
+        with pytest.raises(ClusterError) as info:
+            connect(client)
+        errors.append(info.value)
+    assert {type(e) for e in errors[-2:]} == {TLSVerificationError, AuthenticationError}
 
     texts = {"logs": all_logs.text, **{f"repr(cluster {i})": repr(c) for i, c in enumerate(clusters)}}
     for i, err in enumerate(errors):

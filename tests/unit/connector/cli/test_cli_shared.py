@@ -161,3 +161,25 @@ def test_transport_retry_tracebacks_stay_quiet_unless_vv(
     assert logging.getLogger("elastic_transport").level == logging.ERROR
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error: cannot reach the cluster" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "tent", "--index", "products"],
+        ["backfill", "--index", "products"],
+        ["migrate", "status", "--index", "products"],
+    ],
+)
+def test_managed_cluster_flags_reach_the_connection_settings(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cloud-id`` / ``--aws-region`` / ``--aws-service`` on the commands that reach a cluster."""
+    from connector.cli.common import managed_cluster_settings
+    from connector.cluster.settings import ConnectionSettings
+
+    monkeypatch.delenv("ESHYBRID_AWS_REGION", raising=False)
+    args = build_parser().parse_args([*argv, "--aws-region", "eu-west-1", "--aws-service", "aoss"])
+    settings = managed_cluster_settings(ConnectionSettings(url="https://search-x.eu-west-1.es.amazonaws.com"), args)
+    spec = settings.cluster_spec()
+    assert (spec.aws_region, spec.aws_service) == ("eu-west-1", "aoss")
+    plain = build_parser().parse_args(argv)
+    assert managed_cluster_settings(ConnectionSettings(), plain) == ConnectionSettings()  # nothing given: unchanged

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +20,16 @@ from connector.errors import (
     EmbeddingRequestError,
     EmbeddingServiceUnavailable,
     EshybridError,
+    ModelMismatchError,
     RerankOverloaded,
     RerankRequestError,
     RerankServiceUnavailable,
     RerankTimeout,
 )
-from connector.services.embedding import EmbeddingClient
+from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient
 from connector.services.http import MAX_RETRY_AFTER_S, error_fields, retry_after_s
-from connector.services.rerank import RerankClient
+from connector.services.rerank import AsyncRerankClient, RerankClient
+from tests.unit.connector.services.test_embedding_client import INFO
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -71,6 +74,55 @@ KINDS = [
             "http://svc/rerank", transport=httpx.MockTransport(handler), max_backoff_s=0.05, **options
         ),
         lambda client: client.score("q", ["a"]),
+        RerankServiceUnavailable,
+        RerankOverloaded,
+        RerankRequestError,
+        RerankTimeout,
+    ),
+]
+
+
+class OnLoop:
+    """An async client driven from a sync test: each call runs on the client's own event loop."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, call: Awaitable[Any]) -> Any:
+        return self.loop.run_until_complete(call)
+
+    def __enter__(self) -> OnLoop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run(self.client.close())
+        self.loop.close()
+
+
+# The async clients follow the same rules and raise the same errors (AsyncServiceHttp shares them).
+KINDS += [
+    Kind(
+        "async-embed",
+        lambda handler, **options: OnLoop(
+            AsyncEmbeddingClient(
+                "http://svc/embed", transport=httpx.MockTransport(handler), max_backoff_s=0.05, **options
+            )
+        ),
+        lambda on: on.run(on.client.embed_documents(["a"])),
+        EmbeddingServiceUnavailable,
+        EmbeddingOverloaded,
+        EmbeddingRequestError,
+        EmbeddingServiceUnavailable,
+    ),
+    Kind(
+        "async-rerank",
+        lambda handler, **options: OnLoop(
+            AsyncRerankClient(
+                "http://svc/rerank", transport=httpx.MockTransport(handler), max_backoff_s=0.05, **options
+            )
+        ),
+        lambda on: on.run(on.client.score("q", ["a"])),
         RerankServiceUnavailable,
         RerankOverloaded,
         RerankRequestError,
@@ -244,3 +296,30 @@ def test_error_fields_read_the_wire_body_leniently() -> None:
     not_ours = httpx.Response(502, json={"detail": "x"})
     assert error_fields(not_ours) == (not_ours.text, None)
     assert error_fields(httpx.Response(503)) == ("Service Unavailable", None)
+
+
+def test_the_async_clients_answer_as_the_sync_ones() -> None:
+    """Same vectors (base64 decoded), same cached query, same rerank order; check_compatible needs /info first."""
+
+    def service(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/info"):
+            return httpx.Response(200, json={**INFO, "model_id": "m", "dims": 2})
+        return _ok(request)
+
+    sync_embed = EmbeddingClient("http://svc/embed", transport=httpx.MockTransport(service), batch_size=2)
+    with OnLoop(AsyncEmbeddingClient("http://svc/embed", transport=httpx.MockTransport(service), batch_size=2)) as on:
+        texts = ["a", "b", "c", "d", "e"]
+        assert on.run(on.client.embed_documents(texts)) == sync_embed.embed_documents(texts)
+        assert on.run(on.client.embed_query("q")) == sync_embed.embed_query("q") == [1.0, 2.0]
+    with OnLoop(AsyncEmbeddingClient("http://svc/embed", transport=httpx.MockTransport(service))) as on:
+        on.client.check_compatible({"model_id": "other", "dims": 2})  # no /info yet: checked at the next query
+        with pytest.raises(ModelMismatchError):
+            on.run(on.client.embed_query("q"))
+        on.run(on.client.acheck_compatible({"model_id": "m", "dims": 2}))
+        on.client.check_compatible({"model_id": "m", "dims": 2})  # /info known: checked at once
+        with pytest.raises(ModelMismatchError):
+            on.client.check_compatible({"model_id": "m", "dims": 3})
+    sync_embed.close()
+    with OnLoop(AsyncRerankClient("http://svc/rerank", transport=httpx.MockTransport(_ok))) as on:
+        assert on.run(on.client.score("q", ["x", "y", "z"])) == [0.0, 1.0, 2.0]
+        assert on.run(on.client.score("q", [])) == []
