@@ -40,7 +40,7 @@ def clip_client(image_url: str) -> Iterator[EmbeddingClient]:
         yield client
 
 
-def _catalogue(server: ImageServer) -> dict[str, dict[str, Any]]:
+def _catalogue(server: ImageServer, tag: str) -> dict[str, dict[str, Any]]:
     """``PER_CLASS`` products per colour x shape, each image served by ``server``; titles say nothing of the look."""
     docs: dict[str, dict[str, Any]] = {}
     t = trainer()
@@ -57,9 +57,10 @@ def _catalogue(server: ImageServer) -> dict[str, dict[str, Any]]:
                     "image_url": f"{server.base}/img/{doc_id}.png",
                 }
                 n += 1
-    server.add({"/img/flaky.png": (200, "image/png", shape_png("red", "circle", seed=7))})
+    # The server answers 503 to the first request of each /flaky/ path: one path per test run.
+    server.add({f"/img/flaky-{tag}.png": (200, "image/png", shape_png("red", "circle", seed=7))})
     docs["flaky"] = {"title": "item flaky", "description": "a product", "colour": "red",
-                     "image_url": f"{server.base}/flaky/img/flaky.png"}  # fmt: skip
+                     "image_url": f"{server.base}/flaky/img/flaky-{tag}.png"}  # fmt: skip
     docs["broken"] = {"title": "item broken", "description": "a product", "colour": "red",
                       "image_url": f"{server.base}/img/gone.png"}  # fmt: skip
     return docs
@@ -94,7 +95,7 @@ def test_images_as_a_third_signal(
     clip_client: EmbeddingClient,
     image_server: ImageServer,
 ) -> None:
-    docs = _catalogue(image_server)
+    docs = _catalogue(image_server, index_name)
     _create(cluster, index_name, docs)
     add_vector_field(cluster, index_name, embedder.info().model_id)
     text_summary = run_backfill(cluster, backfill_config(index_name), embedder=embedder)
@@ -104,7 +105,7 @@ def test_images_as_a_third_signal(
     summary = run_image_backfill(cluster, _image_config(index_name), client=clip_client, fetch=fetch)
     assert summary.reconciles and summary.main.read == len(docs)
     assert summary.main.updated == len(docs) - 1 and summary.main.dead_lettered == 1
-    assert image_server.hits["/flaky/img/flaky.png"] == 2, "a 503 is retried"
+    assert image_server.hits[f"/flaky/img/flaky-{index_name}.png"] == 2, "a 503 is retried"
 
     letters = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
     (letter,) = letters.dead_letters(summary.job_id)
