@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/python bench/search_latency.py
 	$(BIN)/python bench/rerank_latency.py
 	$(BIN)/python bench/passages.py
+	$(BIN)/python bench/image_throughput.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

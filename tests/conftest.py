@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.clusters",
     "tests.fixtures.embedding",
+    "tests.fixtures.images",
     "tests.fixtures.rerank",
     "tests.fixtures.tls",
 ]

@@ -79,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cut.add_argument("--passage-overlap", type=int, default=1, help="sentences shared by neighbours (default 1)")
     cut.add_argument("--max-passages", type=int, default=16, help="passages per document at most (default 16)")
     cut.add_argument("--passage-prefix", help="template put before every passage, e.g. '{title}'")
+    backfill.add_argument(
+        "--images",
+        action="store_true",
+        help="--fields names one image URL/path field; embed the images with the image service at --embed-url "
+        "into --vector-field (default image_embedding), mapping it first",
+    )
+    backfill.add_argument("--image-root", help="with --images: folder relative image paths are read under")
     backfill.set_defaults(func=_cmd_backfill)
 
     reindex = subparsers.add_parser(
@@ -169,11 +176,12 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     _quiet_transport(args)
     settings = _job_settings(args)
     cluster, spec, embed_url = _connections(args)
+    images = getattr(args, "images", False)
     config = BackfillConfig(
         index=args.index,
         fields=args.fields,
         template=unescape_template(args.template),
-        vector_field=args.vector_field,
+        vector_field="image_embedding" if images and args.vector_field == "embedding" else args.vector_field,
         slices=args.slices,
         job_id=args.job_id,
         resume=args.resume,
@@ -186,7 +194,13 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     )
     embedder = _embedder(embed_url, settings)
     try:
-        summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=spec)
+        if images:
+            from connector.jobs.images import ImageFetchSettings, run_image_backfill
+
+            fetch = ImageFetchSettings(path_root=args.image_root)
+            summary = run_image_backfill(cluster, config, client=embedder, fetch=fetch)
+        else:
+            summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=spec)
     finally:
         embedder.close()
         cluster.close()

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from connector.cli.common import add_managed_cluster_flags, managed_cluster_settings, split_csv
+from connector.cli.images import add_image_search_arguments, image_signal_from_args, query_image_from_args
 from connector.cli.rerank import add_rerank_arguments
 from connector.cluster.settings import ConnectionSettings
 
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Search an index; --explain shows how each score was made, "
         "--console prints what ran in Kibana / Dashboards Dev Tools syntax.",
     )
-    search.add_argument("text", help="the query text")
+    search.add_argument("text", nargs="?", default="", help="the query text (may be omitted with --image)")
     search.add_argument("--index", required=True)
     search.add_argument("--mode", choices=("bm25", "knn", "hybrid"), default="hybrid")
     search.add_argument("--vector-field", help="vector field, or a nested passages field (best passage per document)")
@@ -104,6 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_fusion(search)
     _add_correct(search)
     add_rerank_arguments(search)
+    add_image_search_arguments(search)
     search.set_defaults(func=_cmd_search)
 
     ev = subparsers.add_parser(
@@ -260,6 +262,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             vector_field=getattr(args, "vector_field", None),
             profiles_index=getattr(args, "profiles_index", None),
             correct=getattr(args, "correct", None),
+            image=image_signal_from_args(args, _settings()),
         )
         try:
             yield search
@@ -293,6 +296,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             explain=args.explain,
             user=args.user,
             personal_weight=args.personal_weight,
+            image=query_image_from_args(args),
         )
     if args.console:
         print(render_response(response), end="")

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 SERVE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.cli.serve", "add_embed_command"),
     ("connector.cli.serve_rerank", "add_serve_command"),
+    ("connector.cli.serve_image", "add_serve_command"),
     ("connector.cli.serve_search", "add_serve_command"),
 )
 

@@ -363,8 +363,12 @@ class Pipeline:
         for position, result in zip(order, results):
             work = works[position]
             if isinstance(result, EmbeddingRequestError):
+                # An image job's errors say why themselves (``reason_code``: image_unreachable...).
+                code = getattr(result, "reason_code", None)
                 self.mode.mark_unembeddable(
-                    work, "embedding_rejected", f"the embedding service refused the text: {result}"
+                    work,
+                    code or "embedding_rejected",
+                    str(result) if code else f"the embedding service refused the text: {result}",
                 )
                 if work.dead_letter is not None:
                     page.dead_letters.append(work.dead_letter)

@@ -16,6 +16,7 @@ from typing import Any, Final
 from connector.errors import ConfigError
 from connector.kibana.apps import DashboardsApp, DashboardsFlavor, SavedObject, dashboards_app
 from connector.kibana.fields import eshybrid_meta, field_attrs, mapping_fields, present, time_field, vector_fields
+from mappings.images import image_vector_fields
 
 __all__ = [
     "SEARCH_SOURCE_REF",
@@ -83,9 +84,25 @@ def data_view(
             name=name or f"eshybrid: {title}", fieldAttrs=json.dumps(field_attrs(mapping), sort_keys=True)
         )
     attributes.update(copy.deepcopy(app.data_view_attrs))
+    attributes.update(image_field_formats(mapping))
     obj = {"type": "index-pattern", "id": object_id or data_view_id(title), "attributes": attributes,
            "references": []}  # fmt: skip
     return app.stamp(obj)
+
+
+def image_field_formats(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """``fieldFormatMap`` showing each image URL field (``_meta`` of an image vector) as an image in Discover.
+
+    Both apps have the ``url`` field format with type ``img`` (Kibana 7.10+, hence OpenSearch Dashboards too);
+    empty when the index has no image vector, so other data views keep the app's default.
+    """
+    fields = mapping_fields(mapping)
+    urls = [f for f in image_vector_fields(mapping.get("_meta")).values() if f in fields]
+    if not urls:
+        return {}
+    params = {"type": "img", "urlTemplate": None, "labelTemplate": None, "width": 96, "height": 96}
+    formats = {name: {"id": "url", "params": params} for name in urls}
+    return {"fieldFormatMap": json.dumps(formats, sort_keys=True)}
 
 
 def saved_search(

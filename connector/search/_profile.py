@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from mappings.images import image_vector_fields
 from mappings.search_defaults import search_defaults_of
 
 __all__ = [
@@ -152,7 +153,9 @@ def profile_from_mapping(
     """
     properties = mapping.get("properties") or {}
     ours = (mapping.get("_meta") or {}).get("eshybrid") or {}
-    meta_fields = ours.get("vector_fields") or {}
+    # An image vector (``modality: image``) is searched by the image signal, never as the text vector.
+    images = image_vector_fields(mapping.get("_meta"))
+    meta_fields = {k: v for k, v in (ours.get("vector_fields") or {}).items() if k not in images}
     defaults = search_defaults_of(mapping.get("_meta"))
     if vector_field is None:
         if len(meta_fields) > 1:

@@ -57,6 +57,7 @@ from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.explain import hit_explanation
 from connector.search.filters import validate_filters
 from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
+from connector.search.images import IMAGE_SIGNAL, EmbedImage, ImageSignal, check_query_image, with_image_weight
 from connector.search.models import (
     SEARCH_MODES,
     CorrectMode,
@@ -141,6 +142,8 @@ class _Call:
     def lexical(self) -> str:
         return self.lexical_text or self.text
 
+    image_vector: list[float] | None = None
+
     @property
     def first_rank(self) -> int:
         """The 0-based rank of the page's first hit."""
@@ -214,7 +217,7 @@ class Rewrite:
     text: str
 
 
-Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score | Rewrite
+Op = GetMapping | Embed | ClusterSearch | ClusterMsearch | ClusterRequest | Score | Rewrite | EmbedImage
 T = TypeVar("T")
 Flow = Generator[Op, Any, T]
 
@@ -289,6 +292,7 @@ class _HybridCore:
         correction: CorrectionSettings | None = None,
         rewriter: QueryRewriter | None = None,
         rewriter_timeout_s: float | None = 0.5,
+        image: ImageSignal | None = None,
     ) -> None:
         if not index or not isinstance(index, str):
             raise ConfigError("index must be a non-empty index or alias name", field="index")
@@ -333,6 +337,7 @@ class _HybridCore:
             raise ConfigError(str(e), field="correct") from e
         self.correction = correction or DEFAULT_CORRECTION
         self.rewriter = TimedRewriter(rewriter, timeout_s=rewriter_timeout_s) if rewriter is not None else None
+        self.image = image
 
     # -- index profile -------------------------------------------------------------
     @property
@@ -383,7 +388,7 @@ class _HybridCore:
     def source_excludes(self) -> list[str]:
         if self._source_excludes is not None:
             return self._source_excludes
-        return [self.profile.vector_field]
+        return [self.profile.vector_field, *([self.image.field] if self.image is not None else [])]
 
     # -- the search flow (sans-IO) ------------------------------------------------------
     def _search_flow(
@@ -401,19 +406,21 @@ class _HybridCore:
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
         correct: CorrectMode | None = None,
+        image: bytes | None = None,
     ) -> Flow[SearchResponse]:
         started = time.perf_counter()
         yield from self._profile_flow()
-        clean_filters = self._validate(text, mode, size, page, filters)
+        clean_filters = self._validate(text, mode, size, page, filters, image=image)
         fusion = fusion or self.fusion
         timings = SearchTimings()
         wanted = DEFAULT_PERSONAL_WEIGHT if personal_weight is None else personal_weight
         effective_weight(None, wanted)  # validates personal_weight whoever the user is
         early: list[ExecutedRequest] = []
-        understood = yield from self._understand_flow(text, correct, timings, early)
+        understood = (yield from self._understand_flow(text, correct, timings, early)) if text else None
         dense_text = understood.searched if understood is not None else text
-        vector = None if mode == "bm25" else (yield from self._embed_flow(dense_text, timings))
-        form = self._choose_form(mode, fusion, strategy or self.strategy, explain)
+        vector = None if mode == "bm25" or not text else (yield from self._embed_flow(dense_text, timings))
+        image_vector = yield from self._image_flow(dense_text, image, mode)
+        form = self._choose_form(mode, fusion, strategy or self.strategy, explain or image_vector is not None)
         # A user id is read inside the legs' _msearch when the search fuses client-side anyway; before
         # choosing a server-side form it is read first, so a cold start keeps that form.
         if isinstance(user, str):
@@ -447,6 +454,7 @@ class _HybridCore:
             personal_weight=weight,
             pending_user=pending,
             lexical_text=lexical_text,
+            image_vector=image_vector,
         )
         if form is not None:
             response = yield from self._server_flow(call, form)
@@ -523,9 +531,24 @@ class _HybridCore:
 
     # -- validation and planning -----------------------------------------------------
     def _validate(
-        self, text: Any, mode: Any, size: Any, page: Any, filters: Sequence[Mapping[str, Any]] | None
+        self,
+        text: Any,
+        mode: Any,
+        size: Any,
+        page: Any,
+        filters: Sequence[Mapping[str, Any]] | None,
+        *,
+        image: bytes | None = None,
     ) -> list[dict[str, Any]]:
-        if not isinstance(text, str) or not text.strip():
+        if image is not None:
+            check_query_image(image)
+            if self.image is None or mode == "bm25":
+                raise SearchRequestError(
+                    "search by image needs an image signal (HybridSearch(image=ImageSignal(...))) and a mode "
+                    "other than bm25",
+                    field="image",
+                )
+        if not isinstance(text, str) or (not text.strip() and image is None):
             raise SearchRequestError("text must be a non-empty string", field="text")
         if len(text) > MAX_TEXT_CHARS:
             raise SearchRequestError(f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
@@ -576,6 +599,13 @@ class _HybridCore:
             raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
 
+    def _image_flow(self, text: str, image: bytes | None, mode: str) -> Flow[list[float] | None]:
+        """The query's image-space vector: the example image, else the text (text-to-image); None without a signal."""
+        if self.image is None or mode == "bm25":
+            return None
+        vector: list[float] = yield (EmbedImage(image=image) if image is not None else EmbedImage(text=text))
+        return vector
+
     def _embed_flow(self, text: str, timings: SearchTimings) -> Flow[list[float]]:
         started = time.perf_counter()
         vector: list[float] = yield Embed(text, self.profile.vector_meta)
@@ -594,9 +624,14 @@ class _HybridCore:
 
     # -- client-side ---------------------------------------------------------------------
     def leg_bodies(
-        self, text: str, vector: Sequence[float] | None, *, filters: Sequence[Mapping[str, Any]] = ()
+        self,
+        text: str,
+        vector: Sequence[float] | None,
+        *,
+        filters: Sequence[Mapping[str, Any]] = (),
+        image_vector: Sequence[float] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """The leg search bodies (``lexical`` and/or ``vector``) for ``max_depth`` candidates each."""
+        """The leg search bodies (``lexical``, ``vector``, ``image``) for ``max_depth`` candidates each."""
         bodies: dict[str, dict[str, Any]] = {}
         if text:
             bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
@@ -608,6 +643,15 @@ class _HybridCore:
                 passage_knn_leg_body(vector, knn_shape=shape, path=name, **options)
                 if self.profile.passages
                 else qb.knn_leg_body(vector, knn_shape=shape, field=name, **options)
+            )
+        if image_vector is not None and self.image is not None:
+            bodies[IMAGE_SIGNAL] = qb.knn_leg_body(
+                image_vector,
+                knn_shape=self.cluster.capabilities.knn_leg_shape,
+                field=self.image.field,
+                k=self.max_depth,
+                num_candidates=self.num_candidates,
+                filters=filters,
             )
         return bodies
 
@@ -700,7 +744,12 @@ class _HybridCore:
 
     def _client_flow(self, call: _Call) -> Flow[SearchResponse]:
         requests: list[ExecutedRequest] = []
-        bodies = self.leg_bodies(call.lexical if call.mode != "knn" else "", call.vector, filters=call.filters)
+        bodies = self.leg_bodies(
+            call.lexical if call.mode != "knn" else "",
+            call.vector,
+            filters=call.filters,
+            image_vector=call.image_vector,
+        )
         matches: dict[str, PassageMatch] = {}
         extra: list[Any] | None = None
         if call.pending_user is not None:
@@ -714,7 +763,9 @@ class _HybridCore:
             legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs, requests)
             call = _personalized(call, legs)
         started = time.perf_counter()
-        signals = [PERSONAL_SIGNAL] if PERSONAL_SIGNAL in legs else []
+        if IMAGE_SIGNAL in legs and self.image is not None:
+            call = replace(call, fusion=with_image_weight(call.fusion, self.image))
+        signals = [name for name in legs if name not in ("lexical", "vector")]
         if len(legs) >= 2:
             ranking = fuse(legs, call.fusion)[: self.max_depth]
         else:
@@ -990,6 +1041,7 @@ class HybridSearch(_HybridCore):
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
         correct: CorrectMode | None = None,
+        image: bytes | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -1010,6 +1062,8 @@ class HybridSearch(_HybridCore):
                 :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
                 concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
             correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
+            image: an example image (the bytes of its file): the image signal searches with its vector instead
+                of the text's (needs ``image=ImageSignal(...)``); ``text`` may then be empty.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
@@ -1033,6 +1087,7 @@ class HybridSearch(_HybridCore):
             user=user,
             personal_weight=personal_weight,
             correct=correct,
+            image=image,
         )
         return self._drive(flow)
 
@@ -1056,12 +1111,13 @@ class HybridSearch(_HybridCore):
         return self._drive(flow)
 
     def close(self) -> None:
-        """Close the embedder when it can be closed (the cluster belongs to the caller)."""
+        """Close the embedders when they can be closed (the cluster belongs to the caller)."""
         if self.rewriter is not None:
             self.rewriter.close()
-        close = getattr(self.embedder, "close", None)
-        if callable(close):
-            close()
+        for embedder in (self.embedder, self.image.embedder if self.image else None):
+            close = getattr(embedder, "close", None)
+            if callable(close):
+                close()
 
     # -- the sync driver -------------------------------------------------------------
     def _read_profile(self) -> IndexProfile:
@@ -1098,6 +1154,9 @@ class HybridSearch(_HybridCore):
             return op.rewriter.apply(op.text)
         if isinstance(op, GetMapping):
             return self.cluster.get_mapping(op.index)
+        if isinstance(op, EmbedImage):
+            assert self.image is not None
+            return self.image.vector(op)
         raise TypeError(f"unknown search operation {op!r}")
 
 
@@ -1130,6 +1189,7 @@ class AsyncHybridSearch(_HybridCore):
         user: UserProfile | str | None = None,
         personal_weight: float | None = None,
         correct: CorrectMode | None = None,
+        image: bytes | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
 
@@ -1173,6 +1233,7 @@ class AsyncHybridSearch(_HybridCore):
             user=user,
             personal_weight=personal_weight,
             correct=correct,
+            image=image,
         )
         return await self._adrive(flow)
 
@@ -1251,6 +1312,9 @@ class AsyncHybridSearch(_HybridCore):
             return await asyncio.to_thread(op.rewriter.apply, op.text)
         if isinstance(op, GetMapping):
             return await self.cluster.get_mapping(op.index)
+        if isinstance(op, EmbedImage):
+            assert self.image is not None
+            return await asyncio.to_thread(self.image.vector, op)
         raise TypeError(f"unknown search operation {op!r}")
 
 

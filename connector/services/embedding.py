@@ -226,6 +226,25 @@ class EmbeddingClient:
             results = list(self._executor().map(lambda c: self._embed_chunk(c, input_type), chunks))
         return _joined(results, sum(len(c) for c in chunks))
 
+    def embed_images(self, images: Sequence[Mapping[str, str]]) -> list[list[float]]:
+        """Embed images through an image service's image tower; one vector per image, in order.
+
+        Args:
+            images: each ``{"url": ...}``, ``{"data": <base64 of the file>}`` or ``{"path": <file the service
+                may read>}`` (the image service's request shape, ``embedding_service.images``).
+
+        Raises:
+            EmbeddingRequestError: the service refused a request (an image it cannot fetch or decode: ``param``
+                names it, e.g. ``input[3].image.url``); as :meth:`embed` otherwise.
+        """
+        items: list[Any] = [{"image": dict(image)} for image in images]
+        chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        if len(chunks) <= 1 or self.max_concurrency == 1:
+            results = [self._embed_chunk(chunk, "document") for chunk in chunks]
+        else:
+            results = list(self._executor().map(lambda c: self._embed_chunk(c, "document"), chunks))
+        return _joined(results, len(items))
+
     def check_compatible(self, index_meta_vector_field: Mapping[str, Any]) -> None:
         """Check that this service produces the vectors an index field was built with.
 
@@ -260,7 +279,8 @@ class EmbeddingClient:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="embedding-client")
             return self._pool
 
-    def _embed_chunk(self, texts: list[str], input_type: InputType) -> list[list[float]]:
+    def _embed_chunk(self, texts: list[Any], input_type: InputType) -> list[list[float]]:
+        # ``texts``: strings, or the image service's {"image": {...}} items.
         answer = self._http.call("POST", "/v1/embeddings", json=_request_body(texts, input_type))
         return _vectors_of(answer, len(texts))
 
@@ -417,7 +437,7 @@ def _joined(results: Sequence[list[list[float]]], expected: int) -> list[list[fl
     return vectors
 
 
-def _request_body(texts: list[str], input_type: InputType) -> dict[str, Any]:
+def _request_body(texts: list[Any], input_type: InputType) -> dict[str, Any]:
     return {"input": texts, "input_type": input_type, "encoding_format": "base64"}
 
 
