@@ -84,6 +84,7 @@ def test_text_to_image_is_a_third_fused_signal() -> None:
         fusion=FusionConfig(method="rrf"),
         strategy=None,
         source=False,
+        correct="off",  # the spelling correction's suggest request is not what this test is about
     )
     response, ops = _drive(flow, answer)
     assert search.profile.vector_field == "embedding", "the image vector is not the text vector"
