@@ -7,7 +7,6 @@ prompts) and falls back to sensible defaults for plain transformers folders.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -18,7 +17,7 @@ from typing import Any
 
 from embedding_service.errors import ModelLoadError
 from embedding_service.settings import DEFAULT_MODEL_ID, EmbeddingServiceSettings, Pooling
-from inference_backends import CACHE_FOLDER  # exported backends are cached there (embedding_service.backends)
+from inference_backends import CACHE_FOLDER, folder_revision  # the export cache lives in CACHE_FOLDER
 
 __all__ = [
     "FolderConfig",
@@ -243,19 +242,9 @@ def derive_model_id(model: str | None, folder: Path) -> str:
 
 
 def local_revision(folder: Path) -> str:
-    """A revision for a folder: the HF snapshot commit, else a short hash of file names, sizes and configs."""
-    match = _SNAPSHOT_RE.search(folder.resolve().as_posix())
-    if match:
-        return match["rev"]
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel.startswith(CACHE_FOLDER + "/"):
-            continue  # our exported backends live here; they must not change the model's revision
-        digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
-        if path.suffix == ".json" and path.stat().st_size < 1_000_000:
-            digest.update(path.read_bytes())
-    return "local-" + digest.hexdigest()[:12]
+    """A revision for a folder: the HF snapshot commit, else a short hash of file names, sizes and configs
+    (one definition, shared with the export cache: :func:`inference_backends.folder_revision`)."""
+    return folder_revision(folder)
 
 
 def resolve_model_folder(model: str | None, *, revision: str | None, offline: bool) -> Path:

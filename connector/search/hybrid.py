@@ -225,46 +225,7 @@ Flow = Generator[Op, Any, T]
 class _HybridCore:
     """What both drivers share: options, validation, planning and the search flows (sans-IO).
 
-    Args:
-        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`); for
-            :class:`AsyncHybridSearch`, a cluster with async ``request``/``search``/``msearch``/``get_mapping``.
-        index: index or alias name.
-        embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
-            ``knn`` and ``hybrid`` modes.
-        vector_field: the vector field (default: from ``_meta``, else ``embedding``).
-        lexical_fields: field -> boost for the lexical leg (default: the index's recommendation
-            in ``_meta`` (``eshybrid tune``), else the vector field's ``source_fields``, else every text field).
-        lexical_form: ``combined_fields`` | ``best_fields`` | ``most_fields`` | ``cross_fields``
-            (default: the index's recommendation, else ``combined_fields`` where the engine has it,
-            see :mod:`connector.search.defaults`).
-        tie_breaker: ``multi_match`` tie breaker.
-        fusion: default :class:`FusionConfig` (default: the index's recommendation, else
-            :data:`~connector.search.models.DEFAULT_FUSION`).
-        strategy: ``auto`` | ``client`` | ``server`` (default for every search).
-        max_depth: candidates each leg fetches; the deepest rank a page may reach.
-        num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
-            OpenSearch searches with ``k = max_depth``.
-        source_excludes: ``_source`` fields never returned (default: the vector field).
-        rerank: a :class:`connector.search.rerank.RerankConfig` (reranker, ``top_k``, document text,
-            time budget) used by ``mode="hybrid+rerank"``.
-        reranker: shortcut for ``rerank``: any object with ``score(query, documents)``; wrapped in a
-            ``RerankConfig(top_k=rerank_window)``.
-        rerank_window: ``top_k`` for ``reranker`` (default ``min(50, max_depth)``); the reranked window is
-            fixed whatever the page, so pages stay consistent.
-        query_cache_size: query vectors kept in memory, for an embedder without a cache of its own
-            (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
-            does not cache its vectors a second time.
-        check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
-        profiles_index: where ``search(user="id")`` reads shopper profiles (default
-            ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
-        correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
-            changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
-        correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
-        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
-        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
-
-    Raises:
-        ConfigError: bad options.
+    The constructor's arguments are documented on :class:`HybridSearch`.
     """
 
     def __init__(
@@ -987,7 +948,8 @@ class HybridSearch(_HybridCore):
     """Hybrid (BM25 + kNN) search over one index or alias.
 
     Args:
-        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`).
+        cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`); for
+            :class:`AsyncHybridSearch`, a cluster with async ``request``/``search``/``msearch``/``get_mapping``.
         index: index or alias name.
         embedder: turns the query text into a vector (an ``EmbeddingClient``); needed for
             ``knn`` and ``hybrid`` modes.
@@ -1015,6 +977,8 @@ class HybridSearch(_HybridCore):
             (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
             does not cache its vectors a second time.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
+        profiles_index: where ``search(user="id")`` reads shopper profiles (default
+            ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
         correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
             changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
         correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
@@ -1191,35 +1155,7 @@ class AsyncHybridSearch(_HybridCore):
         correct: CorrectMode | None = None,
         image: bytes | None = None,
     ) -> SearchResponse:
-        """Run one search and return one page of hits (:meth:`HybridSearch.search`, awaited).
-
-        Args:
-            text: the user's text (used in ``multi_match`` and embedded; never parsed as a query).
-            mode: ``bm25`` | ``knn`` | ``hybrid`` | ``hybrid+rerank``.
-            filters: query-DSL filter clauses, applied to both legs (inside kNN as a pre-filter).
-            size: hits per page (1..max_depth).
-            page: 1-based page number.
-            explain: attach each hit's per-leg raw score, rank, normalized value, weight and fused score.
-            fusion: override the instance's :class:`FusionConfig` for this call.
-            strategy: override ``auto`` | ``client`` | ``server`` for this call.
-            source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
-            user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
-                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
-                legs' candidates (it reorders, never adds); fused client-side.
-            personal_weight: the personal signal's weight beside the legs' (default
-                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
-                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
-            correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
-
-        Returns:
-            A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran).
-
-        Raises:
-            SearchRequestError: invalid text, mode, filters, size or page (``field`` says which).
-            PaginationDepthError: ``page * size`` exceeds ``max_depth``.
-            EmbeddingError: the embedding service failed (knn/hybrid modes).
-            ClusterError: the cluster failed.
-        """
+        """:meth:`HybridSearch.search`, awaited: the same arguments, result and errors."""
         flow = self._search_flow(
             text,
             mode=mode,

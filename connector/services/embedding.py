@@ -78,7 +78,55 @@ class _LruCache:
                 self._items.popitem(last=False)
 
 
-class EmbeddingClient:
+class _EmbeddingClientBase:
+    """The options both embedding clients take, one constructor (the HTTP layer is the subclass's ``_http_class``)."""
+
+    _http_class: type[ServiceHttp] | type[AsyncServiceHttp]
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        batch_size: int = 64,
+        query_cache_size: int = 1024,
+        max_concurrency: int = 4,
+        max_backoff_s: float = 10.0,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if batch_size < 1 or max_retries < 0 or max_concurrency < 1 or timeout_s <= 0:
+            raise ConfigError(
+                "batch_size, max_concurrency and timeout_s must be positive; max_retries >= 0",
+                batch_size=batch_size,
+                max_retries=max_retries,
+                max_concurrency=max_concurrency,
+            )
+        self._http: Any = self._http_class(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.25,
+            max_backoff_s=max_backoff_s,
+            max_connections=max_concurrency + 2,
+            transport=transport,
+        )
+        self.base_url: str = self._http.base_url
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.max_concurrency = max_concurrency
+        self._cache = _LruCache(query_cache_size)
+        self._info: ServiceInfo | None = None
+        self._init_driver()
+
+    def _init_driver(self) -> None:
+        """What one client (sync or async) keeps beside the shared state."""
+
+
+class EmbeddingClient(_EmbeddingClientBase):
     """Client of one embedding service (base URL = the app's route prefix, e.g. ``http://h:8000/embed``).
 
     Args:
@@ -97,45 +145,11 @@ class EmbeddingClient:
         ConfigError: a number is out of range, or the URL has no http(s) scheme.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        batch_size: int = 64,
-        query_cache_size: int = 1024,
-        max_concurrency: int = 4,
-        max_backoff_s: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        if batch_size < 1 or max_retries < 0 or max_concurrency < 1 or timeout_s <= 0:
-            raise ConfigError(
-                "batch_size, max_concurrency and timeout_s must be positive; max_retries >= 0",
-                batch_size=batch_size,
-                max_retries=max_retries,
-                max_concurrency=max_concurrency,
-            )
-        self._http = ServiceHttp(
-            base_url,
-            errors=_ERRORS,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=0.25,
-            max_backoff_s=max_backoff_s,
-            max_connections=max_concurrency + 2,
-            transport=transport,
-        )
-        self.base_url = self._http.base_url
-        self.batch_size = batch_size
-        self.max_retries = max_retries
-        self.max_concurrency = max_concurrency
-        self._cache = _LruCache(query_cache_size)
+    _http_class = ServiceHttp
+
+    def _init_driver(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._info: ServiceInfo | None = None
 
     @classmethod
     def from_settings(
@@ -285,7 +299,7 @@ class EmbeddingClient:
         return _vectors_of(answer, len(texts))
 
 
-class AsyncEmbeddingClient:
+class AsyncEmbeddingClient(_EmbeddingClientBase):
     """:class:`EmbeddingClient` for async code: ``await embed_query(text)``, on one ``httpx.AsyncClient``.
 
     The same options, requests, answers, query cache and errors as the sync client (what they build
@@ -298,43 +312,9 @@ class AsyncEmbeddingClient:
 
     caches_query_vectors = True  # the search keeps no second cache of these vectors
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        batch_size: int = 64,
-        query_cache_size: int = 1024,
-        max_concurrency: int = 4,
-        max_backoff_s: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        if batch_size < 1 or max_retries < 0 or max_concurrency < 1 or timeout_s <= 0:
-            raise ConfigError(
-                "batch_size, max_concurrency and timeout_s must be positive; max_retries >= 0",
-                batch_size=batch_size,
-                max_retries=max_retries,
-                max_concurrency=max_concurrency,
-            )
-        self._http = AsyncServiceHttp(
-            base_url,
-            errors=_ERRORS,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=0.25,
-            max_backoff_s=max_backoff_s,
-            max_connections=max_concurrency + 2,
-            transport=transport,
-        )
-        self.base_url = self._http.base_url
-        self.batch_size = batch_size
-        self.max_retries = max_retries
-        self.max_concurrency = max_concurrency
-        self._cache = _LruCache(query_cache_size)
-        self._info: ServiceInfo | None = None
+    _http_class = AsyncServiceHttp
+
+    def _init_driver(self) -> None:
         self._pending_check: dict[str, Any] | None = None
 
     def __repr__(self) -> str:

@@ -111,6 +111,9 @@ class _ServiceHttpRules:
         max_retries: int,
         initial_backoff_s: float,
         max_backoff_s: float,
+        api_key: str | SecretStr | None = None,
+        max_connections: int | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -129,6 +132,11 @@ class _ServiceHttpRules:
         self.max_retries = max_retries
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+        options = self._client_options(api_key, max_connections)
+        # each driver's client class takes its own kind of transport (sync or async)
+        self._http: Any = self._client_class(transport=transport, **options)  # type: ignore[arg-type]
+
+    _client_class: type[httpx.Client] | type[httpx.AsyncClient]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
@@ -262,28 +270,8 @@ class ServiceHttp(_ServiceHttpRules):
         ConfigError: the URL has no http(s) scheme, or a number is out of range.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        errors: ServiceErrors,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float,
-        max_retries: int,
-        initial_backoff_s: float,
-        max_backoff_s: float,
-        max_connections: int | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            errors=errors,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=initial_backoff_s,
-            max_backoff_s=max_backoff_s,
-        )
-        self._http = httpx.Client(transport=transport, **self._client_options(api_key, max_connections))
+    _client_class = httpx.Client
+    _http: httpx.Client
 
     def close(self) -> None:
         """Close the connections."""
@@ -350,28 +338,8 @@ class AsyncServiceHttp(_ServiceHttpRules):
         ConfigError: the URL has no http(s) scheme, or a number is out of range.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        errors: ServiceErrors,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float,
-        max_retries: int,
-        initial_backoff_s: float,
-        max_backoff_s: float,
-        max_connections: int | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            errors=errors,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=initial_backoff_s,
-            max_backoff_s=max_backoff_s,
-        )
-        self._http = httpx.AsyncClient(transport=transport, **self._client_options(api_key, max_connections))
+    _client_class = httpx.AsyncClient
+    _http: httpx.AsyncClient
 
     async def close(self) -> None:
         """Close the connections."""

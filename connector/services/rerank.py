@@ -52,7 +52,39 @@ class RerankReply:
     total_tokens: int
 
 
-class RerankClient:
+class _RerankClientBase:
+    """The options both rerank clients take, one constructor (the HTTP layer is the subclass's ``_http_class``)."""
+
+    _http_class: type[ServiceHttp] | type[AsyncServiceHttp]
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 0,
+        max_backoff_s: float = 2.0,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http: Any = self._http_class(
+            base_url,
+            errors=_ERRORS,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            initial_backoff_s=0.05,
+            max_backoff_s=max_backoff_s,
+            transport=transport,
+        )
+        self.base_url: str = self._http.base_url
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._info: RerankServiceInfo | None = None
+        self._model_id: str | None = None
+
+
+class RerankClient(_RerankClientBase):
     """Client of one rerank service; its ``score`` fits ``connector.search.rerank.SupportsScore``.
 
     Args:
@@ -69,31 +101,7 @@ class RerankClient:
         ConfigError: the URL has no http(s) scheme, or ``timeout_s``/``max_retries`` are out of range.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float = 10.0,
-        max_retries: int = 0,
-        max_backoff_s: float = 2.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._http = ServiceHttp(
-            base_url,
-            errors=_ERRORS,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=0.05,
-            max_backoff_s=max_backoff_s,
-            transport=transport,
-        )
-        self.base_url = self._http.base_url
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self._info: RerankServiceInfo | None = None
-        self._model_id: str | None = None
+    _http_class = ServiceHttp
 
     def __repr__(self) -> str:
         return f"RerankClient({self.base_url!r})"
@@ -160,38 +168,18 @@ class RerankClient:
         return _scores_in_order(self.rerank(query, documents, timeout_s=timeout_s), len(documents))
 
 
-class AsyncRerankClient:
+class AsyncRerankClient(_RerankClientBase):
     """:class:`RerankClient` for async code: ``await score(query, docs, timeout_s=...)`` on ``httpx.AsyncClient``.
 
     The same options, requests, answer checks and errors as the sync client (shared, not copied).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | SecretStr | None = None,
-        timeout_s: float = 10.0,
-        max_retries: int = 0,
-        max_backoff_s: float = 2.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = AsyncServiceHttp(
-            base_url,
-            errors=_ERRORS,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            initial_backoff_s=0.05,
-            max_backoff_s=max_backoff_s,
-            transport=transport,
-        )
-        self.base_url = self._http.base_url
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self._info: RerankServiceInfo | None = None
-        self.model_id: str | None = None
-        """The served model, from the last answer (or :meth:`info`)."""
+    _http_class = AsyncServiceHttp
+
+    @property
+    def model_id(self) -> str | None:
+        """The served model, from the last answer (or :meth:`info`); ``None`` before either."""
+        return self._model_id
 
     def __repr__(self) -> str:
         return f"AsyncRerankClient({self.base_url!r})"
@@ -210,7 +198,7 @@ class AsyncRerankClient:
         """``GET /info`` (fetched once, then cached; errors as :meth:`RerankClient.info`)."""
         if self._info is None or refresh:
             self._info = _service_info(await self._http.call("GET", "/info"), self.base_url)
-            self.model_id = self.model_id or self._info.model_id
+            self._model_id = self._model_id or self._info.model_id
         return self._info
 
     async def healthy(self, *, timeout_s: float | None = None) -> bool:
@@ -228,7 +216,7 @@ class AsyncRerankClient:
         body = _request_body(query, documents, top_n)
         data = await self._http.call("POST", "/v1/rerank", json=body, budget_s=timeout_s)
         reply = _reply_of(data, len(documents), top_n, self.base_url)
-        self.model_id = reply.model
+        self._model_id = reply.model
         return reply
 
     async def score(self, query: str, documents: Sequence[str], *, timeout_s: float | None = None) -> list[float]:
