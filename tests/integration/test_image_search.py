@@ -1,5 +1,5 @@
 """Images as a third signal on ES 9 and OpenSearch 3: image backfill from a local HTTP server (a broken URL lands
-in dead letters, its text vector stays), incremental re-run, and the meaning check with the trained tiny CLIP:
+in dead letters, its text vector stays), incremental re-runs (a new image under an unchanged URL is embedded again), and the meaning check with the trained tiny CLIP:
 the text "red circle" retrieves red circles, an example image retrieves its look-alikes."""
 
 from __future__ import annotations
@@ -118,8 +118,17 @@ def test_images_as_a_third_signal(
     mapping = cluster.get_mapping(index_name)
     assert image_vector_fields(mapping.get("_meta")) == {"image_embedding": "image_url"}
 
+    gets = dict(image_server.hits)
     again = run_image_backfill(cluster, _image_config(index_name), client=clip_client, fetch=fetch)
     assert again.main.updated == 0 and again.main.skipped == len(docs) - 1 and again.main.dead_lettered == 1
+    assert image_server.hits["/img/red-circle-1.png"] == gets["/img/red-circle-1.png"], "a HEAD, no download"
+
+    # New bytes under an unchanged URL (its ETag changes): that document alone is embedded again.
+    changed = docs["green-square-0"]["image_url"].removeprefix(image_server.base)
+    image_server.add({changed: (200, "image/png", shape_png("green", "square", seed=4242))})
+    once_more = run_image_backfill(cluster, _image_config(index_name), client=clip_client, fetch=fetch)
+    assert once_more.main.updated == 1 and once_more.main.skipped == len(docs) - 2
+    assert image_server.hits[changed] == gets[changed] + 1
 
     # The meaning check: "red circle" through the text tower, kNN over the image field.
     vector = clip_client.embed_query("red circle")
