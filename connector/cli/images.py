@@ -9,12 +9,14 @@ from typing import Any
 __all__ = ["add_image_search_arguments", "image_signal_from_args", "query_image_from_args"]
 
 
-def add_image_search_arguments(parser: argparse.ArgumentParser) -> None:
+def add_image_search_arguments(parser: argparse.ArgumentParser, *, example: bool = True) -> None:
+    """``--image-url``, ``--image-field``, ``--image-weight`` and (``example``) ``--image PATH``."""
     group = parser.add_argument_group("image signal (a CLIP-style image service: `eshybrid serve image`)")
     group.add_argument("--image-url", help="image service base URL; adds the text-to-image signal")
     group.add_argument("--image-field", default="image_embedding", help="image vector field (default image_embedding)")
     group.add_argument("--image-weight", type=float, help="fusion weight of the image signal (default 0.3)")
-    group.add_argument("--image", metavar="PATH", help="search by this example image (with --image-url)")
+    if example:
+        group.add_argument("--image", metavar="PATH", help="search by this example image (with --image-url)")
 
 
 def image_signal_from_args(args: argparse.Namespace, settings: Any) -> Any:

@@ -126,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_correct(ev)
     _add_connection(ev)
     _add_fusion(ev)
+    add_image_search_arguments(ev, example=False)  # the judged queries are texts: text-to-image only
     ev.set_defaults(func=_cmd_eval)
 
     load = subparsers.add_parser(

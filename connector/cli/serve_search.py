@@ -47,6 +47,10 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         default=None,
         help="default spelling correction (default $ESHYBRID_SEARCH_CORRECT, else the library's: auto)",
     )
+    image = parser.add_argument_group("image signal (a CLIP-style image service: `eshybrid serve image`)")
+    image.add_argument("--image-url", help="image service base URL; adds the image signal (requests may send `image`)")
+    image.add_argument("--image-field", help="image vector field (default image_embedding)")
+    image.add_argument("--image-weight", type=float, help="fusion weight of the image signal (default 0.3)")
     add_ray_arguments(parser, default_route_prefix="/")
     parser.set_defaults(func=_serve_search)
 
@@ -60,6 +64,9 @@ def _settings(args: argparse.Namespace) -> Any:
         "replicas": args.replicas,
         "correct": getattr(args, "correct", None),
         "allowed_indices": tuple(args.allow_index) or None,
+        "image_url": getattr(args, "image_url", None),
+        "image_field": getattr(args, "image_field", None),
+        "image_weight": getattr(args, "image_weight", None),
     }
     try:
         return SearchServiceSettings(**{k: v for k, v in given.items() if v is not None})

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from connector.cluster.bodies import mget_body
 from connector.cluster.client import Cluster, JsonDict
@@ -52,10 +52,10 @@ from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
-from connector.texts import TextPolicy
+from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings.passages import PASSAGE_VECTOR, record_passages_cut
 
-__all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "run_backfill"]
+__all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "TextVersion", "run_backfill"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,19 @@ def _excerpt(source: Mapping[str, Any], fields: Sequence[str], text: str | None)
     return json.dumps(values, default=str)[:300]
 
 
+class TextVersion(Protocol):
+    """What the incremental check hashes in place of a document's text (an embedder's optional ``text_version``).
+
+    The image job's: the image URL/path plus a validator of the bytes now behind it (ETag, mtime), so that a
+    new image under an unchanged URL is embedded again. ``prepare`` looks a page's texts up at once (concurrently);
+    ``__call__`` answers one, from what ``prepare`` found or by looking it up.
+    """
+
+    def prepare(self, texts: Sequence[str]) -> None: ...
+
+    def __call__(self, text: str) -> str: ...
+
+
 @dataclass
 class InPlaceMode:
     """Partial updates of the vector + bookkeeping, conditional on the sequence number read."""
@@ -134,6 +147,7 @@ class InPlaceMode:
     vector_field: str
     model_id: str
     policy: TextPolicy
+    text_version: TextVersion | None = None
 
     @property
     def source_includes(self) -> list[str]:
@@ -150,11 +164,26 @@ class InPlaceMode:
             primary_term=hit.get("_primary_term"),
             source=source,
         )
-        if set_text(work, self.policy, self) and vector_is_current(
+        embeddable = set_text(work, self.policy, self)
+        if embeddable and self.text_version is not None and work.text is not None:
+            work.text_hash = text_hash(self.text_version(work.text))
+        if embeddable and vector_is_current(
             source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id
         ):
             work.verdict = "skip"
         return work
+
+    def prepare_page(self, hits: Sequence[Mapping[str, Any]]) -> None:
+        """Look up the text versions of a page at once, before :meth:`classify` takes its hits one by one."""
+        if self.text_version is None:
+            return
+        texts = []
+        for hit in hits:
+            try:
+                texts.append(build_text(dict(hit.get("_source") or {}), self.policy))
+            except UnembeddableDocument:
+                continue
+        self.text_version.prepare(texts)
 
     def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
         work.verdict = "dead"
@@ -243,6 +272,7 @@ class BackfillJob(JobRunner):
             vector_field=self.config.vector_field,
             model_id=self.model_id,
             policy=self.config.policy,
+            text_version=getattr(self.embedder, "text_version", None),
         )
 
     def params(self) -> JsonDict:

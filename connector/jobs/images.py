@@ -1,8 +1,10 @@
 """Image vectors in a backfill: fetch each document's image, embed it through the image service's image tower.
 
 :class:`ImageEmbedder` stands where the pipeline's text embedder stands (``embed_documents``): the "text" of a
-document is the value of its image field, a URL (``http(s)://``) or a path, and its hash (with the model id)
-makes the job incremental like a text job: a document whose image URL or path is unchanged is skipped.
+document is the value of its image field, a URL (``http(s)://``) or a path. The job is incremental like a text
+job, but what it hashes (with the model id) is the URL/path *and a validator of the bytes now behind it*
+(:class:`ImageVersions`): a URL's ``ETag`` (else ``Last-Modified``, else the SHA-256 of the bytes) from a HEAD, a
+file's mtime and size. A document is skipped when neither its URL/path nor its image changed.
 
 Fetching: one bounded thread pool per job (``max_concurrency``), a timeout per try, a byte limit (checked on the
 declared length and while streaming), a content-type check (``image/*``), retries with jittered backoff on
@@ -17,9 +19,10 @@ and the other documents of the page are written. The text vector is another fiel
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +43,11 @@ __all__ = [
     "ImageFetcher",
     "ImageEmbedder",
     "ImageRejected",
+    "ImageVersions",
     "add_image_vector_field",
+    "http_validator",
     "run_image_backfill",
+    "versioned_ref",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +88,22 @@ def _retryable(err: BaseException) -> bool:
     return isinstance(err, _Transient)
 
 
+def http_validator(headers: Mapping[str, str]) -> str | None:
+    """The validator of an HTTP answer's body: its ``ETag`` (weak ones too), else its ``Last-Modified`` with its
+    ``Content-Length``; None when it has neither (the bytes must then be hashed)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if lower.get("etag"):
+        return f"etag:{lower['etag']}"
+    if lower.get("last-modified"):
+        return f"last-modified:{lower['last-modified']};length:{lower.get('content-length', '?')}"
+    return None
+
+
+def versioned_ref(ref: str, validator: str) -> str:
+    """What the incremental check hashes for an image: the ref and the validator of its bytes."""
+    return f"{ref}\n{validator}"
+
+
 class ImageFetcher:
     """Fetch image bytes from URLs or paths, within the limits of :class:`ImageFetchSettings`."""
 
@@ -104,6 +126,39 @@ class ImageFetcher:
         if ref.startswith(("http://", "https://")):
             return self._download(ref)
         return self._read_file(ref)
+
+    def validator(self, ref: str) -> str:
+        """A string that changes when the bytes behind ``ref`` change, looked up cheaply.
+
+        A URL: one HEAD (no retries): :func:`http_validator` of the answer; when it has no ETag nor
+        Last-Modified, or HEAD is not allowed (405, 501), the image is downloaded and its SHA-256 is the validator.
+        A path: its mtime (ns) and size. A ref that cannot be looked up answers ``unavailable:<why>``, which matches
+        no stored hash: the document is embedded again, and dead-lettered if its image is really gone.
+        """
+        if not ref.startswith(("http://", "https://")):
+            try:
+                st = self._resolve_path(ref).stat()
+            except (ImageRejected, OSError) as e:
+                return f"unavailable:{type(e).__name__}"
+            return f"file:mtime_ns={st.st_mtime_ns};size={st.st_size}"
+        try:
+            response = self._http.head(ref)
+        except httpx.HTTPError as e:
+            return f"unavailable:{type(e).__name__}"
+        if response.status_code == 200:
+            found = http_validator(response.headers)
+            if found is not None:
+                return found
+        elif response.status_code not in (405, 501):
+            return f"unavailable:HTTP {response.status_code}"
+        try:
+            return "sha256:" + hashlib.sha256(self.fetch(ref)).hexdigest()
+        except ImageRejected as e:
+            return f"unavailable:{e.reason_code}"
+
+    def validators(self, refs: Sequence[str]) -> list[str]:
+        """:meth:`validator` of every ref (bounded concurrency), in input order."""
+        return list(self._pool.map(self.validator, refs))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -168,7 +223,7 @@ class ImageFetcher:
         except (httpx.TimeoutException, httpx.TransportError) as e:
             raise _Transient(f"{type(e).__name__}: {e}") from e
 
-    def _read_file(self, ref: str) -> bytes:
+    def _resolve_path(self, ref: str) -> Path:
         path = Path(ref.removeprefix("file://"))
         if not path.is_absolute():
             if self.settings.path_root is None:
@@ -176,6 +231,10 @@ class ImageFetcher:
                     f"image path {ref!r} is relative and no image root is set", reason_code="image_unreachable"
                 )
             path = Path(self.settings.path_root) / path
+        return path
+
+    def _read_file(self, ref: str) -> bytes:
+        path = self._resolve_path(ref)
         try:
             size = path.stat().st_size
             if size > self.settings.max_bytes:
@@ -190,6 +249,38 @@ class ImageFetcher:
             ) from e
 
 
+class ImageVersions:
+    """The image job's :class:`~connector.jobs.backfill.TextVersion`: ``ref`` -> :func:`versioned_ref` of it.
+
+    ``prepare(refs)`` looks up a page's validators at once on the fetcher's pool into a memo of the latest
+    ``memo_size`` refs (an image shared by many documents is looked up once per page); ``__call__`` answers from
+    it, or looks a ref up alone (a document re-read after a conflict).
+    """
+
+    def __init__(self, fetcher: ImageFetcher, *, memo_size: int = 20_000) -> None:
+        self.fetcher = fetcher
+        self.memo_size = memo_size
+        self._lock = threading.Lock()
+        self._found: dict[str, str] = {}
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        refs = list(dict.fromkeys(texts))
+        found = dict(zip(refs, self.fetcher.validators(refs)))
+        with self._lock:
+            for ref in refs:
+                self._found.pop(ref, None)  # re-inserted last: the newest
+            self._found.update(found)
+            for old in list(self._found)[: max(0, len(self._found) - self.memo_size)]:
+                del self._found[old]
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            validator = self._found.get(text)
+        if validator is None:
+            validator = self.fetcher.validator(text)
+        return versioned_ref(text, validator)
+
+
 class ImageEmbedder:
     """The pipeline's embedder for an image field: ``embed_documents(refs)`` fetches, then embeds the images.
 
@@ -201,6 +292,7 @@ class ImageEmbedder:
     def __init__(self, client: EmbeddingClient, fetcher: ImageFetcher) -> None:
         self.client = client
         self.fetcher = fetcher
+        self.text_version = ImageVersions(fetcher)  # the backfill hashes ref + validator, not the ref alone
         self._lock = threading.Lock()
         self._done: dict[str, list[float] | ImageRejected] = {}
 
@@ -302,8 +394,8 @@ def run_image_backfill(
     """Fill an image vector field from the image URL/path field ``config.fields[0]`` of each document.
 
     The field is mapped first when it is not (``modality: image`` in ``_meta``). Everything else is a backfill
-    (:func:`connector.jobs.backfill.run_backfill`): resumable, incremental by the URL/path's hash and the model
-    id, catch-up of writes made meanwhile; a document whose image fails is dead-lettered with the reason.
+    (:func:`connector.jobs.backfill.run_backfill`): resumable, incremental by the hash of the URL/path with the
+    validator of its bytes (:class:`ImageVersions`) and the model id, catch-up of writes made meanwhile; a document whose image fails is dead-lettered with the reason.
 
     Args:
         config: ``fields`` = one image field, ``vector_field`` = the image vector field; no ``ray_address``.

@@ -319,6 +319,9 @@ class Pipeline:
                     slice_key=source.key, seq=seq, cursor=cursor, pit_id=pit_id, end=not hits, restart=restarted
                 )
                 seq += 1
+                prepare = getattr(self.mode, "prepare_page", None)  # optional: a page's lookups at once
+                if prepare is not None and hits:
+                    prepare(hits)
                 for hit in hits:
                     work = self.mode.classify(hit)
                     page.counts.read += 1

@@ -1,7 +1,8 @@
 """The search endpoint for non-Python apps: a Ray Serve deployment with a FastAPI ingress.
 
 ``POST /search`` takes the fields of :meth:`HybridSearch.search` (see
-:class:`~connector.search.settings.SearchRequestBody`) and answers the
+:class:`~connector.search.settings.SearchRequestBody`; an example image as base64 in ``image``, searched when the
+service has an image signal, ``image_url`` in its settings) and answers the
 same :class:`~connector.search.models.SearchResponse` JSON, explanations
 included. Bad requests get 400 with the offending field named
 (``{"error": {"type", "message", "field"}}``); an overloaded embedding
@@ -38,6 +39,7 @@ from connector.errors import (
 )
 from connector.search.console import render_response
 from connector.search.hybrid import HybridSearch
+from connector.search.images import ImageSignal
 from connector.search.query_vectors import Embedder
 from connector.search.settings import SearchRequestBody, SearchServiceSettings
 from connector.services.embedding import EmbeddingClient
@@ -134,6 +136,7 @@ class SearchDeployment:
         self._settings = settings
         self._cluster = settings.cluster_spec().connect(detect=True)
         self._embedder = self._make_embedder(settings, embedding)
+        self._image = self._make_image_signal(settings)
         self._searches: dict[str, HybridSearch] = {}
         self._lock = threading.Lock()
 
@@ -147,6 +150,13 @@ class SearchDeployment:
             return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=2)
         logger.warning("search service has no embedder: only mode=bm25 will work")
         return None
+
+    @staticmethod
+    def _make_image_signal(settings: SearchServiceSettings) -> ImageSignal | None:
+        if not settings.image_url:
+            return None
+        client = EmbeddingClient(settings.image_url, timeout_s=settings.embed_timeout_s, max_retries=2)
+        return ImageSignal(embedder=client, field=settings.image_field, weight=settings.image_weight)
 
     def _search_for(self, index: str | None) -> HybridSearch:
         name = index or self._settings.index
@@ -166,6 +176,7 @@ class SearchDeployment:
                     strategy=self._settings.strategy,
                     max_depth=self._settings.max_depth,
                     correct=self._settings.correct,
+                    image=self._image,
                 )
             return self._searches[name]
 
@@ -185,6 +196,7 @@ class SearchDeployment:
             user=body.user,
             personal_weight=body.personal_weight,
             correct=body.correct,
+            image=body.image_bytes(),
         )
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:

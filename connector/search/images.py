@@ -23,6 +23,7 @@ from connector.search.models import FusionConfig
 __all__ = [
     "DEFAULT_IMAGE_WEIGHT",
     "IMAGE_SIGNAL",
+    "MAX_QUERY_IMAGE_BYTES",
     "EmbedImage",
     "check_query_image",
     "ImageQueryEmbedder",

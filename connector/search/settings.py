@@ -6,12 +6,15 @@ deployment itself lives in :mod:`connector.search.app`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.cluster.settings import ClusterSpec
+from connector.search.images import DEFAULT_IMAGE_WEIGHT, MAX_QUERY_IMAGE_BYTES
 from connector.search.models import CorrectMode, FusionConfig, Strategy
 
 __all__ = ["SearchServiceSettings", "SearchRequestBody"]
@@ -38,6 +41,11 @@ class SearchServiceSettings(BaseSettings):
     embed_app: str | None = Field(None, description="Serve application of the embedding deployment (handle)")
     embed_url: str | None = Field(None, description="embedding service base URL (HTTP), when no handle")
     embed_timeout_s: float = Field(10.0, gt=0, le=300, description="query embedding timeout")
+    image_url: str | None = Field(
+        None, description="image service base URL (`eshybrid serve image`): adds the image signal (None: no image leg)"
+    )
+    image_field: str = Field("image_embedding", min_length=1, description="image vector field")
+    image_weight: float = Field(DEFAULT_IMAGE_WEIGHT, ge=0, le=1000, description="fusion weight of the image signal")
     fusion: FusionConfig | None = Field(
         None, description="default fusion (None: the index's tune recommendation, else the library default)"
     )
@@ -76,7 +84,7 @@ class SearchRequestBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., min_length=1, max_length=4096, description="the user's text")
+    text: str = Field("", max_length=4096, description="the user's text (may be empty with `image`)")
     index: str | None = Field(None, description="index or alias (default: the service's)")
     mode: Literal["bm25", "knn", "hybrid"] = "hybrid"
     filters: list[dict[str, Any]] = Field(default_factory=list, description="query-DSL filter clauses")
@@ -96,3 +104,31 @@ class SearchRequestBody(BaseModel):
     correct: CorrectMode | None = Field(
         None, description="spelling correction: off | auto | force (default: the service's)"
     )
+    image: str | None = Field(
+        None,
+        max_length=4 * (MAX_QUERY_IMAGE_BYTES // 3 + 1) + 64,
+        description="search by example image: the base64 of an image file (a `data:image/...;base64,` prefix is "
+        "accepted); needs the service's image signal (`image_url`)",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            _decode_image(value)
+        return value
+
+    def image_bytes(self) -> bytes | None:
+        """The example image's bytes, or None."""
+        return None if self.image is None else _decode_image(self.image)
+
+
+def _decode_image(value: str) -> bytes:
+    data = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"not base64: {e}") from e
+    if not raw:
+        raise ValueError("empty image")
+    return raw

@@ -1,23 +1,26 @@
 """Images as a third signal on ES 9 and OpenSearch 3: image backfill from a local HTTP server (a broken URL lands
-in dead letters, its text vector stays), incremental re-run, and the meaning check with the trained tiny CLIP:
-the text "red circle" retrieves red circles, an example image retrieves its look-alikes."""
+in dead letters, its text vector stays), incremental re-runs (a new image under an unchanged URL is embedded
+again), the meaning check with the trained tiny CLIP (the text "red circle" retrieves red circles, an example image
+retrieves its look-alikes), and the async driver answering what the sync one answers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from connector import aconnect
 from connector.cluster.client import Cluster
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.images import ImageFetchSettings, run_image_backfill
 from connector.jobs.store import JobStore
-from connector.search import HybridSearch
+from connector.search import AsyncHybridSearch, HybridSearch, SearchResponse
 from connector.search import query_builder as qb
 from connector.search.images import ImageSignal
 from connector.search.models import FusionConfig
-from connector.services.embedding import EmbeddingClient
+from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient
 from mappings.images import image_vector_fields
 from tests.fixtures.images import ImageServer, shape_png, trainer
 from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
@@ -28,6 +31,7 @@ from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixtur
     job_settings,
     only_on,
 )
+from tests.integration.test_hybrid_search_async import _same
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -89,6 +93,8 @@ def _image_config(index: str) -> BackfillConfig:
 
 @only_on("es9", "os3")
 def test_images_as_a_third_signal(
+    cluster_url: str,
+    embed_url: str,
     cluster: Cluster,
     index_name: str,
     embedder: EmbeddingClient,
@@ -118,8 +124,17 @@ def test_images_as_a_third_signal(
     mapping = cluster.get_mapping(index_name)
     assert image_vector_fields(mapping.get("_meta")) == {"image_embedding": "image_url"}
 
+    gets = dict(image_server.hits)
     again = run_image_backfill(cluster, _image_config(index_name), client=clip_client, fetch=fetch)
     assert again.main.updated == 0 and again.main.skipped == len(docs) - 1 and again.main.dead_lettered == 1
+    assert image_server.hits["/img/red-circle-1.png"] == gets["/img/red-circle-1.png"], "a HEAD, no download"
+
+    # New bytes under an unchanged URL (its ETag changes): that document alone is embedded again.
+    changed = docs["green-square-0"]["image_url"].removeprefix(image_server.base)
+    image_server.add({changed: (200, "image/png", shape_png("green", "square", seed=4242))})
+    once_more = run_image_backfill(cluster, _image_config(index_name), client=clip_client, fetch=fetch)
+    assert once_more.main.updated == 1 and once_more.main.skipped == len(docs) - 2
+    assert image_server.hits[changed] == gets[changed] + 1
 
     # The meaning check: "red circle" through the text tower, kNN over the image field.
     vector = clip_client.embed_query("red circle")
@@ -146,3 +161,25 @@ def test_images_as_a_third_signal(
     example = shape_png("blue", "square", seed=99)
     by_image = search.search("", image=example, mode="knn", size=PER_CLASS)
     assert [h.id.rsplit("-", 1)[0] for h in by_image.hits] == ["blue-square"] * PER_CLASS
+
+    # The async driver (real async transport and text client; the image signal's client in a worker thread)
+    # answers what the sync driver answers, the image leg and its explain included.
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("red circle", {"fusion": fusion, "size": 5, "explain": True, "source": ["colour"]}),
+        ("circle", {"filters": [{"term": {"colour": "blue"}}], "fusion": fusion, "size": 5, "explain": True}),
+        ("", {"image": example, "mode": "knn", "size": PER_CLASS, "explain": True}),
+        ("square", {"image": example, "size": 5, "explain": True}),
+    ]
+
+    async def run_async() -> list[SearchResponse]:
+        async with await aconnect(cluster_url) as acluster, AsyncEmbeddingClient(embed_url, timeout_s=60) as text:
+            # AsyncHybridSearch takes an async embed_query too (README); its Embedder type names the sync one.
+            asearch = AsyncHybridSearch(acluster, index_name, embedder=text, image=signal)  # type: ignore[arg-type]
+            # One at a time: concurrent queries would be batched (padded) by the text service, whose vectors may
+            # then differ from the one-query requests of the sync driver in the last float bits.
+            return [await asearch.search(q, **kw) for q, kw in cases]
+
+    for (q, kw), answer in zip(cases, asyncio.run(run_async())):
+        expected = search.search(q, **kw)
+        _same(expected, answer)
+        assert answer.hits and "image" in (answer.hits[0].explanation.signals or {})  # type: ignore[union-attr]

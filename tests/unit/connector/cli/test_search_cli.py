@@ -6,6 +6,7 @@ import pytest
 
 from connector.cli import search as search_cli
 from connector.cli.main import build_parser
+from connector.errors import ConfigError
 from connector.search.models import FusionConfig
 
 
@@ -68,3 +69,49 @@ def test_search_request_body_personal_fields() -> None:
     for bad in ({"user": ""}, {"personal_weight": -1}, {"personal_weight": 1e6}):
         with pytest.raises(ValidationError):
             SearchRequestBody(text="tent", **bad)  # type: ignore[arg-type]
+
+
+def test_image_flags_on_search_eval_and_serve_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.cli import serve_search
+    from connector.cli.images import image_signal_from_args
+    from connector.search.images import DEFAULT_IMAGE_WEIGHT
+
+    for var in ("IMAGE_URL", "IMAGE_FIELD", "IMAGE_WEIGHT"):
+        monkeypatch.delenv(f"ESHYBRID_SEARCH_{var}", raising=False)
+    parser = build_parser()
+    ev = parser.parse_args(
+        ["eval", "--index", "i", "--dataset", "d", "--image-url", "http://img:8001", "--image-weight", "0.5"]
+    )
+    signal = image_signal_from_args(ev, None)
+    assert signal is not None and (signal.field, signal.weight) == ("image_embedding", 0.5)
+    signal.embedder.close()  # type: ignore[attr-defined]  # an EmbeddingClient
+    assert image_signal_from_args(parser.parse_args(["eval", "--index", "i", "--dataset", "d"]), None) is None
+    with pytest.raises(SystemExit):  # eval's queries are texts: no example image
+        parser.parse_args(["eval", "--index", "i", "--dataset", "d", "--image", "x.png"])
+
+    base = ["serve", "search", "--url", "http://es:9200", "--index", "products"]
+    plain = serve_search._settings(parser.parse_args(base))
+    assert (plain.image_url, plain.image_field, plain.image_weight) == (None, "image_embedding", DEFAULT_IMAGE_WEIGHT)
+    args = parser.parse_args([*base, "--image-url", "http://img:8001", "--image-field", "pic", "--image-weight", "1"])
+    settings = serve_search._settings(args)
+    assert (settings.image_url, settings.image_field, settings.image_weight) == ("http://img:8001", "pic", 1.0)
+    with pytest.raises(ConfigError):
+        serve_search._settings(parser.parse_args([*base, "--image-weight", "-1"]))
+
+
+def test_search_request_body_takes_an_example_image() -> None:
+    import base64
+
+    from pydantic import ValidationError
+
+    from connector.search.settings import SearchRequestBody
+
+    raw = b"\x89PNG some bytes"
+    encoded = base64.b64encode(raw).decode()
+    assert SearchRequestBody(image=encoded).image_bytes() == raw
+    assert SearchRequestBody(text="red", image=f"data:image/png;base64,{encoded}").image_bytes() == raw
+    assert SearchRequestBody(text="red").image_bytes() is None
+    for bad in ("not base64!", ""):
+        with pytest.raises(ValidationError) as caught:
+            SearchRequestBody(image=bad)
+        assert caught.value.errors()[0]["loc"] == ("image",)

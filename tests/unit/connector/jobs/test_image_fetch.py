@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,18 @@ import httpx
 import pytest
 
 from connector.errors import EmbeddingRequestError
-from connector.jobs.images import ImageEmbedder, ImageFetcher, ImageFetchSettings, ImageRejected
+from connector.jobs.backfill import InPlaceMode
+from connector.jobs.images import (
+    ImageEmbedder,
+    ImageFetcher,
+    ImageFetchSettings,
+    ImageRejected,
+    ImageVersions,
+    http_validator,
+    versioned_ref,
+)
+from connector.texts import TextPolicy, text_hash
+from mappings import BOOKKEEPING_FIELD
 
 PNG = b"\x89PNG fake bytes"
 
@@ -104,3 +117,99 @@ def test_image_embedder_splits_a_page_without_refetching() -> None:
     assert embedder.embed_documents(refs[:1]) == [[2.0, 0.0]]  # handed out, then forgotten: fetched again
     assert calls["/a"] == 2
     embedder.close()
+
+
+def test_http_validator_prefers_etag_then_last_modified() -> None:
+    assert http_validator({"ETag": 'W/"abc"', "Last-Modified": "Tue"}) == 'etag:W/"abc"'
+    lm = http_validator({"last-modified": "Tue, 01 Dec 2026 10:00:00 GMT", "content-length": "12"})
+    assert lm == "last-modified:Tue, 01 Dec 2026 10:00:00 GMT;length:12"
+    assert http_validator({"content-length": "12", "content-type": "image/png"}) is None
+    assert versioned_ref("http://img/1.png", "etag:x") != versioned_ref("http://img/1.png", "etag:y")
+
+
+def test_validator_of_urls_heads_then_hashes_bytes_when_no_validator() -> None:
+    def etag(tag: str) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "image/png", "etag": tag}, content=PNG)
+
+    def no_head(n: int) -> httpx.Response:  # HEAD refused, the GET that follows answers the bytes
+        return httpx.Response(405) if n == 1 else _image()
+
+    routes = {"/a.png": etag('"v1"'), "/plain.png": _image(), "/nohead.png": no_head, "/gone.png": _image(404)}
+    calls: dict[str, int] = {}
+    fetcher = _fetcher(routes, calls)
+    got = fetcher.validators([f"http://img/{p}" for p in ("a.png", "plain.png", "nohead.png", "gone.png")])
+    fetcher.close()
+    digest = "sha256:" + hashlib.sha256(PNG).hexdigest()
+    assert got == ['etag:"v1"', digest, digest, "unavailable:HTTP 404"]
+    assert calls["/a.png"] == 1  # the HEAD alone: no download when the server names a validator
+
+
+def test_validator_of_paths_follows_mtime_and_size(tmp_path: Path) -> None:
+    image = tmp_path / "1.png"
+    image.write_bytes(PNG)
+    os.utime(image, ns=(1_000_000_000, 1_000_000_000))
+    fetcher = ImageFetcher(ImageFetchSettings(path_root=str(tmp_path)))
+    versions = ImageVersions(fetcher)
+    versions.prepare(["1.png", "missing.png"])
+    before = versions("1.png")
+    assert before == versioned_ref("1.png", "file:mtime_ns=1000000000;size=15")
+    assert versions("missing.png") == versioned_ref("missing.png", "unavailable:FileNotFoundError")
+    image.write_bytes(PNG + b"new")
+    versions.prepare(["1.png"])
+    assert versions("1.png") != before
+    fetcher.close()
+
+
+def test_image_versions_memo_keeps_the_newest_refs() -> None:
+    class Counting(ImageFetcher):
+        def __init__(self) -> None:
+            super().__init__(ImageFetchSettings())
+            self.looked_up: list[str] = []
+
+        def validator(self, ref: str) -> str:
+            self.looked_up.append(ref)
+            return f"v-{ref}"
+
+    fetcher = Counting()
+    versions = ImageVersions(fetcher, memo_size=2)
+    versions.prepare(["a", "b", "a"])
+    versions.prepare(["c"])
+    assert [versions("a"), versions("c")] == [versioned_ref("a", "v-a"), versioned_ref("c", "v-c")]
+    assert fetcher.looked_up == ["a", "b", "c", "a"]  # "a" fell out of the memo of 2, "c" did not
+    fetcher.close()
+
+
+def test_in_place_mode_hashes_the_text_version() -> None:
+    class Version:
+        def __init__(self) -> None:
+            self.tag = "v1"
+            self.prepared: list[str] = []
+
+        def prepare(self, texts: Sequence[str]) -> None:
+            self.prepared.extend(texts)
+
+        def __call__(self, text: str) -> str:
+            return versioned_ref(text, self.tag)
+
+    version = Version()
+    mode = InPlaceMode(
+        cluster=None,  # type: ignore[arg-type]  # classify does not touch the cluster
+        job_id="j",
+        vector_field="image_embedding",
+        model_id="m",
+        policy=TextPolicy(fields=("image_url",)),
+        text_version=version,
+    )
+    stored = {"model_id": "m", "text_hash": text_hash(versioned_ref("http://img/1.png", "v1"))}
+    hit = {
+        "_id": "1",
+        "_index": "i",
+        "_source": {"image_url": "http://img/1.png", BOOKKEEPING_FIELD: {"image_embedding": stored}},
+    }
+    mode.prepare_page([hit, {"_id": "2", "_index": "i", "_source": {}}])
+    assert version.prepared == ["http://img/1.png"]
+    assert mode.classify(hit).verdict == "skip"
+    version.tag = "v2"  # new bytes under the same URL
+    work = mode.classify(hit)
+    assert work.verdict == "embed" and work.text == "http://img/1.png"
+    assert work.text_hash == text_hash(versioned_ref("http://img/1.png", "v2"))
