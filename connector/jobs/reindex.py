@@ -54,11 +54,11 @@ from connector.jobs.common import (
     vector_is_current,
 )
 from connector.jobs.dialect import pit_search_body
-from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
 from connector.jobs.versioned import AliasKind, alias_actions, target_index_body
+from connector.jobs.work import DocWork, Embedder
 from connector.texts import TextPolicy, default_template
 from mappings import VectorField, build_add_vector_field_body
 
