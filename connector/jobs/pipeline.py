@@ -18,8 +18,9 @@ means); the pipeline itself does not know which one it runs.
 
 The pieces: :mod:`~connector.jobs.work` (what flows: documents' work, pages, the
 protocols, the sizes), :mod:`~connector.jobs.embed_stage` (stage 2),
-:mod:`~connector.jobs.checkpoints` (ordered checkpoints); this module runs the
-threads, reads (stage 1) and writes (stage 3). Their public names are re-exported here.
+:mod:`~connector.jobs.write_stage` (stage 3), :mod:`~connector.jobs.checkpoints`
+(ordered checkpoints); this module reads (stage 1) and runs the threads and queues.
+Their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -30,15 +31,14 @@ import threading
 from collections.abc import Callable, Sequence
 
 from connector.cluster.client import Cluster
-from connector.errors import BulkError, JobError
 from connector.jobs.backpressure import Backpressure
-from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.checkpoints import CheckpointTracker
 from connector.jobs.embed_stage import EmbedStage
 from connector.jobs.own_writes import OwnWrites
 from connector.jobs.passages import PassageStep
 from connector.jobs.store import JobCounts, JobStore
 from connector.jobs.work import DocWork, Embedder, JobMode, Page, PageSource, PipelineOptions, _Stopped
+from connector.jobs.write_stage import WriteStage
 
 __all__ = [
     "Backpressure",
@@ -93,6 +93,15 @@ class Pipeline:
             options=options,
             backpressure=self.backpressure,
             stop=self._stop,
+            count=self._count,
+        )
+        self._writer = WriteStage(
+            cluster=cluster,
+            mode=mode,
+            options=options,
+            backpressure=self.backpressure,
+            own_writes=own_writes,
+            embed=self._embed,
             count=self._count,
         )
 
@@ -196,120 +205,10 @@ class Pipeline:
             page = self._get(self._write_q)
             if page is None:
                 return
-            self._write_page(page)
+            self._writer.write_page(page)
             if self.store is not None and page.dead_letters:
                 self.store.write_dead_letters(page.dead_letters)
             self.tracker.complete(page)
-
-    def _write_page(self, page: Page) -> None:
-        works = [w for w in page.work if w.verdict == "write"]
-        while works:
-            works = self._write_once(works, page)
-
-    def _write_once(self, works: list[DocWork], page: Page) -> list[DocWork]:
-        """Write works; returns the ones to write again (re-read after a 409 and re-embedded)."""
-        conflicts: list[DocWork] = []
-        failures: list[tuple[DocWork, BulkItemResult]] = []
-        try:
-            results = list(
-                streaming_bulk(
-                    self.cluster,
-                    (self._action(w) for w in works),
-                    max_docs=self.options.bulk_max_docs,
-                    max_bytes=self.options.bulk_max_bytes,
-                    max_retries=self.options.bulk_max_retries,
-                    max_backoff_s=self.options.max_backoff_s,
-                    on_backpressure=self.backpressure.penalize,
-                )
-            )
-        except BulkError as e:
-            raise JobError(f"writing to the cluster kept failing, stopping (resume with --resume): {e}") from e
-        self.backpressure.relieve()
-        for result in results:
-            work: DocWork = result.action.ref
-            if result.ok:
-                self._record_written(work, page)
-                if self.own_writes is not None and result.seq_no is not None:
-                    meta = result.action.meta
-                    self.own_writes.add(str(meta.get("_index", work.index)), str(meta["_id"]), int(result.seq_no))
-            elif result.status == 409:
-                conflicts.append(work)
-            elif result.status == 404 and result.error_type == "document_missing_exception":
-                page.counts.vanished += 1
-                self._count(vanished=1)
-            else:
-                failures.append((work, result))
-        self._handle_failures(failures, page)
-        if not conflicts:
-            return []
-        page.counts.conflicts += len(conflicts)
-        self._count(conflicts=len(conflicts))
-        return self._redo(conflicts, page)
-
-    def _action(self, work: DocWork) -> BulkAction:
-        action = self.mode.to_action(work)
-        return BulkAction(action.op, action.meta, action.source, ref=work)
-
-    def _record_written(self, work: DocWork, page: Page) -> None:
-        if work.reused:
-            page.counts.reused += 1
-            self._count(reused=1)
-        if work.dead_letter is not None:
-            page.counts.dead_lettered += 1
-            self._count(dead_lettered=1)
-        else:
-            page.counts.updated += 1
-            self._count(updated=1)
-
-    def _handle_failures(self, failures: list[tuple[DocWork, BulkItemResult]], page: Page) -> None:
-        if not failures:
-            return
-        kinds = {(r.status, r.error_type) for _, r in failures}
-        if any(r.status == 429 for _, r in failures):
-            raise JobError("the cluster kept answering 429 to bulk items; stopping (resume with --resume)")
-        if len(failures) >= 10 and len(kinds) == 1:
-            sample = failures[0][1]
-            raise JobError(
-                f"every write of a chunk failed the same way ({sample.error_type}: {sample.reason}); "
-                "this looks like a mapping problem, not bad documents"
-            )
-        for work, result in failures:
-            reason = f"the cluster refused the write: {result.error_type}: {result.reason}"
-            self.mode.mark_unembeddable(work, "write_rejected", reason)
-            self._dead_letter(work, page)
-
-    def _dead_letter(self, work: DocWork, page: Page) -> None:
-        """``work`` ends as a dead letter (and nothing is written for it)."""
-        assert work.dead_letter is not None
-        page.dead_letters.append(work.dead_letter)
-        page.counts.dead_lettered += 1
-        self._count(dead_lettered=1)
-
-    def _redo(self, conflicts: list[DocWork], page: Page) -> list[DocWork]:
-        """After a 409: let the mode re-read the documents, then embed what changed."""
-        again: list[DocWork] = []
-        for work in self.mode.resolve_conflicts(conflicts):
-            if work.verdict == "skip":
-                page.counts.skipped += 1
-                self._count(skipped=1)
-            elif work.verdict == "vanished":
-                page.counts.vanished += 1
-                self._count(vanished=1)
-            elif work.verdict == "dead":
-                self._dead_letter(work, page)
-            elif work.attempts >= self.options.conflict_max_attempts:
-                self.mode.mark_unembeddable(
-                    work,
-                    "conflict_retries_exhausted",
-                    f"the document changed {work.attempts} times while the job tried to write it; run the job again",
-                )
-                self._dead_letter(work, page)
-            else:
-                again.append(work)
-        todo = [w for w in again if w.verdict == "embed"]
-        if todo:
-            self._embed.embed_works(todo, page)
-        return [w for w in again if w.verdict == "write"]
 
     # -- run ----------------------------------------------------------------------------
     def run(self, sources: Sequence[PageSource]) -> JobCounts:
