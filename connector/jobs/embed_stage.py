@@ -113,11 +113,20 @@ class EmbedStage:
         page.work = [w for w in page.work if w.verdict != "dead"]
 
     def _with_retry(self, call: Callable[[], _T]) -> _T:
-        """``call()`` with the service retry policy (429/503/unreachable), backpressure included."""
+        """``call()`` with the service retry policy (429/503/unreachable), backpressure included.
+
+        Each attempt first waits out the shared backpressure delay; a stopped pipeline
+        makes no further attempt.
+        """
 
         def before_sleep(state: RetryCallState) -> None:
             err = state.outcome.exception() if state.outcome else None
-            logger.warning("embedding service call failed (%s); retry %s", err, state.attempt_number)
+            logger.warning(
+                "embedding service call failed (%s); retry %s in %.1fs",
+                err,
+                state.attempt_number,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
             self.backpressure.penalize(type(err).__name__)
 
         retrying = Retrying(
@@ -129,6 +138,8 @@ class EmbedStage:
         )
         for attempt in retrying:
             with attempt:
+                if self._stop.is_set():
+                    raise _Stopped()
                 self.backpressure.wait(self._stop)
                 result = call()
         self.backpressure.relieve()
@@ -148,31 +159,7 @@ class EmbedStage:
     def _embed_with_retry(self, texts: list[str]) -> list[list[float]]:
         assert self.embedder is not None
         embedder = self.embedder
-
-        def before_sleep(state: RetryCallState) -> None:
-            err = state.outcome.exception() if state.outcome else None
-            logger.warning(
-                "embedding failed (%s); retry %s in %.1fs",
-                err,
-                state.attempt_number,
-                state.next_action.sleep if state.next_action else 0.0,
-            )
-            self.backpressure.penalize(type(err).__name__)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.options.embed_max_retries + 1),
-            wait=wait_random_exponential(multiplier=0.5, max=self.options.max_backoff_s),
-            retry=retry_if_exception_type((EmbeddingOverloaded, EmbeddingServiceUnavailable)),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                if self._stop.is_set():
-                    raise _Stopped()
-                self.backpressure.wait(self._stop)
-                vectors = embedder.embed_documents(texts)
-        self.backpressure.relieve()
+        vectors = self._with_retry(lambda: embedder.embed_documents(texts))
         self._check_vectors(texts, vectors)
         return vectors
 
