@@ -217,6 +217,17 @@ class Embedder:
             quantization=quantization,
         )
 
+    @property
+    def fast_tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer`` under the transformers tokenizer (None for a slow, Python one)."""
+        return getattr(self._tokenizer, "backend_tokenizer", None)
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The exported graph this embedder runs (None for the torch backend)."""
+        path = getattr(self._model, "path", None)
+        return path if isinstance(path, Path) else None
+
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
         if self.spec.do_lower_case:
