@@ -123,6 +123,22 @@ class _DropBatchSizeWarning(logging.Filter):
         return "is larger than `max_ongoing_requests`" not in record.getMessage()
 
 
+# Defined above the class: serve.ingress copies the class when it is defined, with the globals that exist then.
+# A query longer than this is tokenized on the tokenizer thread (the batch path), not on the event loop.
+LEAN_QUERY_MAX_CHARS = 512
+
+
+def takes_lean_path(input_type: InputType, texts: list[str], *, queries_in_flight: int) -> bool:
+    """Whether a request skips the query batch queue: one short query while no other query is in flight.
+
+    A lone query gains nothing from waiting up to ``batch_wait_timeout_s`` for company; concurrent queries still
+    share forward passes through the batch queue (more throughput under load).
+    """
+    return (
+        input_type == "query" and len(texts) == 1 and queries_in_flight == 0 and len(texts[0]) <= LEAN_QUERY_MAX_CHARS
+    )
+
+
 @serve.ingress(_api)
 class EmbeddingDeployment:
     """One replica: the model, its batch queues and the HTTP routes.
@@ -326,7 +342,9 @@ class EmbeddingDeployment:
     async def _embed(self, texts: list[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
         self._admit(len(texts))
         queries = len(texts) if input_type == "query" else 0
-        lean = takes_lean_path(input_type, texts, queries_in_flight=self._queries_in_flight)
+        lean = self._settings.lean_single_query and takes_lean_path(
+            input_type, texts, queries_in_flight=self._queries_in_flight
+        )
         self._queries_in_flight += queries
         try:
             self._counters.requests += 1
@@ -405,21 +423,6 @@ class EmbeddingDeployment:
         m.batch_tokens.observe(tokens)
         m.inference_ms.observe(inference_s * 1000.0)
         m.texts.inc(len(lengths))
-
-
-# A query longer than this is tokenized on the tokenizer thread (the batch path), not on the event loop.
-LEAN_QUERY_MAX_CHARS = 512
-
-
-def takes_lean_path(input_type: InputType, texts: list[str], *, queries_in_flight: int) -> bool:
-    """Whether a request skips the query batch queue: one short query while no other query is in flight.
-
-    A lone query gains nothing from waiting up to ``batch_wait_timeout_s`` for company; concurrent queries still
-    share forward passes through the batch queue (more throughput under load).
-    """
-    return (
-        input_type == "query" and len(texts) == 1 and queries_in_flight == 0 and len(texts[0]) <= LEAN_QUERY_MAX_CHARS
-    )
 
 
 # With the default layout each CPU replica reserves this share of its num_cpus_per_replica, so an app composed
