@@ -149,3 +149,35 @@ def test_check_compatible_refuses_another_model_with_what_to_do() -> None:
     encoder.check_compatible(META)
     with pytest.raises(ModelMismatchError, match="ESHYBRID_QUERY_ENCODER_ENABLED=false"):
         encoder.check_compatible({**META, "model_id": "BAAI/bge-small-en-v1.5"})
+
+
+def test_the_encoder_is_a_search_embedder_and_awaits_in_a_thread() -> None:
+    import asyncio
+
+    from connector.search.query_vectors import Embedder, QueryVectors
+
+    encoder = QueryEncoder(Path("."), MANIFEST, session=_Session(), tokenizer=_Tokenizer())
+    assert isinstance(encoder, Embedder)
+    vectors = QueryVectors(encoder, cache_size=8)
+    assert vectors.cache is not None  # the encoder keeps no cache: the search's LRU does
+    assert asyncio.run(encoder.aembed_query("Red Shoes")) == encoder.embed_query("Red Shoes")
+    with pytest.raises(ModelMismatchError):
+        vectors.vector("red shoes", vector_meta={**META, "dims": 8})
+
+
+def test_export_command_is_registered() -> None:
+    from connector.cli.main import build_parser
+
+    args = build_parser().parse_args(["export-query-encoder", "--quantize", "int8", "--cache-dir", "/tmp/x"])
+    assert (args.quantize, args.cache_dir, args.model) == ("int8", "/tmp/x", None)
+
+
+def test_without_onnxruntime_the_factory_says_none_and_the_search_uses_the_service(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an import of it now raises ImportError
+    with caplog.at_level("INFO", logger="connector.services.query_encoder"):
+        assert local_query_encoder(META) is None
+    assert "eshybrid[query]" in caplog.text or not caplog.text  # logged once per process
