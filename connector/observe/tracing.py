@@ -1,0 +1,89 @@
+"""OpenTelemetry traces of a search (``opentelemetry-api``, optional; a no-op without it).
+
+One span per search (``eshybrid.search``), a child span per stage (``eshybrid.search.embed``, ...) and per cluster
+request (``eshybrid.cluster.request``, with ``http.request.method`` and the path's endpoint, never the body or the
+query text). The W3C ``traceparent``/``tracestate`` headers of the current span go on the cluster requests and
+the requests to our services, so the official client's spans, the cluster's own and the services' nest under it.
+
+The API alone records nothing: an application that installs the SDK and a ``TracerProvider`` gets the spans;
+without ``opentelemetry-api`` installed every function here does nothing and costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+try:  # optional: the base install has no opentelemetry-api
+    from opentelemetry import propagate as _propagate
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised by the base install only
+    _trace = None  # type: ignore[assignment]
+    _propagate = None  # type: ignore[assignment]
+
+__all__ = [
+    "SPAN_CLUSTER_REQUEST",
+    "SPAN_SEARCH",
+    "TRACER_NAME",
+    "available",
+    "cluster_request_span",
+    "endpoint_of",
+    "inject_trace_headers",
+    "span",
+    "stage_span",
+]
+
+TRACER_NAME = "eshybrid"
+SPAN_SEARCH = "eshybrid.search"
+SPAN_CLUSTER_REQUEST = "eshybrid.cluster.request"
+_AttributeValue = str | bool | int | float
+
+
+def available() -> bool:
+    """Whether ``opentelemetry-api`` is installed (spans still need an SDK provider to be recorded)."""
+    return _trace is not None
+
+
+def span(name: str, attributes: Mapping[str, _AttributeValue] | None = None) -> AbstractContextManager[Any]:
+    """A span named ``name``, child of the current one, made current inside the ``with`` block.
+
+    An exception leaving the block is recorded on the span and sets its status to error (the SDK's default).
+    """
+    if _trace is None:
+        return nullcontext()
+    tracer = _trace.get_tracer(TRACER_NAME)
+    return tracer.start_as_current_span(name, attributes=dict(attributes) if attributes else None)
+
+
+def stage_span(stage: str) -> AbstractContextManager[Any]:
+    """The span of one search stage (``correct``, ``embed``, ``legs``, ``fuse``, ``fetch``, ``rerank``)."""
+    return span(f"{SPAN_SEARCH}.{stage}", {"eshybrid.stage": stage})
+
+
+def endpoint_of(path: str) -> str:
+    """The endpoint of a cluster path without index names (``my-index/_msearch`` -> ``_msearch``).
+
+    Index names are the caller's data; the endpoint is one of a few dozen API names (a bounded attribute).
+    """
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    endpoint = [p for p in parts if p.startswith("_")]
+    return "/".join(endpoint) if endpoint else ("/" if not parts else "{index}")
+
+
+@contextmanager
+def cluster_request_span(method: str, path: str) -> Iterator[None]:
+    """The span of one request to the cluster (its trace headers come from :func:`inject_trace_headers`)."""
+    with span(SPAN_CLUSTER_REQUEST, {"http.request.method": method.upper(), "db.operation.name": endpoint_of(path)}):
+        yield
+
+
+def inject_trace_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Add the current span's W3C ``traceparent`` (and ``tracestate``) to ``headers``; return them.
+
+    Adds nothing when no span is being recorded (no SDK, or outside any span).
+    """
+    if _propagate is not None:
+        _propagate.inject(headers)
+    return headers
+
