@@ -49,7 +49,9 @@ class SearchOptions:
         if clash:
             raise ConfigError(f"search_kwargs may not set {clash}: pass top_k, and the query to the retriever")
 
-    def call_options(self, top_k: int | None = None, filters: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    def call_options(
+        self, top_k: int | None = None, filters: Sequence[Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """The keyword options of one ``search()`` call."""
         options: dict[str, Any] = {"explain": True, **self.search_kwargs, "size": top_k or self.top_k}
         if filters:

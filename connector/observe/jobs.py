@@ -64,7 +64,9 @@ def job_registry(sample: JobSample) -> Any:
     registry = CollectorRegistry()
     labels = {"job": sample.kind, "index": sample.index}
     names = ["job", "index"]
-    documents = Gauge("eshybrid_job_documents", "Documents finished, by outcome.", [*names, "outcome"], registry=registry)
+    documents = Gauge(
+        "eshybrid_job_documents", "Documents finished, by outcome.", [*names, "outcome"], registry=registry
+    )
     for outcome, count in sorted(sample.outcomes.items()):
         documents.labels(outcome=outcome, **labels).set(count)
 
@@ -72,7 +74,9 @@ def job_registry(sample: JobSample) -> Any:
         Gauge(name, help_text, names, registry=registry).labels(**labels).set(value)
 
     gauge("eshybrid_job_documents_per_second", "Documents finished per second by this run.", sample.rate)
-    gauge("eshybrid_job_dead_letters", "Documents sent to the dead-letter index.", sample.outcomes.get("dead_lettered", 0))
+    gauge(
+        "eshybrid_job_dead_letters", "Documents sent to the dead-letter index.", sample.outcomes.get("dead_lettered", 0)
+    )
     gauge("eshybrid_job_retries", "Writes and embeddings sent again.", sample.retries)
     if sample.remaining is not None:
         gauge("eshybrid_job_lag_documents", "Documents still to process.", max(0, sample.remaining))

@@ -11,7 +11,7 @@ unconditionally (``pip install 'eshybrid[observe]'`` turns them on).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -102,7 +102,7 @@ def render(registry: Any, accept: str | None = None) -> tuple[bytes, str]:
     if accept and "openmetrics-text" in accept.lower():
         from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-        return openmetrics_latest(registry), OPENMETRICS_CONTENT_TYPE
+        return openmetrics_latest(registry), OPENMETRICS_CONTENT_TYPE  # type: ignore[no-untyped-call]
     return prometheus_client.generate_latest(registry), PROMETHEUS_TEXT
 
 
@@ -131,7 +131,9 @@ class SearchMetrics:
         registry = registry if registry is not None else prometheus_client.REGISTRY
         kw: dict[str, Any] = {"registry": registry}
         self.requests = Counter("eshybrid_search_requests", "Searches answered.", ["mode", "strategy"], **kw)
-        self.errors = Counter("eshybrid_search_errors", "Searches that raised, by exception class.", ["mode", "error"], **kw)
+        self.errors = Counter(
+            "eshybrid_search_errors", "Searches that raised, by exception class.", ["mode", "error"], **kw
+        )
         self.duration = Histogram(
             "eshybrid_search_duration_seconds", "Whole search time.", ["mode"], buckets=_LATENCY_BUCKETS_S, **kw
         )
@@ -145,9 +147,7 @@ class SearchMetrics:
         self.fallbacks = Counter("eshybrid_search_fallbacks", "Searches that fell back, by reason.", ["reason"], **kw)
         self.reranked = Counter("eshybrid_search_reranked", "Searches whose hits the reranker ordered.", **kw)
         self.zero_hits = Counter("eshybrid_search_zero_hits", "Searches that found nothing.", ["mode"], **kw)
-        self.cache = Counter(
-            "eshybrid_query_vector_cache_requests", "Query-vector cache lookups.", ["result"], **kw
-        )
+        self.cache = Counter("eshybrid_query_vector_cache_requests", "Query-vector cache lookups.", ["result"], **kw)
         for stage in SEARCH_STAGES:  # every stage shows up (at 0) from the first scrape
             self.stage.labels(stage=stage)
         for reason in FALLBACK_REASONS:

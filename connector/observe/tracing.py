@@ -86,4 +86,3 @@ def inject_trace_headers(headers: MutableMapping[str, str]) -> MutableMapping[st
     if _propagate is not None:
         _propagate.inject(headers)
     return headers
-
