@@ -30,6 +30,7 @@ __all__ = [
     "cluster_request_span",
     "endpoint_of",
     "inject_trace_headers",
+    "set_tracer_provider",
     "span",
     "stage_span",
 ]
@@ -45,6 +46,21 @@ def available() -> bool:
     return _trace is not None
 
 
+class _Tracers:
+    """The tracer eshybrid's spans go to: the global provider's (a proxy that follows it), or one set here."""
+
+    tracer: Any = None
+
+
+def set_tracer_provider(provider: Any) -> None:
+    """Send eshybrid's spans to ``provider`` instead of OpenTelemetry's global one (``None``: back to it).
+
+    For an application that keeps several providers, and for tests (the global provider can be set only once).
+    """
+    if _trace is not None:
+        _Tracers.tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
+
+
 def span(name: str, attributes: Mapping[str, _AttributeValue] | None = None) -> AbstractContextManager[Any]:
     """A span named ``name``, child of the current one, made current inside the ``with`` block.
 
@@ -52,7 +68,9 @@ def span(name: str, attributes: Mapping[str, _AttributeValue] | None = None) -> 
     """
     if _trace is None:
         return nullcontext()
-    tracer = _trace.get_tracer(TRACER_NAME)
+    tracer = _Tracers.tracer
+    if tracer is None:
+        tracer = _Tracers.tracer = _trace.get_tracer(TRACER_NAME)  # a proxy: it follows the global provider
     return tracer.start_as_current_span(name, attributes=dict(attributes) if attributes else None)
 
 

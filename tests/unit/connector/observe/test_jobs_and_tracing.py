@@ -1,0 +1,91 @@
+"""Job metrics written as a node_exporter textfile, and the trace helpers with an in-memory exporter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector.observe import tracing
+from connector.observe.jobs import JOB_SERIES, JobSample, write_job_textfile
+
+
+def test_a_job_sample_becomes_a_textfile_with_the_documented_series(tmp_path: Path) -> None:
+    sample = JobSample(
+        kind="backfill",
+        index="shop/products",
+        outcomes={"updated": 90, "skipped": 5, "dead_lettered": 3, "vanished": 2},
+        rate=12.5,
+        retries=4,
+        remaining=900,
+        finished_at=1_800_000_000.0,
+    )
+    path = write_job_textfile(sample, tmp_path)
+    assert path.name == "eshybrid_backfill_shop_products.prom"
+    samples = {
+        (s.name, s.labels.get("outcome")): s.value
+        for family in text_string_to_metric_families(path.read_text())
+        for s in family.samples
+        if s.labels["job"] == "backfill" and s.labels["index"] == "shop/products"
+    }
+    assert samples[("eshybrid_job_documents", "updated")] == 90
+    assert samples[("eshybrid_job_dead_letters", None)] == 3
+    assert samples[("eshybrid_job_retries", None)] == 4
+    assert samples[("eshybrid_job_lag_documents", None)] == 900
+    assert samples[("eshybrid_job_documents_per_second", None)] == 12.5
+    assert {name for name, _ in samples} == set(JOB_SERIES)
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.set_tracer_provider(provider)
+    yield exporter
+    tracing.set_tracer_provider(None)
+
+
+def test_spans_nest_and_the_traceparent_names_the_current_span(exporter: InMemorySpanExporter) -> None:
+    headers: dict[str, str] = {}
+    with tracing.span(tracing.SPAN_SEARCH, {"eshybrid.mode": "hybrid"}):
+        with tracing.stage_span("legs"):
+            with tracing.cluster_request_span("post", "my-index/_msearch"):
+                tracing.inject_trace_headers(headers)
+    search, legs, request = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
+    assert (search.name, legs.name, request.name) == (
+        "eshybrid.search",
+        "eshybrid.search.legs",
+        "eshybrid.cluster.request",
+    )
+    assert legs.parent.span_id == search.context.span_id and request.parent.span_id == legs.context.span_id
+    assert len({search.context.trace_id, legs.context.trace_id, request.context.trace_id}) == 1
+    assert request.attributes["db.operation.name"] == "_msearch" and request.attributes["http.request.method"] == "POST"
+    version, trace_id, span_id, _ = headers["traceparent"].split("-")
+    assert (int(trace_id, 16), int(span_id, 16)) == (request.context.trace_id, request.context.span_id)
+
+
+def test_no_provider_means_no_headers_and_no_spans() -> None:
+    headers: dict[str, str] = {}
+    with tracing.span(tracing.SPAN_SEARCH):
+        tracing.inject_trace_headers(headers)
+    assert headers == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("my-index/_msearch", "_msearch"),
+        ("/a,b/_search?x=1", "_search"),
+        ("_cluster/health", "_cluster"),
+        ("my-index", "{index}"),
+        ("", "/"),
+    ],
+)
+def test_cluster_paths_become_bounded_endpoints(path: str, endpoint: str) -> None:
+    assert tracing.endpoint_of(path) == endpoint
