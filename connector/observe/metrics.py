@@ -33,6 +33,7 @@ __all__ = [
     "SEARCH_SERIES",
     "SEARCH_STAGES",
     "ServiceMetrics",
+    "CountingMiddleware",
     "SearchMetrics",
     "available",
     "default_search_metrics",
@@ -263,11 +264,16 @@ class ServiceMetrics:
             "eshybrid_service_queue_depth", "Items admitted and not yet answered.", ["service"], **kw
         )
         if queue_depth is not None:
-            self.queue_depth.labels(service=service).set_function(queue_depth)
+            self.track_queue(queue_depth)
 
     def route_of(self, path: str) -> str:
         """The bounded route label of a request path."""
         return path if path in self.routes else "other"
+
+    def track_queue(self, queue_depth: Callable[[], float]) -> None:
+        """Read ``eshybrid_service_queue_depth`` from ``queue_depth`` at scrape time (set once the replica exists)."""
+        if self.enabled:
+            self.queue_depth.labels(service=self.service).set_function(queue_depth)
 
     def observe_batch(self, size: int) -> None:
         """Count one model batch of ``size`` items."""
@@ -312,3 +318,28 @@ class ServiceMetrics:
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """This process's series, rendered in the format ``accept`` prefers."""
         return render(self.registry if self.enabled else None, accept)
+
+    def prometheus_response(self, accept: str | None) -> Any:
+        """A Starlette ``Response`` with the exposition when ``accept`` asks for Prometheus, else ``None``.
+
+        The services' ``GET /metrics`` answer JSON counters to people (``curl``) and this to Prometheus.
+        """
+        if not wants_prometheus(accept):
+            return None
+        from starlette.responses import Response  # the services' web framework; absent from the base install
+
+        body, content_type = self.exposition(accept)
+        return Response(content=body, media_type=content_type)
+
+
+class CountingMiddleware:
+    """Starlette/FastAPI middleware class around :meth:`ServiceMetrics.asgi_middleware`.
+
+    ``app.add_middleware(CountingMiddleware, metrics=service_metrics)``.
+    """
+
+    def __init__(self, app: _ASGIApp, metrics: ServiceMetrics) -> None:
+        self._app = metrics.asgi_middleware(app)
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        await self._app(scope, receive, send)

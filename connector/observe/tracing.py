@@ -71,7 +71,10 @@ def span(name: str, attributes: Mapping[str, _AttributeValue] | None = None) -> 
     tracer = _Tracers.tracer
     if tracer is None:
         tracer = _Tracers.tracer = _trace.get_tracer(TRACER_NAME)  # a proxy: it follows the global provider
-    return tracer.start_as_current_span(name, attributes=dict(attributes) if attributes else None)
+    started: AbstractContextManager[Any] = tracer.start_as_current_span(
+        name, attributes=dict(attributes) if attributes else None
+    )
+    return started
 
 
 def stage_span(stage: str) -> AbstractContextManager[Any]:
