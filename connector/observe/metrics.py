@@ -263,6 +263,8 @@ class ServiceMetrics:
         self.queue_depth = Gauge(
             "eshybrid_service_queue_depth", "Items admitted and not yet answered.", ["service"], **kw
         )
+        self.queue_depth.labels(service=service)  # every series shows up from the first scrape
+        self.batch_size.labels(service=service)
         if queue_depth is not None:
             self.track_queue(queue_depth)
 
