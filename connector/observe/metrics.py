@@ -303,7 +303,10 @@ class ServiceMetrics:
             if scope.get("type") != "http" or not self.enabled:
                 await app(scope, receive, send)
                 return
-            timer = self.start(str(scope.get("path", "")))
+            path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+            if root and path.startswith(root):  # behind a route prefix (Ray Serve's /embed): the app's own path
+                path = path[len(root) :]
+            timer = self.start(path)
 
             async def send_counted(message: MutableMapping[str, Any]) -> None:
                 if message.get("type") == "http.response.start":

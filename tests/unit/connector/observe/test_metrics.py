@@ -121,18 +121,19 @@ def test_the_service_middleware_counts_routes_statuses_and_in_flight() -> None:
         await call("/v1/embeddings")
         await call("/v1/embeddings", overloaded=True)
         await call("/some/user/path/42")
+        await call("/embed/v1/embeddings", root_path="/embed")  # behind Ray Serve's route prefix
 
     asyncio.run(traffic())
     metrics.observe_batch(8)
     samples = _samples(registry)
     ok = (("route", "/v1/embeddings"), ("service", "embedding"), ("status", "200"))
-    assert samples[("eshybrid_http_requests_total", ok)] == 2
+    assert samples[("eshybrid_http_requests_total", ok)] == 3
     assert samples[("eshybrid_http_requests_total", (*ok[:2], ("status", "429")))] == 1
     assert (
         samples[("eshybrid_http_requests_total", (("route", "other"), ("service", "embedding"), ("status", "200")))]
         == 1
     )
-    assert samples[("eshybrid_http_request_duration_seconds_count", ok[:2])] == 3
+    assert samples[("eshybrid_http_request_duration_seconds_count", ok[:2])] == 4
     assert samples[("eshybrid_http_requests_in_flight", (("service", "embedding"),))] == 0
     assert samples[("eshybrid_service_queue_depth", (("service", "embedding"),))] == 3
     assert samples[("eshybrid_service_batch_size_count", (("service", "embedding"),))] == 1
