@@ -122,12 +122,14 @@ def search_stage_ms(timings: Any) -> dict[str, float]:
 class SearchMetrics:
     """The search series, in ``registry`` (default: prometheus-client's global one, that apps expose).
 
-    A no-op when prometheus-client is absent. One instance per registry: the series names are registered once.
+    A no-op when prometheus-client is absent, or while ``enabled`` is set to ``False``. One instance per registry:
+    the series names are registered once.
     """
 
     def __init__(self, registry: Any = None) -> None:
-        self.enabled = prometheus_client is not None
-        if not self.enabled:
+        self.available = prometheus_client is not None
+        self._enabled = self.available
+        if not self.available:
             return
         registry = registry if registry is not None else prometheus_client.REGISTRY
         kw: dict[str, Any] = {"registry": registry}
@@ -155,6 +157,15 @@ class SearchMetrics:
             self.fallbacks.labels(reason=reason)
         for result in ("hit", "miss"):
             self.cache.labels(result=result)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether searches are recorded (``False`` stops recording; the series keep their values)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = value and self.available
 
     def record(self, response: SearchResponse) -> None:
         """Count one finished search: its mode, stage times, fallbacks, rerank and empty result."""

@@ -11,9 +11,11 @@ without ``opentelemetry-api`` installed every function here does nothing and cos
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+import contextvars
+import functools
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # optional: the base install has no opentelemetry-api
     from opentelemetry import propagate as _propagate
@@ -29,12 +31,14 @@ __all__ = [
     "available",
     "cluster_request_span",
     "endpoint_of",
+    "in_current_context",
     "inject_trace_headers",
     "set_tracer_provider",
     "span",
     "stage_span",
 ]
 
+R = TypeVar("R")
 TRACER_NAME = "eshybrid"
 SPAN_SEARCH = "eshybrid.search"
 SPAN_CLUSTER_REQUEST = "eshybrid.cluster.request"
@@ -97,6 +101,15 @@ def cluster_request_span(method: str, path: str) -> Iterator[None]:
     """The span of one request to the cluster (its trace headers come from :func:`inject_trace_headers`)."""
     with span(SPAN_CLUSTER_REQUEST, {"http.request.method": method.upper(), "db.operation.name": endpoint_of(path)}):
         yield
+
+
+def in_current_context(fn: Callable[..., R]) -> Callable[..., R]:
+    """``fn`` bound to a copy of the caller's context, to run in a worker thread (``pool.submit``).
+
+    OpenTelemetry keeps the current span in a ``contextvars`` variable, which a thread pool does not carry: a
+    cluster request sent from a worker thread would start a trace of its own instead of nesting under the search.
+    """
+    return functools.partial(contextvars.copy_context().run, fn)
 
 
 def inject_trace_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:

@@ -89,3 +89,18 @@ def test_no_provider_means_no_headers_and_no_spans() -> None:
 )
 def test_cluster_paths_become_bounded_endpoints(path: str, endpoint: str) -> None:
     assert tracing.endpoint_of(path) == endpoint
+
+
+def test_a_worker_thread_continues_the_callers_trace(exporter: InMemorySpanExporter) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def request() -> None:
+        with tracing.cluster_request_span("GET", "i/_search"):
+            pass
+
+    with ThreadPoolExecutor(max_workers=1) as pool, tracing.span(tracing.SPAN_SEARCH) as root:
+        pool.submit(tracing.in_current_context(request)).result()
+        pool.submit(request).result()  # without it: a trace of its own
+    carried, lost = (s for s in exporter.get_finished_spans() if s.name == tracing.SPAN_CLUSTER_REQUEST)
+    assert carried.parent.span_id == root.get_span_context().span_id
+    assert lost.parent is None and lost.context.trace_id != root.get_span_context().trace_id
