@@ -4,11 +4,14 @@ as ``HybridSearch`` for the same query, sync and async, with the rerank and fall
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-from haystack import Pipeline
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # no usage reports from the test machine
+
+import pytest  # noqa: E402
+from haystack import Pipeline  # noqa: E402
 from llama_index.core.schema import QueryBundle
 
 from connector.adapters.haystack_component import EshybridRetriever as HaystackRetriever
