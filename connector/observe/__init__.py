@@ -18,6 +18,7 @@ from connector.observe.metrics import (
     default_search_metrics,
     wants_prometheus,
 )
+from connector.observe.search import SearchObservation, observe_search
 from connector.observe.tracing import cluster_request_span, inject_trace_headers, span, stage_span
 
 __all__ = [
@@ -28,10 +29,12 @@ __all__ = [
     "SEARCH_STAGES",
     "SERVICE_SERIES",
     "SearchMetrics",
+    "SearchObservation",
     "ServiceMetrics",
     "cluster_request_span",
     "default_search_metrics",
     "inject_trace_headers",
+    "observe_search",
     "push_job_metrics",
     "span",
     "stage_span",

@@ -104,3 +104,28 @@ def test_a_worker_thread_continues_the_callers_trace(exporter: InMemorySpanExpor
     carried, lost = (s for s in exporter.get_finished_spans() if s.name == tracing.SPAN_CLUSTER_REQUEST)
     assert carried.parent.span_id == root.get_span_context().span_id
     assert lost.parent is None and lost.context.trace_id != root.get_span_context().trace_id
+
+
+def test_observe_search_records_the_response_and_marks_errors(exporter: InMemorySpanExporter) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from connector.observe.metrics import SearchMetrics
+    from connector.observe.search import observe_search
+    from connector.search.models import SearchResponse, SearchTimings
+
+    registry = CollectorRegistry()
+    metrics = SearchMetrics(registry)
+    response = SearchResponse(
+        index="products", query="secret text", mode="hybrid", strategy="client", page=1, size=10, max_depth=100,
+        hits=[], timings=SearchTimings(search_ms=3.0, fuse_ms=0.2, total_ms=4.0),
+    )  # fmt: skip
+    with observe_search(mode="hybrid", index="products", metrics=metrics) as seen:
+        seen.done(response)
+    with pytest.raises(TimeoutError), observe_search(mode="knn", index="products", metrics=metrics):
+        raise TimeoutError("cluster down")
+    ok, failed = exporter.get_finished_spans()
+    assert ok.attributes["eshybrid.stage.legs_ms"] == 3.0 and ok.attributes["eshybrid.hits"] == 0
+    assert "secret text" not in str(dict(ok.attributes))
+    assert not failed.status.is_ok and failed.events[0].name == "exception"
+    assert registry.get_sample_value("eshybrid_search_requests_total", {"mode": "hybrid", "strategy": "client"}) == 1
+    assert registry.get_sample_value("eshybrid_search_errors_total", {"mode": "knn", "error": "TimeoutError"}) == 1
