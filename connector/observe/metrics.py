@@ -37,6 +37,7 @@ __all__ = [
     "SearchMetrics",
     "available",
     "default_search_metrics",
+    "global_registry",
     "render",
     "search_stage_ms",
     "wants_prometheus",
@@ -82,6 +83,11 @@ SERVICE_SERIES: dict[str, str] = {
 def available() -> bool:
     """Whether ``prometheus-client`` is installed (else every recorder is a no-op)."""
     return prometheus_client is not None
+
+
+def global_registry() -> Any:
+    """prometheus-client's process-wide registry (where :func:`default_search_metrics` lives); ``None`` without it."""
+    return prometheus_client.REGISTRY if prometheus_client is not None else None
 
 
 def wants_prometheus(accept: str | None) -> bool:
