@@ -11,7 +11,7 @@ unconditionally (``pip install 'eshybrid[observe]'`` turns them on).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,6 @@ __all__ = [
     "SearchMetrics",
     "available",
     "default_search_metrics",
-    "global_registry",
     "render",
     "search_stage_ms",
     "wants_prometheus",
@@ -85,11 +84,6 @@ def available() -> bool:
     return prometheus_client is not None
 
 
-def global_registry() -> Any:
-    """prometheus-client's process-wide registry (where :func:`default_search_metrics` lives); ``None`` without it."""
-    return prometheus_client.REGISTRY if prometheus_client is not None else None
-
-
 def wants_prometheus(accept: str | None) -> bool:
     """Whether an ``Accept`` header asks for the Prometheus text format rather than JSON.
 
@@ -102,8 +96,26 @@ def wants_prometheus(accept: str | None) -> bool:
     return "openmetrics-text" in accept or "text/plain" in accept
 
 
-def render(registry: Any, accept: str | None = None) -> tuple[bytes, str]:
-    """The exposition of ``registry`` in the format ``accept`` prefers: ``(body, content type)``."""
+class _Registries:
+    """Several registries exposed as one (``generate_latest`` only calls ``collect``)."""
+
+    def __init__(self, registries: Iterable[Any]) -> None:
+        self._registries = list({id(r): r for r in registries}.values())
+
+    def collect(self) -> Iterator[Any]:
+        for registry in self._registries:
+            yield from registry.collect()
+
+
+def render(registry: Any, accept: str | None = None, *, also: Iterable[Any] = ()) -> tuple[bytes, str]:
+    """The exposition of ``registry`` (and the registries in ``also``) in the format ``accept`` prefers.
+
+    Returns:
+        ``(body, content type)``.
+    """
+    also = [r for r in also if r is not None]
+    if also:
+        registry = _Registries([registry, *also])
     if prometheus_client is None:
         return b"# prometheus-client is not installed: pip install 'eshybrid[observe]'\n", PROMETHEUS_TEXT
     if accept and "openmetrics-text" in accept.lower():
@@ -135,10 +147,11 @@ class SearchMetrics:
     def __init__(self, registry: Any = None) -> None:
         self.available = prometheus_client is not None
         self._enabled = self.available
+        self.registry: Any = None
         if not self.available:
             return
-        registry = registry if registry is not None else prometheus_client.REGISTRY
-        kw: dict[str, Any] = {"registry": registry}
+        self.registry = registry if registry is not None else prometheus_client.REGISTRY
+        kw: dict[str, Any] = {"registry": self.registry}
         self.requests = Counter("eshybrid_search_requests", "Searches answered.", ["mode", "strategy"], **kw)
         self.errors = Counter(
             "eshybrid_search_errors", "Searches that raised, by exception class.", ["mode", "error"], **kw
@@ -337,9 +350,9 @@ class ServiceMetrics:
 
         return counted
 
-    def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """This process's series, rendered in the format ``accept`` prefers."""
-        return render(self.registry if self.enabled else None, accept)
+    def exposition(self, accept: str | None, *, also: Iterable[Any] = ()) -> tuple[bytes, str]:
+        """This process's series (and those of the registries in ``also``), in the format ``accept`` prefers."""
+        return render(self.registry if self.enabled else None, accept, also=also if self.enabled else ())
 
     def prometheus_response(self, accept: str | None) -> Any:
         """A Starlette ``Response`` with the exposition when ``accept`` asks for Prometheus, else ``None``.

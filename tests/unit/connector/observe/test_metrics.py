@@ -180,3 +180,13 @@ def test_the_embedding_clients_query_cache_counts_hits_and_misses() -> None:
     cache.get(("query", "tent"))
     _LruCache(0).get(("query", "tent"))  # no cache: no lookup counted
     assert (count("hit") - before[0], count("miss") - before[1]) == (1, 1)
+
+
+def test_a_service_exposes_the_search_series_beside_its_own() -> None:
+    service_registry, search_registry = CollectorRegistry(), CollectorRegistry()
+    service = ServiceMetrics("search", routes=["/search"], registry=service_registry)
+    search = SearchMetrics(search_registry)
+    search.record(_response())
+    body, _ = service.exposition("text/plain", also=[search.registry, service_registry])  # each registry once
+    names = [f.name for f in text_string_to_metric_families(body.decode())]
+    assert names.count("eshybrid_http_requests") == 1 and names.count("eshybrid_search_requests") == 1
