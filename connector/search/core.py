@@ -66,12 +66,10 @@ class HelperFailures:
     """The signals a search dropped because their helper failed (``vector_fallback`` and its reason)."""
 
     reasons: list[str] = field(default_factory=list)
-    errors: list[Exception] = field(default_factory=list)
 
     def note(self, what: str, error: Exception) -> None:
         logger.warning("search falls back without the %s: %s", what, error)
         self.reasons.append(f"{what}: {error}")
-        self.errors.append(error)
 
     @property
     def reason(self) -> str | None:
@@ -226,6 +224,7 @@ class _CoreBase:
         timings: SearchTimings,
         image: bytes | None = None,
         user: str | None = None,
+        guarded: bool = True,
     ) -> Flow[FirstTrip]:
         """Ask every helper the legs need in one round trip; re-embed only a corrected text."""
         started = time.perf_counter()
@@ -246,7 +245,7 @@ class _CoreBase:
         if suggest is not None:
             ops["suggest"] = ClusterSearch(self.index, suggest, note=correction_note(suggester))
         if text and mode != "bm25":
-            ops["vector"] = Embed(base, self.profile.vector_meta)
+            ops["vector"] = Embed(base, self.profile.vector_meta, guarded=guarded)
         if self.image is not None and mode != "bm25":
             ops["image"] = EmbedImage(image=image) if image is not None else EmbedImage(text=base)
         if user is not None:
@@ -268,7 +267,7 @@ class _CoreBase:
             timings.correct_ms = ms_since(started)
             trip.correction = result.model_copy(update=_correction_update(timings.correct_ms, rewrite))
         searched = trip.correction.searched if trip.correction is not None else base
-        trip.vector = yield from self._vector_of(answers, "vector", searched, base, trip.failures)
+        trip.vector = yield from self._vector_of(answers, "vector", searched, base, trip.failures, guarded=guarded)
         trip.image_vector = yield from self._vector_of(
             answers, "image", searched, base, trip.failures, example_image=image is not None
         )
@@ -287,18 +286,20 @@ class _CoreBase:
         failures: HelperFailures,
         *,
         example_image: bool = False,
+        guarded: bool = True,
     ) -> Flow[list[float] | None]:
         """The vector ``name`` answered, embedded again for a corrected text; ``None`` when its helper failed."""
         if name not in answers:
             return None
         answer = answers[name]
         if searched != base and not example_image and not isinstance(answer, BaseException):
-            op: Op = Embed(searched, self.profile.vector_meta) if name == "vector" else EmbedImage(text=searched)
+            meta = self.profile.vector_meta
+            op: Op = Embed(searched, meta, guarded=guarded) if name == "vector" else EmbedImage(text=searched)
             try:
                 answer = yield op
             except EmbeddingError as e:
                 answer = e
-        if isinstance(answer, EmbeddingError) and not isinstance(answer, ValueError):
+        if guarded and isinstance(answer, EmbeddingError) and not isinstance(answer, ValueError):
             failures.note(self._guards["image" if name == "image" else "query"].name, answer)
             return None
         if isinstance(answer, BaseException):

@@ -153,6 +153,8 @@ class SyncPerformer:
 
     def _start(self, op: Op) -> Callable[[], Any]:
         """Start ``op`` (an embedding in a worker thread, at once) and return how to wait for its result."""
+        if isinstance(op, Embed) and not op.guarded:
+            return partial(self._embed, op)
         if isinstance(op, Embed | EmbedImage):
             guard = self.guards["image" if isinstance(op, EmbedImage) else "query"]
             refused = guard.refused()
@@ -250,6 +252,9 @@ class AsyncPerformer:
         raise TypeError(f"unknown search operation {op!r}")
 
     async def _embed(self, op: Embed | EmbedImage) -> list[float]:
+        if isinstance(op, Embed) and not op.guarded:
+            assert self.vectors is not None
+            return await self.vectors.avector(op.text, vector_meta=op.vector_meta)
         guard = self.guards["image" if isinstance(op, EmbedImage) else "query"]
         refused = guard.refused()
         if refused is not None:

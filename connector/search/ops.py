@@ -46,10 +46,15 @@ class GetMapping:
 
 @dataclass(frozen=True)
 class Embed:
-    """The query vector of ``text`` (cached, model checked once, within the search's budget); result: ``list[float]``."""
+    """The query vector of ``text`` (cached, model checked once); result: ``list[float]``.
+
+    ``guarded``: within the search's budget and breaker (a search); else as long as the embedder takes (the
+    legs of an evaluation, which must not stand in a fallback for a vector).
+    """
 
     text: str
     vector_meta: Mapping[str, Any] | None = None
+    guarded: bool = True
 
 
 @dataclass(frozen=True)

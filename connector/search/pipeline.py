@@ -101,9 +101,8 @@ class _HybridCore(_ServerSide):
         timings = timings or SearchTimings()
         yield from self._profile_flow()
         clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
-        trip = yield from self._first_trip(text, mode=mode, correct=correct, timings=timings)
-        if trip.failures.reason is not None and mode != "bm25":  # tuning must not score a fallback as a leg
-            raise trip.failures.errors[0]
+        # unguarded: an evaluation must not score a fallback as the vector leg (a failure raises)
+        trip = yield from self._first_trip(text, mode=mode, correct=correct, timings=timings, guarded=False)
         lexical = trip.correction.lexical_text if trip.correction is not None else text
         bodies = self.leg_bodies(lexical if mode != "knn" else "", trip.vector, filters=clean)
         return (yield from self._legs_flow(bodies, timings))
