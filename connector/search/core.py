@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.cluster.detect import as_cluster
-from connector.errors import ClusterError, ConfigError, EmbeddingError
+from connector.errors import ClusterError, ConfigError, EmbeddingError, ModelMismatchError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
 from connector.search.breaker import CircuitBreaker
@@ -68,7 +68,9 @@ class HelperFailures:
     reasons: list[str] = field(default_factory=list)
 
     def note(self, what: str, error: Exception) -> None:
-        logger.warning("search falls back without the %s: %s", what, error)
+        # An open breaker was logged when it opened: one WARNING per outage, not one per search.
+        log = logger.debug if getattr(error, "breaker_open", False) else logger.warning
+        log("search falls back without the %s: %s", what, error)
         self.reasons.append(f"{what}: {error}")
 
     @property
@@ -299,7 +301,9 @@ class _CoreBase:
                 answer = yield op
             except EmbeddingError as e:
                 answer = e
-        if guarded and isinstance(answer, EmbeddingError) and not isinstance(answer, ValueError):
+        # Any embedder failure drops the signal (a shop's search must not go down with its helper), except a
+        # model mismatch: that is a misconfiguration to fix, not an outage.
+        if guarded and isinstance(answer, EmbeddingError) and not isinstance(answer, ModelMismatchError):
             failures.note(self._guards["image" if name == "image" else "query"].name, answer)
             return None
         if isinstance(answer, BaseException):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from connector.errors import EmbeddingError, EmbeddingServiceUnavailable, RerankError, RerankTimeout
+from connector.errors import EmbeddingServiceUnavailable, EshybridError, ModelMismatchError, RerankError, RerankTimeout
 from connector.search.breaker import CircuitBreaker
 from connector.search.images import ImageSignal
 from connector.search.ops import (
@@ -40,6 +41,8 @@ from connector.search.query_vectors import QueryVectors
 from connector.search.rerank import score_texts
 
 __all__ = ["AsyncPerformer", "EmbedGuard", "SyncPerformer", "adrive", "drive"]
+
+logger = logging.getLogger(__name__)
 
 # The first embedding of a search object also checks the model and opens the connection: it gets this
 # budget instead of the (short) per-search one, so a cold start is not taken for a down embedder.
@@ -67,20 +70,23 @@ class EmbedGuard:
             f"the {self.name} is skipped: it failed {self.breaker.failures_to_open} times in a row "
             f"(probed again {self.breaker.open_s:g}s after the last failure)",
             retryable=True,
+            breaker_open=True,
         )
 
     def over_budget(self, budget_s: float) -> EmbeddingServiceUnavailable:
         return EmbeddingServiceUnavailable(f"the {self.name} took over its {budget_s:g}s budget", timeout_s=budget_s)
 
     def outcome(self, error: BaseException | None) -> None:
-        """Record a call's outcome (a request error, e.g. a too long text, says nothing about the helper)."""
+        """Record a call's outcome (a model mismatch is a misconfiguration, not the helper failing)."""
         if error is None:
             self._warm = True
             self.breaker.success()
-        elif isinstance(error, EmbeddingServiceUnavailable | TimeoutError) or (
-            isinstance(error, EmbeddingError | OSError) and not isinstance(error, ValueError)
-        ):
+        elif not isinstance(error, ModelMismatchError):
             self.breaker.failure()
+            if self.breaker.state == "open":
+                logger.warning(
+                    "the %s failed (%s): searches skip it for %gs, then probe it", self.name, error, self.breaker.open_s
+                )
 
 
 def drive(flow: Flow[T], perform: Callable[[Op], Any], trace: Trace) -> T:
@@ -199,11 +205,18 @@ def _within(future: concurrent.futures.Future[Any], guard: EmbedGuard, budget_s:
         error = guard.over_budget(budget_s or 0.0)
         guard.outcome(error)
         raise error from None
-    except BaseException as e:
+    except Exception as e:
         guard.outcome(e)
-        raise
+        raise _as_embedding_error(e, guard) from e
     guard.outcome(None)
     return result
+
+
+def _as_embedding_error(error: Exception, guard: EmbedGuard) -> Exception:
+    """Any failure of an embedder (an in-process model's too) as an ``EmbeddingError`` the core falls back on."""
+    if isinstance(error, EshybridError):
+        return error
+    return EmbeddingServiceUnavailable(f"the {guard.name} failed: {type(error).__name__}: {error}")
 
 
 def _outcome(wait: Callable[[], Any]) -> Any:
@@ -272,9 +285,9 @@ class AsyncPerformer:
             error = guard.over_budget(budget or 0.0)
             guard.outcome(error)
             raise error from None
-        except BaseException as e:
+        except Exception as e:
             guard.outcome(e)
-            raise
+            raise _as_embedding_error(e, guard) from e
         guard.outcome(None)
         return result
 
