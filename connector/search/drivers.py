@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -311,7 +310,3 @@ async def _ascore(op: Score) -> list[float]:
         raise
     except Exception as e:  # noqa: BLE001 - a reranker failure is a fallback, never an error page
         raise RerankError(f"the reranker failed: {type(e).__name__}: {e}") from e
-
-
-def ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)

@@ -7,9 +7,8 @@ search_options`) and the same search arguments (:class:`~connector.search.reques
 the same results, explain output and errors; ``tests/unit/connector/search/test_facades.py`` fails when
 their public surfaces or their close/aclose differ.
 
-The pipeline, in files: ``request`` (the argument list) -> ``pipeline`` (validate, plan the form) -> ``core``
-(the first round trip: correction, embeddings, profile) -> ``client`` (legs, fusion, page) or ``server`` (one
-request) -> ``ops`` (the operations and their trace) -> ``drivers`` (perform them).
+The pipeline, in files: ``options``/``request`` -> ``pipeline`` (validate, plan) -> ``core`` (the first round
+trip) -> ``client`` (legs, fusion, page) or ``server`` (one request) -> ``ops`` -> ``drivers``.
 """
 
 from __future__ import annotations
@@ -20,29 +19,24 @@ from typing import Any
 
 from connector.errors import ConfigError
 from connector.search._profile import IndexProfile
-from connector.search.correction import CorrectionSettings
 from connector.search.drivers import AsyncPerformer, SyncPerformer, adrive, drive
 from connector.search.fusion import LegHit
-from connector.search.images import ImageSignal
 from connector.search.models import (
     CorrectMode,
     ExecutedRequest,
     FusionConfig,
-    LexicalForm,
     SearchMode,
     SearchResponse,
     SearchTimings,
     Strategy,
 )
 from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Embed, GetMapping, Rewrite, Score, Trace
-from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
+from connector.search.options import Reranker
 from connector.search.personal import UserProfile
 from connector.search.pipeline import _HybridCore
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder
 from connector.search.request import SearchRequest
-from connector.search.rerank import RerankConfig
-from connector.search.rewrite import QueryRewriter
 
 __all__ = [
     "AsyncHybridSearch",
@@ -61,7 +55,7 @@ __all__ = [
 ]
 
 
-class _Facade(_HybridCore):
+class HybridSearch(_HybridCore):
     """Hybrid (BM25 + kNN) search over one index or alias.
 
     Args:
@@ -110,48 +104,6 @@ class _Facade(_HybridCore):
     Raises:
         ConfigError: bad options.
     """
-
-    def __init__(
-        self,
-        cluster: Any,
-        index: str,
-        *,
-        embedder: Embedder | None = None,
-        vector_field: str | None = None,
-        lexical_fields: Mapping[str, float] | None = None,
-        lexical_form: LexicalForm | None = None,
-        tie_breaker: float | None = None,
-        fusion: FusionConfig | None = None,
-        strategy: Strategy = "auto",
-        max_depth: int = 100,
-        num_candidates: int | None = None,
-        source_excludes: Sequence[str] | None = None,
-        rerank: RerankConfig | None = None,
-        reranker: Reranker | None = None,
-        rerank_window: int | None = None,
-        query_cache_size: int = 1024,
-        check_model: bool = True,
-        profiles_index: str | None = None,
-        correct: CorrectMode | None = None,
-        correction: CorrectionSettings | None = None,
-        rewriter: QueryRewriter | None = None,
-        rewriter_timeout_s: float | None = 0.5,
-        image: ImageSignal | None = None,
-        embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
-        breaker_failures: int = 3,
-        breaker_open_s: float = 5.0,
-    ) -> None:
-        options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
-        super().__init__(cluster, index, search_options(index, **options))
-        self._pipelines = set()
-
-    def _closeables(self) -> list[Any]:
-        """What close/aclose close: the rewriter's pool and the embedders (the cluster belongs to the caller)."""
-        return [self.rewriter, self.embedder, self.image.embedder if self.image is not None else None]
-
-
-class HybridSearch(_Facade):
-    __doc__ = _Facade.__doc__
 
     def search(
         self,
@@ -254,7 +206,7 @@ class HybridSearch(_Facade):
         return drive(self._profile_flow(), self._performer, Trace())
 
 
-class AsyncHybridSearch(_Facade):
+class AsyncHybridSearch(_HybridCore):
     """:class:`HybridSearch` for async application code: the same options, search logic, results,
     explain output and errors; every round trip is awaited.
 

@@ -15,14 +15,28 @@ from typing import Any
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search.core import Call, ms_since
+from connector.search.correction import CorrectionSettings
 from connector.search.filters import validate_filters
 from connector.search.fusion import LegHit
-from connector.search.images import check_query_image
-from connector.search.models import SEARCH_MODES, CorrectMode, FusionConfig, SearchMode, SearchResponse, SearchTimings
+from connector.search.images import ImageSignal, check_query_image
+from connector.search.models import (
+    SEARCH_MODES,
+    CorrectMode,
+    FusionConfig,
+    LexicalForm,
+    SearchMode,
+    SearchResponse,
+    SearchTimings,
+    Strategy,
+)
 from connector.search.ops import Flow
+from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
 from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile, effective_weight, profile_search_body
 from connector.search.query_builder import os_missing_policy
+from connector.search.query_vectors import Embedder
 from connector.search.request import SearchRequest
+from connector.search.rerank import RerankConfig
+from connector.search.rewrite import QueryRewriter
 from connector.search.server import _ServerSide
 
 __all__ = ["MAX_TEXT_CHARS", "_HybridCore"]
@@ -31,7 +45,46 @@ MAX_TEXT_CHARS = 4096
 
 
 class _HybridCore(_ServerSide):
-    """What both drivers share: the search flow over validated options (sans-IO)."""
+    """What both facades share: the constructor, the search flow over validated options (sans-IO)."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        index: str,
+        *,
+        embedder: Embedder | None = None,
+        vector_field: str | None = None,
+        lexical_fields: Mapping[str, float] | None = None,
+        lexical_form: LexicalForm | None = None,
+        tie_breaker: float | None = None,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy = "auto",
+        max_depth: int = 100,
+        num_candidates: int | None = None,
+        source_excludes: Sequence[str] | None = None,
+        rerank: RerankConfig | None = None,
+        reranker: Reranker | None = None,
+        rerank_window: int | None = None,
+        query_cache_size: int = 1024,
+        check_model: bool = True,
+        profiles_index: str | None = None,
+        correct: CorrectMode | None = None,
+        correction: CorrectionSettings | None = None,
+        rewriter: QueryRewriter | None = None,
+        rewriter_timeout_s: float | None = 0.5,
+        image: ImageSignal | None = None,
+        embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
+        breaker_failures: int = 3,
+        breaker_open_s: float = 5.0,
+    ) -> None:
+        """Validate the options (documented on :class:`~connector.search.hybrid.HybridSearch`)."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
+        super().__init__(cluster, index, search_options(index, **options))
+        self._pipelines = set()
+
+    def _closeables(self) -> list[Any]:
+        """What close/aclose close: the rewriter's pool and the embedders (the cluster belongs to the caller)."""
+        return [self.rewriter, self.embedder, self.image.embedder if self.image is not None else None]
 
     def _search_flow(self, request: SearchRequest) -> Flow[SearchResponse]:
         started = time.perf_counter()
