@@ -112,3 +112,10 @@ def test_the_cli_default_budget_is_the_library_default() -> None:
     from connector.search.options import DEFAULT_EMBED_BUDGET_S
 
     assert EMBED_BUDGET_S == DEFAULT_EMBED_BUDGET_S
+
+
+def test_one_list_of_server_forms() -> None:
+    from connector.cluster.capabilities import HYBRID_FORMS
+    from connector.search.query_builder import FORM_BODIES, SERVER_FORMS
+
+    assert set(SERVER_FORMS) == set(FORM_BODIES) == set(HYBRID_FORMS)
