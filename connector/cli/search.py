@@ -304,13 +304,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from connector.search.console import render_response
     from connector.search.explain import format_hits
     from connector.search.filters import parse_filter_expression
+    from connector.search.request import SearchRequest
 
     filters = [parse_filter_expression(expr) for expr in args.filter]
     with _hybrid_search(args, embed=args.mode != "bm25") as search:
-        mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
-        response = search.search(
-            args.text,
-            mode=mode,
+        request = SearchRequest(
+            text=args.text,
+            mode="hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode,
             filters=filters,
             size=args.size,
             page=args.page,
@@ -319,6 +319,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             personal_weight=args.personal_weight,
             image=query_image_from_args(args),
         )
+        response = search.search(request.text, **request.options())
     if args.console:
         print(render_response(response), end="")
     elif args.json:

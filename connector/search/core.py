@@ -227,8 +227,12 @@ class _CoreBase:
         image: bytes | None = None,
         user: str | None = None,
         guarded: bool = True,
+        setup: Op | None = None,
     ) -> Flow[FirstTrip]:
-        """Ask every helper the legs need in one round trip; re-embed only a corrected text."""
+        """Ask every helper the legs need in one round trip; re-embed only a corrected text.
+
+        ``setup``: a request the search needs once before its legs (OpenSearch's search pipeline) rides along.
+        """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
         rewrite: RewriteOutcome | None = None
@@ -250,6 +254,8 @@ class _CoreBase:
             ops["vector"] = Embed(base, self.profile.vector_meta, guarded=guarded)
         if self.image is not None and mode != "bm25":
             ops["image"] = EmbedImage(image=image) if image is not None else EmbedImage(text=base)
+        if setup is not None:
+            ops["setup"] = setup
         if user is not None:
             note = "personal signal: the shopper's profile"
             params = {"ignore_unavailable": "true"}
@@ -277,6 +283,8 @@ class _CoreBase:
             timings.embed_ms = ms_since(started)
         if user is not None:
             trip.user = self._user_of(answers["user"], user, trip.failures)
+        if isinstance(answers.get("setup"), BaseException):
+            raise answers["setup"]
         return trip
 
     def _vector_of(

@@ -99,9 +99,15 @@ class _HybridCore(_ServerSide):
         if isinstance(r.user, str):
             profile_search_body(r.user)  # validates the id before any request
         user_id = r.user if isinstance(r.user, str) and wanted > 0 else None
+        # The form this search takes unless a helper fails or the shopper's profile makes it client-side: its
+        # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
+        likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
+        setup = self._pipeline_setup(fusion) if likely == "os_hybrid_query" else None
         trip = yield from self._first_trip(
-            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id
+            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup
         )
+        if setup is not None:
+            self._pipelines.add(qb.os_pipeline_name(fusion))
         given = self._checked(given_profile(r.user)) if wanted > 0 else None
         profile = trip.user if user_id is not None else given
         weight = effective_weight(profile, wanted)

@@ -48,13 +48,20 @@ class _ServerSide(_ClientSide):
             return passage_server_body(form, query, vector, path=self.profile.vector_field, **options)
         return qb.server_body(form, query, vector, field=self.profile.vector_field, **options)
 
-    def _pipeline_flow(self, fusion: FusionConfig) -> Flow[str]:
+    def _pipeline_setup(self, fusion: FusionConfig) -> ClusterRequest | None:
+        """The ``PUT`` of the search pipeline ``fusion`` needs, when this object has not sent it yet."""
         name = qb.os_pipeline_name(fusion)
-        if name not in self._pipelines:
-            note = "search pipeline for the hybrid query (created once, idempotent)"
-            yield ClusterRequest("PUT", f"/_search/pipeline/{name}", body=qb.os_pipeline_body(fusion), note=note)
-            self._pipelines.add(name)
-        return name
+        if name in self._pipelines:
+            return None
+        note = "search pipeline for the hybrid query (created once, idempotent)"
+        return ClusterRequest("PUT", f"/_search/pipeline/{name}", body=qb.os_pipeline_body(fusion), note=note)
+
+    def _pipeline_flow(self, fusion: FusionConfig) -> Flow[str]:
+        setup = self._pipeline_setup(fusion)
+        if setup is not None:
+            yield setup
+            self._pipelines.add(qb.os_pipeline_name(fusion))
+        return qb.os_pipeline_name(fusion)
 
     def _server_flow(self, call: Call, form: str) -> Flow[SearchResponse]:
         assert call.vector is not None
