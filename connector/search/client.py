@@ -20,9 +20,10 @@ from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
 from connector.search.images import IMAGE_SIGNAL, with_image_weight
 from connector.search.models import PassageMatch, SearchHit, SearchResponse, SearchTimings
 from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Flow, Score
-from connector.search.passages import best_passages, passage_knn_leg_body
+from connector.search.passages import best_passages
 from connector.search.personal import PERSONAL_SIGNAL, personal_body, personal_leg
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts
+from connector.search.signals import LegContext, leg_signals
 
 __all__ = ["_ClientSide"]
 
@@ -43,22 +44,18 @@ class _ClientSide(_CoreBase):
         image_vector: Sequence[float] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """The leg search bodies (``lexical``, ``vector``, ``image``) for ``max_depth`` candidates each."""
-        bodies: dict[str, dict[str, Any]] = {}
-        if text:
-            bodies["lexical"] = qb.lexical_leg_body(self._lexical_query(text, filters), size=self.max_depth)
-        options: dict[str, Any] = {"k": self.max_depth, "num_candidates": self.num_candidates, "filters": filters}
-        shape = self.cluster.capabilities.knn_leg_shape if vector is not None or image_vector is not None else ""
-        if vector is not None:
-            # A passages field is searched with nested kNN: the best passage scores the document (issue 17).
-            name = self.profile.vector_field
-            bodies["vector"] = (
-                passage_knn_leg_body(vector, knn_shape=shape, path=name, **options)
-                if self.profile.passages
-                else qb.knn_leg_body(vector, knn_shape=shape, field=name, **options)
-            )
-        if image_vector is not None and self.image is not None:
-            bodies[IMAGE_SIGNAL] = qb.knn_leg_body(image_vector, knn_shape=shape, field=self.image.field, **options)
-        return bodies
+        ctx = LegContext(
+            text=text,
+            vector=vector,
+            image_vector=image_vector,
+            filters=filters,
+            depth=self.max_depth,
+            num_candidates=self.num_candidates,
+            knn_shape=lambda: str(self.cluster.capabilities.knn_leg_shape),
+            lexical_query=self._lexical_query,
+        )
+        bodies = {signal.name: signal.body(ctx) for signal in leg_signals(self.profile, self.image)}
+        return {name: body for name, body in bodies.items() if body is not None}
 
     def _legs_flow(
         self,
@@ -86,7 +83,8 @@ class _ClientSide(_CoreBase):
                     sources.setdefault(str(hit["_id"]), hit.get("_source"))
         if passages is not None and self.profile.passages and "vector" in names:
             passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
-        return {name: leg_hits(resp) for name, resp in zip(names, responses, strict=True)}
+        signals = {signal.name: signal for signal in leg_signals(self.profile, self.image)}
+        return {name: signals[name].hits(resp) for name, resp in zip(names, responses, strict=True)}
 
     def _personal_flow(self, call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Flow[list[LegHit]]:
         """The personal signal: the profile's kNN search over exactly the legs' candidates."""
