@@ -120,9 +120,9 @@ class _ClientSide(_CoreBase):
         matches: dict[str, PassageMatch] = {}
         sources: Sources = {}
         # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
-        window = call.first_rank + 2 * call.size
+        sourced = call.first_rank + 2 * call.size
         legs = yield from self._legs_flow(
-            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=window
+            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=sourced
         )
         if call.user is not None and call.personal_weight > 0:
             legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs)
