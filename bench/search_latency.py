@@ -15,7 +15,7 @@ The floor: the same leg bodies are also sent at the HTTP level (a bare keep-aliv
 and both legs in one ``_msearch``. ``raw_msearch / slower raw leg`` is what the server alone
 costs for the second leg on this machine; no client-side strategy can go below it.
 ``raw_lexical_page`` is the request a BM25-only shop sends today (the page with its sources,
-one round trip), for reference: the modes above all fetch ``max_depth`` ids, then the page.
+one round trip), for reference: the modes above all fetch ``max_depth`` ids and, in the same ``_msearch``, their top hits with sources.
 
 Concurrency (issue 14), on the first cluster (ES 9 when given): N=16 hybrid searches in flight from
 one event loop (``AsyncHybridSearch`` over the app's own ``AsyncElasticsearch``/``AsyncOpenSearch``)
@@ -334,7 +334,7 @@ def measure(
     print(f"{'query embed':<16}{stats['embed_p50']:>10.2f}{stats['embed_p99']:>10.2f}  (cold, apart from the above)")
     print(
         f"client hybrid p50 parts: legs (_msearch) {np.percentile(parts['search'], 50):.2f} ms, "
-        f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (_mget) {np.percentile(parts['fetch'], 50):.2f} ms"
+        f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (an _mget, rarely needed) {np.percentile(parts['fetch'], 50):.2f} ms"
     )
     print(f"client hybrid p50 / slower single leg p50 = {stats['ratio']:.3f} (goal <= 1.10)")
     if "raw_ratio" in stats:
