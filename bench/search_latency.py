@@ -342,6 +342,19 @@ def measure(
     return stats
 
 
+def _query_encoder(args: Any, cluster: Any, index: str) -> Any:
+    """The in-process query encoder for the index's vector field, or None (then the service or the model)."""
+    if args.query_encoder == "off":
+        return None
+    from connector.search._profile import profile_from_mapping
+    from connector.services.query_encoder import local_query_encoder
+
+    meta = profile_from_mapping(cluster.get_mapping(index), index=index).vector_meta
+    encoder = local_query_encoder(meta)
+    print(f"# query vectors: {'in process, ' + repr(encoder) if encoder else 'the embedding service / model'}")
+    return encoder
+
+
 def measure_default(
     key: str, url: str, args: Any, vectors: dict[str, list[float]], phases: set[str], local: Any
 ) -> dict[str, float]:
@@ -408,6 +421,13 @@ def main() -> int:
     parser.add_argument("--analyzer", choices=("english", "standard"), default="english")
     parser.add_argument("--phases", default="modes,default,fallback,serve", help="comma-separated phases to run")
     parser.add_argument("--queries", type=int, default=0, help="only the first N queries (0: all)")
+    parser.add_argument(
+        "--query-encoder",
+        choices=("auto", "off"),
+        default="auto",
+        help="default phase: embed queries in process (connector.services.query_encoder) when a compatible export "
+        "is found (auto), else through --embed-url / the in-process model",
+    )
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     logging.basicConfig(level=logging.WARNING)
