@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from connector.errors import ConfigError, RerankError
@@ -146,27 +146,7 @@ class _ClientSide(_CoreBase):
         if call.source is not False and missing:
             sources.update((yield from self._sources_flow(missing, call.source, call.timings)))
         strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
-        hits = [
-            SearchHit(
-                id=doc.id,
-                index=doc.hit.index,
-                rank=call.first_rank + i,
-                score=rerank_scores.get(doc.id, doc.score),
-                source=sources.get(doc.id),
-                explanation=hit_explanation(
-                    doc,
-                    mode=call.mode,
-                    strategy=strategy,
-                    fusion=call.fusion,
-                    rerank_score=rerank_scores.get(doc.id),
-                    passage=matches.get(doc.id),
-                    signals=signals,
-                )
-                if call.explain
-                else None,
-            )
-            for i, doc in enumerate(window, start=1)
-        ]
+        page = _Page(window, sources, rerank_scores, matches, signals, strategy)
         return SearchResponse(
             index=self.index,
             query=call.text,
@@ -177,7 +157,7 @@ class _ClientSide(_CoreBase):
             size=call.size,
             max_depth=self.max_depth,
             candidates=len(ranking),
-            hits=hits,
+            hits=page.hits(call),
             reranked=bool(rerank_scores),
             rerank_fallback=fallback is not None,
             rerank_fallback_reason=fallback,
@@ -248,3 +228,38 @@ def _personalized(call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Call:
     if len(legs) == 2:  # one leg + personal
         weights.update({name: 1.0 for name in legs if name != PERSONAL_SIGNAL})
     return replace(call, fusion=call.fusion.with_weights(weights))
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of a client-side ranking, with what its hits show."""
+
+    window: Sequence[FusedDoc]
+    sources: Sources
+    rerank_scores: Mapping[str, float]
+    matches: Mapping[str, PassageMatch]
+    signals: list[str]
+    strategy: Literal["client", "single"]
+
+    def hits(self, call: Call) -> list[SearchHit]:
+        return [
+            SearchHit(
+                id=doc.id,
+                index=doc.hit.index,
+                rank=call.first_rank + i,
+                score=self.rerank_scores.get(doc.id, doc.score),
+                source=self.sources.get(doc.id),
+                explanation=hit_explanation(
+                    doc,
+                    mode=call.mode,
+                    strategy=self.strategy,
+                    fusion=call.fusion,
+                    rerank_score=self.rerank_scores.get(doc.id),
+                    passage=self.matches.get(doc.id),
+                    signals=self.signals,
+                )
+                if call.explain
+                else None,
+            )
+            for i, doc in enumerate(self.window, start=1)
+        ]
