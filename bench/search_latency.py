@@ -371,7 +371,7 @@ def measure_default(
             switch = sd.KillSwitch(local)
             return switch, switch.kill
         proxy = sd.KillableProxy(embed_url)
-        client = EmbeddingClient(proxy.url, query_cache_size=0, timeout_s=DEFAULT_EMBED_BUDGET_S, max_retries=0)
+        client = EmbeddingClient(proxy.url, query_cache_size=0, timeout_s=5.0, max_retries=0)
         return client, proxy.kill
 
     with hq.bench_connect(url) as cluster:
