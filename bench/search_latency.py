@@ -387,10 +387,8 @@ def measure_default(
                 return raw.send((f"/{index}/_search", json.dumps(body).encode(), "application/json"))
 
             if "default" in phases:
-                embedder, _ = embedder_for(args.embed_url)
-                direct = (
-                    EmbeddingClient(args.embed_url, query_cache_size=0, max_retries=0) if args.embed_url else embedder
-                )
+                service = EmbeddingClient(args.embed_url, query_cache_size=0, max_retries=0) if args.embed_url else None
+                direct = _query_encoder(args, cluster, index) or service or local
                 with HybridSearch(cluster, index, embedder=direct, query_cache_size=0) as search:
                     figures.update(
                         sd.default_figures(search, direct, page, queries, rounds=args.rounds, seed=args.seed)
