@@ -3,13 +3,15 @@ Prometheus series carry the right counts (as deltas: the session's services may 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.observe.metrics import SERVICE_SERIES
+from connector.observe.metrics import SEARCH_SERIES, SERVICE_SERIES
 from tests.fixtures.embedding import ServeInstance, test_embedding_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.slow]
@@ -95,3 +97,74 @@ def test_image_metrics_count_requests_and_batches(image_url: str) -> None:
     assert requests_delta(before, after, "image", "/v1/embeddings", 200) == 1
     assert delta(before, after, "eshybrid_service_batch_size_sum", service="image") == 2
     check_documented(after, "image")
+
+
+@pytest.fixture(
+    scope="module", params=[pytest.param("es9", marks=pytest.mark.es9), pytest.param("os3", marks=pytest.mark.os3)]
+)
+def search_url(request: pytest.FixtureRequest, ray_serve: ServeInstance, own_embed_url: str) -> Iterator[str]:
+    """A fresh search app (its replica's registry starts at zero) over a small index embedded by the service."""
+    from connector import connect
+    from connector.search.app import build_search_app
+    from connector.search.settings import SearchServiceSettings
+    from connector.services.embedding import EmbeddingClient
+    from mappings import TextField, VectorField, build_index_body
+    from tests.integration.test_hybrid_search_serve import PRODUCTS
+
+    key = str(request.param)
+    url = str(request.getfixturevalue(f"{key}_url"))
+    index = f"test-observe-{uuid.uuid4().hex}"
+    with connect(url) as cluster, EmbeddingClient(own_embed_url) as embedder:
+        info = embedder.info()
+        body = build_index_body(
+            cluster.capabilities,
+            text_fields=[TextField("title"), TextField("text")],
+            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
+            number_of_shards=1,
+            number_of_replicas=0,
+        )
+        cluster.create_index(index, body)
+        vectors = embedder.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
+        lines: list[dict[str, Any]] = []
+        for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
+            lines += [{"index": {"_index": index, "_id": doc_id}}, {"title": title, "text": text, "embedding": vector}]
+        assert not cluster.bulk(lines, refresh=True)["errors"]
+        settings = SearchServiceSettings(
+            cluster_url=url, index=index, embed_url=own_embed_url, num_cpus_per_replica=0.1
+        )
+        name = f"search-observe-{key}"
+        try:
+            yield ray_serve.deploy(build_search_app(settings), name=name, route_prefix=f"/{name}")
+        finally:
+            ray_serve.delete(name)
+            cluster.delete_index(index)
+
+
+def test_search_metrics_count_searches_stages_cache_and_statuses(search_url: str) -> None:
+    with httpx.Client(base_url=search_url, timeout=60) as client:
+        for body in ({"text": "waterproof tent"}, {"text": "waterproof tent"}, {"text": "stove", "mode": "bm25"}):
+            reply = client.post("/search", json=body)
+            assert reply.status_code == 200, reply.text
+        assert client.post("/search", json={"text": "tent", "size": 0}).status_code == 400
+    samples = scrape(search_url)
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    strategy = {"strategy": ("server", "client")}  # the index's cluster picks the form; count both
+    hybrid = sum(value("eshybrid_search_requests_total", mode="hybrid", strategy=s) for s in strategy["strategy"])
+    assert hybrid == 2
+    assert value("eshybrid_search_requests_total", mode="bm25", strategy="single") == 1
+    assert value("eshybrid_search_duration_seconds_count", mode="hybrid") == 2
+    assert value("eshybrid_search_stage_duration_seconds_count", stage="legs") == 3
+    assert value("eshybrid_search_stage_duration_seconds_count", stage="embed") == 2  # the repeat: from the cache
+    assert value("eshybrid_query_vector_cache_requests_total", result="hit") == 1
+    assert value("eshybrid_query_vector_cache_requests_total", result="miss") == 1
+    assert value("eshybrid_search_fallbacks_total", reason="vector") == 0
+    ok = {"service": "search", "route": "/search"}
+    assert value("eshybrid_http_requests_total", status="200", **ok) == 3
+    assert value("eshybrid_http_requests_total", status="400", **ok) == 1
+    reply = httpx.get(f"{search_url}/metrics", headers={"Accept": PROMETHEUS}, timeout=30)
+    families = {family.name for family in text_string_to_metric_families(reply.text)}
+    assert {series.removesuffix("_total") for series in SEARCH_SERIES} <= families  # errors_total: none yet
+    check_documented(samples, "search")

@@ -3,7 +3,9 @@ cluster and the embedding service receive names those spans (read at a loopback 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,10 +15,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from connector.cluster.detect import connect
 from connector.observe import tracing
-from connector.search import HybridSearch
+from connector.search import AsyncHybridSearch, HybridSearch
 from connector.services.embedding import EmbeddingClient
 from tests.integration._faultproxy import fault_proxy
 from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, corpus, create_index
+from tests.integration.test_hybrid_search_async import AsyncTableEmbedder, ThreadedAsyncCluster
 
 pytestmark = [pytest.mark.integration]
 
@@ -31,27 +34,55 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     tracing.set_tracer_provider(None)
 
 
+class _ByLength:
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        return [float(len(d)) for d in documents]
+
+
 def _ids(traceparent: str) -> tuple[int, int]:
     _, trace_id, span_id, _ = traceparent.split("-")
     return int(trace_id, 16), int(span_id, 16)
 
 
-def test_cluster_requests_are_spans_of_the_search_trace(
-    cluster_url: str, index_name: str, exporter: InMemorySpanExporter
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_search_is_one_trace_of_its_stages_and_cluster_requests(
+    cluster_url: str, index_name: str, exporter: InMemorySpanExporter, asynchronous: bool
 ) -> None:
     with connect(cluster_url) as direct:
         create_index(direct, index_name, corpus())
     with fault_proxy(cluster_url, share=0.0) as proxy, connect(proxy.url) as cluster:
-        search = HybridSearch(cluster, index_name, embedder=TableEmbedder(QUERY_VECTORS), max_depth=24)
+        options: dict[str, Any] = {"max_depth": 24, "reranker": _ByLength()}
+        search = HybridSearch(cluster, index_name, embedder=TableEmbedder(QUERY_VECTORS), **options)
+        search.load_profile()
         exporter.clear()
         proxy.traceparents.clear()
-        with tracing.span(tracing.SPAN_SEARCH) as root:
-            response = search.search("waterproof tent", mode="hybrid", strategy="client")
+        if asynchronous:
+            asearch = AsyncHybridSearch(
+                ThreadedAsyncCluster(cluster), index_name, embedder=AsyncTableEmbedder(QUERY_VECTORS), **options
+            )
+            response = asyncio.run(asearch.search("waterproof tent", mode="hybrid+rerank", strategy="client"))
+        else:
+            response = search.search("waterproof tent", mode="hybrid+rerank", strategy="client")
         assert response.hits
-    trace_id = root.get_span_context().trace_id
-    requests = [s for s in exporter.get_finished_spans() if s.name == tracing.SPAN_CLUSTER_REQUEST]
-    assert requests and all(s.context.trace_id == trace_id for s in requests)
-    assert {s.attributes["db.operation.name"] for s in requests} >= {"_msearch"}
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    (root,) = [s for s in spans if s.name == tracing.SPAN_SEARCH]
+    assert root.parent is None and root.attributes["eshybrid.mode"] == "hybrid+rerank"
+    assert root.attributes["eshybrid.hits"] == len(response.hits) and "eshybrid.stage.fuse_ms" in root.attributes
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}  # one trace
+
+    def ancestors(span: Any) -> list[str]:
+        names = []
+        while span.parent is not None:
+            span = by_id[span.parent.span_id]
+            names.append(span.name)
+        return names
+
+    stages = {s.attributes["eshybrid.stage"] for s in spans if s.name.startswith(tracing.SPAN_SEARCH + ".")}
+    assert stages >= {"embed", "legs", "rerank"}
+    requests = [s for s in spans if s.name == tracing.SPAN_CLUSTER_REQUEST]
+    assert requests and all(tracing.SPAN_SEARCH in ancestors(s) for s in requests)
+    assert any("eshybrid.search.legs" in ancestors(s) for s in requests)
     # every request the cluster received carries the traceparent of its own span
     received = {_ids(tp) for _, tp in proxy.traceparents}
     assert received == {(s.context.trace_id, s.context.span_id) for s in requests}
