@@ -130,7 +130,7 @@ def _stage_span(op: Op) -> AbstractContextManager[Any]:
     """The trace span of the stage ``op`` performs (the cluster requests' own spans nest under it).
 
     A :class:`Together` has none (its operations run side by side: their spans sit under the search's), and an
-    embedding opens its span where it runs (:func:`_embed_span`), in a worker thread or not.
+    embedding opens its span where it runs (the performers' ``_embed``), in a worker thread or not.
     """
     if isinstance(op, Score):
         return stage_span("rerank")
