@@ -148,6 +148,7 @@ class SearchMetrics:
         self.available = prometheus_client is not None
         self._enabled = self.available
         self.registry: Any = None
+        self._children: dict[tuple[Any, ...], Any] = {}  # bounded: the labels take values from fixed sets
         if not self.available:
             return
         self.registry = registry if registry is not None else prometheus_client.REGISTRY
@@ -190,18 +191,27 @@ class SearchMetrics:
         """Count one finished search: its mode, stage times, fallbacks, rerank and empty result."""
         if not self.enabled:
             return
-        self.requests.labels(mode=response.mode, strategy=response.strategy).inc()
+        child = self._child
+        child(self.requests, mode=response.mode, strategy=response.strategy).inc()
         timings = response.timings
-        self.duration.labels(mode=response.mode).observe(timings.total_ms / 1000.0)
+        child(self.duration, mode=response.mode).observe(timings.total_ms / 1000.0)
         for stage, ms in search_stage_ms(timings).items():
             if ms > 0:  # a stage that did not run is not a 0 ms observation
-                self.stage.labels(stage=stage).observe(ms / 1000.0)
+                child(self.stage, stage=stage).observe(ms / 1000.0)
         for reason in _fallbacks(response):
-            self.fallbacks.labels(reason=reason).inc()
+            child(self.fallbacks, reason=reason).inc()
         if response.reranked:
             self.reranked.inc()
         if not response.hits:
-            self.zero_hits.labels(mode=response.mode).inc()
+            child(self.zero_hits, mode=response.mode).inc()
+
+    def _child(self, metric: Any, **labels: str) -> Any:
+        """``metric.labels(**labels)``, looked up once (``labels()`` costs more than the increment)."""
+        key = (id(metric), *labels.values())
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(**labels)
+        return found
 
     def record_error(self, mode: str, error: BaseException) -> None:
         """Count one search that raised ``error`` (labelled by its class name: a bounded set)."""

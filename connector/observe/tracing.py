@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 try:  # optional: the base install has no opentelemetry-api
+    from opentelemetry import context as _context
     from opentelemetry import propagate as _propagate
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - exercised by the base install only
     _trace = None  # type: ignore[assignment]
     _propagate = None  # type: ignore[assignment]
+    _context = None  # type: ignore[assignment]
 
 __all__ = [
     "SPAN_CLUSTER_REQUEST",
@@ -30,6 +32,7 @@ __all__ = [
     "TRACER_NAME",
     "available",
     "cluster_request_span",
+    "cluster_stage",
     "endpoint_of",
     "in_current_context",
     "inject_trace_headers",
@@ -65,25 +68,76 @@ def set_tracer_provider(provider: Any) -> None:
         _Tracers.tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
 
 
+class _CurrentSpan:
+    """A span made current for a ``with`` block: what ``start_as_current_span`` does, at half its cost.
+
+    (No generator-based context manager and no ``use_span`` wrapper: a search opens several of these, and the
+    bench holds the whole observability cost of a search under 3 %.) An exception leaving the block is recorded on
+    the span and marks it as an error.
+    """
+
+    __slots__ = ("_attributes", "_name", "_span", "_token")
+
+    def __init__(self, name: str, attributes: Mapping[str, _AttributeValue] | None) -> None:
+        self._name = name
+        self._attributes = attributes
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> Any:
+        assert _trace is not None and _context is not None
+        tracer = _Tracers.tracer
+        if tracer is None:
+            tracer = _Tracers.tracer = _trace.get_tracer(TRACER_NAME)  # a proxy: it follows the global provider
+        self._span = tracer.start_span(self._name, attributes=self._attributes)
+        self._token = _context.attach(_trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, kind: Any, error: BaseException | None, _tb: Any) -> None:
+        _context.detach(self._token)
+        if error is not None and self._span.is_recording():
+            self._span.record_exception(error)
+            self._span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        self._span.end()
+
+
 def span(name: str, attributes: Mapping[str, _AttributeValue] | None = None) -> AbstractContextManager[Any]:
     """A span named ``name``, child of the current one, made current inside the ``with`` block.
 
-    An exception leaving the block is recorded on the span and sets its status to error (the SDK's default).
+    An exception leaving the block is recorded on the span and sets its status to error.
     """
     if _trace is None:
         return nullcontext()
-    tracer = _Tracers.tracer
-    if tracer is None:
-        tracer = _Tracers.tracer = _trace.get_tracer(TRACER_NAME)  # a proxy: it follows the global provider
-    started: AbstractContextManager[Any] = tracer.start_as_current_span(
-        name, attributes=dict(attributes) if attributes else None
-    )
-    return started
+    return _CurrentSpan(name, attributes)
 
 
 def stage_span(stage: str) -> AbstractContextManager[Any]:
-    """The span of one search stage (``correct``, ``embed``, ``legs``, ``fuse``, ``fetch``, ``rerank``)."""
+    """The span of one search stage (``correct``, ``embed``, ``rerank``...): ``eshybrid.search.<stage>``."""
     return span(f"{SPAN_SEARCH}.{stage}", {"eshybrid.stage": stage})
+
+
+# The stage a cluster request belongs to, set by the search's driver loop around the request: the request's own span
+# carries it (a stage that is one cluster request gets no second span of its own).
+_STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("eshybrid_stage", default=None)
+
+
+class _Stage:
+    __slots__ = ("_stage", "_token")
+
+    def __init__(self, stage: str) -> None:
+        self._stage = stage
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        self._token = _STAGE.set(self._stage)
+
+    def __exit__(self, *exc: object) -> None:
+        _STAGE.reset(self._token)
+
+
+def cluster_stage(stage: str) -> AbstractContextManager[None]:
+    """Mark the cluster requests sent inside the block as the search stage ``stage`` (``legs``, ``fetch``...)."""
+    return _Stage(stage)
 
 
 def endpoint_of(path: str) -> str:
@@ -96,11 +150,21 @@ def endpoint_of(path: str) -> str:
     return "/".join(endpoint) if endpoint else ("/" if not parts else "{index}")
 
 
-@contextmanager
-def cluster_request_span(method: str, path: str) -> Iterator[None]:
-    """The span of one request to the cluster (its trace headers come from :func:`inject_trace_headers`)."""
-    with span(SPAN_CLUSTER_REQUEST, {"http.request.method": method.upper(), "db.operation.name": endpoint_of(path)}):
-        yield
+def cluster_request_span(method: str, path: str) -> AbstractContextManager[Any]:
+    """The span of one request to the cluster (its trace headers come from :func:`inject_trace_headers`).
+
+    Inside a search stage (:func:`cluster_stage`) it carries ``eshybrid.stage``: that request is the stage.
+    """
+    if _trace is None:
+        return nullcontext()
+    attributes: dict[str, _AttributeValue] = {
+        "http.request.method": method.upper(),
+        "db.operation.name": endpoint_of(path),
+    }
+    stage = _STAGE.get()
+    if stage is not None:
+        attributes["eshybrid.stage"] = stage
+    return _CurrentSpan(SPAN_CLUSTER_REQUEST, attributes)
 
 
 def in_current_context(fn: Callable[..., R]) -> Callable[..., R]:
@@ -117,6 +181,6 @@ def inject_trace_headers(headers: MutableMapping[str, str]) -> MutableMapping[st
 
     Adds nothing when no span is being recorded (no SDK, or outside any span).
     """
-    if _propagate is not None:
-        _propagate.inject(headers)
+    if _propagate is not None and _trace is not None and _trace.get_current_span().get_span_context().is_valid:
+        _propagate.inject(headers)  # sampled out or not: downstream keeps the trace's sampling decision
     return headers

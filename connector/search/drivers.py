@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from connector.errors import EmbeddingServiceUnavailable, EshybridError, ModelMismatchError, RerankError, RerankTimeout
-from connector.observe.tracing import in_current_context, stage_span
+from connector.observe.tracing import cluster_stage, in_current_context, stage_span
 from connector.search.breaker import CircuitBreaker
 from connector.search.images import ImageSignal
 from connector.search.ops import (
@@ -127,21 +127,22 @@ async def adrive(flow: Flow[T], perform: Callable[[Op], Awaitable[Any]], trace: 
 
 
 def _stage_span(op: Op) -> AbstractContextManager[Any]:
-    """The trace span of the stage ``op`` performs (the cluster requests' own spans nest under it).
+    """The trace span of the stage ``op`` performs.
 
-    A :class:`Together` has none (its operations run side by side: their spans sit under the search's), and an
-    embedding opens its span where it runs (the performers' ``_embed``), in a worker thread or not.
+    A stage that is one cluster request is that request's span (marked with the stage); a :class:`Together` has
+    none (its operations run side by side: their spans sit under the search's); an embedding opens its span where
+    it runs (the performers' ``_embed``), in a worker thread or not.
     """
     if isinstance(op, Score):
         return stage_span("rerank")
     if isinstance(op, Rewrite):
         return stage_span("correct")
     if isinstance(op, GetMapping):
-        return stage_span("profile")
+        return cluster_stage("profile")
     if isinstance(op, ClusterRequest) and op.path.rstrip("/").endswith("_mget"):
-        return stage_span("fetch")
+        return cluster_stage("fetch")
     if isinstance(op, CLUSTER_OPS):
-        return stage_span("legs")
+        return cluster_stage("legs")
     return nullcontext()
 
 

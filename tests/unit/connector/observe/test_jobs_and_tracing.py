@@ -129,3 +129,14 @@ def test_observe_search_records_the_response_and_marks_errors(exporter: InMemory
     assert not failed.status.is_ok and failed.events[0].name == "exception"
     assert registry.get_sample_value("eshybrid_search_requests_total", {"mode": "hybrid", "strategy": "client"}) == 1
     assert registry.get_sample_value("eshybrid_search_errors_total", {"mode": "knn", "error": "TimeoutError"}) == 1
+
+
+def test_a_stage_that_is_one_cluster_request_is_marked_on_that_request(exporter: InMemorySpanExporter) -> None:
+    with tracing.span(tracing.SPAN_SEARCH):
+        with tracing.cluster_stage("legs"):
+            with tracing.cluster_request_span("POST", "i/_msearch"):
+                pass
+        with tracing.cluster_request_span("GET", "i/_search"):
+            pass
+    legs, other, _ = exporter.get_finished_spans()
+    assert legs.attributes["eshybrid.stage"] == "legs" and "eshybrid.stage" not in other.attributes
