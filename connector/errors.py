@@ -47,6 +47,8 @@ __all__ = [
     "RerankTimeout",
     "RerankOverloaded",
     "RerankRequestError",
+    "RecordValidationError",
+    "EventsOverloaded",
 ]
 
 
@@ -310,3 +312,19 @@ class IrreversibleMigrationError(MigrationError):
 
 class MigrationLockLostError(MigrationLockedError):
     """The migration lock expired or was taken over while this runner held it."""
+
+
+class RecordValidationError(EshybridError, ValueError):
+    """A UBI query or event record is invalid (``field``: the dotted field; ``record``: its position in the
+    request, ``path`` / ``line`` for a JSON-lines file)."""
+
+    field: str
+    record: int
+    path: str
+    line: int
+
+
+class EventsOverloaded(EshybridError):
+    """The event queue is full (``queue_size``); the caller answers 429 and the client sends the records later."""
+
+    queue_size: int

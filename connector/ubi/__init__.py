@@ -1,0 +1,39 @@
+"""Shoppers' searches and actions as User Behavior Insights (UBI 1.x) records: models, JSON lines, the logger.
+
+Below :mod:`connector.search` in the layer order, so the search path records its query records
+here; the tools that read the records (click models, judgments, experiments) live in
+:mod:`connector.feedback`.
+"""
+
+from __future__ import annotations
+
+from connector.ubi.jsonl import read_events_jsonl, read_jsonl, read_queries_jsonl, write_jsonl
+from connector.ubi.logger import UbiLogger
+from connector.ubi.records import (
+    ACTIONS,
+    EventAttributes,
+    EventObject,
+    EventPosition,
+    QueryAttributes,
+    UbiEvent,
+    UbiQuery,
+    parse_event,
+    parse_query,
+)
+
+__all__ = [
+    "ACTIONS",
+    "EventAttributes",
+    "EventObject",
+    "EventPosition",
+    "QueryAttributes",
+    "UbiEvent",
+    "UbiLogger",
+    "UbiQuery",
+    "parse_event",
+    "parse_query",
+    "read_events_jsonl",
+    "read_jsonl",
+    "read_queries_jsonl",
+    "write_jsonl",
+]
