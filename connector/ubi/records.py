@@ -51,11 +51,13 @@ _MAX_HITS = 1000  # ids shown per search; a page of results, not a scan
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """UTC, to the millisecond (what is stored), so a record read back equals the one written."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return _utc(datetime.now(UTC))
 
 
 class _Record(BaseModel):
