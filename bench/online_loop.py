@@ -32,7 +32,7 @@ Measured (seeds: 1 = click-model choice, 2 = goal sessions, 3 = experiments):
    then fusion) on the click judgments and on the human judgments; the human nDCG@10 of the human
    choice minus that of the click choice. Goal <= 0.005.
 4. ``interleave_n95`` / ``ab_n95``: default vs bm25 and default vs rrf. For N searches (doubling from
-   16), 200 repeated experiments; the share that picks the arm with the higher human nDCG@10
+   16, then 6 geometric bisections of the last doubling), 200 repeated experiments; the share that picks the arm with the higher human nDCG@10
    (a dead heat counts one half); N95 = the first N where the share reaches 0.95. Team-draft
    interleaving (``connector.feedback.team_draft``): the arm with more won searches is picked; A/B:
    N/2 searches per arm, the arm with more clicks per search is picked. Per query, the outcome
@@ -275,12 +275,18 @@ def share_ab(hist_a: np.ndarray, hist_b: np.ndarray, a_better: bool, rng: np.ran
 
 
 def n95(share_at: Any, limit: int) -> int | None:
+    """The first N (doubling from 16) whose share reaches 0.95, then narrowed by 6 geometric bisections
+    between N/2 and N (so the ratio of two N95s is not stuck on powers of two)."""
     n = 16
-    while n <= limit:
-        if share_at(n) >= 0.95:
-            return n
+    while n <= limit and share_at(n) < 0.95:
         n *= 2
-    return None
+    if n > limit:
+        return None
+    low, high = n / 2, float(n)
+    for _ in range(6 if n > 16 else 0):
+        mid = (low * high) ** 0.5
+        low, high = (mid, high) if share_at(int(mid)) < 0.95 else (low, mid)
+    return int(round(high))
 
 
 def experiments(rankings: Rankings, qrels: Any, human: Mapping[str, float]) -> dict[str, Any]:
