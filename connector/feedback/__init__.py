@@ -19,7 +19,6 @@ from connector.feedback.experiment import (
     searches_needed_interleave,
     sign_test_p,
 )
-from connector.feedback.interleave import Interleaved, assign_arm, credit_clicks, team_draft
 from connector.feedback.judgments import (
     DEFAULT_CLICK_MODEL,
     Judgments,
@@ -30,6 +29,7 @@ from connector.feedback.judgments import (
     write_beir,
 )
 from connector.feedback.store import RecordCounts, export_records, import_records, read_events, read_queries
+from connector.ubi.interleave import Interleaved, assign_arm, credit_clicks, team_draft
 
 __all__ = [
     "CLICK_MODELS",

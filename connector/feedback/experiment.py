@@ -33,9 +33,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connector.errors import ConfigError
-from connector.feedback.interleave import credit_clicks
 from connector.quality.tuning import write_recommendation
 from connector.search.models import FusionConfig, LexicalConfig
+from connector.ubi.interleave import credit_clicks
 from connector.ubi.records import UbiEvent, UbiQuery
 from mappings.search_defaults import build_search_defaults, search_defaults_of
 

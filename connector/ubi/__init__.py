@@ -7,6 +7,7 @@ here; the tools that read the records (click models, judgments, experiments) liv
 
 from __future__ import annotations
 
+from connector.ubi.interleave import Interleaved, SearchOutcome, assign_arm, credit_clicks, team_draft
 from connector.ubi.jsonl import read_events_jsonl, read_jsonl, read_queries_jsonl, write_jsonl
 from connector.ubi.logger import UbiLogger
 from connector.ubi.records import (
@@ -19,6 +20,7 @@ from connector.ubi.records import (
     UbiQuery,
     parse_event,
     parse_query,
+    query_record_from_response,
 )
 
 __all__ = [
@@ -32,6 +34,12 @@ __all__ = [
     "UbiQuery",
     "parse_event",
     "parse_query",
+    "query_record_from_response",
+    "Interleaved",
+    "SearchOutcome",
+    "assign_arm",
+    "credit_clicks",
+    "team_draft",
     "read_events_jsonl",
     "read_jsonl",
     "read_queries_jsonl",

@@ -19,6 +19,7 @@ no record chooses an index or a mapping) and every string is bounded.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
@@ -37,6 +38,7 @@ __all__ = [
     "UbiQuery",
     "parse_event",
     "parse_query",
+    "query_record_from_response",
 ]
 
 # The actions eshybrid's click models read; others are stored and ignored by them.
@@ -206,3 +208,41 @@ def parse_query(value: Any, *, record: int | None = None) -> UbiQuery:
     """Validate one query record (see :func:`parse_event`)."""
     where = "query" if record is None else f"query {record}"
     return _parse(UbiQuery, value, record=record, where=where)
+
+
+def query_record_from_response(
+    response: Any,
+    *,
+    client_id: str | None = None,
+    session_id: str | None = None,
+    application: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> UbiQuery:
+    """The query record of a search response (read by attribute: ``query_id``, ``query``, ``ids``,
+    ``index``, ``mode``, ``fusion``), so the search path needs no import of this module's callers.
+
+    A response without a ``query_id`` gets a fresh uuid4; ``attributes`` (``experiment``, ``arm``,
+    ``hit_arms``...) go into ``query_attributes`` beside the index and the configuration.
+    """
+    query_id = getattr(response, "query_id", None) or uuid.uuid4().hex
+    ids = getattr(response, "ids", None)
+    hit_ids = list(ids) if ids is not None else [str(h.id) for h in getattr(response, "hits", [])]
+    fusion = getattr(response, "fusion", None)
+    mode = str(getattr(response, "mode", "") or "")
+    configuration = mode
+    if fusion is not None and mode not in ("bm25", "knn"):
+        configuration = f"{mode} {fusion.describe() if hasattr(fusion, 'describe') else fusion}"
+    attrs: dict[str, Any] = {
+        "index": str(getattr(response, "index", "") or "") or None,
+        "configuration": configuration or None,
+    }
+    attrs.update(attributes or {})
+    return UbiQuery(
+        query_id=str(query_id),
+        client_id=client_id,
+        session_id=session_id,
+        user_query=str(getattr(response, "query", "") or ""),
+        query_response_hit_ids=hit_ids,
+        application=application,
+        query_attributes=QueryAttributes(**{k: v for k, v in attrs.items() if v is not None}),
+    )

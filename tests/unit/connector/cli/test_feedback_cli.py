@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
-from connector.feedback.interleave import team_draft
 from connector.quality.load import read_beir
 from connector.ubi import UbiEvent, UbiQuery, write_jsonl
+from connector.ubi.interleave import team_draft
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:

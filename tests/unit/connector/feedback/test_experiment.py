@@ -15,8 +15,8 @@ from connector.feedback.experiment import (
     searches_needed_interleave,
     sign_test_p,
 )
-from connector.feedback.interleave import assign_arm, credit_clicks, team_draft
 from connector.ubi import UbiEvent, UbiQuery
+from connector.ubi.interleave import assign_arm, credit_clicks, team_draft
 
 A = ["a1", "a2", "a3", "s1", "a4"]
 B = ["s1", "b1", "a1", "b2", "b3"]

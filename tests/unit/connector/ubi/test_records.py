@@ -108,3 +108,24 @@ def test_a_bad_line_names_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(RecordValidationError) as info:
         list(read_events_jsonl(path))
     assert info.value.line == 1
+
+
+def test_query_record_from_a_response() -> None:
+    from types import SimpleNamespace
+
+    from connector.search.models import DEFAULT_FUSION
+    from connector.ubi import query_record_from_response
+
+    response = SimpleNamespace(
+        query_id="9f1c", query="red tent", ids=["B1", "B2"], index="products", mode="hybrid", fusion=DEFAULT_FUSION
+    )
+    record = query_record_from_response(
+        response, client_id="c-1", attributes={"experiment": "e", "arm": "interleaved", "hit_arms": ["a", "b"]}
+    )
+    doc = record.to_doc()
+    assert (doc["query_id"], doc["user_query"], doc["query_response_hit_ids"]) == ("9f1c", "red tent", ["B1", "B2"])
+    assert doc["query_attributes"]["configuration"] == f"hybrid {DEFAULT_FUSION.describe()}"
+    assert doc["query_attributes"]["index"] == "products" and doc["query_attributes"]["hit_arms"] == ["a", "b"]
+    bare = query_record_from_response(SimpleNamespace(query="q", hits=[], mode="bm25", fusion=None))
+    assert len(bare.query_id) == 32 and bare.query_attributes is not None
+    assert bare.query_attributes.configuration == "bm25"

@@ -1,5 +1,8 @@
 """Team-draft interleaving and the A/B split: pure functions, seeded, sticky per ``client_id``.
 
+Here, below the search path, so a search can serve an interleaved list; the reports that read the
+credit are in :mod:`connector.feedback.experiment`.
+
 Team-draft interleaving (Radlinski, Kurup & Joachims 2008): two captains pick in turns, the one
 with fewer picks first (a coin decides when they have as many); each picks its highest-ranked hit
 not already in the merged list. Each hit is credited to the arm that picked it; a search is a win
