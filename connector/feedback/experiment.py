@@ -1,6 +1,6 @@
 """Online experiments: two search configurations compared on shoppers' clicks, reported and promoted.
 
-An experiment (:class:`ExperimentSpec`, a JSON file) names two arms, each a search configuration
+An experiment (:class:`~connector.search.experiment.ExperimentSpec`, a JSON file) names two arms, each a search configuration
 (fusion, lexical leg, mode). Its searches carry ``query_attributes.experiment`` (its name) and, by
 mode:
 
@@ -21,20 +21,16 @@ mode:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
 
 from connector.errors import ConfigError
 from connector.quality.tuning import write_recommendation
-from connector.search.models import FusionConfig, LexicalConfig
+from connector.search.experiment import ArmConfig, ExperimentSpec
 from connector.ubi.interleave import credit_clicks
 from connector.ubi.records import UbiEvent, UbiQuery
 from mappings.search_defaults import build_search_defaults, search_defaults_of
@@ -52,53 +48,6 @@ __all__ = [
 ]
 
 _CLICKS = ("click", "add_to_cart", "purchase")
-
-
-class ArmConfig(BaseModel):
-    """One arm: what it searches with (unset: the index's defaults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    fusion: FusionConfig | None = None
-    lexical: LexicalConfig | None = None
-    mode: Literal["bm25", "knn", "hybrid", "hybrid+rerank"] | None = None
-    description: str | None = Field(None, max_length=500)
-
-
-class ExperimentSpec(BaseModel):
-    """An experiment: its name, mode and two arms (the first is the control)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, max_length=256)
-    mode: Literal["interleave", "ab"] = "interleave"
-    arms: dict[str, ArmConfig]
-    split: float = Field(0.5, gt=0.0, lt=1.0, description="ab: share of clients on the first arm")
-    alpha: float = Field(0.05, gt=0.0, lt=0.5)
-    power: float = Field(0.8, gt=0.5, lt=1.0)
-
-    @model_validator(mode="after")
-    def _two_arms(self) -> ExperimentSpec:
-        if len(self.arms) != 2:
-            raise ValueError(f"an experiment has exactly two arms, got {len(self.arms)}")
-        return self
-
-    @property
-    def arm_names(self) -> tuple[str, str]:
-        first, second = self.arms
-        return first, second
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ExperimentSpec:
-        """Read a spec from JSON; errors name the file and the field."""
-        file = Path(path)
-        try:
-            return cls.model_validate(json.loads(file.read_text(encoding="utf-8")))
-        except OSError as e:
-            raise ConfigError(f"cannot read the experiment file {file}: {e}", field="experiment", path=str(file)) from e
-        except ValueError as e:
-            where = ""
-            if isinstance(e, ValidationError):
-                where = ".".join(str(p) for p in e.errors()[0]["loc"]) + ": "
-            raise ConfigError(f"{file}: {where}{e}", field="experiment", path=str(file)) from e
 
 
 def sign_test_p(wins: int, losses: int) -> float:
