@@ -22,6 +22,7 @@ from connector.ubi.records import (
     parse_query,
     query_record_from_response,
 )
+from connector.ubi.writer import BackgroundBulkWriter
 
 __all__ = [
     "ACTIONS",
@@ -30,6 +31,7 @@ __all__ = [
     "EventPosition",
     "QueryAttributes",
     "UbiEvent",
+    "BackgroundBulkWriter",
     "UbiLogger",
     "UbiQuery",
     "parse_event",
