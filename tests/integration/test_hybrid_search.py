@@ -208,8 +208,9 @@ def test_console_text_is_what_ran(cluster: Cluster, products: str) -> None:
     assert len(bodies) == 4 and bodies[1]["query"]["bool"]["filter"] == [{"term": {"color": "red"}}]
     replayed = cluster.request("POST", f"/{products}/_msearch", body=bodies, ndjson=True).body["responses"]
     assert [h["_id"] for h in replayed[0]["hits"]["hits"]]  # the lexical leg runs as printed
-    mget = [line for line in blocks[1].splitlines() if not line.startswith("#")]
-    assert mget[0].startswith("GET _mget") and json.loads("\n".join(mget[1:]))["docs"]
+    # the legs carry their hits' sources: the page needs no _mget, two sequential round trips in all
+    assert bodies[1]["_source"] == {"excludes": ["embedding"]} and len(blocks) == 1
+    assert response.round_trips == 2 and all(hit.source for hit in response.hits)
 
 
 def test_server_side_forms(cluster: Cluster, products: str) -> None:
