@@ -10,13 +10,15 @@ An :class:`ExperimentSpec` (a JSON file: name, mode, two arms) says what each ar
 - ``ab``: the client's arm (:func:`connector.ubi.interleave.assign_arm`) runs alone.
 
 :func:`experiment_search` / :func:`aexperiment_search` drive a ``HybridSearch`` / ``AsyncHybridSearch``;
-the planning and the merge are the pure functions they share. The reports that read the credit are
+the planning and the merge are the pure functions they share. With a ``ubi`` logger on the search,
+the page shown is recorded once (``query_attributes``: experiment, arm, ``hit_arms``). The reports that read the credit are
 in :mod:`connector.feedback.experiment`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from connector.errors import ConfigError
 from connector.search.models import FusionConfig, LexicalConfig, SearchResponse
 from connector.ubi.interleave import assign_arm, team_draft
+from connector.ubi.records import query_record_from_response
 
 __all__ = [
     "ArmConfig",
@@ -35,6 +38,8 @@ __all__ = [
     "experiment_search",
     "merge_interleaved",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class ArmConfig(BaseModel):
@@ -144,8 +149,31 @@ def _finish(
     return merge_interleaved(spec, runs, client_id=client_id, text=text, size=size, page=page)
 
 
+def _record(
+    search: Any, response: SearchResponse, attrs: Mapping[str, Any], client_id: str, session_id: str | None
+) -> None:
+    """Queue the query record of the page shown (the arms' own searches carry no ``client_id``: not recorded)."""
+    ubi = getattr(search, "ubi", None)
+    if ubi is None:
+        return
+    try:
+        record = query_record_from_response(response, client_id=client_id, session_id=session_id, attributes=attrs)
+    except Exception:  # a record must never fail the search it describes
+        logger.warning("ubi query record of experiment %s not built", attrs.get("experiment"), exc_info=True)
+        return
+    ubi.log_query(record)
+
+
 def experiment_search(
-    search: Any, text: str, *, spec: ExperimentSpec, client_id: str, size: int = 10, page: int = 1, **options: Any
+    search: Any,
+    text: str,
+    *,
+    spec: ExperimentSpec,
+    client_id: str,
+    session_id: str | None = None,
+    size: int = 10,
+    page: int = 1,
+    **options: Any,
 ) -> tuple[SearchResponse, dict[str, Any]]:
     """One search of a shopper in an experiment, with a ``HybridSearch``.
 
@@ -162,15 +190,27 @@ def experiment_search(
     """
     arms, run_size, run_page = _plan(spec, client_id, size, page)
     runs = {arm: search.search(text, size=run_size, page=run_page, **arm_options(spec, arm, options)) for arm in arms}
-    return _finish(spec, runs, client_id=client_id, text=text, size=size, page=page)
+    response, attrs = _finish(spec, runs, client_id=client_id, text=text, size=size, page=page)
+    _record(search, response, attrs, client_id, session_id)
+    return response, attrs
 
 
 async def aexperiment_search(
-    search: Any, text: str, *, spec: ExperimentSpec, client_id: str, size: int = 10, page: int = 1, **options: Any
+    search: Any,
+    text: str,
+    *,
+    spec: ExperimentSpec,
+    client_id: str,
+    session_id: str | None = None,
+    size: int = 10,
+    page: int = 1,
+    **options: Any,
 ) -> tuple[SearchResponse, dict[str, Any]]:
     """:func:`experiment_search` with an ``AsyncHybridSearch`` (the arms run one after the other)."""
     arms, run_size, run_page = _plan(spec, client_id, size, page)
     runs = {}
     for arm in arms:
         runs[arm] = await search.search(text, size=run_size, page=run_page, **arm_options(spec, arm, options))
-    return _finish(spec, runs, client_id=client_id, text=text, size=size, page=page)
+    response, attrs = _finish(spec, runs, client_id=client_id, text=text, size=size, page=page)
+    _record(search, response, attrs, client_id, session_id)
+    return response, attrs
