@@ -39,7 +39,9 @@ Measured (seeds: 1 = click-model choice, 2 = goal sessions, 3 = experiments):
    distributions (win/loss/tie; clicks per search) come from 4,000 simulated sessions, experiments
    are then drawn from them (multinomial). ``ab_vs_interleave`` = ab_n95 / interleave_n95 (the pair
    with the smaller ratio is reported; the literature reports 10-100x).
-5. ``events_per_s`` / ``events_lost``: need ``POST /events`` on ``serve search`` (not in this build).
+5. ``events_per_s`` / ``events_lost`` (``--events-seconds``, 0 to skip): ``POST /events`` on a real
+   ``eshybrid serve search --ubi`` (see ``bench/online_events.py``): accepted events per second
+   sustained, a burst over the queue answered 429 (counted), and every accepted event indexed.
 
 Ends with one ``RESULT`` line (the load average is printed before and after).
 
@@ -64,6 +66,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 from hybrid_quality import DEFAULT_DATASET, bench_connect, corpus_embeddings, load_index, make_embedder  # noqa: E402
+from online_events import measure_events  # noqa: E402
 
 from connector.feedback import CLICK_MODELS, DEFAULT_CLICK_MODEL, build_judgments, query_key, team_draft  # noqa: E402
 from connector.feedback.judgments import write_beir  # noqa: E402
@@ -312,6 +315,7 @@ def main() -> int:
     parser.add_argument("--embed-url", default=os.environ.get("ESHYBRID_TEST_EMBED_URL"))
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--skip-experiments", action="store_true", help="judgments only (a quick smoke run)")
+    parser.add_argument("--events-seconds", type=float, default=20.0, help="sustained POST /events (0: skip)")
     args = parser.parse_args()
     if not args.url:
         parser.error("give --url (or source /tmp/eshybrid-dev-clusters.env for $ESHYBRID_TEST_ES9_URL)")
@@ -348,6 +352,8 @@ def main() -> int:
                 gap, human_pick, click_pick = tune_gap(search, human, clicks)
             results["tune_gap"] = gap
             results["click_model"] = model
+            if args.events_seconds > 0:
+                results.update(measure_events(cluster, args.url, index, args.embed_url, seconds=args.events_seconds))
         finally:
             cluster.delete_index(index)
     if not args.skip_experiments:
@@ -361,8 +367,8 @@ def main() -> int:
     print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; took {time.perf_counter() - started:.0f}s")
     print(f"# goals: tau >= 0.8: {tau >= 0.8}; |tune_gap| <= 0.005: {abs(gap) <= 0.005} "
           f"(human judgments pick {human_pick}, clicks pick {click_pick})")  # fmt: skip
-    results["events_per_s"] = "n/a"
-    results["events_lost"] = "n/a"
+    results.setdefault("events_per_s", "n/a")
+    results.setdefault("events_lost", "n/a")
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else "none" if v is None else str(v)

@@ -1,0 +1,140 @@
+"""The events stage of ``bench/online_loop.py``: POST /events on a real ``eshybrid serve search --ubi``.
+
+1. Start ``eshybrid serve search --ubi`` (its own local Ray, 2 CPUs) on the bench index, with unique
+   ``ubi_queries`` / ``ubi_events`` names, a queue of ``QUEUE`` records and the per-address rate limit
+   raised (every request of the bench comes from 127.0.0.1; per-client limits still apply, and each
+   record has its own ``client_id``).
+2. Sustained: ``THREADS`` threads post batches of ``BATCH`` valid click events for ``seconds``;
+   ``events_per_s`` = accepted records / wall time (202 answers; 429 ones are counted, not retried).
+3. Burst: the same threads post as fast as they can until ``BURST_FACTOR`` times the queue was
+   offered: what the queue cannot take is answered 429 (``burst_429`` counts those records).
+4. Drain: wait until the server's logger has nothing queued, refresh, and count the events index:
+   ``events_lost`` = accepted - indexed (the goal is 0: every accepted event indexed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS, BATCH, QUEUE, BURST_FACTOR = 4, 50, 20_000, 3
+START_TIMEOUT_S, DRAIN_TIMEOUT_S = 180.0, 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _batch(worker: int, n: int) -> bytes:
+    events = [
+        {"action_name": "click", "query_id": f"bench-q-{worker}-{n}", "client_id": f"bench-{worker}-{n}-{i}",
+         "event_attributes": {"object": {"object_id": f"doc-{i}"}, "position": {"ordinal": i % 10 + 1}}}
+        for i in range(BATCH)
+    ]  # fmt: skip
+    return json.dumps(events).encode()
+
+
+def _start(url: str, index: str, embed_url: str | None, tag: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ESHYBRID_SEARCH_UBI_QUERIES_INDEX": f"bench-ubi-q-{tag}",
+           "ESHYBRID_SEARCH_UBI_EVENTS_INDEX": f"bench-ubi-e-{tag}", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "connector.cli", "serve", "search", "--url", url, "--index", index, "--ubi",
+               "--events-rate-per-s", "1000000", "--events-queue-size", str(QUEUE), "--port", str(port),
+               "--num-cpus", "2"] + (["--embed-url", embed_url] if embed_url else [])  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve search exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/events/stats", timeout=2).json().get("enabled"):
+                return proc, base
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    raise RuntimeError("serve search did not answer within the start timeout")
+
+
+def _post_for(base: str, *, seconds: float | None, budget: int | None) -> dict[str, int]:
+    """Post batches from THREADS threads until ``seconds`` pass or ``budget`` records were offered."""
+    counts = {"accepted": 0, "refused_429": 0, "other": 0, "offered": 0}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds if seconds else None
+
+    def work(worker: int) -> None:
+        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as client:
+            n = 0
+            while True:
+                with lock:
+                    if (stop_at and time.monotonic() >= stop_at) or (budget and counts["offered"] >= budget):
+                        return
+                    counts["offered"] += BATCH
+                answer = client.post(base + "/events", content=_batch(worker, n))
+                n += 1
+                body = answer.json()
+                with lock:
+                    counts["accepted"] += int(body.get("accepted", 0))
+                    for rejected in body.get("rejected", []):
+                        counts["refused_429" if rejected["status"] == 429 else "other"] += 1
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts
+
+
+def measure_events(cluster: Any, url: str, index: str, embed_url: str | None, *, seconds: float) -> dict[str, Any]:
+    """Run the stages of the module docstring; returns the RESULT figures."""
+    tag = uuid.uuid4().hex[:8]
+    proc, base = _start(url, index, embed_url, tag)
+    events_index = f"bench-ubi-e-{tag}"
+    try:
+        started = time.perf_counter()
+        sustained = _post_for(base, seconds=seconds, budget=None)
+        elapsed = time.perf_counter() - started
+        burst = _post_for(base, seconds=None, budget=BURST_FACTOR * QUEUE)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while True:  # until every record the endpoint accepted was written (or given up on)
+            stats = httpx.get(base + "/events/stats", timeout=10).json()
+            done = stats["logger"]["written"] + stats["logger"]["failed"]
+            if done >= stats["intake"]["accepted"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        cluster.refresh(events_index)
+        indexed = cluster.count(events_index)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for name in (events_index, f"bench-ubi-q-{tag}"):
+            cluster.delete_index(name)
+    accepted = sustained["accepted"] + burst["accepted"]
+    print(f"# events: sustained {sustained} in {elapsed:.1f}s; burst {burst}; server {stats}; indexed {indexed}")
+    return {
+        "events_per_s": sustained["accepted"] / elapsed,
+        "events_lost": accepted - indexed,
+        "events_429": sustained["refused_429"],
+        "burst_429": burst["refused_429"],
+    }
