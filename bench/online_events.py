@@ -6,8 +6,9 @@
    record has its own ``client_id``).
 2. Sustained: ``THREADS`` threads post batches of ``BATCH`` valid click events for ``seconds``;
    ``events_per_s`` = accepted records / wall time (202 answers; 429 ones are counted, not retried).
-3. Burst: the same threads post as fast as they can until ``BURST_FACTOR`` times the queue was
-   offered: what the queue cannot take is answered 429 (``burst_429`` counts those records).
+3. Burst: ``BURST_THREADS`` threads post requests of ``BURST_BATCH`` records as fast as they can until
+   ``BURST_FACTOR`` times the queue was offered: what the queue cannot take is answered 429
+   (``burst_429`` counts those records; the sustained stage's 429s are ``events_429``).
 4. Drain: wait until the server's logger has nothing queued, refresh, and count the events index:
    ``events_lost`` = accepted - indexed (the goal is 0: every accepted event indexed).
 """
@@ -29,7 +30,8 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-THREADS, BATCH, QUEUE, BURST_FACTOR = 4, 50, 20_000, 3
+THREADS, BATCH, QUEUE, BURST_FACTOR = 4, 50, 5_000, 10
+BURST_THREADS, BURST_BATCH = 12, 500  # the most records a request may carry (EventIntakeSettings.max_records)
 START_TIMEOUT_S, DRAIN_TIMEOUT_S = 180.0, 120.0
 
 
@@ -39,11 +41,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _batch(worker: int, n: int) -> bytes:
+def _batch(worker: int, n: int, size: int) -> bytes:
     events = [
         {"action_name": "click", "query_id": f"bench-q-{worker}-{n}", "client_id": f"bench-{worker}-{n}-{i}",
          "event_attributes": {"object": {"object_id": f"doc-{i}"}, "position": {"ordinal": i % 10 + 1}}}
-        for i in range(BATCH)
+        for i in range(size)
     ]  # fmt: skip
     return json.dumps(events).encode()
 
@@ -73,8 +75,10 @@ def _start(url: str, index: str, embed_url: str | None, tag: str) -> tuple[subpr
     raise RuntimeError("serve search did not answer within the start timeout")
 
 
-def _post_for(base: str, *, seconds: float | None, budget: int | None) -> dict[str, int]:
-    """Post batches from THREADS threads until ``seconds`` pass or ``budget`` records were offered."""
+def _post_for(
+    base: str, *, seconds: float | None, budget: int | None, threads: int = THREADS, batch: int = BATCH
+) -> dict[str, int]:
+    """Post batches from ``threads`` threads until ``seconds`` pass or ``budget`` records were offered."""
     counts = {"accepted": 0, "refused_429": 0, "other": 0, "offered": 0}
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds if seconds else None
@@ -86,8 +90,8 @@ def _post_for(base: str, *, seconds: float | None, budget: int | None) -> dict[s
                 with lock:
                     if (stop_at and time.monotonic() >= stop_at) or (budget and counts["offered"] >= budget):
                         return
-                    counts["offered"] += BATCH
-                answer = client.post(base + "/events", content=_batch(worker, n))
+                    counts["offered"] += batch
+                answer = client.post(base + "/events", content=_batch(worker, n, batch))
                 n += 1
                 body = answer.json()
                 with lock:
@@ -95,10 +99,10 @@ def _post_for(base: str, *, seconds: float | None, budget: int | None) -> dict[s
                     for rejected in body.get("rejected", []):
                         counts["refused_429" if rejected["status"] == 429 else "other"] += 1
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(THREADS)]
-    for t in threads:
+    workers = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join()
     return counts
 
@@ -112,7 +116,7 @@ def measure_events(cluster: Any, url: str, index: str, embed_url: str | None, *,
         started = time.perf_counter()
         sustained = _post_for(base, seconds=seconds, budget=None)
         elapsed = time.perf_counter() - started
-        burst = _post_for(base, seconds=None, budget=BURST_FACTOR * QUEUE)
+        burst = _post_for(base, seconds=None, budget=BURST_FACTOR * QUEUE, threads=BURST_THREADS, batch=BURST_BATCH)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while True:  # until every record the endpoint accepted was written (or given up on)
             stats = httpx.get(base + "/events/stats", timeout=10).json()
