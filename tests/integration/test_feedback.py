@@ -179,3 +179,50 @@ def test_bodies_are_accepted(cluster: Cluster, ubi_names: tuple[str, str]) -> No
     for name, body in zip(ubi_names, (ubi_queries_index_body(), ubi_events_index_body())):
         cluster.create_index(name, body)
         assert cluster.get_mapping(name)["dynamic"] in (False, "false")
+
+
+def test_both_drivers_record_shoppers_searches(cluster: Cluster, ubi_names: tuple[str, str], cluster_url: str) -> None:
+    import asyncio
+
+    from connector.cluster.aio import aconnect
+    from connector.search import AsyncHybridSearch, HybridSearch
+    from connector.search.experiment import experiment_search
+
+    queries_index, events_index = ubi_names
+    index = f"test-ubi-products-{uuid.uuid4().hex[:8]}"
+    cluster.create_index(index, {"mappings": {"properties": {"title": {"type": "text"}}}})
+    lines: list[dict[str, object]] = []
+    for i, word in enumerate(["red", "blue", "green", "dome", "tunnel"]):
+        lines += [{"index": {"_index": index, "_id": f"p{i}"}}, {"title": f"{word} tent"}]
+    cluster.bulk(lines, refresh=True)
+    ubi = UbiLogger(cluster, queries_index=queries_index, events_index=events_index, flush_interval_s=0.05)
+    try:
+        search = HybridSearch(cluster, index, ubi=ubi, lexical_fields={"title": 1.0})
+        recorded = search.search("tent", mode="bm25", size=3, client_id="c-1", session_id="s-1")
+        unrecorded = search.search("tent", mode="bm25", size=3)  # evaluation, tuning: no client_id, no record
+        spec = ExperimentSpec.model_validate(
+            {"name": "exp", "arms": {"ctrl": {"mode": "bm25"}, "test": {"mode": "bm25", "fusion": {"method": "rrf"}}}}
+        )
+        shown, arms = experiment_search(search, "red tent", spec=spec, client_id="c-2", size=3)
+
+        async def run_async() -> str:
+            async with await aconnect(cluster_url) as acluster:
+                asearch = AsyncHybridSearch(acluster, index, ubi=ubi, lexical_fields={"title": 1.0})
+                response = await asearch.search("dome tent", mode="bm25", size=2, client_id="c-3")
+                return response.query_id
+
+        async_id = asyncio.run(run_async())
+        assert ubi.flush(timeout_s=30)
+    finally:
+        ubi.close()
+        cluster.delete_index(index)
+    assert (ubi.written, ubi.failed) == (3, 0)
+    cluster.refresh(queries_index)
+    records = {q.query_id: q for q in read_queries(cluster, queries_index)}
+    assert set(records) == {recorded.query_id, shown.query_id, async_id}
+    assert unrecorded.query_id not in records
+    first = records[recorded.query_id]
+    assert first.query_response_hit_ids == recorded.ids and first.session_id == "s-1" and first.client_id == "c-1"
+    assert first.query_attributes is not None and first.query_attributes.configuration == "bm25"
+    exp = records[shown.query_id].query_attributes
+    assert exp is not None and exp.experiment == "exp" and exp.hit_arms == arms["hit_arms"]
