@@ -308,6 +308,32 @@ def experiments(rankings: Rankings, qrels: Any, human: Mapping[str, float]) -> d
     return out
 
 
+def judgments_stage(
+    search: HybridSearch, rankings: Rankings, human: BeirDataset, human_ndcg: Mapping[str, float], sessions: int
+) -> dict[str, Any]:
+    """Steps 1-3 of the module docstring: the click model, tau_click_vs_human and tune_gap."""
+    from scipy.stats import kendalltau
+
+    queries = human.judged_queries()
+    qrels = {q: human.qrels[q] for q in queries}
+    model = choose_click_model(rankings, queries, qrels, sessions)
+    records, events = ubi_sessions(rankings, queries, qrels, sessions, SEED_GOAL)
+    ids = {query_key(t): q for q, t in queries.items()}
+    judged = build_judgments(records, events, model=model, query_ids=ids)  # type: ignore[arg-type]
+    print(f"# goal sessions: {len(records)} searches, {len(events)} events; {judged.to_json()}")
+    click_ndcg = ndcg10(rankings, judged.qrels)
+    names = list(CONFIGS)
+    for name in names:
+        print(f"{name:<14} human nDCG@10 {human_ndcg[name]:.4f}   click nDCG@10 {click_ndcg[name]:.4f}")
+    tau = float(kendalltau([human_ndcg[n] for n in names], [click_ndcg[n] for n in names]).statistic)
+    with tempfile.TemporaryDirectory() as tmp:
+        clicks = read_beir(write_beir(judged, Path(tmp) / "clicks"))
+        gap, human_pick, click_pick = tune_gap(search, human, clicks)
+    print(f"# goals: tau >= 0.8: {tau >= 0.8}; |tune_gap| <= 0.005: {abs(gap) <= 0.005} "
+          f"(human judgments pick {human_pick}, clicks pick {click_pick})", flush=True)  # fmt: skip
+    return {"tau_click_vs_human": tau, "tune_gap": gap, "click_model": model}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
@@ -334,24 +360,7 @@ def main() -> int:
             search = HybridSearch(cluster, index, embedder=embedder, max_depth=100)
             rankings, _ = fetch_rankings(search, queries)
             human_ndcg = ndcg10(rankings, qrels)
-            model = choose_click_model(rankings, queries, qrels, args.sessions)
-            records, events = ubi_sessions(rankings, queries, qrels, args.sessions, SEED_GOAL)
-            ids = {query_key(t): q for q, t in queries.items()}
-            judged = build_judgments(records, events, model=model, query_ids=ids)  # type: ignore[arg-type]
-            print(f"# goal sessions: {len(records)} searches, {len(events)} events; {judged.to_json()}")
-            click_ndcg = ndcg10(rankings, judged.qrels)
-            from scipy.stats import kendalltau
-
-            names = list(CONFIGS)
-            for name in names:
-                print(f"{name:<14} human nDCG@10 {human_ndcg[name]:.4f}   click nDCG@10 {click_ndcg[name]:.4f}")
-            tau = float(kendalltau([human_ndcg[n] for n in names], [click_ndcg[n] for n in names]).statistic)
-            results["tau_click_vs_human"] = tau
-            with tempfile.TemporaryDirectory() as tmp:
-                clicks = read_beir(write_beir(judged, Path(tmp) / "clicks"))
-                gap, human_pick, click_pick = tune_gap(search, human, clicks)
-            results["tune_gap"] = gap
-            results["click_model"] = model
+            results.update(judgments_stage(search, rankings, human, human_ndcg, args.sessions))
             if args.events_seconds > 0:
                 results.update(measure_events(cluster, args.url, index, args.embed_url, seconds=args.events_seconds))
         finally:
@@ -365,8 +374,6 @@ def main() -> int:
             results[f"interleave_n95_{other}"], results[f"ab_n95_{other}"] = ni, na
     load = os.getloadavg()
     print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; took {time.perf_counter() - started:.0f}s")
-    print(f"# goals: tau >= 0.8: {tau >= 0.8}; |tune_gap| <= 0.005: {abs(gap) <= 0.005} "
-          f"(human judgments pick {human_pick}, clicks pick {click_pick})")  # fmt: skip
     results.setdefault("events_per_s", "n/a")
     results.setdefault("events_lost", "n/a")
 
