@@ -4,8 +4,10 @@
    ``ubi_queries`` / ``ubi_events`` names, a queue of ``QUEUE`` records and the per-address rate limit
    raised (every request of the bench comes from 127.0.0.1; per-client limits still apply, and each
    record has its own ``client_id``).
-2. Sustained: ``THREADS`` threads post batches of ``BATCH`` valid click events for ``seconds``;
-   ``events_per_s`` = accepted records / wall time (202 answers; 429 ones are counted, not retried).
+2. Sustained: ``THREADS`` threads post batches of ``BATCH`` valid click events for ``seconds``, each as
+   soon as the last was answered (closed loop, faster than one writer drains: the queue fills and the
+   server answers 429 for what it cannot take, counted in ``events_429``, not resent);
+   ``events_per_s`` = accepted records / wall time, i.e. what the server sustains with nothing lost.
 3. Burst: ``BURST_THREADS`` threads post requests of ``BURST_BATCH`` records as fast as they can until
    ``BURST_FACTOR`` times the queue was offered: what the queue cannot take is answered 429
    (``burst_429`` counts those records; the sustained stage's 429s are ``events_429``).
