@@ -247,22 +247,17 @@ class _CoreBase:
             if text and correct_mode != "off"
             else None
         )
-        ops: dict[str, Op] = {}
-        if suggest is not None:
-            ops["suggest"] = ClusterSearch(self.index, suggest, note=correction_note(suggester))
-        if text and mode != "bm25":
-            ops["vector"] = Embed(base, self.profile.vector_meta, guarded=guarded)
-        if self.image is not None and mode != "bm25":
-            ops["image"] = EmbedImage(image=image) if image is not None else EmbedImage(text=base)
-        if setup is not None:
-            ops["setup"] = setup
-        if user is not None:
-            note = "personal signal: the shopper's profile"
-            params = {"ignore_unavailable": "true"}
-            ops["user"] = ClusterSearch(self.profiles_index, profile_search_body(user), params=params, note=note)
+        ops: dict[str, Op | None] = {
+            "suggest": ClusterSearch(self.index, suggest, note=correction_note(suggester)) if suggest else None,
+            "vector": Embed(base, self.profile.vector_meta, guarded=guarded) if text and mode != "bm25" else None,
+            "image": self._image_op(base, image) if mode != "bm25" else None,
+            "setup": setup,
+            "user": self._user_op(user) if user is not None else None,
+        }
+        asked = {name: op for name, op in ops.items() if op is not None}
         answers: dict[str, Any] = {}
-        if ops:
-            answers = dict(zip(ops, (yield Together(tuple(ops.values()))), strict=True))
+        if asked:
+            answers = dict(zip(asked, (yield Together(tuple(asked.values()))), strict=True))
         trip = FirstTrip()
         if text and (correct_mode != "off" or rewrite is not None):
             answer = answers.get("suggest", {})
@@ -286,6 +281,16 @@ class _CoreBase:
         if isinstance(answers.get("setup"), BaseException):
             raise answers["setup"]
         return trip
+
+    def _image_op(self, text: str, image: bytes | None) -> EmbedImage | None:
+        if self.image is None:
+            return None
+        return EmbedImage(image=image) if image is not None else EmbedImage(text=text)
+
+    def _user_op(self, user: str) -> ClusterSearch:
+        note = "personal signal: the shopper's profile"
+        params = {"ignore_unavailable": "true"}
+        return ClusterSearch(self.profiles_index, profile_search_body(user), params=params, note=note)
 
     def _vector_of(
         self,

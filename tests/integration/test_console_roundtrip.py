@@ -140,9 +140,11 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
             results = response["responses"] if "responses" in response else [response]
             for body, result in zip(bodies, results):
                 leg = "vector" if '"knn"' in json.dumps(body) else "lexical"
+                sources.update({h["_id"]: h.get("_source") for h in result["hits"]["hits"] if h.get("_source")})
+                if body.get("_source") is not False and "suggest" not in body:
+                    continue  # a leg's top hits again, with their sources (not the leg)
                 legs[leg] = [LegHit(id=h["_id"], score=float(h["_score"] or 0.0), index=h["_index"])
                              for h in result["hits"]["hits"]]  # fmt: skip
-                sources.update({h["_id"]: h.get("_source") for h in result["hits"]["hits"]})
         if len(legs) > 1:
             fused = [d.id for d in fuse(legs, fusion)]
         else:  # one leg: its own order (score, then _id)

@@ -205,11 +205,12 @@ def test_console_text_is_what_ran(cluster: Cluster, products: str) -> None:
     lines = [line for line in blocks[0].splitlines() if not line.startswith("#")]
     assert lines[0] == f"GET {products}/_msearch"
     bodies = [json.loads(line) for line in lines[1:]]
-    assert len(bodies) == 4 and bodies[1]["query"]["bool"]["filter"] == [{"term": {"color": "red"}}]
+    # the two legs (ids), then their top hits again with their sources (the page needs no _mget)
+    assert len(bodies) == 8 and bodies[1]["query"]["bool"]["filter"] == [{"term": {"color": "red"}}]
     replayed = cluster.request("POST", f"/{products}/_msearch", body=bodies, ndjson=True).body["responses"]
     assert [h["_id"] for h in replayed[0]["hits"]["hits"]]  # the lexical leg runs as printed
-    # the legs carry their hits' sources: the page needs no _mget, two sequential round trips in all
-    assert bodies[1]["_source"] == {"excludes": ["embedding"]} and len(blocks) == 1
+    assert bodies[1]["_source"] is False and bodies[5]["_source"] == {"excludes": ["embedding"]}
+    assert bodies[5]["size"] == 6 and len(blocks) == 1  # twice the page's end
     assert response.round_trips == 2 and all(hit.source for hit in response.hits)
 
 
