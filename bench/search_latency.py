@@ -371,7 +371,7 @@ def measure_default(
             switch = sd.KillSwitch(local)
             return switch, switch.kill
         proxy = sd.KillableProxy(embed_url)
-        client = EmbeddingClient(proxy.url, query_cache_size=0, timeout_s=DEFAULT_EMBED_BUDGET_S, max_retries=0)
+        client = EmbeddingClient(proxy.url, query_cache_size=0, timeout_s=5.0, max_retries=0)
         return client, proxy.kill
 
     with hq.bench_connect(url) as cluster:
@@ -387,10 +387,8 @@ def measure_default(
                 return raw.send((f"/{index}/_search", json.dumps(body).encode(), "application/json"))
 
             if "default" in phases:
-                embedder, _ = embedder_for(args.embed_url)
-                direct = (
-                    EmbeddingClient(args.embed_url, query_cache_size=0, max_retries=0) if args.embed_url else embedder
-                )
+                service = EmbeddingClient(args.embed_url, query_cache_size=0, max_retries=0) if args.embed_url else None
+                direct = _query_encoder(args, cluster, index) or service or local
                 with HybridSearch(cluster, index, embedder=direct, query_cache_size=0) as search:
                     figures.update(
                         sd.default_figures(search, direct, page, queries, rounds=args.rounds, seed=args.seed)

@@ -202,15 +202,16 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
-    """The query embedder; on the search path (``--embed-budget-s``) one try within the budget, no retries."""
+    """The query embedder; on the search path (``--embed-budget-s``) one try, no retries."""
     settings = _settings()
     url = getattr(args, "embed_url", None) or settings.embed_url
     if not url and not needed:
         return None
     from connector.services.embedding import EmbeddingClient
 
-    budget = getattr(args, "embed_budget_s", None)
-    options: dict[str, Any] = {"timeout_s": max(budget, 0.05), "max_retries": 0} if budget else {}
+    # On the search path the search enforces the budget; the client makes one try (its own timeout is a bound on
+    # an abandoned call, and the first call, which also checks the model, may take longer than the budget).
+    options: dict[str, Any] = {"max_retries": 0} if getattr(args, "embed_budget_s", None) else {}
     return EmbeddingClient.from_settings(settings, url, missing="knn and hybrid modes embed the query", **options)
 
 

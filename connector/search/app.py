@@ -166,9 +166,8 @@ class SearchDeployment:
             return HandleEmbedder(embedding, timeout_s=settings.embed_timeout_s)
         if settings.embed_app:
             return HandleEmbedder(serve.get_app_handle(settings.embed_app), timeout_s=settings.embed_timeout_s)
-        if settings.embed_url:  # one try within the search's budget: a down embedder means the lexical answer
-            timeout_s = min(settings.embed_timeout_s, settings.embed_budget_s or settings.embed_timeout_s)
-            return EmbeddingClient(settings.embed_url, timeout_s=max(timeout_s, 0.05), max_retries=0)
+        if settings.embed_url:  # one try; the search waits embed_budget_s for it, then answers the lexical result
+            return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=0)
         logger.warning("search service has no embedder: only mode=bm25 will work")
         return None
 

@@ -121,3 +121,35 @@ def test_one_list_of_server_forms() -> None:
     from connector.search.query_builder import FORM_BODIES, SERVER_FORMS
 
     assert set(SERVER_FORMS) == set(FORM_BODIES) == set(HYBRID_FORMS)
+
+
+def test_the_async_driver_falls_back_the_same_way() -> None:
+    import asyncio
+
+    from connector.search.hybrid import AsyncHybridSearch
+
+    class _AsyncCluster:
+        capabilities = _Cluster.capabilities
+
+        def __init__(self) -> None:
+            self.sync = _Cluster()
+
+        async def get_mapping(self, index: str) -> Any:
+            return MAPPING
+
+        async def search(self, index: str, body: Any, params: Any = None) -> Any:
+            return self.sync.search(index, body, params)
+
+        async def msearch(self, index: str, searches: Any) -> Any:
+            return self.sync.msearch(index, searches)
+
+    class _DownEmbedder:
+        async def embed_query(self, text: str) -> list[float]:
+            raise EmbeddingServiceUnavailable("connection refused", retryable=True)
+
+    async def run() -> Any:
+        async with AsyncHybridSearch(_AsyncCluster(), "shop", embedder=_DownEmbedder(), max_depth=10) as search:
+            return await search.search("red tent", size=2)
+
+    response = asyncio.run(run())
+    assert response.vector_fallback and response.ids == ["a", "b"] and response.round_trips == 2
