@@ -13,6 +13,10 @@
    (``burst_429`` counts those records; the sustained stage's 429s are ``events_429``).
 4. Drain: wait until the server's logger has nothing queued, refresh, and count the events index:
    ``events_lost`` = accepted - indexed (the goal is 0: every accepted event indexed).
+5. ``search_p50_ratio``: the library's default hybrid search with query records on (a ``UbiLogger``,
+   ``client_id`` given) over the same search with them off, ``--latency-searches`` of each, interleaved
+   (on/off order alternating), after a warm-up; the p50 of on over the p50 of off (goal <= 1.05). A
+   speed figure: run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -144,3 +149,20 @@ def measure_events(cluster: Any, url: str, index: str, embed_url: str | None, *,
         "events_429": sustained["refused_429"],
         "burst_429": burst["refused_429"],
     }
+
+
+def measure_search_overhead(search_off: Any, search_on: Any, texts: list[str], *, searches: int) -> dict[str, Any]:
+    """Step 5 of the module docstring; ``search_on`` has a ``ubi`` logger, ``search_off`` none."""
+    for text in texts[:5]:  # warm-up: connections, caches, the model check
+        search_off.search(text, client_id="bench-warm-up")
+        search_on.search(text, client_id="bench-warm-up")
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    for n in range(searches):
+        text = texts[n % len(texts)]
+        for on in (False, True) if n % 2 else (True, False):
+            started = time.perf_counter()
+            (search_on if on else search_off).search(text, client_id=f"bench-{n}")
+            timings[on].append(time.perf_counter() - started)
+    off, on = statistics.median(timings[False]), statistics.median(timings[True])
+    print(f"# search p50 with query records off {off * 1000:.1f} ms, on {on * 1000:.1f} ms ({searches} each)")
+    return {"search_p50_ratio": on / off}

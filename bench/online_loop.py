@@ -42,6 +42,8 @@ Measured (seeds: 1 = click-model choice, 2 = goal sessions, 3 = experiments):
 5. ``events_per_s`` / ``events_lost`` (``--events-seconds``, 0 to skip): ``POST /events`` on a real
    ``eshybrid serve search --ubi`` (see ``bench/online_events.py``): accepted events per second
    sustained, a burst over the queue answered 429 (counted), and every accepted event indexed.
+6. ``search_p50_ratio`` (``--latency-searches``, 0 to skip): p50 of the default search with query records
+   on over off, interleaved (a speed figure: a quiet machine; ``--latency-searches 10`` is a smoke run).
 
 Ends with one ``RESULT`` line (the load average is printed before and after).
 
@@ -66,7 +68,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 from hybrid_quality import DEFAULT_DATASET, bench_connect, corpus_embeddings, load_index, make_embedder  # noqa: E402
-from online_events import measure_events  # noqa: E402
+from online_events import measure_events, measure_search_overhead  # noqa: E402
 
 from connector.feedback import CLICK_MODELS, DEFAULT_CLICK_MODEL, build_judgments, query_key, team_draft  # noqa: E402
 from connector.feedback.judgments import write_beir  # noqa: E402
@@ -76,7 +78,7 @@ from connector.quality.tuning import recommend  # noqa: E402
 from connector.search import HybridSearch  # noqa: E402
 from connector.search.fusion import fuse, single_leg  # noqa: E402
 from connector.search.models import DEFAULT_FUSION, FusionConfig, LexicalConfig  # noqa: E402
-from connector.ubi import UbiEvent, UbiQuery  # noqa: E402
+from connector.ubi import UbiEvent, UbiLogger, UbiQuery  # noqa: E402
 
 SHOWN = 10
 POSITION_BIAS = np.arange(1, SHOWN + 1, dtype=np.float64) ** -0.8
@@ -334,6 +336,20 @@ def judgments_stage(
     return {"tau_click_vs_human": tau, "tune_gap": gap, "click_model": model}
 
 
+def search_overhead(cluster: Any, index: str, embedder: Any, texts: list[str], searches: int) -> dict[str, Any]:
+    """``search_p50_ratio`` (``bench/online_events.py`` step 5), query records into throwaway UBI indexes."""
+    tag = f"bench-ubi-latency-{os.getpid()}"
+    ubi = UbiLogger(cluster, queries_index=f"{tag}-q", events_index=f"{tag}-e")
+    try:
+        off = HybridSearch(cluster, index, embedder=embedder)
+        on = HybridSearch(cluster, index, embedder=embedder, ubi=ubi)
+        return measure_search_overhead(off, on, texts, searches=searches)
+    finally:
+        ubi.close()
+        for name in (f"{tag}-q", f"{tag}-e"):
+            cluster.delete_index(name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
@@ -342,6 +358,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--skip-experiments", action="store_true", help="judgments only (a quick smoke run)")
     parser.add_argument("--events-seconds", type=float, default=20.0, help="sustained POST /events (0: skip)")
+    parser.add_argument("--latency-searches", type=int, default=300, help="searches per side for search_p50_ratio")
     args = parser.parse_args()
     if not args.url:
         parser.error("give --url (or source /tmp/eshybrid-dev-clusters.env for $ESHYBRID_TEST_ES9_URL)")
@@ -363,6 +380,8 @@ def main() -> int:
             results.update(judgments_stage(search, rankings, human, human_ndcg, args.sessions))
             if args.events_seconds > 0:
                 results.update(measure_events(cluster, args.url, index, args.embed_url, seconds=args.events_seconds))
+            if args.latency_searches > 0:
+                results.update(search_overhead(cluster, index, embedder, list(queries.values()), args.latency_searches))
         finally:
             cluster.delete_index(index)
     if not args.skip_experiments:
