@@ -48,7 +48,6 @@ __all__ = [
     "RerankOverloaded",
     "RerankRequestError",
     "RecordValidationError",
-    "EventsOverloaded",
 ]
 
 
@@ -323,8 +322,3 @@ class RecordValidationError(EshybridError, ValueError):
     path: str
     line: int
 
-
-class EventsOverloaded(EshybridError):
-    """The event queue is full (``queue_size``); the caller answers 429 and the client sends the records later."""
-
-    queue_size: int
