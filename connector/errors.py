@@ -321,4 +321,3 @@ class RecordValidationError(EshybridError, ValueError):
     record: int
     path: str
     line: int
-
