@@ -113,6 +113,7 @@ def measure(
                     switch.set(state)
                     search.search(text, size=10, strategy="client")
             samples: dict[str, list[float]] = {state: [] for state in STATES}
+            switch.provider.force_flush()  # the warm-up's spans are counted before, not during, the timed rounds
             recorded_before, spans_before = _requests_total(), switch.exporter.spans
             rng = random.Random(seed)
             for _ in range(rounds):

@@ -8,11 +8,9 @@ that raises is counted by exception class and marked on the span.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from connector.observe.metrics import SearchMetrics, default_search_metrics, search_stage_ms
+from connector.observe.metrics import SearchMetrics, default_search_metrics
 from connector.observe.tracing import SPAN_SEARCH, span
 
 if TYPE_CHECKING:
@@ -24,42 +22,53 @@ __all__ = ["SearchObservation", "observe_search"]
 class SearchObservation:
     """What a facade tells about the search it is running (see :func:`observe_search`)."""
 
-    def __init__(self, current_span: Any, metrics: SearchMetrics) -> None:
-        self._span = current_span
+    __slots__ = ("_metrics", "_mode", "_span", "_span_cm")
+
+    def __init__(self, *, mode: str, index: str, metrics: SearchMetrics) -> None:
+        self._mode = mode
         self._metrics = metrics
+        self._span_cm = span(SPAN_SEARCH, {"eshybrid.mode": mode, "eshybrid.index": index})
+        self._span: Any = None
+
+    def __enter__(self) -> SearchObservation:
+        self._span = self._span_cm.__enter__()
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        if isinstance(error, Exception):
+            self._metrics.record_error(self._mode, error)
+        self._span_cm.__exit__(kind, error, tb)
 
     def done(self, response: SearchResponse) -> None:
-        """Record the finished ``response`` and set its figures on the search span."""
+        """Record the finished ``response`` and set its figures on the search span.
+
+        Few attributes, as each costs the search time: the stages with spans of their own carry their durations;
+        fusion, in-process work, has ``eshybrid.stage.fuse_ms``; a fallback flag is set only when raised.
+        """
         self._metrics.record(response)
-        if self._span is None or not self._span.is_recording():
+        current = self._span
+        if current is None or not current.is_recording():
             return
         attributes: dict[str, Any] = {
             "eshybrid.strategy": response.strategy,
             "eshybrid.hits": len(response.hits),
-            "eshybrid.reranked": response.reranked,
-            "eshybrid.rerank_fallback": response.rerank_fallback,
-            "eshybrid.vector_fallback": bool(getattr(response, "vector_fallback", False)),
-            "eshybrid.total_ms": response.timings.total_ms,
+            "eshybrid.stage.fuse_ms": response.timings.fuse_ms,
         }
         for name in ("query_id", "round_trips", "server_form"):
             value = getattr(response, name, None)
             if value is not None:
                 attributes[f"eshybrid.{name}"] = value
-        for stage, ms in search_stage_ms(response.timings).items():
-            attributes[f"eshybrid.stage.{stage}_ms"] = ms  # fuse has no span of its own: it is in-process work
-        self._span.set_attributes(attributes)
+        for flag in ("reranked", "rerank_fallback", "vector_fallback"):
+            if getattr(response, flag, False):
+                attributes[f"eshybrid.{flag}"] = True
+        current.set_attributes(attributes)
 
 
-@contextmanager
-def observe_search(*, mode: str, index: str, metrics: SearchMetrics | None = None) -> Iterator[SearchObservation]:
+def observe_search(*, mode: str, index: str, metrics: SearchMetrics | None = None) -> SearchObservation:
     """The span and metrics of one search (``metrics``: default, the process's :func:`default_search_metrics`).
 
     Never the query text or the user in an attribute: traces are often kept longer than the search log.
     """
-    recorder = metrics if metrics is not None else default_search_metrics()
-    with span(SPAN_SEARCH, {"eshybrid.mode": mode, "eshybrid.index": index}) as current:
-        try:
-            yield SearchObservation(current, recorder)
-        except Exception as error:
-            recorder.record_error(mode, error)
-            raise
+    return SearchObservation(
+        mode=mode, index=index, metrics=metrics if metrics is not None else default_search_metrics()
+    )

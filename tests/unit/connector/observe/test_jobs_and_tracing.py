@@ -124,7 +124,7 @@ def test_observe_search_records_the_response_and_marks_errors(exporter: InMemory
     with pytest.raises(TimeoutError), observe_search(mode="knn", index="products", metrics=metrics):
         raise TimeoutError("cluster down")
     ok, failed = exporter.get_finished_spans()
-    assert ok.attributes["eshybrid.stage.legs_ms"] == 3.0 and ok.attributes["eshybrid.hits"] == 0
+    assert ok.attributes["eshybrid.stage.fuse_ms"] == 0.2 and ok.attributes["eshybrid.hits"] == 0
     assert "secret text" not in str(dict(ok.attributes))
     assert not failed.status.is_ok and failed.events[0].name == "exception"
     assert registry.get_sample_value("eshybrid_search_requests_total", {"mode": "hybrid", "strategy": "client"}) == 1
