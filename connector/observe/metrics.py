@@ -221,7 +221,7 @@ class SearchMetrics:
     def record_cache(self, *, hit: bool) -> None:
         """Count one query-vector cache lookup."""
         if self.enabled:
-            self.cache.labels(result="hit" if hit else "miss").inc()
+            self._child(self.cache, result="hit" if hit else "miss").inc()
 
 
 def _fallbacks(response: SearchResponse) -> Iterable[str]:
