@@ -4,7 +4,8 @@
 - :func:`dead_letter_index_body`: ``eshybrid-dead-letters``;
 - :func:`migrations_index_body`: ``eshybrid-migrations`` (migration locks and history);
 - :func:`search_log_index_body` / :func:`search_log_mapping`: ``eshybrid-search-log``;
-- :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18).
+- :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18);
+- :func:`judgments_index_body`: ``eshybrid-judgments`` (grades people gave in the relevance workbench, issue 32).
 
 Each is ``dynamic: false`` with ``_meta.eshybrid.kind`` naming it, one shard and a
 replica only when a second node exists: small bookkeeping indices that Kibana and
@@ -22,6 +23,8 @@ __all__ = [
     "SEARCH_LOG_LATENCY_STAGES",
     "SEARCH_LOG_MAPPING_VERSION",
     "dead_letter_index_body",
+    "JUDGMENT_FIELDS",
+    "judgments_index_body",
     "jobs_index_body",
     "migrations_index_body",
     "PROFILE_FIELDS",
@@ -270,3 +273,27 @@ def profiles_index_body() -> JsonDict:
 def profiles_index_name(index: str) -> str:
     """The default profiles index of a product index (or alias): ``eshybrid-profiles-<index>``."""
     return f"eshybrid-profiles-{index}"
+
+
+# The fields of one judgment document (``connector.workbench.store`` writes and reads them).
+JUDGMENT_FIELDS: Final = ("index", "query", "doc_id", "grade", "rater", "at", "config")
+
+
+def judgments_index_body() -> JsonDict:
+    """Settings and mapping of the judgments index: one document per (index, query, document, rater).
+
+    ``_id`` is derived from those four, so a rater who changes a grade overwrites it; ``config`` (the
+    workbench side the hit was rated on) stays in ``_source`` only.
+    """
+    return _small_index_body(
+        "judgments",
+        {
+            "index": _keyword(),
+            "query": {"type": "keyword", "ignore_above": 4096},
+            "doc_id": _keyword(),
+            "grade": {"type": "byte"},
+            "rater": _keyword(),
+            "at": _date(),
+            "config": {"type": "object", "enabled": False},
+        },
+    )
