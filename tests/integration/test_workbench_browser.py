@@ -9,6 +9,7 @@ Query vectors come from a table (as in test_hybrid_search.py); the cluster is re
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -29,9 +30,11 @@ from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, c
 pytestmark = [pytest.mark.integration, pytest.mark.es9]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "workbench"
-EVIL_TITLE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> camping gear'
+EVIL_TITLE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> zapfire lantern'
 SIDE_A = "mode:hybrid,fusion:linear,lw:0.7,vw:0.3,norm:min_max"
 SIDE_B = "preset:bm25"
+# The table's queries, and one that finds the document with the hostile title.
+VECTORS = {**QUERY_VECTORS, "zapfire": [0.7, 0.7, 0.1, 0.0]}
 
 
 def _chromium() -> str:
@@ -57,7 +60,7 @@ def shop(es9: Cluster, es9_url: str) -> Iterator[str]:
         {
             "_id": "evil",
             "title": EVIL_TITLE,
-            "text": "camping gear camping gear camping gear",
+            "text": "zapfire",
             "color": "red",
             "price": 1,
             "embedding": [0.7, 0.7, 0.1, 0.0],
@@ -70,7 +73,7 @@ def shop(es9: Cluster, es9_url: str) -> Iterator[str]:
 
 
 def _searcher(es9: Cluster, index: str, form: Any = None) -> HybridSearch:
-    return HybridSearch(es9, index, embedder=TableEmbedder(QUERY_VECTORS), lexical_form=form)
+    return HybridSearch(es9, index, embedder=TableEmbedder(VECTORS), lexical_form=form)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +88,12 @@ def server(es9: Cluster, shop: str, tmp_path_factory: pytest.TempPathFactory) ->
     running = WorkbenchServer(workbench, port=0).start()
     yield running
     running.stop()
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +115,8 @@ def test_first_load_is_rendered_on_the_server_and_escapes_document_text(server: 
         page = answer.read().decode()
         csp = answer.headers["Content-Security-Policy"]
     assert page.count('<li class="hit"') == 20  # both lists, 10 hits each, without any script running
+    with urllib.request.urlopen(_url(server, "zapfire"), timeout=30) as answer:
+        page = answer.read().decode()
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert "<script>window" not in page and "<img src=x" not in page
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -118,7 +129,7 @@ def test_compare_rate_and_export_in_the_browser(browser: Any, server: WorkbenchS
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(_url(server, "waterproof tent"))
     a, b = page.locator('section[data-side="a"] li.hit'), page.locator('section[data-side="b"] li.hit')
-    assert a.count() == 10 and b.count() == 10
+    assert a.count() == 10 and b.count() == 6  # bm25: the 6 documents holding a query word
     assert page.locator('section[data-side="b"] li.hit').first.get_attribute("data-doc") == "d13"
     assert page.locator(".move-up, .move-down, .move-only").count() > 0  # the lists differ, and it shows
     assert page.locator('section[data-side="a"] svg.chart rect.sig-vector').count() > 0
@@ -127,11 +138,12 @@ def test_compare_rate_and_export_in_the_browser(browser: Any, server: WorkbenchS
     page.fill("#rater", "alice")
     page.locator('section[data-side="a"] li.hit').first.focus()
     page.keyboard.press("3")  # rate the focused hit with the keyboard
-    page.wait_for_function("document.querySelector('.ndcg[data-side=\"a\"]').textContent !== '\u2013'")
+    expect(page.locator('.ndcg[data-side="a"]')).not_to_have_text("\u2013")
     page.keyboard.press("j")
     page.keyboard.press("2")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^rated .* 2$"))
     page.locator('section[data-side="b"] li.hit').nth(2).locator("button.grade[data-grade='1']").click()
-    page.wait_for_function("document.querySelectorAll('button.grade.on').length >= 4")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^rated .* 1$"))
     graded = {h.get_attribute("data-doc"): h for h in a.all()}
     first = a.first.get_attribute("data-doc")
     # the grade shows in both lists wherever the document is
@@ -141,7 +153,7 @@ def test_compare_rate_and_export_in_the_browser(browser: Any, server: WorkbenchS
     page.screenshot(path=str(ARTIFACTS / "workbench.png"), full_page=True)
 
     page.click("#export")
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('exported')")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^exported "))
     folder = Path(page.locator("#status").inner_text().split(" to ", 1)[1])
     dataset = read_beir(folder)
     (qid,) = dataset.queries
@@ -164,7 +176,7 @@ def test_compare_rate_and_export_in_the_browser(browser: Any, server: WorkbenchS
 
 def test_a_script_in_a_title_never_runs(browser: Any, server: WorkbenchServer) -> None:
     page = browser.new_page()
-    page.goto(_url(server, "camping gear"))
+    page.goto(_url(server, "zapfire"))
     evil = page.locator('li.hit[data-doc="evil"] .title').first
     assert evil.inner_text() == EVIL_TITLE
     assert page.evaluate("window.__pwned === undefined")
@@ -179,7 +191,7 @@ def test_disagreements_are_listed(browser: Any, server: WorkbenchServer) -> None
     for rater, grade in (("bob", "0"), ("carol", "3")):
         page.fill("#rater", rater)
         hit.locator(f"button.grade[data-grade='{grade}']").click()
-        page.wait_for_function(f"document.getElementById('status').textContent.endsWith(' {grade}')")
+        expect(page.locator("#status")).to_have_text(re.compile(rf"^rated .* {grade}$"))
     doc = hit.get_attribute("data-doc")
     assert page.locator("#disagreements li").first.inner_text() == f"{doc}: bob=0, carol=3"
     page.reload()  # the server renders them too
