@@ -123,7 +123,13 @@ def write_beir(out: str | Path, *, queries: Mapping[str, str], qrels: Mapping[st
 
     ``eshybrid eval`` and ``tune`` take the folder with ``--dataset`` (the corpus is the index itself).
     Rows are sorted, so the same judgments always give the same files.
+
+    Raises:
+        ConfigError: an id holds a tab or a line break (the qrels file could not be read back).
     """
+    bad = [i for i in (*qrels, *(d for docs in qrels.values() for d in docs)) if any(c in i for c in "\t\r\n")]
+    if bad:
+        raise ConfigError(f"ids with a tab or line break cannot go in a qrels file: {bad[:3]}", field="qrels")
     root = Path(out)
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     with (root / "queries.jsonl").open("w", encoding="utf-8") as f:

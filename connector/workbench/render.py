@@ -181,6 +181,13 @@ def _waterfall(response: SearchResponse) -> str:
     )
 
 
+def _scale(side: SideView) -> float:
+    """The largest score of a side's hits: its bars share one scale (the sides' scores are not comparable)."""
+    hits = side.response.hits if side.response else []
+    totals = [sum(p.contribution for p in score_parts(h.explanation) if p.contribution > 0) for h in hits]
+    return max([*totals, 1e-9])
+
+
 def _ndcg(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
@@ -249,15 +256,7 @@ def _disagreements(page: PageView) -> str:
 
 def render_page(page: PageView) -> str:
     """The whole page (a complete HTML document)."""
-    # One scale for both lists, so equal bars mean equal scores.
-    totals = [
-        sum(p.contribution for p in score_parts(h.explanation) if p.contribution > 0)
-        for s in page.sides
-        if s.response
-        for h in s.response.hits
-    ]
-    scale = max([*totals, 1e-9])
-    sides = "".join(_side(side, page, scale) for side in page.sides)
+    sides = "".join(_side(side, page, _scale(side)) for side in page.sides)
     forms = "".join(_side_form(side, page.presets) for side in page.sides)
     state = esc(urlencode({"q": page.query, **{s.name: s.spec for s in page.sides}}))
     notice = f'<div class="notice">{esc(page.notice)}</div>' if page.notice else ""

@@ -20,7 +20,15 @@ from connector.quality.load import write_beir
 from connector.workbench.compare import aggregate_grade, disagreements
 from mappings.system import judgments_index_body
 
-__all__ = ["DEFAULT_JUDGMENTS_INDEX", "GRADES", "JudgmentStore", "QueryGrades", "query_id", "query_key"]
+__all__ = [
+    "DEFAULT_JUDGMENTS_INDEX",
+    "GRADES",
+    "JudgmentStore",
+    "QueryGrades",
+    "check_judgment",
+    "query_id",
+    "query_key",
+]
 
 DEFAULT_JUDGMENTS_INDEX: Final = "eshybrid-judgments"
 GRADES: Final = (0, 1, 2, 3)
@@ -42,6 +50,25 @@ def query_id(index: str, text: str) -> str:
 
 def _doc_id(index: str, query: str, doc: str, rater: str) -> str:
     return hashlib.sha256("\0".join((index, query, doc, rater)).encode()).hexdigest()
+
+
+def check_judgment(query: str, doc: str, grade: int, *, rater: str) -> str:
+    """Validate one judgment; returns the query's key (:func:`query_key`).
+
+    Raises:
+        SearchRequestError: a grade outside 0-3, an empty query or document, a rater id that is not
+            1-64 letters, digits or ``._@+-``.
+    """
+    key = query_key(query)
+    if grade not in GRADES or isinstance(grade, bool):
+        raise SearchRequestError(f"grade must be one of 0, 1, 2, 3, got {grade!r}", field="grade")
+    if not key or not doc:
+        raise SearchRequestError("a judgment needs the query and the document id", field="doc")
+    if not _RATER.match(rater):
+        raise SearchRequestError(
+            "rater must be 1-64 letters, digits or ._@+- (e.g. your name or mail address)", field="rater"
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -91,15 +118,7 @@ class JudgmentStore:
             SearchRequestError: a grade outside 0-3, an empty query or document, a rater id that is not
                 1-64 letters, digits or ``._@+-``.
         """
-        key = query_key(query)
-        if grade not in GRADES:
-            raise SearchRequestError(f"grade must be one of 0, 1, 2, 3, got {grade!r}", field="grade")
-        if not key or not doc:
-            raise SearchRequestError("a judgment needs the query and the document id", field="doc")
-        if not _RATER.match(rater):
-            raise SearchRequestError(
-                "rater must be 1-64 letters, digits or ._@+- (e.g. your name or mail address)", field="rater"
-            )
+        key = check_judgment(query, doc, grade, rater=rater)
         self._ensure_index()
         body = {
             "index": self.index,

@@ -19,6 +19,11 @@ def test_bodies_match_the_golden_files() -> None:
     check_golden("dead_letter_index", system.dead_letter_index_body())
     check_golden("migrations_index", system.migrations_index_body())
     check_golden("profiles_index", system.profiles_index_body())
+    check_golden("judgments_index", system.judgments_index_body())
+
+
+def test_judgment_fields_are_mapped() -> None:
+    assert tuple(system.judgments_index_body()["mappings"]["properties"]) == system.JUDGMENT_FIELDS
 
 
 def test_profile_fields_are_mapped_or_kept_in_source() -> None:
