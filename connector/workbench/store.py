@@ -134,8 +134,10 @@ class JudgmentStore:
         return self.grades(key)
 
     def _hits(self, query: Mapping[str, Any]) -> list[dict[str, Any]]:
-        if not self.cluster.index_exists(self.judgments_index):
+        # Once the index exists it stays (one round trip less on every page load).
+        if not self._ready and not self.cluster.index_exists(self.judgments_index):
             return []
+        self._ready = True
         out: list[dict[str, Any]] = []
         sort = [{"query": "asc"}, {"doc_id": "asc"}, {"rater": "asc"}]
         after: list[Any] | None = None

@@ -95,8 +95,9 @@ class WebResponse:
             ("Content-Security-Policy", _CSP),
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer"),
-            ("Cache-Control", "no-store"),
         ]
+        if not any(name == "Cache-Control" for name, _ in self.headers):
+            base.append(("Cache-Control", "no-store"))
         return base + list(self.headers)
 
 
@@ -139,7 +140,7 @@ class Workbench:
         size: hits per side.
         """
         self.index = index
-        self._search_for = search_for
+        self._make_search = search_for
         self.store = store
         self.presets = dict(presets)
         self.export_dir = Path(export_dir)
@@ -151,6 +152,10 @@ class Workbench:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+    def search_for(self, form: LexicalForm | None) -> Any:
+        """The ``HybridSearch`` a side with this lexical form uses."""
+        return self._make_search(form)
 
     # -- access ----------------------------------------------------------------------
     def _allowed(self, request: WebRequest) -> bool:
@@ -240,7 +245,7 @@ class Workbench:
         if not query:
             return view
         try:
-            search = self._search_for(config.lexical_form)
+            search = self.search_for(config.lexical_form)
             view.response = search.search(query, size=self.size, explain=True, **config.search_options())
         except EshybridError as e:
             view.error = f"{type(e).__name__}: {e}"
