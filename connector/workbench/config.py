@@ -30,10 +30,10 @@ from connector.search.models import (
     SearchMode,
 )
 
-__all__ = ["SIDE_KEYS", "SideConfig", "parse_side", "presets", "side_to_url"]
+__all__ = ["FUSION_METHODS", "NORMALIZERS", "SIDE_KEYS", "SideConfig", "parse_side", "presets", "side_to_url"]
 
-NORMALIZERS: Final = get_args(Normalizer)
-FUSION_METHODS: Final = get_args(FusionMethod)
+NORMALIZERS: Final[tuple[str, ...]] = get_args(Normalizer)
+FUSION_METHODS: Final[tuple[str, ...]] = get_args(FusionMethod)
 # URL key -> SideConfig attribute.
 SIDE_KEYS: Final = {
     "preset": "preset",

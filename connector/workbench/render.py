@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from connector.search.models import SearchHit, SearchResponse
+from connector.search.models import CORRECT_MODES, LEXICAL_FORMS, SEARCH_MODES, SearchHit, SearchResponse
 from connector.workbench.compare import Move, ndcg_at, score_parts, timing_bars
-from connector.workbench.config import SideConfig
+from connector.workbench.config import FUSION_METHODS, NORMALIZERS, SideConfig
 
 __all__ = ["PageView", "SideView", "esc", "render_page"]
 
@@ -154,8 +154,10 @@ def _fallbacks(response: SearchResponse) -> str:
     notes = []
     if response.rerank_fallback:
         notes.append(f"rerank fell back: {response.rerank_fallback_reason or 'no reason given'}")
+    # vector_fallback / fusion_weights: fields of newer responses (read softly, so older ones render too).
     if getattr(response, "vector_fallback", False):
-        notes.append("vector leg unavailable: lexical results only")
+        reason = getattr(response, "vector_fallback_reason", None)
+        notes.append(f"a signal was left out: {reason or 'its helper failed'}")
     if response.correction is not None and response.correction.rewrite_fallback:
         notes.append(f"rewrite fell back: {response.correction.rewrite_fallback_reason or 'no reason given'}")
     return "".join(f'<div class="warn fallback">{esc(n)}</div>' for n in notes)
@@ -208,6 +210,9 @@ def _side(side: SideView, page: PageView, scale: float) -> str:
         f"{' · ' + esc(response.fusion.describe()) if response.fusion else ''}"
         f"{' · ' + esc(response.server_form) if response.server_form else ''}</div>"
     )
+    weights = getattr(response, "fusion_weights", None)
+    if weights is not None:
+        info += f'<div class="info weights">query weights: {esc(getattr(weights, "summary", ""))}</div>'
     hits = "".join(_hit(hit, side, page.grades, scale) for hit in response.hits)
     ids = esc(" ".join(side.ids))
     return (
@@ -234,13 +239,13 @@ def _side_form(side: SideView, presets: Sequence[str]) -> str:
     return (
         f'<fieldset class="side-form"><legend>{n.upper()}</legend>'
         f'<label>preset <select name="{n}.preset">{_options(presets, c.preset, blank="(none)")}</select></label>'
-        f'<label>mode <select name="{n}.mode">{_options(("bm25", "knn", "hybrid", "hybrid+rerank"), c.mode, blank="hybrid")}</select></label>'
-        f'<label>fusion <select name="{n}.fusion">{_options(("rrf", "linear"), c.method, blank="index")}</select></label>'
+        f'<label>mode <select name="{n}.mode">{_options(SEARCH_MODES, c.mode, blank="hybrid")}</select></label>'
+        f'<label>fusion <select name="{n}.fusion">{_options(FUSION_METHODS, c.method, blank="index")}</select></label>'
         f"{field_('lw', c.lexical_weight, 'lexical w')}{field_('vw', c.vector_weight, 'vector w')}"
         f"{field_('k', c.rank_constant, 'rrf k')}"
-        f'<label>normalizer <select name="{n}.norm">{_options(("min_max", "z_score", "l2", "dbsf", "none"), c.normalizer, blank="default")}</select></label>'
-        f'<label>lexical form <select name="{n}.form">{_options(("combined_fields", "best_fields", "most_fields", "cross_fields"), c.lexical_form, blank="index")}</select></label>'
-        f'<label>correction <select name="{n}.correct">{_options(("off", "auto", "force"), c.correct, blank="default")}</select></label>'
+        f'<label>normalizer <select name="{n}.norm">{_options(NORMALIZERS, c.normalizer, blank="default")}</select></label>'
+        f'<label>lexical form <select name="{n}.form">{_options(LEXICAL_FORMS, c.lexical_form, blank="index")}</select></label>'
+        f'<label>correction <select name="{n}.correct">{_options(CORRECT_MODES, c.correct, blank="default")}</select></label>'
         f"{field_('user', c.user, 'user')}{field_('pw', c.personal_weight, 'personal w')}"
         "</fieldset>"
     )
