@@ -207,6 +207,21 @@ class Workbench:
         except EshybridError as e:
             return _error(400, str(e), getattr(e, "field", None))
 
+    def handle_http(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        client_host: str | None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """:meth:`handle` in plain types, for an app that mounts the routes without importing this package's
+        types (``eshybrid serve search``): ``(status, headers, body)``."""
+        request = WebRequest(method, path, query, {k.lower(): v for k, v in headers.items()}, body, client_host)
+        response = self.handle(request)
+        return response.status, response.all_headers(), response.body
+
     def _route(self, path: str, request: WebRequest) -> WebResponse:
         if path == "/ui" and request.method == "GET":
             return self._page(request)

@@ -121,3 +121,10 @@ def test_static_files_are_package_data_and_others_are_refused() -> None:
 )
 def test_only_web_and_image_data_urls_are_shown_as_images(value: Any, shown: str | None) -> None:
     assert hit_image({"image": value}) == shown
+
+
+def test_plain_types_in_and_out_for_a_host_app() -> None:
+    status, headers, body = workbench().handle_http(
+        "GET", "/ui", "q=tent", {"Host": "127.0.0.1:8000"}, b"", "127.0.0.1"
+    )
+    assert status == 200 and ("Content-Type", "text/html; charset=utf-8") in headers and b"<ol" in body
