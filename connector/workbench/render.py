@@ -58,6 +58,7 @@ class PageView:
     grades: dict[str, int] = field(default_factory=dict)
     disagreements: dict[str, dict[str, int]] = field(default_factory=dict)
     notice: str | None = None
+    root: str = ""  # the host app's mount point: links are ``{root}/ui/...``
 
 
 def hit_title(source: Mapping[str, Any] | None, doc_id: str) -> str:
@@ -265,14 +266,15 @@ def render_page(page: PageView) -> str:
     forms = "".join(_side_form(side, page.presets) for side in page.sides)
     state = esc(urlencode({"q": page.query, **{s.name: s.spec for s in page.sides}}))
     notice = f'<div class="notice">{esc(page.notice)}</div>' if page.notice else ""
+    root = esc(page.root)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(page.query or 'workbench')} · {esc(page.index)} · eshybrid</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<link rel="stylesheet" href="/ui/static/workbench.css"></head>'
-        f'<body data-index="{esc(page.index)}" data-query="{esc(page.query)}" data-state="{state}">'
+        f'<link rel="stylesheet" href="{root}/ui/static/workbench.css"></head>'
+        f'<body data-index="{esc(page.index)}" data-query="{esc(page.query)}" data-state="{state}" data-root="{root}">'
         f"<header><h1>eshybrid workbench <small>{esc(page.index)}</small></h1>"
-        '<form id="search" method="get" action="/ui">'
+        f'<form id="search" method="get" action="{root}/ui">'
         f'<input id="q" name="q" value="{esc(page.query)}" placeholder="query" autofocus size="40">'
         '<label>rater <input id="rater" size="10" placeholder="your id"></label>'
         '<button type="submit">Compare</button>'
@@ -280,5 +282,5 @@ def render_page(page: PageView) -> str:
         f'<details><summary>configurations</summary><div class="forms">{forms}</div></details></form>'
         '<p class="keys">keys: j/k next/previous hit · 0-3 grade it · / query</p></header>'
         f'{notice}<main class="sides">{sides}</main>{_disagreements(page)}'
-        '<script src="/ui/static/workbench.js" defer></script></body></html>'
+        f'<script src="{root}/ui/static/workbench.js" defer></script></body></html>'
     )

@@ -36,7 +36,7 @@ from connector.errors import EshybridError, SearchRequestError
 from connector.search.models import LexicalForm
 from connector.workbench.compare import moves, ndcg_at
 from connector.workbench.config import SIDE_KEYS, SideConfig, parse_side, side_to_url
-from connector.workbench.render import PageView, SideView, render_page
+from connector.workbench.render import PageView, SideView, esc, render_page
 from connector.workbench.store import JudgmentStore
 
 __all__ = ["MAX_BODY_BYTES", "SIDES", "WebRequest", "WebResponse", "Workbench"]
@@ -64,6 +64,8 @@ class WebRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     client_host: str | None = None
+    # Where the host app mounts the routes (``/search-app`` when ``/ui`` answers at ``/search-app/ui``).
+    root_path: str = ""
 
     def param(self, name: str) -> str | None:
         values = parse_qs(self.query, keep_blank_values=True).get(name)
@@ -172,9 +174,11 @@ class Workbench:
         return bool(token) and hmac.compare_digest(token.encode(), secret.encode())
 
     def _login(self, request: WebRequest) -> WebResponse:
+        root = esc(request.root_path)
         form = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>workbench login</title>'
-            '<link rel="stylesheet" href="/ui/static/workbench.css"></head><body><form method="post" action="/ui/login">'
+            f'<link rel="stylesheet" href="{root}/ui/static/workbench.css"></head><body>'
+            f'<form method="post" action="{root}/ui/login">'
             '<label>service token <input type="password" name="token" autofocus></label>'
             '<button type="submit">Open</button></form></body></html>'
         )
@@ -183,8 +187,8 @@ class Workbench:
         token = (parse_qs(request.body.decode("utf-8", "replace")).get("token") or [""])[0]
         if not hmac.compare_digest(token.encode(), self._api_key.get_secret_value().encode()):
             return WebResponse(401, form.replace("<form", '<p class="error">wrong token</p><form').encode())
-        cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/ui"
-        return WebResponse(303, b"", headers=(("Location", "/ui"), ("Set-Cookie", cookie)))
+        cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path={request.root_path}/ui"
+        return WebResponse(303, b"", headers=(("Location", f"{request.root_path}/ui"), ("Set-Cookie", cookie)))
 
     # -- dispatch --------------------------------------------------------------------
     def handle(self, request: WebRequest) -> WebResponse:
@@ -198,7 +202,7 @@ class Workbench:
             if self._api_key is None:
                 return _error(403, "the workbench serves localhost only: give it an api_key to serve others")
             if path == "/ui" and request.method == "GET":
-                return WebResponse(303, b"", headers=(("Location", "/ui/login"),))
+                return WebResponse(303, b"", headers=(("Location", f"{request.root_path}/ui/login"),))
             return _error(
                 401, "missing or wrong bearer token (Authorization: Bearer <api_key>, or log in at /ui/login)"
             )
@@ -215,10 +219,12 @@ class Workbench:
         headers: Mapping[str, str],
         body: bytes,
         client_host: str | None,
+        root_path: str = "",
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """:meth:`handle` in plain types, for an app that mounts the routes without importing this package's
         types (``eshybrid serve search``): ``(status, headers, body)``."""
-        request = WebRequest(method, path, query, {k.lower(): v for k, v in headers.items()}, body, client_host)
+        lower = {k.lower(): v for k, v in headers.items()}
+        request = WebRequest(method, path, query, lower, body, client_host, root_path.rstrip("/"))
         response = self.handle(request)
         return response.status, response.all_headers(), response.body
 
@@ -249,7 +255,7 @@ class Workbench:
         for side in SIDES:
             parts = [f"{key}:{params[f'{side}.{key}'][0]}" for key in SIDE_KEYS if params.get(f"{side}.{key}", [""])[0]]
             state[side] = ",".join(parts)
-        return "/ui?" + urlencode(state)
+        return f"{request.root_path}/ui?" + urlencode(state)
 
     def _run_side(self, name: str, spec: str, query: str) -> SideView:
         try:
@@ -289,6 +295,7 @@ class Workbench:
             presets=list(self.presets),
             grades=grades.grades if grades else {},
             disagreements=grades.disagreements if grades else {},
+            root=request.root_path,
         )
         return WebResponse(200, render_page(page).encode())
 

@@ -4,6 +4,7 @@
 (function () {
   const body = document.body;
   const query = body.dataset.query || "";
+  const root = body.dataset.root || "";
   const raterInput = document.getElementById("rater");
   const status = document.getElementById("status");
   const state = new URLSearchParams(body.dataset.state || "");
@@ -58,7 +59,7 @@
     localStorage.setItem("eshybrid-rater", rater);
     const side = hit.closest("section.side").dataset.side;
     try {
-      const data = await post("/ui/api/rate", {
+      const data = await post(root + "/ui/api/rate", {
         q: query, doc: hit.dataset.doc, grade: grade, rater: rater, side: side,
         spec: state.get(side) || "", a: ids("a"), b: ids("b"),
       });
@@ -74,7 +75,7 @@
 
   document.getElementById("export").addEventListener("click", async () => {
     try {
-      const data = await post("/ui/api/export", {});
+      const data = await post(root + "/ui/api/export", {});
       say(`exported ${data.queries} queries, ${data.judgments} judgments to ${data.path}`);
     } catch (e) { say(`export failed: ${e.message}`); }
   });

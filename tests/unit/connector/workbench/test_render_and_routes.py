@@ -128,3 +128,13 @@ def test_plain_types_in_and_out_for_a_host_app() -> None:
         "GET", "/ui", "q=tent", {"Host": "127.0.0.1:8000"}, b"", "127.0.0.1"
     )
     assert status == 200 and ("Content-Type", "text/html; charset=utf-8") in headers and b"<ol" in body
+
+
+def test_links_follow_the_host_apps_mount_point() -> None:
+    app = workbench()
+    status, _, body = app.handle_http("GET", "/ui", "q=tent", {"host": "localhost"}, b"", "127.0.0.1", "/search-es9/")
+    page = body.decode()
+    assert status == 200 and 'href="/search-es9/ui/static/workbench.css"' in page
+    assert 'action="/search-es9/ui"' in page and 'data-root="/search-es9"' in page
+    status, headers, _ = app.handle_http("GET", "/ui", "q=x&a.mode=knn", {"host": "localhost"}, b"", "::1", "/s")
+    assert status == 303 and dict(headers)["Location"].startswith("/s/ui?q=x")
