@@ -31,8 +31,10 @@ __all__ = [
     "timing_bars",
 ]
 
-# The stages a search times, in the order they run (the waterfall's rows).
-TIMED_STAGES: Final = ("correct", "embed", "search", "fuse", "fetch", "rerank")
+# The stages a search times: the first round trip runs the spelling suggestion and the query embedding at once
+# (both timed from its start), then the legs, fusion, the page's sources and the rerank one after the other.
+FIRST_TRIP: Final = ("correct", "embed")
+THEN: Final = ("search", "fuse", "fetch", "rerank")
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,12 @@ class TimingBar:
 
 
 def timing_bars(timings: SearchTimings) -> list[TimingBar]:
-    """The stages that took time, one after the other (stages the search skipped are left out)."""
-    bars: list[TimingBar] = []
-    at = 0.0
-    for stage in TIMED_STAGES:
-        ms = float(getattr(timings, f"{stage}_ms", 0.0) or 0.0)
+    """The stages that took time: the first trip's side by side from 0, the rest one after the other."""
+    first = [TimingBar(stage, 0.0, ms) for stage in FIRST_TRIP if (ms := float(getattr(timings, f"{stage}_ms"))) > 0]
+    bars = list(first)
+    at = max((bar.ms for bar in first), default=0.0)
+    for stage in THEN:
+        ms = float(getattr(timings, f"{stage}_ms"))
         if ms > 0:
             bars.append(TimingBar(stage, at, ms))
             at += ms

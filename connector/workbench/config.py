@@ -29,6 +29,7 @@ from connector.search.models import (
     Normalizer,
     SearchMode,
 )
+from connector.search.request import SearchRequest
 
 __all__ = ["FUSION_METHODS", "NORMALIZERS", "SIDE_KEYS", "SideConfig", "parse_side", "presets", "side_to_url"]
 
@@ -79,13 +80,19 @@ class SideConfig:
         except ValueError as e:
             raise SearchRequestError(f"fusion of this side: {e}", field="fusion") from e
 
-    def search_options(self) -> dict[str, Any]:
-        """The keyword arguments of ``HybridSearch.search`` this side sets (``size``/``page`` aside)."""
-        options: dict[str, Any] = {"mode": self.mode, "fusion": self.fusion(), "correct": self.correct}
-        if self.user:
-            options["user"] = self.user
-            options["personal_weight"] = self.personal_weight
-        return options
+    def request(self, text: str, *, size: int = 10) -> SearchRequest:
+        """The search this side runs for ``text``: the first page, ``size`` hits, explained
+        (``search(request.text, **request.options())``)."""
+        return SearchRequest(
+            text=text,
+            mode=self.mode,
+            size=size,
+            explain=True,
+            fusion=self.fusion(),
+            correct=self.correct,
+            user=self.user or None,
+            personal_weight=self.personal_weight if self.user else None,
+        )
 
     def describe(self) -> str:
         """A short label: ``hybrid · linear(min_max, w=0.7/0.3) · cross_fields``."""

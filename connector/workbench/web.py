@@ -267,7 +267,8 @@ class Workbench:
             return view
         try:
             search = self.search_for(config.lexical_form)
-            view.response = search.search(query, size=self.size, explain=True, **config.search_options())
+            request = config.request(query, size=self.size)
+            view.response = search.search(request.text, **request.options())
         except EshybridError as e:
             view.error = f"{type(e).__name__}: {e}"
         return view

@@ -28,12 +28,13 @@ def test_score_parts_list_each_signal() -> None:
     assert score_parts(None) == []
 
 
-def test_timing_bars_follow_each_other_and_skip_idle_stages() -> None:
-    bars = timing_bars(SearchTimings(correct_ms=1.0, embed_ms=2.0, search_ms=3.0, rerank_ms=0.0, total_ms=6.0))
-    assert [(b.stage, b.start_ms, b.ms) for b in bars] == [
+def test_timing_bars_overlap_in_the_first_trip_then_follow_each_other() -> None:
+    timings = SearchTimings(correct_ms=1.0, embed_ms=2.0, search_ms=3.0, fetch_ms=1.0, rerank_ms=0.0, total_ms=6.0)
+    assert [(b.stage, b.start_ms, b.ms) for b in timing_bars(timings)] == [
         ("correct", 0.0, 1.0),
-        ("embed", 1.0, 2.0),
-        ("search", 3.0, 3.0),
+        ("embed", 0.0, 2.0),
+        ("search", 2.0, 3.0),
+        ("fetch", 5.0, 1.0),
     ]
 
 

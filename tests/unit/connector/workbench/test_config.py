@@ -16,7 +16,8 @@ def test_a_side_round_trips_through_its_url() -> None:
     assert side.fusion() == FusionConfig(method="linear", lexical_weight=0.6, vector_weight=0.4, normalizer="dbsf")
     assert side.user == "a,b:c" and side.lexical_form == "cross_fields" and side.correct == "off"
     assert parse_side(side_to_url(side), {}) == side
-    assert side.search_options()["user"] == "a,b:c"
+    request = side.request("red tent", size=7)
+    assert request.user == "a,b:c" and request.size == 7 and request.explain and request.fusion == side.fusion()
 
 
 def test_a_preset_is_the_base_and_the_other_keys_override_it() -> None:
