@@ -68,6 +68,11 @@ class SearchServiceSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
     num_cpus_per_replica: float = Field(0.25, gt=0, le=64, description="Ray CPUs per replica (mostly I/O)")
     max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="requests one replica works on at once")
+    workbench: bool = Field(True, description="serve the relevance workbench at /ui (`eshybrid serve search`)")
+    workbench_api_key: SecretStr | None = Field(
+        None, description="token every workbench client must bring (None: the workbench serves loopback clients only)"
+    )
+    workbench_export_dir: str = Field("workbench-judgments", description="where the workbench's Export writes")
 
     def cluster_spec(self) -> ClusterSpec:
         """How a replica reaches the cluster (``ClusterSpec.connect`` builds the client)."""
