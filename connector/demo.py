@@ -183,6 +183,7 @@ def up(args: argparse.Namespace) -> int:
     _run([*search, "--size", "3", "--console", _QUERIES[0]])
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
     print(f'Try: .venv/bin/eshybrid search --index {index} --explain "gift for a coffee lover"')
+    print(f"     .venv/bin/eshybrid workbench --index {index}   (compare and rate in the browser)")
     print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")
     print("Stop everything with: make demo-down")
     return 0
