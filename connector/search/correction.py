@@ -16,9 +16,20 @@ model codes like ``wh1000xm4``) are never changed, nor words shorter than ``min_
 A word that is rare rather than absent, whose suggestion is ``min_doc_freq_ratio`` times more
 frequent, is offered as ``did_you_mean`` in ``auto`` mode and applied in ``force`` mode.
 
-Both legs see the correction: the dense leg embeds the corrected text; the lexical leg searches
-the original text plus the corrected words (:attr:`QueryCorrection.lexical_text`), so the original
-words keep their weight and an exact match still wins.
+Real words are left alone (issue 23): in a catalogue of a few hundred products most everyday words
+are absent, and "head" is not a typo of "heads". So a word that is a common word of the language
+(``wordfreq`` Zipf frequency >= ``common_word_zipf``, about once per million English words) is
+never changed even when the index lacks it, and a suggestion that is only a morphological variant
+of the word (``head`` -> ``heads``, ``charge`` -> ``charging``) is not a typo correction.
+
+Both legs see a confident correction: the dense leg embeds the corrected text
+(:attr:`QueryCorrection.searched`) only when every applied change was confident (``force`` mode's
+merely plausible changes reach the lexical leg only); the lexical leg searches the original text
+plus the corrected words (:attr:`QueryCorrection.lexical_text`), so the original words keep their
+weight and an exact match still wins.
+
+The aggregation also counts the query's other content words (stopwords out, codes in): the
+adaptive fusion reads how much of the query the index knows from it (:func:`query_evidence`).
 """
 
 from __future__ import annotations
@@ -30,8 +41,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from wordfreq import zipf_frequency
 
 from connector.errors import SearchRequestError
+from connector.search.adaptive import QueryEvidence, content_words
 from connector.search.models import CORRECT_MODES, CorrectMode, QueryCorrection, TermChange
 
 __all__ = [
@@ -49,6 +62,10 @@ __all__ = [
     "fuzzy_clause",
     "with_fuzziness",
     "validate_correct_mode",
+    "doc_freqs_of",
+    "query_evidence",
+    "is_common_word",
+    "is_variant",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +100,9 @@ class CorrectionSettings(BaseModel):
     max_edits: int = Field(2, ge=1, le=2, description="edit distance of a suggestion (the suggester allows 1..2)")
     prefix_length: int = Field(1, ge=0, le=10, description="leading characters a suggestion must share")
     max_words: int = Field(8, ge=1, le=32, description="words of one query the correction looks at")
+    common_word_zipf: float = Field(
+        3.0, ge=0.0, le=8.0, description="wordfreq Zipf frequency from which a word is a real word, never a typo"
+    )
     fuzziness: bool = Field(False, description="also add a fuzzy (AUTO) clause to the lexical leg")
     fuzzy_prefix_length: int = Field(1, ge=0, le=10, description="leading characters a fuzzy match must share")
     fuzzy_max_expansions: int = Field(20, ge=1, le=1000, description="terms one fuzzy word may expand to")
@@ -127,6 +147,14 @@ def words_of(text: str) -> list[Word]:
             start = chunk.start() + m.start()
             words.append(Word(m.group(), start, start + len(m.group()), protected))
     return words
+
+
+def _counted(text: str, settings: CorrectionSettings) -> list[str]:
+    """The words the aggregation counts: the candidates, then the other content words (the adaptive
+    fusion's coverage evidence), at most ``2 * max_words``."""
+    keys = _candidates(text, settings)
+    keys += [w for w in content_words(text)[0] if w not in keys]
+    return keys[: 2 * settings.max_words]
 
 
 def _candidates(text: str, settings: CorrectionSettings) -> list[str]:
@@ -191,7 +219,9 @@ def suggest_body(
                 ],
             }
         }
-    counts = {w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in words}
+    counts = {
+        w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in _counted(text, settings)
+    }
     return {
         "size": 0,
         "track_total_hits": False,
@@ -210,7 +240,8 @@ class _Option:
     doc_freq: int | None
 
 
-def _doc_freqs(response: Mapping[str, Any]) -> dict[str, int]:
+def doc_freqs_of(response: Mapping[str, Any]) -> dict[str, int]:
+    """Lower-cased word -> documents matching it, from the suggest request's aggregation."""
     buckets = (((response.get("aggregations") or {}).get(_AGG) or {}).get("buckets")) or {}
     return {str(k): int(v.get("doc_count", 0)) for k, v in buckets.items() if isinstance(v, Mapping)}
 
@@ -252,6 +283,30 @@ def _surface(word: str, analyzed: str, option: str) -> str:
     return option
 
 
+# Inflectional endings: a suggestion that differs from the word only by one is the same word.
+_SUFFIXES = ("ings", "ing", "ers", "er", "est", "ies", "es", "ed", "s", "ly")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+def is_variant(word: str, suggestion: str) -> bool:
+    """Whether ``suggestion`` is only a morphological variant of ``word`` (``head``/``heads``,
+    ``charge``/``charging``, ``battery``/``batteries``): not a typo correction."""
+    a, b = word.lower(), suggestion.lower()
+    return a != b and _stem(a) == _stem(b)
+
+
+def is_common_word(word: str, *, min_zipf: float) -> bool:
+    """Whether ``word`` is a common English word (``wordfreq`` Zipf frequency >= ``min_zipf``)."""
+    return zipf_frequency(word.lower(), "en") >= min_zipf
+
+
 def _judge(
     word: Word, option: _Option, original_df: int | None, settings: CorrectionSettings
 ) -> tuple[bool, bool, str]:
@@ -262,6 +317,11 @@ def _judge(
         return False, False, f"shorter than min_word_length {settings.min_word_length}"
     if original_df is None:
         return False, False, "not counted (beyond max_words)"
+    if is_variant(word.text, option.text):
+        return False, False, f"{option.text!r} is a form of {word.text!r}, not a spelling correction: kept"
+    if original_df <= settings.max_original_doc_freq and is_common_word(word.text, min_zipf=settings.common_word_zipf):
+        zipf = zipf_frequency(word.key, "en")
+        return False, False, f"{word.text!r} is a common English word (Zipf {zipf:.1f}), not a typo: kept"
     if option.score is not None and option.score < settings.min_score:
         return False, False, f"similarity {option.score:.2f} below min_score {settings.min_score:g}"
     freq = option.doc_freq
@@ -330,7 +390,7 @@ def decide(
         text plus the corrected words; ``changes``: every word with a suggestion and the reason).
     """
     words = words_of(text)
-    doc_freqs = _doc_freqs(response)
+    doc_freqs = doc_freqs_of(response)
     term = _term_options(response)
     freq_by_text = {opt.text: opt.doc_freq for _, opt in term.values()}
     pairs: list[tuple[Word, str, _Option]] = []
@@ -345,6 +405,7 @@ def decide(
             if found is not None and option.text != found.key:
                 pairs.append((found, analyzed, option))
     applied: dict[Word, str] = {}
+    sure: dict[Word, str] = {}
     offered: dict[Word, str] = {}
     changes: list[TermChange] = []
     for word, analyzed, option in pairs:
@@ -354,6 +415,8 @@ def decide(
         use = confident or (mode == "force" and plausible)
         if use:
             applied[word] = replacement
+        if confident:
+            sure[word] = replacement
         if plausible:
             offered[word] = replacement
         changes.append(
@@ -367,17 +430,27 @@ def decide(
                 score=option.score,
             )
         )
-    corrected = _apply(text, applied)
     added = [applied[w] for w in sorted(applied, key=lambda w: w.start)]
     suggestion = _apply(text, offered)
     return QueryCorrection(
         mode=mode,
         suggester="phrase" if phrase is not None else "term",
-        searched=corrected,
+        # The dense leg embeds the user's own text unless every change was confident: the model copes
+        # with a doubtful word itself, a wrong "correction" would move the whole vector.
+        searched=_apply(text, applied) if len(sure) == len(applied) else text,
         lexical_text=f"{text} {' '.join(added)}" if added else text,
         did_you_mean=suggestion if suggestion != text else None,
         changes=changes,
     )
+
+
+def query_evidence(text: str, answer: Mapping[str, Any] | BaseException | None) -> QueryEvidence:
+    """What the suggest request's answer tells the adaptive fusion (:mod:`connector.search.adaptive`):
+    the documents matching each word; ``doc_freqs=None`` when nothing was counted (no request, or it failed)."""
+    if not answer or isinstance(answer, BaseException):
+        return QueryEvidence(text=text)
+    freqs = doc_freqs_of(answer)
+    return QueryEvidence(text=text, doc_freqs=freqs or None)
 
 
 # -- the one request (sent by the search core: connector.search.hybrid) ---------------------------

@@ -42,7 +42,8 @@ __all__ = [
     "QueryCorrection",
 ]
 
-FusionMethod = Literal["rrf", "linear"]
+# adaptive: linear whose two leg weights are chosen per query (connector.search.adaptive).
+FusionMethod = Literal["rrf", "linear", "adaptive"]
 # dbsf: distribution-based score fusion, each leg mapped through its mean +/- 3 std to 0..1.
 Normalizer = Literal["min_max", "z_score", "l2", "dbsf", "none"]
 # How a document that one leg did not return is scored by normalized linear fusion:
@@ -98,7 +99,9 @@ class FusionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: FusionMethod = Field("rrf", description="rrf | linear (normalized linear combination)")
+    method: FusionMethod = Field(
+        "rrf", description="rrf | linear (normalized linear combination) | adaptive (linear, leg weights per query)"
+    )
     rank_constant: int = Field(60, ge=1, le=10_000, description="RRF k in 1/(k + rank)")
     lexical_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the BM25 leg")
     vector_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the kNN leg")
@@ -178,6 +181,8 @@ class FusionConfig(BaseModel):
         if self.method == "rrf":
             return f"rrf(k={self.rank_constant}, {w})"
         missing = "" if self.missing == "zero" else ", missing=ignore"
+        if self.method == "adaptive":
+            return f"adaptive({self.normalizer}, base {w}{missing})"
         return f"linear({self.normalizer}, {w}{missing})"
 
 
