@@ -32,7 +32,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from connector.errors import SearchRequestError
-from connector.search.adaptive import AdaptiveWeights, QueryEvidence, adaptive_leg_weights, adaptive_weights
+from connector.search.adaptive import (
+    DEFAULT_COEFFICIENTS,
+    AdaptiveCoefficients,
+    AdaptiveWeights,
+    QueryEvidence,
+    adaptive_leg_weights,
+    adaptive_weights,
+)
 from connector.search.models import FusionConfig, MissingPolicy, Normalizer
 
 _TIE_DECIMALS = 12
@@ -300,11 +307,18 @@ def fuse(
 
 
 def fuse_explained(
-    legs: Mapping[str, Sequence[LegHit]], config: FusionConfig, *, evidence: QueryEvidence | None = None
+    legs: Mapping[str, Sequence[LegHit]],
+    config: FusionConfig,
+    *,
+    evidence: QueryEvidence | None = None,
+    coefficients: AdaptiveCoefficients = DEFAULT_COEFFICIENTS,
 ) -> tuple[list[FusedDoc], AdaptiveWeights | None]:
-    """:func:`fuse`, plus the weights ``adaptive`` chose for this query and why (``None`` for rrf/linear)."""
+    """:func:`fuse`, plus the weights ``adaptive`` chose for this query and why (``None`` for rrf/linear).
+
+    ``coefficients``: the adaptive rule's numbers (the default's; other values for the bench's grid).
+    """
     if config.method == "adaptive":
-        chosen = adaptive_weights(legs, evidence, config)
+        chosen = adaptive_weights(legs, evidence, config, coefficients=coefficients)
         weights = adaptive_leg_weights(list(legs), chosen, config)
         return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing), chosen
     weights = config.signal_weights(legs)
