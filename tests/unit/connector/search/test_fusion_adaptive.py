@@ -40,9 +40,10 @@ def test_partial_coverage_scales_the_base_share() -> None:
     evidence = QueryEvidence("tent for two people", doc_freqs={"tent": 22, "two": 40, "people": 0})
     chosen = adaptive_weights(LEGS, evidence, ADAPTIVE)
     assert chosen.coverage == pytest.approx(2 / 3)
-    assert chosen.lexical == pytest.approx(0.7 * 2 / 3) and chosen.vector == pytest.approx(1 - 0.7 * 2 / 3)
-    squared = adaptive_weights(LEGS, evidence, ADAPTIVE, coefficients=AdaptiveCoefficients(coverage_power=2))
-    assert squared.lexical == pytest.approx(0.7 * 4 / 9)
+    # the default coverage power is 3
+    assert chosen.lexical == pytest.approx(0.7 * (2 / 3) ** 3) and chosen.vector == pytest.approx(1 - 0.7 * 8 / 27)
+    linear = adaptive_weights(LEGS, evidence, ADAPTIVE, coefficients=AdaptiveCoefficients(coverage_power=1))
+    assert linear.lexical == pytest.approx(0.7 * 2 / 3)
 
 
 def test_full_coverage_is_the_linear_fusion_of_the_base_weights() -> None:
