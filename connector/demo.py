@@ -141,9 +141,9 @@ def _fusion_used(answer: dict[str, Any]) -> str:
     if not fusion:
         return "no fusion (one leg answered)"
     text = FusionConfig.model_validate(fusion).describe()
-    adaptive = answer.get("adaptive")
-    if adaptive:
-        text += f"; this query: {adaptive.get('summary', '')}"
+    weights = answer.get("fusion_weights")
+    if weights:
+        text += f"\n  weights for this query: {weights.get('summary', '')}"
     return text
 
 

@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from connector.search.models import FusionConfig
+from connector.search.models import FusionConfig, FusionWeights
 
 __all__ = [
     "STOPWORDS",
@@ -138,6 +138,30 @@ class AdaptiveWeights:
     def describe(self) -> str:
         """One line: ``lexical 0.23 / vector 0.77: ...reasons``."""
         return f"lexical {self.lexical:.2f} / vector {self.vector:.2f}: " + "; ".join(self.reasons)
+
+    def to_model(self) -> FusionWeights:
+        """The response's form (``SearchResponse.fusion_weights``)."""
+        c = self.coefficients
+        return FusionWeights(
+            lexical=self.lexical,
+            vector=self.vector,
+            base_share=self.base_share,
+            content_words=list(self.words),
+            absent_words=list(self.absent),
+            coverage=self.coverage,
+            has_code=self.has_code,
+            agreement=self.agreement,
+            vector_top=self.vector_top,
+            vector_gap=self.vector_gap,
+            coefficients={
+                "coverage_power": c.coverage_power,
+                "agreement_k": float(c.agreement_k),
+                "agreement_weight": c.agreement_weight,
+                "code_keeps_base": float(c.code_keeps_base),
+            },
+            reasons=list(self.reasons),
+            summary=self.describe(),
+        )
 
 
 def content_words(text: str) -> tuple[list[str], bool]:

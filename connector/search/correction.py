@@ -64,6 +64,8 @@ __all__ = [
     "validate_correct_mode",
     "doc_freqs_of",
     "query_evidence",
+    "counts_body",
+    "evidence_of",
     "is_common_word",
     "is_variant",
 ]
@@ -228,6 +230,18 @@ def suggest_body(
         "suggest": suggest,
         "aggs": {_AGG: {"filters": {"filters": counts}}},
     }
+
+
+def counts_body(
+    text: str, *, fields: Sequence[str], settings: CorrectionSettings = DEFAULT_CORRECTION
+) -> JsonDict | None:
+    """The aggregation of :func:`suggest_body` alone (no suggester): what the adaptive fusion reads
+    when the correction is off (``None``: no content word to count)."""
+    words = _counted(text, settings)
+    if not words or not fields:
+        return None
+    counts = {w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in words}
+    return {"size": 0, "track_total_hits": False, "aggs": {_AGG: {"filters": {"filters": counts}}}}
 
 
 # -- the decision (pure) ------------------------------------------------------------------------
@@ -444,6 +458,11 @@ def decide(
     )
 
 
+def evidence_of(text: str, correction: QueryCorrection | None) -> QueryEvidence:
+    """The adaptive fusion's evidence from what the correction already read (``None``: it did not run)."""
+    return QueryEvidence(text=text, doc_freqs=correction.word_doc_freqs if correction is not None else None)
+
+
 def query_evidence(text: str, answer: Mapping[str, Any] | BaseException | None) -> QueryEvidence:
     """What the suggest request's answer tells the adaptive fusion (:mod:`connector.search.adaptive`):
     the documents matching each word; ``doc_freqs=None`` when nothing was counted (no request, or it failed)."""
@@ -487,7 +506,7 @@ def correction_from(
     if not answer:  # nothing was asked (correction off, or no word that may change)
         return unchanged(text, mode, suggester=suggester, took_ms=took_ms)
     decision = decide(text, answer, mode=mode, settings=settings)
-    return decision.model_copy(update={"took_ms": took_ms})
+    return decision.model_copy(update={"took_ms": took_ms, "word_doc_freqs": doc_freqs_of(answer) or None})
 
 
 # -- fuzziness (a separate switch) ---------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "CORRECT_MODES",
     "TermChange",
     "QueryCorrection",
+    "FusionWeights",
 ]
 
 # adaptive: linear whose two leg weights are chosen per query (connector.search.adaptive).
@@ -309,6 +310,26 @@ class TermChange(BaseModel):
     score: float | None = Field(None, description="the suggester's similarity (term suggester)")
 
 
+class FusionWeights(BaseModel):
+    """The leg weights the adaptive fusion chose for one query, and why (``connector.search.adaptive``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lexical: float = Field(..., description="the lexical leg's share of the two legs' weight")
+    vector: float = Field(..., description="the vector leg's share")
+    base_share: float = Field(..., description="the lexical share when every content word is in the index")
+    content_words: list[str] = Field(default_factory=list, description="the query's words, stopwords out")
+    absent_words: list[str] = Field(default_factory=list, description="content words no document contains")
+    coverage: float | None = Field(None, description="share of the counted content words in the index")
+    has_code: bool = Field(False, description="a word with a digit (a size, number or model code)")
+    agreement: float | None = Field(None, description="overlap of the legs' top k")
+    vector_top: float | None = Field(None, description="the vector leg's best score")
+    vector_gap: float | None = Field(None, description="its best score minus the mean of the rest of its top k")
+    coefficients: dict[str, float] = Field(default_factory=dict, description="the rule's numbers")
+    reasons: list[str] = Field(default_factory=list)
+    summary: str = Field("", description="one line: the weights and the reasons")
+
+
 class QueryCorrection(BaseModel):
     """What query understanding did to the user's text before the legs ran."""
 
@@ -324,6 +345,9 @@ class QueryCorrection(BaseModel):
     rewritten: str | None = Field(None, description="the query rewriter's output, when one ran and changed the text")
     rewrite_fallback: bool = Field(False, description="the rewriter failed or ran over budget; original text used")
     rewrite_fallback_reason: str | None = None
+    word_doc_freqs: dict[str, int] | None = Field(
+        None, description="documents matching each content word of the query (the adaptive fusion's evidence)"
+    )
     took_ms: float = 0.0
 
 
@@ -338,6 +362,9 @@ class SearchResponse(BaseModel):
     strategy: Literal["client", "server", "single"]
     server_form: str | None = None
     fusion: FusionConfig | None = None
+    fusion_weights: FusionWeights | None = Field(
+        None, description="adaptive fusion: the weights chosen for this query, the evidence and the reasons"
+    )
     page: int
     size: int
     max_depth: int

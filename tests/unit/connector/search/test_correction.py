@@ -16,7 +16,10 @@ from connector.search import query_builder as qb
 from connector.search._profile import profile_from_mapping, shingle_fields_of
 from connector.search.correction import (
     CorrectionSettings,
+    correction_from,
+    counts_body,
     decide,
+    evidence_of,
     fuzzy_clause,
     is_variant,
     query_evidence,
@@ -228,3 +231,18 @@ def test_shingle_subfield_is_found_in_the_mapping() -> None:
     }
     assert shingle_fields_of(mapping["properties"]) == {"title": "title.trigram"}
     assert profile_from_mapping(mapping, index="i").shingle_fields == {"title": "title.trigram"}
+
+
+def test_the_correction_hands_the_word_counts_to_the_adaptive_fusion() -> None:
+    answer = _response({"text": [_entry("head", 0, [("heads", 0.75, 12)])]}, {"head": 0, "lamp": 4})
+    result = correction_from("head lamp", answer, mode="auto", suggester="term")
+    assert result.word_doc_freqs == {"head": 0, "lamp": 4}
+    assert evidence_of("head lamp", result).doc_freqs == {"head": 0, "lamp": 4}
+    assert evidence_of("head lamp", None).doc_freqs is None
+
+
+def test_counts_body_is_the_aggregation_alone() -> None:
+    body = counts_body("flashlight you wear on your head", fields=["title", "text"])
+    assert body is not None and "suggest" not in body and body["size"] == 0
+    assert set(body["aggs"]["original_doc_freq"]["filters"]["filters"]) >= {"flashlight", "wear", "head"}
+    assert counts_body("you and me", fields=["title"]) is None

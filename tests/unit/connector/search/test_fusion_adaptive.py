@@ -87,3 +87,10 @@ def test_further_signals_keep_their_configured_weight() -> None:
 def test_describe_names_the_method() -> None:
     assert ADAPTIVE.describe() == "adaptive(min_max, base w=0.7/0.3)"
     assert FusionConfig.model_validate({"method": "adaptive"}).method == "adaptive"
+
+
+def test_the_weights_as_the_response_carries_them() -> None:
+    evidence = QueryEvidence(TEXT, doc_freqs={"flashlight": 0, "wear": 0, "head": 0})
+    model = adaptive_weights(LEGS, evidence, ADAPTIVE).to_model()
+    assert model.lexical == 0.0 and model.absent_words == ["flashlight", "wear", "head"]
+    assert model.coefficients["coverage_power"] == 3.0 and model.summary.startswith("lexical 0.00 / vector 1.00")
