@@ -43,7 +43,6 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,8 @@ import numpy as np  # noqa: E402
 from connector import connect  # noqa: E402
 from connector.cluster.client import Cluster  # noqa: E402
 from connector.quality.adaptive_choice import (  # noqa: E402
-    adaptive_candidates,
-    adaptive_run,
-    choose_adaptive,
+    QuerySet,
+    compare_adaptive,
     query_evidences,
     read_query_kinds,
 )
@@ -66,8 +64,7 @@ from connector.quality.load import iter_corpus, load_corpus, plain_index_body, r
 from connector.quality.selection import compare_fusions, compare_runs, single_leg_run  # noqa: E402
 from connector.quality.tuning import lexical_candidates  # noqa: E402
 from connector.search import HybridSearch  # noqa: E402
-from connector.search.adaptive import QueryEvidence  # noqa: E402
-from connector.search.fusion import LegHit, fuse  # noqa: E402
+from connector.search.fusion import fuse  # noqa: E402
 from connector.search.models import DEFAULT_FUSION  # noqa: E402
 from mappings import VectorField  # noqa: E402
 
@@ -268,20 +265,9 @@ def lexical_table(search: HybridSearch, queries: Mapping[str, str], qrels: Mappi
         print(f"{name:<46}{m['ndcg@10']:>9.4f}{m['recall@100']:>12.4f}{shares[name]:>8.1%}{mark}")
 
 
-@dataclass(frozen=True)
-class Material:
-    """One (cluster, query set)'s legs and evidence: what the adaptive candidates are scored on."""
-
-    legs: Mapping[str, Mapping[str, Sequence[LegHit]]]
-    evidences: Mapping[str, QueryEvidence]
-    qrels: Mapping[str, Mapping[str, int]]
-    bm25: float
-    knn: float
-
-
 def run_catalogue(
     key: str, url: str, vectors: dict[str, list[float]], embedder: Any, *, analyzer: str
-) -> tuple[dict[str, float], Material]:
+) -> tuple[dict[str, float], QuerySet]:
     """The catalogue: bm25, knn and the default hybrid by query kind; the correction's cost to kNN;
     the descriptive queries' legs and evidence for the adaptive candidates."""
     dataset = read_beir(CATALOGUE)
@@ -298,7 +284,7 @@ def run_catalogue(
         finally:
             cluster.delete_index(index)
     figures: dict[str, float] = {}
-    desc_material: Material | None = None
+    desc_material: QuerySet | None = None
     print(f"\n## {key}: examples/catalogue by query kind (nDCG@10)")
     print(f"{'kind':<14}{'queries':>8}{'bm25':>8}{'knn':>8}{'hybrid':>8}{'knn, correct off':>18}")
     for kind in ("keyword", "descriptive"):
@@ -317,32 +303,9 @@ def run_catalogue(
         figures.update({f"{short}_{n}": m[n] for n in ("bm25", "knn", "hybrid")})
         if kind == "descriptive":
             figures["desc_knn_correct_loss"] = m["knn_off"] - m["knn"]
-            desc_material = Material(sub, {q: evidences[q] for q in qids}, qrels, m["bm25"], m["knn"])
+            desc_material = QuerySet(sub, {q: evidences[q] for q in qids}, qrels, m["bm25"], m["knn"])
     assert desc_material is not None
     return figures, desc_material
-
-
-def adaptive_section(materials: Mapping[str, Material]) -> tuple[str, dict[str, dict[str, float]]]:
-    """Every adaptive candidate on every (cluster, set); the choice by the rule of
-    connector.quality.adaptive_choice. Returns the chosen name and each candidate's scores."""
-    candidates = adaptive_candidates()
-    scores: dict[str, dict[str, float]] = {}
-    for cand in candidates:
-        scores[cand.name] = {}
-        for key, mat in materials.items():
-            run = adaptive_run(mat.legs, mat.evidences, cand, depth=DEPTH)
-            report = evaluate_runs(mat.qrels, {"c": run}, compare_metrics=())
-            scores[cand.name][key] = report.metrics["c"]["ndcg@10"]
-    better = {key: max(mat.bm25, mat.knn) for key, mat in materials.items()}
-    chosen, margins = choose_adaptive(scores, better)
-    keys = list(materials)
-    print("\n## adaptive fusion candidates (client-side, same legs; margin = worst nDCG@10 - better leg)")
-    print(f"{'candidate':<34}" + "".join(f"{k:>13}" for k in keys) + f"{'margin':>9}")
-    print(f"{'better leg':<34}" + "".join(f"{better[k]:>13.4f}" for k in keys))
-    for name, row in scores.items():
-        mark = "  <- chosen" if name == chosen else ""
-        print(f"{name:<34}" + "".join(f"{row[k]:>13.4f}" for k in keys) + f"{margins[name]:>+9.4f}{mark}")
-    return chosen, scores
 
 
 def run_cluster(
@@ -355,7 +318,7 @@ def run_cluster(
     *,
     analyzer: str,
     keep: bool,
-) -> tuple[dict[str, float], Material]:
+) -> tuple[dict[str, float], QuerySet]:
     dataset = read_beir(dataset_path)
     queries = dataset.judged_queries()
     qids = sorted(queries)
@@ -424,7 +387,7 @@ def run_cluster(
         ],
     )
     best_leg = max(m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
-    material = Material(legs, evidences, qrels, m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
+    material = QuerySet(legs, evidences, qrels, m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
     figures = {
         "bm25": m["bm25"]["ndcg@10"],
         "knn": m["knn"]["ndcg@10"],
@@ -465,7 +428,7 @@ def main() -> int:
     for name, values in script_metrics.items():
         print(f"{name:<16}{values['ndcg@10']:>10.4f}{values['recall@100']:>12.4f}")
     results: dict[str, float] = {}
-    materials: dict[str, Material] = {}
+    materials: dict[str, QuerySet] = {}
     catalogue_vectors = corpus_embeddings(CATALOGUE, embedder, source=args.embed_url or "in-process model")
     for key, url in clusters.items():
         figures, materials[f"{key}_esci"] = run_cluster(
@@ -474,7 +437,10 @@ def main() -> int:
         results.update({f"{key}_{name}": value for name, value in figures.items()})
         figures, materials[f"{key}_desc"] = run_catalogue(key, url, catalogue_vectors, embedder, analyzer=args.analyzer)
         results.update({f"{key}_{name}": value for name, value in figures.items()})
-    chosen, scores = adaptive_section(materials)
+    comparison = compare_adaptive(materials, depth=DEPTH)
+    print("\n## adaptive fusion candidates (client-side, same legs; margin = worst nDCG@10 - better leg)")
+    print(comparison.format_table())
+    chosen, scores = comparison.chosen, comparison.scores
     for key in clusters:
         results[f"{key}_adaptive"] = scores[chosen][f"{key}_esci"]
         results[f"{key}_desc_adaptive"] = scores[chosen][f"{key}_desc"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connector.quality.evaluation import Run, ranking_to_run
+from connector.quality.evaluation import Run, evaluate_runs, ranking_to_run
 from connector.search.adaptive import AdaptiveCoefficients, QueryEvidence
 from connector.search.correction import query_evidence, suggest_body
 from connector.search.fusion import LegHit, fuse_explained
@@ -28,6 +28,9 @@ from connector.search.models import FusionConfig
 
 __all__ = [
     "AdaptiveCandidate",
+    "AdaptiveComparison",
+    "QuerySet",
+    "compare_adaptive",
     "adaptive_candidates",
     "adaptive_run",
     "choose_adaptive",
@@ -45,6 +48,52 @@ class AdaptiveCandidate:
     name: str
     fusion: FusionConfig
     coefficients: AdaptiveCoefficients
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    """One (cluster, query set)'s legs and evidence, and its legs' own nDCG@10: what candidates are scored on."""
+
+    legs: Mapping[str, Mapping[str, Sequence[LegHit]]]
+    evidences: Mapping[str, QueryEvidence]
+    qrels: Mapping[str, Mapping[str, int]]
+    bm25: float
+    knn: float
+
+
+@dataclass(frozen=True)
+class AdaptiveComparison:
+    """Every candidate's nDCG@10 per query set, its margin, and the chosen one."""
+
+    scores: Mapping[str, Mapping[str, float]]
+    better_leg: Mapping[str, float]
+    margins: Mapping[str, float]
+    chosen: str
+
+    def format_table(self) -> str:
+        keys = list(self.better_leg)
+        lines = [f"{'candidate':<34}" + "".join(f"{k:>13}" for k in keys) + f"{'margin':>9}"]
+        lines.append(f"{'better leg':<34}" + "".join(f"{self.better_leg[k]:>13.4f}" for k in keys))
+        for name, row in self.scores.items():
+            mark = "  <- chosen" if name == self.chosen else ""
+            cells = "".join(f"{row[k]:>13.4f}" for k in keys)
+            lines.append(f"{name:<34}{cells}{self.margins[name]:>+9.4f}{mark}")
+        return "\n".join(lines)
+
+
+def compare_adaptive(
+    sets: Mapping[str, QuerySet], *, candidates: Sequence[AdaptiveCandidate] | None = None, depth: int = 100
+) -> AdaptiveComparison:
+    """Score every candidate on every query set and choose one (the module docstring's rule)."""
+    scores: dict[str, dict[str, float]] = {}
+    for cand in candidates or adaptive_candidates():
+        scores[cand.name] = {}
+        for key, qs in sets.items():
+            run = adaptive_run(qs.legs, qs.evidences, cand, depth=depth)
+            scores[cand.name][key] = evaluate_runs(qs.qrels, {"c": run}, compare_metrics=()).metrics["c"]["ndcg@10"]
+    better = {key: max(qs.bm25, qs.knn) for key, qs in sets.items()}
+    chosen, margins = choose_adaptive(scores, better)
+    return AdaptiveComparison(scores, better, margins, chosen)
 
 
 def adaptive_candidates() -> list[AdaptiveCandidate]:
