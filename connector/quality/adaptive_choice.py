@@ -22,7 +22,7 @@ from typing import Any
 
 from connector.quality.evaluation import Run, evaluate_runs, ranking_to_run
 from connector.search.adaptive import AdaptiveCoefficients, QueryEvidence
-from connector.search.correction import query_evidence, suggest_body
+from connector.search.correction import correction_from, evidence_of, suggest_body
 from connector.search.fusion import LegHit, fuse_explained
 from connector.search.models import FusionConfig
 
@@ -146,14 +146,17 @@ def choose_adaptive(
 
 
 def query_evidences(search: Any, queries: Mapping[str, str]) -> dict[str, QueryEvidence]:
-    """Each query's evidence from the correction's suggest request (the one the search sends itself)."""
+    """Each query's evidence as the search reads it: the correction's suggest request (the one the
+    search sends itself), decided with the search's correction mode (a corrected word counts as its
+    correction, which the lexical leg also searched)."""
     fields = list(search.profile.lexical_fields)
     shingle = next((search.profile.shingle_fields[f] for f in fields if f in search.profile.shingle_fields), None)
     out: dict[str, QueryEvidence] = {}
     for qid, text in queries.items():
         body = suggest_body(text, fields=fields, shingle_field=shingle, settings=search.correction)
-        answer = search.cluster.search(search.index, body) if body is not None else None
-        out[qid] = query_evidence(text, answer)
+        answer = search.cluster.search(search.index, body) if body is not None else {}
+        correction = correction_from(text, answer, mode=search.correct, suggester="term")
+        out[qid] = evidence_of(text, correction)
     return out
 
 

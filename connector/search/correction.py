@@ -506,7 +506,12 @@ def correction_from(
     if not answer:  # nothing was asked (correction off, or no word that may change)
         return unchanged(text, mode, suggester=suggester, took_ms=took_ms)
     decision = decide(text, answer, mode=mode, settings=settings)
-    return decision.model_copy(update={"took_ms": took_ms, "word_doc_freqs": doc_freqs_of(answer) or None})
+    freqs = doc_freqs_of(answer)
+    for change in decision.changes:
+        # the lexical leg also searched the correction: the word counts as what it was corrected to
+        if change.applied and change.original.lower() in freqs:
+            freqs[change.original.lower()] = max(1, change.suggestion_doc_freq or 0)
+    return decision.model_copy(update={"took_ms": took_ms, "word_doc_freqs": freqs or None})
 
 
 # -- fuzziness (a separate switch) ---------------------------------------------------------------

@@ -246,3 +246,9 @@ def test_counts_body_is_the_aggregation_alone() -> None:
     assert body is not None and "suggest" not in body and body["size"] == 0
     assert set(body["aggs"]["original_doc_freq"]["filters"]["filters"]) >= {"flashlight", "wear", "head"}
     assert counts_body("you and me", fields=["title"]) is None
+
+
+def test_a_corrected_word_counts_as_its_correction_in_the_evidence() -> None:
+    answer = _response({"title": [_entry("headphnes", 0, [("headphones", 0.89, 40)])]}, {"headphnes": 0})
+    result = correction_from("headphnes", answer, mode="auto", suggester="term")
+    assert result.changes[0].applied and result.word_doc_freqs == {"headphnes": 40}
