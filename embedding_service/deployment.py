@@ -5,6 +5,8 @@ else 429), puts each text into a ``@serve.batch`` queue (queries and documents h
 each batch is tokenized, cut into length-sorted forward passes under a token budget and run on
 the replica's forward thread (queries first), and the vectors go back in input order.
 Ray Serve's own ``max_queued_requests`` backpressure is answered with 429 + ``Retry-After`` too.
+The lean path: a request of one short query while no other query is in flight skips the batch queue and the
+tokenizer thread (tokenized on the loop, its forward pass queued first), so a search's query waits for no batch.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must see the route annotations as real
@@ -17,7 +19,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,10 +28,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
-from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
 from connector.services.wire import error_reply, replica_options
+from embedding_service._metrics import ReplicaCounters, ReplicaMetrics
 from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
 from embedding_service.api import (
     EmbeddingRequest,
@@ -48,7 +50,14 @@ from embedding_service.api import (
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError, OverloadedError
 from embedding_service.settings import DEFAULT_MAX_BATCH_TOKENS, EmbeddingServiceSettings
 
-__all__ = ["EmbeddingDeployment", "build_app", "default_replicas", "deployment_options"]
+__all__ = [
+    "LEAN_QUERY_MAX_CHARS",
+    "EmbeddingDeployment",
+    "build_app",
+    "default_replicas",
+    "deployment_options",
+    "takes_lean_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,57 +115,28 @@ async def _on_service_error(_: Request, exc: EmbeddingServiceError) -> JSONRespo
     return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 
-@dataclass
-class _Counters:
-    """Per-replica counters served as JSON by ``GET /metrics`` (tests and humans read them)."""
-
-    requests: int = 0
-    rejected_requests: int = 0
-    texts: int = 0
-    batches: int = 0
-    forward_passes: int = 0
-    tokens: int = 0
-    padded_tokens: int = 0
-    inference_s: float = 0.0
-    max_batch_size_seen: int = 0
-    last_batch_size: int = 0
-    last_batch_tokens: int = 0
-
-
-class _Metrics:
-    """Ray Serve metrics (Prometheus through Ray's metrics agent) beside the JSON counters."""
-
-    def __init__(self) -> None:
-        self.pending_texts = serve_metrics.Gauge(
-            "eshybrid_embed_pending_texts", description="Texts admitted and not yet answered."
-        )
-        self.batch_size = serve_metrics.Histogram(
-            "eshybrid_embed_batch_size",
-            description="Texts per batch.",
-            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-        )
-        self.batch_tokens = serve_metrics.Histogram(
-            "eshybrid_embed_batch_tokens",
-            description="Real (unpadded) tokens per batch.",
-            boundaries=[16, 64, 256, 1024, 4096, 16384, 65536, 262144],
-        )
-        self.inference_ms = serve_metrics.Histogram(
-            "eshybrid_embed_batch_inference_ms",
-            description="Forward-pass time per batch.",
-            boundaries=[1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
-        )
-        self.texts = serve_metrics.Counter("eshybrid_embed_texts_total", description="Texts embedded.")
-        self.rejected = serve_metrics.Counter(
-            "eshybrid_embed_rejected_total", description="Requests refused with 429 by the replica."
-        )
-
-
 class _DropBatchSizeWarning(logging.Filter):
     """Ray warns when max_batch_size exceeds max_ongoing_requests, assuming one item per request.
     Here a batch item is one text and a request carries many, so the warning does not apply."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "is larger than `max_ongoing_requests`" not in record.getMessage()
+
+
+# Defined above the class: serve.ingress copies the class when it is defined, with the globals that exist then.
+# A query longer than this is tokenized on the tokenizer thread (the batch path), not on the event loop.
+LEAN_QUERY_MAX_CHARS = 512
+
+
+def takes_lean_path(input_type: InputType, texts: list[str], *, queries_in_flight: int) -> bool:
+    """Whether a request skips the query batch queue: one short query while no other query is in flight.
+
+    A lone query gains nothing from waiting up to ``batch_wait_timeout_s`` for company; concurrent queries still
+    share forward passes through the batch queue (more throughput under load).
+    """
+    return (
+        input_type == "query" and len(texts) == 1 and queries_in_flight == 0 and len(texts[0]) <= LEAN_QUERY_MAX_CHARS
+    )
 
 
 @serve.ingress(_api)
@@ -188,8 +168,9 @@ class EmbeddingDeployment:
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-tokenize")
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self._pending_texts = 0
-        self._counters = _Counters()
-        self._metrics = _Metrics()
+        self._queries_in_flight = 0
+        self._counters = ReplicaCounters()
+        self._metrics = ReplicaMetrics()
         self._document_batch = serve.batch(
             max_batch_size=settings.max_batch_size,
             batch_wait_timeout_s=settings.batch_wait_timeout_s,
@@ -360,18 +341,40 @@ class EmbeddingDeployment:
 
     async def _embed(self, texts: list[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
         self._admit(len(texts))
+        queries = len(texts) if input_type == "query" else 0
+        lean = self._settings.lean_single_query and takes_lean_path(
+            input_type, texts, queries_in_flight=self._queries_in_flight
+        )
+        self._queries_in_flight += queries
         try:
             self._counters.requests += 1
             spec = self._embedder.spec
             prefix = spec.query_prefix if input_type == "query" else spec.document_prefix
-            batch = self._query_batch if input_type == "query" else self._document_batch
-            results = await asyncio.gather(*(batch(prefix + text) for text in texts))
+            if lean:
+                results = [await self._embed_lean_query(prefix + texts[0])]
+            else:
+                batch = self._query_batch if input_type == "query" else self._document_batch
+                results = await asyncio.gather(*(batch(prefix + text) for text in texts))
         finally:
+            self._queries_in_flight -= queries
             self._pending_texts -= len(texts)
             self._metrics.pending_texts.set(self._pending_texts)
         if len(results) != len(texts):  # the contract: one vector per input, in order
             raise RuntimeError(f"got {len(results)} vectors for {len(texts)} texts")
         return np.stack([vector for vector, _ in results]), [count for _, count in results]
+
+    async def _embed_lean_query(self, text: str) -> tuple[np.ndarray, int]:
+        """One query alone: tokenized here (a few dozen microseconds), its forward pass queued first on the
+        forward thread; no batch wait and no tokenizer-thread hop (issue 24: a search pays this per query)."""
+        row = self._embedder.tokenize_query(text)
+        if row is None:  # no fast tokenizer to copy: the batch path tokenizes on its thread
+            return await self._query_batch(text)  # type: ignore[no-any-return]
+        output, seconds = await self._scheduler.run(
+            functools.partial(self._timed_forward, [row]), priority=PRIORITY_QUERY
+        )
+        self._counters.lean_queries += 1
+        self._record_batch([len(row)], [[0]], inference_s=seconds)
+        return output[0], len(row)
 
     async def _embed_query_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
         return await self._run_batch(texts, priority=PRIORITY_QUERY)

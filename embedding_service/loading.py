@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from embedding_service.backends import choose_backend
+from embedding_service.errors import ModelLoadError
 from embedding_service.model import Embedder
 from embedding_service.model_spec import ModelSpec
+from embedding_service.query_export import write_query_encoder
 from embedding_service.settings import Backend, EmbeddingServiceSettings, Quantization
 
 __all__ = ["load_embedder", "auto_candidates"]
@@ -35,7 +37,7 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
     cache_root = Path(settings.backend_cache_dir) if settings.backend_cache_dir else None
 
     def load(backend: Backend, quantization: Quantization) -> Embedder:
-        return Embedder.load(
+        embedder = Embedder.load(
             spec,
             device=settings.device,
             dtype=settings.dtype,
@@ -45,6 +47,9 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
             threads=threads,
             cache_root=cache_root,
         )
+        if backend == "onnx":
+            _leave_query_encoder(embedder)
+        return embedder
 
     if settings.backend != "auto":
         return load(settings.backend, settings.quantize or "none")
@@ -78,3 +83,11 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
         ),
     )
     return loaded[best]
+
+
+def _leave_query_encoder(embedder: Embedder) -> None:
+    """Make the onnx export loadable by the in-process query encoder too (best effort: the service runs anyway)."""
+    try:
+        write_query_encoder(embedder)
+    except (OSError, ModelLoadError) as e:
+        logger.warning("the onnx export is not usable by the in-process query encoder: %s", e)

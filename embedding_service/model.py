@@ -140,6 +140,7 @@ class Embedder:
         self._model = model
         self._meta = meta
         self.max_length = meta.max_length
+        self._query_tokenizer: Any = None
         self.dims = int(self.forward([self.tokenize(["warm up"])[0]]).shape[1])
 
     @classmethod
@@ -217,6 +218,17 @@ class Embedder:
             quantization=quantization,
         )
 
+    @property
+    def fast_tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer`` under the transformers tokenizer (None for a slow, Python one)."""
+        return getattr(self._tokenizer, "backend_tokenizer", None)
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The exported graph this embedder runs (None for the torch backend)."""
+        path = getattr(self._model, "path", None)
+        return path if isinstance(path, Path) else None
+
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
         if self.spec.do_lower_case:
@@ -230,6 +242,25 @@ class Embedder:
             return_token_type_ids=False,
         )
         return [list(ids) for ids in encoded["input_ids"]]
+
+    def tokenize_query(self, text: str) -> list[int] | None:
+        """:meth:`tokenize` of one text on a tokenizer of its own (None without a fast tokenizer).
+
+        The service's lean query path tokenizes on its event loop while the tokenizer thread may be busy with a
+        document batch; a transformers tokenizer changes its truncation state per call, so it must not be shared
+        across threads. The copy has the same vocabulary, normalizer and special tokens, with fixed truncation.
+        """
+        if self._query_tokenizer is None:
+            fast = self.fast_tokenizer
+            if fast is None:
+                return None
+            from tokenizers import Tokenizer
+
+            copy = Tokenizer.from_str(fast.to_str())
+            copy.no_padding()
+            copy.enable_truncation(max_length=self.max_length)
+            self._query_tokenizer = copy
+        return list(self._query_tokenizer.encode(text.lower() if self.spec.do_lower_case else text).ids)
 
     def token_spans(self, texts: Sequence[str], *, prefix: str = "") -> list[tuple[int, list[tuple[int, int]]]]:
         """Per text: the token count the model would see untruncated (``prefix``, special tokens included),

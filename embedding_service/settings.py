@@ -93,6 +93,11 @@ class EmbeddingServiceSettings(BaseSettings):
     )
     max_query_batch_size: int = Field(16, ge=1, le=4096, description="Texts per @serve.batch call (queries).")
     batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0, description="How long a batch waits to fill.")
+    lean_single_query: bool = Field(
+        True,
+        description="A request of one short query while no other query is in flight skips the batch queue "
+        "(no batch wait, tokenized on the event loop); false: every text goes through a batch.",
+    )
     max_concurrent_batches: int = Field(
         2, ge=1, le=16, description="Document batches in flight per replica (the next one tokenizes meanwhile)."
     )

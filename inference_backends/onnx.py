@@ -31,6 +31,7 @@ __all__ = [
     "ffn_output_matmuls",
     "folder_revision",
     "quantize_int8",
+    "user_cache",
     "variant_key",
 ]
 
@@ -41,7 +42,8 @@ Quantization = Literal["none", "int8"]
 CACHE_FOLDER = ".eshybrid"
 
 
-def _user_cache() -> Path:
+def user_cache() -> Path:
+    """The user's cache of exported models (``$XDG_CACHE_HOME/eshybrid``, else ``~/.cache/eshybrid``)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eshybrid"
 
 
@@ -51,7 +53,7 @@ def cache_dir(model_folder: Path, key: str, cache_root: Path | None) -> Path:
     Raises:
         OSError: no candidate folder is writable (and none holds the file already).
     """
-    candidates = [cache_root] if cache_root is not None else [model_folder / CACHE_FOLDER, _user_cache()]
+    candidates = [cache_root] if cache_root is not None else [model_folder / CACHE_FOLDER, user_cache()]
     for root in candidates:
         assert root is not None
         try:

@@ -26,6 +26,7 @@ _AREAS = (
     "connector.cli.migrate",
     "connector.cli.kibana",
     "connector.cli.profiles",
+    "connector.cli.query_encoder",
 )
 
 

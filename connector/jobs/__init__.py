@@ -17,11 +17,11 @@ from __future__ import annotations
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.bulk import BulkAction, BulkItemResult, streaming_bulk
 from connector.jobs.common import JobSummary
-from connector.jobs.pipeline import Embedder
 from connector.jobs.profiles import ProfileBuildReport, build_profiles, read_events
 from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec, ConnectionSettings, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts, JobStore
+from connector.jobs.work import Embedder
 from connector.texts import TextPolicy, build_text, text_hash
 
 __all__ = [

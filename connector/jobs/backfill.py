@@ -48,10 +48,10 @@ from connector.jobs.common import (
 )
 from connector.jobs.own_writes import OwnWrites
 from connector.jobs.passages import PassagePolicy, PassageStep, Tokenizer
-from connector.jobs.pipeline import DocWork, Embedder
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.store import DeadLetter, JobCounts
+from connector.jobs.work import DocWork, Embedder
 from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings.passages import PASSAGE_VECTOR, record_passages_cut
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.errors import ConfigError
-from connector.jobs.pipeline import DocWork, Embedder, JobMode
 from connector.jobs.settings import JobSettings
 from connector.jobs.store import JobCounts
+from connector.jobs.work import DocWork, Embedder, JobMode
 from connector.services.embedding import EmbeddingClient
 from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings import BOOKKEEPING_FIELD as BOOKKEEPING

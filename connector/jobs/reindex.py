@@ -19,9 +19,12 @@ Phases (each recorded in the job document, so ``--resume`` continues where it st
    so none is lost and no deleted document comes back. Reads go on, except that searches
    in flight at the instant the old index is deleted fail with 503 (measured: under
    0.5 s on the dev clusters); retried, they reach the alias. Alias-to-alias swaps (every
-   later reindex) have no such window.
+   later reindex) have no such window. Phases 2 to 4 at the end of a job are
+   :mod:`connector.jobs.alias_swap`.
 5. ``post_swap``: alias mode only, a last catch-up from the old index for writes that
    landed there before the swap; ``--delete-old`` then deletes the old index.
+
+How a document is copied is :class:`~connector.jobs.copy_mode.CopyMode` (re-exported here).
 """
 
 from __future__ import annotations
@@ -37,28 +40,24 @@ from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.cluster.detect import ClusterLike, as_cluster
-from connector.errors import ConfigError, JobError
-from connector.jobs.bulk import BulkAction, source_with_vector, streaming_bulk
+from connector.errors import ConfigError
+from connector.jobs.alias_swap import copy_rest_and_swap
 from connector.jobs.common import (
-    BOOKKEEPING,
     JobSummary,
-    bookkeeping,
     cap_text_limit,
     concrete_index,
     describe_embedder,
     find_property,
     owned_embedder,
     record_model_variant,
-    set_text,
     vector_dims_of,
-    vector_is_current,
 )
-from connector.jobs.dialect import pit_search_body
-from connector.jobs.pipeline import DocWork, Embedder
+from connector.jobs.copy_mode import CopyMode
 from connector.jobs.runner import JobRunner
 from connector.jobs.settings import ClusterSpec, JobSettings
-from connector.jobs.store import DeadLetter, JobCounts
+from connector.jobs.store import JobCounts
 from connector.jobs.versioned import AliasKind, alias_actions, target_index_body
+from connector.jobs.work import Embedder
 from connector.texts import TextPolicy, default_template
 from mappings import VectorField, build_add_vector_field_body
 
@@ -120,78 +119,6 @@ class ReindexConfig:
         return TextPolicy(
             fields=tuple(self.fields), template=self.template, max_text_chars=self.settings.max_text_chars
         )
-
-
-@dataclass
-class CopyMode:
-    """Index operations into the new index, versioned externally with the source ``_version``."""
-
-    cluster: Cluster
-    job_id: str
-    target_index: str
-    vector_field: str
-    model_id: str | None
-    policy: TextPolicy | None
-    source_includes: list[str] | None = None
-
-    def classify(self, hit: Mapping[str, Any]) -> DocWork:
-        source = dict(hit.get("_source") or {})
-        work = DocWork(
-            doc_id=str(hit["_id"]),
-            verdict="write",
-            index=str(hit["_index"]),
-            routing=hit.get("_routing"),
-            version=hit.get("_version"),
-            source=source,
-        )
-        if self.policy is None or not set_text(work, self.policy, self):
-            return work
-        if vector_is_current(
-            source, vector_field=self.vector_field, text_hash=work.text_hash, model_id=self.model_id
-        ) and source.get(self.vector_field):
-            work.vector = source[self.vector_field]
-            work.reused = True
-        else:
-            work.verdict = "embed"
-        return work
-
-    def mark_unembeddable(self, work: DocWork, reason_code: str, reason: str) -> None:
-        """The document is still copied (without a vector); a dead letter says why."""
-        work.verdict = "write"
-        work.vector = None
-        work.source.pop(self.vector_field, None)
-        meta = work.source.get(BOOKKEEPING)
-        if isinstance(meta, dict):
-            meta.pop(self.vector_field, None)
-        work.dead_letter = DeadLetter(
-            job_id=self.job_id,
-            index=work.index,
-            doc_id=work.doc_id,
-            reason_code=reason_code,
-            reason=reason,
-            vector_field=self.vector_field,
-            text_excerpt=(work.text or "")[:300] or None,
-        )
-
-    def to_action(self, work: DocWork) -> BulkAction:
-        meta: JsonDict = {"_index": self.target_index, "_id": work.doc_id}
-        if work.version is not None:
-            meta.update(version=work.version, version_type="external")
-        if work.routing is not None:
-            meta["routing"] = work.routing
-        if work.vector is None or self.policy is None:
-            return BulkAction("index", meta, work.source)
-        source = dict(work.source)
-        book = dict(source.get(BOOKKEEPING) or {})
-        book[self.vector_field] = bookkeeping(self.model_id, work.text_hash)
-        source[BOOKKEEPING] = book
-        return BulkAction("index", meta, source_with_vector(source, self.vector_field, work.vector))
-
-    def resolve_conflicts(self, works: list[DocWork]) -> list[DocWork]:
-        """A 409 here means the new index already holds this version or a newer one."""
-        for work in works:
-            work.verdict = "skip"
-        return works
 
 
 class ReindexJob(JobRunner):
@@ -365,110 +292,10 @@ class ReindexJob(JobRunner):
             },
         )
 
-    # -- later phases ----------------------------------------------------------------
-    def block_source_writes(self, blocked: bool) -> None:
-        assert self.state is not None
-        self.cluster.request(
-            "PUT", f"/{self.state.scan_index}/_settings", body={"index": {"blocks": {"write": blocked}}}
-        )
-
-    def wait_for_writes_to_settle(self, *, timeout_s: float = 60.0) -> None:
-        """After the write block: wait until writes already admitted have completed on every copy.
-
-        A write that passed the block check before the block took effect still completes; until
-        it does, the shard's ``local_checkpoint`` stays below its ``max_seq_no``.
-        """
-        assert self.state is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            stats = self.cluster.request(
-                "GET", f"/{self.state.scan_index}/_stats/docs", params={"level": "shards"}
-            ).body["indices"]
-            copies = [c["seq_no"] for shards in next(iter(stats.values()))["shards"].values() for c in shards]
-            if all(int(c["local_checkpoint"]) >= int(c["max_seq_no"]) for c in copies):
-                return
-            if time.monotonic() >= deadline:
-                raise JobError(
-                    f"writes to {self.state.scan_index} did not settle in {timeout_s:.0f}s after "
-                    "blocking them; not swapping"
-                )
-            time.sleep(0.1)
-
-    def reconcile_deletes(self) -> int:
-        """Delete from the new index the ids the source no longer has; returns how many."""
-        assert self.state is not None
-        source, target = self.state.scan_index, self.target
-        self.cluster.refresh(source)
-        self.cluster.refresh(target)
-        if self.cluster.count(target) == self.cluster.count(source):
-            return 0
-        deleted = 0
-        pit_id = self.dialect.open_pit(self.cluster, target, keep_alive=self.settings.pit_keep_alive)
-        try:
-            cursor = None
-            while True:
-                body = pit_search_body(
-                    pit_id=pit_id,
-                    keep_alive=self.settings.pit_keep_alive,
-                    size=1000,
-                    source=False,
-                    search_after=cursor,
-                    sort=self.dialect.pit_sort,
-                )
-                hits = self.dialect.search(self.cluster, body)["hits"]["hits"]
-                if not hits:
-                    break
-                cursor = hits[-1]["sort"]
-                deleted += self._delete_missing(source, target, hits)
-        finally:
-            self.dialect.close_pit(self.cluster, pit_id)
-        self.cluster.refresh(target)
-        logger.info("reindex %s: deleted %s documents the source no longer has", self.job_id, deleted)
-        return deleted
-
-    def _delete_missing(self, source: str, target: str, hits: list[JsonDict]) -> int:
-        docs = [{"_id": h["_id"], **({"routing": h["_routing"]} if h.get("_routing") else {})} for h in hits]
-        found = self.cluster.request("POST", f"/{source}/_mget", body={"docs": docs}, params={"_source": False}).body[
-            "docs"
-        ]
-        gone = [h for h, f in zip(hits, found) if not f.get("found")]
-        actions = [
-            BulkAction(
-                "delete",
-                {"_index": target, "_id": h["_id"], **({"routing": h["_routing"]} if h.get("_routing") else {})},
-            )
-            for h in gone
-        ]
-        failed = [r for r in streaming_bulk(self.cluster, actions) if not r.ok and r.status != 404]
-        if failed:
-            raise JobError(f"could not delete {len(failed)} stale documents from {target}: {failed[0].reason}")
-        return len(gone)
-
-    def finish_target(self) -> None:
-        assert self.state is not None
-        refresh = self.state.extra.get("refresh_interval")
-        self.cluster.request("PUT", f"/{self.target}/_settings", body={"index": {"refresh_interval": refresh}})
-        self.cluster.refresh(self.target)
-
-    def swap(self) -> None:
-        """Point the alias at the new index in one atomic ``_aliases`` request (idempotent)."""
-        assert self.state is not None
-        alias, target, kind = self.config.alias, self.target, self.alias_kind
-        current = self.current_aliases()
-        if target in current:
-            return
-        if kind == "concrete":
-            source_count, target_count = self.cluster.count(alias), self.cluster.count(target)
-            if source_count != target_count:
-                raise JobError(f"not swapping: {target} holds {target_count} documents, {alias} {source_count}")
-        actions = alias_actions(alias=alias, kind=kind, old_indices=current, new_index=target)
-        self.cluster.request("POST", "/_aliases", body={"actions": actions})
-        logger.info("reindex %s: alias %s now points to %s", self.job_id, alias, target)
-
     def run_later_phases(self, main: JobCounts) -> None:
         assert self.state is not None
         if self.state.extra.get("stage") != "swapped":
-            _copy_rest_and_swap(self)
+            copy_rest_and_swap(self)
         if self.alias_kind != "concrete":
             self.run_catch_up()  # post-swap: writes that reached the old index before the swap
         if self.config.delete_old and self.alias_kind == "alias":
@@ -535,28 +362,3 @@ def run_reindex(
         summary = job.run()
     logger.info("reindex %s completed: %s -> %s (alias %s)", job.job_id, summary.index, job.target, job.config.alias)
     return summary
-
-
-def _copy_rest_and_swap(job: ReindexJob) -> None:
-    assert job.state is not None
-    job.save_state(phase="catch_up")
-    job.run_catch_up()
-    concrete = job.alias_kind == "concrete"
-    # Stop writes to the source for the last pass, the delete reconciliation and the swap: a write
-    # or delete landing between them would otherwise be lost or resurrected in the new index.
-    # Queries keep answering; writes get a short 403 (cluster_block_exception) window.
-    job.block_source_writes(True)
-    try:
-        job.wait_for_writes_to_settle()
-        job.run_catch_up(max_passes=1, until_quiet=False)
-        job.state.extra["deleted"] = int(job.state.extra.get("deleted", 0)) + job.reconcile_deletes()
-        job.finish_target()
-        job.swap()
-    except BaseException:
-        if job.cluster.index_exists(job.state.scan_index):
-            job.block_source_writes(False)
-        raise
-    if not concrete:
-        job.block_source_writes(False)  # the old index is kept (for a rollback) and stays writable
-    job.state.extra["stage"] = "swapped"
-    job.save_state(phase="swapped")

@@ -3,6 +3,8 @@
 A job scans one concrete index (``scan_index``) with a sliced point in time, then
 catches up with the writes made during the scan (see :mod:`connector.jobs.sources`).
 Subclasses say what a page becomes (:meth:`JobRunner.mode`) and add their own phases.
+The job document and resume live in :mod:`connector.jobs.job_document`, the catch-up
+passes in :mod:`connector.jobs.catch_up`; :class:`JobRunner` calls them from its methods.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from connector.cluster.client import Cluster, JsonDict
 from connector.cluster.detect import ClusterLike, as_cluster
 from connector.errors import ConfigError, JobError
+from connector.jobs import catch_up, job_document
 from connector.jobs._ray import run_on_ray
-from connector.jobs.common import JobSummary, new_job_id, owner_name
+from connector.jobs.common import JobSummary
 from connector.jobs.dialect import PitDialect, dialect_for
+from connector.jobs.job_document import ScanState
 from connector.jobs.own_writes import OwnWrites
 from connector.jobs.passages import PassageStep
 from connector.jobs.pipeline import (
@@ -33,53 +36,12 @@ from connector.jobs.pipeline import (
 from connector.jobs.progress import JobMonitor
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.slices import SliceTask, run_slice_task
-from connector.jobs.sources import PitSliceSource, ShardCatchUpSource, shard_high_water_marks
+from connector.jobs.sources import PitSliceSource
 from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso, sum_counts
 
 __all__ = ["JobRunner", "ScanState"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ScanState:
-    """What a job keeps in its job document to be resumed.
-
-    ``high_water``: per shard, the sequence number up to which writes are processed;
-    ``windows``: the ``[after, upto]`` of the catch-up pass in progress;
-    ``extra``: the job kind's own state (target index, alias...).
-    """
-
-    scan_index: str
-    pit_id: str | None
-    high_water: dict[int, int]
-    phase: str = "main"
-    catch_up_pass: int = 0
-    windows: dict[int, list[int]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_doc(self) -> JsonDict:
-        return {
-            "scan_index": self.scan_index,
-            "pit_id": self.pit_id,
-            "high_water": {str(k): v for k, v in self.high_water.items()},
-            "phase": self.phase,
-            "catch_up_pass": self.catch_up_pass,
-            "windows": {str(k): v for k, v in self.windows.items()},
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> ScanState:
-        return cls(
-            scan_index=doc["scan_index"],
-            pit_id=doc.get("pit_id"),
-            high_water={int(k): int(v) for k, v in (doc.get("high_water") or {}).items()},
-            phase=doc.get("phase", "main"),
-            catch_up_pass=int(doc.get("catch_up_pass", 0)),
-            windows={int(k): list(v) for k, v in (doc.get("windows") or {}).items()},
-            extra=dict(doc.get("extra") or {}),
-        )
 
 
 class JobRunner:
@@ -191,91 +153,23 @@ class JobRunner:
     # -- job document and resume ------------------------------------------------------
     def find_existing(self) -> JsonDict | None:
         """The job to resume (``--resume``), or ``None`` to start a new one."""
-        if not self.resume:
-            if self.requested_job_id and self.store.get_job(self.requested_job_id) is not None:
-                raise ConfigError(f"job {self.requested_job_id!r} exists; pass --resume to continue it", field="job_id")
-            return None
-        if self.requested_job_id:
-            job = self.store.get_job(self.requested_job_id)
-            if job is None:
-                raise ConfigError(
-                    f"no job {self.requested_job_id!r} to resume in {self.settings.jobs_index}", field="job_id"
-                )
-            return job
-        job = self.store.find_resumable(kind=self.kind, index=self.label_index, vector_field=self.vector_field)
-        if job is None:
-            logger.info("no unfinished %s of %s.%s: starting a new job", self.kind, self.label_index, self.vector_field)
-        return job
+        return job_document.find_existing(self)
 
     def start_new(self, scan_index: str, doc: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> None:
         """Take the high-water marks, open the point in time, write the job document."""
-        self.job_id = self.requested_job_id or new_job_id(self.kind, self.label_index, self.vector_field)
-        # The marks are read before the refresh: every write at or below them is in the scan.
-        high_water = shard_high_water_marks(self.cluster, scan_index)
-        self.cluster.refresh(scan_index)
-        pit_id = self.dialect.open_pit(self.cluster, scan_index, keep_alive=self.settings.pit_keep_alive)
-        self.state = ScanState(scan_index=scan_index, pit_id=pit_id, high_water=high_water, extra=dict(extra or {}))
-        self.store.put_job(
-            self.job_id,
-            {
-                "kind": self.kind,
-                "index": self.label_index,
-                "vector_field": self.vector_field,
-                "status": "running",
-                "phase": "main",
-                "owner": owner_name(),
-                "params": self.params(),
-                "state": self.state.to_doc(),
-                "docs_total": self.cluster.count(scan_index),
-                "started_at": now_iso(),
-                "updated_at": now_iso(),
-                "errors": [],
-                **doc,
-            },
-        )
-        logger.info("%s job %s started on %s (%s slices)", self.kind, self.job_id, scan_index, self.slices)
+        job_document.start_new(self, scan_index, doc, extra)
 
     def resume_from(self, job: Mapping[str, Any]) -> None:
-        if job.get("status") == "completed":
-            raise ConfigError(
-                f"job {job['job_id']!r} already completed; run without --resume for a new job", field="job_id"
-            )
-        wanted, stored = self.params(), job.get("params") or {}
-        differing = [k for k in wanted if k not in ("max_text_chars", "delete_old") and stored.get(k) != wanted[k]]
-        if differing:
-            raise ConfigError(
-                f"job {job['job_id']!r} ran with other {', '.join(differing)} "
-                f"({', '.join(f'{k}={stored.get(k)!r}' for k in differing)}); resume with the same options",
-                field=differing[0],
-            )
-        self.job_id = str(job["job_id"])
-        self.state = ScanState.from_doc(job["state"])
-        self.checkpoints = self.store.load_checkpoints(self.job_id)
-        self.store.update_job(self.job_id, {"status": "running", "owner": owner_name()})
-        logger.info(
-            "resuming %s job %s (phase %s, %s checkpoints)",
-            self.kind,
-            self.job_id,
-            self.state.phase,
-            len(self.checkpoints),
-        )
+        """Continue ``job`` (its stored options must match this run's)."""
+        job_document.resume_from(self, job)
 
     def save_state(self, **changes: Any) -> None:
         assert self.state is not None
         self.store.update_job(self.job_id, {"state": self.state.to_doc(), **changes})
 
     def record_failure(self, err: BaseException) -> None:
-        if not self.job_id:
-            return
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        try:
-            stored = self.store.get_job(self.job_id) or {}
-            errors = list(stored.get("errors") or [])[-19:] + [{"at": now_iso(), "message": str(err)[:2000]}]
-            self.store.update_job(self.job_id, {"status": status, "errors": errors, "finished_at": now_iso()})
-        except Exception as e:  # noqa: BLE001 - the original error matters more
-            logger.warning("could not record the failure of job %s: %s", self.job_id, e)
-        if isinstance(err, JobError):
-            logger.error("%s %s stopped: %s; continue it with --resume", self.kind, self.job_id, err)
+        """Record ``err`` in the job document (``failed``, or ``interrupted``)."""
+        job_document.record_failure(self, err)
 
     # -- pipeline ---------------------------------------------------------------------
     def options(self) -> PipelineOptions:
@@ -424,82 +318,11 @@ class JobRunner:
     # -- catch-up ---------------------------------------------------------------------
     def catch_up_windows(self) -> dict[int, list[int]]:
         """Per shard ``[after, upto]`` of the next catch-up pass (marks read before the refresh)."""
-        assert self.state is not None
-        now = shard_high_water_marks(self.cluster, self.state.scan_index)
-        self.cluster.refresh(self.state.scan_index)
-        return {
-            shard: [self.state.high_water.get(shard, -1), upto]
-            for shard, upto in now.items()
-            if upto > self.state.high_water.get(shard, -1)
-        }
+        return catch_up.catch_up_windows(self)
 
     def run_catch_up(self, *, max_passes: int | None = None, until_quiet: bool = True) -> JobCounts:
         """Catch-up passes until one writes nothing (or ``max_passes``); returns their summed counts."""
-        assert self.state is not None
-        limit = self.settings.max_catch_up_passes if max_passes is None else max_passes
-        done_passes = 0
-        while True:
-            resumed = self.state.phase == "catch_up" and bool(self.state.windows)
-            if not resumed:
-                if done_passes >= limit:
-                    break
-                self.state.catch_up_pass += 1
-                self.state.phase = "catch_up"
-                self.state.windows = self.catch_up_windows()
-                self.save_state(phase="catch_up")
-            counts = self._catch_up_pass(self.state.catch_up_pass, self.state.windows)
-            done_passes += 1
-            for shard, (_, upto) in self.state.windows.items():
-                self.state.high_water[shard] = upto
-            self.state.windows = {}
-            self.state.phase = "caught_up"
-            self.save_state()
-            if until_quiet and counts.updated == 0:
-                break
-        return self.catch_up_counts()
+        return catch_up.run_catch_up(self, max_passes=max_passes, until_quiet=until_quiet)
 
     def catch_up_counts(self) -> JobCounts:
-        return sum_counts([cp for cp in self.checkpoints.values() if cp.pass_name.startswith("catchup")])
-
-    def _catch_up_pass(self, number: int, windows: Mapping[int, list[int]]) -> JobCounts:
-        assert self.state is not None
-        includes = self.mode().source_includes
-        cps, sources = [], []
-        for shard, (after, upto) in sorted(windows.items()):
-            key = f"catchup{number}-shard-{shard}"
-            cp = self.checkpoints.get(key) or SliceCheckpoint(
-                job_id=self.job_id,
-                key=key,
-                pass_name=f"catchup{number}",
-                slice_id=shard,
-                max_slices=0,
-                shard=shard,
-                after_seq_no=after,
-                upto_seq_no=upto,
-            )
-            self.checkpoints[key] = cp
-            cps.append(cp)
-            if not cp.done:
-                sources.append(
-                    ShardCatchUpSource(
-                        key=key,
-                        cluster=self.cluster,
-                        dialect=self.dialect,
-                        index=self.state.scan_index,
-                        shard=shard,
-                        after_seq_no=after,
-                        upto_seq_no=upto,
-                        page_size=self.settings.page_size,
-                        source_includes=includes,
-                        cursor=cp.cursor,
-                        own_writes=self.own_writes,
-                    )
-                )
-        if not sources:
-            return sum_counts(cps)
-        counts = self.run_sources(cps, sources, f"catch-up {number}")
-        skipped = sum(source.skipped_own for source in sources)
-        self.catch_up_skipped_own += skipped
-        if self.own_writes is not None:
-            logger.info("catch-up %s: %s documents left unread, this job's own writes unchanged since", number, skipped)
-        return counts
+        return catch_up.catch_up_counts(self)

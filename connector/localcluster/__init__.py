@@ -2,9 +2,11 @@
 
 - :mod:`~connector.localcluster.config`: settings and the node's config files (pure);
 - :mod:`~connector.localcluster.state`: each cluster's ``state.json`` and which clusters ``down`` stops;
-- :mod:`~connector.localcluster.distribution`: JDK choice, Maven fetch, unpack, plugins;
+- :mod:`~connector.localcluster.java`: which JDK runs a server version;
+- :mod:`~connector.localcluster.distribution`: Maven fetch, unpack, OpenSearch modules and plugins;
 - :mod:`~connector.localcluster.knnstub`: stand-ins for the k-NN plugin's native libraries;
-- :mod:`~connector.localcluster.process`: start, stop and probe the server processes.
+- :mod:`~connector.localcluster.process`: start the server processes;
+- :mod:`~connector.localcluster.running`: probe, report and stop the running servers.
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ from connector.localcluster.config import (
     render_node_config,
 )
 from connector.localcluster.distribution import Flavor
-from connector.localcluster.process import (
+from connector.localcluster.process import fetch_distribution, select_java, start_cluster
+from connector.localcluster.running import (
     cluster_status,
-    fetch_distribution,
-    select_java,
     server_version,
-    start_cluster,
     stop_all_clusters,
     stop_cluster,
     stop_clusters,

@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.localcluster.distribution import Flavor, JavaHome
+from connector.localcluster.distribution import Flavor
+from connector.localcluster.java import JavaHome
 
 __all__ = [
     "DEFAULT_FLAVOR_VERSIONS",

@@ -1,4 +1,4 @@
-"""Start, stop and probe local Elasticsearch / OpenSearch servers (no Docker).
+"""Start local Elasticsearch / OpenSearch servers (no Docker); stop and probe them via :mod:`.running`.
 
 A server comes from Maven Central (``integ-test-zip`` distribution, plus
 OpenSearch plugin zips), is unpacked once under ``$ESHYBRID_HOME/dist`` and
@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,25 +41,25 @@ from connector.localcluster.config import (
     render_yaml,
     server_env,
 )
-from connector.localcluster.distribution import (
-    Flavor,
-    JavaHome,
-    choose_java,
-    default_java_search_dirs,
-    dist_dir_name,
-    ensure_distribution,
-    find_java_homes,
-    ordered_plugins,
+from connector.localcluster.distribution import Flavor, dist_dir_name, ensure_distribution, ordered_plugins
+from connector.localcluster.java import JavaHome, choose_java, default_java_search_dirs, find_java_homes
+from connector.localcluster.running import (
+    _get_json,
+    _group_alive,
+    _settings,
+    _stop,
+    cluster_status,
+    server_version,
+    stop_all_clusters,
+    stop_cluster,
+    stop_clusters,
 )
 from connector.localcluster.state import (
-    ClusterStatus,
     LocalCluster,
     clusters_dir,
-    clusters_to_stop,
     name_lock_file,
     read_state,
     remove_state,
-    state_dirs,
     write_state,
 )
 
@@ -94,31 +90,6 @@ class _NodeSpec:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _settings(settings: LocalClusterSettings | None) -> LocalClusterSettings:
-    return settings if settings is not None else LocalClusterSettings()
-
-
-def _group_alive(pgid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _get_json(url: str, *, timeout_s: float = 2.0) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local http only
-            body = json.loads(resp.read().decode("utf-8"))
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _port_free(port: int) -> bool:
@@ -420,131 +391,3 @@ def _red_settled(health: Mapping[str, object]) -> bool:
         and health.get("delayed_unassigned_shards") == 0
         and health.get("number_of_pending_tasks") == 0
     )
-
-
-def _stop(cluster: LocalCluster, timeout_s: float) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``timeout_s``."""
-    pgid = cluster.pid
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.2)
-        if sig == signal.SIGTERM:
-            logger.warning("%s did not stop within %.0fs after SIGTERM; killing it", cluster.name, timeout_s)
-    if _group_alive(pgid):
-        raise LocalClusterError(f"could not stop {cluster.name} (pid {pgid})", name=cluster.name, pid=pgid)
-
-
-def stop_cluster(name: str, *, remove_data: bool = False, settings: LocalClusterSettings | None = None) -> bool:
-    """Stop a local cluster (its whole process group) and remove its state file.
-
-    Args:
-        name: the cluster name given to :func:`start_cluster`.
-        remove_data: also delete its folder (config, data, logs).
-        settings: defaults to :class:`LocalClusterSettings` from env.
-
-    Returns:
-        True if a process was stopped, False if none ran.
-
-    Raises:
-        LocalClusterError: the processes did not go away, even after SIGKILL.
-    """
-    s = _settings(settings)
-    cluster_dir = clusters_dir(s.home) / name
-    cluster = read_state(cluster_dir)
-    stopped = False
-    if cluster is not None and _group_alive(cluster.pid):
-        logger.info("stopping %s (pid %s)", name, cluster.pid)
-        _stop(cluster, s.cluster_stop_timeout_s)
-        stopped = True
-    remove_state(cluster_dir)
-    if remove_data:
-        shutil.rmtree(cluster_dir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            name_lock_file(s.home, name).unlink()
-    return stopped
-
-
-def stop_all_clusters(*, remove_data: bool = False, settings: LocalClusterSettings | None = None) -> list[str]:
-    """Stop every cluster that has a state file; returns the names stopped."""
-    results = stop_clusters(all_clusters=True, remove_data=remove_data, settings=settings)
-    return [name for name, stopped in results if stopped]
-
-
-def stop_clusters(
-    *,
-    name: str | None = None,
-    all_clusters: bool = False,
-    remove_data: bool = False,
-    settings: LocalClusterSettings | None = None,
-) -> list[tuple[str, bool]]:
-    """What ``eshybrid cluster down`` does: stop the named cluster, all of them, or the one that runs.
-
-    Args:
-        name: stop this cluster.
-        all_clusters: stop every cluster with a state file (stale ones are cleared).
-        remove_data: also delete each one's folder (config, data, logs).
-        settings: defaults to :class:`LocalClusterSettings` from env.
-
-    Returns:
-        ``(name, stopped)`` per cluster handled; ``stopped`` is False when no process ran.
-        Empty when neither ``name`` nor ``all_clusters`` is given and no cluster runs.
-
-    Raises:
-        LocalClusterError: no name given and several clusters run (the message lists them),
-            or a process did not go away.
-    """
-    s = _settings(settings)
-    running = {cluster.name: _group_alive(cluster.pid) for cluster in _recorded_clusters(s)}
-    chosen = clusters_to_stop(running, name=name, all_clusters=all_clusters)
-    return [(chosen_name, stop_cluster(chosen_name, remove_data=remove_data, settings=s)) for chosen_name in chosen]
-
-
-def _recorded_clusters(s: LocalClusterSettings) -> list[LocalCluster]:
-    """Every cluster with a readable state file, by name."""
-    return [cluster for cluster in map(read_state, state_dirs(s.home)) if cluster is not None]
-
-
-def cluster_status(*, settings: LocalClusterSettings | None = None) -> list[ClusterStatus]:
-    """Every cluster with a state file: whether its process lives and it answers HTTP."""
-    out: list[ClusterStatus] = []
-    for cluster in _recorded_clusters(_settings(settings)):
-        running = _group_alive(cluster.pid)
-        health = _get_json(cluster.health_url) if running else None
-        problems = [] if running else ["process is gone (stale state; `cluster down` clears it)"]
-        out.append(
-            ClusterStatus(
-                cluster=cluster,
-                running=running,
-                answers=health is not None,
-                server_version=server_version(cluster.url) if health is not None else None,
-                health=str(health.get("status")) if health else None,
-                problems=tuple(problems),
-            )
-        )
-    return out
-
-
-def server_version(url: str, *, timeout_s: float = 2.0) -> str | None:
-    """The version a server reports, or None if it does not answer.
-
-    Elasticsearch's integ-test distribution lacks the ``rest-root`` module, so
-    ``GET /`` answers 405 there; the local node's info carries the version too.
-    """
-    info = _get_json(f"{url}/", timeout_s=timeout_s)
-    version = info.get("version") if info is not None else None
-    if isinstance(version, dict) and version.get("number"):
-        return str(version["number"])
-    nodes = _get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version", timeout_s=timeout_s)
-    found = nodes.get("nodes") if nodes is not None else None
-    if isinstance(found, dict):
-        for node in found.values():
-            if isinstance(node, dict) and node.get("version"):
-                return str(node["version"])
-    return None

@@ -1,8 +1,10 @@
-"""Clients of our own model services (embedding, rerank) on one HTTP layer, and the wire contract both sides share."""
+"""Clients of our own model services (embedding, rerank) on one HTTP layer, the wire contract both sides share,
+and the in-process query encoder (the embedding service's export, loaded without torch)."""
 
 from __future__ import annotations
 
 from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient, InputType, ServiceInfo
+from connector.services.query_encoder import QueryEncoder, QueryEncoderSettings, local_query_encoder
 from connector.services.rerank import AsyncRerankClient, RerankClient, RerankReply, RerankResult
 from connector.services.wire import EmbeddingServiceInfo, RerankServiceInfo
 
@@ -11,6 +13,9 @@ __all__ = [
     "AsyncRerankClient",
     "EmbeddingClient",
     "InputType",
+    "QueryEncoder",
+    "QueryEncoderSettings",
+    "local_query_encoder",
     "ServiceInfo",
     "RerankClient",
     "RerankReply",

@@ -120,6 +120,23 @@ def test_concurrent_requests_are_batched_together_and_stay_in_order(embed_url: s
     assert after["pending_texts"] == 0
 
 
+def test_a_lone_query_takes_the_lean_path_and_concurrent_ones_still_batch(embed_url: str, reference_model: Any) -> None:
+    before = httpx.get(embed_url + "/metrics").json()
+    if "lean_queries" not in before:
+        pytest.skip("the external service predates the lean single-query path")
+    queries = [f"trail running shoes size {i}" for i in range(12)]
+    with EmbeddingClient(embed_url, query_cache_size=0, max_concurrency=12) as client:
+        lone = np.array([client.embed_query(queries[0])], dtype=np.float32)
+        middle = httpx.get(embed_url + "/metrics").json()
+        with ThreadPoolExecutor(12) as pool:
+            together = np.array(list(pool.map(client.embed_query, queries)), dtype=np.float32)
+    after = httpx.get(embed_url + "/metrics").json()
+    assert middle["lean_queries"] == before["lean_queries"] + 1
+    _assert_same_vectors(lone, _reference(reference_model, queries[:1]))
+    _assert_same_vectors(together, _reference(reference_model, queries))
+    assert after["texts"] - middle["texts"] == len(queries) and after["pending_texts"] == 0
+
+
 def test_python_handle_gives_the_same_vectors(ray_serve: ServeInstance, embed_url: str, reference_model: Any) -> None:
     if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
         pytest.skip("the service is external; no handle to it")

@@ -157,3 +157,22 @@ def test_token_spans_count_what_the_model_reads(tiny_model: Path) -> None:
     assert n_long > embedder.max_length  # untruncated: the job needs the real count
     assert all(0 <= s < e <= len(TEXTS[1]) for s, e in spans)
     assert TEXTS[1][spans[0][0] : spans[0][1]].lower() == "kindle"
+
+
+def test_an_onnx_load_leaves_a_query_encoder_with_the_services_vectors(tiny_model: Path, tmp_path: Path) -> None:
+    from connector.services.query_encoder import QueryEncoder
+
+    settings = EmbeddingServiceSettings(model=str(tiny_model), backend="onnx", backend_cache_dir=str(tmp_path))
+    embedder = load_embedder(_spec(tiny_model), settings, threads=1)
+    assert embedder.onnx_path is not None and (embedder.onnx_path.parent / "encoder.json").is_file()
+    encoder = QueryEncoder.load(embedder.onnx_path.parent)
+    assert encoder.manifest.max_length == embedder.max_length and encoder.manifest.dims == embedder.dims
+    local = np.asarray([encoder.embed_query(t) for t in TEXTS], dtype=np.float32)
+    assert min_cosine(local, embedder.encode(TEXTS)) >= 0.9999
+
+
+def test_tokenize_query_equals_tokenize(tiny_model: Path) -> None:
+    embedder = Embedder.load(_spec(tiny_model), device="cpu")
+    long_text = " ".join(TEXTS * 20)  # truncated alike
+    for text in [*TEXTS, "Mixed CASE text", long_text]:
+        assert embedder.tokenize_query(text) == embedder.tokenize([text])[0]

@@ -154,3 +154,13 @@ def test_scheduler_passes_errors_to_the_caller_and_keeps_working() -> None:
         return time.perf_counter() - started
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_only_a_lone_short_query_takes_the_lean_path() -> None:
+    from embedding_service.deployment import LEAN_QUERY_MAX_CHARS, takes_lean_path
+
+    assert takes_lean_path("query", ["red shoes"], queries_in_flight=0)
+    assert not takes_lean_path("query", ["red shoes"], queries_in_flight=1)  # concurrent queries batch together
+    assert not takes_lean_path("query", ["red shoes", "blue shoes"], queries_in_flight=0)
+    assert not takes_lean_path("document", ["red shoes"], queries_in_flight=0)
+    assert not takes_lean_path("query", ["x" * (LEAN_QUERY_MAX_CHARS + 1)], queries_in_flight=0)
