@@ -352,7 +352,7 @@ def run_cluster(
         finally:
             if not keep:
                 cluster.delete_index(index)
-    comparison = compare_fusions(legs, qrels, depth=DEPTH)
+    comparison = compare_fusions(legs, qrels, depth=DEPTH, evidences=evidences)
     runs = {
         "bm25": single_leg_run(legs, "lexical", qids, DEPTH),
         "knn": single_leg_run(legs, "vector", qids, DEPTH),
@@ -368,7 +368,12 @@ def run_cluster(
     print(comparison.format_table())
     client = evaluate_runs(
         qrels,
-        {"c": {q: ranking_to_run([d.id for d in fuse(legs[q], DEFAULT_FUSION)[:DEPTH]]) for q in qids}},
+        {
+            "c": {
+                q: ranking_to_run([d.id for d in fuse(legs[q], DEFAULT_FUSION, evidence=evidences[q])[:DEPTH]])
+                for q in qids
+            }
+        },
         compare_metrics=(),
     ).metrics["c"]["ndcg@10"]
     print(
