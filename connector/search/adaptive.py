@@ -40,12 +40,12 @@ not tried (the grid was fixed before the run).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from connector.search.models import FusionConfig, FusionWeights
+from connector.search.words import STOPWORDS, content_words
 
 __all__ = [
     "STOPWORDS",
@@ -70,24 +70,6 @@ class _Hit(Protocol):  # a leg hit (connector.search.fusion.LegHit): only its id
 def _ranked(hits: Sequence[_Hit]) -> list[_Hit]:
     # the legs' order of connector.search.fusion.rank_leg: score descending, then _id
     return sorted(hits, key=lambda h: (-h.score, h.id))
-
-
-_WORD = re.compile(r"[^\W_]+")
-_CHUNK = re.compile(r"\S+")
-
-# English function words: never evidence of what the shopper wants (the English analyzer drops
-# most of them, so their document count says nothing; the standard analyzer keeps them, so they
-# match everywhere). Lucene's English stop set plus pronouns, auxiliaries and common adverbs.
-STOPWORDS: frozenset[str] = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing don down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most my
-    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
-    some such than that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves something thing things one ones that's doesn't don't isn't i'm it's can't won't
-    get got want need needs looking""".split()
-)
 
 
 @dataclass(frozen=True)
@@ -162,21 +144,6 @@ class AdaptiveWeights:
             reasons=list(self.reasons),
             summary=self.describe(),
         )
-
-
-def content_words(text: str) -> tuple[list[str], bool]:
-    """The query's content words (lower-cased, stopwords and one-letter words out, no repeats) and
-    whether it holds a code or number (a digit in a whitespace-separated chunk)."""
-    words: list[str] = []
-    has_code = False
-    for chunk in _CHUNK.finditer(text):
-        if any(c.isdigit() for c in chunk.group()):
-            has_code = True
-        for m in _WORD.finditer(chunk.group().lower()):
-            word = m.group()
-            if word not in STOPWORDS and (len(word) > 1 or word.isdigit()) and word not in words:
-                words.append(word)
-    return words, has_code
 
 
 def _agreement(legs: Mapping[str, Sequence[_Hit]], k: int) -> float | None:

@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from wordfreq import zipf_frequency
 
 from connector.errors import SearchRequestError
-from connector.search.adaptive import QueryEvidence, content_words
+from connector.search.adaptive import QueryEvidence
 from connector.search.models import CORRECT_MODES, CorrectMode, QueryCorrection, TermChange
+from connector.search.words import Word, content_words, is_common_word, is_variant, words_of, zipf_of
 
 __all__ = [
     "DEFAULT_CORRECT",
@@ -74,7 +74,6 @@ logger = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 _WORD = re.compile(r"[^\W_]+")
-_CHUNK = re.compile(r"\S+")
 _AGG = "original_doc_freq"
 _PHRASE = "phrase"
 _TERM_PREFIX = "term_"
@@ -124,31 +123,6 @@ def validate_correct_mode(mode: Any) -> CorrectMode:
     if mode not in CORRECT_MODES:
         raise SearchRequestError(f"correct must be one of {', '.join(CORRECT_MODES)}, got {mode!r}", field="correct")
     return mode  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class Word:
-    """One word of the user's text: its characters, span and whether it may be corrected."""
-
-    text: str
-    start: int
-    end: int
-    protected: bool  # a number or model code (a digit in its whitespace-separated chunk)
-
-    @property
-    def key(self) -> str:
-        return self.text.lower()
-
-
-def words_of(text: str) -> list[Word]:
-    """The words of ``text`` (runs of letters and digits) with their spans."""
-    words: list[Word] = []
-    for chunk in _CHUNK.finditer(text):
-        protected = any(c.isdigit() for c in chunk.group())
-        for m in _WORD.finditer(chunk.group()):
-            start = chunk.start() + m.start()
-            words.append(Word(m.group(), start, start + len(m.group()), protected))
-    return words
 
 
 def _counted(text: str, settings: CorrectionSettings) -> list[str]:
@@ -297,30 +271,6 @@ def _surface(word: str, analyzed: str, option: str) -> str:
     return option
 
 
-# Inflectional endings: a suggestion that differs from the word only by one is the same word.
-_SUFFIXES = ("ings", "ing", "ers", "er", "est", "ies", "es", "ed", "s", "ly")
-
-
-def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
-    return word[:-1] if word.endswith("e") and len(word) > 3 else word
-
-
-def is_variant(word: str, suggestion: str) -> bool:
-    """Whether ``suggestion`` is only a morphological variant of ``word`` (``head``/``heads``,
-    ``charge``/``charging``, ``battery``/``batteries``): not a typo correction."""
-    a, b = word.lower(), suggestion.lower()
-    return a != b and _stem(a) == _stem(b)
-
-
-def is_common_word(word: str, *, min_zipf: float) -> bool:
-    """Whether ``word`` is a common English word (``wordfreq`` Zipf frequency >= ``min_zipf``)."""
-    return zipf_frequency(word.lower(), "en") >= min_zipf
-
-
 def _judge(
     word: Word, option: _Option, original_df: int | None, settings: CorrectionSettings
 ) -> tuple[bool, bool, str]:
@@ -334,7 +284,7 @@ def _judge(
     if is_variant(word.text, option.text):
         return False, False, f"{option.text!r} is a form of {word.text!r}, not a spelling correction: kept"
     if original_df <= settings.max_original_doc_freq and is_common_word(word.text, min_zipf=settings.common_word_zipf):
-        zipf = zipf_frequency(word.key, "en")
+        zipf = zipf_of(word.key)
         return False, False, f"{word.text!r} is a common English word (Zipf {zipf:.1f}), not a typo: kept"
     if option.score is not None and option.score < settings.min_score:
         return False, False, f"similarity {option.score:.2f} below min_score {settings.min_score:g}"
