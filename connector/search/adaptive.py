@@ -9,7 +9,9 @@ min-max normalization still gives it 1.0. This module decides per query, explain
 The evidence (:class:`QueryEvidence`) comes only from what the search already fetches: the
 query's words and, when the spelling correction ran, the number of documents matching each
 content word (the ``filters`` aggregation that rides in the correction's suggest request, see
-:func:`connector.search.correction.suggest_body`), plus the legs' own hits. No extra request.
+:func:`connector.search.correction.suggest_body`; a corrected word counts as its correction), plus
+the legs' own hits. No extra request: with the correction off nothing is counted, and the lexical
+leg keeps its base share.
 
 The rule (:func:`adaptive_weights`), with the coefficients in :class:`AdaptiveCoefficients`:
 

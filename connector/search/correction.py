@@ -29,7 +29,7 @@ plus the corrected words (:attr:`QueryCorrection.lexical_text`), so the original
 weight and an exact match still wins.
 
 The aggregation also counts the query's other content words (stopwords out, codes in): the
-adaptive fusion reads how much of the query the index knows from it (:func:`query_evidence`).
+adaptive fusion reads how much of the query the index knows from it (:func:`evidence_of`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ __all__ = [
     "validate_correct_mode",
     "doc_freqs_of",
     "query_evidence",
-    "counts_body",
     "evidence_of",
     "is_common_word",
     "is_variant",
@@ -204,18 +203,6 @@ def suggest_body(
         "suggest": suggest,
         "aggs": {_AGG: {"filters": {"filters": counts}}},
     }
-
-
-def counts_body(
-    text: str, *, fields: Sequence[str], settings: CorrectionSettings = DEFAULT_CORRECTION
-) -> JsonDict | None:
-    """The aggregation of :func:`suggest_body` alone (no suggester): what the adaptive fusion reads
-    when the correction is off (``None``: no content word to count)."""
-    words = _counted(text, settings)
-    if not words or not fields:
-        return None
-    counts = {w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in words}
-    return {"size": 0, "track_total_hits": False, "aggs": {_AGG: {"filters": {"filters": counts}}}}
 
 
 # -- the decision (pure) ------------------------------------------------------------------------

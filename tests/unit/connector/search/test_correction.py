@@ -17,7 +17,6 @@ from connector.search._profile import profile_from_mapping, shingle_fields_of
 from connector.search.correction import (
     CorrectionSettings,
     correction_from,
-    counts_body,
     decide,
     evidence_of,
     fuzzy_clause,
@@ -239,13 +238,6 @@ def test_the_correction_hands_the_word_counts_to_the_adaptive_fusion() -> None:
     assert result.word_doc_freqs == {"head": 0, "lamp": 4}
     assert evidence_of("head lamp", result).doc_freqs == {"head": 0, "lamp": 4}
     assert evidence_of("head lamp", None).doc_freqs is None
-
-
-def test_counts_body_is_the_aggregation_alone() -> None:
-    body = counts_body("flashlight you wear on your head", fields=["title", "text"])
-    assert body is not None and "suggest" not in body and body["size"] == 0
-    assert set(body["aggs"]["original_doc_freq"]["filters"]["filters"]) >= {"flashlight", "wear", "head"}
-    assert counts_body("you and me", fields=["title"]) is None
 
 
 def test_a_corrected_word_counts_as_its_correction_in_the_evidence() -> None:
