@@ -15,7 +15,7 @@ The floor: the same leg bodies are also sent at the HTTP level (a bare keep-aliv
 and both legs in one ``_msearch``. ``raw_msearch / slower raw leg`` is what the server alone
 costs for the second leg on this machine; no client-side strategy can go below it.
 ``raw_lexical_page`` is the request a BM25-only shop sends today (the page with its sources,
-one round trip), for reference: the modes above all fetch ``max_depth`` ids, then the page.
+one round trip), for reference: the modes above all fetch ``max_depth`` ids and, in the same ``_msearch``, their top hits with sources.
 
 Concurrency (issue 14), on the first cluster (ES 9 when given): N=16 hybrid searches in flight from
 one event loop (``AsyncHybridSearch`` over the app's own ``AsyncElasticsearch``/``AsyncOpenSearch``)
@@ -27,7 +27,14 @@ every search's latency. Goal: async_vs_threads >= 1.0.  And the per-search overh
 through an official client: sequential client-side hybrid searches, our transport vs the official
 sync client, interleaved per query; ``official_overhead = p50(official) / p50(ours) - 1`` (goal <= 0.10).
 
-    .venv/bin/python bench/search_latency.py [--rounds 5] [--concurrency 16]
+The default search (issue 24, ``bench/search_default.py``): a default ``HybridSearch.search`` (embedding
+included, fresh query-vector cache) vs the raw BM25 page, and the embedder killed mid-run, in the library
+and through ``POST /search``: ``default_vs_bm25_page`` (goal <= 4), ``default_p99_ms``, ``round_trips``
+(goal <= 2), ``query_embed_p50_ms`` (goal <= 5), ``fallback_failed`` (goal 0), ``fallback_vs_bm25_page``
+(goal <= 2), ``serve_non_200`` (goal 0). ``--phases`` picks what runs; ``--queries N`` the first N queries
+(a smoke run: ``--queries 5 --rounds 1 --concurrency 0``).
+
+    .venv/bin/python bench/search_latency.py [--rounds 5] [--concurrency 16] [--embed-url URL]
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hybrid_quality as hq  # noqa: E402
 import numpy as np  # noqa: E402
+import search_default as sd  # noqa: E402
 
 from connector import aconnect, connect  # noqa: E402
 from connector.quality.load import read_beir  # noqa: E402
@@ -326,12 +334,77 @@ def measure(
     print(f"{'query embed':<16}{stats['embed_p50']:>10.2f}{stats['embed_p99']:>10.2f}  (cold, apart from the above)")
     print(
         f"client hybrid p50 parts: legs (_msearch) {np.percentile(parts['search'], 50):.2f} ms, "
-        f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (_mget) {np.percentile(parts['fetch'], 50):.2f} ms"
+        f"fuse {np.percentile(parts['fuse'], 50):.2f} ms, sources (an _mget, rarely needed) {np.percentile(parts['fetch'], 50):.2f} ms"
     )
     print(f"client hybrid p50 / slower single leg p50 = {stats['ratio']:.3f} (goal <= 1.10)")
     if "raw_ratio" in stats:
         print(f"floor, HTTP level: raw _msearch p50 / slower raw leg p50 = {stats['raw_ratio']:.3f}")
     return stats
+
+
+def _query_encoder(args: Any, cluster: Any, index: str) -> Any:
+    """The in-process query encoder for the index's vector field, or None (then the service or the model)."""
+    if args.query_encoder == "off":
+        return None
+    from connector.search._profile import profile_from_mapping
+    from connector.services.query_encoder import local_query_encoder
+
+    meta = profile_from_mapping(cluster.get_mapping(index), index=index).vector_meta
+    encoder = local_query_encoder(meta)
+    print(f"# query vectors: {'in process, ' + repr(encoder) if encoder else 'the embedding service / model'}")
+    return encoder
+
+
+def measure_default(
+    key: str, url: str, args: Any, vectors: dict[str, list[float]], phases: set[str], local: Any
+) -> dict[str, float]:
+    """The default-search phases on one cluster (see ``bench/search_default.py``)."""
+    from connector.search.options import DEFAULT_EMBED_BUDGET_S
+    from connector.services.embedding import EmbeddingClient
+
+    queries = list(read_beir(args.dataset).queries.values())[: args.queries or None]
+    figures: dict[str, float] = {}
+
+    def embedder_for(embed_url: str | None) -> tuple[Any, Any]:
+        """A search-path embedder that caches nothing, and how to kill it."""
+        if embed_url is None:  # the in-process model (the one that embedded the corpus)
+            switch = sd.KillSwitch(local)
+            return switch, switch.kill
+        proxy = sd.KillableProxy(embed_url)
+        client = EmbeddingClient(proxy.url, query_cache_size=0, timeout_s=5.0, max_retries=0)
+        return client, proxy.kill
+
+    with hq.bench_connect(url) as cluster:
+        print(f"\n## {key}, the default search: {cluster.capabilities}", flush=True)
+        index = hq.load_index(cluster, args.dataset, vectors, prefix=f"bench-default-{key}", analyzer=args.analyzer)
+        try:
+            raw = RawHttp(url, index)
+            probe = HybridSearch(cluster, index, max_depth=100)
+            source = qb.source_spec(True, excludes=probe.source_excludes)
+
+            def page(text: str) -> float:
+                body = dict(probe.leg_bodies(text, None)["lexical"], size=10, _source=source)
+                return raw.send((f"/{index}/_search", json.dumps(body).encode(), "application/json"))
+
+            if "default" in phases:
+                service = EmbeddingClient(args.embed_url, query_cache_size=0, max_retries=0) if args.embed_url else None
+                direct = _query_encoder(args, cluster, index) or service or local
+                with HybridSearch(cluster, index, embedder=direct, query_cache_size=0) as search:
+                    figures.update(
+                        sd.default_figures(search, direct, page, queries, rounds=args.rounds, seed=args.seed)
+                    )
+            if "fallback" in phases:
+                embedder, kill = embedder_for(args.embed_url)
+                with HybridSearch(cluster, index, embedder=embedder, query_cache_size=0) as search:
+                    search.search(queries[0])  # the first call checks the model (its own, longer budget)
+                    figures.update(sd.fallback_figures(search, kill, page, queries, seed=args.seed))
+            if "serve" in phases and args.embed_url:
+                figures.update(sd.serve_figures(url, index, args.embed_url, queries, budget_s=DEFAULT_EMBED_BUDGET_S))
+            elif "serve" in phases:
+                print("# /search phase skipped: it needs --embed-url (the search app embeds over HTTP)")
+        finally:
+            cluster.delete_index(index)
+    return figures
 
 
 def main() -> int:
@@ -344,7 +417,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=16, help="searches in flight (0: skip that figure)")
     parser.add_argument("--analyzer", choices=("english", "standard"), default="english")
+    parser.add_argument("--phases", default="modes,default,fallback,serve", help="comma-separated phases to run")
+    parser.add_argument("--queries", type=int, default=0, help="only the first N queries (0: all)")
+    parser.add_argument(
+        "--query-encoder",
+        choices=("auto", "off"),
+        default="auto",
+        help="default phase: embed queries in process (connector.services.query_encoder) when a compatible export "
+        "is found (auto), else through --embed-url / the in-process model",
+    )
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     logging.basicConfig(level=logging.WARNING)
     clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
     if not clusters:
@@ -354,6 +437,11 @@ def main() -> int:
     parts: list[str] = []
     head: list[str] = []
     for i, (key, url) in enumerate(clusters.items()):
+        if phases & {"default", "fallback", "serve"}:
+            figures = measure_default(key, url, args, vectors, phases, embedder)
+            parts += [f"{key}_{name}={value:.3f}" for name, value in figures.items()]
+        if "modes" not in phases:
+            continue
         stats = measure(
             key,
             url,

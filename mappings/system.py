@@ -47,7 +47,7 @@ JOB_COUNT_FIELDS: Final = (
 
 # Stages a hybrid search times, in the order they run (``latency_ms.<stage>`` of the search log).
 SEARCH_LOG_LATENCY_STAGES: Final = ("correct", "embed", "search", "fuse", "fetch", "rerank", "total")
-SEARCH_LOG_MAPPING_VERSION: Final = 1
+SEARCH_LOG_MAPPING_VERSION: Final = 2  # 2: query_id, vector_fallback(_reason), round_trips
 
 _SMALL_INDEX_SETTINGS: Final = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
 
@@ -193,6 +193,10 @@ def search_log_mapping() -> JsonDict:
                     "did_you_mean": "the suggestion offered to the user; absent when none or hashed",
                     "corrected_terms": "the words the correction changed, as original->corrected",
                     "rewrite_fallback": "true when the query rewriter failed and the original text was searched",
+                    "query_id": "the search's UUID, as its response gave it (the key shoppers' events join on)",
+                    "vector_fallback": "true when a helper (embedder, profile read) failed: lexical result",
+                    "vector_fallback_reason": "which helper failed, and why",
+                    "round_trips": "the sequential cluster round trips of the search",
                 },
             }
         },
@@ -214,6 +218,10 @@ def search_log_mapping() -> JsonDict:
             "did_you_mean": {"type": "keyword", "ignore_above": 512},
             "corrected_terms": _keyword(),
             "rewrite_fallback": {"type": "boolean"},
+            "query_id": _keyword(),
+            "vector_fallback": {"type": "boolean"},
+            "vector_fallback_reason": {"type": "keyword", "ignore_above": 1024},
+            "round_trips": {"type": "integer"},
         },
     }
 

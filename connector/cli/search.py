@@ -22,6 +22,10 @@ from connector.cluster.settings import ConnectionSettings
 
 __all__ = ["register"]
 
+# connector.search.options.DEFAULT_EMBED_BUDGET_S, not imported: the CLI imports the library lazily (a unit
+# test holds the two equal).
+EMBED_BUDGET_S = 0.2
+
 
 def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> None:
     parser.add_argument("--url", help="cluster URL (default $ESHYBRID_URL)")
@@ -65,6 +69,16 @@ def _add_lexical(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tie-breaker", type=float, help="multi_match tie breaker (0..1)")
 
 
+def _add_embed_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--embed-budget-s",
+        type=float,
+        default=EMBED_BUDGET_S,
+        help="the query embedding's budget in seconds, no retries (default %(default)s); over it, or with the "
+        "embedding service down, the search answers the lexical result, flagged vector_fallback",
+    )
+
+
 def _add_correct(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--correct",
@@ -106,6 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_correct(search)
     add_rerank_arguments(search)
     add_image_search_arguments(search)
+    _add_embed_budget(search)
     search.set_defaults(func=_cmd_search)
 
     ev = subparsers.add_parser(
@@ -187,13 +202,17 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
+    """The query embedder; on the search path (``--embed-budget-s``) one try, no retries."""
     settings = _settings()
     url = getattr(args, "embed_url", None) or settings.embed_url
     if not url and not needed:
         return None
     from connector.services.embedding import EmbeddingClient
 
-    return EmbeddingClient.from_settings(settings, url, missing="knn and hybrid modes embed the query")
+    # On the search path the search enforces the budget; the client makes one try (its own timeout is a bound on
+    # an abandoned call, and the first call, which also checks the model, may take longer than the budget).
+    options: dict[str, Any] = {"max_retries": 0} if getattr(args, "embed_budget_s", None) else {}
+    return EmbeddingClient.from_settings(settings, url, missing="knn and hybrid modes embed the query", **options)
 
 
 def _parse_fields(spec: str | None) -> dict[str, float] | None:
@@ -264,6 +283,8 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             profiles_index=getattr(args, "profiles_index", None),
             correct=getattr(args, "correct", None),
             image=image_signal_from_args(args, _settings()),
+            # eval and tune measure the vector leg: no budget there (a failure is an error, not a fallback)
+            embed_budget_s=getattr(args, "embed_budget_s", None),
         )
         try:
             yield search
@@ -284,13 +305,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from connector.search.console import render_response
     from connector.search.explain import format_hits
     from connector.search.filters import parse_filter_expression
+    from connector.search.request import SearchRequest
 
     filters = [parse_filter_expression(expr) for expr in args.filter]
     with _hybrid_search(args, embed=args.mode != "bm25") as search:
-        mode = "hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode
-        response = search.search(
-            args.text,
-            mode=mode,
+        request = SearchRequest(
+            text=args.text,
+            mode="hybrid+rerank" if search.rerank is not None and args.mode == "hybrid" else args.mode,
             filters=filters,
             size=args.size,
             page=args.page,
@@ -299,6 +320,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             personal_weight=args.personal_weight,
             image=query_image_from_args(args),
         )
+        response = search.search(request.text, **request.options())
     if args.console:
         print(render_response(response), end="")
     elif args.json:

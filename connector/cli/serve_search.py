@@ -47,6 +47,13 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         default=None,
         help="default spelling correction (default $ESHYBRID_SEARCH_CORRECT, else the library's: auto)",
     )
+    parser.add_argument(
+        "--embed-budget-s",
+        type=float,
+        default=None,
+        help="the query embedding's budget per search, no retries (default $ESHYBRID_SEARCH_EMBED_BUDGET_S, else 0.2); "
+        "over it, or with the embedder down, /search answers the lexical result flagged vector_fallback",
+    )
     image = parser.add_argument_group("image signal (a CLIP-style image service: `eshybrid serve image`)")
     image.add_argument("--image-url", help="image service base URL; adds the image signal (requests may send `image`)")
     image.add_argument("--image-field", help="image vector field (default image_embedding)")
@@ -63,6 +70,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "embed_app": args.embed_app,
         "replicas": args.replicas,
         "correct": getattr(args, "correct", None),
+        "embed_budget_s": getattr(args, "embed_budget_s", None),
         "allowed_indices": tuple(args.allow_index) or None,
         "image_url": getattr(args, "image_url", None),
         "image_field": getattr(args, "image_field", None),

@@ -4,7 +4,8 @@
 :class:`~connector.search.settings.SearchRequestBody`; an example image as base64 in ``image``, searched when the
 service has an image signal, ``image_url`` in its settings) and answers the
 same :class:`~connector.search.models.SearchResponse` JSON, explanations
-included. Bad requests get 400 with the offending field named
+included, with its ``query_id``. A helper that fails (the embedder, the image embedder, the profile read)
+never fails the search: the answer is 200 with the lexical result, flagged ``vector_fallback``. Bad requests get 400 with the offending field named
 (``{"error": {"type", "message", "field"}}``); an overloaded embedding
 service 429; an unreachable dependency 503.
 
@@ -146,8 +147,8 @@ class SearchDeployment:
             return HandleEmbedder(embedding, timeout_s=settings.embed_timeout_s)
         if settings.embed_app:
             return HandleEmbedder(serve.get_app_handle(settings.embed_app), timeout_s=settings.embed_timeout_s)
-        if settings.embed_url:
-            return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=2)
+        if settings.embed_url:  # one try; the search waits embed_budget_s for it, then answers the lexical result
+            return EmbeddingClient(settings.embed_url, timeout_s=settings.embed_timeout_s, max_retries=0)
         logger.warning("search service has no embedder: only mode=bm25 will work")
         return None
 
@@ -177,27 +178,17 @@ class SearchDeployment:
                     max_depth=self._settings.max_depth,
                     correct=self._settings.correct,
                     image=self._image,
+                    embed_budget_s=self._settings.embed_budget_s,
+                    breaker_failures=self._settings.embed_breaker_failures,
+                    breaker_open_s=self._settings.embed_breaker_open_s,
                 )
             return self._searches[name]
 
     @_api.post("/search")
     def search(self, body: SearchRequestBody) -> JSONResponse:
         started = time.perf_counter()
-        response = self._search_for(body.index).search(
-            body.text,
-            mode=body.mode,
-            filters=body.filters,
-            size=body.size,
-            page=body.page,
-            explain=body.explain,
-            fusion=body.fusion,
-            strategy=body.strategy,
-            source=body.source,
-            user=body.user,
-            personal_weight=body.personal_weight,
-            correct=body.correct,
-            image=body.image_bytes(),
-        )
+        request = body.search_request()
+        response = self._search_for(body.index).search(request.text, **request.options())
         payload = response.model_dump(mode="json", exclude={"requests"})
         if body.console:
             payload["console"] = render_response(response)

@@ -70,7 +70,8 @@ def render_response(response: SearchResponse) -> str:
         f"# eshybrid search: mode={response.mode} strategy={response.strategy}"
         + (f" form={response.server_form}" if response.server_form else "")
         + (f" fusion={response.fusion.describe()}" if response.fusion else "")
-        + f" page={response.page} size={response.size}"
+        + f" page={response.page} size={response.size} round_trips={response.round_trips}"
+        + (f"\n# vector_fallback: {response.vector_fallback_reason}" if response.vector_fallback else "")
         + (f"\n# corrected: {response.query!r} -> {response.corrected_query!r}" if response.corrected_query else "")
         + (
             f"\n# did you mean: {response.did_you_mean!r}"

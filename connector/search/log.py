@@ -83,6 +83,10 @@ class SearchLogRecord(TypedDict, total=False):
         did_you_mean: the suggestion offered to the user (absent: none).
         corrected_terms: ``original->corrected`` per changed word.
         rewrite_fallback: the query rewriter failed or timed out and the original text was searched.
+        query_id: the response's UUID (the key the shoppers' events join on).
+        vector_fallback: a helper (query or image embedder, profile read) failed and its signal was left out.
+        vector_fallback_reason: which helper, and why.
+        round_trips: the sequential cluster round trips of the search.
     """
 
     timestamp: str
@@ -102,6 +106,10 @@ class SearchLogRecord(TypedDict, total=False):
     did_you_mean: str
     corrected_terms: list[str]
     rewrite_fallback: bool
+    query_id: str
+    vector_fallback: bool
+    vector_fallback_reason: str
+    round_trips: int
 
 
 # -- the log documents (the index body is mappings.system.search_log_index_body) ------------
@@ -159,7 +167,12 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
         "latency_ms": latency,
         "hit_count": len(getattr(response, "hits", []) or []),
         "rerank_fallback": bool(getattr(response, "rerank_fallback", False)),
+        "vector_fallback": bool(getattr(response, "vector_fallback", False)),
     }
+    for key in ("query_id", "vector_fallback_reason", "round_trips"):
+        value = getattr(response, key, None)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            record[key] = value
     user = getattr(response, "user", None)
     if isinstance(user, str):
         record["user_sha256"] = hashlib.sha256(user.encode("utf-8")).hexdigest()
@@ -375,6 +388,7 @@ class SearchLogger:
             return
         # HEAD also answers for an alias, which the caller may point at a rolled-over index.
         if self.cluster.index_exists(self.index):
+            self._add_new_fields()
             self._index_ready = True
             return
         try:
@@ -383,3 +397,10 @@ class SearchLogger:
             if e.error_type != "resource_already_exists_exception":
                 raise
         self._index_ready = True
+
+    def _add_new_fields(self) -> None:
+        """Map the fields a later version added to an existing log index (additive, idempotent)."""
+        try:
+            self.cluster.request("PUT", f"/{self.index}/_mapping", body=search_log_mapping())
+        except EshybridError as e:  # the records still land in _source (dynamic: false)
+            logger.warning("search log %s: could not map the new fields: %s", self.index, e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -356,6 +357,10 @@ class SearchResponse(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    query_id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        description="a UUID of this search: the key the shoppers' events (clicks, orders) join on",
+    )
     index: str
     query: str
     mode: SearchMode
@@ -375,6 +380,11 @@ class SearchResponse(BaseModel):
     reranked: bool = False
     rerank_fallback: bool = Field(False, description="the reranker failed; hits are in fused order")
     rerank_fallback_reason: str | None = Field(None, description="why the reranker was not used")
+    vector_fallback: bool = Field(
+        False, description="a helper (query or image embedder, profile read) failed; its signal was left out"
+    )
+    vector_fallback_reason: str | None = Field(None, description="which helper failed, and why")
+    round_trips: int = Field(0, description="sequential cluster round trips this search made")
     corrected_query: str | None = Field(None, description="the corrected text the search used (None: unchanged)")
     did_you_mean: str | None = Field(None, description="a suggestion to show the user (applied or not)")
     correction: QueryCorrection | None = Field(None, description="what the spelling correction did, term by term")

@@ -26,12 +26,7 @@ from typing import Any
 
 from connector.errors import SearchRequestError
 from connector.search.models import FusionConfig, PassageMatch
-from connector.search.query_builder import (
-    es_linear_retriever_body,
-    es_query_knn_body,
-    es_rrf_retriever_body,
-    os_hybrid_body,
-)
+from connector.search.query_builder import FORM_BODIES, form_body
 
 __all__ = [
     "PassageMatch",
@@ -160,23 +155,14 @@ def passage_server_body(
     Raises:
         SearchRequestError: an unknown form (``field="strategy"``).
     """
-    if form == "os_hybrid_query":
-        clause = passage_knn_clause(
-            vector, knn_shape="os_knn_query", path=path, k=depth, num_candidates=num_candidates, filters=filters
-        )
-        return os_hybrid_body(query, clause, depth=depth, size=size, from_=from_, source=source)
-    if form == "es_query_knn":
-        knn = passage_knn_section(vector, path=path, k=depth, num_candidates=num_candidates, filters=filters)
-        return es_query_knn_body(query, knn, fusion=fusion, size=size, from_=from_, source=source)
-    # A kNN retriever has no inner_hits: the ranking is by best passage, the hits name no passage.
-    knn = passage_knn_section(
-        vector, path=path, k=depth, num_candidates=num_candidates, filters=filters, inner_hits=False
-    )
-    if form == "es_rrf_retriever":
-        return es_rrf_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
-    if form == "es_linear_retriever":
-        return es_linear_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
-    raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+    if form not in FORM_BODIES:
+        raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+    options: dict[str, Any] = {"path": path, "k": depth, "num_candidates": num_candidates, "filters": filters}
+    if FORM_BODIES[form][0] == "os_knn_query":
+        clause = passage_knn_clause(vector, knn_shape="os_knn_query", **options)
+    else:  # a kNN retriever has no inner_hits: the ranking is by best passage, the hits name no passage
+        clause = passage_knn_section(vector, inner_hits=form == "es_query_knn", **options)
+    return form_body(form, query, clause, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
 
 
 def best_passage(hit: Mapping[str, Any], path: str) -> PassageMatch | None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from connector.cluster.bodies import mget_body
 from connector.errors import SearchRequestError
@@ -38,13 +38,13 @@ __all__ = [
     "es_linear_retriever_body",
     "os_hybrid_body",
     "server_body",
+    "form_body",
+    "FORM_BODIES",
     "os_pipeline_body",
     "os_pipeline_name",
     "pick_server_form",
     "os_missing_policy",
 ]
-
-SERVER_FORMS: tuple[str, ...] = ("os_hybrid_query", "es_rrf_retriever", "es_linear_retriever", "es_query_knn")
 
 JsonDict = dict[str, Any]
 _ES_NORMALIZER = {"min_max": "minmax", "l2": "l2_norm"}
@@ -305,6 +305,49 @@ def os_hybrid_body(
     return _paged({"query": {"hybrid": hybrid}}, size=size, from_=from_, source=source)
 
 
+def _os_hybrid_form(
+    query: Mapping[str, Any], clause: Mapping[str, Any], *, fusion: FusionConfig, **page: Any
+) -> JsonDict:
+    return os_hybrid_body(query, clause, **page)  # fused by the search pipeline: no fusion in the body
+
+
+def _es_query_knn_form(query: Mapping[str, Any], clause: Mapping[str, Any], *, depth: int, **page: Any) -> JsonDict:
+    return es_query_knn_body(query, clause, **page)  # the knn section's k is the depth
+
+
+# The one list of server forms: form -> (the vector clause it takes, the body builder). Each builder takes the
+# lexical query, the vector clause and (fusion, depth, size, from_, source).
+FORM_BODIES: dict[str, tuple[Literal["os_knn_query", "es_knn_section"], Callable[..., JsonDict]]] = {
+    "os_hybrid_query": ("os_knn_query", _os_hybrid_form),
+    "es_rrf_retriever": ("es_knn_section", es_rrf_retriever_body),
+    "es_linear_retriever": ("es_knn_section", es_linear_retriever_body),
+    "es_query_knn": ("es_knn_section", _es_query_knn_form),
+}
+SERVER_FORMS: tuple[str, ...] = tuple(FORM_BODIES)
+
+
+def form_body(
+    form: str,
+    query: Mapping[str, Any],
+    clause: Mapping[str, Any],
+    *,
+    fusion: FusionConfig,
+    depth: int,
+    size: int,
+    from_: int,
+    source: bool | JsonDict,
+) -> JsonDict:
+    """The body of server form ``form`` around a ready vector clause (of the kind :data:`FORM_BODIES` names).
+
+    Raises:
+        SearchRequestError: an unknown form (``field="strategy"``).
+    """
+    if form not in FORM_BODIES:
+        raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+    build = FORM_BODIES[form][1]
+    return build(query, clause, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
+
+
 def server_body(
     form: str,
     query: Mapping[str, Any],
@@ -331,17 +374,13 @@ def server_body(
     Raises:
         SearchRequestError: an unknown form (``field="strategy"``).
     """
-    if form == "os_hybrid_query":
-        knn_query = os_knn_query(vector, field=field, k=depth, filters=filters)
-        return os_hybrid_body(query, knn_query, depth=depth, size=size, from_=from_, source=source)
-    knn = es_knn_section(vector, field=field, k=depth, num_candidates=num_candidates, filters=filters)
-    if form == "es_rrf_retriever":
-        return es_rrf_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
-    if form == "es_linear_retriever":
-        return es_linear_retriever_body(query, knn, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
-    if form == "es_query_knn":
-        return es_query_knn_body(query, knn, fusion=fusion, size=size, from_=from_, source=source)
-    raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+    if form not in FORM_BODIES:
+        raise SearchRequestError(f"unknown server form {form!r}", field="strategy")
+    if FORM_BODIES[form][0] == "os_knn_query":
+        clause = os_knn_query(vector, field=field, k=depth, filters=filters)
+    else:
+        clause = es_knn_section(vector, field=field, k=depth, num_candidates=num_candidates, filters=filters)
+    return form_body(form, query, clause, fusion=fusion, depth=depth, size=size, from_=from_, source=source)
 
 
 def os_pipeline_body(fusion: FusionConfig) -> JsonDict:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connector.cluster.settings import ClusterSpec
 from connector.search.images import DEFAULT_IMAGE_WEIGHT, MAX_QUERY_IMAGE_BYTES
 from connector.search.models import CorrectMode, FusionConfig, Strategy
+from connector.search.request import SearchRequest
 
 __all__ = ["SearchServiceSettings", "SearchRequestBody"]
 
@@ -41,6 +42,15 @@ class SearchServiceSettings(BaseSettings):
     embed_app: str | None = Field(None, description="Serve application of the embedding deployment (handle)")
     embed_url: str | None = Field(None, description="embedding service base URL (HTTP), when no handle")
     embed_timeout_s: float = Field(10.0, gt=0, le=300, description="query embedding timeout")
+    embed_budget_s: float | None = Field(
+        0.2,
+        gt=0,
+        le=60,
+        description="the search path's query embedding budget, no retries (None: none); over it, or with the "
+        "embedder down, /search answers the lexical result flagged vector_fallback (200, never 5xx)",
+    )
+    embed_breaker_failures: int = Field(3, ge=1, le=1000, description="embedder failures in a row that skip it")
+    embed_breaker_open_s: float = Field(5.0, gt=0, le=3600, description="seconds until a skipped embedder is probed")
     image_url: str | None = Field(
         None, description="image service base URL (`eshybrid serve image`): adds the image signal (None: no image leg)"
     )
@@ -117,6 +127,24 @@ class SearchRequestBody(BaseModel):
         if value is not None:
             _decode_image(value)
         return value
+
+    def search_request(self) -> SearchRequest:
+        """The search this body asks for (the one argument list of ``HybridSearch.search``)."""
+        return SearchRequest(
+            text=self.text,
+            mode=self.mode,
+            filters=self.filters,
+            size=self.size,
+            page=self.page,
+            explain=self.explain,
+            fusion=self.fusion,
+            strategy=self.strategy,
+            source=self.source,
+            user=self.user,
+            personal_weight=self.personal_weight,
+            correct=self.correct,
+            image=self.image_bytes(),
+        )
 
     def image_bytes(self) -> bytes | None:
         """The example image's bytes, or None."""

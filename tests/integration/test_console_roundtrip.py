@@ -126,9 +126,12 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
     """Send every request; return the page's ids as the cluster's own answers give them."""
     answers = [send(cluster, r) for r in requests]
     last, answer = requests[-1], answers[-1]
-    if last.path.split("?")[0].endswith("_mget"):
-        # Client-side fusion: the legs are fused again here and must give the page that was fetched.
+    endpoint = last.path.split("?")[0].rsplit("/", 1)[-1]
+    # Client-side: the legs (each fetching max_depth candidates, with their sources) come last, or an _mget.
+    if endpoint in ("_mget", "_msearch") or last.documents[-1].get("size") != SIZE:
+        # The legs are fused again here and must give the page that was answered.
         legs: dict[str, list[LegHit]] = {}
+        sources: dict[str, Any] = {}
         for request, response in zip(requests, answers):
             endpoint = request.path.split("?")[0].rsplit("/", 1)[-1]
             if endpoint not in ("_search", "_msearch"):
@@ -137,15 +140,19 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
             results = response["responses"] if "responses" in response else [response]
             for body, result in zip(bodies, results):
                 leg = "vector" if '"knn"' in json.dumps(body) else "lexical"
+                sources.update({h["_id"]: h.get("_source") for h in result["hits"]["hits"] if h.get("_source")})
+                if body.get("_source") is not False and "suggest" not in body:
+                    continue  # a leg's top hits again, with their sources (not the leg)
                 legs[leg] = [LegHit(id=h["_id"], score=float(h["_score"] or 0.0), index=h["_index"])
                              for h in result["hits"]["hits"]]  # fmt: skip
-        fetched = [d["_id"] for d in answer["docs"] if d.get("found")]
         if len(legs) > 1:
             fused = [d.id for d in fuse(legs, fusion)]
         else:  # one leg: its own order (score, then _id)
             fused = [h.id for h in rank_leg(next(iter(legs.values())))]
-        assert fused[:SIZE] == fetched, "the legs replayed from the console fuse into another page"
-        return fetched
+        if "docs" in answer:
+            sources = {d["_id"]: d["_source"] for d in answer["docs"] if d.get("found")}
+        assert all(sources.get(i) for i in fused[:SIZE]), "the page's sources are not in what the console shows"
+        return fused[:SIZE]
     return [h["_id"] for h in answer["hits"]["hits"]]
 
 

@@ -205,11 +205,13 @@ def test_console_text_is_what_ran(cluster: Cluster, products: str) -> None:
     lines = [line for line in blocks[0].splitlines() if not line.startswith("#")]
     assert lines[0] == f"GET {products}/_msearch"
     bodies = [json.loads(line) for line in lines[1:]]
-    assert len(bodies) == 4 and bodies[1]["query"]["bool"]["filter"] == [{"term": {"color": "red"}}]
+    # the two legs (ids), then their top hits again with their sources (the page needs no _mget)
+    assert len(bodies) == 8 and bodies[1]["query"]["bool"]["filter"] == [{"term": {"color": "red"}}]
     replayed = cluster.request("POST", f"/{products}/_msearch", body=bodies, ndjson=True).body["responses"]
     assert [h["_id"] for h in replayed[0]["hits"]["hits"]]  # the lexical leg runs as printed
-    mget = [line for line in blocks[1].splitlines() if not line.startswith("#")]
-    assert mget[0].startswith("GET _mget") and json.loads("\n".join(mget[1:]))["docs"]
+    assert bodies[1]["_source"] is False and bodies[5]["_source"] == {"excludes": ["embedding"]}
+    assert bodies[5]["size"] == 6 and len(blocks) == 1  # twice the page's end
+    assert response.round_trips == 2 and all(hit.source for hit in response.hits)
 
 
 def test_server_side_forms(cluster: Cluster, products: str) -> None:

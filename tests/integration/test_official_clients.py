@@ -91,8 +91,9 @@ def async_client(key: str, url: str) -> Any:
 
 
 def _dump(response: Any) -> dict[str, Any]:
-    """The response without what is a measurement (timings, the spelling correction's ``took_ms``)."""
-    dumped: dict[str, Any] = response.model_dump(mode="json", exclude={"timings"})
+    """The response without what is a measurement (timings, the spelling correction's ``took_ms``) or unique to
+    each search (its ``query_id``)."""
+    dumped: dict[str, Any] = response.model_dump(mode="json", exclude={"timings", "query_id"})
     if dumped.get("correction"):
         dumped["correction"].pop("took_ms", None)
     return dumped

@@ -99,7 +99,8 @@ def test_misspelled_query_finds_the_product_in_both_legs(shop: tuple[str, str, b
         (change,) = response.correction.changes
         assert change.applied and change.original_doc_freq == 0 and "absent" in change.reason
         assert set(response.ids[:2]) == {"airpods", "airpods2"}
-        assert embedder.texts == ["airpods"]  # the dense leg embedded the corrected text
+        # the typed text is embedded beside the suggest request; the corrected one again, for the dense leg
+        assert embedder.texts == ["airpoxds", "airpods"]
         lexical = [r for r in response.requests if r.ndjson][0].ndjson
         assert "airpoxds airpods" in str(lexical)  # the original word kept, the corrected one added
         assert response.requests[0].note and "spelling correction" in response.requests[0].note

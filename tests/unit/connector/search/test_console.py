@@ -20,8 +20,20 @@ def test_render_response_is_a_header_then_what_ran() -> None:
         max_depth=100,
         hits=[],
         requests=requests,
+        round_trips=1,
     )
     text = render_response(response)
-    header = "eshybrid search: mode=hybrid strategy=server form=es_rrf_retriever fusion=rrf(k=60, w=1/1) page=2 size=5"
+    header = (
+        "eshybrid search: mode=hybrid strategy=server form=es_rrf_retriever fusion=rrf(k=60, w=1/1) page=2 size=5"
+        " round_trips=1"
+    )
     assert text.splitlines()[0] == "# " + header
     assert text == render_console(requests, header=header)
+
+
+def test_render_response_flags_a_vector_fallback() -> None:
+    response = SearchResponse(
+        index="p", query="q", mode="hybrid", strategy="single", page=1, size=5, max_depth=100, hits=[],
+        vector_fallback=True, vector_fallback_reason="query embedder: down",
+    )  # fmt: skip
+    assert "# vector_fallback: query embedder: down" in render_response(response).splitlines()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from connector.cluster.capabilities import Capabilities
-from connector.search.hybrid import ClusterMsearch, ClusterSearch, Embed, GetMapping, HybridSearch
+from connector.search.hybrid import ClusterMsearch, ClusterSearch, Embed, GetMapping, HybridSearch, SearchRequest
 from connector.search.images import EmbedImage, ImageSignal
 from connector.search.models import FusionConfig
+from connector.search.ops import Together
 
 MAPPING = {
     "properties": {
@@ -52,7 +53,7 @@ def _drive(flow: Any, answer: Any) -> Any:
         except StopIteration as stop:
             return stop.value, ops
         ops.append(op)
-        result = answer(op)
+        result = tuple(answer(o) for o in op.ops) if isinstance(op, Together) else answer(op)
 
 
 def test_text_to_image_is_a_third_fused_signal() -> None:
@@ -75,16 +76,18 @@ def test_text_to_image_is_a_third_fused_signal() -> None:
         return [_hits("a", "b"), _hits("b", "c"), _hits("d", "a")]
 
     flow = search._search_flow(
-        "red dress",
-        mode="hybrid",
-        filters=[{"term": {"c": "r"}}],
-        size=4,
-        page=1,
-        explain=True,
-        fusion=FusionConfig(method="rrf"),
-        strategy=None,
-        source=False,
-        correct="off",  # the spelling correction's suggest request is not what this test is about
+        SearchRequest(
+            text="red dress",
+            mode="hybrid",
+            filters=[{"term": {"c": "r"}}],
+            size=4,
+            page=1,
+            explain=True,
+            fusion=FusionConfig(method="rrf"),
+            strategy=None,
+            source=False,
+            correct="off",  # the spelling correction's suggest request is not what this test is about
+        )
     )
     response, ops = _drive(flow, answer)
     assert search.profile.vector_field == "embedding", "the image vector is not the text vector"
@@ -108,10 +111,10 @@ def test_search_by_example_image_alone() -> None:
         assert "image_embedding" in op.body["query"]["knn"]
         return _hits("x", "y")
 
-    flow = search._search_flow(
-        "", mode="knn", filters=None, size=2, page=1, explain=False, fusion=None, strategy=None, source=False,
+    flow = search._search_flow(SearchRequest(
+        text="", mode="knn", filters=None, size=2, page=1, explain=False, fusion=None, strategy=None, source=False,
         image=b"jpeg bytes",
-    )  # fmt: skip
+    ))  # fmt: skip
     response, ops = _drive(flow, answer)
     assert [h.id for h in response.hits] == ["x", "y"] and response.strategy == "single"
-    assert not any(isinstance(op, Embed) for op in ops)
+    assert not any(isinstance(o, Embed) for op in ops for o in (op.ops if isinstance(op, Together) else (op,)))

@@ -35,6 +35,9 @@ class _Cluster:
     def search(self, index: str, body: Any, *, params: Any = None) -> dict[str, Any]:
         return {"hits": {"hits": [{"_id": "d1", "_score": 1.0, "_index": index}]}}
 
+    def msearch(self, index: str, searches: Any) -> list[dict[str, Any]]:
+        return [self.search(index, body) for _, body in searches]
+
     def request(self, method: str, path: str, *, body: Any = None, params: Any = None) -> Any:
         class _Answer:
             body = {"docs": [{"_id": "d1", "found": True, "_source": {"title": "Tent"}}]}

@@ -1,0 +1,265 @@
+"""Client-side hybrid search: the legs in one round trip, fused in Python, the page's sources beside the legs.
+
+Every leg fetches ``max_depth`` candidates whatever the page (pagination is a slice of one ranking). When the
+caller wants sources, a copy of each leg in the same ``_msearch`` returns its top hits with their ``_source``
+(vectors excluded), so the page is nearly always served without an ``_mget``; only a source still missing
+(a hit from deep in both legs, or a reranker's window) is fetched, one more round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from connector.errors import ConfigError, RerankError
+from connector.search import query_builder as qb
+from connector.search.core import Call, _CoreBase, ms_since
+from connector.search.explain import hit_explanation
+from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
+from connector.search.images import IMAGE_SIGNAL, with_image_weight
+from connector.search.models import PassageMatch, SearchHit, SearchResponse, SearchTimings
+from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Flow, Score
+from connector.search.passages import best_passages
+from connector.search.personal import PERSONAL_SIGNAL, personal_body, personal_leg
+from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts
+from connector.search.signals import LegContext, leg_signals
+
+__all__ = ["_ClientSide"]
+
+Sources = dict[str, dict[str, Any] | None]
+
+
+class _ClientSide(_CoreBase):
+    """The legs, their fusion, the personal signal, the reranker and the page (sans-IO)."""
+
+    _rerank_with_template: RerankConfig | None = None
+
+    def leg_bodies(
+        self,
+        text: str,
+        vector: Sequence[float] | None,
+        *,
+        filters: Sequence[Mapping[str, Any]] = (),
+        image_vector: Sequence[float] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """The leg search bodies (``lexical``, ``vector``, ``image``) for ``max_depth`` candidates each."""
+        ctx = LegContext(
+            text=text,
+            vector=vector,
+            image_vector=image_vector,
+            filters=filters,
+            depth=self.max_depth,
+            num_candidates=self.num_candidates,
+            knn_shape=lambda: str(self.cluster.capabilities.knn_leg_shape),
+            lexical_query=self._lexical_query,
+        )
+        bodies = {signal.name: signal.body(ctx) for signal in leg_signals(self.profile, self.image)}
+        return {name: body for name, body in bodies.items() if body is not None}
+
+    def _legs_flow(
+        self,
+        bodies: Mapping[str, Mapping[str, Any]],
+        timings: SearchTimings,
+        *,
+        source: bool | dict[str, Any] = False,
+        sources: Sources | None = None,
+        passages: dict[str, PassageMatch] | None = None,
+        window: int = 0,
+    ) -> Flow[dict[str, list[LegHit]]]:
+        """Run the legs in one round trip.
+
+        With ``source`` and a ``window``, each leg's top ``window`` hits come back with their sources (into
+        ``sources``) from a copy of the leg in the same ``_msearch``: the legs' ``max_depth`` candidates travel
+        as ids, and the sources only of the hits a page can show (measured on ES 9: 100 sources per leg cost
+        more than a round trip; the page's hits are nearly always in a leg's top ranks).
+        """
+        started = time.perf_counter()
+        names = list(bodies)
+        sent = [dict(bodies[n]) for n in names]
+        if source is not False and window > 0 and sources is not None:
+            sent += [{**bodies[n], "size": min(window, self.max_depth), "_source": source} for n in names]
+        responses: list[Any]
+        if len(sent) == 1:
+            responses = [(yield ClusterSearch(self.index, sent[0], note=f"{names[0]} leg"))]
+        else:
+            pages = f" + their top {window} with sources" if len(sent) > len(names) else ""
+            note = "legs: " + ", ".join(names) + pages + " (one round trip)"
+            responses = yield ClusterMsearch(self.index, qb.msearch_searches(sent), note=note)
+        timings.search_ms += ms_since(started)
+        if sources is not None:
+            for response in responses[len(names) :]:
+                for hit in (response.get("hits") or {}).get("hits") or []:
+                    sources.setdefault(str(hit["_id"]), hit.get("_source"))
+        if passages is not None and self.profile.passages and "vector" in names:
+            passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
+        signals = {signal.name: signal for signal in leg_signals(self.profile, self.image)}
+        return {name: signals[name].hits(resp) for name, resp in zip(names, responses, strict=False)}
+
+    def _personal_flow(self, call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Flow[list[LegHit]]:
+        """The personal signal: the profile's kNN search over exactly the legs' candidates."""
+        assert call.user is not None
+        ids = [hit.id for leg in legs.values() for hit in leg]
+        if not ids:
+            return []
+        started = time.perf_counter()
+        body = personal_body(
+            call.user, ids, knn_shape=self.cluster.capabilities.knn_leg_shape, field=self.profile.vector_field
+        )
+        note = f"personal signal: the shopper's profile over the {body['size']} candidates (exact: ids filter)"
+        result = yield ClusterSearch(self.index, body, note=note)
+        call.timings.search_ms += ms_since(started)
+        return personal_leg(leg_hits(result), ids)
+
+    def _client_flow(self, call: Call) -> Flow[SearchResponse]:
+        lexical_on = call.mode != "knn" or call.vector is None
+        bodies = self.leg_bodies(
+            call.lexical if lexical_on else "", call.vector, filters=call.filters, image_vector=call.image_vector
+        )
+        matches: dict[str, PassageMatch] = {}
+        sources: Sources = {}
+        # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
+        sourced = call.first_rank + 2 * call.size
+        legs = yield from self._legs_flow(
+            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=sourced
+        )
+        if call.user is not None and call.personal_weight > 0:
+            legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs)
+            call = _personalized(call, legs)
+        started = time.perf_counter()
+        if IMAGE_SIGNAL in legs and self.image is not None:
+            call = replace(call, fusion=with_image_weight(call.fusion, self.image))
+        signals = [name for name in legs if name not in ("lexical", "vector")]
+        if len(legs) >= 2:
+            ranking = fuse(legs, call.fusion)[: self.max_depth]
+        else:
+            ((name, only),) = legs.items()
+            ranking = single_leg(only, leg=name)[: self.max_depth]
+        call.timings.fuse_ms = ms_since(started)
+        rerank_scores: dict[str, float] = {}
+        fallback: str | None = None
+        if call.mode == "hybrid+rerank":
+            ranking, rerank_scores, fallback = yield from self._rerank_flow(call, ranking, sources)
+        window = ranking[call.first_rank : call.first_rank + call.size]
+        missing = [d for d in window if d.id not in sources]
+        if call.source is not False and missing:
+            sources.update((yield from self._sources_flow(missing, call.source, call.timings)))
+        strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
+        page = _Page(window, sources, rerank_scores, matches, signals, strategy)
+        return SearchResponse(
+            index=self.index,
+            query=call.text,
+            mode=call.mode,
+            strategy=strategy,
+            fusion=call.fusion if len(legs) >= 2 else None,
+            page=call.page,
+            size=call.size,
+            max_depth=self.max_depth,
+            candidates=len(ranking),
+            hits=page.hits(call),
+            reranked=bool(rerank_scores),
+            rerank_fallback=fallback is not None,
+            rerank_fallback_reason=fallback,
+            timings=call.timings,
+            user=call.user.user_id if call.user is not None else None,
+            personal_weight=call.personal_weight if signals else None,
+        )
+
+    def _sources_flow(
+        self, docs: Sequence[FusedDoc], source: bool | dict[str, Any], timings: SearchTimings
+    ) -> Flow[Sources]:
+        started = time.perf_counter()
+        body = qb.mget_body([(d.hit.index or self.index, d.id, d.hit.routing) for d in docs])
+        # realtime=false: read the same refreshed view the legs searched (and skip the realtime path).
+        params: dict[str, str] = {"realtime": "false"}
+        if isinstance(source, dict):
+            if source.get("excludes"):
+                params["_source_excludes"] = ",".join(source["excludes"])
+            if source.get("includes"):
+                params["_source_includes"] = ",".join(source["includes"])
+        note = "sources of the page's hits"
+        result = yield ClusterRequest("POST", "/_mget", body=body, params=params, note=note)
+        timings.fetch_ms += ms_since(started)
+        return {str(d["_id"]): d.get("_source") for d in result.get("docs", []) if d.get("found")}
+
+    def _rerank_config(self) -> RerankConfig:
+        """The rerank config; without a template or fields of its own, the index ``_meta`` template."""
+        assert self.rerank is not None
+        if self._rerank_with_template is None:
+            config = self.rerank
+            if config.template is None and config.fields is None and self.profile.template:
+                config.backend()  # built once here, so the copy below shares it
+                config = config.model_copy(update={"template": self.profile.template})
+            self._rerank_with_template = config
+        return self._rerank_with_template
+
+    def _rerank_flow(
+        self, call: Call, ranking: list[FusedDoc], sources: Sources
+    ) -> Flow[tuple[list[FusedDoc], dict[str, float], str | None]]:
+        """Reorder the fixed top ``top_k`` by the reranker (``apply_rerank``'s steps); fused order on failure.
+
+        Returns:
+            The new ranking, rerank scores by id, and the fallback reason (``None``: reranked).
+        """
+        config = self._rerank_config()
+        window = ranking[: config.top_k]
+        missing = [d for d in window if d.id not in sources]
+        fetch_spec = call.source if call.source is not False else {"excludes": self.source_excludes}
+        if missing:
+            sources.update((yield from self._sources_flow(missing, fetch_spec, call.timings)))
+        started = time.perf_counter()
+        scores: list[float] | BaseException = []
+        if window:
+            try:
+                scores = yield Score(config, call.text, rerank_texts(ranking, config, sources=sources))
+            except (RerankError, ConfigError) as e:
+                scores = e
+        outcome = rerank_outcome(ranking, config, scores, started=started)
+        call.timings.rerank_ms = outcome.took_ms
+        if outcome.fallback:
+            return ranking, {}, outcome.reason or "the reranker failed"
+        return list(outcome.hits), dict(outcome.scores_by_id), None
+
+
+def _personalized(call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Call:
+    """The call with the personal signal's weight in its fusion (a lone leg weighs 1 beside it)."""
+    weights = {PERSONAL_SIGNAL: call.personal_weight}
+    if len(legs) == 2:  # one leg + personal
+        weights.update({name: 1.0 for name in legs if name != PERSONAL_SIGNAL})
+    return replace(call, fusion=call.fusion.with_weights(weights))
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of a client-side ranking, with what its hits show."""
+
+    window: Sequence[FusedDoc]
+    sources: Sources
+    rerank_scores: Mapping[str, float]
+    matches: Mapping[str, PassageMatch]
+    signals: list[str]
+    strategy: Literal["client", "single"]
+
+    def hits(self, call: Call) -> list[SearchHit]:
+        return [
+            SearchHit(
+                id=doc.id,
+                index=doc.hit.index,
+                rank=call.first_rank + i,
+                score=self.rerank_scores.get(doc.id, doc.score),
+                source=self.sources.get(doc.id),
+                explanation=hit_explanation(
+                    doc,
+                    mode=call.mode,
+                    strategy=self.strategy,
+                    fusion=call.fusion,
+                    rerank_score=self.rerank_scores.get(doc.id),
+                    passage=self.matches.get(doc.id),
+                    signals=self.signals,
+                )
+                if call.explain
+                else None,
+            )
+            for i, doc in enumerate(self.window, start=1)
+        ]

@@ -1,0 +1,244 @@
+"""The search flow end to end: validate, the first round trip, choose the form, then client- or server-side.
+
+Pagination holds by construction: every page of a query is a slice of the same ranking of at most
+``max_depth`` documents (each leg always fetches ``max_depth``, whatever the page), ties broken by ``_id``;
+a page beyond ``max_depth`` raises :class:`~connector.errors.PaginationDepthError` instead of silently
+returning less.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connector.errors import PaginationDepthError, SearchRequestError
+from connector.search import query_builder as qb
+from connector.search.core import Call, ms_since
+from connector.search.correction import CorrectionSettings
+from connector.search.filters import validate_filters
+from connector.search.fusion import LegHit
+from connector.search.images import ImageSignal, check_query_image
+from connector.search.models import (
+    SEARCH_MODES,
+    CorrectMode,
+    FusionConfig,
+    LexicalForm,
+    SearchMode,
+    SearchResponse,
+    SearchTimings,
+    Strategy,
+)
+from connector.search.ops import Flow
+from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
+from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile, effective_weight, profile_search_body
+from connector.search.query_builder import os_missing_policy
+from connector.search.query_vectors import Embedder
+from connector.search.request import SearchRequest
+from connector.search.rerank import RerankConfig
+from connector.search.rewrite import QueryRewriter
+from connector.search.server import _ServerSide
+
+__all__ = ["MAX_TEXT_CHARS", "_HybridCore"]
+
+MAX_TEXT_CHARS = 4096
+
+
+class _HybridCore(_ServerSide):
+    """What both facades share: the constructor, the search flow over validated options (sans-IO)."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        index: str,
+        *,
+        embedder: Embedder | None = None,
+        vector_field: str | None = None,
+        lexical_fields: Mapping[str, float] | None = None,
+        lexical_form: LexicalForm | None = None,
+        tie_breaker: float | None = None,
+        fusion: FusionConfig | None = None,
+        strategy: Strategy = "auto",
+        max_depth: int = 100,
+        num_candidates: int | None = None,
+        source_excludes: Sequence[str] | None = None,
+        rerank: RerankConfig | None = None,
+        reranker: Reranker | None = None,
+        rerank_window: int | None = None,
+        query_cache_size: int = 1024,
+        check_model: bool = True,
+        profiles_index: str | None = None,
+        correct: CorrectMode | None = None,
+        correction: CorrectionSettings | None = None,
+        rewriter: QueryRewriter | None = None,
+        rewriter_timeout_s: float | None = 0.5,
+        image: ImageSignal | None = None,
+        embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
+        breaker_failures: int = 3,
+        breaker_open_s: float = 5.0,
+    ) -> None:
+        """Validate the options (documented on :class:`~connector.search.hybrid.HybridSearch`)."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
+        super().__init__(cluster, index, search_options(index, **options))
+        self._pipelines = set()
+
+    def _closeables(self) -> list[Any]:
+        """What close/aclose close: the rewriter's pool and the embedders (the cluster belongs to the caller)."""
+        return [self.rewriter, self.embedder, self.image.embedder if self.image is not None else None]
+
+    def _search_flow(self, request: SearchRequest) -> Flow[SearchResponse]:
+        started = time.perf_counter()
+        r = request
+        yield from self._profile_flow()
+        clean_filters = self._validate(r.text, r.mode, r.size, r.page, r.filters, image=r.image)
+        fusion = r.fusion or self.fusion
+        strategy = r.strategy or self.strategy
+        timings = SearchTimings()
+        wanted = DEFAULT_PERSONAL_WEIGHT if r.personal_weight is None else r.personal_weight
+        effective_weight(None, wanted)  # validates personal_weight whoever the user is
+        if isinstance(r.user, str):
+            profile_search_body(r.user)  # validates the id before any request
+        user_id = r.user if isinstance(r.user, str) and wanted > 0 else None
+        # The form this search takes unless a helper fails or the shopper's profile makes it client-side: its
+        # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
+        likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
+        setup = self._pipeline_setup(fusion) if likely == "os_hybrid_query" else None
+        trip = yield from self._first_trip(
+            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup
+        )
+        if setup is not None:
+            self._pipelines.add(qb.os_pipeline_name(fusion))
+        given = self._checked(given_profile(r.user)) if wanted > 0 else None
+        profile = trip.user if user_id is not None else given
+        weight = effective_weight(profile, wanted)
+        vector_on = trip.vector is not None
+        form = self._choose_form(r.mode, fusion, strategy, r.explain or trip.image_vector is not None, vector_on)
+        if weight > 0 and form is not None:  # the personal signal is fused client-side
+            if strategy == "server":
+                raise SearchRequestError(
+                    "a personalized search fuses client-side; use strategy=auto or client", field="strategy"
+                )
+            form = None
+        call = Call(
+            r.text,
+            trip.vector,
+            r.mode,
+            fusion,
+            clean_filters,
+            r.size,
+            r.page,
+            qb.source_spec(r.source, excludes=self.source_excludes),
+            r.explain,
+            timings,
+            user=profile,
+            personal_weight=weight,
+            lexical_text=trip.correction.lexical_text if trip.correction is not None else "",
+            image_vector=trip.image_vector,
+        )
+        if form is not None:
+            response = yield from self._server_flow(call, form)
+        else:
+            response = yield from self._client_flow(call)
+        if trip.correction is not None:
+            response.correction = trip.correction
+            response.corrected_query = trip.correction.searched if trip.correction.searched != r.text else None
+            response.did_you_mean = trip.correction.did_you_mean
+        response.vector_fallback = trip.failures.reason is not None
+        response.vector_fallback_reason = trip.failures.reason
+        response.timings.total_ms = ms_since(started)
+        return response
+
+    def _retrieve_legs_flow(
+        self,
+        text: str,
+        *,
+        mode: SearchMode,
+        filters: Sequence[Mapping[str, Any]] | None,
+        timings: SearchTimings | None,
+        correct: CorrectMode | None = None,
+    ) -> Flow[dict[str, list[LegHit]]]:
+        timings = timings or SearchTimings()
+        yield from self._profile_flow()
+        clean = self._validate(text, mode if mode != "hybrid+rerank" else "hybrid", 1, 1, filters)
+        # unguarded: an evaluation must not score a fallback as the vector leg (a failure raises)
+        trip = yield from self._first_trip(text, mode=mode, correct=correct, timings=timings, guarded=False)
+        lexical = trip.correction.lexical_text if trip.correction is not None else text
+        bodies = self.leg_bodies(lexical if mode != "knn" else "", trip.vector, filters=clean)
+        return (yield from self._legs_flow(bodies, timings))
+
+    # -- validation and planning -----------------------------------------------------
+    def _validate(
+        self,
+        text: Any,
+        mode: Any,
+        size: Any,
+        page: Any,
+        filters: Sequence[Mapping[str, Any]] | None,
+        *,
+        image: bytes | None = None,
+    ) -> list[dict[str, Any]]:
+        if image is not None:
+            check_query_image(image)
+            if self.image is None or mode == "bm25":
+                raise SearchRequestError(
+                    "search by image needs an image signal (HybridSearch(image=ImageSignal(...))) and a mode "
+                    "other than bm25",
+                    field="image",
+                )
+        if not isinstance(text, str) or (not text.strip() and image is None):
+            raise SearchRequestError("text must be a non-empty string", field="text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SearchRequestError(f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
+        if mode not in SEARCH_MODES:
+            raise SearchRequestError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+        if mode == "hybrid+rerank" and self.rerank is None:
+            raise SearchRequestError(
+                "mode hybrid+rerank needs a reranker (HybridSearch(rerank=RerankConfig(...)))", field="mode"
+            )
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= self.max_depth:
+            raise SearchRequestError(f"size must be an integer within 1..{self.max_depth}, got {size!r}", field="size")
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise SearchRequestError(f"page must be an integer >= 1, got {page!r}", field="page")
+        if page * size > self.max_depth:
+            raise PaginationDepthError(
+                f"page {page} of size {size} reaches rank {page * size}, beyond the maximum fused depth "
+                f"{self.max_depth} (each leg fetches {self.max_depth} candidates); raise max_depth or "
+                "narrow the query with filters",
+                field="page",
+                page=page,
+                size=size,
+                max_depth=self.max_depth,
+            )
+        if mode != "bm25" and self.embedder is None:
+            raise SearchRequestError(f"mode {mode} needs an embedder (HybridSearch(embedder=...))", field="mode")
+        if mode != "bm25" and not self.profile.has_vector_field:
+            raise SearchRequestError(
+                f"index {self.index!r} has no vector field {self.profile.vector_field!r}; add and fill it "
+                "(eshybrid migrate / backfill) or search with mode=bm25",
+                field="mode",
+            )
+        return validate_filters(filters)
+
+    def _choose_form(
+        self, mode: str, fusion: FusionConfig, strategy: str, explain: bool, vector_on: bool = True
+    ) -> str | None:
+        """The server-side form of this search, or ``None`` (client-side); a fallback search is client-side."""
+        if mode not in ("hybrid", "hybrid+rerank") or not vector_on:
+            return None
+        if strategy == "client" or (strategy == "auto" and (explain or mode == "hybrid+rerank")):
+            return None
+        caps = self.cluster.capabilities
+        form = qb.pick_server_form(caps, fusion, os_missing_policy=os_missing_policy(caps))
+        if form is None and strategy == "server":
+            raise SearchRequestError(
+                f"{caps.display_name} has no one-request form computing {fusion.describe()} "
+                f"(available: {', '.join(sorted(caps.hybrid_forms)) or 'none'}); use strategy=client",
+                field="strategy",
+            )
+        if strategy == "server" and mode == "hybrid+rerank":
+            raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
+        return form
+
+
+def given_profile(user: UserProfile | str | None) -> UserProfile | None:
+    return user if isinstance(user, UserProfile) else None
