@@ -86,7 +86,7 @@ class FusionConfig(BaseModel):
 
     The field defaults describe plain RRF (``rank_constant=60``, equal weights; Cormack, Clarke &
     Büttcher, SIGIR 2009); the fusion a search uses when none is named is
-    :data:`DEFAULT_FUSION` (min-max linear 0.7/0.3, chosen on the dev data) or the index's own
+    :data:`DEFAULT_FUSION` (query-adaptive min-max linear, base 0.7/0.3, chosen on the dev data) or the index's own
     recommendation. ``normalizer``/``missing`` only matter for ``method="linear"``;
     ``rank_constant`` only for ``"rrf"``.
 
@@ -404,14 +404,12 @@ class SearchResponse(BaseModel):
 
 
 # The library's default fusion, used when neither the caller nor the index (``eshybrid tune``)
-# names one: min-max normalized linear fusion, lexical 0.7 / vector 0.3. Chosen on the dev data
-# only (esci-us-subset, 103 queries; bench/hybrid_quality.py) by the rule of
-# connector.quality.selection: among RRF (k=60, k=20, equal and tuned weights) and min-max,
-# z-score, l2 and DBSF linear fusion (equal and tuned weights), min-max with a tuned lexical share
-# held within 0.01 nDCG@10 of the best candidate in 98-100% of 1000 bootstrap resamples on both
-# ES 9 and OpenSearch 3 with either analyzer (RRF k=60: 13-38%). Its share, chosen on all dev
-# queries, was 0.7 in 3 of 4 runs with the default (english) analyzer and 0.6 in the other and in
-# both standard-analyzer runs: 0.6 and 0.7 are within noise of each other (README "Relevance
-# defaults"). OpenSearch (hybrid query) and licensed Elasticsearch (linear retriever) compute it
-# server-side; elsewhere it is fused client-side.
-DEFAULT_FUSION = FusionConfig(method="linear", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3)
+# names one: query-adaptive (issue 23), min-max normalized linear fusion whose lexical share is
+# chosen per query, 0.7 x coverage^3 (coverage: the share of the query's content words the index
+# holds; connector.search.adaptive). Its base 0.7/0.3 is the fixed linear fusion chosen before on
+# the ESCI dev queries by the rule of connector.quality.selection (min-max, tuned share, held in
+# 98-100% of 1000 bootstrap resamples); the coverage power was chosen on the dev data only (ESCI dev
+# and the catalogue's descriptive queries, ES 9 and OpenSearch 3) by the rule written in
+# connector.quality.adaptive_choice before the run. Client-side only: no engine weighs the legs
+# per query in one request.
+DEFAULT_FUSION = FusionConfig(method="adaptive", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3)
