@@ -276,11 +276,14 @@ def run_catalogue(
     with bench_connect(url) as cluster:
         index = load_index(cluster, CATALOGUE, vectors, prefix=f"bench-quality-cat-{key}", analyzer=analyzer)
         try:
-            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH)
+            # no embedding budget: a quality run must never score the lexical fallback as the hybrid
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH, embed_budget_s=None)
             legs = {q: search.retrieve_legs(t) for q, t in queries.items()}
             knn_off = {q: search.retrieve_legs(t, mode="knn", correct="off") for q, t in queries.items()}
             evidences = query_evidences(search, queries)
-            hybrid = {q: ranking_to_run(search.search(t, size=DEPTH, source=False).ids) for q, t in queries.items()}
+            answers = {q: search.search(t, size=DEPTH, source=False) for q, t in queries.items()}
+            assert not any(a.vector_fallback for a in answers.values()), "a vector fallback in a quality run"
+            hybrid = {q: ranking_to_run(a.ids) for q, a in answers.items()}
         finally:
             cluster.delete_index(index)
     figures: dict[str, float] = {}
@@ -327,7 +330,8 @@ def run_cluster(
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
         index = load_index(cluster, dataset_path, vectors, prefix=f"bench-quality-{key}", analyzer=analyzer)
         try:
-            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH)
+            # no embedding budget: a quality run must never score the lexical fallback as the hybrid
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH, embed_budget_s=None)
             form, tie = search.lexical_form
             print(
                 f"# default lexical leg: {form} over {search.profile.lexical_fields} (tie_breaker {tie}); "
@@ -342,6 +346,9 @@ def run_cluster(
             strategies = set()
             for q, t in queries.items():
                 response = search.search(t, size=DEPTH, source=False)
+                assert not response.vector_fallback, (
+                    f"a vector fallback in a quality run: {response.vector_fallback_reason}"
+                )
                 strategies.add(f"{response.strategy}:{response.server_form or '-'}")
                 default_run[q] = ranking_to_run(response.ids)
             print(
