@@ -47,6 +47,7 @@ __all__ = [
     "RerankTimeout",
     "RerankOverloaded",
     "RerankRequestError",
+    "RecordValidationError",
 ]
 
 
@@ -310,3 +311,13 @@ class IrreversibleMigrationError(MigrationError):
 
 class MigrationLockLostError(MigrationLockedError):
     """The migration lock expired or was taken over while this runner held it."""
+
+
+class RecordValidationError(EshybridError, ValueError):
+    """A UBI query or event record is invalid (``field``: the dotted field; ``record``: its position in the
+    request, ``path`` / ``line`` for a JSON-lines file)."""
+
+    field: str
+    record: int
+    path: str
+    line: int

@@ -31,6 +31,7 @@ def build_search_defaults(
     judgments: Mapping[str, Any],
     chosen_at: str,
     evidence: Mapping[str, Any] | None = None,
+    chosen_by: str = "eshybrid tune",
 ) -> dict[str, Any]:
     """The ``search_defaults`` object.
 
@@ -40,6 +41,7 @@ def build_search_defaults(
         judgments: which judgments chose it (``name``, ``date``, ``queries``...).
         chosen_at: ISO-8601 UTC time of the choice.
         evidence: the figures behind the choice.
+        chosen_by: what chose it (``eshybrid tune``, ``eshybrid experiment promote``).
 
     Raises:
         ConfigError: the judgments have no name.
@@ -51,7 +53,7 @@ def build_search_defaults(
         "lexical": copy.deepcopy(dict(lexical)),
         "judgments": copy.deepcopy(dict(judgments)),
         "chosen_at": chosen_at,
-        "chosen_by": "eshybrid tune",
+        "chosen_by": chosen_by,
     }
     if evidence:
         out["evidence"] = copy.deepcopy(dict(evidence))

@@ -4,7 +4,9 @@
 - :func:`dead_letter_index_body`: ``eshybrid-dead-letters``;
 - :func:`migrations_index_body`: ``eshybrid-migrations`` (migration locks and history);
 - :func:`search_log_index_body` / :func:`search_log_mapping`: ``eshybrid-search-log``;
-- :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18).
+- :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18);
+- :func:`ubi_queries_index_body` / :func:`ubi_events_index_body`: ``ubi_queries`` / ``ubi_events``
+  (what shoppers searched and did, in the User Behavior Insights 1.x shape, issue 25).
 
 Each is ``dynamic: false`` with ``_meta.eshybrid.kind`` naming it, one shard and a
 replica only when a second node exists: small bookkeeping indices that Kibana and
@@ -29,6 +31,10 @@ __all__ = [
     "profiles_index_name",
     "search_log_index_body",
     "search_log_mapping",
+    "UBI_EVENTS_INDEX",
+    "UBI_QUERIES_INDEX",
+    "ubi_events_index_body",
+    "ubi_queries_index_body",
 ]
 
 JsonDict = dict[str, Any]
@@ -278,3 +284,85 @@ def profiles_index_body() -> JsonDict:
 def profiles_index_name(index: str) -> str:
     """The default profiles index of a product index (or alias): ``eshybrid-profiles-<index>``."""
     return f"eshybrid-profiles-{index}"
+
+
+# -- User Behavior Insights (UBI 1.x) ----------------------------------------------------------
+# The index names OpenSearch's UBI plugin uses; when the plugin made them first, its mappings are
+# kept (every field below has the same type there, so our documents index into either).
+UBI_QUERIES_INDEX: Final = "ubi_queries"
+UBI_EVENTS_INDEX: Final = "ubi_events"
+
+
+def _ubi_keyword(ignore_above: int) -> JsonDict:
+    return {"type": "keyword", "ignore_above": ignore_above}
+
+
+def ubi_queries_index_body() -> JsonDict:
+    """``PUT ubi_queries``: one document per search (what was asked and which hits were shown, in order).
+
+    The UBI fields keep the plugin's types (``user_query`` text with a ``keyword`` subfield,
+    ``query_response_hit_ids`` keyword). ``query_attributes`` holds what eshybrid adds (which
+    configuration or experiment arm served the search, and the arm credited with each shown hit);
+    the plugin maps it as ``flat_object``, we map the few keys we filter on and keep the rest in
+    ``_source`` (``dynamic: false``), the same JSON on Elasticsearch and OpenSearch.
+    """
+    body = _small_index_body(
+        "ubi_queries",
+        {
+            "timestamp": _date(),
+            "query_id": _ubi_keyword(100),
+            "query_response_id": _ubi_keyword(100),
+            "query_response_hit_ids": _keyword(),
+            "user_query": {"type": "text", "fields": {"keyword": _ubi_keyword(256)}},
+            "client_id": _ubi_keyword(100),
+            "session_id": _ubi_keyword(100),
+            "application": _ubi_keyword(256),
+            "query_attributes": {
+                "dynamic": False,
+                "properties": {
+                    "index": _keyword(),
+                    "configuration": _keyword(),
+                    "experiment": _keyword(),
+                    "arm": _keyword(),
+                    "hit_arms": _keyword(),
+                },
+            },
+        },
+    )
+    body["mappings"]["_meta"]["eshybrid"]["spec"] = "ubi 1.x"
+    return body
+
+
+def ubi_events_index_body() -> JsonDict:
+    """``PUT ubi_events``: one document per shopper action (impression, click, add_to_cart, purchase...).
+
+    The types of OpenSearch's UBI plugin ``events`` mapping for the fields eshybrid accepts
+    (``event_attributes.object.object_id``, ``event_attributes.position.ordinal``...), plus
+    ``session_id``; ``dynamic: false`` so no record chooses a mapping.
+    """
+    body = _small_index_body(
+        "ubi_events",
+        {
+            "timestamp": _date(),
+            "action_name": _ubi_keyword(100),
+            "query_id": _ubi_keyword(100),
+            "client_id": _ubi_keyword(100),
+            "session_id": _ubi_keyword(100),
+            "application": _ubi_keyword(256),
+            "message_type": _ubi_keyword(100),
+            "message": _ubi_keyword(1024),
+            "event_attributes": {
+                "properties": {
+                    "object": {
+                        "properties": {
+                            "object_id": _ubi_keyword(256),
+                            "object_id_field": _ubi_keyword(100),
+                        }
+                    },
+                    "position": {"properties": {"ordinal": {"type": "integer"}}},
+                }
+            },
+        },
+    )
+    body["mappings"]["_meta"]["eshybrid"]["spec"] = "ubi 1.x"
+    return body

@@ -27,6 +27,7 @@ _AREAS = (
     "connector.cli.kibana",
     "connector.cli.profiles",
     "connector.cli.query_encoder",
+    "connector.cli.feedback",
 )
 
 

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from connector.cli.serve import DEFAULT_HOST, DEFAULT_PORT, add_ray_arguments, build_service_app, run_app
 from connector.errors import ConfigError
+from connector.search.experiment import ExperimentSpec
 from connector.search.settings import SearchServiceSettings
+from connector.ubi.intake import EventIntakeSettings
 
 if TYPE_CHECKING:
     from ray.serve.deployment import Application
@@ -58,6 +60,16 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
     image.add_argument("--image-url", help="image service base URL; adds the image signal (requests may send `image`)")
     image.add_argument("--image-field", help="image vector field (default image_embedding)")
     image.add_argument("--image-weight", type=float, help="fusion weight of the image signal (default 0.3)")
+    ubi = parser.add_argument_group("shoppers' searches and events (UBI) and experiments")
+    ubi.add_argument(
+        "--ubi",
+        action="store_true",
+        default=None,
+        help="record searches that name a client_id (ubi_queries) and accept POST /events (ubi_events)",
+    )
+    ubi.add_argument("--events-rate-per-s", type=float, help="POST /events records per second per client and address")
+    ubi.add_argument("--events-queue-size", type=int, help="event records waiting to be written (then 429)")
+    ubi.add_argument("--experiment", metavar="FILE", help="serve this experiment (JSON: name, mode, two arms)")
     add_ray_arguments(parser, default_route_prefix="/")
     parser.set_defaults(func=_serve_search)
 
@@ -75,7 +87,14 @@ def _settings(args: argparse.Namespace) -> Any:
         "image_url": getattr(args, "image_url", None),
         "image_field": getattr(args, "image_field", None),
         "image_weight": getattr(args, "image_weight", None),
+        "ubi": getattr(args, "ubi", None),
+        "events_queue_size": getattr(args, "events_queue_size", None),
     }
+    rate = getattr(args, "events_rate_per_s", None)
+    if rate is not None:
+        given["events"] = EventIntakeSettings(rate_per_s=rate, burst=max(1, int(rate)))
+    if getattr(args, "experiment", None):
+        given["experiment"] = ExperimentSpec.from_file(args.experiment)
     try:
         return SearchServiceSettings(**{k: v for k, v in given.items() if v is not None})
     except ValueError as e:

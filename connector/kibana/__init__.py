@@ -5,6 +5,7 @@
 - :mod:`~connector.kibana.objects`: data views and saved searches, the pair for a hybrid index, ndjson;
 - :mod:`~connector.kibana.charts`: Lens charts, data tables and the dashboards that lay them out;
 - :mod:`~connector.kibana.dashboards`: the jobs and search-log dashboards;
+- :mod:`~connector.kibana.ubi`: the shoppers dashboard over the UBI indexes (zero results, clicks by position);
 - :mod:`~connector.kibana.export`: the bundles ``eshybrid kibana export|defaults`` write.
 
 All builders are pure: a mapping in, saved objects (dicts) out, importable with the Saved
@@ -32,6 +33,7 @@ from connector.kibana.export import (
 )
 from connector.kibana.fields import VECTOR_FIELD_TYPES, mapping_fields, time_field, vector_fields
 from connector.kibana.objects import data_view, data_view_id, hybrid_index_objects, saved_search, to_ndjson
+from connector.kibana.ubi import ubi_objects
 
 __all__ = [
     "DashboardsApp",
@@ -55,6 +57,7 @@ __all__ = [
     "search_log_objects",
     "time_field",
     "to_ndjson",
+    "ubi_objects",
     "vector_fields",
     "write_bundle",
 ]

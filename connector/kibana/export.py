@@ -25,8 +25,10 @@ from connector.kibana.apps import (
 )
 from connector.kibana.dashboards import jobs_objects, search_log_objects
 from connector.kibana.objects import hybrid_index_objects, to_ndjson
+from connector.kibana.ubi import ubi_objects
 from connector.search.log import search_log_mapping
 from mappings import TextField, VectorField, build_index_body
+from mappings.system import UBI_EVENTS_INDEX, UBI_QUERIES_INDEX, ubi_events_index_body, ubi_queries_index_body
 
 __all__ = [
     "DEFAULT_INDEX",
@@ -48,6 +50,7 @@ Bundle = dict[str, list[SavedObject]]
 DEFAULT_INDEX: Final = "products"
 _JOBS_FILE: Final = "eshybrid-jobs.ndjson"
 _SEARCH_LOG_FILE: Final = "eshybrid-search-log.ndjson"
+_UBI_FILE: Final = "eshybrid-ubi.ndjson"
 
 
 def file_stem(index: str) -> str:
@@ -79,7 +82,7 @@ def export_bundle(
         cluster: the connected cluster.
         indices: indices or aliases to write a data view for (``<index>.ndjson`` each).
         flavor: the target app; ``auto``: Kibana for Elasticsearch, Dashboards for OpenSearch.
-        dashboards: also the jobs and search-log dashboards, from those indices' mappings (or
+        dashboards: also the jobs, search-log and shoppers (UBI) dashboards, from those indices' mappings (or
             their builders' when the indices do not exist yet).
         jobs_index: the job documents index.
         dead_letter_index: the dead-letter index.
@@ -100,6 +103,9 @@ def export_bundle(
         )
         log = _mapping_or(cluster, search_log_index, search_log_mapping())
         bundle[_SEARCH_LOG_FILE] = search_log_objects(log, flavor=app, index=search_log_index)
+        queries = _mapping_or(cluster, UBI_QUERIES_INDEX, ubi_queries_index_body()["mappings"])
+        events = _mapping_or(cluster, UBI_EVENTS_INDEX, ubi_events_index_body()["mappings"])
+        bundle[_UBI_FILE] = ubi_objects(queries, events, flavor=app)
     return bundle
 
 
@@ -143,7 +149,7 @@ def default_bundles(*, index: str = DEFAULT_INDEX) -> dict[str, Bundle]:
     """What ``docker/<app>/<file>.ndjson`` holds: ``{app folder: bundle}``.
 
     Built from the builders' mappings: the hybrid index as the demo catalogue is indexed
-    (Elasticsearch 9.5.4 / OpenSearch 3.6.0), the jobs, dead-letter and search-log indices.
+    (Elasticsearch 9.5.4 / OpenSearch 3.6.0), the jobs, dead-letter and search-log indices, the UBI indexes.
     """
     bundles: dict[str, Bundle] = {}
     servers: tuple[tuple[DashboardsApp, Flavor, str], ...] = (
@@ -158,5 +164,8 @@ def default_bundles(*, index: str = DEFAULT_INDEX) -> dict[str, Bundle]:
                 jobs_index_body()["mappings"], flavor=app, dead_letter_mapping=dead_letter_index_body()["mappings"]
             ),
             _SEARCH_LOG_FILE: search_log_objects(search_log_mapping(), flavor=app),
+            _UBI_FILE: ubi_objects(
+                ubi_queries_index_body()["mappings"], ubi_events_index_body()["mappings"], flavor=app
+            ),
         }
     return bundles

@@ -9,6 +9,12 @@ never fails the search: the answer is 200 with the lexical result, flagged ``vec
 (``{"error": {"type", "message", "field"}}``); an overloaded embedding
 service 429; an unreachable dependency 503.
 
+With ``ubi`` on (``--ubi``), a search that names a ``client_id`` queues its UBI query record, and
+``POST /events`` takes the shoppers' event records (:mod:`connector.ubi.intake`: body and record caps,
+per-record validation, rate limits per ``client_id`` and address, 429 when the queue is full);
+``GET /events/stats`` counts them. A body naming the service's ``experiment`` gets the interleaved
+page (or the client's A/B arm) and ``experiment`` (arm, ``hit_arms``) in the answer.
+
 This module imports Ray and FastAPI: only the CLI (``eshybrid serve search``)
 and tests import it; ``connector`` never does at import time.
 """
@@ -39,11 +45,14 @@ from connector.errors import (
     SearchRequestError,
 )
 from connector.search.console import render_response
+from connector.search.experiment import experiment_search
 from connector.search.hybrid import HybridSearch
 from connector.search.images import ImageSignal
 from connector.search.query_vectors import Embedder
 from connector.search.settings import SearchRequestBody, SearchServiceSettings
 from connector.services.embedding import EmbeddingClient
+from connector.ubi.intake import EventIntake
+from connector.ubi.logger import UbiLogger
 
 __all__ = ["SearchDeployment", "build_search_app", "HandleEmbedder"]
 
@@ -140,6 +149,16 @@ class SearchDeployment:
         self._image = self._make_image_signal(settings)
         self._searches: dict[str, HybridSearch] = {}
         self._lock = threading.Lock()
+        self._ubi: UbiLogger | None = None
+        self._intake: EventIntake | None = None
+        if settings.ubi:
+            self._ubi = UbiLogger(
+                self._cluster,
+                queries_index=settings.ubi_queries_index,
+                events_index=settings.ubi_events_index,
+                queue_size=settings.events_queue_size,
+            )
+            self._intake = EventIntake(self._ubi, settings.events)
 
     @staticmethod
     def _make_embedder(settings: SearchServiceSettings, embedding: DeploymentHandle[Any] | None) -> Embedder | None:
@@ -181,6 +200,7 @@ class SearchDeployment:
                     embed_budget_s=self._settings.embed_budget_s,
                     breaker_failures=self._settings.embed_breaker_failures,
                     breaker_open_s=self._settings.embed_breaker_open_s,
+                    ubi=self._ubi,
                 )
             return self._searches[name]
 
@@ -188,12 +208,64 @@ class SearchDeployment:
     def search(self, body: SearchRequestBody) -> JSONResponse:
         started = time.perf_counter()
         request = body.search_request()
-        response = self._search_for(body.index).search(request.text, **request.options())
+        search = self._search_for(body.index)
+        arms: dict[str, Any] | None = None
+        if body.experiment is not None:
+            spec = self._settings.experiment
+            if spec is None or spec.name != body.experiment:
+                served = spec.name if spec else "none"
+                raise SearchRequestError(
+                    f"experiment {body.experiment!r} is not served here (served: {served})", field="experiment"
+                )
+            if not body.client_id:
+                raise SearchRequestError("an experiment search needs the shopper's client_id", field="client_id")
+            options = {k: v for k, v in request.options().items() if k not in ("size", "page", "client_id")}
+            response, arms = experiment_search(
+                search, request.text, spec=spec, client_id=body.client_id, size=body.size, page=body.page, **options
+            )
+        else:
+            response = search.search(request.text, **request.options())
         payload = response.model_dump(mode="json", exclude={"requests"})
+        if arms is not None:
+            payload["experiment"] = arms
         if body.console:
             payload["console"] = render_response(response)
         logger.debug("search %r took %.1f ms", body.text, (time.perf_counter() - started) * 1000)
         return JSONResponse(payload)
+
+    @_api.post("/events")
+    async def events(self, request: Request) -> JSONResponse:
+        """UBI event records from browsers (:mod:`connector.ubi.intake`: caps, validation, rate limits, 429)."""
+        if self._intake is None:
+            return _error(404, "not_found", "POST /events is off: start serve search with --ubi", None)
+        limit = self._intake.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _error(413, "too_large", f"the body is over {limit} bytes; send fewer records", "body")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _error(413, "too_large", f"the body is over {limit} bytes; send fewer records", "body")
+        # Inline, not in the thread pool: validating a capped body is CPU only (no I/O), well under a millisecond
+        # per record, and queueing never blocks.
+        answer = self._intake.handle(bytes(body), address=request.client.host if request.client else "unknown")
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    @_api.get("/events/stats")
+    def events_stats(self) -> dict[str, Any]:
+        """This replica's event counts: what the endpoint took and what the logger wrote."""
+        if self._intake is None or self._ubi is None:
+            return {"enabled": False}
+        ubi = self._ubi
+        logger_counts = {"written": ubi.written, "dropped": ubi.dropped, "failed": ubi.failed, "queued": ubi.queued}
+        return {"enabled": True, "intake": self._intake.counts.to_json(), "logger": logger_counts}
+
+    def __del__(self) -> None:
+        # Ray Serve calls __del__ on a graceful shutdown: send what the UBI queue still holds.
+        ubi = getattr(self, "_ubi", None)
+        if ubi is not None:
+            ubi.close(timeout_s=5.0)
 
     @_api.get("/healthz")
     def healthz(self) -> dict[str, str]:

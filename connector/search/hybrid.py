@@ -100,6 +100,8 @@ class HybridSearch(_HybridCore):
             flagged ``vector_fallback``. The first embedding of the object gets at least 5 s (model check).
         breaker_failures: embedder failures in a row after which searches stop asking it (circuit breaker).
         breaker_open_s: seconds until a search asks a skipped embedder again (one probe).
+        ubi: a :class:`connector.ubi.UbiLogger`: each search given a ``client_id`` queues its UBI query record
+            (opt-in, like the search log; never blocks or fails the search).
 
     Raises:
         ConfigError: bad options.
@@ -121,6 +123,8 @@ class HybridSearch(_HybridCore):
         personal_weight: float | None = None,
         correct: CorrectMode | None = None,
         image: bytes | None = None,
+        client_id: str | None = None,
+        session_id: str | None = None,
     ) -> SearchResponse:
         """Run one search and return one page of hits.
 
@@ -143,6 +147,9 @@ class HybridSearch(_HybridCore):
             correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
             image: an example image (the bytes of its file): the image signal searches with its vector instead
                 of the text's (needs ``image=ImageSignal(...)``); ``text`` may then be empty.
+            client_id, session_id: the shopper's browser and visit (UBI): with a ``ubi`` logger, the search's
+                query record (``query_id``, the ids shown) is queued for ``ubi_queries``; searches without a
+                ``client_id`` (evaluation, tuning) are not recorded.
 
         Returns:
             A :class:`SearchResponse` (:func:`connector.search.console.render_response` renders what ran), with
@@ -158,6 +165,7 @@ class HybridSearch(_HybridCore):
         trace = Trace()
         response = drive(self._search_flow(request), self._performer, trace)
         response.requests, response.round_trips = trace.requests, trace.round_trips
+        self._record_query(request, response)
         return response
 
     def retrieve_legs(
@@ -236,12 +244,15 @@ class AsyncHybridSearch(_HybridCore):
         personal_weight: float | None = None,
         correct: CorrectMode | None = None,
         image: bytes | None = None,
+        client_id: str | None = None,
+        session_id: str | None = None,
     ) -> SearchResponse:
         """:meth:`HybridSearch.search`, awaited: the same arguments, result and errors."""
         request = SearchRequest(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         trace = Trace()
         response = await adrive(self._search_flow(request), self._performer, trace)
         response.requests, response.round_trips = trace.requests, trace.round_trips
+        self._record_query(request, response)
         return response
 
     async def retrieve_legs(

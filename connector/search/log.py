@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypedDict
 
 from connector.cluster.client import Cluster, JsonDict
-from connector.errors import ClusterApiError, ConfigError, EshybridError
+from connector.ubi.writer import BackgroundBulkWriter
 from mappings.system import SEARCH_LOG_LATENCY_STAGES as LATENCY_STAGES
 from mappings.system import SEARCH_LOG_MAPPING_VERSION, search_log_index_body, search_log_mapping
 
@@ -47,7 +44,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_LOG_INDEX: Final = "eshybrid-search-log"
-_STOP = object()  # queue sentinel: drain what is left, then end the thread
 
 
 class SearchLatencyMs(TypedDict, total=False):
@@ -199,8 +195,12 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
 # -- the writer ---------------------------------------------------------------------
 
 
-class SearchLogger:
+class SearchLogger(BackgroundBulkWriter):
     """Writes one document per search to a log index without ever blocking the search.
+
+    The queue, the background ``_bulk`` writes and the counts are :class:`~connector.ubi.writer.
+    BackgroundBulkWriter`'s (the UBI logger's too), with no resends: a log line is worth less than the
+    search latency a resend could cost.
 
     Args:
         cluster: where the log index lives (often the cluster searched).
@@ -226,33 +226,23 @@ class SearchLogger:
         batch_size: int = 500,
         flush_interval_s: float = 1.0,
     ) -> None:
-        if queue_size < 1 or batch_size < 1 or flush_interval_s <= 0:
-            raise ConfigError(
-                "SearchLogger needs queue_size >= 1, batch_size >= 1 and flush_interval_s > 0, got "
-                f"{queue_size}, {batch_size}, {flush_interval_s}",
-                field="queue_size",
-            )
-        self.cluster = cluster
         self.index = index
         self.hash_queries = hash_queries
-        self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
-        self.written = 0
-        self.dropped = 0
-        self.failed = 0
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
-        self._index_ready = False
-        self._closed = False
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"eshybrid-search-log[{index}]", daemon=True)
-        self._thread.start()
+        super().__init__(
+            cluster,
+            index_bodies={index: search_log_index_body},
+            name=f"search-log[{index}]",
+            queue_size=queue_size,
+            batch_size=batch_size,
+            flush_interval_s=flush_interval_s,
+            max_retries=0,
+        )
 
     def __repr__(self) -> str:
         return (
             f"SearchLogger(index={self.index!r}, written={self.written}, dropped={self.dropped}, failed={self.failed})"
         )
 
-    # -- caller side (the search thread) --------------------------------------------
     def log(self, record: Mapping[str, Any]) -> None:
         """Queue one record; never blocks and never raises.
 
@@ -260,17 +250,12 @@ class SearchLogger:
             record: a :class:`SearchLogRecord`-shaped mapping (copied before it is queued).
         """
         try:
-            if self._closed:
-                self._count_drop("the logger is closed")
-                return
             doc = prepare_search_log_doc(record, hash_queries=self.hash_queries)
-            self._queue.put_nowait(doc)
-        except queue.Full:
-            self._count_drop("the queue is full")
         except Exception:  # a bad record must not fail the search that produced it
             logger.warning("search log record dropped: it could not be prepared", exc_info=True)
-            with self._lock:
-                self.dropped += 1
+            self._count_drop("an unreadable record", 1)
+            return
+        self.put(self.index, doc)
 
     def log_response(self, response: Any) -> None:
         """Queue the record of a ``SearchResponse`` (see :func:`record_from_response`); never raises."""
@@ -278,129 +263,6 @@ class SearchLogger:
             record = record_from_response(response)
         except Exception:
             logger.warning("search log record dropped: the response could not be read", exc_info=True)
-            with self._lock:
-                self.dropped += 1
+            self._count_drop("an unreadable response", 1)
             return
         self.log(record)
-
-    def flush(self, *, timeout_s: float = 10.0) -> bool:
-        """Wait until every queued record has been sent (or dropped); True when done in time."""
-        deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= deadline or not self._thread.is_alive():
-                return False
-            time.sleep(0.01)
-        return True
-
-    def close(self, *, timeout_s: float = 10.0) -> None:
-        """Send what is queued and stop the thread (waits at most ``timeout_s``); never raises."""
-        if self._closed:
-            return
-        self._closed = True
-        deadline = time.monotonic() + timeout_s
-        while self._thread.is_alive():
-            try:
-                self._queue.put(_STOP, timeout=0.05)
-                break
-            except queue.Full:
-                if time.monotonic() >= deadline:
-                    break
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            logger.warning(
-                "search log thread still busy after %.1fs; %d records not sent", timeout_s, self._queue.qsize()
-            )
-
-    def __enter__(self) -> SearchLogger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _count_drop(self, why: str) -> None:
-        with self._lock:
-            self.dropped += 1
-            dropped = self.dropped
-        # First drop, then every 1000th: a full queue under load must not flood the log.
-        if dropped == 1 or dropped % 1000 == 0:
-            logger.warning("search log record dropped: %s (%d dropped so far)", why, dropped)
-
-    # -- writer side (the background thread) ----------------------------------------
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch, stop = self._next_batch()
-            if batch:
-                self._write(batch)
-            for _ in range(len(batch) + (1 if stop else 0)):
-                self._queue.task_done()
-
-    def _next_batch(self) -> tuple[list[JsonDict], bool]:
-        """Block for the first record, then gather until the batch is full or the interval ends."""
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch: list[JsonDict] = [first]  # type: ignore[list-item]
-        deadline = time.monotonic() + self.flush_interval_s
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)  # type: ignore[arg-type]
-        return batch, False
-
-    def _write(self, batch: list[JsonDict]) -> None:
-        try:
-            self._ensure_index()
-            lines: list[JsonDict] = []
-            for doc in batch:
-                lines.append({"index": {"_index": self.index}})
-                lines.append(doc)
-            result = self.cluster.bulk(lines)
-        except EshybridError as e:
-            self._count_failed(len(batch), f"{type(e).__name__}: {e}")
-            return
-        except Exception as e:  # the thread must survive anything a batch can throw
-            self._count_failed(len(batch), f"unexpected {type(e).__name__}: {e}")
-            return
-        items = result.get("items", [])
-        errors = [item for item in items if next(iter(item.values())).get("error")]
-        with self._lock:
-            self.written += len(batch) - len(errors)
-        if errors:
-            first = next(iter(errors[0].values()))["error"]
-            self._count_failed(len(errors), f"bulk item error {first.get('type')}: {first.get('reason')}")
-
-    def _count_failed(self, n: int, why: str) -> None:
-        with self._lock:
-            self.failed += n
-            failed = self.failed
-        logger.warning("search log: %d records not written to %s (%s); %d lost so far", n, self.index, why, failed)
-
-    def _ensure_index(self) -> None:
-        if self._index_ready:
-            return
-        # HEAD also answers for an alias, which the caller may point at a rolled-over index.
-        if self.cluster.index_exists(self.index):
-            self._add_new_fields()
-            self._index_ready = True
-            return
-        try:
-            self.cluster.create_index(self.index, search_log_index_body())
-        except ClusterApiError as e:
-            if e.error_type != "resource_already_exists_exception":
-                raise
-        self._index_ready = True
-
-    def _add_new_fields(self) -> None:
-        """Map the fields a later version added to an existing log index (additive, idempotent)."""
-        try:
-            self.cluster.request("PUT", f"/{self.index}/_mapping", body=search_log_mapping())
-        except EshybridError as e:  # the records still land in _source (dynamic: false)
-            logger.warning("search log %s: could not map the new fields: %s", self.index, e)

@@ -16,6 +16,7 @@ from connector.search.models import CorrectMode, FusionConfig, LexicalForm, Stra
 from connector.search.query_vectors import Embedder
 from connector.search.rerank import RerankConfig
 from connector.search.rewrite import QueryRewriter, TimedRewriter
+from connector.ubi.logger import UbiLogger
 from mappings.system import profiles_index_name
 
 __all__ = ["DEFAULT_EMBED_BUDGET_S", "Reranker", "SearchOptions", "search_options"]
@@ -60,6 +61,7 @@ class SearchOptions:
     embed_budget_s: float | None
     breaker_failures: int
     breaker_open_s: float
+    ubi: UbiLogger | None = None
 
     def timed_rewriter(self) -> TimedRewriter | None:
         if self.rewriter is None:
@@ -94,6 +96,7 @@ def search_options(
     embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
     breaker_failures: int = DEFAULT_BREAKER_FAILURES,
     breaker_open_s: float = DEFAULT_BREAKER_OPEN_S,
+    ubi: UbiLogger | None = None,
 ) -> SearchOptions:
     """Validate a search object's options (the arguments of ``HybridSearch``).
 
@@ -149,4 +152,5 @@ def search_options(
         embed_budget_s=embed_budget_s,
         breaker_failures=breaker_failures,
         breaker_open_s=breaker_open_s,
+        ubi=ubi,
     )

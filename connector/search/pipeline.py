@@ -8,6 +8,7 @@ returning less.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,8 +39,12 @@ from connector.search.request import SearchRequest
 from connector.search.rerank import RerankConfig
 from connector.search.rewrite import QueryRewriter
 from connector.search.server import _ServerSide
+from connector.ubi.logger import UbiLogger
+from connector.ubi.records import query_record_from_response
 
 __all__ = ["MAX_TEXT_CHARS", "_HybridCore"]
+
+logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4096
 
@@ -76,11 +81,25 @@ class _HybridCore(_ServerSide):
         embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
         breaker_failures: int = 3,
         breaker_open_s: float = 5.0,
+        ubi: UbiLogger | None = None,
     ) -> None:
         """Validate the options (documented on :class:`~connector.search.hybrid.HybridSearch`)."""
         options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
         super().__init__(cluster, index, search_options(index, **options))
         self._pipelines = set()
+        self.ubi = self.options.ubi
+
+    def _record_query(self, request: SearchRequest, response: SearchResponse) -> None:
+        """Queue the UBI query record of a shopper's search (a ``ubi`` logger and a ``client_id``); never raises."""
+        if self.ubi is not None and request.client_id:
+            try:
+                record = query_record_from_response(
+                    response, client_id=request.client_id, session_id=request.session_id
+                )
+            except Exception:  # a record must never fail the search it describes
+                logger.warning("ubi query record of %s not built", response.query_id, exc_info=True)
+                return
+            self.ubi.log_query(record)
 
     def _closeables(self) -> list[Any]:
         """What close/aclose close: the rewriter's pool and the embedders (the cluster belongs to the caller)."""

@@ -5,6 +5,12 @@ An :class:`~connector.services.embedding.EmbeddingClient` caches query vectors i
 embedder (the ``/search`` app's Ray handle, an in-process model, a test double) gets
 an LRU here, sized by ``HybridSearch(query_cache_size=...)``. So whichever embedder a
 search has, a repeated query is embedded once and cached once.
+
+When the embedder is a client of our embedding service and an export of the index's model is on this machine
+(``eshybrid export-query-encoder``, or the service's own onnx export cache), the query is embedded in process by
+:class:`~connector.services.query_encoder.QueryEncoder` instead: the same graph and tokenizer, a few milliseconds
+instead of an HTTP round trip through the service (issue 24). The choice is made once, on the first query, against
+the vector field's ``_meta``; ``ESHYBRID_QUERY_ENCODER_ENABLED=false`` keeps every query on the service.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from connector.services.embedding import EmbeddingClient
+from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient
+from connector.services.query_encoder import local_query_encoder
 
 __all__ = ["Embedder", "QueryVectors"]
 
@@ -64,14 +71,26 @@ class QueryVectors:
             whose own cache governs.
         check_model: compare the embedder's model with the index ``_meta`` before the first
             query (when the embedder has ``check_compatible`` and the index records a model).
+        prefer_local: embed in process when the embedder is a service client and an export of the
+            index's model is found (the module docstring); ``False`` always asks ``embedder``.
     """
 
-    def __init__(self, embedder: Embedder, *, cache_size: int, check_model: bool = True) -> None:
+    def __init__(
+        self, embedder: Embedder, *, cache_size: int, check_model: bool = True, prefer_local: bool = True
+    ) -> None:
         self.embedder = embedder
+        self.cache_size = cache_size
         self.cache: _LRU | None = None
         if cache_size > 0 and not _caches_itself(embedder):
             self.cache = _LRU(cache_size)
         self._check_model = check_model
+        self._choose_local = prefer_local and isinstance(embedder, EmbeddingClient | AsyncEmbeddingClient)
+        self._choice_lock = threading.Lock()
+
+    @property
+    def local(self) -> bool:
+        """Whether queries are embedded in process (decided on the first query)."""
+        return not isinstance(self.embedder, EmbeddingClient | AsyncEmbeddingClient) and self._choose_local
 
     @property
     def cached(self) -> int:
@@ -103,12 +122,27 @@ class QueryVectors:
         return vector
 
     def _cached(self, text: str, vector_meta: Mapping[str, Any] | None) -> list[float] | None:
+        if self._choose_local and isinstance(self.embedder, EmbeddingClient | AsyncEmbeddingClient):
+            self._use_local_encoder(vector_meta)
         if self._check_model:
             check = getattr(self.embedder, "check_compatible", None)
             if callable(check) and vector_meta:
                 check(vector_meta)
             self._check_model = False
         return self.cache.get(text) if self.cache is not None else None
+
+    def _use_local_encoder(self, vector_meta: Mapping[str, Any] | None) -> None:
+        """Swap the service client for an in-process encoder of the same model, once, when one is found."""
+        with self._choice_lock:
+            if not isinstance(self.embedder, EmbeddingClient | AsyncEmbeddingClient):
+                return  # another thread chose already
+            encoder = local_query_encoder(vector_meta) if vector_meta else None
+            if encoder is None:
+                self._choose_local = False
+                return
+            self.embedder = encoder  # the service client stays the caller's (closed by the search's close)
+            if self.cache is None and self.cache_size > 0:
+                self.cache = _LRU(self.cache_size)  # the encoder keeps no cache of its own
 
     def _store(self, text: str, raw: Any) -> list[float]:
         vector = [float(v) for v in raw]

@@ -34,6 +34,8 @@ class SearchRequest:
     personal_weight: float | None = None
     correct: CorrectMode | None = None
     image: bytes | None = None
+    client_id: str | None = None
+    session_id: str | None = None
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of ``search(text, **options)`` (shallow: values are not copied)."""

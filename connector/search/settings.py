@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.cluster.settings import ClusterSpec
+from connector.search.experiment import ExperimentSpec
 from connector.search.images import DEFAULT_IMAGE_WEIGHT, MAX_QUERY_IMAGE_BYTES
 from connector.search.models import CorrectMode, FusionConfig, Strategy
 from connector.search.request import SearchRequest
+from connector.ubi.intake import EventIntakeSettings
 
 __all__ = ["SearchServiceSettings", "SearchRequestBody"]
 
@@ -68,6 +70,19 @@ class SearchServiceSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
     num_cpus_per_replica: float = Field(0.25, gt=0, le=64, description="Ray CPUs per replica (mostly I/O)")
     max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="requests one replica works on at once")
+    ubi: bool = Field(
+        False, description="record searches that name a client_id in ubi_queries, and accept POST /events (UBI)"
+    )
+    ubi_queries_index: str = Field("ubi_queries", min_length=1, description="UBI query records index")
+    ubi_events_index: str = Field("ubi_events", min_length=1, description="UBI event records index")
+    events_queue_size: int = Field(10_000, ge=1, le=1_000_000, description="records waiting to be written (then 429)")
+    events: EventIntakeSettings = Field(
+        default_factory=EventIntakeSettings,
+        description="POST /events limits: body, records, rates per client and address",
+    )
+    experiment: ExperimentSpec | None = Field(
+        None, description="the experiment searches may join (`experiment` in the body): two arms, interleaved or A/B"
+    )
 
     def cluster_spec(self) -> ClusterSpec:
         """How a replica reaches the cluster (``ClusterSpec.connect`` builds the client)."""
@@ -114,6 +129,13 @@ class SearchRequestBody(BaseModel):
     correct: CorrectMode | None = Field(
         None, description="spelling correction: off | auto | force (default: the service's)"
     )
+    client_id: str | None = Field(
+        None, min_length=1, max_length=100, description="the shopper's browser (UBI): recorded, and the experiment arm"
+    )
+    session_id: str | None = Field(None, min_length=1, max_length=100, description="the shopper's visit (UBI)")
+    experiment: str | None = Field(
+        None, min_length=1, max_length=256, description="join the service's experiment of this name (needs client_id)"
+    )
     image: str | None = Field(
         None,
         max_length=4 * (MAX_QUERY_IMAGE_BYTES // 3 + 1) + 64,
@@ -144,6 +166,8 @@ class SearchRequestBody(BaseModel):
             personal_weight=self.personal_weight,
             correct=self.correct,
             image=self.image_bytes(),
+            client_id=self.client_id,
+            session_id=self.session_id,
         )
 
     def image_bytes(self) -> bytes | None:

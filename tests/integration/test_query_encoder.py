@@ -12,14 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from connector import connect
 from connector.cli.main import main
 from connector.errors import ModelMismatchError
+from connector.search import HybridSearch
 from connector.services.embedding import EmbeddingClient
 from connector.services.query_encoder import QueryEncoder, local_query_encoder
+from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
-_QUERIES = Path("/work/shared/data/esci-us-subset/queries.jsonl")
+# ../shared beside the checkout (CI lays a copy of shared/ there)
+_QUERIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "esci-us-subset" / "queries.jsonl"
 _FALLBACK_QUERIES = [
     "1/2 inch binder",
     "apple earbuds",
@@ -35,6 +39,12 @@ def _queries(count: int) -> list[str]:
         return _FALLBACK_QUERIES
     with _QUERIES.open(encoding="utf-8") as lines:
         return [json.loads(line)["text"] for _, line in zip(range(count), lines)]
+
+
+@pytest.fixture(autouse=True)
+def _encoder_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py turns the in-process encoder off for the rest of the suite; here it is the subject."""
+    monkeypatch.setenv("ESHYBRID_QUERY_ENCODER_ENABLED", "true")
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +77,50 @@ def test_an_index_of_another_model_or_variant_is_refused(export_folder: Path) ->
         encoder.check_compatible({**meta, "model_id": "BAAI/bge-small-en-v1.5"})
     with pytest.raises(ModelMismatchError, match="model_quantization"):
         local_query_encoder({**meta, "model_quantization": "int8"}, model_dir=export_folder)
+
+
+@pytest.mark.es9
+def test_hybrid_search_embeds_queries_in_process_when_the_export_is_there(
+    es9_url: str, embed_url: str, export_folder: Path, index_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default path of issue 24: a service client as the embedder, the export found -> queries in process,
+    the same hits as when every query goes to the service."""
+    products = [
+        ("p1", "waterproof dome tent", "two person tent for rain and wind"),
+        ("p2", "camping stove", "compact gas burner for cooking outdoors"),
+        ("p3", "rain jacket", "breathable waterproof shell jacket"),
+        ("p4", "sleeping bag", "warm down bag for winter nights"),
+        ("p5", "headlamp", "a flashlight you wear on your head for night hikes"),
+    ]
+    queries = ["something to keep me dry in a storm", "light for walking at night", "cook dinner outside"]
+    with connect(es9_url) as cluster, EmbeddingClient(embed_url) as loader:
+        info = loader.info()
+        body = build_index_body(
+            cluster.capabilities,
+            text_fields=[TextField("title"), TextField("text")],
+            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
+            number_of_shards=1,
+            number_of_replicas=0,
+        )
+        cluster.create_index(index_name, body)
+        vectors = loader.embed_documents([f"{t}\n{x}" for _, t, x in products])
+        lines: list[dict[str, object]] = []
+        for (doc_id, title, text), vector in zip(products, vectors, strict=True):
+            lines += [
+                {"index": {"_index": index_name, "_id": doc_id}},
+                {"title": title, "text": text, "embedding": vector},
+            ]
+        assert not cluster.bulk(lines, refresh=True)["errors"]
+
+        def run(local: bool) -> tuple[bool, list[list[str]]]:
+            monkeypatch.setenv("ESHYBRID_QUERY_ENCODER_ENABLED", "true" if local else "false")
+            monkeypatch.setenv("ESHYBRID_QUERY_ENCODER_MODEL_DIR", str(export_folder))
+            with HybridSearch(cluster, index_name, embedder=EmbeddingClient(embed_url), embed_budget_s=5.0) as search:
+                ids = [search.search(text, size=3, mode="knn", correct="off").ids for text in queries]
+                assert search._query_vectors is not None
+                return search._query_vectors.local, ids
+
+        local_used, local_ids = run(local=True)
+        service_used, service_ids = run(local=False)
+    assert local_used and not service_used
+    assert local_ids == service_ids

@@ -19,6 +19,22 @@ def test_bodies_match_the_golden_files() -> None:
     check_golden("dead_letter_index", system.dead_letter_index_body())
     check_golden("migrations_index", system.migrations_index_body())
     check_golden("profiles_index", system.profiles_index_body())
+    check_golden("ubi_queries_index", system.ubi_queries_index_body())
+    check_golden("ubi_events_index", system.ubi_events_index_body())
+
+
+def test_ubi_bodies_map_every_documented_field() -> None:
+    from connector.ubi import UbiEvent, UbiQuery
+
+    queries = system.ubi_queries_index_body()["mappings"]["properties"]
+    assert set(UbiQuery.model_fields) == set(queries)
+    assert set(queries["query_attributes"]["properties"]) <= {"index", "configuration", "experiment", "arm", "hit_arms"}
+    events = system.ubi_events_index_body()["mappings"]
+    assert set(UbiEvent.model_fields) == set(events["properties"])
+    assert events["dynamic"] is False
+    attributes = events["properties"]["event_attributes"]["properties"]
+    assert attributes["position"]["properties"]["ordinal"] == {"type": "integer"}
+    assert system.UBI_QUERIES_INDEX == "ubi_queries" and system.UBI_EVENTS_INDEX == "ubi_events"
 
 
 def test_profile_fields_are_mapped_or_kept_in_source() -> None:

@@ -20,6 +20,13 @@ from connector.services.query_encoder import (
 )
 from inference_backends import EncoderManifest, find_manifests, read_manifest, write_manifest
 
+
+@pytest.fixture(autouse=True)
+def _encoder_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py turns the in-process encoder off for the suite; its default (on) is tested here."""
+    monkeypatch.setenv("ESHYBRID_QUERY_ENCODER_ENABLED", "true")
+
+
 MANIFEST = EncoderManifest(
     model_id="sentence-transformers/all-MiniLM-L6-v2",
     revision="local-abc",
