@@ -43,7 +43,9 @@ def _add_personal(parser: argparse.ArgumentParser) -> None:
 
 def _add_fusion(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fusion (default: the index's tune recommendation, else the library default)")
-    group.add_argument("--fusion", choices=("rrf", "linear"), help="fusion method")
+    group.add_argument(
+        "--fusion", choices=("rrf", "linear", "adaptive"), help="fusion method (adaptive: leg weights per query)"
+    )
     group.add_argument("--rank-constant", type=int, help="RRF k")
     group.add_argument("--weights", metavar="LEX,VEC", help="leg weights, e.g. 0.3,0.7")
     group.add_argument("--normalizer", choices=("min_max", "z_score", "l2", "dbsf", "none"), help="linear normalizer")
@@ -233,7 +235,7 @@ def _parse_fields(spec: str | None) -> dict[str, float] | None:
 def _fusion(args: argparse.Namespace) -> Any:
     """The fusion the flags ask for, or ``None`` when they ask for none (the index's or library default)."""
     from connector.errors import ConfigError
-    from connector.search.models import FusionConfig
+    from connector.search.models import DEFAULT_FUSION, FusionConfig
 
     values: dict[str, Any] = {}
     for key in ("fusion", "rank_constant", "normalizer", "missing"):
@@ -248,6 +250,8 @@ def _fusion(args: argparse.Namespace) -> Any:
         values.update(lexical_weight=lexical, vector_weight=vector)
     elif values.get("method") == "linear":
         values.update(lexical_weight=0.5, vector_weight=0.5)
+    elif values.get("method") == "adaptive":  # the library default's base weights
+        values.update(lexical_weight=DEFAULT_FUSION.lexical_weight, vector_weight=DEFAULT_FUSION.vector_weight)
     if not values:
         return None
     try:
