@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := nginx openssl docker-compose maven gcc
+APT_PACKAGES := nginx openssl docker-compose maven gcc chromium
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export HF_HUB_OFFLINE := 1
@@ -34,7 +34,8 @@ $(ES8_OVERLAY)/.installed: pyproject.toml | $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(ES8_OVERLAY) 'elasticsearch>=8.13,<9' 'elastic-transport>=8.15,<9'
 	@touch $@
 
-# Debian packages the tests use (nginx as a TLS proxy, docker-compose to validate compose files).
+# Debian packages the tests use (nginx as a TLS proxy, docker-compose to validate compose files, chromium for the
+# workbench's browser tests).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -12,7 +12,15 @@ query's legs once with ``HybridSearch``'s defaults, and print nDCG@10 / recall@1
 * the default hybrid as ``HybridSearch.search`` runs it (server-side where the engine computes
   the default fusion, else client-side), checked against the client-side figure,
 
-with paired tests (t-test, Wilcoxon) against the legs and the script. The *plain-script
+with paired tests (t-test, Wilcoxon) against the legs and the script. Then the same for the
+project's own catalogue (examples/catalogue), keyword and descriptive queries apart
+(``metadata.kind``), and the query-adaptive fusion (issue 23): every candidate of
+:func:`connector.quality.adaptive_choice.adaptive_candidates` on the ESCI dev legs and the
+catalogue's descriptive legs, chosen by the rule written in that module (before the run), and
+the kNN leg's loss from the spelling correction on descriptive queries (``desc_knn_correct_loss``:
+kNN with correction off minus on). The Maven Elasticsearch has no analysis-common, so its
+indices use the standard analyzer (no stemming, no stopwords); OpenSearch 3 has the English one:
+the coverage evidence and the correction's counts differ between the two for that reason. The *plain-script
 reference* is computed in the same run: bm25s over ``title + text`` (k1 1.2, b 0.75, English
 stopwords, no stemming), exact all-MiniLM-L6-v2 cosine over the same cached corpus vectors, and
 RRF k=60 of the two. Ends with one ``RESULT`` line (the load average is printed before and after).
@@ -45,6 +53,12 @@ import numpy as np  # noqa: E402
 
 from connector import connect  # noqa: E402
 from connector.cluster.client import Cluster  # noqa: E402
+from connector.quality.adaptive_choice import (  # noqa: E402
+    QuerySet,
+    compare_adaptive,
+    query_evidences,
+    read_query_kinds,
+)
 from connector.quality.evaluation import compare_modes, evaluate_runs, ranking_to_run  # noqa: E402
 from connector.quality.load import iter_corpus, load_corpus, plain_index_body, read_beir  # noqa: E402
 from connector.quality.selection import compare_fusions, compare_runs, single_leg_run  # noqa: E402
@@ -61,6 +75,7 @@ TEMPLATE = "{title}\n{text}"
 CACHE_DIR = Path(os.environ.get("ESHYBRID_BENCH_CACHE", Path.home() / ".cache" / "eshybrid" / "bench"))
 _SHARED = REPO.parent / "shared"
 DEFAULT_DATASET = (_SHARED if _SHARED.is_dir() else Path("/work/shared")) / "data" / "esci-us-subset"
+CATALOGUE = REPO / "examples" / "catalogue"
 DEPTH = 100
 Run = dict[str, dict[str, float]]
 
@@ -250,6 +265,52 @@ def lexical_table(search: HybridSearch, queries: Mapping[str, str], qrels: Mappi
         print(f"{name:<46}{m['ndcg@10']:>9.4f}{m['recall@100']:>12.4f}{shares[name]:>8.1%}{mark}")
 
 
+def run_catalogue(
+    key: str, url: str, vectors: dict[str, list[float]], embedder: Any, *, analyzer: str
+) -> tuple[dict[str, float], QuerySet]:
+    """The catalogue: bm25, knn and the default hybrid by query kind; the correction's cost to kNN;
+    the descriptive queries' legs and evidence for the adaptive candidates."""
+    dataset = read_beir(CATALOGUE)
+    kinds = read_query_kinds(CATALOGUE / "queries.jsonl")
+    queries = dataset.judged_queries()
+    with bench_connect(url) as cluster:
+        index = load_index(cluster, CATALOGUE, vectors, prefix=f"bench-quality-cat-{key}", analyzer=analyzer)
+        try:
+            # no embedding budget: a quality run must never score the lexical fallback as the hybrid
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH, embed_budget_s=None)
+            legs = {q: search.retrieve_legs(t) for q, t in queries.items()}
+            knn_off = {q: search.retrieve_legs(t, mode="knn", correct="off") for q, t in queries.items()}
+            evidences = query_evidences(search, queries)
+            answers = {q: search.search(t, size=DEPTH, source=False) for q, t in queries.items()}
+            assert not any(a.vector_fallback for a in answers.values()), "a vector fallback in a quality run"
+            hybrid = {q: ranking_to_run(a.ids) for q, a in answers.items()}
+        finally:
+            cluster.delete_index(index)
+    figures: dict[str, float] = {}
+    desc_material: QuerySet | None = None
+    print(f"\n## {key}: examples/catalogue by query kind (nDCG@10)")
+    print(f"{'kind':<14}{'queries':>8}{'bm25':>8}{'knn':>8}{'hybrid':>8}{'knn, correct off':>18}")
+    for kind in ("keyword", "descriptive"):
+        qids = sorted(q for q in queries if kinds.get(q) == kind)
+        qrels = {q: dataset.qrels[q] for q in qids}
+        sub = {q: legs[q] for q in qids}
+        runs = {
+            "bm25": single_leg_run(sub, "lexical", qids, DEPTH),
+            "knn": single_leg_run(sub, "vector", qids, DEPTH),
+            "hybrid": {q: hybrid[q] for q in qids},
+            "knn_off": single_leg_run({q: knn_off[q] for q in qids}, "vector", qids, DEPTH),
+        }
+        m = {n: v["ndcg@10"] for n, v in evaluate_runs(qrels, runs, compare_metrics=()).metrics.items()}
+        print(f"{kind:<14}{len(qids):>8}{m['bm25']:>8.4f}{m['knn']:>8.4f}{m['hybrid']:>8.4f}{m['knn_off']:>18.4f}")
+        short = "desc" if kind == "descriptive" else "kw"
+        figures.update({f"{short}_{n}": m[n] for n in ("bm25", "knn", "hybrid")})
+        if kind == "descriptive":
+            figures["desc_knn_correct_loss"] = m["knn_off"] - m["knn"]
+            desc_material = QuerySet(sub, {q: evidences[q] for q in qids}, qrels, m["bm25"], m["knn"])
+    assert desc_material is not None
+    return figures, desc_material
+
+
 def run_cluster(
     key: str,
     url: str,
@@ -260,7 +321,7 @@ def run_cluster(
     *,
     analyzer: str,
     keep: bool,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], QuerySet]:
     dataset = read_beir(dataset_path)
     queries = dataset.judged_queries()
     qids = sorted(queries)
@@ -269,7 +330,8 @@ def run_cluster(
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
         index = load_index(cluster, dataset_path, vectors, prefix=f"bench-quality-{key}", analyzer=analyzer)
         try:
-            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH)
+            # no embedding budget: a quality run must never score the lexical fallback as the hybrid
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=DEPTH, embed_budget_s=None)
             form, tie = search.lexical_form
             print(
                 f"# default lexical leg: {form} over {search.profile.lexical_fields} (tie_breaker {tie}); "
@@ -279,10 +341,14 @@ def run_cluster(
             started = time.perf_counter()
             lexical_table(search, queries, qrels)
             legs = {q: search.retrieve_legs(t) for q, t in queries.items()}
+            evidences = query_evidences(search, queries)
             default_run: Run = {}
             strategies = set()
             for q, t in queries.items():
                 response = search.search(t, size=DEPTH, source=False)
+                assert not response.vector_fallback, (
+                    f"a vector fallback in a quality run: {response.vector_fallback_reason}"
+                )
                 strategies.add(f"{response.strategy}:{response.server_form or '-'}")
                 default_run[q] = ranking_to_run(response.ids)
             print(
@@ -293,7 +359,7 @@ def run_cluster(
         finally:
             if not keep:
                 cluster.delete_index(index)
-    comparison = compare_fusions(legs, qrels, depth=DEPTH)
+    comparison = compare_fusions(legs, qrels, depth=DEPTH, evidences=evidences)
     runs = {
         "bm25": single_leg_run(legs, "lexical", qids, DEPTH),
         "knn": single_leg_run(legs, "vector", qids, DEPTH),
@@ -309,7 +375,12 @@ def run_cluster(
     print(comparison.format_table())
     client = evaluate_runs(
         qrels,
-        {"c": {q: ranking_to_run([d.id for d in fuse(legs[q], DEFAULT_FUSION)[:DEPTH]]) for q in qids}},
+        {
+            "c": {
+                q: ranking_to_run([d.id for d in fuse(legs[q], DEFAULT_FUSION, evidence=evidences[q])[:DEPTH]])
+                for q in qids
+            }
+        },
         compare_metrics=(),
     ).metrics["c"]["ndcg@10"]
     print(
@@ -328,7 +399,8 @@ def run_cluster(
         ],
     )
     best_leg = max(m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
-    return {
+    material = QuerySet(legs, evidences, qrels, m["bm25"]["ndcg@10"], m["knn"]["ndcg@10"])
+    figures = {
         "bm25": m["bm25"]["ndcg@10"],
         "knn": m["knn"]["ndcg@10"],
         "hybrid": m["hybrid"]["ndcg@10"],
@@ -338,6 +410,7 @@ def run_cluster(
         "knn_r100": m["knn"]["recall@100"],
         "hybrid_r100": m["hybrid"]["recall@100"],
     }
+    return figures, material
 
 
 def main() -> int:
@@ -367,11 +440,22 @@ def main() -> int:
     for name, values in script_metrics.items():
         print(f"{name:<16}{values['ndcg@10']:>10.4f}{values['recall@100']:>12.4f}")
     results: dict[str, float] = {}
+    materials: dict[str, QuerySet] = {}
+    catalogue_vectors = corpus_embeddings(CATALOGUE, embedder, source=args.embed_url or "in-process model")
     for key, url in clusters.items():
-        figures = run_cluster(
+        figures, materials[f"{key}_esci"] = run_cluster(
             key, url, args.dataset, vectors, embedder, script, analyzer=args.analyzer, keep=args.keep_index
         )
         results.update({f"{key}_{name}": value for name, value in figures.items()})
+        figures, materials[f"{key}_desc"] = run_catalogue(key, url, catalogue_vectors, embedder, analyzer=args.analyzer)
+        results.update({f"{key}_{name}": value for name, value in figures.items()})
+    comparison = compare_adaptive(materials, depth=DEPTH)
+    print("\n## adaptive fusion candidates (client-side, same legs; margin = worst nDCG@10 - better leg)")
+    print(comparison.format_table())
+    chosen, scores = comparison.chosen, comparison.scores
+    for key in clusters:
+        results[f"{key}_adaptive"] = scores[chosen][f"{key}_esci"]
+        results[f"{key}_desc_adaptive"] = scores[chosen][f"{key}_desc"]
     results["script_bm25"] = script_metrics["script_bm25"]["ndcg@10"]
     results["script_rrf"] = script_metrics["script_rrf"]["ndcg@10"]
     load_after = os.getloadavg()
@@ -381,9 +465,19 @@ def main() -> int:
         print(
             f"# goals {key}: bm25 >= script_bm25: {results[f'{key}_bm25'] >= results['script_bm25']}; "
             f"hybrid >= script_rrf + 0.01: {results[f'{key}_hybrid'] >= results['script_rrf'] + 0.01}; "
-            f"hybrid >= best leg + 0.02: {results[f'{key}_hybrid'] >= leg + 0.02}"
+            f"hybrid >= best leg + 0.02: {results[f'{key}_hybrid'] >= leg + 0.02}; "
+            f"hybrid >= 0.72: {results[f'{key}_hybrid'] >= 0.72}"
         )
+        desc_leg = max(results[f"{key}_desc_bm25"], results[f"{key}_desc_knn"])
+        print(
+            f"# goals {key} descriptive: hybrid >= better leg - 0.01: {results[f'{key}_desc_hybrid'] >= desc_leg - 0.01}; "
+            f"correction costs kNN <= 0.005: {results[f'{key}_desc_knn_correct_loss'] <= 0.005}"
+        )
+    print(f"# adaptive fusion chosen by the written rule: {chosen}")
     order = [f"{k}_{n}" for k in clusters for n in ("bm25", "knn", "hybrid")]
+    order += [f"{k}_desc_{n}" for k in clusters for n in ("hybrid", "knn", "bm25", "knn_correct_loss")]
+    order += [f"{k}_kw_{n}" for k in clusters for n in ("hybrid", "knn", "bm25")]
+    order += [f"{k}_{n}" for k in clusters for n in ("adaptive", "desc_adaptive")]
     order += ["script_bm25", "script_rrf"] + [f"{k}_gain" for k in clusters]
     order += [f"{k}_{n}" for k in clusters for n in ("vs_script_rrf", "bm25_r100", "knn_r100", "hybrid_r100")]
     print("RESULT " + " ".join(f"{name}={results[name]:.4f}" for name in order) + f" load1={load_after[0]:.2f}")

@@ -164,7 +164,8 @@ def run_cluster(
         print(f"\n## {key}: {cluster.capabilities}", flush=True)
         index = hq.load_index(cluster, dataset, vectors, prefix=f"bench-typos-{key}", analyzer="english")
         try:
-            search = HybridSearch(cluster, index, embedder=embedder, max_depth=hq.DEPTH)
+            # no embedding budget: the quality runs must never score the lexical fallback
+            search = HybridSearch(cluster, index, embedder=embedder, max_depth=hq.DEPTH, embed_budget_s=None)
             started = time.perf_counter()
             runs, changed = quality(search, clean, typo_judged)
             print(f"# {key}: quality runs in {time.perf_counter() - started:.0f}s", flush=True)

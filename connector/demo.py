@@ -7,8 +7,8 @@ it), so the demo doubles as a walkthrough:
 2. the embedding service on CPU (``eshybrid serve embed``) unless ``ESHYBRID_EMBED_URL`` is set;
 3. the sample catalogue as a plain BM25 index (``eshybrid load``) — the "existing shop";
 4. ``eshybrid migrate up`` (adds the vector field) and ``eshybrid backfill``;
-5. example queries: BM25 vs hybrid side by side, one hit's explanation, and the
-   Dev Tools console text of one query.
+5. example queries: BM25, kNN and hybrid side by side (with the fusion the search used, and the
+   weights it chose for the query), one hit's explanation, and the Dev Tools console text of one query.
 
 ``python -m connector.demo down`` (``make demo-down``) stops what ``up`` started.
 """
@@ -30,17 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from connector.localcluster import LocalClusterSettings
+from connector.search.models import FusionConfig
 
 __all__ = ["main"]
 
 _REPO = Path(__file__).resolve().parent.parent
 _DEFAULT_DATASET = _REPO / "examples" / "catalogue"
+# A keyword query (the catalogue's words: BM25 is enough), then queries in a shopper's own words
+# (the words are not in the catalogue: the vector leg finds the product, hybrid must follow it).
 _QUERIES = (
-    "tent for two people",
+    "4-season tent",
     "flashlight you wear on your head",
-    "headphones that block airplane noise",
+    "something to silence the engine hum on flights",
     "waterproof jacket for women",
 )
+_COLUMN = 42
 
 
 def _state_dir() -> Path:
@@ -121,23 +125,31 @@ def _start_embedding() -> str:
 
 def _side_by_side(search: list[str], query: str) -> None:
     common = [*search, "--size", "5", "--json", query]
-    bm25 = json.loads(_run([*common, "--mode", "bm25"], capture=True))
-    hybrid = json.loads(_run([*common, "--mode", "hybrid"], capture=True))
-    left = [_title(h) for h in bm25.get("hits", [])]
-    right = [_title(h) for h in hybrid.get("hits", [])]
-    width = max([len(t) for t in left] + [20])
+    answers = {mode: json.loads(_run([*common, "--mode", mode], capture=True)) for mode in ("bm25", "knn", "hybrid")}
+    columns = {mode: [_title(h) for h in answer.get("hits", [])] for mode, answer in answers.items()}
     print(f"\n  query: {query!r}")
-    print(f"  {'BM25':<{width}} | hybrid (BM25 + kNN, RRF)")
-    print(f"  {'-' * width}-+-{'-' * width}")
-    for i in range(max(len(left), len(right))):
-        a = left[i] if i < len(left) else ""
-        b = right[i] if i < len(right) else ""
-        print(f"  {a:<{width}} | {b}")
+    print(f"  hybrid fused with {_fusion_used(answers['hybrid'])}")
+    print("  " + " | ".join(f"{name:<{_COLUMN}}" for name in ("BM25", "kNN", "hybrid")))
+    print("  " + "-+-".join("-" * _COLUMN for _ in columns))
+    for i in range(max(len(c) for c in columns.values())):
+        print("  " + " | ".join(f"{(c[i] if i < len(c) else ''):<{_COLUMN}}" for c in columns.values()))
+
+
+def _fusion_used(answer: dict[str, Any]) -> str:
+    """The fusion the hybrid search reports it used, and the weights it chose for this query."""
+    fusion = answer.get("fusion")
+    if not fusion:
+        return "no fusion (one leg answered)"
+    text = FusionConfig.model_validate(fusion).describe()
+    weights = answer.get("fusion_weights")
+    if weights:
+        text += f"\n  weights for this query: {weights.get('summary', '')}"
+    return text
 
 
 def _title(hit: dict[str, Any]) -> str:
     source = hit.get("source") or hit.get("_source") or {}
-    return str(source.get("title", hit.get("id", hit.get("_id", "?"))))[:60]
+    return str(source.get("title", hit.get("id", hit.get("_id", "?"))))[:_COLUMN]
 
 
 def up(args: argparse.Namespace) -> int:
@@ -158,7 +170,7 @@ def up(args: argparse.Namespace) -> int:
     _run(["migrate", "up", *on_index, "--source-fields", "title,text", "--to", "0001"])
     _say("5/6 backfill: embed every product and write the vectors in place")
     _run(["backfill", *on_index, "--fields", "title,text"])
-    _say("6/6 search: BM25 vs hybrid")
+    _say("6/6 search: BM25, kNN and hybrid")
     for query in _QUERIES:
         _side_by_side(search, query)
     _say("how one hybrid hit was scored (--explain)")
@@ -183,6 +195,7 @@ def up(args: argparse.Namespace) -> int:
     _run([*search, "--size", "3", "--console", _QUERIES[0]])
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Cluster: {url}  Embedding service: {embed_url}")
     print(f'Try: .venv/bin/eshybrid search --index {index} --explain "gift for a coffee lover"')
+    print(f"     .venv/bin/eshybrid workbench --index {index}   (compare and rate in the browser)")
     print(f"     (export ESHYBRID_URL={url} ESHYBRID_EMBED_URL={embed_url})")
     print("Stop everything with: make demo-down")
     return 0

@@ -4,7 +4,9 @@ The products are composed from hand-written parts below with a fixed seed, so
 the catalogue is the same on every machine.  Queries are phrased the way
 shoppers type them (often with words the titles don't use, which is where
 the vector leg helps) and judged from the attributes each product was built
-from: 2 = exactly what was asked, 1 = the right kind of thing.
+from: 2 = exactly what was asked, 1 = the right kind of thing. Each query's
+``metadata.kind`` says whether it is a *keyword* query (words of the titles) or a
+*descriptive* one (a shopper's own words, none of any title).
 
     python examples/make_catalogue.py examples/catalogue
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -162,6 +165,8 @@ KINDS: dict[str, tuple[str, list[str], list[str], dict[str, list[str]]]] = {
     ),
 }
 
+# Queries in the catalogue's own words (keyword) and in a shopper's own words (descriptive: no
+# word of any product title, checked by build()); the bench reports the two kinds apart.
 QUERIES: list[tuple[str, str, dict[str, str]]] = [
     ("q1", "tent for two people", {"kind": "tent", "size": "2-Person"}),
     ("q2", "something warm to sleep in when camping in winter", {"kind": "sleeping bag", "rating": "0°F"}),
@@ -178,7 +183,24 @@ QUERIES: list[tuple[str, str, dict[str, str]]] = [
     ("q13", "mat for yoga that doesn't slip", {"kind": "yoga mat"}),
     ("q14", "weights for home workouts in a small flat", {"kind": "dumbbells"}),
     ("q15", "4-season tent", {"kind": "tent", "season": "4-Season"}),
+    # descriptive, judged by product type only (issue 23)
+    ("q16", "shelter to sleep outdoors on a camping trip", {"kind": "tent"}),
+    ("q17", "something to keep me cozy at night in the mountains", {"kind": "sleeping bag"}),
+    ("q18", "light strapped to your forehead for night runs", {"kind": "headlamp"}),
+    ("q19", "flask for hot tea on a long walk", {"kind": "water bottle"}),
+    ("q20", "appliance that makes my first hot brew of the day", {"kind": "coffee maker"}),
+    ("q21", "blade for slicing tomatoes thin", {"kind": "chef knife"}),
+    ("q22", "something to brighten my workspace at night", {"kind": "desk lamp"}),
+    ("q23", "seat that is kind to my spine during long workdays", {"kind": "office chair"}),
+    ("q24", "something to silence the engine hum on flights", {"kind": "noise cancelling headphones"}),
+    ("q25", "keep my smartphone alive on a trip", {"kind": "power bank"}),
+    ("q26", "something to stay dry in a storm", {"kind": "rain jacket"}),
+    ("q27", "footwear for climbing mountains", {"kind": "hiking boots"}),
+    ("q28", "padding for stretching and pilates on the floor", {"kind": "yoga mat"}),
+    ("q29", "gear to build muscle in my apartment", {"kind": "dumbbells"}),
+    ("q30", "lantern for your head when caving", {"kind": "headlamp"}),
 ]
+DESCRIPTIVE = {"q2", "q3", *(f"q{n}" for n in range(16, 31))}
 
 
 def build(seed: int = 7, per_kind: int = 22) -> tuple[list[dict], list[dict], list[tuple[str, str, int]]]:
@@ -209,7 +231,11 @@ def build(seed: int = 7, per_kind: int = 22) -> tuple[list[dict], list[dict], li
                 }
             )
             attrs_of[doc_id] = {"kind": kind, **attrs}
-    queries = [{"_id": qid, "text": text} for qid, text, _ in QUERIES]
+    _check_descriptive(corpus)
+    queries = [
+        {"_id": qid, "text": text, "metadata": {"kind": "descriptive" if qid in DESCRIPTIVE else "keyword"}}
+        for qid, text, _ in QUERIES
+    ]
     qrels: list[tuple[str, str, int]] = []
     for qid, _, want in QUERIES:
         for doc_id, attrs in attrs_of.items():
@@ -218,6 +244,15 @@ def build(seed: int = 7, per_kind: int = 22) -> tuple[list[dict], list[dict], li
             exact = all(attrs.get(k) == v for k, v in want.items())
             qrels.append((qid, doc_id, 2 if exact else 1))
     return corpus, queries, qrels
+
+
+def _check_descriptive(corpus: list[dict]) -> None:
+    """A descriptive query shares no word (nor its plural) with any product title."""
+    title_words = {w.lower().rstrip("s") for doc in corpus for w in re.findall(r"[A-Za-z]+", doc["title"])}
+    for qid, text, _ in QUERIES:
+        shared = {w for w in re.findall(r"[A-Za-z]+", text.lower()) if w.rstrip("s") in title_words}
+        if qid in DESCRIPTIVE and shared:
+            raise SystemExit(f"descriptive query {qid} {text!r} uses title words {sorted(shared)}")
 
 
 def write(folder: Path) -> None:

@@ -7,6 +7,7 @@
 - :func:`profiles_index_body`: ``eshybrid-profiles-<index>`` (shopper profile vectors, issue 18);
 - :func:`ubi_queries_index_body` / :func:`ubi_events_index_body`: ``ubi_queries`` / ``ubi_events``
   (what shoppers searched and did, in the User Behavior Insights 1.x shape, issue 25).
+- :func:`judgments_index_body`: ``eshybrid-judgments`` (grades people gave in the relevance workbench, issue 32).
 
 Each is ``dynamic: false`` with ``_meta.eshybrid.kind`` naming it, one shard and a
 replica only when a second node exists: small bookkeeping indices that Kibana and
@@ -24,6 +25,8 @@ __all__ = [
     "SEARCH_LOG_LATENCY_STAGES",
     "SEARCH_LOG_MAPPING_VERSION",
     "dead_letter_index_body",
+    "JUDGMENT_FIELDS",
+    "judgments_index_body",
     "jobs_index_body",
     "migrations_index_body",
     "PROFILE_FIELDS",
@@ -366,3 +369,27 @@ def ubi_events_index_body() -> JsonDict:
     )
     body["mappings"]["_meta"]["eshybrid"]["spec"] = "ubi 1.x"
     return body
+
+
+# The fields of one judgment document (``connector.workbench.store`` writes and reads them).
+JUDGMENT_FIELDS: Final = ("index", "query", "doc_id", "grade", "rater", "at", "config")
+
+
+def judgments_index_body() -> JsonDict:
+    """Settings and mapping of the judgments index: one document per (index, query, document, rater).
+
+    ``_id`` is derived from those four, so a rater who changes a grade overwrites it; ``config`` (the
+    workbench side the hit was rated on) stays in ``_source`` only.
+    """
+    return _small_index_body(
+        "judgments",
+        {
+            "index": _keyword(),
+            "query": {"type": "keyword", "ignore_above": 4096},
+            "doc_id": _keyword(),
+            "grade": {"type": "byte"},
+            "rater": _keyword(),
+            "at": _date(),
+            "config": {"type": "object", "enabled": False},
+        },
+    )

@@ -28,6 +28,7 @@ _AREAS = (
     "connector.cli.profiles",
     "connector.cli.query_encoder",
     "connector.cli.feedback",
+    "connector.cli.workbench",
 )
 
 

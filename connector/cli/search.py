@@ -22,8 +22,8 @@ from connector.cluster.settings import ConnectionSettings
 
 __all__ = ["register"]
 
-# connector.search.options.DEFAULT_EMBED_BUDGET_S, not imported: the CLI imports the library lazily (a unit
-# test holds the two equal).
+# The library's default (connector.search.options.DEFAULT_EMBED_BUDGET_S), shown in --help; not imported: the CLI
+# imports the library lazily (a unit test holds the two equal when ESHYBRID_SEARCH_EMBED_BUDGET_S is unset).
 EMBED_BUDGET_S = 0.2
 
 
@@ -43,7 +43,9 @@ def _add_personal(parser: argparse.ArgumentParser) -> None:
 
 def _add_fusion(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fusion (default: the index's tune recommendation, else the library default)")
-    group.add_argument("--fusion", choices=("rrf", "linear"), help="fusion method")
+    group.add_argument(
+        "--fusion", choices=("rrf", "linear", "adaptive"), help="fusion method (adaptive: leg weights per query)"
+    )
     group.add_argument("--rank-constant", type=int, help="RRF k")
     group.add_argument("--weights", metavar="LEX,VEC", help="leg weights, e.g. 0.3,0.7")
     group.add_argument("--normalizer", choices=("min_max", "z_score", "l2", "dbsf", "none"), help="linear normalizer")
@@ -73,9 +75,10 @@ def _add_embed_budget(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embed-budget-s",
         type=float,
-        default=EMBED_BUDGET_S,
-        help="the query embedding's budget in seconds, no retries (default %(default)s); over it, or with the "
-        "embedding service down, the search answers the lexical result, flagged vector_fallback",
+        default=None,
+        help=f"the query embedding's budget in seconds, no retries (default $ESHYBRID_SEARCH_EMBED_BUDGET_S, else "
+        f"{EMBED_BUDGET_S}); over it, or with the embedding service down, the search answers the lexical result, "
+        "flagged vector_fallback",
     )
 
 
@@ -211,8 +214,19 @@ def _embedder(args: argparse.Namespace, *, needed: bool) -> Any:
 
     # On the search path the search enforces the budget; the client makes one try (its own timeout is a bound on
     # an abandoned call, and the first call, which also checks the model, may take longer than the budget).
-    options: dict[str, Any] = {"max_retries": 0} if getattr(args, "embed_budget_s", None) else {}
+    options: dict[str, Any] = {"max_retries": 0} if hasattr(args, "embed_budget_s") else {}
     return EmbeddingClient.from_settings(settings, url, missing="knn and hybrid modes embed the query", **options)
+
+
+def _embed_budget(args: argparse.Namespace) -> float | None:
+    """``--embed-budget-s``, else the library's default; None (no budget) for commands without the flag."""
+    if not hasattr(args, "embed_budget_s"):
+        return None
+    if args.embed_budget_s is not None:
+        return float(args.embed_budget_s)
+    from connector.search.options import DEFAULT_EMBED_BUDGET_S
+
+    return DEFAULT_EMBED_BUDGET_S
 
 
 def _parse_fields(spec: str | None) -> dict[str, float] | None:
@@ -233,7 +247,7 @@ def _parse_fields(spec: str | None) -> dict[str, float] | None:
 def _fusion(args: argparse.Namespace) -> Any:
     """The fusion the flags ask for, or ``None`` when they ask for none (the index's or library default)."""
     from connector.errors import ConfigError
-    from connector.search.models import FusionConfig
+    from connector.search.models import DEFAULT_FUSION, FusionConfig
 
     values: dict[str, Any] = {}
     for key in ("fusion", "rank_constant", "normalizer", "missing"):
@@ -248,6 +262,8 @@ def _fusion(args: argparse.Namespace) -> Any:
         values.update(lexical_weight=lexical, vector_weight=vector)
     elif values.get("method") == "linear":
         values.update(lexical_weight=0.5, vector_weight=0.5)
+    elif values.get("method") == "adaptive":  # the library default's base weights
+        values.update(lexical_weight=DEFAULT_FUSION.lexical_weight, vector_weight=DEFAULT_FUSION.vector_weight)
     if not values:
         return None
     try:
@@ -284,7 +300,7 @@ def _hybrid_search(args: argparse.Namespace, *, embed: bool) -> Iterator[Any]:
             correct=getattr(args, "correct", None),
             image=image_signal_from_args(args, _settings()),
             # eval and tune measure the vector leg: no budget there (a failure is an error, not a fallback)
-            embed_budget_s=getattr(args, "embed_budget_s", None),
+            embed_budget_s=_embed_budget(args),
         )
         try:
             yield search

@@ -7,6 +7,8 @@ services are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector.cli.serve import DEFAULT_HOST, DEFAULT_PORT, add_ray_arguments, build_service_app, run_app
@@ -56,6 +58,14 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         help="the query embedding's budget per search, no retries (default $ESHYBRID_SEARCH_EMBED_BUDGET_S, else 0.2); "
         "over it, or with the embedder down, /search answers the lexical result flagged vector_fallback",
     )
+    parser.add_argument(
+        "--no-workbench",
+        dest="workbench",
+        action="store_false",
+        default=None,
+        help="do not serve the relevance workbench at /ui (default: served; loopback clients only unless "
+        "$ESHYBRID_SEARCH_WORKBENCH_API_KEY holds a token)",
+    )
     image = parser.add_argument_group("image signal (a CLIP-style image service: `eshybrid serve image`)")
     image.add_argument("--image-url", help="image service base URL; adds the image signal (requests may send `image`)")
     image.add_argument("--image-field", help="image vector field (default image_embedding)")
@@ -89,6 +99,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "image_weight": getattr(args, "image_weight", None),
         "ubi": getattr(args, "ubi", None),
         "events_queue_size": getattr(args, "events_queue_size", None),
+        "workbench": getattr(args, "workbench", None),
     }
     rate = getattr(args, "events_rate_per_s", None)
     if rate is not None:
@@ -101,6 +112,17 @@ def _settings(args: argparse.Namespace) -> Any:
         raise ConfigError(f"invalid search service settings (pass --url and --index): {e}") from e
 
 
+def _workbench_routes(settings: Any) -> Any:
+    """What builds ``/ui`` in each replica (``None``: the workbench is off); the export folder made absolute here,
+    so replicas write where the command was started."""
+    if not settings.workbench:
+        return None
+    from connector.workbench import build_workbench
+
+    export_dir = str(Path(settings.workbench_export_dir).resolve())
+    return functools.partial(build_workbench, api_key=settings.workbench_api_key, export_dir=export_dir)
+
+
 def _serve_search(args: argparse.Namespace) -> int:
     settings = _settings(args)
     route_prefix = args.route_prefix or "/"
@@ -111,10 +133,12 @@ def _serve_search(args: argparse.Namespace) -> int:
         embedding = None
         if not settings.embed_url and not settings.embed_app:
             embedding = build_service_app("embedding_service.deployment")
-        return build_search_app(settings, embedding=embedding)
+        return build_search_app(settings, embedding=embedding, ui=_workbench_routes(settings))
 
     def ready(url: str) -> None:
         print(f"search endpoint ready: POST {url}/search", flush=True)
+        if settings.workbench:
+            print(f"relevance workbench: {url}/ui", flush=True)
 
     return run_app(
         build,

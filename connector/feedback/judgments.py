@@ -35,6 +35,7 @@ import numpy as np
 
 from connector.errors import ConfigError
 from connector.feedback.clickmodels import ClickLog, ClickModelFit, ClickModelName, fit_click_model
+from connector.quality.load import write_beir as write_beir_folder
 from connector.ubi.records import UbiEvent, UbiQuery
 
 __all__ = [
@@ -222,15 +223,6 @@ def write_beir(judgments: Judgments, out: str | Path) -> Path:
 
     ``eshybrid eval`` and ``tune`` read the folder as they read any BEIR data set (the corpus is the index).
     """
-    root = Path(out)
-    (root / "qrels").mkdir(parents=True, exist_ok=True)
-    with (root / "queries.jsonl").open("w", encoding="utf-8") as f:
-        for qid, text in sorted(judgments.queries.items()):
-            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
-    with (root / "qrels" / "test.tsv").open("w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for qid in sorted(judgments.qrels):
-            for doc, grade in sorted(judgments.qrels[qid].items()):
-                f.write(f"{qid}\t{doc}\t{grade}\n")
+    root = write_beir_folder(out, queries=judgments.queries, qrels=judgments.qrels)
     (root / "judgments.json").write_text(json.dumps(judgments.to_json(), indent=2) + "\n", encoding="utf-8")
     return root

@@ -24,6 +24,7 @@ from connector.quality.load import (
     read_beir,
     read_qrels,
     read_queries,
+    write_beir,
 )
 from connector.quality.selection import (
     Candidate,
@@ -63,4 +64,5 @@ __all__ = [
     "read_queries",
     "split_queries",
     "tune_fusion",
+    "write_beir",
 ]

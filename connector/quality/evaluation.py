@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from connector.search.adaptive import QueryEvidence
 from connector.search.fusion import FusedDoc, LegHit, fuse, single_leg
 from connector.search.models import DEFAULT_FUSION, FusionConfig
 
@@ -324,11 +325,15 @@ class TuneReport:
 
 
 def _runs_from_legs(
-    legs: Mapping[str, Mapping[str, Sequence[LegHit]]], config: FusionConfig, qids: Sequence[str], depth: int
+    legs: Mapping[str, Mapping[str, Sequence[LegHit]]],
+    config: FusionConfig,
+    qids: Sequence[str],
+    depth: int,
+    evidences: Mapping[str, QueryEvidence] | None = None,
 ) -> Run:
     run: Run = {}
     for q in qids:
-        ranking: list[FusedDoc] = fuse(legs[q], config)[:depth]
+        ranking: list[FusedDoc] = fuse(legs[q], config, evidence=(evidences or {}).get(q))[:depth]
         run[q] = ranking_to_run([d.id for d in ranking])
     return run
 
@@ -342,6 +347,7 @@ def tune_fusion(
     seed: int = 13,
     metric: str = "ndcg@10",
     depth: int = 100,
+    evidences: Mapping[str, QueryEvidence] | None = None,
 ) -> TuneReport:
     """Choose fusion settings on a train split of queries and report them on the rest.
 
@@ -354,12 +360,13 @@ def tune_fusion(
         seed: split seed.
         metric: what is maximised on train.
         depth: ranking depth scored.
+        evidences: each query's evidence for the adaptive fusion (``None``: its base weights).
     """
     judged = [q for q in sorted(legs) if any(g > 0 for g in qrels.get(q, {}).values())]
     train, test = split_queries(judged, train_fraction=train_fraction, seed=seed)
     candidates = list(grid or default_grid())
     train_qrels = {q: qrels[q] for q in train}
-    runs = {c.describe(): _runs_from_legs(legs, c, train, depth) for c in candidates}
+    runs = {c.describe(): _runs_from_legs(legs, c, train, depth, evidences) for c in candidates}
     train_eval = evaluate_runs(train_qrels, runs, metrics=(metric,), compare_metrics=())
     scored = [(c.describe(), train_eval.metrics[c.describe()][metric]) for c in candidates]
     best_index = max(range(len(candidates)), key=lambda i: (scored[i][1], -i))
@@ -373,9 +380,9 @@ def tune_fusion(
         "knn": {
             q: ranking_to_run([d.id for d in single_leg(legs[q].get("vector", []), leg="vector")][:depth]) for q in test
         },
-        f"default {default.describe()}": _runs_from_legs(legs, default, test, depth),
+        f"default {default.describe()}": _runs_from_legs(legs, default, test, depth, evidences),
     }
-    test_runs[f"tuned {best.describe()}"] = _runs_from_legs(legs, best, test, depth)
+    test_runs[f"tuned {best.describe()}"] = _runs_from_legs(legs, best, test, depth, evidences)
     test_eval = evaluate_runs({q: qrels[q] for q in test}, test_runs)
     return TuneReport(
         best=best,

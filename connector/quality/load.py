@@ -31,6 +31,7 @@ __all__ = [
     "BeirDataset",
     "LoadReport",
     "read_beir",
+    "write_beir",
     "read_queries",
     "read_qrels",
     "iter_corpus",
@@ -115,6 +116,31 @@ def read_beir(
         queries=read_queries(queries or root / "queries.jsonl"),
         qrels=read_qrels(qrels or root / "qrels" / f"{split}.tsv"),
     )
+
+
+def write_beir(out: str | Path, *, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) -> Path:
+    """Write ``queries.jsonl`` and ``qrels/test.tsv`` under ``out`` (the folder :func:`read_beir` reads).
+
+    ``eshybrid eval`` and ``tune`` take the folder with ``--dataset`` (the corpus is the index itself).
+    Rows are sorted, so the same judgments always give the same files.
+
+    Raises:
+        ConfigError: an id holds a tab or a line break (the qrels file could not be read back).
+    """
+    bad = [i for i in (*qrels, *(d for docs in qrels.values() for d in docs)) if any(c in i for c in "\t\r\n")]
+    if bad:
+        raise ConfigError(f"ids with a tab or line break cannot go in a qrels file: {bad[:3]}", field="qrels")
+    root = Path(out)
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    with (root / "queries.jsonl").open("w", encoding="utf-8") as f:
+        for qid, text in sorted(queries.items()):
+            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    with (root / "qrels" / "test.tsv").open("w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for qid in sorted(qrels):
+            for doc, grade in sorted(qrels[qid].items()):
+                f.write(f"{qid}\t{doc}\t{int(grade)}\n")
+    return root
 
 
 def iter_corpus(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from connector.quality.evaluation import Run, evaluate_runs, ranking_to_run
+from connector.search.adaptive import QueryEvidence
 from connector.search.fusion import LegHit, fuse, single_leg
 from connector.search.models import FusionConfig
 
@@ -44,6 +45,7 @@ __all__ = [
 # Lexical weight shares tried by the tuned candidates (the vector leg gets 1 - share).
 SHARES: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 Legs = Mapping[str, Mapping[str, Sequence[LegHit]]]
+Evidences = Mapping[str, QueryEvidence]
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ class Candidate:
 
 def fusion_candidates() -> list[Candidate]:
     """RRF (k=60 and k=20, equal and tuned weights), then min-max, z-score, l2 and DBSF linear
-    fusion with equal and tuned weights. The order is the tie-break order (simpler first)."""
+    fusion with equal and tuned weights, then the query-adaptive fusion (the library default's base
+    0.7/0.3, and a tuned base share; it needs each query's evidence, see :func:`compare_fusions`).
+    The order is the tie-break order (simpler first)."""
     out = [
         Candidate("rrf_k60", FusionConfig(method="rrf", rank_constant=60)),
         Candidate("rrf_k20", FusionConfig(method="rrf", rank_constant=20)),
@@ -69,6 +73,9 @@ def fusion_candidates() -> list[Candidate]:
     for normalizer in ("min_max", "z_score", "l2", "dbsf"):
         config = FusionConfig(method="linear", normalizer=normalizer, lexical_weight=0.5, vector_weight=0.5)
         out.append(Candidate(f"{normalizer}_tuned", config, tuned=True))
+    adaptive = FusionConfig(method="adaptive", lexical_weight=0.7, vector_weight=0.3)
+    out.append(Candidate("adaptive", adaptive))
+    out.append(Candidate("adaptive_tuned", adaptive, tuned=True))
     return out
 
 
@@ -172,8 +179,11 @@ def compare_runs(
     return per_query, report.metrics, shares, choose(means, shares)
 
 
-def _run(legs: Legs, config: FusionConfig, qids: Sequence[str], depth: int) -> Run:
-    return {q: ranking_to_run([d.id for d in fuse(legs[q], config)[:depth]]) for q in qids}
+def _run(legs: Legs, config: FusionConfig, qids: Sequence[str], depth: int, evidences: Evidences | None = None) -> Run:
+    return {
+        q: ranking_to_run([d.id for d in fuse(legs[q], config, evidence=(evidences or {}).get(q))[:depth]])
+        for q in qids
+    }
 
 
 def _with_share(config: FusionConfig, share: float) -> FusionConfig:
@@ -210,6 +220,7 @@ def compare_fusions(
     epsilon: float = 0.01,
     bootstrap: int = 1000,
     seed: int = 13,
+    evidences: Evidences | None = None,
 ) -> FusionComparison:
     """Score every candidate on the same legs and choose one (see the module docstring).
 
@@ -221,6 +232,8 @@ def compare_fusions(
         epsilon: how close to the resample's best counts as holding (nDCG@10 points).
         bootstrap: resamples.
         seed: resampling and cross-fitting seed.
+        evidences: each query's :class:`~connector.search.adaptive.QueryEvidence` (the adaptive
+            candidates without it keep their base weights: linear fusion).
     """
     qids = sorted(q for q in legs if any(g > 0 for g in qrels.get(q, {}).values()))
     judged = {q: qrels[q] for q in qids}
@@ -229,12 +242,12 @@ def compare_fusions(
     shipped: dict[str, FusionConfig] = {}
     for cand in candidates or fusion_candidates():
         if not cand.tuned:
-            report = evaluate_runs(judged, {"c": _run(legs, cand.fusion, qids, depth)}, compare_metrics=())
+            report = evaluate_runs(judged, {"c": _run(legs, cand.fusion, qids, depth, evidences)}, compare_metrics=())
             per_query[cand.name] = report.per_query["c"]["ndcg@10"]
             recall[cand.name] = report.per_query["c"]["recall@100"]
             shipped[cand.name] = cand.fusion
             continue
-        runs = {str(s): _run(legs, _with_share(cand.fusion, s), qids, depth) for s in SHARES}
+        runs = {str(s): _run(legs, _with_share(cand.fusion, s), qids, depth, evidences) for s in SHARES}
         grid = evaluate_runs(judged, runs, compare_metrics=()).per_query
         ndcg, rec, share = _cross_fitted({s: grid[str(s)] for s in SHARES}, qids, seed)
         per_query[cand.name], recall[cand.name] = ndcg, rec

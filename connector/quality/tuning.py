@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connector.quality.adaptive_choice import query_evidences
 from connector.quality.evaluation import Run, ranking_to_run
 from connector.quality.load import BeirDataset
 from connector.quality.selection import FusionComparison, compare_fusions, compare_runs
@@ -160,7 +161,10 @@ def recommend(
         max_depth=search.max_depth,
     )
     legs = {qid: leg_search.retrieve_legs(text, mode="hybrid") for qid, text in queries.items()}
-    fusion = compare_fusions(legs, dataset.qrels, depth=depth, epsilon=epsilon, bootstrap=bootstrap, seed=seed)
+    evidences = query_evidences(leg_search, queries)  # the adaptive candidates' evidence, as the search reads it
+    fusion = compare_fusions(
+        legs, dataset.qrels, depth=depth, epsilon=epsilon, bootstrap=bootstrap, seed=seed, evidences=evidences
+    )
     best = fusion.best
     defaults = build_search_defaults(
         fusion=best.fusion.model_dump(),

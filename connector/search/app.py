@@ -14,6 +14,8 @@ With ``ubi`` on (``--ubi``), a search that names a ``client_id`` queues its UBI 
 per-record validation, rate limits per ``client_id`` and address, 429 when the queue is full);
 ``GET /events/stats`` counts them. A body naming the service's ``experiment`` gets the interleaved
 page (or the client's A/B arm) and ``experiment`` (arm, ``hit_arms``) in the answer.
+``/ui`` is the relevance workbench when the app is built with its routes (``build_search_app(ui=...)``;
+``eshybrid serve search`` does, ``connector.workbench`` being a layer above this one).
 
 This module imports Ray and FastAPI: only the CLI (``eshybrid serve search``)
 and tests import it; ``connector`` never does at import time.
@@ -23,10 +25,11 @@ and tests import it; ``connector`` never does at import time.
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from ray import serve
@@ -49,13 +52,14 @@ from connector.search.console import render_response
 from connector.search.experiment import experiment_search
 from connector.search.hybrid import HybridSearch
 from connector.search.images import ImageSignal
+from connector.search.models import LexicalForm
 from connector.search.query_vectors import Embedder
 from connector.search.settings import SearchRequestBody, SearchServiceSettings
 from connector.services.embedding import EmbeddingClient
 from connector.ubi.intake import EventIntake
 from connector.ubi.logger import UbiLogger
 
-__all__ = ["SearchDeployment", "build_search_app", "HandleEmbedder"]
+__all__ = ["SearchDeployment", "build_search_app", "HandleEmbedder", "UiFactory", "UiRoutes"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,16 +148,41 @@ class HandleEmbedder:
             )
 
 
+class UiRoutes(Protocol):
+    """Routes under ``/ui`` in plain types (``connector.workbench.Workbench`` is one)."""
+
+    def handle_http(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        client_host: str | None,
+        root_path: str = "",
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...
+
+
+# Called once per replica, on the first /ui request, as ``ui(cluster, index, make_search=...)``, where
+# ``make_search(lexical_form)`` is the replica's HybridSearch of the default index with that lexical form.
+UiFactory = Callable[..., UiRoutes]
+
+
 @serve.ingress(_api)
 class SearchDeployment:
     """One replica: a cluster client, one ``HybridSearch`` per allowed index, and the routes."""
 
-    def __init__(self, settings: SearchServiceSettings, embedding: DeploymentHandle[Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: SearchServiceSettings,
+        embedding: DeploymentHandle[Any] | None = None,
+        ui: UiFactory | None = None,
+    ) -> None:
         self._settings = settings
         self._cluster = settings.cluster_spec().connect(detect=True)
         self._embedder = self._make_embedder(settings, embedding)
         self._image = self._make_image_signal(settings)
-        self._searches: dict[str, HybridSearch] = {}
+        self._searches: dict[tuple[str, LexicalForm | None], HybridSearch] = {}
         self._lock = threading.Lock()
         self._ubi: UbiLogger | None = None
         self._intake: EventIntake | None = None
@@ -165,6 +194,8 @@ class SearchDeployment:
                 queue_size=settings.events_queue_size,
             )
             self._intake = EventIntake(self._ubi, settings.events)
+        self._ui_factory = ui
+        self._ui: UiRoutes | None = None
 
     @staticmethod
     def _make_embedder(settings: SearchServiceSettings, embedding: DeploymentHandle[Any] | None) -> Embedder | None:
@@ -184,7 +215,7 @@ class SearchDeployment:
         client = EmbeddingClient(settings.image_url, timeout_s=settings.embed_timeout_s, max_retries=2)
         return ImageSignal(embedder=client, field=settings.image_field, weight=settings.image_weight)
 
-    def _search_for(self, index: str | None) -> HybridSearch:
+    def _search_for(self, index: str | None, lexical_form: LexicalForm | None = None) -> HybridSearch:
         name = index or self._settings.index
         if name not in self._settings.allowed_indices:
             raise SearchRequestError(
@@ -193,11 +224,12 @@ class SearchDeployment:
                 forbidden=True,
             )
         with self._lock:
-            if name not in self._searches:
-                self._searches[name] = HybridSearch(
+            if (name, lexical_form) not in self._searches:
+                self._searches[name, lexical_form] = HybridSearch(
                     self._cluster,
                     name,
                     embedder=self._embedder,
+                    lexical_form=lexical_form,
                     fusion=self._settings.fusion,
                     strategy=self._settings.strategy,
                     max_depth=self._settings.max_depth,
@@ -208,7 +240,7 @@ class SearchDeployment:
                     breaker_open_s=self._settings.embed_breaker_open_s,
                     ubi=self._ubi,
                 )
-            return self._searches[name]
+            return self._searches[name, lexical_form]
 
     @_api.post("/search")
     def search(self, body: SearchRequestBody) -> JSONResponse:
@@ -280,6 +312,31 @@ class SearchDeployment:
         if ubi is not None:
             ubi.close(timeout_s=5.0)
 
+    @_api.api_route("/ui{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+    async def ui(self, request: Request) -> Response:
+        """The relevance workbench (its routes answer in plain types; the searches block: a worker thread)."""
+        if self._ui_factory is None:
+            return _error(404, "not_found", "no workbench here: `eshybrid serve search` serves it at /ui")
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        path = request.url.path.removeprefix(root) if root else request.url.path
+        client = request.client.host if request.client else None
+        body = await request.body()
+        status, headers, payload = await run_in_threadpool(
+            self._ui_routes().handle_http, request.method, path, request.url.query, dict(request.headers), body,
+            client, root,
+        )  # fmt: skip
+        return Response(payload, status_code=status, headers={k: v for k, v in headers if k != "Content-Length"})
+
+    def _ui_routes(self) -> UiRoutes:
+        with self._lock:
+            if self._ui is None and self._ui_factory is not None:
+                self._ui = self._ui_factory(self._cluster, self._settings.index, make_search=self._form_search)
+        assert self._ui is not None
+        return self._ui
+
+    def _form_search(self, lexical_form: LexicalForm | None) -> HybridSearch:
+        return self._search_for(None, lexical_form)
+
     @_api.get("/healthz")
     def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
@@ -289,7 +346,9 @@ class SearchDeployment:
         self._cluster.request("GET", "/_cluster/health")
 
 
-def build_search_app(settings: SearchServiceSettings, *, embedding: Application | None = None) -> Application:
+def build_search_app(
+    settings: SearchServiceSettings, *, embedding: Application | None = None, ui: UiFactory | None = None
+) -> Application:
     """The search application for ``serve.run(app, name=..., route_prefix=...)``.
 
     Args:
@@ -297,6 +356,8 @@ def build_search_app(settings: SearchServiceSettings, *, embedding: Application 
         embedding: a bound embedding application (``embedding_service.build_app(...)``) to compose
             into this one; its deployment handle then embeds the queries. Without it the replica uses
             ``settings.embed_app`` (another running Serve app) or ``settings.embed_url``.
+        ui: builds the routes served under ``/ui`` (``eshybrid serve search`` passes the workbench's);
+            ``None``: no ``/ui``.
     """
     deployment = serve.deployment(
         name="SearchDeployment",
@@ -305,4 +366,4 @@ def build_search_app(settings: SearchServiceSettings, *, embedding: Application 
         max_ongoing_requests=settings.max_ongoing_requests,
         health_check_period_s=10.0,
     )(SearchDeployment)
-    return deployment.bind(settings, embedding) if embedding is not None else deployment.bind(settings)
+    return deployment.bind(settings, embedding, ui)

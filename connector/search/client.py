@@ -17,7 +17,7 @@ from connector.errors import ConfigError, RerankError
 from connector.search import query_builder as qb
 from connector.search.core import Call, _CoreBase, ms_since
 from connector.search.explain import hit_explanation
-from connector.search.fusion import FusedDoc, LegHit, fuse, leg_hits, single_leg
+from connector.search.fusion import FusedDoc, LegHit, fuse_explained, leg_hits, single_leg
 from connector.search.images import IMAGE_SIGNAL, with_image_weight
 from connector.search.models import PassageMatch, SearchHit, SearchResponse, SearchTimings
 from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Flow, Score
@@ -131,8 +131,10 @@ class _ClientSide(_CoreBase):
         if IMAGE_SIGNAL in legs and self.image is not None:
             call = replace(call, fusion=with_image_weight(call.fusion, self.image))
         signals = [name for name in legs if name not in ("lexical", "vector")]
+        weights = None
         if len(legs) >= 2:
-            ranking = fuse(legs, call.fusion)[: self.max_depth]
+            fused, weights = fuse_explained(legs, call.fusion, evidence=call.evidence)
+            ranking = fused[: self.max_depth]
         else:
             ((name, only),) = legs.items()
             ranking = single_leg(only, leg=name)[: self.max_depth]
@@ -153,6 +155,7 @@ class _ClientSide(_CoreBase):
             mode=call.mode,
             strategy=strategy,
             fusion=call.fusion if len(legs) >= 2 else None,
+            fusion_weights=weights.to_model() if weights is not None else None,
             page=call.page,
             size=call.size,
             max_depth=self.max_depth,

@@ -25,10 +25,12 @@ from connector.cluster.detect import as_cluster
 from connector.errors import ClusterError, ConfigError, EmbeddingError, ModelMismatchError
 from connector.search import query_builder as qb
 from connector.search._profile import IndexProfile, profile_from_mapping
+from connector.search.adaptive import QueryEvidence
 from connector.search.breaker import CircuitBreaker
 from connector.search.correction import (
     correction_from,
     correction_note,
+    evidence_of,
     fuzzy_clause,
     suggest_body,
     suggester_of,
@@ -98,6 +100,7 @@ class Call:
     lexical_text: str = ""  # what the lexical leg searches (the text plus corrected words); "" = text
     image_vector: list[float] | None = None
     fallback: str | None = None  # why a vector signal was dropped (its helper failed)
+    evidence: QueryEvidence | None = None  # what the adaptive fusion knows of the query (its words' counts)
 
     @property
     def lexical(self) -> str:
@@ -118,6 +121,7 @@ class FirstTrip:
     image_vector: list[float] | None = None
     user: UserProfile | None = None
     failures: HelperFailures = field(default_factory=HelperFailures)
+    evidence: QueryEvidence | None = None
 
 
 class _CoreBase:
@@ -269,6 +273,9 @@ class _CoreBase:
             )  # fmt: skip
             timings.correct_ms = ms_since(started)
             trip.correction = result.model_copy(update=_correction_update(timings.correct_ms, rewrite))
+        # The adaptive fusion's evidence: the word counts the correction's request already carried (with the
+        # correction off nothing is counted, and the fusion keeps its base weights: no extra request).
+        trip.evidence = evidence_of(base, trip.correction)
         searched = trip.correction.searched if trip.correction is not None else base
         trip.vector = yield from self._vector_of(answers, "vector", searched, base, trip.failures, guarded=guarded)
         trip.image_vector = yield from self._vector_of(

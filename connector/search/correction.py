@@ -16,9 +16,20 @@ model codes like ``wh1000xm4``) are never changed, nor words shorter than ``min_
 A word that is rare rather than absent, whose suggestion is ``min_doc_freq_ratio`` times more
 frequent, is offered as ``did_you_mean`` in ``auto`` mode and applied in ``force`` mode.
 
-Both legs see the correction: the dense leg embeds the corrected text; the lexical leg searches
-the original text plus the corrected words (:attr:`QueryCorrection.lexical_text`), so the original
-words keep their weight and an exact match still wins.
+Real words are left alone (issue 23): in a catalogue of a few hundred products most everyday words
+are absent, and "head" is not a typo of "heads". So a word that is a common word of the language
+(``wordfreq`` Zipf frequency >= ``common_word_zipf``, about once per million English words) is
+never changed even when the index lacks it, and a suggestion that is only a morphological variant
+of the word (``head`` -> ``heads``, ``charge`` -> ``charging``) is not a typo correction.
+
+Both legs see a confident correction: the dense leg embeds the corrected text
+(:attr:`QueryCorrection.searched`) only when every applied change was confident (``force`` mode's
+merely plausible changes reach the lexical leg only); the lexical leg searches the original text
+plus the corrected words (:attr:`QueryCorrection.lexical_text`), so the original words keep their
+weight and an exact match still wins.
+
+The aggregation also counts the query's other content words (stopwords out, codes in): the
+adaptive fusion reads how much of the query the index knows from it (:func:`evidence_of`).
 """
 
 from __future__ import annotations
@@ -32,7 +43,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.errors import SearchRequestError
+from connector.search.adaptive import QueryEvidence
 from connector.search.models import CORRECT_MODES, CorrectMode, QueryCorrection, TermChange
+from connector.search.words import Word, content_words, is_common_word, is_variant, words_of, zipf_of
 
 __all__ = [
     "DEFAULT_CORRECT",
@@ -49,13 +62,17 @@ __all__ = [
     "fuzzy_clause",
     "with_fuzziness",
     "validate_correct_mode",
+    "doc_freqs_of",
+    "query_evidence",
+    "evidence_of",
+    "is_common_word",
+    "is_variant",
 ]
 
 logger = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 _WORD = re.compile(r"[^\W_]+")
-_CHUNK = re.compile(r"\S+")
 _AGG = "original_doc_freq"
 _PHRASE = "phrase"
 _TERM_PREFIX = "term_"
@@ -83,6 +100,9 @@ class CorrectionSettings(BaseModel):
     max_edits: int = Field(2, ge=1, le=2, description="edit distance of a suggestion (the suggester allows 1..2)")
     prefix_length: int = Field(1, ge=0, le=10, description="leading characters a suggestion must share")
     max_words: int = Field(8, ge=1, le=32, description="words of one query the correction looks at")
+    common_word_zipf: float = Field(
+        3.0, ge=0.0, le=8.0, description="wordfreq Zipf frequency from which a word is a real word, never a typo"
+    )
     fuzziness: bool = Field(False, description="also add a fuzzy (AUTO) clause to the lexical leg")
     fuzzy_prefix_length: int = Field(1, ge=0, le=10, description="leading characters a fuzzy match must share")
     fuzzy_max_expansions: int = Field(20, ge=1, le=1000, description="terms one fuzzy word may expand to")
@@ -104,29 +124,12 @@ def validate_correct_mode(mode: Any) -> CorrectMode:
     return mode  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
-class Word:
-    """One word of the user's text: its characters, span and whether it may be corrected."""
-
-    text: str
-    start: int
-    end: int
-    protected: bool  # a number or model code (a digit in its whitespace-separated chunk)
-
-    @property
-    def key(self) -> str:
-        return self.text.lower()
-
-
-def words_of(text: str) -> list[Word]:
-    """The words of ``text`` (runs of letters and digits) with their spans."""
-    words: list[Word] = []
-    for chunk in _CHUNK.finditer(text):
-        protected = any(c.isdigit() for c in chunk.group())
-        for m in _WORD.finditer(chunk.group()):
-            start = chunk.start() + m.start()
-            words.append(Word(m.group(), start, start + len(m.group()), protected))
-    return words
+def _counted(text: str, settings: CorrectionSettings) -> list[str]:
+    """The words the aggregation counts: the candidates, then the other content words (the adaptive
+    fusion's coverage evidence), at most ``2 * max_words``."""
+    keys = _candidates(text, settings)
+    keys += [w for w in content_words(text)[0] if w not in keys]
+    return keys[: 2 * settings.max_words]
 
 
 def _candidates(text: str, settings: CorrectionSettings) -> list[str]:
@@ -191,7 +194,9 @@ def suggest_body(
                 ],
             }
         }
-    counts = {w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in words}
+    counts = {
+        w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in _counted(text, settings)
+    }
     return {
         "size": 0,
         "track_total_hits": False,
@@ -210,7 +215,8 @@ class _Option:
     doc_freq: int | None
 
 
-def _doc_freqs(response: Mapping[str, Any]) -> dict[str, int]:
+def doc_freqs_of(response: Mapping[str, Any]) -> dict[str, int]:
+    """Lower-cased word -> documents matching it, from the suggest request's aggregation."""
     buckets = (((response.get("aggregations") or {}).get(_AGG) or {}).get("buckets")) or {}
     return {str(k): int(v.get("doc_count", 0)) for k, v in buckets.items() if isinstance(v, Mapping)}
 
@@ -262,6 +268,11 @@ def _judge(
         return False, False, f"shorter than min_word_length {settings.min_word_length}"
     if original_df is None:
         return False, False, "not counted (beyond max_words)"
+    if is_variant(word.text, option.text):
+        return False, False, f"{option.text!r} is a form of {word.text!r}, not a spelling correction: kept"
+    if original_df <= settings.max_original_doc_freq and is_common_word(word.text, min_zipf=settings.common_word_zipf):
+        zipf = zipf_of(word.key)
+        return False, False, f"{word.text!r} is a common English word (Zipf {zipf:.1f}), not a typo: kept"
     if option.score is not None and option.score < settings.min_score:
         return False, False, f"similarity {option.score:.2f} below min_score {settings.min_score:g}"
     freq = option.doc_freq
@@ -330,7 +341,7 @@ def decide(
         text plus the corrected words; ``changes``: every word with a suggestion and the reason).
     """
     words = words_of(text)
-    doc_freqs = _doc_freqs(response)
+    doc_freqs = doc_freqs_of(response)
     term = _term_options(response)
     freq_by_text = {opt.text: opt.doc_freq for _, opt in term.values()}
     pairs: list[tuple[Word, str, _Option]] = []
@@ -345,6 +356,7 @@ def decide(
             if found is not None and option.text != found.key:
                 pairs.append((found, analyzed, option))
     applied: dict[Word, str] = {}
+    sure: dict[Word, str] = {}
     offered: dict[Word, str] = {}
     changes: list[TermChange] = []
     for word, analyzed, option in pairs:
@@ -354,6 +366,8 @@ def decide(
         use = confident or (mode == "force" and plausible)
         if use:
             applied[word] = replacement
+        if confident:
+            sure[word] = replacement
         if plausible:
             offered[word] = replacement
         changes.append(
@@ -367,17 +381,32 @@ def decide(
                 score=option.score,
             )
         )
-    corrected = _apply(text, applied)
     added = [applied[w] for w in sorted(applied, key=lambda w: w.start)]
     suggestion = _apply(text, offered)
     return QueryCorrection(
         mode=mode,
         suggester="phrase" if phrase is not None else "term",
-        searched=corrected,
+        # The dense leg embeds the user's own text unless every change was confident: the model copes
+        # with a doubtful word itself, a wrong "correction" would move the whole vector.
+        searched=_apply(text, applied) if len(sure) == len(applied) else text,
         lexical_text=f"{text} {' '.join(added)}" if added else text,
         did_you_mean=suggestion if suggestion != text else None,
         changes=changes,
     )
+
+
+def evidence_of(text: str, correction: QueryCorrection | None) -> QueryEvidence:
+    """The adaptive fusion's evidence from what the correction already read (``None``: it did not run)."""
+    return QueryEvidence(text=text, doc_freqs=correction.word_doc_freqs if correction is not None else None)
+
+
+def query_evidence(text: str, answer: Mapping[str, Any] | BaseException | None) -> QueryEvidence:
+    """What the suggest request's answer tells the adaptive fusion (:mod:`connector.search.adaptive`):
+    the documents matching each word; ``doc_freqs=None`` when nothing was counted (no request, or it failed)."""
+    if not answer or isinstance(answer, BaseException):
+        return QueryEvidence(text=text)
+    freqs = doc_freqs_of(answer)
+    return QueryEvidence(text=text, doc_freqs=freqs or None)
 
 
 # -- the one request (sent by the search core: connector.search.hybrid) ---------------------------
@@ -414,7 +443,12 @@ def correction_from(
     if not answer:  # nothing was asked (correction off, or no word that may change)
         return unchanged(text, mode, suggester=suggester, took_ms=took_ms)
     decision = decide(text, answer, mode=mode, settings=settings)
-    return decision.model_copy(update={"took_ms": took_ms})
+    freqs = doc_freqs_of(answer)
+    for change in decision.changes:
+        # the lexical leg also searched the correction: the word counts as what it was corrected to
+        if change.applied and change.original.lower() in freqs:
+            freqs[change.original.lower()] = max(1, change.suggestion_doc_freq or 0)
+    return decision.model_copy(update={"took_ms": took_ms, "word_doc_freqs": freqs or None})
 
 
 # -- fuzziness (a separate switch) ---------------------------------------------------------------

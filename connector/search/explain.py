@@ -15,7 +15,7 @@ from connector.search.models import (
     SearchResponse,
 )
 
-__all__ = ["format_hits", "hit_explanation", "hit_label"]
+__all__ = ["format_hits", "fusion_weight_lines", "hit_explanation", "hit_label"]
 
 
 def hit_explanation(
@@ -122,8 +122,29 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(head)).rstrip()]
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.append(_footer(response, explained))
+    lines.extend(fusion_weight_lines(response, explained=explained))
     lines.extend(correction_lines(response, explained=explained))
     return "\n".join(lines)
+
+
+def fusion_weight_lines(response: SearchResponse, *, explained: bool = False) -> list[str]:
+    """The adaptive fusion's weights for this query; explained: the evidence and each reason."""
+    weights = response.fusion_weights
+    if weights is None:
+        return []
+    lines = [f"-- weights for this query: lexical {weights.lexical:.2f} / vector {weights.vector:.2f}"]
+    if explained:
+        coverage = "not counted" if weights.coverage is None else f"{weights.coverage:.2f}"
+        agreement = "n/a" if weights.agreement is None else f"{weights.agreement:.0%}"
+        lines.append(
+            f"--   content words {', '.join(weights.content_words) or '(none)'}; absent from the index: "
+            f"{', '.join(weights.absent_words) or 'none'}; coverage {coverage}; legs agree {agreement}"
+        )
+        lines.append(
+            f"--   rule: lexical = {weights.base_share:.2f} x coverage^{weights.coefficients.get('coverage_power', 0):g}"
+        )
+        lines.extend(f"--   {reason}" for reason in weights.reasons)
+    return lines
 
 
 def correction_lines(response: SearchResponse, *, explained: bool = False) -> list[str]:
@@ -171,7 +192,7 @@ def _footer(response: SearchResponse, explained: bool) -> str:
     ]
     if response.rerank_fallback:
         parts.append("RERANK FAILED: fused order shown")
-    if explained and response.fusion and response.fusion.method == "linear":
+    if explained and response.fusion and response.fusion.method in ("linear", "adaptive"):
         parts.append("fused = sum(weight * norm) / sum(weights)")
     elif explained and response.fusion:
         parts.append("fused = sum(weight / (k + rank)); norm = 1/(k + rank)")

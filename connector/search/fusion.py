@@ -32,6 +32,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from connector.errors import SearchRequestError
+from connector.search.adaptive import (
+    DEFAULT_COEFFICIENTS,
+    AdaptiveCoefficients,
+    AdaptiveWeights,
+    QueryEvidence,
+    adaptive_leg_weights,
+    adaptive_weights,
+)
 from connector.search.models import FusionConfig, MissingPolicy, Normalizer
 
 _TIE_DECIMALS = 12
@@ -47,6 +55,7 @@ __all__ = [
     "linear_fuse",
     "single_leg",
     "fuse",
+    "fuse_explained",
 ]
 
 
@@ -277,16 +286,42 @@ def single_leg(hits: Sequence[LegHit], *, leg: str) -> list[FusedDoc]:
     ]
 
 
-def fuse(legs: Mapping[str, Sequence[LegHit]], config: FusionConfig) -> list[FusedDoc]:
+def fuse(
+    legs: Mapping[str, Sequence[LegHit]], config: FusionConfig, *, evidence: QueryEvidence | None = None
+) -> list[FusedDoc]:
     """Fuse named signals (``{"lexical": [...], "vector": [...], "personal": [...]}``) as ``config`` says.
 
-    Each signal's weight is :meth:`FusionConfig.weight` of its name; the method (RRF or
-    linear with its normalizer and missing policy) applies to every signal alike.
+    Each signal's weight is :meth:`FusionConfig.weight` of its name; the method (RRF, linear with
+    its normalizer and missing policy, or ``adaptive``: linear with this query's leg weights, see
+    :mod:`connector.search.adaptive`) applies to every signal alike.
+
+    Args:
+        legs: signal name -> that signal's hits.
+        config: the fusion.
+        evidence: what the search knows about the query (``adaptive`` only; ``None``: the legs alone).
 
     Raises:
         SearchRequestError: a signal has no weight in ``config``, or a weight is invalid.
     """
+    return fuse_explained(legs, config, evidence=evidence)[0]
+
+
+def fuse_explained(
+    legs: Mapping[str, Sequence[LegHit]],
+    config: FusionConfig,
+    *,
+    evidence: QueryEvidence | None = None,
+    coefficients: AdaptiveCoefficients = DEFAULT_COEFFICIENTS,
+) -> tuple[list[FusedDoc], AdaptiveWeights | None]:
+    """:func:`fuse`, plus the weights ``adaptive`` chose for this query and why (``None`` for rrf/linear).
+
+    ``coefficients``: the adaptive rule's numbers (the default's; other values for the bench's grid).
+    """
+    if config.method == "adaptive":
+        chosen = adaptive_weights(legs, evidence, config, coefficients=coefficients)
+        weights = adaptive_leg_weights(list(legs), chosen, config)
+        return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing), chosen
     weights = config.signal_weights(legs)
     if config.method == "rrf":
-        return rrf_fuse(legs, rank_constant=config.rank_constant, weights=weights)
-    return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing)
+        return rrf_fuse(legs, rank_constant=config.rank_constant, weights=weights), None
+    return linear_fuse(legs, normalizer=config.normalizer, weights=weights, missing=config.missing), None

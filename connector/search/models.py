@@ -41,9 +41,11 @@ __all__ = [
     "CORRECT_MODES",
     "TermChange",
     "QueryCorrection",
+    "FusionWeights",
 ]
 
-FusionMethod = Literal["rrf", "linear"]
+# adaptive: linear whose two leg weights are chosen per query (connector.search.adaptive).
+FusionMethod = Literal["rrf", "linear", "adaptive"]
 # dbsf: distribution-based score fusion, each leg mapped through its mean +/- 3 std to 0..1.
 Normalizer = Literal["min_max", "z_score", "l2", "dbsf", "none"]
 # How a document that one leg did not return is scored by normalized linear fusion:
@@ -84,7 +86,7 @@ class FusionConfig(BaseModel):
 
     The field defaults describe plain RRF (``rank_constant=60``, equal weights; Cormack, Clarke &
     Büttcher, SIGIR 2009); the fusion a search uses when none is named is
-    :data:`DEFAULT_FUSION` (min-max linear 0.7/0.3, chosen on the dev data) or the index's own
+    :data:`DEFAULT_FUSION` (query-adaptive min-max linear, base 0.7/0.3, chosen on the dev data) or the index's own
     recommendation. ``normalizer``/``missing`` only matter for ``method="linear"``;
     ``rank_constant`` only for ``"rrf"``.
 
@@ -99,7 +101,9 @@ class FusionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: FusionMethod = Field("rrf", description="rrf | linear (normalized linear combination)")
+    method: FusionMethod = Field(
+        "rrf", description="rrf | linear (normalized linear combination) | adaptive (linear, leg weights per query)"
+    )
     rank_constant: int = Field(60, ge=1, le=10_000, description="RRF k in 1/(k + rank)")
     lexical_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the BM25 leg")
     vector_weight: float = Field(1.0, ge=0.0, le=1000.0, description="weight of the kNN leg")
@@ -179,6 +183,8 @@ class FusionConfig(BaseModel):
         if self.method == "rrf":
             return f"rrf(k={self.rank_constant}, {w})"
         missing = "" if self.missing == "zero" else ", missing=ignore"
+        if self.method == "adaptive":
+            return f"adaptive({self.normalizer}, base {w}{missing})"
         return f"linear({self.normalizer}, {w}{missing})"
 
 
@@ -305,6 +311,26 @@ class TermChange(BaseModel):
     score: float | None = Field(None, description="the suggester's similarity (term suggester)")
 
 
+class FusionWeights(BaseModel):
+    """The leg weights the adaptive fusion chose for one query, and why (``connector.search.adaptive``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lexical: float = Field(..., description="the lexical leg's share of the two legs' weight")
+    vector: float = Field(..., description="the vector leg's share")
+    base_share: float = Field(..., description="the lexical share when every content word is in the index")
+    content_words: list[str] = Field(default_factory=list, description="the query's words, stopwords out")
+    absent_words: list[str] = Field(default_factory=list, description="content words no document contains")
+    coverage: float | None = Field(None, description="share of the counted content words in the index")
+    has_code: bool = Field(False, description="a word with a digit (a size, number or model code)")
+    agreement: float | None = Field(None, description="overlap of the legs' top k")
+    vector_top: float | None = Field(None, description="the vector leg's best score")
+    vector_gap: float | None = Field(None, description="its best score minus the mean of the rest of its top k")
+    coefficients: dict[str, float] = Field(default_factory=dict, description="the rule's numbers")
+    reasons: list[str] = Field(default_factory=list)
+    summary: str = Field("", description="one line: the weights and the reasons")
+
+
 class QueryCorrection(BaseModel):
     """What query understanding did to the user's text before the legs ran."""
 
@@ -320,6 +346,9 @@ class QueryCorrection(BaseModel):
     rewritten: str | None = Field(None, description="the query rewriter's output, when one ran and changed the text")
     rewrite_fallback: bool = Field(False, description="the rewriter failed or ran over budget; original text used")
     rewrite_fallback_reason: str | None = None
+    word_doc_freqs: dict[str, int] | None = Field(
+        None, description="documents matching each content word of the query (the adaptive fusion's evidence)"
+    )
     took_ms: float = 0.0
 
 
@@ -338,6 +367,9 @@ class SearchResponse(BaseModel):
     strategy: Literal["client", "server", "single"]
     server_form: str | None = None
     fusion: FusionConfig | None = None
+    fusion_weights: FusionWeights | None = Field(
+        None, description="adaptive fusion: the weights chosen for this query, the evidence and the reasons"
+    )
     page: int
     size: int
     max_depth: int
@@ -372,14 +404,12 @@ class SearchResponse(BaseModel):
 
 
 # The library's default fusion, used when neither the caller nor the index (``eshybrid tune``)
-# names one: min-max normalized linear fusion, lexical 0.7 / vector 0.3. Chosen on the dev data
-# only (esci-us-subset, 103 queries; bench/hybrid_quality.py) by the rule of
-# connector.quality.selection: among RRF (k=60, k=20, equal and tuned weights) and min-max,
-# z-score, l2 and DBSF linear fusion (equal and tuned weights), min-max with a tuned lexical share
-# held within 0.01 nDCG@10 of the best candidate in 98-100% of 1000 bootstrap resamples on both
-# ES 9 and OpenSearch 3 with either analyzer (RRF k=60: 13-38%). Its share, chosen on all dev
-# queries, was 0.7 in 3 of 4 runs with the default (english) analyzer and 0.6 in the other and in
-# both standard-analyzer runs: 0.6 and 0.7 are within noise of each other (README "Relevance
-# defaults"). OpenSearch (hybrid query) and licensed Elasticsearch (linear retriever) compute it
-# server-side; elsewhere it is fused client-side.
-DEFAULT_FUSION = FusionConfig(method="linear", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3)
+# names one: query-adaptive (issue 23), min-max normalized linear fusion whose lexical share is
+# chosen per query, 0.7 x coverage^3 (coverage: the share of the query's content words the index
+# holds; connector.search.adaptive). Its base 0.7/0.3 is the fixed linear fusion chosen before on
+# the ESCI dev queries by the rule of connector.quality.selection (min-max, tuned share, held in
+# 98-100% of 1000 bootstrap resamples); the coverage power was chosen on the dev data only (ESCI dev
+# and the catalogue's descriptive queries, ES 9 and OpenSearch 3) by the rule written in
+# connector.quality.adaptive_choice before the run. Client-side only: no engine weighs the legs
+# per query in one request.
+DEFAULT_FUSION = FusionConfig(method="adaptive", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3)

@@ -153,6 +153,7 @@ class _HybridCore(_ServerSide):
             personal_weight=weight,
             lexical_text=trip.correction.lexical_text if trip.correction is not None else "",
             image_vector=trip.image_vector,
+            evidence=trip.evidence,
         )
         if form is not None:
             response = yield from self._server_flow(call, form)

@@ -448,6 +448,8 @@ def pick_server_form(caps: Any, fusion: FusionConfig, *, os_missing_policy: str 
     matches, ``es_linear_retriever`` with ``missing="zero"``. Linear ``none`` (raw scores):
     ``es_query_knn``'s boosted sum. ``z_score`` stays client-side.
     """
+    if fusion.method == "adaptive":  # weights chosen per query from the legs' evidence: client-side only
+        return None
     hybrid_ok = caps.supports("os_hybrid_query")
     if fusion.method == "rrf":
         if fusion.lexical_weight != fusion.vector_weight:

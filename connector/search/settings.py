@@ -83,6 +83,11 @@ class SearchServiceSettings(BaseSettings):
     experiment: ExperimentSpec | None = Field(
         None, description="the experiment searches may join (`experiment` in the body): two arms, interleaved or A/B"
     )
+    workbench: bool = Field(True, description="serve the relevance workbench at /ui (`eshybrid serve search`)")
+    workbench_api_key: SecretStr | None = Field(
+        None, description="token every workbench client must bring (None: the workbench serves loopback clients only)"
+    )
+    workbench_export_dir: str = Field("workbench-judgments", description="where the workbench's Export writes")
 
     def cluster_spec(self) -> ClusterSpec:
         """How a replica reaches the cluster (``ClusterSpec.connect`` builds the client)."""

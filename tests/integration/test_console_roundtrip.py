@@ -20,6 +20,7 @@ from connector import connect
 from connector.cli import main
 from connector.cluster.client import Cluster
 from connector.kibana import demo_index_body
+from connector.search.correction import correction_from, evidence_of
 from connector.search.fusion import LegHit, fuse, rank_leg
 from connector.search.models import DEFAULT_FUSION, FusionConfig
 from connector.services.embedding import EmbeddingClient
@@ -122,8 +123,9 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return capsys.readouterr().out
 
 
-def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: FusionConfig) -> list[str]:
-    """Send every request; return the page's ids as the cluster's own answers give them."""
+def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: FusionConfig, text: str) -> list[str]:
+    """Send every request; return the page's ids as the cluster's own answers give them (the adaptive fusion's
+    evidence, the query's word counts, read from the replayed spelling-correction answer)."""
     answers = [send(cluster, r) for r in requests]
     last, answer = requests[-1], answers[-1]
     endpoint = last.path.split("?")[0].rsplit("/", 1)[-1]
@@ -132,6 +134,7 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
         # The legs are fused again here and must give the page that was answered.
         legs: dict[str, list[LegHit]] = {}
         sources: dict[str, Any] = {}
+        evidence = None
         for request, response in zip(requests, answers):
             endpoint = request.path.split("?")[0].rsplit("/", 1)[-1]
             if endpoint not in ("_search", "_msearch"):
@@ -139,6 +142,10 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
             bodies = request.documents[1::2] if endpoint == "_msearch" else request.documents
             results = response["responses"] if "responses" in response else [response]
             for body, result in zip(bodies, results):
+                if "suggest" in body:
+                    correction = correction_from(text, result, mode="auto", suggester="term")
+                    evidence = evidence_of(text, correction)
+                    continue
                 leg = "vector" if '"knn"' in json.dumps(body) else "lexical"
                 sources.update({h["_id"]: h.get("_source") for h in result["hits"]["hits"] if h.get("_source")})
                 if body.get("_source") is not False and "suggest" not in body:
@@ -146,7 +153,7 @@ def _replayed_ids(cluster: Cluster, requests: list[ConsoleRequest], fusion: Fusi
                 legs[leg] = [LegHit(id=h["_id"], score=float(h["_score"] or 0.0), index=h["_index"])
                              for h in result["hits"]["hits"]]  # fmt: skip
         if len(legs) > 1:
-            fused = [d.id for d in fuse(legs, fusion)]
+            fused = [d.id for d in fuse(legs, fusion, evidence=evidence)]
         else:  # one leg: its own order (score, then _id)
             fused = [h.id for h in rank_leg(next(iter(legs.values())))]
         if "docs" in answer:
@@ -183,7 +190,7 @@ def test_console_text_replays_to_the_same_hits(
         assert request.method in ("GET", "POST", "PUT"), request
     # no fusion flag: the library default (the catalogue index has no tune recommendation)
     fusion = FusionConfig(method="linear", normalizer="min_max") if "linear" in options else DEFAULT_FUSION
-    assert _replayed_ids(cluster, requests, fusion) == expected
+    assert _replayed_ids(cluster, requests, fusion, "warm tent for winter camping") == expected
 
 
 def test_parse_console_reads_bodies_and_ndjson() -> None:

@@ -1,11 +1,13 @@
 """The search endpoint on a real Ray Serve, composed with the real embedding deployment.
 
 ``POST /search`` must return the same hits (and explanations) as the library with the same
-embedding service, and 4xx naming the field on bad requests.
+embedding service, and 4xx naming the field on bad requests. ``/ui`` serves the relevance workbench
+(its browser tests are in test_workbench_browser.py; here: mounted under the app's route prefix).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from connector import connect
 from connector.search import HybridSearch
 from connector.services.embedding import EmbeddingClient
+from connector.workbench import build_workbench
 from mappings import TextField, VectorField, build_index_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -35,7 +38,9 @@ PRODUCTS = [
 @pytest.fixture(
     scope="module", params=[pytest.param("es9", marks=pytest.mark.es9), pytest.param("os3", marks=pytest.mark.os3)]
 )
-def served(request: pytest.FixtureRequest, ray_serve: Any, embed_url: str) -> Iterator[dict[str, Any]]:
+def served(
+    request: pytest.FixtureRequest, ray_serve: Any, embed_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """An index embedded by the real service, and the search app deployed for it."""
     from connector.search.app import build_search_app
     from connector.search.settings import SearchServiceSettings
@@ -73,12 +78,16 @@ def served(request: pytest.FixtureRequest, ray_serve: Any, embed_url: str) -> It
             num_cpus_per_replica=0.1,
         )
         name = f"search-{key}"
-        base = ray_serve.deploy(build_search_app(settings), name=name, route_prefix=f"/{name}")
+        ui = functools.partial(
+            build_workbench, judgments_index=f"{index}-judgments", export_dir=tmp_path_factory.mktemp("judgments")
+        )
+        base = ray_serve.deploy(build_search_app(settings, ui=ui), name=name, route_prefix=f"/{name}")
         try:
-            yield {"base": base, "url": url, "index": index, "embed_url": embed_url}
+            yield {"base": base, "url": url, "index": index, "embed_url": embed_url, "prefix": f"/{name}"}
         finally:
             ray_serve.delete(name)
             cluster.delete_index(index)
+            cluster.delete_index(f"{index}-judgments")
 
 
 def post(served: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
@@ -142,3 +151,22 @@ def test_bad_requests_get_4xx_naming_the_field(
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
     assert error["field"] == field and error["message"]
+
+
+def test_the_workbench_is_served_under_the_apps_prefix(served: dict[str, Any]) -> None:
+    """Both lists rendered by the replica, links under the route prefix, a grade stored and read back."""
+    page = httpx.get(served["base"] + "/ui", params={"q": "rain", "a": "mode:hybrid", "b": "mode:bm25"}, timeout=60)
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert html.count('<section class="side"') == 2 and '<li class="hit"' in html
+    assert f'href="{served["prefix"]}/ui/static/workbench.css"' in html
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    rated = httpx.post(
+        served["base"] + "/ui/api/rate",
+        json={"q": "rain", "doc": "p3", "grade": 3, "rater": "ci", "a": ["p3"]},
+        timeout=60,
+    )
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["grades"] == {"p3": 3} and rated.json()["ndcg"]["a"] == 1.0
+    script = httpx.get(served["base"] + "/ui/static/workbench.js", timeout=60)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")

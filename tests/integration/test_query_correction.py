@@ -28,6 +28,7 @@ SHOP = [
     {"_id": "sony", "title": "Sony WH1000XM5 headphones", "text": "Wireless noise cancelling headphones"},
     {"_id": "sony2", "title": "Sony WH1000XM5 ear pads", "text": "Replacement ear pads for WH1000XM5"},
     {"_id": "kettle", "title": "Electric kettle", "text": "Stainless steel kettle, 1.7 litre"},
+    {"_id": "dumbbells", "title": "Hex dumbbells", "text": "Rubber-coated heads protect your floor"},
 ]
 
 
@@ -109,6 +110,19 @@ def test_misspelled_query_finds_the_product_in_both_legs(shop: tuple[str, str, b
         stemmed = cluster.capabilities.language_analyzers and not shop[2]
         assert bag.corrected_query == ("adida gym bag" if stemmed else "adidas gym bag")
         assert bag.ids[0] == "gymbag"
+
+
+def test_real_words_absent_from_the_shop_are_left_alone(shop: tuple[str, str, bool]) -> None:
+    # issue 23: "head" is absent from the shop ("heads" is there, unstemmed on ES without
+    # analysis-common), "flashlight" and "wear" are absent: common English words, not typos.
+    text = "flashlight you wear on your head"
+    with connect(shop[0]) as cluster:
+        search, embedder = _search(shop, cluster)
+        response = search.search(text, mode="hybrid", strategy="client", source=False)
+        assert response.corrected_query is None and response.did_you_mean is None
+        assert embedder.texts == [text]  # the dense leg embedded the shopper's own words
+        assert response.correction is not None
+        assert not any(change.applied for change in response.correction.changes)
 
 
 def test_clean_query_is_left_untouched(shop: tuple[str, str, bool]) -> None:

@@ -21,6 +21,7 @@ def test_bodies_match_the_golden_files() -> None:
     check_golden("profiles_index", system.profiles_index_body())
     check_golden("ubi_queries_index", system.ubi_queries_index_body())
     check_golden("ubi_events_index", system.ubi_events_index_body())
+    check_golden("judgments_index", system.judgments_index_body())
 
 
 def test_ubi_bodies_map_every_documented_field() -> None:
@@ -35,6 +36,10 @@ def test_ubi_bodies_map_every_documented_field() -> None:
     attributes = events["properties"]["event_attributes"]["properties"]
     assert attributes["position"]["properties"]["ordinal"] == {"type": "integer"}
     assert system.UBI_QUERIES_INDEX == "ubi_queries" and system.UBI_EVENTS_INDEX == "ubi_events"
+
+
+def test_judgment_fields_are_mapped() -> None:
+    assert tuple(system.judgments_index_body()["mappings"]["properties"]) == system.JUDGMENT_FIELDS
 
 
 def test_profile_fields_are_mapped_or_kept_in_source() -> None:

@@ -99,7 +99,7 @@ def test_default_grid_starts_with_the_default_and_has_no_duplicates() -> None:
     assert grid[0] == DEFAULT_FUSION
     labels = [c.describe() for c in grid]
     assert len(labels) == len(set(labels))
-    assert {c.method for c in grid} == {"rrf", "linear"} and {c.normalizer for c in grid} >= {
+    assert {c.method for c in grid} == {"adaptive", "rrf", "linear"} and {c.normalizer for c in grid} >= {
         "min_max",
         "z_score",
         "l2",
@@ -110,7 +110,8 @@ def test_tune_prefers_the_leg_that_knows() -> None:
     """The lexical leg ranks the relevant doc first, the vector leg misses it: tuning must lean lexical.
 
     Plain RRF with equal weights puts d1 (lexical 2, vector 7) above d0 (lexical 1 only); the
-    library default (min-max 0.7/0.3, issue 13) already leans lexical and gets it right.
+    library default (adaptive min-max, base 0.7/0.3; without word counts its base weights) already
+    leans lexical and gets it right.
     """
     legs: dict[str, dict[str, list[LegHit]]] = {}
     qrels: dict[str, dict[str, int]] = {}

@@ -16,8 +16,12 @@ from connector.search import query_builder as qb
 from connector.search._profile import profile_from_mapping, shingle_fields_of
 from connector.search.correction import (
     CorrectionSettings,
+    correction_from,
     decide,
+    evidence_of,
     fuzzy_clause,
+    is_variant,
+    query_evidence,
     suggest_body,
     validate_correct_mode,
     with_fuzziness,
@@ -113,7 +117,46 @@ def test_rare_word_is_offered_in_auto_and_applied_in_force() -> None:
     auto = decide("addidas", response, mode="auto")
     assert auto.searched == "addidas" and auto.did_you_mean == "adidas"
     forced = decide("addidas", response, mode="force")
-    assert forced.searched == "adidas" and forced.changes[0].applied
+    assert forced.changes[0].applied and forced.lexical_text == "addidas adidas"
+    # a merely plausible change reaches the lexical leg only: the dense leg embeds the user's text
+    assert forced.searched == "addidas"
+
+
+def test_common_word_absent_from_the_index_is_not_a_typo() -> None:
+    # issue 23: "head" is absent from a small catalogue, "heads" is in it (the dumbbells' word)
+    response = _response({"text": [_entry("wear", 0, [("weak", 0.75, 9)])]}, {"wear": 0})
+    result = decide("wear", response, mode="auto")
+    assert result.searched == "wear" and result.did_you_mean is None
+    assert "common English word" in result.changes[0].reason and not result.changes[0].applied
+
+
+def test_morphological_variant_is_not_a_correction() -> None:
+    text = "flashlight you wear on your head"
+    response = _response({"text": [_entry("head", text.index("head"), [("heads", 0.75, 12)])]}, {"head": 0})
+    for mode in ("auto", "force"):
+        result = decide(text, response, mode=mode)  # type: ignore[arg-type]
+        assert result.searched == text and result.did_you_mean is None
+    assert "is a form of 'head'" in result.changes[0].reason
+    assert is_variant("charge", "charging") and is_variant("battery", "batteries") and not is_variant("tent", "tint")
+
+
+def test_uncommon_absent_word_is_still_corrected() -> None:
+    response = _response({"title": [_entry("headphnes", 0, [("headphones", 0.89, 40)])]}, {"headphnes": 0})
+    result = decide("headphnes", response, mode="auto")
+    assert result.searched == "headphones" and result.changes[0].applied
+
+
+def test_query_evidence_reads_the_counts_of_every_content_word() -> None:
+    body = suggest_body("flashlight you wear on your head 4k", fields=["title", "text"])
+    assert body is not None
+    counted = body["aggs"]["original_doc_freq"]["filters"]["filters"]
+    assert {"flashlight", "wear", "head", "4k"} <= set(counted) and "you" not in counted
+    answer = {
+        "aggregations": {"original_doc_freq": {"buckets": {"flashlight": {"doc_count": 0}, "head": {"doc_count": 3}}}}
+    }
+    evidence = query_evidence("flashlight head", answer)
+    assert evidence.doc_freqs == {"flashlight": 0, "head": 3}
+    assert query_evidence("x", RuntimeError("down")).doc_freqs is None and query_evidence("x", {}).doc_freqs is None
 
 
 def test_unconfident_suggestions_are_not_applied() -> None:
@@ -187,3 +230,17 @@ def test_shingle_subfield_is_found_in_the_mapping() -> None:
     }
     assert shingle_fields_of(mapping["properties"]) == {"title": "title.trigram"}
     assert profile_from_mapping(mapping, index="i").shingle_fields == {"title": "title.trigram"}
+
+
+def test_the_correction_hands_the_word_counts_to_the_adaptive_fusion() -> None:
+    answer = _response({"text": [_entry("head", 0, [("heads", 0.75, 12)])]}, {"head": 0, "lamp": 4})
+    result = correction_from("head lamp", answer, mode="auto", suggester="term")
+    assert result.word_doc_freqs == {"head": 0, "lamp": 4}
+    assert evidence_of("head lamp", result).doc_freqs == {"head": 0, "lamp": 4}
+    assert evidence_of("head lamp", None).doc_freqs is None
+
+
+def test_a_corrected_word_counts_as_its_correction_in_the_evidence() -> None:
+    answer = _response({"title": [_entry("headphnes", 0, [("headphones", 0.89, 40)])]}, {"headphnes": 0})
+    result = correction_from("headphnes", answer, mode="auto", suggester="term")
+    assert result.changes[0].applied and result.word_doc_freqs == {"headphnes": 40}

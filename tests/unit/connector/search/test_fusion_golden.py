@@ -12,7 +12,7 @@ from typing import Any
 
 from connector.search.explain import hit_explanation
 from connector.search.fusion import FusedDoc, LegHit, fuse
-from connector.search.models import DEFAULT_FUSION, FusionConfig
+from connector.search.models import FusionConfig
 from tests.unit._golden import GoldenFiles
 
 GOLDEN = GoldenFiles(prefix="fusion_two_leg_")
@@ -20,7 +20,8 @@ GOLDEN = GoldenFiles(prefix="fusion_two_leg_")
 CONFIGS: dict[str, FusionConfig] = {
     "rrf_default": FusionConfig(),
     "rrf_k20_weighted": FusionConfig(method="rrf", rank_constant=20, lexical_weight=0.3, vector_weight=0.7),
-    "linear_default": DEFAULT_FUSION,
+    # the library default before issue 23 (now the adaptive fusion's base): pinned by value
+    "linear_default": FusionConfig(method="linear", normalizer="min_max", lexical_weight=0.7, vector_weight=0.3),
     "linear_min_max_half": FusionConfig(method="linear", lexical_weight=0.5, vector_weight=0.5),
     "linear_z_score": FusionConfig(method="linear", normalizer="z_score", lexical_weight=2.0, vector_weight=1.0),
     "linear_l2": FusionConfig(method="linear", normalizer="l2", lexical_weight=0.4, vector_weight=0.6),

@@ -107,7 +107,7 @@ def test_with_weights_and_describe() -> None:
     config = DEFAULT_FUSION.with_weights({"personal": 0.25, "vector": 0.35})
     assert (config.lexical_weight, config.vector_weight, config.weights) == (0.7, 0.35, {"personal": 0.25})
     assert DEFAULT_FUSION.weights == {}
-    assert config.describe() == "linear(min_max, w=0.7/0.35, personal=0.25)"
+    assert config.describe() == "adaptive(min_max, base w=0.7/0.35, personal=0.25)"
     assert FusionConfig(weights={"personal": 1.0, "image": 0.5}).describe() == "rrf(k=60, w=1/1, image=0.5, personal=1)"
 
 
