@@ -82,6 +82,7 @@ bench: install
 	$(BIN)/python bench/rerank_latency.py
 	$(BIN)/python bench/passages.py
 	$(BIN)/python bench/image_throughput.py
+	$(BIN)/python bench/observe_overhead.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

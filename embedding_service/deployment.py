@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.deployment import Application
 
+from connector.observe.metrics import CountingMiddleware, ServiceMetrics
 from connector.services.wire import error_reply, replica_options
 from embedding_service._metrics import ReplicaCounters, ReplicaMetrics
 from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
@@ -66,6 +67,11 @@ _api = FastAPI(
     version="1",
     description="OpenAI-compatible text embeddings with query/document prefixes, batched on Ray Serve.",
 )
+# Prometheus series of this replica's process (GET /metrics with Accept: text/plain or openmetrics).
+_service_metrics = ServiceMetrics(
+    "embedding", routes=("/v1/embeddings", "/v1/tokenize", "/info", "/metrics", "/healthz")
+)
+_api.add_middleware(CountingMiddleware, metrics=_service_metrics)
 _bearer = HTTPBearer(auto_error=False, description="Required when the service has an api_key.")
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 422, 429, 503)}
 
@@ -171,6 +177,7 @@ class EmbeddingDeployment:
         self._queries_in_flight = 0
         self._counters = ReplicaCounters()
         self._metrics = ReplicaMetrics()
+        _service_metrics.track_queue(lambda: self._pending_texts)
         self._document_batch = serve.batch(
             max_batch_size=settings.max_batch_size,
             batch_wait_timeout_s=settings.batch_wait_timeout_s,
@@ -256,10 +263,12 @@ class EmbeddingDeployment:
 
     @_api.get("/metrics", responses=_ERRORS)
     async def http_metrics(
-        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
-    ) -> dict[str, Any]:
-        """This replica's counters as JSON (Prometheus metrics go through Ray's metrics agent)."""
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    ) -> Any:
+        """This replica's counters as JSON, or its Prometheus series when the Accept header asks for them."""
         self._check_auth(credentials)
+        if (prometheus := _service_metrics.prometheus_response(request.headers.get("accept"))) is not None:
+            return prometheus
         body: dict[str, Any] = asdict(self._counters)
         body["pending_texts"] = self._pending_texts
         body["queued_forward_passes"] = self._scheduler.waiting
@@ -420,6 +429,7 @@ class EmbeddingDeployment:
         c.max_batch_size_seen = max(c.max_batch_size_seen, len(lengths))
         m = self._metrics
         m.batch_size.observe(len(lengths))
+        _service_metrics.observe_batch(len(lengths))
         m.batch_tokens.observe(tokens)
         m.inference_ms.observe(inference_s * 1000.0)
         m.texts.inc(len(lengths))

@@ -26,6 +26,7 @@ from PIL import Image
 from ray import serve
 from ray.serve.deployment import Application
 
+from connector.observe.metrics import CountingMiddleware, ServiceMetrics
 from connector.services.wire import error_body, error_reply, param_from_loc, replica_options
 from embedding_service.api import render_embeddings
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError
@@ -41,6 +42,9 @@ _api = FastAPI(
     version="1",
     description="Image and text embeddings from a CLIP-style dual encoder (one vector space), batched on Ray Serve.",
 )
+# Prometheus series of this replica's process (GET /metrics).
+_service_metrics = ServiceMetrics("image", routes=("/v1/embeddings", "/info", "/metrics", "/healthz"))
+_api.add_middleware(CountingMiddleware, metrics=_service_metrics)
 _bearer = HTTPBearer(auto_error=False, description="Required when the service has an api_key.")
 # Parallel downloads/decodes per replica: enough to hide a slow image server, few enough not to flood it.
 _IO_THREADS = 8
@@ -180,6 +184,15 @@ class ImageEmbeddingDeployment:
         self._check_auth(credentials)
         return dict(self._info)
 
+    @_api.get("/metrics")
+    async def http_metrics(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    ) -> Response:
+        """This replica's Prometheus series (text format, or OpenMetrics when the Accept header asks for it)."""
+        self._check_auth(credentials)
+        body, content_type = _service_metrics.exposition(request.headers.get("accept"))
+        return Response(content=body, media_type=content_type)
+
     @_api.post("/v1/embeddings")
     async def embeddings(
         self,
@@ -244,12 +257,14 @@ class ImageEmbeddingDeployment:
         return np.stack(results) if results else np.zeros((0, self._embedder.dims), dtype=np.float32)
 
     async def _embed_image_batch(self, images: list[Image.Image]) -> list[np.ndarray]:
+        _service_metrics.observe_batch(len(images))
         vectors = await asyncio.get_running_loop().run_in_executor(
             self._model_thread, self._embedder.encode_images, images
         )
         return list(vectors)
 
     async def _embed_text_batch(self, texts: list[str]) -> list[np.ndarray]:
+        _service_metrics.observe_batch(len(texts))
         vectors = await asyncio.get_running_loop().run_in_executor(
             self._model_thread, self._embedder.encode_texts, texts
         )

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from connector.observe.metrics import CountingMiddleware, ServiceMetrics
 from connector.services.wire import error_reply
 from rerank.api import (
     ErrorResponse,
@@ -68,6 +69,13 @@ def create_app(backend: ScoringBackend) -> FastAPI:
     """The HTTP app around ``backend``: ``POST /v1/rerank``, ``GET /healthz``, ``GET /info``, ``GET /metrics``."""
     settings = backend.settings
     app = FastAPI(title="eshybrid rerank", version="1", responses={"4XX": {"model": ErrorResponse}})
+    service_metrics = ServiceMetrics(
+        "rerank",
+        routes=("/v1/rerank", "/info", "/metrics", "/healthz"),
+        queue_depth=lambda: float(backend.metrics().get("pending_pairs", 0)),
+    )
+    app.add_middleware(CountingMiddleware, metrics=service_metrics)
+    app.state.service_metrics = service_metrics  # the deployment observes its batch sizes here
 
     @app.exception_handler(RerankServiceError)
     async def _service_error(request: Request, err: RerankServiceError) -> JSONResponse:
@@ -86,9 +94,11 @@ def create_app(backend: ScoringBackend) -> FastAPI:
         return backend.info()
 
     @app.get("/metrics")
-    async def metrics(request: Request) -> dict[str, Any]:
+    async def metrics(request: Request) -> Any:
+        """Counters as JSON, or this process's Prometheus series when the Accept header asks for them."""
         _check_auth(request, settings)
-        return backend.metrics()
+        prometheus = service_metrics.prometheus_response(request.headers.get("accept"))
+        return prometheus if prometheus is not None else backend.metrics()
 
     @app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True)
     async def rerank(request: Request) -> dict[str, Any]:

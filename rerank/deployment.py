@@ -26,6 +26,7 @@ from ray import serve
 from ray.serve import metrics as serve_metrics
 from ray.serve.deployment import Application
 
+from connector.observe.metrics import ServiceMetrics
 from connector.services.wire import RerankServiceInfo, replica_options
 from rerank.app import create_app
 from rerank.errors import RerankOverloaded
@@ -109,6 +110,7 @@ class RerankDeployment:
         batcher.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
         self._pending_pairs = 0
         self._stats = _Stats()
+        self._service_metrics: ServiceMetrics | None = None
         tags = {"model": self.settings.reported_model_id}
         self._pairs_counter = serve_metrics.Counter(
             "eshybrid_rerank_pairs", description="pairs scored", tag_keys=_TAG_KEYS
@@ -145,7 +147,9 @@ class RerankDeployment:
             metric.set_default_tags(dict(tags))  # Serve adds its own tags to the dict it is given
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self)
+        app = create_app(self)
+        self._service_metrics = app.state.service_metrics  # Prometheus series of GET /metrics
+        return app
 
     def info(self) -> dict[str, Any]:
         """The ``GET /info`` body, built with the contract the client reads (fields a model does not set left out)."""
@@ -230,6 +234,8 @@ class RerankDeployment:
         self._pairs_counter.inc(pairs)
         self._tokens_counter.inc(tokens)
         self._batch_histogram.observe(pairs)
+        if self._service_metrics is not None:
+            self._service_metrics.observe_batch(pairs)
         self._forward_histogram.observe(elapsed_s * 1000.0)
 
 

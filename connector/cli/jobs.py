@@ -51,6 +51,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="progress bar (default: when stderr is a terminal; else log lines)",
     )
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
+    out.add_argument(
+        "--metrics-textfile",
+        metavar="DIR",
+        help="write the run's Prometheus series into DIR (node_exporter's textfile collector)",
+    )
+    out.add_argument("--pushgateway", metavar="HOST:PORT", help="push the run's Prometheus series to a Pushgateway")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -141,6 +147,13 @@ def _quiet_transport(args: argparse.Namespace) -> None:
         logging.getLogger("elastic_transport").setLevel(logging.WARNING)
 
 
+def _finish(summary: Any, args: argparse.Namespace) -> int:
+    from connector.jobs.metrics import export_job_metrics
+
+    export_job_metrics(summary, textfile_dir=args.metrics_textfile, pushgateway=args.pushgateway)
+    return _print_summary(summary, args.json)
+
+
 def _print_summary(summary: Any, as_json: bool) -> int:
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -204,7 +217,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     finally:
         embedder.close()
         cluster.close()
-    return _print_summary(summary, args.json)
+    return _finish(summary, args)
 
 
 def _cmd_reindex(args: argparse.Namespace) -> int:
@@ -236,4 +249,4 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
         if embedder is not None:
             embedder.close()
         cluster.close()
-    return _print_summary(summary, args.json)
+    return _finish(summary, args)

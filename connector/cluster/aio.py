@@ -50,6 +50,7 @@ from connector.cluster.official import (
     opensearch_result,
 )
 from connector.errors import ConfigError
+from connector.observe.tracing import cluster_request_span, inject_trace_headers
 
 __all__ = ["AsyncCluster", "aconnect", "adetect_capabilities"]
 
@@ -162,7 +163,9 @@ class AsyncCluster:
         headers: dict[str, str] = {}
         if body is not None:
             headers["content-type"] = _NDJSON if ndjson else _JSON
-        status, answer, answer_headers = await self._send(method, target, body, headers, request_timeout_s)
+        with cluster_request_span(method, path):  # a no-op without OpenTelemetry
+            inject_trace_headers(headers)  # the cluster's own spans (and the official client's) nest under ours
+            status, answer, answer_headers = await self._send(method, target, body, headers, request_timeout_s)
         return check_answer(method, path, self.url, status, answer, answer_headers, ignore)
 
     async def _send(

@@ -35,6 +35,7 @@ from connector.errors import (
     ConfigError,
     TLSVerificationError,
 )
+from connector.observe.tracing import cluster_request_span, inject_trace_headers
 
 __all__ = ["ApiResult", "Cluster", "JsonDict"]
 
@@ -203,7 +204,9 @@ class Cluster:
         headers: dict[str, str] = {}
         if body is not None:
             headers["content-type"] = _NDJSON if ndjson else _JSON
-        status, answer, answer_headers = self._send(method, target, body, headers, request_timeout_s)
+        with cluster_request_span(method, path):  # a no-op without OpenTelemetry
+            inject_trace_headers(headers)  # the cluster's own spans (and the official client's) nest under ours
+            status, answer, answer_headers = self._send(method, target, body, headers, request_timeout_s)
         return check_answer(method, path, self.url, status, answer, answer_headers, ignore)
 
     def _send(

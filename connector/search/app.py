@@ -47,6 +47,7 @@ from connector.errors import (
     ModelMismatchError,
     SearchRequestError,
 )
+from connector.observe.metrics import CountingMiddleware, ServiceMetrics, default_search_metrics
 from connector.search.console import render_response
 from connector.search.experiment import experiment_search
 from connector.search.hybrid import HybridSearch
@@ -65,6 +66,11 @@ logger = logging.getLogger(__name__)
 _api = FastAPI(
     title="eshybrid search", version="1", description="Hybrid (BM25 + kNN) search with per-hit score explanations."
 )
+
+
+# GET /metrics: this replica's requests by route and status, beside the search series.
+_service_metrics = ServiceMetrics("search", routes=("/search", "/events", "/events/stats", "/healthz", "/metrics"))
+_api.add_middleware(CountingMiddleware, metrics=_service_metrics)
 
 
 def _error(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
@@ -264,6 +270,13 @@ class SearchDeployment:
             payload["console"] = render_response(response)
         logger.debug("search %r took %.1f ms", body.text, (time.perf_counter() - started) * 1000)
         return JSONResponse(payload)
+
+    @_api.get("/metrics")
+    def metrics(self, request: Request) -> Response:
+        """This replica's Prometheus series: searches by mode, stage latencies, fallbacks, requests by status."""
+        search_registry = default_search_metrics().registry
+        body, content_type = _service_metrics.exposition(request.headers.get("accept"), also=[search_registry])
+        return Response(content=body, media_type=content_type)
 
     @_api.post("/events")
     async def events(self, request: Request) -> JSONResponse:

@@ -14,10 +14,12 @@ import concurrent.futures
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
 from connector.errors import EmbeddingServiceUnavailable, EshybridError, ModelMismatchError, RerankError, RerankTimeout
+from connector.observe.tracing import cluster_stage, in_current_context, stage_span
 from connector.search.breaker import CircuitBreaker
 from connector.search.images import ImageSignal
 from connector.search.ops import (
@@ -100,7 +102,8 @@ def drive(flow: Flow[T], perform: Callable[[Op], Any], trace: Trace) -> T:
         trace.before(op)
         result, error = None, None
         try:
-            result = perform(op)
+            with _stage_span(op):
+                result = perform(op)
         except Exception as e:  # noqa: BLE001 - the flow sees it where it asked, and re-raises or handles it
             error = e
 
@@ -117,9 +120,30 @@ async def adrive(flow: Flow[T], perform: Callable[[Op], Awaitable[Any]], trace: 
         trace.before(op)
         result, error = None, None
         try:
-            result = await perform(op)
+            with _stage_span(op):
+                result = await perform(op)
         except Exception as e:  # noqa: BLE001 - see drive
             error = e
+
+
+def _stage_span(op: Op) -> AbstractContextManager[Any]:
+    """The trace span of the stage ``op`` performs.
+
+    A stage that is one cluster request is that request's span (marked with the stage); a :class:`Together` has
+    none (its operations run side by side: their spans sit under the search's); an embedding opens its span where
+    it runs (the performers' ``_embed``), in a worker thread or not.
+    """
+    if isinstance(op, Score):
+        return stage_span("rerank")
+    if isinstance(op, Rewrite):
+        return stage_span("correct")
+    if isinstance(op, GetMapping):
+        return cluster_stage("profile")
+    if isinstance(op, ClusterRequest) and op.path.rstrip("/").endswith("_mget"):
+        return cluster_stage("fetch")
+    if isinstance(op, CLUSTER_OPS):
+        return cluster_stage("legs")
+    return nullcontext()
 
 
 class SyncPerformer:
@@ -166,14 +190,18 @@ class SyncPerformer:
             if refused is not None:
                 return _raiser(refused)
             budget = guard.budget() if isinstance(op, Embed) or op.image is None else None
-            future = self.pool.submit(self._embed, op)
+            future = self.pool.submit(in_current_context(self._embed), op)  # its spans nest under the search
             return lambda: _within(future, guard, budget)
         if isinstance(op, ClusterSearch | ClusterMsearch | ClusterRequest):
-            future = self.pool.submit(self._cluster, op)
+            future = self.pool.submit(in_current_context(self._cluster), op)
             return future.result
         return lambda: self._other(op)
 
     def _embed(self, op: Embed | EmbedImage) -> list[float]:
+        with stage_span("embed"):
+            return self._embed_now(op)
+
+    def _embed_now(self, op: Embed | EmbedImage) -> list[float]:
         if isinstance(op, EmbedImage):
             assert self.image is not None
             return self.image.vector(op)
@@ -264,6 +292,10 @@ class AsyncPerformer:
         raise TypeError(f"unknown search operation {op!r}")
 
     async def _embed(self, op: Embed | EmbedImage) -> list[float]:
+        with stage_span("embed"):
+            return await self._embed_now(op)
+
+    async def _embed_now(self, op: Embed | EmbedImage) -> list[float]:
         if isinstance(op, Embed) and not op.guarded:
             assert self.vectors is not None
             return await self.vectors.avector(op.text, vector_meta=op.vector_meta)

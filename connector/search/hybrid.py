@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.errors import ConfigError
+from connector.observe.search import observe_search
 from connector.search._profile import IndexProfile
 from connector.search.drivers import AsyncPerformer, SyncPerformer, adrive, drive
 from connector.search.fusion import LegHit
@@ -163,9 +164,11 @@ class HybridSearch(_HybridCore):
         """
         request = SearchRequest(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         trace = Trace()
-        response = drive(self._search_flow(request), self._performer, trace)
-        response.requests, response.round_trips = trace.requests, trace.round_trips
-        self._record_query(request, response)
+        with observe_search(mode=mode, index=self.index) as seen:  # span + metrics (no-ops without the extras)
+            response = drive(self._search_flow(request), self._performer, trace)
+            response.requests, response.round_trips = trace.requests, trace.round_trips
+            self._record_query(request, response)
+            seen.done(response)
         return response
 
     def retrieve_legs(
@@ -250,9 +253,11 @@ class AsyncHybridSearch(_HybridCore):
         """:meth:`HybridSearch.search`, awaited: the same arguments, result and errors."""
         request = SearchRequest(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         trace = Trace()
-        response = await adrive(self._search_flow(request), self._performer, trace)
-        response.requests, response.round_trips = trace.requests, trace.round_trips
-        self._record_query(request, response)
+        with observe_search(mode=mode, index=self.index) as seen:
+            response = await adrive(self._search_flow(request), self._performer, trace)
+            response.requests, response.round_trips = trace.requests, trace.round_trips
+            self._record_query(request, response)
+            seen.done(response)
         return response
 
     async def retrieve_legs(

@@ -29,6 +29,7 @@ from connector.errors import (
     EmbeddingServiceUnavailable,
     ModelMismatchError,
 )
+from connector.observe.metrics import default_search_metrics
 from connector.services.http import AsyncServiceHttp, ServiceErrors, ServiceHttp
 from connector.services.wire import EmbeddingServiceInfo
 
@@ -66,7 +67,9 @@ class _LruCache:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-            return value
+        if self._size > 0:  # eshybrid_query_vector_cache_requests_total (a no-op without prometheus-client)
+            default_search_metrics().record_cache(hit=value is not None)
+        return value
 
     def put(self, key: tuple[str, str], value: tuple[float, ...]) -> None:
         if self._size <= 0:

@@ -36,6 +36,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from connector.errors import ConfigError, EshybridError
+from connector.observe.tracing import inject_trace_headers
 
 __all__ = [
     "AsyncServiceHttp",
@@ -314,7 +315,9 @@ class ServiceHttp(_ServiceHttpRules):
         url = self.base_url + path
         timeout_s = self._try_timeout_s(url, deadline)
         try:
-            response = self._http.request(method, path, json=json, timeout=_timeout(timeout_s))
+            response = self._http.request(
+                method, path, json=json, timeout=_timeout(timeout_s), headers=inject_trace_headers({})
+            )
         except (httpx.TimeoutException, httpx.TransportError) as e:
             raise self._no_answer(e, url, timeout_s) from e
         return self._checked(response)
@@ -370,7 +373,9 @@ class AsyncServiceHttp(_ServiceHttpRules):
         url = self.base_url + path
         timeout_s = self._try_timeout_s(url, deadline)
         try:
-            response = await self._http.request(method, path, json=json, timeout=_timeout(timeout_s))
+            response = await self._http.request(
+                method, path, json=json, timeout=_timeout(timeout_s), headers=inject_trace_headers({})
+            )
         except (httpx.TimeoutException, httpx.TransportError) as e:
             raise self._no_answer(e, url, timeout_s) from e
         return self._checked(response)

@@ -39,6 +39,7 @@ class FaultProxy:
     url: str
     forwarded: int = 0
     injected: dict[int, int] = field(default_factory=dict)
+    traceparents: list[tuple[str, str]] = field(default_factory=list)  # (path, W3C traceparent) as received
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -67,6 +68,8 @@ def _handler(
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else None
             with proxy.lock:
+                if traceparent := self.headers.get("traceparent"):
+                    proxy.traceparents.append((self.path, traceparent))
                 fault = pattern.search(self.path) is not None and rng.random() < share
                 status = rng.choice(statuses) if fault else 0
                 if fault:
