@@ -31,7 +31,7 @@ from ray import serve
 from ray.serve.deployment import Application
 
 from connector.observe.metrics import CountingMiddleware, ServiceMetrics
-from connector.services.wire import error_reply, replica_options
+from connector.services.wire import error_reply
 from embedding_service._metrics import ReplicaCounters, ReplicaMetrics
 from embedding_service._scheduler import PRIORITY_DOCUMENT, PRIORITY_QUERY, ForwardScheduler
 from embedding_service.api import (
@@ -49,6 +49,7 @@ from embedding_service.api import (
     render_embeddings,
 )
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError, OverloadedError
+from embedding_service.layout import default_replicas, deployment_options
 from embedding_service.settings import DEFAULT_MAX_BATCH_TOKENS, EmbeddingServiceSettings
 
 __all__ = [
@@ -433,47 +434,6 @@ class EmbeddingDeployment:
         m.batch_tokens.observe(tokens)
         m.inference_ms.observe(inference_s * 1000.0)
         m.texts.inc(len(lengths))
-
-
-# With the default layout each CPU replica reserves this share of its num_cpus_per_replica, so an app composed
-# into the same Ray (the search endpoint) can still be placed; its threads still match num_cpus_per_replica.
-_AUTO_LAYOUT_CPU_SHARE = 0.9
-
-
-def default_replicas(settings: EmbeddingServiceSettings, *, cluster_gpus: float, cluster_cpus: float) -> int:
-    """The replica count when ``settings.replicas`` is None: one per GPU on GPU, else one per
-    ``num_cpus_per_replica`` CPUs (bench/embed_throughput.py, interleaved over HTTP on 2 cores: two 1-thread
-    replicas 12.2 and 31.0 docs/s against one 2-thread replica's 8.1 and 29.2).
-    """
-    if settings.replicas is not None:
-        return settings.replicas
-    on_gpu = settings.device == "cuda" or (settings.device == "auto" and cluster_gpus > 0)
-    if on_gpu:
-        return max(1, int(cluster_gpus // settings.num_gpus_per_replica))
-    return max(1, int(cluster_cpus // max(settings.num_cpus_per_replica, 1.0)))
-
-
-def deployment_options(
-    settings: EmbeddingServiceSettings, *, cluster_gpus: float, cluster_cpus: float = 1.0
-) -> dict[str, Any]:
-    """Ray Serve options for the deployment (pure; unit-tested): placement and backpressure as
-    :func:`connector.services.wire.replica_options`, plus autoscaling or a replica count
-    (:func:`default_replicas` when the settings leave it unset).
-    """
-    options = replica_options(settings, name="EmbeddingDeployment", cluster_gpus=cluster_gpus)
-    if settings.replicas is None and not settings.autoscaling and "num_gpus" not in options["ray_actor_options"]:
-        options["ray_actor_options"]["num_cpus"] = settings.num_cpus_per_replica * _AUTO_LAYOUT_CPU_SHARE
-    if settings.autoscaling:
-        low = settings.autoscaling_min_replicas if settings.autoscaling_min_replicas is not None else 1
-        high = settings.autoscaling_max_replicas or max(low, 1)
-        options["autoscaling_config"] = {
-            "min_replicas": low,
-            "max_replicas": high,
-            "target_ongoing_requests": settings.autoscaling_target_ongoing_requests,
-        }
-    else:
-        options["num_replicas"] = default_replicas(settings, cluster_gpus=cluster_gpus, cluster_cpus=cluster_cpus)
-    return options
 
 
 def build_app(
