@@ -25,7 +25,8 @@ def own_embed_url(ray_serve: ServeInstance) -> Iterator[str]:
     """This branch's embedding app (``ESHYBRID_TEST_EMBED_URL`` may point at a service of another version)."""
     from embedding_service.deployment import build_app
 
-    app = build_app(test_embedding_settings(), cluster_gpus=0)
+    # a quarter CPU: the session's Ray has 2, and its embed, image and rerank apps hold half a CPU each already
+    app = build_app(test_embedding_settings(num_cpus_per_replica=0.25), cluster_gpus=0)
     yield ray_serve.deploy(app, name="embed-observe", route_prefix="/embed-observe")
     ray_serve.delete("embed-observe")
 

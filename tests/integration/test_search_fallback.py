@@ -41,7 +41,9 @@ def own_embedder(ray_serve: Any) -> Iterator[dict[str, Any]]:
     from tests.fixtures.embedding import test_embedding_settings
 
     name = f"embed-fallback-{uuid.uuid4().hex[:8]}"
-    url = ray_serve.deploy(build_app(test_embedding_settings(), cluster_gpus=0), name=name, route_prefix=f"/{name}")
+    # a quarter CPU: the session's Ray has 2, and its embed, image and rerank apps hold half a CPU each already
+    settings = test_embedding_settings(num_cpus_per_replica=0.25)
+    url = ray_serve.deploy(build_app(settings, cluster_gpus=0), name=name, route_prefix=f"/{name}")
     state = {"name": name, "url": url, "alive": True}
     try:
         yield state
