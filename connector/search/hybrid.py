@@ -1,14 +1,10 @@
 """``HybridSearch`` and ``AsyncHybridSearch``: one call takes the user's text, filters and page and returns fused hits.
 
-Two small facades over one sans-IO search flow (:mod:`connector.search.pipeline`): the sync one performs each
-operation the flow yields in this thread (embeddings in worker threads, within their budget), the async one
-awaits it (:mod:`connector.search.drivers`). Both take the same options (:func:`~connector.search.options.
-search_options`) and the same search arguments (:class:`~connector.search.request.SearchRequest`), and answer
-the same results, explain output and errors; ``tests/unit/connector/search/test_facades.py`` fails when
-their public surfaces or their close/aclose differ.
-
-The pipeline, in files: ``options``/``request`` -> ``pipeline`` (validate, plan) -> ``core`` (the first round
-trip) -> ``client`` (legs, fusion, page) or ``server`` (one request) -> ``ops`` -> ``drivers``.
+Two small facades over one sans-IO search flow: ``options``/``request`` -> ``pipeline`` (validate, plan) ->
+``core`` (the first round trip) -> ``client`` (legs, fusion, page) or ``server`` (one request) -> ``ops`` ->
+``drivers`` (the sync one performs each operation in this thread, the async one awaits it). Same options, same
+arguments (:class:`~connector.search.request.SearchRequest`), same answers; ``test_facades.py`` fails when their
+public surfaces or their close/aclose differ.
 """
 
 from __future__ import annotations
@@ -76,21 +72,17 @@ class HybridSearch(_HybridCore):
             :data:`~connector.search.models.DEFAULT_FUSION`).
         strategy: ``auto`` | ``client`` | ``server`` (default for every search).
         max_depth: candidates each leg fetches; the deepest rank a page may reach.
-        num_candidates: Elasticsearch's HNSW candidate list (default ``max(2 * max_depth, 100)``);
-            OpenSearch searches with ``k = max_depth``.
+        num_candidates: ES's HNSW candidate list (default ``max(2 * max_depth, 100)``); OpenSearch: ``k = max_depth``.
         source_excludes: ``_source`` fields never returned (default: the vector field).
         rerank: a :class:`connector.search.rerank.RerankConfig` (reranker, ``top_k``, document text,
             time budget) used by ``mode="hybrid+rerank"``.
-        reranker: shortcut for ``rerank``: any object with ``score(query, documents)``; wrapped in a
-            ``RerankConfig(top_k=rerank_window)``.
+        reranker: shortcut for ``rerank``: any ``score(query, documents)``, as ``RerankConfig(top_k=rerank_window)``.
         rerank_window: ``top_k`` for ``reranker`` (default ``min(50, max_depth)``); the reranked window is
             fixed whatever the page, so pages stay consistent.
-        query_cache_size: query vectors kept in memory, for an embedder without a cache of its own
-            (0: none). An ``EmbeddingClient`` caches with its own ``query_cache_size``, and the search
-            does not cache its vectors a second time.
+        query_cache_size: query vectors kept in memory, for an embedder without a cache of its own (0: none);
+            an ``EmbeddingClient`` caches with its own ``query_cache_size``, never twice.
         check_model: compare the embedder's model with the index ``_meta`` once (when both tell).
-        profiles_index: where ``search(user="id")`` reads shopper profiles (default
-            ``eshybrid-profiles-<index>``, as ``eshybrid profiles build`` writes them).
+        profiles_index: where ``search(user="id")`` reads profiles (default ``eshybrid-profiles-<index>``).
         correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
             changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
         correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
