@@ -107,7 +107,8 @@ def test_cli_export_from_a_real_cluster(
                "--jobs-index", jobs, "--search-log-index", log, "--dead-letter-index", absent])  # fmt: skip
     assert rc == 0
     written = sorted(p.name for p in tmp_path.glob("*.ndjson"))
-    assert written == sorted([f"{index_name}.ndjson", "eshybrid-jobs.ndjson", "eshybrid-search-log.ndjson"])
+    dashboards = ["eshybrid-jobs.ndjson", "eshybrid-search-log.ndjson", "eshybrid-ubi.ndjson"]  # ubi: the shoppers'
+    assert written == sorted([f"{index_name}.ndjson", *dashboards])
     expected_flavor = "kibana" if caps.flavor == "elasticsearch" else "opensearch-dashboards"
     for name, source in ((f"{index_name}.ndjson", index_name), ("eshybrid-jobs.ndjson", jobs),
                          ("eshybrid-search-log.ndjson", log)):  # fmt: skip
