@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import logging
@@ -48,6 +49,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -355,6 +357,20 @@ def _query_encoder(args: Any, cluster: Any, index: str) -> Any:
     return encoder
 
 
+@contextlib.contextmanager
+def _service_queries_only() -> Iterator[None]:
+    """``ESHYBRID_QUERY_ENCODER_ENABLED=false`` for the block (queries go to the embedding service)."""
+    before = os.environ.get("ESHYBRID_QUERY_ENCODER_ENABLED")
+    os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ESHYBRID_QUERY_ENCODER_ENABLED", None)
+        else:
+            os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = before
+
+
 def measure_default(
     key: str, url: str, args: Any, vectors: dict[str, list[float]], phases: set[str], local: Any
 ) -> dict[str, float]:
@@ -393,15 +409,21 @@ def measure_default(
                     figures.update(
                         sd.default_figures(search, direct, page, queries, rounds=args.rounds, seed=args.seed)
                     )
-            if "fallback" in phases:
-                embedder, kill = embedder_for(args.embed_url)
-                with HybridSearch(cluster, index, embedder=embedder, query_cache_size=0) as search:
-                    search.search(queries[0])  # the first call checks the model (its own, longer budget)
-                    figures.update(sd.fallback_figures(search, kill, page, queries, seed=args.seed))
-            if "serve" in phases and args.embed_url:
-                figures.update(sd.serve_figures(url, index, args.embed_url, queries, budget_s=DEFAULT_EMBED_BUDGET_S))
-            elif "serve" in phases:
-                print("# /search phase skipped: it needs --embed-url (the search app embeds over HTTP)")
+            # The outage phases kill the embedding SERVICE: the search path must talk to it, not swap its client for
+            # the in-process encoder (which an outage of the service would not touch). The /search app's Ray
+            # inherits this environment when the phase starts it.
+            with _service_queries_only():
+                if "fallback" in phases:
+                    embedder, kill = embedder_for(args.embed_url)
+                    with HybridSearch(cluster, index, embedder=embedder, query_cache_size=0) as search:
+                        search.search(queries[0])  # the first call checks the model (its own, longer budget)
+                        figures.update(sd.fallback_figures(search, kill, page, queries, seed=args.seed))
+                if "serve" in phases and args.embed_url:
+                    figures.update(
+                        sd.serve_figures(url, index, args.embed_url, queries, budget_s=DEFAULT_EMBED_BUDGET_S)
+                    )
+                elif "serve" in phases:
+                    print("# /search phase skipped: it needs --embed-url (the search app embeds over HTTP)")
         finally:
             cluster.delete_index(index)
     return figures
