@@ -21,12 +21,14 @@ Used by ``bench/search_latency.py`` (``--phases default,fallback,serve``); one c
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +38,14 @@ import numpy as np
 from connector.errors import EmbeddingServiceUnavailable
 from connector.search import HybridSearch
 
-__all__ = ["KillableProxy", "KillSwitch", "default_figures", "fallback_figures", "serve_figures"]
+__all__ = [
+    "KillableProxy",
+    "KillSwitch",
+    "default_figures",
+    "fallback_figures",
+    "serve_figures",
+    "service_queries_only",
+]
 
 
 class KillableProxy:
@@ -234,3 +243,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def service_queries_only() -> Iterator[None]:
+    """``ESHYBRID_QUERY_ENCODER_ENABLED=false`` for the block (queries go to the embedding service)."""
+    before = os.environ.get("ESHYBRID_QUERY_ENCODER_ENABLED")
+    os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ESHYBRID_QUERY_ENCODER_ENABLED", None)
+        else:
+            os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = before

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import json
 import logging
@@ -49,7 +48,6 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -357,20 +355,6 @@ def _query_encoder(args: Any, cluster: Any, index: str) -> Any:
     return encoder
 
 
-@contextlib.contextmanager
-def _service_queries_only() -> Iterator[None]:
-    """``ESHYBRID_QUERY_ENCODER_ENABLED=false`` for the block (queries go to the embedding service)."""
-    before = os.environ.get("ESHYBRID_QUERY_ENCODER_ENABLED")
-    os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("ESHYBRID_QUERY_ENCODER_ENABLED", None)
-        else:
-            os.environ["ESHYBRID_QUERY_ENCODER_ENABLED"] = before
-
-
 def measure_default(
     key: str, url: str, args: Any, vectors: dict[str, list[float]], phases: set[str], local: Any
 ) -> dict[str, float]:
@@ -412,7 +396,7 @@ def measure_default(
             # The outage phases kill the embedding SERVICE: the search path must talk to it, not swap its client for
             # the in-process encoder (which an outage of the service would not touch). The /search app's Ray
             # inherits this environment when the phase starts it.
-            with _service_queries_only():
+            with sd.service_queries_only():
                 if "fallback" in phases:
                     embedder, kill = embedder_for(args.embed_url)
                     with HybridSearch(cluster, index, embedder=embedder, query_cache_size=0) as search:
