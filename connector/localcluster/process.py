@@ -26,6 +26,8 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -357,6 +359,7 @@ def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
         health = _get_json(cluster.health_url)
         if health is not None and health.get("status") in ("yellow", "green"):
             logger.info("%s is %s at %s", cluster.name, health["status"], cluster.url)
+            _wait_license(cluster, deadline)
             return
         # A restarted cluster may keep an index that can never recover (e.g. a faiss
         # field on the k-NN stand-ins): once recovery has settled, red is an answer too.
@@ -372,6 +375,24 @@ def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
         "(raise ESHYBRID_CLUSTER_STARTUP_TIMEOUT_S on a slow machine)",
         stop_timeout_s=s.cluster_stop_timeout_s,
     )
+
+
+def _wait_license(cluster: LocalCluster, deadline: float) -> None:
+    """Elasticsearch writes its self-generated basic license a moment after the cluster turns yellow; until then
+    ``GET /_license`` answers 404 and a client connecting then would see no license.  Wait for it (bounded)."""
+    if cluster.flavor != "elasticsearch":
+        return
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{cluster.url}/_license", timeout=2.0):  # noqa: S310 - local http only
+                return
+        except urllib.error.HTTPError as err:
+            if err.code != 404:  # 400/405: no x-pack in this distribution; nothing to wait for
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    logger.warning("%s is up at %s but has no license yet", cluster.name, cluster.url)
 
 
 def _startup_failed(cluster: LocalCluster, problem: str, *, stop_timeout_s: float | None = None) -> LocalClusterError:
