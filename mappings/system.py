@@ -254,6 +254,8 @@ PROFILE_FIELDS: Final = (
     "weight_sum",
     "concentration",
     "history",
+    "affinity_fields",
+    "affinities",
 )
 
 
@@ -265,6 +267,8 @@ def profiles_index_body() -> JsonDict:
     way); it stays in ``_source`` only (read by id, never searched), as does ``history`` (the raw
     events, stored only when asked). ``as_of`` is the time the decay is measured from (the newest
     event), ``weight_sum`` the decayed weight behind the mean, so new events update it.
+    ``affinities`` (field -> value -> decayed weight, issue 26) is read with the profile, never searched;
+    ``affinity_fields`` names the product fields they were made from.
     """
     not_indexed = {"type": "object", "enabled": False}
     return _small_index_body(
@@ -280,6 +284,8 @@ def profiles_index_body() -> JsonDict:
             "weight_sum": {"type": "double"},
             "concentration": {"type": "float"},
             "history": dict(not_indexed),
+            "affinity_fields": _keyword(),
+            "affinities": dict(not_indexed),
         },
     )
 

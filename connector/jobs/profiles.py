@@ -18,6 +18,10 @@ in as ``S = vector * weight_sum * 0.5 ** ((as_of' - as_of) / half_life) + sum(ne
 what building from all events at once gives. Bad events (bad JSON, missing or mistyped fields,
 unknown kind, bad timestamp, unknown product or a product without a vector) are counted by reason
 with a few samples, never fatal. The raw history is stored only with ``keep_history``.
+
+Beside the vector, a profile keeps the shopper's affinities for the values of chosen keyword fields
+(brand, category, price band...): the same weights summed per value (:mod:`connector.jobs.affinities`),
+which the personal signal scores the candidates by (issue 26).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 
 from connector.cluster.client import Cluster
 from connector.errors import ConfigError
+from connector.jobs.affinities import choose_affinity_fields, fold_affinity_sums, read_product_values
 from connector.jobs.bulk import BulkAction, streaming_bulk
 from mappings.builders import BOOKKEEPING_FIELD
 from mappings.system import profiles_index_body, profiles_index_name
@@ -153,6 +158,9 @@ class ProfileState:
     as_of: float
     event_count: int
     history: tuple[JsonDict, ...] = ()
+    # affinity field -> value -> decayed weight of the events on products with that value (same scale as weight_sum)
+    affinities: dict[str, dict[str, float]] = field(default_factory=dict)
+    affinity_fields: tuple[str, ...] = ()
 
     @property
     def concentration(self) -> float:
@@ -167,8 +175,13 @@ def fold_events(
     kind_weights: Mapping[str, float] = DEFAULT_KIND_WEIGHTS,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
     keep_history: bool = False,
+    values: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    affinity_fields: Sequence[str] = (),
 ) -> ProfileState:
     """Fold new events (each with its product vector) into a profile (pure).
+
+    ``values``: the affinity fields' values of the products (``{product id: {field: [values]}}``); the
+    stored sums of fields no longer in ``affinity_fields`` are dropped.
 
     Raises:
         ValueError: no state and no events, or vectors of different lengths.
@@ -187,8 +200,12 @@ def fold_events(
         carried = state.weight_sum * decay(as_of - state.as_of)
         total = np.asarray(state.vector, dtype=np.float64) * carried
         weight_sum = carried
+    weighted: list[tuple[float, Mapping[str, Sequence[str]]]] = []
     for event, vector in events:
         weight = kind_weights[event.kind] * decay(as_of - event.at)
+        weighted.append(
+            (weight, {f: v for f, v in (values or {}).get(event.product_id, {}).items() if f in affinity_fields})
+        )
         contribution = np.asarray(vector, dtype=np.float64) * weight
         if total is not None and contribution.shape != total.shape:
             raise ValueError(f"vector of {event.product_id!r} has {contribution.shape[0]} dims, not {total.shape[0]}")
@@ -201,12 +218,15 @@ def fold_events(
         history = history + tuple(
             {"product_id": e.product_id, "kind": e.kind, "timestamp": _iso(e.at)} for e, _ in events
         )
+    kept = {f: v for f, v in (state.affinities if state else {}).items() if f in affinity_fields}
     return ProfileState(
         vector=[float(x) for x in mean],
         weight_sum=weight_sum,
         as_of=as_of,
         event_count=(state.event_count if state else 0) + len(events),
         history=history,
+        affinities=fold_affinity_sums(kept, decay(as_of - state.as_of) if state else 1.0, weighted),
+        affinity_fields=tuple(affinity_fields),
     )
 
 
@@ -235,6 +255,8 @@ def profile_doc(
         "event_count": state.event_count,
         "weight_sum": state.weight_sum,
         "concentration": round(state.concentration, 6),
+        "affinity_fields": list(state.affinity_fields),
+        "affinities": {f: {v: round(w, 6) for v, w in values.items()} for f, values in state.affinities.items()},
     }
     if state.history:
         doc["history"] = list(state.history)
@@ -249,6 +271,12 @@ def state_from_doc(doc: Mapping[str, Any]) -> ProfileState:
         as_of=parse_timestamp(doc["as_of"]),
         event_count=int(doc.get("event_count") or 0),
         history=tuple(doc.get("history") or ()),
+        affinities={
+            str(f): {str(v): float(w) for v, w in values.items()}
+            for f, values in (doc.get("affinities") or {}).items()
+            if isinstance(values, Mapping)
+        },
+        affinity_fields=tuple(str(f) for f in doc.get("affinity_fields") or ()),
     )
 
 
@@ -259,6 +287,7 @@ class ProfileBuildReport:
     index: str
     profiles_index: str
     model_id: str
+    affinity_fields: list[str] = field(default_factory=list)
     events_read: int = 0
     events_used: int = 0
     bad_events: Counter[str] = field(default_factory=Counter)
@@ -279,6 +308,7 @@ class ProfileBuildReport:
             "index": self.index,
             "profiles_index": self.profiles_index,
             "model_id": self.model_id,
+            "affinity_fields": self.affinity_fields,
             "events_read": self.events_read,
             "events_used": self.events_used,
             "bad_events": dict(sorted(self.bad_events.items())),
@@ -293,7 +323,7 @@ class ProfileBuildReport:
         }
 
 
-def _vector_field_and_model(cluster: Cluster, index: str, vector_field: str | None) -> tuple[str, str]:
+def _vector_field_and_model(cluster: Cluster, index: str, vector_field: str | None) -> tuple[str, str, JsonDict]:
     mapping = cluster.get_mapping(index)
     fields = ((mapping.get("_meta") or {}).get("eshybrid") or {}).get("vector_fields") or {}
     if vector_field is None:
@@ -311,7 +341,7 @@ def _vector_field_and_model(cluster: Cluster, index: str, vector_field: str | No
             index=index,
             field="vector_field",
         )
-    return vector_field, str(model_id)
+    return vector_field, str(model_id), mapping
 
 
 def _mget_sources(cluster: Cluster, index: str, ids: Sequence[str], includes: Sequence[str]) -> dict[str, JsonDict]:
@@ -361,6 +391,7 @@ def build_profiles(
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
     keep_history: bool = False,
     refresh: bool = True,
+    affinity_fields: Sequence[str] | None = None,
 ) -> ProfileBuildReport:
     """Build or update the profiles of the users in ``events`` (``(line, object)`` pairs, see :func:`read_events`).
 
@@ -374,6 +405,9 @@ def build_profiles(
         half_life_days: decay half-life (``0``: no decay).
         keep_history: also store the raw events in each profile.
         refresh: refresh the profiles index afterwards.
+        affinity_fields: keyword fields whose values make the affinities (brand, category, price band...);
+            ``None``: the index's keyword fields with a moderate number of distinct values
+            (:func:`connector.jobs.affinities.pick_affinity_fields`); empty: none.
 
     Returns:
         A :class:`ProfileBuildReport` (bad events counted, never raised).
@@ -384,9 +418,12 @@ def build_profiles(
     started = time.perf_counter()
     if half_life_days < 0 or not kind_weights or any(w < 0 for w in kind_weights.values()):
         raise ConfigError("half_life_days and kind weights must be >= 0", field="kind_weights")
-    vector_field, model_id = _vector_field_and_model(cluster, index, vector_field)
+    vector_field, model_id, mapping = _vector_field_and_model(cluster, index, vector_field)
     target = profiles_index or profiles_index_name(index)
-    report = ProfileBuildReport(index=index, profiles_index=target, model_id=model_id)
+    if affinity_fields is None:
+        affinity_fields = choose_affinity_fields(cluster, index, mapping)
+    fields = list(dict.fromkeys(affinity_fields))
+    report = ProfileBuildReport(index=index, profiles_index=target, model_id=model_id, affinity_fields=fields)
     by_user: dict[str, list[tuple[int, Event]]] = {}
     for line, raw in events:
         report.events_read += 1
@@ -397,6 +434,7 @@ def build_profiles(
             by_user.setdefault(parsed.user_id, []).append((line, parsed))
     products = sorted({e.product_id for items in by_user.values() for _, e in items})
     vectors, missing = _product_vectors(cluster, index, vector_field, model_id, products)
+    values = read_product_values(cluster, index, [p for p in products if p in vectors], fields)
     if not cluster.index_exists(target):
         cluster.create_index(target, profiles_index_body())
     stored = _mget_sources(cluster, target, sorted(by_user), ["*"]) if by_user else {}
@@ -415,7 +453,13 @@ def build_profiles(
         state = _stored_state(stored.get(user_id), model_id, report)
         try:
             new_state = fold_events(
-                state, usable, kind_weights=kind_weights, half_life_days=half_life_days, keep_history=keep_history
+                state,
+                usable,
+                kind_weights=kind_weights,
+                half_life_days=half_life_days,
+                keep_history=keep_history,
+                values=values,
+                affinity_fields=fields,
             )
         except ValueError as e:  # vectors of another length than the stored profile's
             for line, _ in by_user[user_id]:

@@ -17,12 +17,12 @@ from connector.errors import ConfigError, RerankError
 from connector.search import query_builder as qb
 from connector.search.core import Call, _CoreBase, ms_since
 from connector.search.explain import hit_explanation
-from connector.search.fusion import FusedDoc, LegHit, fuse_explained, leg_hits, single_leg
+from connector.search.fusion import FusedDoc, LegHit, fuse_explained, single_leg
 from connector.search.images import IMAGE_SIGNAL, with_image_weight
 from connector.search.models import PassageMatch, SearchHit, SearchResponse, SearchTimings
 from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Flow, Score
 from connector.search.passages import best_passages
-from connector.search.personal import PERSONAL_SIGNAL, personal_body, personal_leg
+from connector.search.personal import PERSONAL_SIGNAL, PersonalSignal, candidate_values
 from connector.search.rerank import RerankConfig, rerank_outcome, rerank_texts
 from connector.search.signals import LegContext, leg_signals
 
@@ -67,6 +67,8 @@ class _ClientSide(_CoreBase):
         sources: Sources | None = None,
         passages: dict[str, PassageMatch] | None = None,
         window: int = 0,
+        riders: Sequence[Mapping[str, Any]] = (),
+        answers: list[Any] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
         """Run the legs in one round trip.
 
@@ -74,12 +76,15 @@ class _ClientSide(_CoreBase):
         ``sources``) from a copy of the leg in the same ``_msearch``: the legs' ``max_depth`` candidates travel
         as ids, and the sources only of the hits a page can show (measured on ES 9: 100 sources per leg cost
         more than a round trip; the page's hits are nearly always in a leg's top ranks).
+        ``riders``: further searches of the same round trip (after the legs and their copies); ``answers``
+        receives every response in the order sent.
         """
         started = time.perf_counter()
         names = list(bodies)
         sent = [dict(bodies[n]) for n in names]
         if source is not False and window > 0 and sources is not None:
             sent += [{**bodies[n], "size": min(window, self.max_depth), "_source": source} for n in names]
+        sent += [dict(rider) for rider in riders]
         responses: list[Any]
         if len(sent) == 1:
             responses = [(yield ClusterSearch(self.index, sent[0], note=f"{names[0]} leg"))]
@@ -88,8 +93,10 @@ class _ClientSide(_CoreBase):
             note = "legs: " + ", ".join(names) + pages + " (one round trip)"
             responses = yield ClusterMsearch(self.index, qb.msearch_searches(sent), note=note)
         timings.search_ms += ms_since(started)
+        if answers is not None:
+            answers.extend(responses)
         if sources is not None:
-            for response in responses[len(names) :]:
+            for response in responses[len(names) : len(responses) - len(riders)]:
                 for hit in (response.get("hits") or {}).get("hits") or []:
                     sources.setdefault(str(hit["_id"]), hit.get("_source"))
         if passages is not None and self.profile.passages and "vector" in names:
@@ -97,20 +104,20 @@ class _ClientSide(_CoreBase):
         signals = {signal.name: signal for signal in leg_signals(self.profile, self.image)}
         return {name: signals[name].hits(resp) for name, resp in zip(names, responses, strict=False)}
 
-    def _personal_flow(self, call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Flow[list[LegHit]]:
-        """The personal signal: the profile's kNN search over exactly the legs' candidates."""
+    def _personal_signal(
+        self, call: Call, legs: dict[str, list[LegHit]], answers: Sequence[Mapping[str, Any]], fields: Sequence[str]
+    ) -> tuple[Call, dict[str, dict[str, float]]]:
+        """Add the personal signal's hits to ``legs`` (from the candidates' values the legs returned); the call
+        with its fusion weight, and each candidate's affinities that moved it."""
         assert call.user is not None
-        ids = [hit.id for leg in legs.values() for hit in leg]
-        if not ids:
-            return []
-        started = time.perf_counter()
-        body = personal_body(
-            call.user, ids, knn_shape=self.cluster.capabilities.knn_leg_shape, field=self.profile.vector_field
-        )
-        note = f"personal signal: the shopper's profile over the {body['size']} candidates (exact: ids filter)"
-        result = yield ClusterSearch(self.index, body, note=note)
-        call.timings.search_ms += ms_since(started)
-        return personal_leg(leg_hits(result), ids)
+        values = candidate_values(answers[: len(legs)], fields)
+        session = candidate_values(answers[len(answers) - 1 :], fields) if call.user.session else {}
+        signal = PersonalSignal.of(call.user, call.personal_weight, session_values=session)
+        rrf = call.fusion.method == "rrf"
+        hits = signal.leg([hit for leg in legs.values() for hit in leg], values, rrf=rrf)
+        legs[PERSONAL_SIGNAL] = hits
+        matched = {hit.id: signal.matches(values.get(hit.id) or {}) for hit in hits if hit.score > 0}
+        return _personalized(call, legs, signal.fusion_weight(hits, rrf=rrf)), matched
 
     def _client_flow(self, call: Call) -> Flow[SearchResponse]:
         lexical_on = call.mode != "knn" or call.vector is None
@@ -121,12 +128,18 @@ class _ClientSide(_CoreBase):
         sources: Sources = {}
         # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
         sourced = call.first_rank + 2 * call.size
+        personal = call.user is not None and call.personal_weight > 0
+        fields = _affinity_fields(call)
+        riders = _session_riders(call, fields) if personal else []
+        answers: list[Any] = []
         legs = yield from self._legs_flow(
-            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=sourced
-        )
-        if call.user is not None and call.personal_weight > 0:
-            legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs)
-            call = _personalized(call, legs)
+            {n: {**b, "docvalue_fields": fields} for n, b in bodies.items()} if personal else bodies,
+            call.timings, source=call.source, sources=sources, passages=matches, window=sourced,
+            riders=riders, answers=answers,
+        )  # fmt: skip
+        tastes: dict[str, dict[str, float]] = {}
+        if personal:
+            call, tastes = self._personal_signal(call, legs, answers, fields)
         started = time.perf_counter()
         if IMAGE_SIGNAL in legs and self.image is not None:
             call = replace(call, fusion=with_image_weight(call.fusion, self.image))
@@ -148,7 +161,7 @@ class _ClientSide(_CoreBase):
         if call.source is not False and missing:
             sources.update((yield from self._sources_flow(missing, call.source, call.timings)))
         strategy: Literal["client", "single"] = "client" if len(legs) >= 2 else "single"
-        page = _Page(window, sources, rerank_scores, matches, signals, strategy)
+        page = _Page(window, sources, rerank_scores, matches, signals, strategy, tastes)
         return SearchResponse(
             index=self.index,
             query=call.text,
@@ -225,9 +238,23 @@ class _ClientSide(_CoreBase):
         return list(outcome.hits), dict(outcome.scores_by_id), None
 
 
-def _personalized(call: Call, legs: Mapping[str, Sequence[LegHit]]) -> Call:
+def _affinity_fields(call: Call) -> list[str]:
+    return sorted(call.user.affinity_fields) if call.user is not None else []
+
+
+def _session_riders(call: Call, fields: Sequence[str]) -> list[dict[str, Any]]:
+    """The search of the session products' affinity values, riding in the legs' ``_msearch``."""
+    assert call.user is not None
+    if not call.user.session:
+        return []
+    ids = list(dict.fromkeys(product for product, _ in call.user.session))
+    body = {"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False, "docvalue_fields": list(fields)}
+    return [{**body, "track_total_hits": False}]
+
+
+def _personalized(call: Call, legs: Mapping[str, Sequence[LegHit]], weight: float) -> Call:
     """The call with the personal signal's weight in its fusion (a lone leg weighs 1 beside it)."""
-    weights = {PERSONAL_SIGNAL: call.personal_weight}
+    weights = {PERSONAL_SIGNAL: weight}
     if len(legs) == 2:  # one leg + personal
         weights.update({name: 1.0 for name in legs if name != PERSONAL_SIGNAL})
     return replace(call, fusion=call.fusion.with_weights(weights))
@@ -243,6 +270,7 @@ class _Page:
     matches: Mapping[str, PassageMatch]
     signals: list[str]
     strategy: Literal["client", "single"]
+    tastes: Mapping[str, dict[str, float]]
 
     def hits(self, call: Call) -> list[SearchHit]:
         return [
@@ -260,6 +288,7 @@ class _Page:
                     rerank_score=self.rerank_scores.get(doc.id),
                     passage=self.matches.get(doc.id),
                     signals=self.signals,
+                    affinities=self.tastes.get(doc.id),
                 )
                 if call.explain
                 else None,

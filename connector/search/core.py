@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.cluster.detect import as_cluster
@@ -48,11 +48,18 @@ from connector.search.models import (
     SearchMode,
     SearchTimings,
 )
-from connector.search.ops import ClusterSearch, Embed, Flow, GetMapping, Op, Rewrite, Together
+from connector.search.ops import ClusterMsearch, ClusterSearch, Embed, Flow, GetMapping, Op, Rewrite, Together
 from connector.search.options import SearchOptions
-from connector.search.personal import UserProfile, profile_search_body, user_profile_of
+from connector.search.personal import (
+    UserProfile,
+    profile_search_body,
+    session_events_body,
+    session_events_of,
+    user_profile_of,
+)
 from connector.search.query_vectors import QueryVectors
 from connector.search.rewrite import RewriteOutcome
+from mappings.system import UBI_EVENTS_INDEX
 
 __all__ = ["Call", "FirstTrip", "HelperFailures", "ms_since"]
 
@@ -232,10 +239,12 @@ class _CoreBase:
         user: str | None = None,
         guarded: bool = True,
         setup: Op | None = None,
+        session: str | None = None,
     ) -> Flow[FirstTrip]:
         """Ask every helper the legs need in one round trip; re-embed only a corrected text.
 
         ``setup``: a request the search needs once before its legs (OpenSearch's search pipeline) rides along.
+        ``session``: the shopper's session id: its recent events are read with the profile (one ``_msearch``).
         """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
@@ -256,7 +265,7 @@ class _CoreBase:
             "vector": Embed(base, self.profile.vector_meta, guarded=guarded) if text and mode != "bm25" else None,
             "image": self._image_op(base, image) if mode != "bm25" else None,
             "setup": setup,
-            "user": self._user_op(user) if user is not None else None,
+            "user": self._user_op(user, session) if user is not None else None,
         }
         asked = {name: op for name, op in ops.items() if op is not None}
         answers: dict[str, Any] = {}
@@ -294,10 +303,17 @@ class _CoreBase:
             return None
         return EmbedImage(image=image) if image is not None else EmbedImage(text=text)
 
-    def _user_op(self, user: str) -> ClusterSearch:
+    def _user_op(self, user: str, session: str | None = None) -> ClusterSearch | ClusterMsearch:
         note = "personal signal: the shopper's profile"
         params = {"ignore_unavailable": "true"}
-        return ClusterSearch(self.profiles_index, profile_search_body(user), params=params, note=note)
+        if session is None:
+            return ClusterSearch(self.profiles_index, profile_search_body(user), params=params, note=note)
+        events = self.options.ubi.events_index if self.options.ubi is not None else UBI_EVENTS_INDEX
+        searches = [
+            ({"index": self.profiles_index, "ignore_unavailable": True}, profile_search_body(user)),
+            ({"index": events, "ignore_unavailable": True}, session_events_body(user, session)),
+        ]
+        return ClusterMsearch(self.profiles_index, searches, note=f"{note} and the session's recent events")
 
     def _vector_of(
         self,
@@ -336,6 +352,9 @@ class _CoreBase:
             return None
         if isinstance(answer, BaseException):
             raise answer
+        if isinstance(answer, list):  # the profile and the session's events
+            profile = self._checked(user_profile_of(answer[0], user))
+            return replace(profile, session=session_events_of(answer[1])) if profile is not None else None
         return self._checked(user_profile_of(answer, user))
 
     def _checked(self, profile: UserProfile | None) -> UserProfile | None:

@@ -27,12 +27,14 @@ def hit_explanation(
     rerank_score: float | None = None,
     passage: PassageMatch | None = None,
     signals: Sequence[str] = (),
+    affinities: dict[str, float] | None = None,
 ) -> HitExplanation:
     """The explanation of one client-side fused (or single-leg) hit: each leg's raw score, rank,
     normalized value, weight and contribution; a leg that missed the document has only its weight.
 
     ``signals`` names the further signals fused beside the two legs (``personal``, ``image``...):
-    each gets the same entry under ``HitExplanation.signals``."""
+    each gets the same entry under ``HitExplanation.signals``; ``affinities``: the shopper's affinities that
+    moved the hit (``field=value``: affinity)."""
 
     def leg(name: str) -> LegExplanation | None:
         if mode == "bm25" and name == "vector" or mode == "knn" and name == "lexical":
@@ -61,6 +63,7 @@ def hit_explanation(
         fused_score=doc.score,
         rerank_score=rerank_score,
         passage=passage,
+        affinities=affinities or None,
     )
 
 

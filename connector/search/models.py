@@ -255,6 +255,11 @@ class HitExplanation(BaseModel):
         description="the passage that scored the kNN leg (a passages field); absent otherwise",
         exclude_if=_empty,
     )
+    affinities: dict[str, float] | None = Field(
+        None,
+        description="the shopper's affinities that moved this hit (field=value: affinity); absent otherwise",
+        exclude_if=_empty,
+    )
 
 
 class SearchHit(BaseModel):

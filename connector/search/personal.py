@@ -1,70 +1,89 @@
-"""The personal signal: the shopper's profile vector scored against the query's own candidates (issue 18).
+"""The personal signal: the shopper's affinities scored over the query's own candidates (issues 18, 26).
 
-A search scores a product for a user as ``relevance(q, p) + b * u . p`` (u: the profile of
-:mod:`connector.jobs.profiles`). Here ``u . p`` is one more named signal of the N-signal fusion:
-after the legs' ``_msearch``, one kNN search with the profile's direction, filtered to the ids of
-the legs' candidates (:func:`personal_body`; a filter this small is searched exactly), scores every
-candidate. So personalization only reorders what the query found; it never brings in a product the
-query did not. The engines score it ``(1 + cos) / 2`` (cosine or dot_product fields): an affine map
-of the cosine, so min-max, z-score and DBSF normalization and RRF ranks are those of the cosine.
+A search scores a product for a shopper as ``relevance(q, p) + b * taste(u, p)``. The taste is what a shop
+sees in its events: the brands, categories, price bands... the shopper bought, carted and viewed, as
+*affinities* (:mod:`connector.jobs.affinities`; a profile keeps per field and value the decayed,
+kind-weighted sum of its events). For a candidate ``p``:
 
-Why a kNN search and not the candidates' vectors in the legs' answers: 2 x ``max_depth`` vectors
-as JSON are ~1.5 MB for 384 dims (an estimate, not measured: several times the ~8 ms of a client-side
-hybrid search here); the kNN answer is ids and scores. The engines' script scoring (painless) would
-avoid the round trip but is absent from the integ-test servers the tests run on.
+    affinity_f(v) = (sum_f(v) + B * session_f(v)) / (W + B * W_session + shrinkage)
+    taste(u, p)   = sum over the affinity fields f of max over p's values v in f of affinity_f(v)
 
-The weight adapts to the profile: none below :data:`MIN_EVENTS` events (cold start changes
-nothing), and it is scaled by how concentrated the history is (:func:`effective_weight`). Pure
-functions; the search flow sends the requests.
+``W`` is the profile's decayed weight sum, ``shrinkage`` pulls a short history toward zero, and the
+events of the current session (same ``session_id``, the last :data:`SESSION_WINDOW_S` seconds, read from
+the UBI events index beside the profile) count ``B`` = :data:`SESSION_BOOST` times an old event,
+without a profile rebuild.
+
+No extra round trip: the profile (and the session's events) ride in the first round trip; the legs'
+``_msearch`` asks each leg's hits for the affinity fields' doc values (and, with a session, one more
+search in the same ``_msearch`` reads the session products' values), so every candidate is scored from
+what the second round trip already returns. The signal only reorders what the query found.
+
+Fused as a signal named ``personal``: in a linear fusion its hits are all the candidates (the ones the
+shopper has no taste for at 0) and its weight is ``personal_weight * max taste``, so after min-max
+normalization a candidate gains exactly ``personal_weight * taste`` (a weak taste moves little; min-max
+alone would stretch it to the full weight); in RRF its hits are the candidates with a taste, ranked.
+Explain shows the affinities that moved each hit (:attr:`PersonalSignal.matches`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ModelMismatchError, SearchRequestError
 from connector.search.fusion import LegHit
-from connector.search.query_builder import knn_leg_body
 
 __all__ = [
-    "CONCENTRATION_FLOOR",
     "DEFAULT_PERSONAL_WEIGHT",
+    "DEFAULT_SHRINKAGE",
     "MIN_EVENTS",
     "PERSONAL_SIGNAL",
+    "SESSION_BOOST",
+    "SESSION_KINDS",
+    "SESSION_WINDOW_S",
+    "PersonalSignal",
     "UserProfile",
+    "candidate_values",
     "effective_weight",
-    "personal_body",
-    "personal_leg",
     "profile_search_body",
+    "session_events_body",
+    "session_events_of",
     "user_profile_of",
 ]
 
 PERSONAL_SIGNAL = "personal"
-# The personal signal's weight beside the legs' (relative, as every fusion weight; the default legs
-# weigh 0.7 + 0.3 = 1). Chosen on the dev data by bench/personalization.py (95 simulated shoppers on
-# esci-us-subset): the weight with the best personal nDCG@10 whose human nDCG@10 loss stays <= 0.005
-# among 0.1/0.2/0.3/0.5/0.8/1.2 was 0.2 (0.3: equal within 0.0003; 0.5 and up lose 0.016+ human
-# nDCG@10). The gain there is small (+0.0008): README "Personalization".
-DEFAULT_PERSONAL_WEIGHT = 0.2
-# Fewer events than this: no personal signal at all (cold start changes nothing).
+# The defaults below are chosen on the dev data by bench/personalization.py, by the rule written in its
+# docstring before the run (the weight, then the shrinkage, with the best mean personal nDCG@10 gain over
+# both populations whose human nDCG@10 loss stays <= 0.005); the figures are in the README, "Personalization".
+DEFAULT_PERSONAL_WEIGHT = 0.3
+# In event weights (a purchase weighs 5, a view 1): a history of one purchase reaches at most 5/10 = 0.5.
+DEFAULT_SHRINKAGE = 5.0
+# Fewer events than this (profile and session together): no personal signal (cold start changes nothing).
 MIN_EVENTS = 3
-# A profile whose concentration (|mean of unit vectors|) is at or below this gets no weight; the
-# weight ramps linearly to full at concentration 1. Unrelated products of this corpus have a mean
-# pairwise cosine near 0.1-0.2, so a scattered history of many products lands near 0.3-0.4.
-CONCENTRATION_FLOOR = 0.3
+# The session: events of the last 30 minutes of the same session count this many times an old one.
+SESSION_BOOST = 2.0
+SESSION_WINDOW_S = 1800
+_SESSION_MAX_EVENTS = 50
+# UBI actions of a session and the profile kind weights they carry (connector.jobs.profiles' ladder).
+SESSION_KINDS: Mapping[str, float] = {"click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+
+Sums = Mapping[str, Mapping[str, float]]
 
 
 @dataclass(frozen=True)
 class UserProfile:
-    """A shopper's profile as the search uses it."""
+    """A shopper's profile as the search uses it (``session``: this search's recent events, product id and weight)."""
 
     user_id: str
     vector: tuple[float, ...]
     event_count: int
     model_id: str | None = None
+    weight_sum: float = 0.0
+    affinities: Sums = field(default_factory=dict)
+    affinity_fields: tuple[str, ...] = ()
+    session: tuple[tuple[str, float], ...] = ()
 
     @property
     def concentration(self) -> float:
@@ -77,11 +96,20 @@ class UserProfile:
         vector = source.get("vector")
         if not isinstance(vector, list) or not all(isinstance(x, int | float) for x in vector):
             raise SearchRequestError(f"profile {user_id!r} has no vector", field="user")
+        raw = source.get("affinities") or {}
+        affinities = {
+            str(f): {str(v): float(w) for v, w in values.items() if isinstance(w, int | float)}
+            for f, values in (raw.items() if isinstance(raw, Mapping) else ())
+            if isinstance(values, Mapping)
+        }
         return cls(
             user_id=user_id,
             vector=tuple(float(x) for x in vector),
             event_count=int(source.get("event_count") or 0),
             model_id=str(source["model_id"]) if source.get("model_id") else None,
+            weight_sum=float(source.get("weight_sum") or 0.0),
+            affinities=affinities,
+            affinity_fields=tuple(str(f) for f in source.get("affinity_fields") or affinities),
         )
 
     def check_model(self, model_id: str | None) -> None:
@@ -115,49 +143,138 @@ def user_profile_of(response: Mapping[str, Any], user_id: str) -> UserProfile | 
     return None
 
 
-def effective_weight(
-    profile: UserProfile | None,
-    personal_weight: float,
-    *,
-    min_events: int = MIN_EVENTS,
-    concentration_floor: float = CONCENTRATION_FLOOR,
-) -> float:
-    """The personal signal's weight for this profile: 0 for cold start, else ``personal_weight``
-    scaled by ``clamp((concentration - floor) / (1 - floor), 0, 1)``."""
+def session_events_body(user_id: str, session_id: str, *, window_s: int = SESSION_WINDOW_S) -> dict[str, Any]:
+    """The UBI events of this shopper's session in the last ``window_s`` seconds, newest first.
+
+    Filtered by ``client_id`` too: a session id alone never reads another shopper's events.
+
+    Raises:
+        SearchRequestError: ``session_id`` is not a non-empty string of <= 100 chars.
+    """
+    if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > 100:
+        raise SearchRequestError("session_id must be a non-empty string (<= 100 chars)", field="session_id")
+    filters = [
+        {"term": {"client_id": user_id}},
+        {"term": {"session_id": session_id}},
+        {"terms": {"action_name": list(SESSION_KINDS)}},
+        {"range": {"timestamp": {"gte": f"now-{int(window_s)}s"}}},
+    ]
+    return {
+        "query": {"bool": {"filter": filters}},
+        "size": _SESSION_MAX_EVENTS,
+        "sort": [{"timestamp": {"order": "desc"}}],
+        "_source": ["action_name", "event_attributes.object.object_id"],
+        "track_total_hits": False,
+    }
+
+
+def session_events_of(response: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """``(product id, kind weight)`` of each event in the answer to :func:`session_events_body`."""
+    events: list[tuple[str, float]] = []
+    for hit in (response.get("hits") or {}).get("hits") or []:
+        source = hit.get("_source") or {}
+        weight = SESSION_KINDS.get(str(source.get("action_name")))
+        product = ((source.get("event_attributes") or {}).get("object") or {}).get("object_id")
+        if weight is not None and isinstance(product, str) and product:
+            events.append((product, weight))
+    return tuple(events)
+
+
+def effective_weight(profile: UserProfile | None, personal_weight: float, *, min_events: int = MIN_EVENTS) -> float:
+    """The personal signal's weight for this profile: ``personal_weight``, or 0 for a cold start (no profile,
+    fewer than ``min_events`` events with the session's, or no affinity field)."""
     if not isinstance(personal_weight, int | float) or isinstance(personal_weight, bool):
         raise SearchRequestError(f"personal_weight must be a number, got {personal_weight!r}", field="personal_weight")
     if not 0.0 <= personal_weight <= 1000.0 or math.isnan(personal_weight):
         raise SearchRequestError(
             f"personal_weight must be within 0..1000, got {personal_weight!r}", field="personal_weight"
         )
-    if profile is None or profile.event_count < min_events or not profile.vector:
+    if profile is None or profile.event_count + len(profile.session) < min_events or not profile.affinity_fields:
         return 0.0
-    ramp = (profile.concentration - concentration_floor) / (1.0 - concentration_floor)
-    return float(personal_weight) * min(1.0, max(0.0, ramp))
+    return float(personal_weight)
 
 
-def personal_body(profile: UserProfile, candidate_ids: Sequence[str], *, knn_shape: str, field: str) -> dict[str, Any]:
-    """The kNN search of the profile's direction over exactly ``candidate_ids`` (ids and scores only).
+@dataclass(frozen=True)
+class PersonalSignal:
+    """The personal signal of one search: the shopper's shrunk affinities, scored over the candidates' values."""
 
-    Raises:
-        SearchRequestError: the profile has no direction (an all-zero vector).
-    """
-    norm = profile.concentration
-    if norm == 0:
-        raise SearchRequestError(f"profile {profile.user_id!r} has an all-zero vector", field="user")
-    ids = list(dict.fromkeys(candidate_ids))
-    direction = [x / norm for x in profile.vector]
-    return knn_leg_body(
-        direction,
-        knn_shape=knn_shape,
-        field=field,
-        k=max(1, len(ids)),
-        num_candidates=max(1, len(ids)),
-        filters=[{"ids": {"values": ids}}],
-    )
+    affinities: Sums  # field -> value -> affinity (0..1)
+    weight: float
+    name: str = PERSONAL_SIGNAL
+
+    @classmethod
+    def of(
+        cls,
+        profile: UserProfile,
+        weight: float,
+        *,
+        session_values: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        shrinkage: float = DEFAULT_SHRINKAGE,
+        session_boost: float = SESSION_BOOST,
+    ) -> PersonalSignal:
+        """The signal of ``profile`` plus its session's events (``session_values``: their products' values)."""
+        sums = {f: dict(profile.affinities.get(f) or {}) for f in profile.affinity_fields}
+        total = profile.weight_sum
+        for product, kind_weight in profile.session:
+            total += session_boost * kind_weight
+            for name, values in (session_values or {}).get(product, {}).items():
+                if name in sums:
+                    for value in dict.fromkeys(values):
+                        sums[name][value] = sums[name].get(value, 0.0) + session_boost * kind_weight
+        denominator = total + shrinkage
+        affinities = {
+            f: {v: s / denominator for v, s in values.items() if s > 0} if denominator > 0 else {}
+            for f, values in sums.items()
+        }
+        return cls(affinities=affinities, weight=weight)
+
+    @property
+    def fields(self) -> list[str]:
+        """The affinity fields whose values the candidates must carry."""
+        return sorted(self.affinities)
+
+    def matches(self, values: Mapping[str, Sequence[str]]) -> dict[str, float]:
+        """``{"field=value": affinity}`` of a candidate's best value per field (the affinities that move it)."""
+        out: dict[str, float] = {}
+        for name in self.fields:
+            known = self.affinities[name]
+            best = max(((known.get(v, 0.0), v) for v in values.get(name) or ()), default=(0.0, ""))
+            if best[0] > 0:
+                out[f"{name}={best[1]}"] = best[0]
+        return out
+
+    def taste(self, values: Mapping[str, Sequence[str]]) -> float:
+        """The candidate's score: the sum over fields of its best value's affinity."""
+        return math.fsum(self.matches(values).values())
+
+    def leg(
+        self, candidates: Iterable[LegHit], values: Mapping[str, Mapping[str, Sequence[str]]], *, rrf: bool
+    ) -> list[LegHit]:
+        """The signal's hits over exactly ``candidates`` (first hit of each id): every one for a linear
+        fusion (no taste: 0), only those with a taste for RRF (ranks of ties at 0 would be noise)."""
+        hits: dict[str, LegHit] = {}
+        for hit in candidates:
+            if hit.id not in hits:
+                hits[hit.id] = LegHit(hit.id, self.taste(values.get(hit.id) or {}), hit.index, hit.routing)
+        return [h for h in hits.values() if h.score > 0 or not rrf]
+
+    def fusion_weight(self, leg: Sequence[LegHit], *, rrf: bool) -> float:
+        """The signal's fusion weight: ``weight`` for RRF, ``weight * max taste`` for a linear fusion (so a
+        candidate gains ``weight * taste`` after min-max normalization; see the module docstring)."""
+        if rrf:
+            return self.weight
+        return self.weight * max((h.score for h in leg), default=0.0)
 
 
-def personal_leg(hits: Sequence[LegHit], candidate_ids: Iterable[str]) -> list[LegHit]:
-    """The personal signal's hits, kept to the candidates (a safety net: the filter already does it)."""
-    allowed = set(candidate_ids)
-    return [hit for hit in hits if hit.id in allowed]
+def candidate_values(responses: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """``{id: {field: [values]}}`` from the ``fields`` of the hits of ``responses`` (the legs' answers)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for response in responses:
+        for hit in (response.get("hits") or {}).get("hits") or []:
+            got = hit.get("fields")
+            if not got or str(hit.get("_id")) in out:
+                continue
+            out[str(hit["_id"])] = {
+                name: [str(v) for v in got[name] if str(v).strip()] for name in fields if got.get(name)
+            }
+    return out

@@ -123,8 +123,9 @@ class _HybridCore(_ServerSide):
         likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
         setup = self._pipeline_setup(fusion) if likely == "os_hybrid_query" else None
         trip = yield from self._first_trip(
-            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup
-        )
+            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup,
+            session=r.session_id if user_id is not None else None,
+        )  # fmt: skip
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
         given = self._checked(given_profile(r.user)) if wanted > 0 else None
