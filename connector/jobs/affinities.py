@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from connector.ubi.records import UbiEvent
+from mappings.builders import BOOKKEEPING_FIELD
 
 __all__ = [
     "MAX_DISTINCT_SHARE",
@@ -58,10 +59,11 @@ UBI_KINDS: Mapping[str, str] = {"click": "view", "add_to_cart": "cart", "purchas
 
 
 def keyword_fields_of(properties: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the ``keyword`` fields of a mapping, multi-field subfields included (``brand.keyword``)."""
+    """Dotted names of the ``keyword`` fields of a mapping, multi-field subfields included (``brand.keyword``);
+    eshybrid's own bookkeeping is no taste."""
     names: list[str] = []
     for name, spec in properties.items():
-        if not isinstance(spec, Mapping):
+        if not isinstance(spec, Mapping) or (not prefix and name == BOOKKEEPING_FIELD):
             continue
         full = f"{prefix}{name}"
         if spec.get("type") == "keyword":

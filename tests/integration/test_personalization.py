@@ -1,7 +1,8 @@
 """Personalization on the four real servers: profiles built from events, the personal signal in search.
 
 The products and the query table are test_hybrid_search.py's (red products near [1,0,0,0], blue
-ones far); a "blue" shopper's history is a few blue products, a "red" one's a few red products.
+ones far; ``color`` a keyword field: the default affinity field); a "blue" shopper's history is a few
+blue products, a "red" one's a few red products.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from connector.cluster.client import Cluster
 from connector.errors import ModelMismatchError, SearchRequestError
 from connector.jobs.profiles import BadEvent, build_profiles
 from connector.search import AsyncHybridSearch, HybridSearch
-from connector.search.personal import MIN_EVENTS, UserProfile
+from connector.search.personal import DEFAULT_SHRINKAGE, MIN_EVENTS, UserProfile
+from connector.ubi.logger import UbiLogger
 from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, corpus, create_index
 from tests.integration.test_hybrid_search_async import ThreadedAsyncCluster
 
@@ -76,6 +78,8 @@ def test_profiles_are_stored_and_updated_incrementally(cluster: Cluster, shop: t
     doc = cluster.request("GET", f"/{profiles}/_doc/red-fan").body["_source"]
     assert doc["model_id"] == "test/hand-made" and doc["event_count"] == 3 and doc["index"] == index
     assert len(doc["vector"]) == 4 and "history" not in doc
+    # the default affinity fields: the keyword fields with a moderate number of values (color: red/blue)
+    assert doc["affinity_fields"] == ["color"] and doc["affinities"] == {"color": {"red": 9.0}}
     later = _events("red-fan", ["d06", "d07"], kind="purchase")
     for event in later:
         event["timestamp"] = "2026-11-20T12:00:00Z"
@@ -83,6 +87,7 @@ def test_profiles_are_stored_and_updated_incrementally(cluster: Cluster, shop: t
     assert (report.profiles_created, report.profiles_updated, report.events_used) == (0, 1, 2)
     doc = cluster.request("GET", f"/{profiles}/_doc/red-fan").body["_source"]
     assert doc["event_count"] == 5 and doc["as_of"] == "2026-11-20T12:00:00Z"
+    assert doc["affinities"]["color"]["red"] == pytest.approx(9.0 * 0.5 ** (19 / 30) + 10.0, abs=1e-5)
     assert [h["product_id"] for h in doc["history"]] == ["d06", "d07"]
 
 
@@ -99,9 +104,11 @@ def test_personal_signal_reorders_the_query_candidates_only(cluster: Cluster, sh
     assert blue.user == "blue-fan" and blue.personal_weight is not None and blue.personal_weight > 0
     assert blue.strategy == "client" and blue.fusion is not None and "personal=" in blue.fusion.describe()
     top = blue.hits[0].explanation
-    assert top is not None and top.signals is not None
+    assert top is not None and top.signals is not None and blue.ids[0] >= "d12"
     personal = top.signals["personal"]
-    assert personal.weight == blue.personal_weight and personal.contribution > 0
+    taste = 8.0 / (8.0 + DEFAULT_SHRINKAGE)  # every blue-fan event on a blue product
+    assert personal.weight == pytest.approx(0.3 * taste) and personal.contribution > 0
+    assert top.affinities == pytest.approx({"color=blue": taste})  # which affinity moved it
     # pages are slices of one personalized ranking
     pages = [
         search.search("camping gear", size=6, page=p, user="blue-fan", source=False, **shopper).ids for p in (1, 2)
@@ -178,3 +185,33 @@ def test_profiles_build_command(
     assert main([*argv, "--url", cluster_url]) == 0  # again: an update
     assert "1 updated" in capsys.readouterr().out
     assert cluster.request("GET", f"/{profiles}/_doc/cli-user").body["_source"]["event_count"] == 6
+
+
+def test_the_session_counts_more_than_the_profile(cluster: Cluster, shop: tuple[str, str]) -> None:
+    index, profiles = shop
+    events_index = f"{index}-ubi-events"
+    with UbiLogger(cluster, events_index=events_index, queries_index=f"{index}-ubi-queries") as ubi:
+        try:
+            for product in ("d17", "d18", "d19"):  # a red-fan now carting blue products
+                assert ubi.log_event(
+                    {"action_name": "add_to_cart", "client_id": "red-fan", "session_id": "s-now",
+                     "event_attributes": {"object": {"object_id": product}}}
+                )  # fmt: skip
+            assert ubi.flush()
+            cluster.refresh(events_index)
+            search = _search(cluster, shop, ubi=ubi)
+            options: dict[str, Any] = {"size": 24, "source": False, "personal_weight": 0.3}
+            old = search.search("camping gear", user="red-fan", **options)
+            now = search.search("camping gear", user="red-fan", session_id="s-now", explain=True, **options)
+            other = search.search("camping gear", user="blue-fan", session_id="s-now", **options)
+            assert _blue_share(now.ids[:8]) > _blue_share(old.ids[:8])
+            # red 9 of (9 + 2 x 9 session + shrinkage) now, blue 18 of it
+            top = now.hits[0].explanation
+            assert top is not None and top.affinities == pytest.approx(
+                {"color=blue": 18.0 / (27.0 + DEFAULT_SHRINKAGE)}
+            )
+            # another shopper's session id reads nothing of red-fan's session
+            assert other.ids == search.search("camping gear", user="blue-fan", **options).ids
+        finally:
+            cluster.delete_index(events_index)
+            cluster.delete_index(f"{index}-ubi-queries")

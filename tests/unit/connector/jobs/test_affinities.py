@@ -31,6 +31,7 @@ PROPERTIES = {
     "rare": {"type": "keyword"},
     "meta": {"properties": {"colour": {"type": "keyword"}}},
     "embedding": {"type": "dense_vector", "dims": 2},
+    "eshybrid_meta": {"properties": {"embedding": {"properties": {"model_id": {"type": "keyword"}}}}},
 }
 
 
