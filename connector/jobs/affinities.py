@@ -77,11 +77,13 @@ def keyword_fields_of(properties: Mapping[str, Any], prefix: str = "") -> list[s
 
 
 def field_stats_body(fields: Sequence[str]) -> dict[str, Any]:
-    """One search counting, per field, its distinct values and the documents that have one."""
+    """One search counting, per field, its distinct values and the documents that have one (an empty string is none)."""
     aggs: dict[str, Any] = {}
     for n, name in enumerate(fields):
         aggs[f"d{n}"] = {"cardinality": {"field": name, "precision_threshold": 3000}}
-        aggs[f"c{n}"] = {"filter": {"exists": {"field": name}}}
+        aggs[f"c{n}"] = {
+            "filter": {"bool": {"filter": [{"exists": {"field": name}}], "must_not": [{"term": {name: ""}}]}}
+        }
     return {"size": 0, "track_total_hits": True, "aggs": aggs}
 
 

@@ -93,9 +93,9 @@ class UserProfile:
     @classmethod
     def from_doc(cls, user_id: str, source: Mapping[str, Any]) -> UserProfile:
         """From a profile document (:func:`mappings.system.profiles_index_body`)."""
-        vector = source.get("vector")
+        vector = source.get("vector", [])
         if not isinstance(vector, list) or not all(isinstance(x, int | float) for x in vector):
-            raise SearchRequestError(f"profile {user_id!r} has no vector", field="user")
+            raise SearchRequestError(f"profile {user_id!r} has a malformed vector", field="user")
         raw = source.get("affinities") or {}
         affinities = {
             str(f): {str(v): float(w) for v, w in values.items() if isinstance(w, int | float)}
@@ -132,7 +132,13 @@ def profile_search_body(user_id: str) -> dict[str, Any]:
     """
     if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > 512:
         raise SearchRequestError("user must be a non-empty user id (<= 512 chars) or a UserProfile", field="user")
-    return {"query": {"ids": {"values": [user_id]}}, "size": 1, "track_total_hits": False}
+    # the profile's vector and raw history are not read: the signal scores affinities (less JSON on the path)
+    return {
+        "query": {"ids": {"values": [user_id]}},
+        "size": 1,
+        "_source": {"excludes": ["vector", "history"]},
+        "track_total_hits": False,
+    }
 
 
 def user_profile_of(response: Mapping[str, Any], user_id: str) -> UserProfile | None:

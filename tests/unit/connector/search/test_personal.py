@@ -111,7 +111,12 @@ def test_candidate_values_come_from_the_hits_fields() -> None:
 
 
 def test_profile_and_session_reads() -> None:
-    assert profile_search_body("u1") == {"query": {"ids": {"values": ["u1"]}}, "size": 1, "track_total_hits": False}
+    assert profile_search_body("u1") == {
+        "query": {"ids": {"values": ["u1"]}},
+        "size": 1,
+        "_source": {"excludes": ["vector", "history"]},
+        "track_total_hits": False,
+    }
     for bad in ("", "  ", 7, "x" * 513):
         with pytest.raises(SearchRequestError):
             profile_search_body(bad)  # type: ignore[arg-type]
@@ -126,6 +131,10 @@ def test_profile_and_session_reads() -> None:
     user = user_profile_of({"hits": {"hits": [{"_id": "u", "_source": source}]}}, "u")
     assert user == profile()
     assert user.concentration == pytest.approx(1.0)
+    del source["vector"]  # as the search reads it: the vector is not fetched
+    assert user_profile_of({"hits": {"hits": [{"_id": "u", "_source": source}]}}, "u") == UserProfile(
+        "u", (), 4, "m", 8.0, SUMS, ("brand", "category")
+    )
     assert user_profile_of({"hits": {"hits": []}}, "u1") is None
     assert user_profile_of({}, "u1") is None  # no profiles index yet (ignore_unavailable)
     with pytest.raises(SearchRequestError):
