@@ -37,7 +37,7 @@ def _add_connection(parser: argparse.ArgumentParser, *, embed: bool = True) -> N
 def _add_personal(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("personalization")
     group.add_argument("--user", help="shopper id: personalize with their profile (eshybrid profiles build)")
-    group.add_argument("--personal-weight", type=float, help="weight of the personal signal (default 0.2)")
+    group.add_argument("--personal-weight", type=float, help="weight of the personal signal (default 0.1)")
     group.add_argument("--profiles-index", help="profiles index (default eshybrid-profiles-<index>)")
 
 

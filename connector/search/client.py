@@ -105,18 +105,18 @@ class _ClientSide(_CoreBase):
         return {name: signals[name].hits(resp) for name, resp in zip(names, responses, strict=False)}
 
     def _personal_signal(
-        self, call: Call, legs: dict[str, list[LegHit]], answers: Sequence[Mapping[str, Any]], fields: Sequence[str]
+        self, call: Call, legs: dict[str, list[LegHit]], answers: Sequence[Mapping[str, Any]]
     ) -> tuple[Call, dict[str, dict[str, float]]]:
         """Add the personal signal's hits to ``legs`` (from the candidates' values the legs returned); the call
         with its fusion weight, and each candidate's affinities that moved it."""
         assert call.user is not None
-        values = candidate_values(answers[: len(legs)], fields)
-        session = candidate_values(answers[len(answers) - 1 :], fields) if call.user.session else {}
+        values = candidate_values(answers[: len(legs)])
+        session = candidate_values(answers[len(answers) - 1 :]) if call.user.session else {}
         signal = PersonalSignal.of(call.user, call.personal_weight, session_values=session)
         rrf = call.fusion.method == "rrf"
         hits = signal.leg([hit for leg in legs.values() for hit in leg], values, rrf=rrf)
         legs[PERSONAL_SIGNAL] = hits
-        matched = {hit.id: signal.matches(values.get(hit.id) or {}) for hit in hits if hit.score > 0}
+        matched = {h.id: signal.matches(values.get(h.id) or {}) for h in hits if h.score > 0} if call.explain else {}
         return _personalized(call, legs, signal.fusion_weight(hits, rrf=rrf)), matched
 
     def _client_flow(self, call: Call) -> Flow[SearchResponse]:
@@ -139,7 +139,7 @@ class _ClientSide(_CoreBase):
         )  # fmt: skip
         tastes: dict[str, dict[str, float]] = {}
         if personal:
-            call, tastes = self._personal_signal(call, legs, answers, fields)
+            call, tastes = self._personal_signal(call, legs, answers)
         started = time.perf_counter()
         if IMAGE_SIGNAL in legs and self.image is not None:
             call = replace(call, fusion=with_image_weight(call.fusion, self.image))

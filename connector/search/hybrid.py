@@ -132,11 +132,12 @@ class HybridSearch(_HybridCore):
             strategy: override ``auto`` | ``client`` | ``server`` for this call.
             source: ``True`` (all but the vector), ``False`` (ids only) or fields to include.
             user: the shopper: a :class:`~connector.search.personal.UserProfile`, or a user id read from
-                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal over the
-                legs' candidates (it reorders, never adds); fused client-side.
+                ``profiles_index`` (unknown id: no personalization). Adds the ``personal`` signal: the shopper's
+                affinities (brand, category... values) scored over the legs' candidates (it reorders, never
+                adds); fused client-side. With a ``session_id``, that session's recent UBI events count more.
             personal_weight: the personal signal's weight beside the legs' (default
-                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`), scaled by the profile's
-                concentration; 0 below :data:`~connector.search.personal.MIN_EVENTS` events.
+                :data:`~connector.search.personal.DEFAULT_PERSONAL_WEIGHT`); 0 below
+                :data:`~connector.search.personal.MIN_EVENTS` events.
             correct: override the instance's spelling correction (``off`` | ``auto`` | ``force``).
             image: an example image (the bytes of its file): the image signal searches with its vector instead
                 of the text's (needs ``image=ImageSignal(...)``); ``text`` may then be empty.

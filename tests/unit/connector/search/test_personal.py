@@ -104,10 +104,10 @@ def test_candidate_values_come_from_the_hits_fields() -> None:
         {"hits": {"hits": [{"_id": "a", "fields": {"brand": ["Acme"], "category": [""]}}, {"_id": "b"}]}},
         {"hits": {"hits": [{"_id": "a", "fields": {"brand": ["Other"]}}, {"_id": "c", "fields": {"category": ["x"]}}]}},
     ]
-    assert candidate_values(responses, ["brand", "category"]) == {
-        "a": {"brand": ["Acme"], "category": []},
-        "c": {"category": ["x"]},
-    }
+    values = candidate_values(responses)
+    assert values == {"a": {"brand": ["Acme"], "category": [""]}, "c": {"category": ["x"]}}
+    signal = PersonalSignal.of(profile(), 0.3)
+    assert signal.taste(values["a"]) == pytest.approx(8 / 13) and signal.matches(values["c"]) == {}
 
 
 def test_profile_and_session_reads() -> None:
