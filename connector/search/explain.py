@@ -105,6 +105,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
             head.append("rerank")
         if any(h.explanation and h.explanation.passage is not None for h in response.hits):
             head.append("passage")
+        if any(h.explanation and h.explanation.affinities for h in response.hits):
+            head.append("taste")
     head.append("document")
     rows: list[list[str]] = []
     for hit in response.hits:
@@ -119,6 +121,8 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
                 row.append(_num(e.rerank_score) if e else "")
             if "passage" in head:
                 row.append(_passage_cell(e.passage if e else None))
+            if "taste" in head:
+                row.append(_taste_cell(e.affinities if e else None))
         row.append(hit_label(hit.source, fields=label_fields))
         rows.append(row)
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
@@ -128,6 +132,12 @@ def format_hits(response: SearchResponse, *, label_fields: Sequence[str] = _LABE
     lines.extend(fusion_weight_lines(response, explained=explained))
     lines.extend(correction_lines(response, explained=explained))
     return "\n".join(lines)
+
+
+def _taste_cell(affinities: Mapping[str, float] | None) -> str:
+    """The affinities that moved a personalized hit, strongest first: ``brand.keyword=Acme 0.62``."""
+    ranked = sorted((affinities or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{name[:40]} {value:.2f}" for name, value in ranked)
 
 
 def fusion_weight_lines(response: SearchResponse, *, explained: bool = False) -> list[str]:

@@ -147,3 +147,20 @@ def test_explanation_per_signal_and_table() -> None:
     )
     table = format_hits(response)
     assert "pers.raw" in table.splitlines()[0] and "pers.norm" in table.splitlines()[0]
+
+
+def test_the_table_shows_the_affinities_that_moved_a_hit() -> None:
+    config = FusionConfig(method="linear", weights={"personal": 0.5})
+    fused = fuse(THREE, config)
+    taste = {"category.keyword=shoes": 0.25, "brand.keyword=Acme": 0.62}
+    e = hit_explanation(
+        fused[0], mode="hybrid", strategy="client", fusion=config, signals=["personal"], affinities=taste
+    )
+    assert e.affinities == taste and "affinities" in e.model_dump()
+    assert "affinities" not in hit_explanation(fused[0], mode="hybrid", strategy="client", fusion=config).model_dump()
+    response = SearchResponse(
+        index="idx", query="q", mode="hybrid", strategy="client", fusion=config, page=1, size=1, max_depth=10,
+        hits=[SearchHit(id=fused[0].id, index="idx", rank=1, score=fused[0].score, explanation=e)],
+    )  # fmt: skip
+    header, row = format_hits(response).splitlines()[:2]
+    assert "taste" in header and "brand.keyword=Acme 0.62, category.keyword=shoes 0.25" in row
