@@ -246,7 +246,7 @@ class PersonalSignal:
         """``{"field=value": affinity}`` of a candidate's best value per field (the affinities that move it)."""
         out: dict[str, float] = {}
         for name, known in self.affinities.items():
-            best = max(((known.get(v, 0.0), v) for v in values.get(name) or ()), default=(0.0, ""))
+            best = max(((known.get(_key(v), 0.0), _key(v)) for v in values.get(name) or ()), default=(0.0, ""))
             if best[0] > 0:
                 out[f"{name}={best[1]}"] = best[0]
         return out
@@ -257,7 +257,7 @@ class PersonalSignal:
         for name, known in self.affinities.items():
             got = values.get(name)
             if got:
-                total += max(known.get(v, 0.0) for v in got)
+                total += max(known.get(v if v.__class__ is str else _key(v), 0.0) for v in got)
         return total
 
     def leg(
@@ -277,6 +277,11 @@ class PersonalSignal:
         if rrf:
             return self.weight
         return self.weight * max((h.score for h in leg), default=0.0)
+
+
+def _key(value: Any) -> str:
+    """A doc value as the profile keys it (a number's doc value is a JSON number; the build stored its text)."""
+    return value if isinstance(value, str) else str(value)
 
 
 def candidate_values(responses: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Sequence[Any]]]:

@@ -215,3 +215,38 @@ def test_the_session_counts_more_than_the_profile(cluster: Cluster, shop: tuple[
         finally:
             cluster.delete_index(events_index)
             cluster.delete_index(f"{index}-ubi-queries")
+
+
+def test_profiles_build_from_ubi_events_with_chosen_fields(
+    cluster_url: str, cluster: Cluster, index_name: str, capsys: Any
+) -> None:
+    import json
+
+    from connector.cli.main import main
+
+    create_index(cluster, index_name, corpus())
+    events_index, profiles = f"{index_name}-ubi-events", f"{index_name}-profiles"
+    try:
+        with UbiLogger(cluster, events_index=events_index, queries_index=f"{index_name}-ubi-queries") as ubi:
+            for action, product in (
+                ("impression", "d01"),
+                ("click", "d01"),
+                ("add_to_cart", "d02"),
+                ("purchase", "d03"),
+            ):
+                ubi.log_event({"action_name": action, "client_id": "ubi-shopper", "session_id": "s1",
+                               "event_attributes": {"object": {"object_id": product}}})  # fmt: skip
+            assert ubi.flush()
+        cluster.refresh(events_index)
+        argv = ["profiles", "build", "--ubi-events", events_index, "--index", index_name, "--profiles-index", profiles]
+        assert main([*argv, "--affinity-fields", "color, price", "--url", cluster_url, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["profiles_created"] == 1 and report["events_used"] == 3  # the impression says nothing
+        assert report["affinity_fields"] == ["color", "price"]
+        doc = cluster.request("GET", f"/{profiles}/_doc/ubi-shopper").body["_source"]
+        assert doc["affinities"]["color"] == {"red": pytest.approx(9.0, abs=1e-3)}  # 1 + 3 + 5, minutes apart
+        assert set(doc["affinities"]["price"]) == {"11", "12", "13"}  # a numeric field's doc values, as text
+    finally:
+        cluster.delete_index(events_index)
+        cluster.delete_index(f"{index_name}-ubi-queries")
+        cluster.delete_index(profiles)

@@ -64,6 +64,11 @@ def test_affinities_are_shares_of_the_history_shrunk_toward_zero() -> None:
     assert signal.taste(shoe) == pytest.approx(14 / 13)
     assert signal.taste({"brand": ["Other"], "category": ["bags", "shoes"]}) == pytest.approx(6 / 13)  # best value
     assert signal.taste({}) == 0.0
+    numeric = PersonalSignal.of(
+        UserProfile("u", (), 4, weight_sum=8.0, affinities={"size": {"42": 8.0}}, affinity_fields=("size",)), 0.3
+    )
+    assert numeric.taste({"size": [42]}) == pytest.approx(8 / 13)  # a number's doc value, stored as its text
+    assert numeric.matches({"size": [42, 43]}) == pytest.approx({"size=42": 8 / 13})
     # a longer history with the same shares weighs more (less shrunk)
     longer = PersonalSignal.of(profile(), 0.3, shrinkage=0.0)
     assert longer.affinities["brand"]["Acme"] == pytest.approx(1.0)
