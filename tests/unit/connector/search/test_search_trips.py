@@ -154,3 +154,41 @@ def test_the_async_driver_falls_back_the_same_way() -> None:
 
     response = asyncio.run(run())
     assert response.vector_fallback and response.ids == ["a", "b"] and response.round_trips == 2
+
+
+_PROFILE = {"event_count": 4, "model_id": "m", "weight_sum": 8.0, "affinity_fields": ["brand"],
+            "affinities": {"brand": {"Acme": 8.0}}}  # fmt: skip
+
+
+class _ShopperCluster(_Cluster):
+    """Also answers the profile and the session's events (one ``_msearch``) and the legs' doc values."""
+
+    def msearch(self, index: str, searches: Any) -> Any:
+        self.sent.append(("msearch", time.perf_counter()))
+        answers = []
+        for header, body in searches:
+            if header.get("index") == "profiles":
+                answers.append({"hits": {"hits": [{"_id": "u1", "_source": _PROFILE}]}})
+            elif header.get("index") == "ubi_events":
+                event = {"action_name": "purchase", "event_attributes": {"object": {"object_id": "p9"}}}
+                answers.append({"hits": {"hits": [{"_source": event}]}})
+            elif "ids" in str(body.get("query")):  # the session products' values, beside the legs
+                answers.append({"hits": {"hits": [{"_id": "p9", "fields": {"brand": ["Zed"]}}]}})
+            else:
+                brands = {"a": "Other", "b": "Zed", "c": "Acme"}
+                hits = _hits("a", "b", "c")["hits"]["hits"]
+                answers.append({"hits": {"hits": [{**h, "fields": {"brand": [brands[h["_id"]]]}} for h in hits]}})
+        return answers
+
+
+def test_a_personalized_search_with_its_session_is_still_two_round_trips() -> None:
+    cluster = _ShopperCluster()
+    search = HybridSearch(cluster, "shop", embedder=_Embedder(), max_depth=10, profiles_index="profiles")
+    plain = search.search("red tent", size=3, strategy="client")
+    response = search.search("red tent", size=3, user="u1", session_id="s1", explain=True, personal_weight=5.0)
+    assert response.round_trips == 2 == plain.round_trips
+    assert sorted(what for what, _ in cluster.sent[-3:]) == ["msearch", "msearch", "search"]
+    assert plain.ids[0] == "a" and response.ids[:2] == ["b", "c"]  # the session's brand, then the profile's
+    tastes = {h.id: (h.explanation.affinities if h.explanation else None) for h in response.hits}
+    assert set(tastes["c"] or {}) == {"brand=Acme"} and set(tastes["b"] or {}) == {"brand=Zed"}  # the session's
+    assert tastes["a"] is None
