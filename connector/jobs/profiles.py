@@ -10,8 +10,8 @@ in the profile and checked by the search):
     vector   = sum_i weight_i * v_i / sum_i weight_i            (as_of = the newest event)
 
 Product vectors are unit length, so ``|vector|`` (the *concentration*, 0..1) says how much the
-history agrees: 1 when every product points the same way, near 0 for a scattered history. The
-search scales the personal weight by it.
+history agrees: 1 when every product points the same way, near 0 for a scattered history (kept in the
+profile; the search scores the affinities below, issue 26).
 
 Incremental: a stored profile keeps ``vector``, ``weight_sum`` and ``as_of``; new events fold
 in as ``S = vector * weight_sum * 0.5 ** ((as_of' - as_of) / half_life) + sum(new)``, which is
