@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from connector.errors import ConfigError
 from connector.ubi.records import UbiEvent
 from mappings.builders import BOOKKEEPING_FIELD
 
@@ -34,8 +35,10 @@ __all__ = [
     "MAX_VALUES_PER_FIELD",
     "MIN_FIELD_COVERAGE",
     "UBI_KINDS",
+    "check_affinity_fields",
     "choose_affinity_fields",
     "field_stats_body",
+    "field_type",
     "fold_affinity_sums",
     "keyword_fields_of",
     "pick_affinity_fields",
@@ -165,6 +168,48 @@ def profile_events_from_ubi(events: Iterable[UbiEvent]) -> Iterator[tuple[int, d
                 "kind": kind,
                 "timestamp": event.timestamp.isoformat(),
             },
+        )
+
+
+_DOC_VALUE_TYPES = frozenset(
+    {"keyword", "constant_keyword", "wildcard", "long", "integer", "short", "byte", "double", "float", "half_float",
+     "scaled_float", "unsigned_long", "boolean", "date", "ip"}
+)  # fmt: skip
+
+
+def field_type(properties: Mapping[str, Any], dotted: str) -> str | None:
+    """The mapping type of a dotted field name (objects and multi-field subfields walked); ``None``: unmapped."""
+    node: Any = {"properties": properties}
+    parts = dotted.split(".")
+    for n, part in enumerate(parts):
+        props = node.get("properties") if isinstance(node, Mapping) else None
+        if isinstance(props, Mapping) and part in props:
+            node = props[part]
+            continue
+        subfields = node.get("fields") if isinstance(node, Mapping) and n == len(parts) - 1 else None
+        if isinstance(subfields, Mapping) and isinstance(subfields.get(part), Mapping):
+            node = subfields[part]
+            continue
+        return None
+    kind = node.get("type") if isinstance(node, Mapping) else None
+    return str(kind) if kind else None
+
+
+def check_affinity_fields(properties: Mapping[str, Any], fields: Sequence[str]) -> None:
+    """Raise unless every field is mapped with doc values the search can read (keyword, numeric, date...).
+
+    Raises:
+        ConfigError: a field is unmapped or a ``text`` field (names its keyword subfield when it has one).
+    """
+    for name in fields:
+        kind = field_type(properties, name)
+        if kind in _DOC_VALUE_TYPES:
+            continue
+        hint = f"; use {name}.keyword" if kind == "text" and field_type(properties, f"{name}.keyword") else ""
+        raise ConfigError(
+            f"affinity field {name!r} is {'unmapped' if kind is None else f'a {kind} field'}: affinities need a "
+            f"keyword (or numeric, date, boolean) field{hint}",
+            field="affinity_fields",
         )
 
 

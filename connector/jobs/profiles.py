@@ -41,7 +41,7 @@ import numpy as np
 
 from connector.cluster.client import Cluster
 from connector.errors import ConfigError
-from connector.jobs.affinities import choose_affinity_fields, fold_affinity_sums, read_product_values
+from connector.jobs import affinities
 from connector.jobs.bulk import BulkAction, streaming_bulk
 from mappings.builders import BOOKKEEPING_FIELD
 from mappings.system import profiles_index_body, profiles_index_name
@@ -225,7 +225,7 @@ def fold_events(
         as_of=as_of,
         event_count=(state.event_count if state else 0) + len(events),
         history=history,
-        affinities=fold_affinity_sums(kept, decay(as_of - state.as_of) if state else 1.0, weighted),
+        affinities=affinities.fold_affinity_sums(kept, decay(as_of - state.as_of) if state else 1.0, weighted),
         affinity_fields=tuple(affinity_fields),
     )
 
@@ -413,7 +413,8 @@ def build_profiles(
         A :class:`ProfileBuildReport` (bad events counted, never raised).
 
     Raises:
-        ConfigError: the index has no recorded vector field/model, or bad options.
+        ConfigError: the index has no recorded vector field/model, an affinity field without doc values, or
+            bad options.
     """
     started = time.perf_counter()
     if half_life_days < 0 or not kind_weights or any(w < 0 for w in kind_weights.values()):
@@ -421,8 +422,9 @@ def build_profiles(
     vector_field, model_id, mapping = _vector_field_and_model(cluster, index, vector_field)
     target = profiles_index or profiles_index_name(index)
     if affinity_fields is None:
-        affinity_fields = choose_affinity_fields(cluster, index, mapping)
+        affinity_fields = affinities.choose_affinity_fields(cluster, index, mapping)
     fields = list(dict.fromkeys(affinity_fields))
+    affinities.check_affinity_fields(mapping.get("properties") or {}, fields)
     report = ProfileBuildReport(index=index, profiles_index=target, model_id=model_id, affinity_fields=fields)
     by_user: dict[str, list[tuple[int, Event]]] = {}
     for line, raw in events:
@@ -434,7 +436,7 @@ def build_profiles(
             by_user.setdefault(parsed.user_id, []).append((line, parsed))
     products = sorted({e.product_id for items in by_user.values() for _, e in items})
     vectors, missing = _product_vectors(cluster, index, vector_field, model_id, products)
-    values = read_product_values(cluster, index, [p for p in products if p in vectors], fields)
+    values = affinities.read_product_values(cluster, index, [p for p in products if p in vectors], fields)
     if not cluster.index_exists(target):
         cluster.create_index(target, profiles_index_body())
     stored = _mget_sources(cluster, target, sorted(by_user), ["*"]) if by_user else {}

@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connector.errors import ConfigError
 from connector.jobs.affinities import (
     MAX_VALUES_PER_FIELD,
+    check_affinity_fields,
     field_stats_body,
+    field_type,
     fold_affinity_sums,
     keyword_fields_of,
     pick_affinity_fields,
@@ -113,3 +116,14 @@ def test_ubi_events_become_profile_events() -> None:
         (4, "c1", "p2", "purchase"),
     ]
     assert events[0][1]["timestamp"].startswith("2026-11-01T12:00:00")
+
+
+def test_affinity_fields_must_have_doc_values() -> None:
+    assert field_type(PROPERTIES, "brand") == "text" and field_type(PROPERTIES, "brand.keyword") == "keyword"
+    assert field_type(PROPERTIES, "meta.colour") == "keyword" and field_type(PROPERTIES, "nope") is None
+    check_affinity_fields(PROPERTIES, ["brand.keyword", "meta.colour", "price_band"])
+    with pytest.raises(ConfigError, match=r"use brand\.keyword") as err:
+        check_affinity_fields(PROPERTIES, ["brand"])
+    assert err.value.field == "affinity_fields"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="unmapped"):
+        check_affinity_fields(PROPERTIES, ["brand.keyword", "nope"])
