@@ -20,9 +20,10 @@ what the second round trip already returns. The signal only reorders what the qu
 
 Fused as a signal named ``personal``: in a linear fusion its hits are all the candidates (the ones the
 shopper has no taste for at 0) and its weight is ``personal_weight * max taste``, so after min-max
-normalization a candidate gains exactly ``personal_weight * taste`` (a weak taste moves little; min-max
-alone would stretch it to the full weight); in RRF its hits are the candidates with a taste, ranked.
-Explain shows the affinities that moved each hit (:attr:`PersonalSignal.matches`).
+normalization a candidate gains exactly ``personal_weight * taste`` whenever some candidate has no taste
+(nearly always; a weak taste moves little, where min-max alone would stretch it to the full weight; other
+normalizers get the same weight, approximately so); in RRF its hits are the candidates with a taste, ranked.
+Explain shows the affinities that moved each hit (:meth:`PersonalSignal.matches`).
 """
 
 from __future__ import annotations
@@ -236,11 +237,6 @@ class PersonalSignal:
             for f, values in sums.items()
         }
         return cls(affinities=affinities, weight=weight)
-
-    @property
-    def fields(self) -> list[str]:
-        """The affinity fields whose values the candidates must carry."""
-        return sorted(self.affinities)
 
     def matches(self, values: Mapping[str, Sequence[Any]]) -> dict[str, float]:
         """``{"field=value": affinity}`` of a candidate's best value per field (the affinities that move it)."""
