@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from connector.search._profile import IndexProfile, profile_from_mapping
 from connector.search.adaptive import QueryEvidence
 from connector.search.breaker import CircuitBreaker
 from connector.search.correction import (
+    Suggester,
     correction_from,
     correction_note,
     evidence_of,
@@ -48,13 +49,18 @@ from connector.search.models import (
     SearchMode,
     SearchTimings,
 )
-from connector.search.ops import ClusterSearch, Embed, Flow, GetMapping, Op, Rewrite, Together
+from connector.search.ops import ClusterMsearch, ClusterSearch, Embed, Flow, GetMapping, Op, Rewrite, Together
 from connector.search.options import SearchOptions
 from connector.search.personal import UserProfile, profile_search_body, user_profile_of
 from connector.search.query_vectors import QueryVectors
 from connector.search.rewrite import RewriteOutcome
 
-__all__ = ["Call", "FirstTrip", "HelperFailures", "ms_since"]
+__all__ = ["Call", "EarlyRequests", "FirstTrip", "HelperFailures", "ms_since"]
+
+# The requests that ride in the first round trip beside the suggestion, by what they are ("lexical": the lexical
+# leg and its sourced copy; "page": the BM25 page), built from the (rewritten) text; and their answers.
+EarlyRequests = dict[str, list[dict[str, Any]]]
+EarlyAnswers = dict[str, tuple[list[dict[str, Any]], list[Any]]]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +128,7 @@ class FirstTrip:
     user: UserProfile | None = None
     failures: HelperFailures = field(default_factory=HelperFailures)
     evidence: QueryEvidence | None = None
+    early: EarlyAnswers = field(default_factory=dict)  # what was sent early (sent bodies, their responses)
 
 
 class _CoreBase:
@@ -232,10 +239,13 @@ class _CoreBase:
         user: str | None = None,
         guarded: bool = True,
         setup: Op | None = None,
+        early: Callable[[str], EarlyRequests] | None = None,
     ) -> Flow[FirstTrip]:
         """Ask every helper the legs need in one round trip; re-embed only a corrected text.
 
         ``setup``: a request the search needs once before its legs (OpenSearch's search pipeline) rides along.
+        ``early``: the searches that need no vector (the lexical leg, the BM25 page) for the text: they ride in the
+        suggestion's ``_msearch`` (the search checks they still match the corrected text before it uses them).
         """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
@@ -251,8 +261,9 @@ class _CoreBase:
             if text and correct_mode != "off"
             else None
         )
+        planned = early(base) if early is not None and text else {}
         ops: dict[str, Op | None] = {
-            "suggest": ClusterSearch(self.index, suggest, note=correction_note(suggester)) if suggest else None,
+            "cluster": self._first_cluster_op(suggest, planned, suggester),
             "vector": Embed(base, self.profile.vector_meta, guarded=guarded) if text and mode != "bm25" else None,
             "image": self._image_op(base, image) if mode != "bm25" else None,
             "setup": setup,
@@ -263,10 +274,8 @@ class _CoreBase:
         if asked:
             answers = dict(zip(asked, (yield Together(tuple(asked.values()))), strict=True))
         trip = FirstTrip()
+        answer = _split_first(answers.get("cluster"), bool(suggest), planned, trip)
         if text and (correct_mode != "off" or rewrite is not None):
-            answer = answers.get("suggest", {})
-            if isinstance(answer, BaseException) and not isinstance(answer, ClusterError):
-                raise answer
             result = correction_from(
                 base, answer, mode=correct_mode, suggester=suggester if suggest is not None else "none",
                 settings=self.correction,
@@ -288,6 +297,18 @@ class _CoreBase:
         if isinstance(answers.get("setup"), BaseException):
             raise answers["setup"]
         return trip
+
+    def _first_cluster_op(
+        self, suggest: dict[str, Any] | None, planned: EarlyRequests, suggester: Suggester
+    ) -> ClusterSearch | ClusterMsearch | None:
+        """The first round trip's cluster request: the suggestion, and the early searches in its ``_msearch``."""
+        bodies = ([suggest] if suggest else []) + [body for sent in planned.values() for body in sent]
+        notes = ([correction_note(suggester)] if suggest else []) + [_EARLY_NOTES[name] for name in planned]
+        if not bodies:
+            return None
+        if len(bodies) == 1:
+            return ClusterSearch(self.index, bodies[0], note=notes[0])
+        return ClusterMsearch(self.index, qb.msearch_searches(bodies), note=" + ".join(notes) + " (one round trip)")
 
     def _image_op(self, text: str, image: bytes | None) -> EmbedImage | None:
         if self.image is None:
@@ -342,6 +363,32 @@ class _CoreBase:
         if profile is not None:
             profile.check_model((self.profile.vector_meta or {}).get("model_id"))
         return profile
+
+
+_EARLY_NOTES = {
+    "lexical": "lexical leg (+ its top hits with sources), sent before the vector is known",
+    "page": "the BM25 page (lexical leg alone: its hits with sources, candidates counted)",
+}
+
+
+def _split_first(answer: Any, suggested: bool, planned: EarlyRequests, trip: FirstTrip) -> Any:
+    """The suggestion's answer (``{}``: none asked); the early searches' answers go to ``trip.early``.
+
+    A failed first request (a bad suggester, say) fails no search: the correction reports it, and the early
+    searches are sent again where they would have gone without this plan.
+    """
+    if answer is None:
+        return {}
+    if isinstance(answer, BaseException):
+        if not isinstance(answer, ClusterError) or not suggested:
+            raise answer
+        return answer
+    responses = answer if isinstance(answer, list) else [answer]
+    at = 1 if suggested else 0
+    for name, sent in planned.items():
+        trip.early[name] = (sent, responses[at : at + len(sent)])
+        at += len(sent)
+    return responses[0] if suggested else {}
 
 
 def _correction_update(took_ms: float, rewrite: RewriteOutcome | None) -> dict[str, Any]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from connector.errors import PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
-from connector.search.core import Call, ms_since
-from connector.search.correction import CorrectionSettings
+from connector.search.core import Call, EarlyRequests, ms_since
+from connector.search.correction import CorrectionSettings, validate_correct_mode
 from connector.search.filters import validate_filters
 from connector.search.fusion import LegHit
 from connector.search.images import ImageSignal, check_query_image
@@ -33,6 +34,7 @@ from connector.search.models import (
 from connector.search.ops import Flow
 from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
 from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile, effective_weight, profile_search_body
+from connector.search.planner import SearchPlan, plan_search
 from connector.search.query_builder import os_missing_policy
 from connector.search.query_vectors import Embedder
 from connector.search.request import SearchRequest
@@ -121,9 +123,18 @@ class _HybridCore(_ServerSide):
         # The form this search takes unless a helper fails or the shopper's profile makes it client-side: its
         # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
         likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
-        setup = self._pipeline_setup(fusion) if likely == "os_hybrid_query" else None
+        source = qb.source_spec(r.source, excludes=self.source_excludes)
+        plan = self._plan(r, likely, personal=wanted > 0 and r.user is not None, source=source is not False)
+        setup = self._pipeline_setup(fusion) if plan.shape == "server" and likely == "os_hybrid_query" else None
         trip = yield from self._first_trip(
-            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup
+            r.text,
+            mode=r.mode,
+            correct=r.correct,
+            timings=timings,
+            image=r.image,
+            user=user_id,
+            setup=setup,
+            early=partial(self._early_requests, plan, clean_filters, source),
         )
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
@@ -146,7 +157,7 @@ class _HybridCore(_ServerSide):
             clean_filters,
             r.size,
             r.page,
-            qb.source_spec(r.source, excludes=self.source_excludes),
+            source,
             r.explain,
             timings,
             user=profile,
@@ -158,7 +169,7 @@ class _HybridCore(_ServerSide):
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
-            response = yield from self._client_flow(call)
+            response = yield from self._client_flow(call, trip.early)
         if trip.correction is not None:
             response.correction = trip.correction
             response.corrected_query = trip.correction.searched if trip.correction.searched != r.text else None
@@ -187,6 +198,34 @@ class _HybridCore(_ServerSide):
         return (yield from self._legs_flow(bodies, timings))
 
     # -- validation and planning -----------------------------------------------------
+    def _plan(self, r: SearchRequest, likely: str | None, *, personal: bool, source: bool) -> SearchPlan:
+        return plan_search(
+            mode=r.mode,
+            has_text=bool(r.text),
+            correct=validate_correct_mode(r.correct or self.correct),
+            likely_form=likely,
+            vector_refused=self._guards["query"].breaker.state == "open",
+            personal=personal,
+            image_signal=self.image is not None,
+            first_rank=(r.page - 1) * r.size,
+            size=r.size,
+            max_depth=self.max_depth,
+            source=source,
+        )
+
+    def _early_requests(
+        self, plan: SearchPlan, filters: Sequence[Mapping[str, Any]], source: bool | dict[str, Any], text: str
+    ) -> EarlyRequests:
+        """The plan's searches that ride in the first round trip, for ``text`` (the rewritten query)."""
+        if plan.shape == "page":
+            return {"page": [self.page_body(text, filters, fetch=plan.page_fetch, source=source)]}
+        lexical = self.leg_bodies(text, None, filters=filters) if plan.early_legs else {}
+        return {
+            name: self.leg_requests(lexical[name], source=source, window=plan.sourced)
+            for name in plan.early_legs
+            if name in lexical
+        }
+
     def _validate(
         self,
         text: Any,
