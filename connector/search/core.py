@@ -135,17 +135,19 @@ class _CoreBase:
     """Options, index profile and the first round trip (the legs and forms are in the subclasses)."""
 
     def __init__(self, cluster: Any, index: str, options: SearchOptions) -> None:
+        if not index or not isinstance(index, str):
+            raise ConfigError("index must be a non-empty index or alias name", field="index")
         self.cluster: Any = as_cluster(cluster)  # the app's official sync client wrapped; a cluster as is
         self.index = index
         self.options = options
         self.embedder = options.embedder
         self.strategy = options.strategy
         self.max_depth = options.max_depth
-        self.num_candidates = options.num_candidates
+        self.num_candidates = options.hnsw_candidates
         self.rerank = options.rerank
-        self.profiles_index = options.profiles_index or ""
-        self.correct: CorrectMode = options.correct
-        self.correction = options.correction
+        self.profiles_index = options.profiles_index_of(index)
+        self.correct: CorrectMode = options.correct_mode
+        self.correction = options.correction_settings
         self.rewriter = options.timed_rewriter()
         self.image = options.image
         self._profile: IndexProfile | None = None

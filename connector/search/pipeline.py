@@ -8,40 +8,35 @@ returning less.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from connector.errors import PaginationDepthError, SearchRequestError
+from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
 from connector.search.core import Call, EarlyRequests, ms_since
-from connector.search.correction import CorrectionSettings, validate_correct_mode
+from connector.search.correction import validate_correct_mode
 from connector.search.filters import validate_filters
 from connector.search.fusion import LegHit
-from connector.search.images import ImageSignal, check_query_image
+from connector.search.images import check_query_image
 from connector.search.models import (
     SEARCH_MODES,
     CorrectMode,
     FusionConfig,
-    LexicalForm,
     SearchMode,
     SearchResponse,
     SearchTimings,
-    Strategy,
 )
 from connector.search.ops import Flow
-from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
+from connector.search.options import SearchOptions, options_signature
 from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile, effective_weight, profile_search_body
 from connector.search.planner import SearchPlan, plan_search
 from connector.search.query_builder import os_missing_policy
-from connector.search.query_vectors import Embedder
 from connector.search.request import SearchRequest
-from connector.search.rerank import RerankConfig
-from connector.search.rewrite import QueryRewriter
 from connector.search.server import _ServerSide
-from connector.ubi.logger import UbiLogger
 from connector.ubi.records import query_record_from_response
 
 __all__ = ["MAX_TEXT_CHARS", "_HybridCore"]
@@ -54,40 +49,17 @@ MAX_TEXT_CHARS = 4096
 class _HybridCore(_ServerSide):
     """What both facades share: the constructor, the search flow over validated options (sans-IO)."""
 
-    def __init__(
-        self,
-        cluster: Any,
-        index: str,
-        *,
-        embedder: Embedder | None = None,
-        vector_field: str | None = None,
-        lexical_fields: Mapping[str, float] | None = None,
-        lexical_form: LexicalForm | None = None,
-        tie_breaker: float | None = None,
-        fusion: FusionConfig | None = None,
-        strategy: Strategy = "auto",
-        max_depth: int = 100,
-        num_candidates: int | None = None,
-        source_excludes: Sequence[str] | None = None,
-        rerank: RerankConfig | None = None,
-        reranker: Reranker | None = None,
-        rerank_window: int | None = None,
-        query_cache_size: int = 1024,
-        check_model: bool = True,
-        profiles_index: str | None = None,
-        correct: CorrectMode | None = None,
-        correction: CorrectionSettings | None = None,
-        rewriter: QueryRewriter | None = None,
-        rewriter_timeout_s: float | None = 0.5,
-        image: ImageSignal | None = None,
-        embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
-        breaker_failures: int = 3,
-        breaker_open_s: float = 5.0,
-        ubi: UbiLogger | None = None,
-    ) -> None:
-        """Validate the options (documented on :class:`~connector.search.hybrid.HybridSearch`)."""
-        options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
-        super().__init__(cluster, index, search_options(index, **options))
+    def __init__(self, cluster: Any, index: str, *, options: SearchOptions | None = None, **kwargs: Any) -> None:
+        """Validate the options: ``options``, or its fields as keyword arguments (see ``HybridSearch``).
+
+        The full signature (every option) is built from :class:`~connector.search.options.SearchOptions` below.
+        """
+        if options is not None and kwargs:
+            raise ConfigError(
+                f"give options=SearchOptions(...) or keyword options, not both (got {', '.join(kwargs)})",
+                field="options",
+            )
+        super().__init__(cluster, index, options if options is not None else SearchOptions(**kwargs))
         self._pipelines = set()
         self.ubi = self.options.ubi
 
@@ -297,6 +269,10 @@ class _HybridCore(_ServerSide):
         if strategy == "server" and mode == "hybrid+rerank":
             raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
+
+
+# help(HybridSearch) and inspect show every option, from the one declaration (SearchOptions).
+_HybridCore.__init__.__signature__ = options_signature(inspect.signature(_HybridCore.__init__))  # type: ignore[attr-defined]
 
 
 def given_profile(user: UserProfile | str | None) -> UserProfile | None:
