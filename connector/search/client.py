@@ -159,30 +159,29 @@ class _ClientSide(_CoreBase):
         call.timings.search_ms += ms_since(started)
         return personal_leg(leg_hits(result), ids)
 
+    def _signals_flow(
+        self, call: Call, early: EarlyAnswers, sources: Sources, matches: dict[str, PassageMatch]
+    ) -> Flow[tuple[dict[str, list[LegHit]], int | None]]:
+        """The legs' hits (from the BM25 page sent early, else the legs' ``_msearch``) and, from the page, the
+        candidates it counted (``None``: as many as the ranking holds)."""
+        paged = (yield from self._page_flow(call, early, sources)) if "page" in early else None
+        if paged is not None:
+            return {"lexical": paged[0]}, paged[1]
+        lexical_on = call.mode != "knn" or call.vector is None
+        bodies = self.leg_bodies(
+            call.lexical if lexical_on else "", call.vector, filters=call.filters, image_vector=call.image_vector
+        )
+        # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
+        window = call.first_rank + 2 * call.size
+        legs = yield from self._legs_flow(
+            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=window, answered=early
+        )
+        return legs, None
+
     def _client_flow(self, call: Call, early: EarlyAnswers | None = None) -> Flow[SearchResponse]:
-        early = early or {}
         matches: dict[str, PassageMatch] = {}
         sources: Sources = {}
-        paged = (yield from self._page_flow(call, early, sources)) if "page" in early else None
-        candidates: int | None = None
-        if paged is not None:
-            legs, candidates = {"lexical": paged[0]}, paged[1]
-        else:
-            lexical_on = call.mode != "knn" or call.vector is None
-            bodies = self.leg_bodies(
-                call.lexical if lexical_on else "", call.vector, filters=call.filters, image_vector=call.image_vector
-            )
-            # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
-            sourced = call.first_rank + 2 * call.size
-            legs = yield from self._legs_flow(
-                bodies,
-                call.timings,
-                source=call.source,
-                sources=sources,
-                passages=matches,
-                window=sourced,
-                answered=early,
-            )
+        legs, candidates = yield from self._signals_flow(call, early or {}, sources, matches)
         if call.user is not None and call.personal_weight > 0:
             legs[PERSONAL_SIGNAL] = yield from self._personal_flow(call, legs)
             call = _personalized(call, legs)

@@ -278,10 +278,8 @@ class _CoreBase:
         trip = FirstTrip()
         answer = _split_first(answers.get("cluster"), bool(suggest), planned, trip)
         if text and (correct_mode != "off" or rewrite is not None):
-            result = correction_from(
-                base, answer, mode=correct_mode, suggester=suggester if suggest is not None else "none",
-                settings=self.correction,
-            )  # fmt: skip
+            result = correction_from(base, answer, mode=correct_mode, suggester=suggester if suggest is not None
+                                     else "none", settings=self.correction)  # fmt: skip
             timings.correct_ms = ms_since(started)
             trip.correction = result.model_copy(update=_correction_update(timings.correct_ms, rewrite))
         # The adaptive fusion's evidence: the word counts the correction's request already carried (with the

@@ -1,6 +1,6 @@
 """``HybridSearch`` and ``AsyncHybridSearch``: one call takes the user's text, filters and page and returns fused hits.
 
-Two small facades over one sans-IO search flow: ``options``/``request`` -> ``pipeline`` (validate, plan) ->
+Two small facades over one sans-IO search flow: ``options``/``request`` -> ``pipeline`` (validate, ``planner``) ->
 ``core`` (the first round trip) -> ``client`` (legs, fusion, page) or ``server`` (one request) -> ``ops`` ->
 ``drivers`` (the sync one performs each operation in this thread, the async one awaits it). Same options, same
 arguments (:class:`~connector.search.request.SearchRequest`), same answers; ``test_facades.py`` fails when their

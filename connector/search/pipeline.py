@@ -98,16 +98,11 @@ class _HybridCore(_ServerSide):
         source = qb.source_spec(r.source, excludes=self.source_excludes)
         plan = self._plan(r, likely, personal=wanted > 0 and r.user is not None, source=source is not False)
         setup = self._pipeline_setup(fusion) if plan.shape == "server" and likely == "os_hybrid_query" else None
+        early = partial(self._early_requests, plan, clean_filters, source)
         trip = yield from self._first_trip(
-            r.text,
-            mode=r.mode,
-            correct=r.correct,
-            timings=timings,
-            image=r.image,
-            user=user_id,
-            setup=setup,
-            early=partial(self._early_requests, plan, clean_filters, source),
-        )
+            r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup,
+            early=early,
+        )  # fmt: skip
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
         given = self._checked(given_profile(r.user)) if wanted > 0 else None
