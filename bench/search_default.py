@@ -7,7 +7,9 @@ Used by ``bench/search_latency.py`` (``--phases default,fallback,serve``); one c
   caches nothing: every search embeds), interleaved per query in a seeded order with the raw BM25 page (one
   ``_search`` of the page with its sources over a bare keep-alive HTTP connection: what a BM25-only shop
   sends). Reports ``default_vs_bm25_page`` (p50 / p50), ``default_p99_ms``, ``round_trips`` (the most any
-  default search made) and ``query_embed_p50_ms`` (one cold ``embed_query``, measured apart).
+  default search made), ``query_embed_p50_ms`` (one cold ``embed_query``, measured apart) and
+  ``early_lexical_gain`` (the same search with every leg waiting for the vector, interleaved: its p50 / the
+  default's; the rule that reads it is in :func:`default_figures`).
 * **fallback**: the same searches, the embedder killed a third of the way in. The embedder is reached
   through a loopback proxy the bench owns (``--embed-url`` given: the shared service is never touched);
   killing the proxy closes its socket, so the search path sees what a dead service gives: connection
@@ -22,6 +24,7 @@ Used by ``bench/search_latency.py`` (``--phases default,fallback,serve``); one c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import random
@@ -37,9 +40,11 @@ import numpy as np
 
 from connector.errors import EmbeddingServiceUnavailable
 from connector.search import HybridSearch
+from connector.search.planner import SearchPlan
 
 __all__ = [
     "KillableProxy",
+    "LegsWaitForTheVector",
     "KillSwitch",
     "default_figures",
     "fallback_figures",
@@ -131,28 +136,45 @@ def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
+class LegsWaitForTheVector(HybridSearch):
+    """The default search as planned before the lexical leg rode with the suggestion: every leg in the second
+    round trip (the planner's ``early_legs`` emptied). The bench's control arm for that choice, same results."""
+
+    def _plan(self, *args: Any, **kwargs: Any) -> SearchPlan:
+        return dataclasses.replace(super()._plan(*args, **kwargs), early_legs=())
+
+
 def default_figures(
     search: HybridSearch, embedder: Any, page: Callable[[str], float], queries: Sequence[str], *, rounds: int, seed: int
 ) -> dict[str, float]:
-    """Default search vs the raw BM25 page, interleaved; round trips; one cold query embedding."""
+    """Default search vs the raw BM25 page, interleaved; round trips; one cold query embedding.
+
+    A third arm, interleaved too: the same search with its legs waiting for the vector
+    (:class:`LegsWaitForTheVector`): ``early_lexical_gain`` = its p50 / the default's (above 1: riding with the
+    suggestion pays). Rule written before the idle run: the early lexical leg stays the default while this is
+    >= 1.0 on both engines; below 1.0 on either, the planner's ``early_legs`` goes back to empty.
+    """
+    waiting = LegsWaitForTheVector(search.cluster, search.index, options=search.options)
     embed_ms = [_timed(lambda t=text: embedder.embed_query(t + " "))[0] for text in queries]
     for text in queries:  # warm-up: connections open
         search.search(text)
+        waiting.search(text)
         page(text)
-    samples: dict[str, list[float]] = {"default": [], "page": []}
+    samples: dict[str, list[float]] = {"default": [], "page": [], "waiting": []}
     trips: list[int] = []
     rng = random.Random(seed)
     for _ in range(rounds):
         for text in queries:
-            order = ["default", "page"]
+            order = ["default", "page", "waiting"]
             rng.shuffle(order)
             for mode in order:
                 if mode == "page":
                     samples["page"].append(page(text))
                     continue
-                ms, response = _timed(lambda t=text: search.search(t))
-                samples["default"].append(ms)
-                trips.append(response.round_trips)
+                ms, response = _timed(lambda t=text, m=mode: (search if m == "default" else waiting).search(t))
+                samples[mode].append(ms)
+                if mode == "default":
+                    trips.append(response.round_trips)
     p50 = {m: float(np.percentile(v, 50)) for m, v in samples.items()}
     figures = {
         "default_p50_ms": p50["default"],
@@ -161,10 +183,13 @@ def default_figures(
         "default_vs_bm25_page": p50["default"] / p50["page"],
         "round_trips": float(max(trips)),
         "query_embed_p50_ms": float(np.percentile(embed_ms, 50)),
+        "early_lexical_gain": p50["waiting"] / p50["default"],
     }
     print(f"default search p50 {p50['default']:.2f} ms, p99 {figures['default_p99_ms']:.2f} ms; raw BM25 page p50 "
           f"{p50['page']:.2f} ms; ratio {figures['default_vs_bm25_page']:.2f} (goal <= 4); round trips <= "
-          f"{max(trips)} (goal <= 2); query embedding p50 {figures['query_embed_p50_ms']:.2f} ms (goal <= 5)")  # fmt: skip
+          f"{max(trips)} (goal <= 2); query embedding p50 {figures['query_embed_p50_ms']:.2f} ms (goal <= 5); "
+          f"legs waiting for the vector p50 {p50['waiting']:.2f} ms (early lexical gain "
+          f"{figures['early_lexical_gain']:.3f})")  # fmt: skip
     return figures
 
 

@@ -20,6 +20,7 @@ from connector.search.models import (
     SearchResponse,
     SearchTimings,
 )
+from connector.search.options import SearchOptions
 from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile
 from connector.search.query_vectors import Embedder
 
@@ -42,6 +43,7 @@ __all__ = [
     "LegScore",
     "LexicalConfig",
     "Reranker",
+    "SearchOptions",
     "SearchHit",
     "SearchResponse",
     "SearchTimings",

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from connector.errors import ConfigError, RerankError
 from connector.search import query_builder as qb
-from connector.search.core import Call, _CoreBase, ms_since
+from connector.search.core import Call, EarlyAnswers, _CoreBase, ms_since
 from connector.search.explain import hit_explanation
-from connector.search.fusion import FusedDoc, LegHit, fuse_explained, single_leg
+from connector.search.fusion import FusedDoc, LegHit, fuse_explained, leg_hits, single_leg
 from connector.search.images import IMAGE_SIGNAL, with_image_weight
 from connector.search.models import PassageMatch, SearchHit, SearchResponse, SearchTimings
 from connector.search.ops import ClusterMsearch, ClusterRequest, ClusterSearch, Flow, Score
@@ -58,6 +58,23 @@ class _ClientSide(_CoreBase):
         bodies = {signal.name: signal.body(ctx) for signal in leg_signals(self.profile, self.image)}
         return {name: body for name, body in bodies.items() if body is not None}
 
+    def leg_requests(
+        self, body: Mapping[str, Any], *, source: bool | dict[str, Any], window: int
+    ) -> list[dict[str, Any]]:
+        """What one leg sends: its body, and with ``source`` and a ``window`` its top hits again with sources."""
+        sent = [dict(body)]
+        if source is not False and window > 0:
+            sent.append({**body, "size": min(window, self.max_depth), "_source": source})
+        return sent
+
+    def page_body(
+        self, text: str, filters: Sequence[Mapping[str, Any]], *, fetch: int, source: bool | dict[str, Any]
+    ) -> dict[str, Any]:
+        """The BM25 page of a lexical-only search: ``fetch`` hits with their sources, candidates counted."""
+        body = qb.lexical_leg_body(self._lexical_query(text, filters), size=fetch, source=source)
+        body["track_total_hits"] = self.max_depth
+        return body
+
     def _legs_flow(
         self,
         bodies: Mapping[str, Mapping[str, Any]],
@@ -67,10 +84,11 @@ class _ClientSide(_CoreBase):
         sources: Sources | None = None,
         passages: dict[str, PassageMatch] | None = None,
         window: int = 0,
+        answered: EarlyAnswers | None = None,
         riders: Sequence[Mapping[str, Any]] = (),
         answers: list[Any] | None = None,
     ) -> Flow[dict[str, list[LegHit]]]:
-        """Run the legs in one round trip.
+        """Run the legs in one round trip (the ones ``answered`` in the first round trip are not sent again).
 
         With ``source`` and a ``window``, each leg's top ``window`` hits come back with their sources (into
         ``sources``) from a copy of the leg in the same ``_msearch``: the legs' ``max_depth`` candidates travel
@@ -81,28 +99,57 @@ class _ClientSide(_CoreBase):
         """
         started = time.perf_counter()
         names = list(bodies)
-        sent = [dict(bodies[n]) for n in names]
-        if source is not False and window > 0 and sources is not None:
-            sent += [{**bodies[n], "size": min(window, self.max_depth), "_source": source} for n in names]
+        window = window if sources is not None else 0
+        planned = {n: self.leg_requests(bodies[n], source=source, window=window) for n in names}
+        known = {n: got for n, (sent, got) in (answered or {}).items() if planned.get(n) == sent}
+        todo = [n for n in names if n not in known]
+        sent = [planned[n][0] for n in todo] + [line for n in todo for line in planned[n][1:]]
         sent += [dict(rider) for rider in riders]
-        responses: list[Any]
+        responses: list[Any] = []
         if len(sent) == 1:
-            responses = [(yield ClusterSearch(self.index, sent[0], note=f"{names[0]} leg"))]
-        else:
-            pages = f" + their top {window} with sources" if len(sent) > len(names) else ""
-            note = "legs: " + ", ".join(names) + pages + " (one round trip)"
+            responses = [(yield ClusterSearch(self.index, sent[0], note=f"{todo[0]} leg"))]
+        elif sent:
+            pages = f" + their top {window} with sources" if len(sent) > len(todo) else ""
+            note = "legs: " + ", ".join(todo) + pages + " (one round trip)"
             responses = yield ClusterMsearch(self.index, qb.msearch_searches(sent), note=note)
         timings.search_ms += ms_since(started)
         if answers is not None:
             answers.extend(responses)
+        by_name = dict(zip(todo, responses, strict=False))
+        copies = responses[len(todo) : len(responses) - len(riders)]
+        for name, got in known.items():
+            by_name[name] = got[0]
+            copies = [*got[1:], *copies]
         if sources is not None:
-            for response in responses[len(names) : len(responses) - len(riders)]:
+            for response in copies:
                 for hit in (response.get("hits") or {}).get("hits") or []:
                     sources.setdefault(str(hit["_id"]), hit.get("_source"))
-        if passages is not None and self.profile.passages and "vector" in names:
-            passages.update(best_passages(responses[names.index("vector")], self.profile.vector_field))
+        if passages is not None and self.profile.passages and "vector" in by_name:
+            passages.update(best_passages(by_name["vector"], self.profile.vector_field))
         signals = {signal.name: signal for signal in leg_signals(self.profile, self.image)}
-        return {name: signals[name].hits(resp) for name, resp in zip(names, responses, strict=False)}
+        return {name: signals[name].hits(by_name[name]) for name in names}
+
+    def _page_flow(self, call: Call, early: EarlyAnswers, sources: Sources) -> Flow[tuple[list[LegHit], int] | None]:
+        """The lexical leg from the BM25 page sent early (sent again for a corrected text): its hits and candidates.
+
+        ``None`` when the page cannot stand for the leg's ranking (a tie across the page's end, a repeated id):
+        the search then runs the lexical leg itself.
+        """
+        (sent, (response,)) = early["page"]
+        body = self.page_body(call.lexical, call.filters, fetch=int(sent[0]["size"]), source=call.source)
+        if body != sent[0]:
+            started = time.perf_counter()
+            response = yield ClusterSearch(self.index, body, note="the BM25 page, for the corrected text")
+            call.timings.search_ms += ms_since(started)
+        hits = leg_hits(response)
+        end, fetch = call.first_rank + call.size, int(body["size"])
+        tie = len(hits) == fetch and fetch > end and hits[end - 1].score == hits[end].score
+        if tie or len({h.id for h in hits}) != len(hits):
+            return None
+        for hit in (response.get("hits") or {}).get("hits") or []:
+            sources.setdefault(str(hit["_id"]), hit.get("_source"))
+        total = ((response.get("hits") or {}).get("total") or {}).get("value", len(hits))
+        return hits, min(int(total), self.max_depth)
 
     def _personal_signal(
         self, call: Call, legs: dict[str, list[LegHit]], answers: Sequence[Mapping[str, Any]]
@@ -119,24 +166,44 @@ class _ClientSide(_CoreBase):
         matched = {h.id: signal.matches(values.get(h.id) or {}) for h in hits if h.score > 0} if call.explain else {}
         return _personalized(call, legs, signal.fusion_weight(hits, rrf=rrf)), matched
 
-    def _client_flow(self, call: Call) -> Flow[SearchResponse]:
+    def _signals_flow(
+        self,
+        call: Call,
+        early: EarlyAnswers,
+        sources: Sources,
+        matches: dict[str, PassageMatch],
+        answers: list[Any],
+    ) -> Flow[tuple[dict[str, list[LegHit]], int | None]]:
+        """The legs' hits (from the BM25 page sent early, else the legs' ``_msearch``) and, from the page, the
+        candidates it counted (``None``: as many as the ranking holds).  With the personal signal on, the legs ask
+        for the affinity fields' doc values and the session products' lookup rides along (``answers``: the raw
+        responses, legs first, the session's last)."""
+        paged = (yield from self._page_flow(call, early, sources)) if "page" in early else None
+        if paged is not None:
+            return {"lexical": paged[0]}, paged[1]
         lexical_on = call.mode != "knn" or call.vector is None
         bodies = self.leg_bodies(
             call.lexical if lexical_on else "", call.vector, filters=call.filters, image_vector=call.image_vector
         )
+        riders: list[dict[str, Any]] = []
+        if _personal_on(call):
+            fields = _affinity_fields(call)
+            bodies = {n: {**b, "docvalue_fields": fields} for n, b in bodies.items()}
+            riders = _session_riders(call, fields)
+        # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
+        window = call.first_rank + 2 * call.size
+        legs = yield from self._legs_flow(
+            bodies, call.timings, source=call.source, sources=sources, passages=matches, window=window,
+            answered=early, riders=riders, answers=answers,
+        )  # fmt: skip
+        return legs, None
+
+    def _client_flow(self, call: Call, early: EarlyAnswers | None = None) -> Flow[SearchResponse]:
         matches: dict[str, PassageMatch] = {}
         sources: Sources = {}
-        # Twice the page's end: a page's hit may sit past its leg's own page when the other leg lifts it.
-        sourced = call.first_rank + 2 * call.size
-        personal = call.user is not None and call.personal_weight > 0
-        fields = _affinity_fields(call)
-        riders = _session_riders(call, fields) if personal else []
         answers: list[Any] = []
-        legs = yield from self._legs_flow(
-            {n: {**b, "docvalue_fields": fields} for n, b in bodies.items()} if personal else bodies,
-            call.timings, source=call.source, sources=sources, passages=matches, window=sourced,
-            riders=riders, answers=answers,
-        )  # fmt: skip
+        legs, candidates = yield from self._signals_flow(call, early or {}, sources, matches, answers)
+        personal = _personal_on(call) and bool(answers)
         tastes: dict[str, dict[str, float]] = {}
         if personal:
             call, tastes = self._personal_signal(call, legs, answers)
@@ -172,7 +239,7 @@ class _ClientSide(_CoreBase):
             page=call.page,
             size=call.size,
             max_depth=self.max_depth,
-            candidates=len(ranking),
+            candidates=len(ranking) if candidates is None else candidates,
             hits=page.hits(call),
             reranked=bool(rerank_scores),
             rerank_fallback=fallback is not None,
@@ -236,6 +303,10 @@ class _ClientSide(_CoreBase):
         if outcome.fallback:
             return ranking, {}, outcome.reason or "the reranker failed"
         return list(outcome.hits), dict(outcome.scores_by_id), None
+
+
+def _personal_on(call: Call) -> bool:
+    return call.user is not None and call.personal_weight > 0
 
 
 def _affinity_fields(call: Call) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from connector.search._profile import IndexProfile, profile_from_mapping
 from connector.search.adaptive import QueryEvidence
 from connector.search.breaker import CircuitBreaker
 from connector.search.correction import (
+    Suggester,
     correction_from,
     correction_note,
     evidence_of,
@@ -61,7 +62,12 @@ from connector.search.query_vectors import QueryVectors
 from connector.search.rewrite import RewriteOutcome
 from mappings.system import UBI_EVENTS_INDEX
 
-__all__ = ["Call", "FirstTrip", "HelperFailures", "ms_since"]
+__all__ = ["Call", "EarlyRequests", "FirstTrip", "HelperFailures", "ms_since"]
+
+# The requests that ride in the first round trip beside the suggestion, by what they are ("lexical": the lexical
+# leg and its sourced copy; "page": the BM25 page), built from the (rewritten) text; and their answers.
+EarlyRequests = dict[str, list[dict[str, Any]]]
+EarlyAnswers = dict[str, tuple[list[dict[str, Any]], list[Any]]]
 
 logger = logging.getLogger(__name__)
 
@@ -129,23 +135,26 @@ class FirstTrip:
     user: UserProfile | None = None
     failures: HelperFailures = field(default_factory=HelperFailures)
     evidence: QueryEvidence | None = None
+    early: EarlyAnswers = field(default_factory=dict)  # what was sent early (sent bodies, their responses)
 
 
 class _CoreBase:
     """Options, index profile and the first round trip (the legs and forms are in the subclasses)."""
 
     def __init__(self, cluster: Any, index: str, options: SearchOptions) -> None:
+        if not index or not isinstance(index, str):
+            raise ConfigError("index must be a non-empty index or alias name", field="index")
         self.cluster: Any = as_cluster(cluster)  # the app's official sync client wrapped; a cluster as is
         self.index = index
         self.options = options
         self.embedder = options.embedder
         self.strategy = options.strategy
         self.max_depth = options.max_depth
-        self.num_candidates = options.num_candidates
+        self.num_candidates = options.hnsw_candidates
         self.rerank = options.rerank
-        self.profiles_index = options.profiles_index or ""
-        self.correct: CorrectMode = options.correct
-        self.correction = options.correction
+        self.profiles_index = options.profiles_index_of(index)
+        self.correct: CorrectMode = options.correct_mode
+        self.correction = options.correction_settings
         self.rewriter = options.timed_rewriter()
         self.image = options.image
         self._profile: IndexProfile | None = None
@@ -240,11 +249,14 @@ class _CoreBase:
         guarded: bool = True,
         setup: Op | None = None,
         session: str | None = None,
+        early: Callable[[str], EarlyRequests] | None = None,
     ) -> Flow[FirstTrip]:
         """Ask every helper the legs need in one round trip; re-embed only a corrected text.
 
         ``setup``: a request the search needs once before its legs (OpenSearch's search pipeline) rides along.
         ``session``: the shopper's session id: its recent events are read with the profile (one ``_msearch``).
+        ``early``: the searches that need no vector (the lexical leg, the BM25 page) for the text: they ride in the
+        suggestion's ``_msearch`` (the search checks they still match the corrected text before it uses them).
         """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
@@ -260,8 +272,9 @@ class _CoreBase:
             if text and correct_mode != "off"
             else None
         )
+        planned = early(base) if early is not None and text else {}
         ops: dict[str, Op | None] = {
-            "suggest": ClusterSearch(self.index, suggest, note=correction_note(suggester)) if suggest else None,
+            "cluster": self._first_cluster_op(suggest, planned, suggester),
             "vector": Embed(base, self.profile.vector_meta, guarded=guarded) if text and mode != "bm25" else None,
             "image": self._image_op(base, image) if mode != "bm25" else None,
             "setup": setup,
@@ -272,14 +285,10 @@ class _CoreBase:
         if asked:
             answers = dict(zip(asked, (yield Together(tuple(asked.values()))), strict=True))
         trip = FirstTrip()
+        answer = _split_first(answers.get("cluster"), bool(suggest), planned, trip)
         if text and (correct_mode != "off" or rewrite is not None):
-            answer = answers.get("suggest", {})
-            if isinstance(answer, BaseException) and not isinstance(answer, ClusterError):
-                raise answer
-            result = correction_from(
-                base, answer, mode=correct_mode, suggester=suggester if suggest is not None else "none",
-                settings=self.correction,
-            )  # fmt: skip
+            result = correction_from(base, answer, mode=correct_mode, suggester=suggester if suggest is not None
+                                     else "none", settings=self.correction)  # fmt: skip
             timings.correct_ms = ms_since(started)
             trip.correction = result.model_copy(update=_correction_update(timings.correct_ms, rewrite))
         # The adaptive fusion's evidence: the word counts the correction's request already carried (with the
@@ -297,6 +306,18 @@ class _CoreBase:
         if isinstance(answers.get("setup"), BaseException):
             raise answers["setup"]
         return trip
+
+    def _first_cluster_op(
+        self, suggest: dict[str, Any] | None, planned: EarlyRequests, suggester: Suggester
+    ) -> ClusterSearch | ClusterMsearch | None:
+        """The first round trip's cluster request: the suggestion, and the early searches in its ``_msearch``."""
+        bodies = ([suggest] if suggest else []) + [body for sent in planned.values() for body in sent]
+        notes = ([correction_note(suggester)] if suggest else []) + [_EARLY_NOTES[name] for name in planned]
+        if not bodies:
+            return None
+        if len(bodies) == 1:
+            return ClusterSearch(self.index, bodies[0], note=notes[0])
+        return ClusterMsearch(self.index, qb.msearch_searches(bodies), note=" + ".join(notes) + " (one round trip)")
 
     def _image_op(self, text: str, image: bytes | None) -> EmbedImage | None:
         if self.image is None:
@@ -361,6 +382,32 @@ class _CoreBase:
         if profile is not None:
             profile.check_model((self.profile.vector_meta or {}).get("model_id"))
         return profile
+
+
+_EARLY_NOTES = {
+    "lexical": "lexical leg (+ its top hits with sources), sent before the vector is known",
+    "page": "the BM25 page (lexical leg alone: its hits with sources, candidates counted)",
+}
+
+
+def _split_first(answer: Any, suggested: bool, planned: EarlyRequests, trip: FirstTrip) -> Any:
+    """The suggestion's answer (``{}``: none asked); the early searches' answers go to ``trip.early``.
+
+    A failed first request (a bad suggester, say) fails no search: the correction reports it, and the early
+    searches are sent again where they would have gone without this plan.
+    """
+    if answer is None:
+        return {}
+    if isinstance(answer, BaseException):
+        if not isinstance(answer, ClusterError) or not suggested:
+            raise answer
+        return answer
+    responses = answer if isinstance(answer, list) else [answer]
+    at = 1 if suggested else 0
+    for name, sent in planned.items():
+        trip.early[name] = (sent, responses[at : at + len(sent)])
+        at += len(sent)
+    return responses[0] if suggested else {}
 
 
 def _correction_update(took_ms: float, rewrite: RewriteOutcome | None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``HybridSearch`` and ``AsyncHybridSearch``: one call takes the user's text, filters and page and returns fused hits.
 
-Two small facades over one sans-IO search flow: ``options``/``request`` -> ``pipeline`` (validate, plan) ->
+Two small facades over one sans-IO search flow: ``options``/``request`` -> ``pipeline`` (validate, ``planner``) ->
 ``core`` (the first round trip) -> ``client`` (legs, fusion, page) or ``server`` (one request) -> ``ops`` ->
 ``drivers`` (the sync one performs each operation in this thread, the async one awaits it). Same options, same
 arguments (:class:`~connector.search.request.SearchRequest`), same answers; ``test_facades.py`` fails when their
@@ -55,7 +55,7 @@ __all__ = [
 class HybridSearch(_HybridCore):
     """Hybrid (BM25 + kNN) search over one index or alias.
 
-    Args:
+    Args (after ``cluster`` and ``index``: the fields of :class:`~connector.search.options.SearchOptions`, one by one or as ``options``):
         cluster: a :class:`connector.cluster.client.Cluster` (see :func:`connector.connect`); for
             :class:`AsyncHybridSearch`, a cluster with async ``request``/``search``/``msearch``/``get_mapping``.
         index: index or alias name.
@@ -86,13 +86,13 @@ class HybridSearch(_HybridCore):
         correct: spelling correction of every search that names none: ``off`` | ``auto`` (confident
             changes only) | ``force`` (default :data:`~connector.search.correction.DEFAULT_CORRECT`).
         correction: its thresholds and the optional fuzzy clause (:class:`CorrectionSettings`).
-        rewriter: an optional query rewriter (anything with ``rewrite(text) -> str``), run first.
-        rewriter_timeout_s: the rewriter's budget per call; over it, the original text is searched.
+        rewriter, rewriter_timeout_s: an optional query rewriter (``rewrite(text) -> str``), run first, and its
+            budget per call (over it, the original text is searched).
         embed_budget_s: the query (and text-to-image) embedding's budget per search, in seconds (``None``: no
             budget); over it, or when the embedder fails, the search answers without the vector signal,
             flagged ``vector_fallback``. The first embedding of the object gets at least 5 s (model check).
-        breaker_failures: embedder failures in a row after which searches stop asking it (circuit breaker).
-        breaker_open_s: seconds until a search asks a skipped embedder again (one probe).
+        breaker_failures, breaker_open_s: embedder failures in a row after which searches stop asking it (circuit
+            breaker), and the seconds until a search asks it again (one probe).
         ubi: a :class:`connector.ubi.UbiLogger`: each search given a ``client_id`` queues its UBI query record
             (opt-in, like the search log; never blocks or fails the search).
 

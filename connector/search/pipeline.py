@@ -8,38 +8,35 @@ returning less.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from connector.errors import PaginationDepthError, SearchRequestError
+from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
-from connector.search.core import Call, ms_since
-from connector.search.correction import CorrectionSettings
+from connector.search.core import Call, EarlyRequests, ms_since
+from connector.search.correction import validate_correct_mode
 from connector.search.filters import validate_filters
 from connector.search.fusion import LegHit
-from connector.search.images import ImageSignal, check_query_image
+from connector.search.images import check_query_image
 from connector.search.models import (
     SEARCH_MODES,
     CorrectMode,
     FusionConfig,
-    LexicalForm,
     SearchMode,
     SearchResponse,
     SearchTimings,
-    Strategy,
 )
 from connector.search.ops import Flow
-from connector.search.options import DEFAULT_EMBED_BUDGET_S, Reranker, search_options
+from connector.search.options import SearchOptions, options_signature
 from connector.search.personal import DEFAULT_PERSONAL_WEIGHT, UserProfile, effective_weight, profile_search_body
+from connector.search.planner import SearchPlan, plan_search
 from connector.search.query_builder import os_missing_policy
-from connector.search.query_vectors import Embedder
 from connector.search.request import SearchRequest
-from connector.search.rerank import RerankConfig
-from connector.search.rewrite import QueryRewriter
 from connector.search.server import _ServerSide
-from connector.ubi.logger import UbiLogger
 from connector.ubi.records import query_record_from_response
 
 __all__ = ["MAX_TEXT_CHARS", "_HybridCore"]
@@ -52,40 +49,17 @@ MAX_TEXT_CHARS = 4096
 class _HybridCore(_ServerSide):
     """What both facades share: the constructor, the search flow over validated options (sans-IO)."""
 
-    def __init__(
-        self,
-        cluster: Any,
-        index: str,
-        *,
-        embedder: Embedder | None = None,
-        vector_field: str | None = None,
-        lexical_fields: Mapping[str, float] | None = None,
-        lexical_form: LexicalForm | None = None,
-        tie_breaker: float | None = None,
-        fusion: FusionConfig | None = None,
-        strategy: Strategy = "auto",
-        max_depth: int = 100,
-        num_candidates: int | None = None,
-        source_excludes: Sequence[str] | None = None,
-        rerank: RerankConfig | None = None,
-        reranker: Reranker | None = None,
-        rerank_window: int | None = None,
-        query_cache_size: int = 1024,
-        check_model: bool = True,
-        profiles_index: str | None = None,
-        correct: CorrectMode | None = None,
-        correction: CorrectionSettings | None = None,
-        rewriter: QueryRewriter | None = None,
-        rewriter_timeout_s: float | None = 0.5,
-        image: ImageSignal | None = None,
-        embed_budget_s: float | None = DEFAULT_EMBED_BUDGET_S,
-        breaker_failures: int = 3,
-        breaker_open_s: float = 5.0,
-        ubi: UbiLogger | None = None,
-    ) -> None:
-        """Validate the options (documented on :class:`~connector.search.hybrid.HybridSearch`)."""
-        options = {k: v for k, v in locals().items() if k not in ("self", "cluster", "index", "__class__")}
-        super().__init__(cluster, index, search_options(index, **options))
+    def __init__(self, cluster: Any, index: str, *, options: SearchOptions | None = None, **kwargs: Any) -> None:
+        """Validate the options: ``options``, or its fields as keyword arguments (see ``HybridSearch``).
+
+        The full signature (every option) is built from :class:`~connector.search.options.SearchOptions` below.
+        """
+        if options is not None and kwargs:
+            raise ConfigError(
+                f"give options=SearchOptions(...) or keyword options, not both (got {', '.join(kwargs)})",
+                field="options",
+            )
+        super().__init__(cluster, index, options if options is not None else SearchOptions(**kwargs))
         self._pipelines = set()
         self.ubi = self.options.ubi
 
@@ -121,10 +95,14 @@ class _HybridCore(_ServerSide):
         # The form this search takes unless a helper fails or the shopper's profile makes it client-side: its
         # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
         likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
-        setup = self._pipeline_setup(fusion) if likely == "os_hybrid_query" else None
+        source = qb.source_spec(r.source, excludes=self.source_excludes)
+        plan = self._plan(r, likely, personal=wanted > 0 and r.user is not None, source=source is not False)
+        setup = self._pipeline_setup(fusion) if plan.shape == "server" and likely == "os_hybrid_query" else None
+        early = partial(self._early_requests, plan, clean_filters, source)
         trip = yield from self._first_trip(
             r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup,
             session=r.session_id if user_id is not None else None,
+            early=early,
         )  # fmt: skip
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
@@ -147,7 +125,7 @@ class _HybridCore(_ServerSide):
             clean_filters,
             r.size,
             r.page,
-            qb.source_spec(r.source, excludes=self.source_excludes),
+            source,
             r.explain,
             timings,
             user=profile,
@@ -159,7 +137,7 @@ class _HybridCore(_ServerSide):
         if form is not None:
             response = yield from self._server_flow(call, form)
         else:
-            response = yield from self._client_flow(call)
+            response = yield from self._client_flow(call, trip.early)
         if trip.correction is not None:
             response.correction = trip.correction
             response.corrected_query = trip.correction.searched if trip.correction.searched != r.text else None
@@ -188,6 +166,34 @@ class _HybridCore(_ServerSide):
         return (yield from self._legs_flow(bodies, timings))
 
     # -- validation and planning -----------------------------------------------------
+    def _plan(self, r: SearchRequest, likely: str | None, *, personal: bool, source: bool) -> SearchPlan:
+        return plan_search(
+            mode=r.mode,
+            has_text=bool(r.text),
+            correct=validate_correct_mode(r.correct or self.correct),
+            likely_form=likely,
+            vector_refused=self._guards["query"].breaker.state == "open",
+            personal=personal,
+            image_signal=self.image is not None,
+            first_rank=(r.page - 1) * r.size,
+            size=r.size,
+            max_depth=self.max_depth,
+            source=source,
+        )
+
+    def _early_requests(
+        self, plan: SearchPlan, filters: Sequence[Mapping[str, Any]], source: bool | dict[str, Any], text: str
+    ) -> EarlyRequests:
+        """The plan's searches that ride in the first round trip, for ``text`` (the rewritten query)."""
+        if plan.shape == "page":
+            return {"page": [self.page_body(text, filters, fetch=plan.page_fetch, source=source)]}
+        lexical = self.leg_bodies(text, None, filters=filters) if plan.early_legs else {}
+        return {
+            name: self.leg_requests(lexical[name], source=source, window=plan.sourced)
+            for name in plan.early_legs
+            if name in lexical
+        }
+
     def _validate(
         self,
         text: Any,
@@ -259,6 +265,10 @@ class _HybridCore(_ServerSide):
         if strategy == "server" and mode == "hybrid+rerank":
             raise SearchRequestError("hybrid+rerank fuses client-side; use strategy=auto or client", field="strategy")
         return form
+
+
+# help(HybridSearch) and inspect show every option, from the one declaration (SearchOptions).
+_HybridCore.__init__.__signature__ = options_signature(inspect.signature(_HybridCore.__init__))  # type: ignore[attr-defined]
 
 
 def given_profile(user: UserProfile | str | None) -> UserProfile | None:

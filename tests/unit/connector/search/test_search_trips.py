@@ -47,8 +47,11 @@ class _Cluster:
 
     def msearch(self, index: str, searches: Any) -> Any:
         self.sent.append(("msearch", time.perf_counter()))
-        # the legs (lexical, then vector), then their top hits again with sources
-        return [_hits("a", "b", "c") if "query" in body and "knn" not in str(body) else _hits("c", "d")
+        if any("suggest" in body for _, body in searches):
+            time.sleep(0.05)
+        # the suggestion, the legs (lexical, then vector), then their top hits again with sources
+        return [{"hits": {"hits": []}, "suggest": {}} if "suggest" in body
+                else _hits("a", "b", "c") if "query" in body and "knn" not in str(body) else _hits("c", "d")
                 for _, body in searches]  # fmt: skip
 
 
@@ -71,11 +74,16 @@ def test_a_default_search_is_two_round_trips_with_the_embedding_beside_the_sugge
     search = HybridSearch(cluster, "shop", embedder=embedder, max_depth=10, fusion=None)
     response = search.search("red tent", size=2)
     assert response.round_trips == 2 and not response.vector_fallback
-    assert [what for what, _ in cluster.sent] == ["search", "msearch"]
+    assert [what for what, _ in cluster.sent] == ["msearch", "msearch"]
     # the embedding started before the suggestion came back (both ran at once)
     assert embedder.started[0] < cluster.sent[0][1] + 0.05
     assert all(h.source == {"title": h.id} for h in response.hits), "the page's sources come from the legs' hits"
-    assert [r.path for r in response.requests] == ["shop/_search", "shop/_msearch"]
+    assert [r.path for r in response.requests] == ["shop/_msearch", "shop/_msearch"]
+    first, second = (r.ndjson or [] for r in response.requests)
+    # the lexical leg (and its sourced copy) rode with the suggestion; only the kNN leg waited for the vector
+    assert ["suggest" in line for line in first[1::2]] == [True, False, False]
+    assert all("knn" in str(line) for line in second[1::2])
+    assert response.ids == search.search("red tent", size=2, correct="off").ids
     assert len(response.query_id) == 36 and response.query_id != search.search("red tent").query_id
 
 
@@ -153,7 +161,8 @@ def test_the_async_driver_falls_back_the_same_way() -> None:
             return await search.search("red tent", size=2)
 
     response = asyncio.run(run())
-    assert response.vector_fallback and response.ids == ["a", "b"] and response.round_trips == 2
+    # the lexical leg rode with the suggestion: the vector failed, nothing was left to send
+    assert response.vector_fallback and response.ids == ["a", "b"] and response.round_trips == 1
 
 
 _PROFILE = {"event_count": 4, "model_id": "m", "weight_sum": 8.0, "affinity_fields": ["brand"],
