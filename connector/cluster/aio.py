@@ -20,6 +20,7 @@ from typing import Any
 import elastic_transport
 from pydantic import SecretStr
 
+from connector.cluster._json import SERIALIZERS
 from connector.cluster.capabilities import Capabilities
 from connector.cluster.client import (
     _JSON,
@@ -99,6 +100,7 @@ class AsyncCluster:
             self._auth = "api_key" if api_key else ("basic" if sync._basic_auth else "none")
             self._own = elastic_transport.AsyncTransport(
                 [node],
+                serializers=SERIALIZERS,
                 node_class="aiohttp",
                 max_retries=max_retries,
                 retry_on_status=(502, 503, 504),

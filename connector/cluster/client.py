@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 import elastic_transport
 from pydantic import SecretStr
 
+from connector.cluster._json import SERIALIZERS
 from connector.cluster.capabilities import Capabilities
 from connector.errors import (
     AuthenticationError,
@@ -132,6 +133,7 @@ class Cluster:
         )
         self._transport = elastic_transport.Transport(
             [node],
+            serializers=SERIALIZERS,
             max_retries=max_retries,
             retry_on_status=(502, 503, 504),
             meta_header=False,

@@ -1,0 +1,41 @@
+"""The transport's JSON codec: orjson (about 10x the standard library's speed on search bodies and answers).
+
+A default search spends ~0.4 ms per request in the standard library's ``json`` (encode 0.27 ms, decode 0.17 ms on
+the legs' ``_msearch``) against ~0.1 ms with orjson, twice per search (issue 24's profile).  The encoding options
+keep what the standard library accepted: numpy arrays and scalars (vectors), non-string keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import elastic_transport
+import orjson
+
+__all__ = ["SERIALIZERS"]
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+class _Json(elastic_transport.JsonSerializer):
+    def json_dumps(self, data: Any) -> bytes:
+        return orjson.dumps(data, default=self.default, option=_OPTIONS)
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class _Ndjson(elastic_transport.NdjsonSerializer):
+    def json_dumps(self, data: Any) -> bytes:
+        return orjson.dumps(data, default=self.default, option=_OPTIONS)
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+SERIALIZERS: dict[str, elastic_transport.Serializer] = {
+    "application/json": _Json(),
+    "application/x-ndjson": _Ndjson(),
+    "application/vnd.elasticsearch+json": _Json(),
+    "application/vnd.elasticsearch+x-ndjson": _Ndjson(),
+}
