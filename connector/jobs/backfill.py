@@ -95,8 +95,6 @@ class BackfillConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.slices <= 1024:
             raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
-        if self.passages is not None and self.ray_address:
-            raise ConfigError("passages are cut in the job's own process: drop --ray-address", field="ray_address")
         if self.ray_address and not self.embed_url:
             raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
 

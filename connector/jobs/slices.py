@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from connector.cluster.client import Cluster
+from connector.errors import ConfigError
 from connector.jobs.dialect import PitDialect
+from connector.jobs.passages import PassagePolicy, PassageStep
 from connector.jobs.pipeline import CheckpointTracker, JobMode, Pipeline, PipelineOptions
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.sources import PitSliceSource
 from connector.jobs.store import JobStore, SliceCheckpoint
 from connector.services.embedding import EmbeddingClient
 
-__all__ = ["SliceTask", "run_slice_task"]
+__all__ = ["PassageCut", "SliceTask", "run_slice_task"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +42,7 @@ class SliceTask:
         scan_index: the concrete index scanned.
         checkpoint: where the slice stands (its key, slice id, cursor).
         pit_id: the job's point in time (when the checkpoint holds none).
+        passages: a passage-mode job's cut (:class:`PassageCut`); the task cuts with its own client's tokenizer.
     """
 
     cluster_spec: ClusterSpec
@@ -51,6 +54,20 @@ class SliceTask:
     scan_index: str
     checkpoint: SliceCheckpoint
     pit_id: str
+    passages: PassageCut | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassageCut:
+    """What a Ray task needs to cut passages as the job's own process does (the tokenizer is the task's client)."""
+
+    policy: PassagePolicy
+    max_length: int
+    fields: tuple[str, ...]
+
+    @classmethod
+    def of(cls, step: PassageStep) -> PassageCut:
+        return cls(policy=step.policy, max_length=step.max_length, fields=step.fields)
 
 
 def run_slice_task(task: SliceTask) -> dict[str, int]:
@@ -75,6 +92,12 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
             max_slices=cp.max_slices,
             cursor=cp.cursor,
         )
+        passages = None
+        if task.passages is not None:
+            if embedder is None:
+                raise ConfigError("a passage-mode slice needs the embedding service (embed_url)", field="embed_url")
+            cut = task.passages
+            passages = PassageStep(cut.policy, embedder, cut.max_length, fields=cut.fields)
         pipeline = Pipeline(
             cluster=cluster,
             mode=mode,
@@ -82,6 +105,7 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
             store=store,
             tracker=CheckpointTracker(store, [cp]),
             options=PipelineOptions.from_settings(settings, dims=task.dims, read_workers=1),
+            passages=passages,
         )
         try:
             pipeline.run([source])

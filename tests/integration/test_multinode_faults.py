@@ -1,0 +1,152 @@
+"""Faults across nodes: a three-node Elasticsearch losing a data node under a job or a search, a two-node Ray
+losing its worker node mid-backfill (``-m multinode``; ``make test-multinode``).
+
+Every job test asserts the counts: read = updated + skipped + dead letters, no document written twice (each
+``_version`` is its creation plus one write of the job), every slice done.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from connector import connect
+from connector.cluster.client import Cluster
+from connector.jobs.backfill import run_backfill
+from connector.jobs.store import JobCounts, JobStore
+from connector.localcluster import LocalCluster, cluster_status, start_node, stop_node
+from connector.services.embedding import EmbeddingClient
+from tests.integration._jobs_helpers import (
+    add_vector_field,
+    backfill_config,
+    check_vectors,
+    committed_counts,
+    create_products,
+    job_settings,
+    scan,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.multinode]
+
+# The node the tests take away: not node 0, whose HTTP port the tests' client uses.
+VICTIM = 2
+
+
+@pytest.fixture
+def mn_cluster(multinode_es: LocalCluster) -> Iterator[Cluster]:
+    with connect(multinode_es.url) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def mn_index(mn_cluster: Cluster, multinode_es: LocalCluster) -> Iterator[str]:
+    name = f"test-mn-{uuid.uuid4().hex}"
+    yield name
+    _restore(multinode_es)
+    for index in mn_cluster.request("GET", f"/_cat/indices/{name}*", params={"format": "json", "h": "index"}).body:
+        mn_cluster.request("DELETE", f"/{index['index']}", ignore=(404,))
+
+
+@pytest.fixture(scope="module")
+def mn_embedder(mn_embed_url: str) -> Iterator[EmbeddingClient]:
+    with EmbeddingClient(mn_embed_url, timeout_s=120) as client:
+        yield client
+
+
+def _restore(cluster: LocalCluster) -> None:
+    """Bring back a node a failed test left stopped (the state file has each node's current pid)."""
+    (row,) = [row for row in cluster_status() if row.cluster.name == cluster.name]
+    for i, node in enumerate(row.cluster.nodes):
+        if any(node.name in problem for problem in row.problems):
+            start_node(cluster.name, i)
+
+
+def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised by the test
+            result["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _wait_committed(store: JobStore, job_id: str, thread: threading.Thread, *, updated: int) -> JobCounts:
+    deadline = time.monotonic() + 300
+    counts = JobCounts()
+    while time.monotonic() < deadline and thread.is_alive():
+        counts = committed_counts(store, job_id)
+        if counts.updated >= updated:
+            return counts
+        time.sleep(0.2)
+    pytest.fail(f"the job never committed {updated} updates before the fault (had {counts})")
+
+
+def _joined(thread: threading.Thread, result: dict[str, Any]) -> Any:
+    thread.join(timeout=600)
+    assert not thread.is_alive(), "the job did not end within 10 minutes"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _versions(cluster: Cluster, index: str) -> dict[int, int]:
+    """How many documents carry each ``_version``."""
+    cluster.refresh(index)
+    counts: dict[int, int] = {}
+    for hit in scan(cluster, index, fields=["sku"]):
+        counts[int(hit["_version"])] = counts.get(int(hit["_version"]), 0) + 1
+    return counts
+
+
+def _dead_letters(store: JobStore) -> int:
+    if not store.cluster.index_exists(store.dead_letter_index):
+        return 0
+    store.cluster.refresh(store.dead_letter_index)
+    return int(store.cluster.count(store.dead_letter_index))
+
+
+def test_the_cluster_spreads_shards_and_replicas(mn_cluster: Cluster, mn_index: str) -> None:
+    """``cluster up --nodes 3``: three nodes, and an index created without settings gets 3 shards + a replica."""
+    assert mn_cluster.request("GET", "/_cluster/health").body["number_of_nodes"] == 3
+    mn_cluster.create_index(mn_index, {})
+    mn_cluster.request("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s"})
+    shards = mn_cluster.request("GET", f"/_cat/shards/{mn_index}", params={"format": "json"}).body
+    assert len(shards) == 6 and {s["prirep"] for s in shards} == {"p", "r"}
+    assert len({s["node"] for s in shards}) == 3
+
+
+def test_backfill_while_a_data_node_restarts(
+    mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
+) -> None:
+    """A node holding shards (and the PIT's contexts on them) dies mid-scan and comes back: nothing lost or doubled."""
+    n = 2400
+    create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
+    model_id = mn_embedder.info().model_id
+    add_vector_field(mn_cluster, mn_index, model_id)
+    mn_cluster.request("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s"})
+    settings = job_settings(mn_index, page_size=100, max_backoff_s=2.0, bulk_max_retries=20)
+    config = backfill_config(mn_index, slices=3, settings=settings, job_id=f"{mn_index}-job")
+    store = JobStore(mn_cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+    thread, result = _in_thread(lambda: run_backfill(mn_cluster, config, embedder=mn_embedder))
+    before = _wait_committed(store, config.job_id or "", thread, updated=300)
+    stop_node(multinode_es.name, VICTIM, kill=True)
+    start_node(multinode_es.name, VICTIM)
+    summary = _joined(thread, result)
+    assert before.updated < n, "the node died after the scan had ended"
+    main, catch_up = summary.main, summary.catch_up
+    dead = _dead_letters(store)
+    assert main.read == main.updated + main.skipped + main.dead_lettered + main.vanished, main
+    assert dead == main.dead_lettered + catch_up.dead_lettered == 0
+    assert summary.reconciles
+    assert _versions(mn_cluster, mn_index) == {2: n}  # created once, its vector written once
+    check_vectors(mn_cluster, mn_index, mn_embedder, model_id, sample=20)
