@@ -18,10 +18,14 @@ import pytest
 from connector import connect
 from connector.cluster.client import Cluster
 from connector.jobs.backfill import run_backfill
+from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.store import JobCounts, JobStore
 from connector.localcluster import LocalCluster, cluster_status, start_node, stop_node
+from connector.search.hybrid import HybridSearch
 from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (
+    TEMPLATE,
+    TEXT_FIELDS,
     add_vector_field,
     backfill_config,
     check_vectors,
@@ -150,3 +154,93 @@ def test_backfill_while_a_data_node_restarts(
     assert summary.reconciles
     assert _versions(mn_cluster, mn_index) == {2: n}  # created once, its vector written once
     check_vectors(mn_cluster, mn_index, mn_embedder, model_id, sample=20)
+
+
+def test_reindex_with_alias_swap_while_a_data_node_restarts(
+    mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
+) -> None:
+    """The copy into ``<alias>-v1`` survives a node dying and coming back; the alias swaps to a complete copy."""
+    n = 2400
+    source = f"{mn_index}-src"
+    create_products(mn_cluster, source, n, shards=3, replicas=1)
+    mn_cluster.request("POST", "/_aliases", body={"actions": [{"add": {"index": source, "alias": mn_index}}]})
+    settings = job_settings(mn_index, page_size=100, max_backoff_s=2.0, bulk_max_retries=20)
+    config = ReindexConfig(
+        alias=mn_index, fields=TEXT_FIELDS, template=TEMPLATE, slices=3, settings=settings, show_progress=False,
+        job_id=f"{mn_index}-reindex",
+    )  # fmt: skip
+    store = JobStore(mn_cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+    thread, result = _in_thread(lambda: run_reindex(mn_cluster, config, embedder=mn_embedder))
+    before = _wait_committed(store, config.job_id or "", thread, updated=300)
+    stop_node(multinode_es.name, VICTIM, kill=True)
+    start_node(multinode_es.name, VICTIM)
+    summary = _joined(thread, result)
+    assert before.updated < n, "the node died after the copy had ended"
+    main = summary.main
+    assert main.read == main.updated + main.skipped + main.dead_lettered + main.vanished, main
+    assert _dead_letters(store) == 0 and summary.reconciles
+    target = f"{mn_index}-v1"
+    assert summary.target_index == target
+    assert sorted(mn_cluster.request("GET", f"/_alias/{mn_index}").body) == [target]
+    # Copies carry the source's _version (external versioning): a second write of a document would be refused,
+    # so each target document is there once, at version 1, like its source.
+    assert _versions(mn_cluster, target) == {1: n}
+    check_vectors(mn_cluster, target, mn_embedder, mn_embedder.info().model_id, sample=20)
+
+
+def test_backfill_while_shards_relocate(
+    mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
+) -> None:
+    """Every shard copy leaves a node mid-scan (allocation filtering): the PIT's contexts there go with them."""
+    n = 2400
+    create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
+    model_id = mn_embedder.info().model_id
+    add_vector_field(mn_cluster, mn_index, model_id)
+    mn_cluster.request("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s"})
+    victim = multinode_es.nodes[VICTIM].name
+    held = mn_cluster.request("GET", f"/_cat/shards/{mn_index}", params={"format": "json"}).body
+    assert any(s["node"] == victim for s in held), "the victim node holds no copy to move"
+    settings = job_settings(mn_index, page_size=100, max_backoff_s=2.0)
+    config = backfill_config(mn_index, slices=3, settings=settings, job_id=f"{mn_index}-job")
+    store = JobStore(mn_cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+    thread, result = _in_thread(lambda: run_backfill(mn_cluster, config, embedder=mn_embedder))
+    _wait_committed(store, config.job_id or "", thread, updated=300)
+    exclude = {"index.routing.allocation.exclude._name": victim}
+    mn_cluster.request("PUT", f"/{mn_index}/_settings", body=exclude)
+    try:
+        summary = _joined(thread, result)
+        moved = mn_cluster.request("GET", f"/_cat/shards/{mn_index}", params={"format": "json"}).body
+        assert all(s["node"] != victim for s in moved if s["state"] == "STARTED")
+    finally:
+        mn_cluster.request("PUT", f"/{mn_index}/_settings", body={"index.routing.allocation.exclude._name": None})
+    main = summary.main
+    assert main.read == main.updated + main.skipped + main.dead_lettered + main.vanished, main
+    assert _dead_letters(store) == 0 and summary.reconciles
+    assert _versions(mn_cluster, mn_index) == {2: n}
+    check_vectors(mn_cluster, mn_index, mn_embedder, model_id, sample=20)
+
+
+def test_search_while_a_node_is_gone(mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster) -> None:
+    """With a replica the answer is whole; without one, the answer says how many shards it lacks."""
+    create_products(mn_cluster, mn_index, 300, shards=3, replicas=1)
+    bare = f"{mn_index}-bare"
+    nodes = [node.name for node in multinode_es.nodes]
+    create_products(mn_cluster, bare, 300, shards=2, replicas=0)
+    # One shard of the bare index on node 1, one on the victim.
+    pin = {"index.routing.allocation.include._name": f"{nodes[1]},{nodes[VICTIM]}",
+           "index.routing.allocation.total_shards_per_node": 1}  # fmt: skip
+    mn_cluster.request("PUT", f"/{bare}/_settings", body=pin)
+    mn_cluster.request("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s",
+                                                           "wait_for_no_relocating_shards": "true"})  # fmt: skip
+    replicated, unreplicated = HybridSearch(mn_cluster, mn_index), HybridSearch(mn_cluster, bare)
+    whole = replicated.search("running shoe", mode="bm25", size=50)
+    assert whole.shards_failed == 0 and len(whole.ids) >= 20
+    stop_node(multinode_es.name, VICTIM, kill=True)
+    try:
+        during = replicated.search("running shoe", mode="bm25", size=50)
+        assert during.shards_failed == 0 and during.ids == whole.ids  # answered by the replicas
+        half = unreplicated.search("running shoe", mode="bm25", size=50)
+        assert half.shards_failed >= 1, "a partial answer must say so"  # one per request that lacked the shard
+        assert half.model_dump()["shards_failed"] == half.shards_failed  # and the REST answer carries it
+    finally:
+        start_node(multinode_es.name, VICTIM)
