@@ -17,12 +17,16 @@ import pytest
 
 from connector import connect
 from connector.cluster.client import Cluster
+from connector.jobs._ray import run_on_ray
 from connector.jobs.backfill import run_backfill
 from connector.jobs.reindex import ReindexConfig, run_reindex
+from connector.jobs.settings import ClusterSpec
 from connector.jobs.store import JobCounts, JobStore
 from connector.localcluster import LocalCluster, cluster_status, start_node, stop_node
 from connector.search.hybrid import HybridSearch
 from connector.services.embedding import EmbeddingClient
+from tests.fixtures.embedding import free_port
+from tests.fixtures.raycluster import LocalRay
 from tests.integration._jobs_helpers import (
     TEMPLATE,
     TEXT_FIELDS,
@@ -244,3 +248,78 @@ def test_search_while_a_node_is_gone(mn_cluster: Cluster, mn_index: str, multino
         assert half.model_dump()["shards_failed"] == half.shards_failed  # and the REST answer carries it
     finally:
         start_node(multinode_es.name, VICTIM)
+
+
+def _node_of(_: int) -> str:
+    """A Ray task's answer: the id of the node it ran on."""
+    import ray
+
+    time.sleep(0.5)  # long enough that the tasks overlap and the scheduler has to spread them
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def test_ray_tasks_and_serve_replicas_land_on_both_nodes(ray_worker: LocalRay) -> None:
+    """Slice tasks (``run_on_ray``, spread) and Serve replicas run on the head and on the worker node."""
+    import ray
+    from ray import serve
+
+    nodes = ray_worker.node_ids()
+    assert set(nodes) == {"head", "worker"}
+    ran_on = run_on_ray(_node_of, {str(i): i for i in range(4)}, address=ray_worker.address, num_cpus=0.25)
+    assert set(ran_on.values()) == set(nodes.values())
+
+    @serve.deployment(num_replicas=2, max_replicas_per_node=1, ray_actor_options={"num_cpus": 0.01})
+    class Where:
+        def __call__(self) -> str:
+            return str(ray.get_runtime_context().get_node_id())
+
+    if not _serve_running():
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    handle = serve.run(Where.bind(), name="where", route_prefix=None)  # type: ignore[attr-defined]
+    try:
+        answered = {handle.remote().result(timeout_s=30) for _ in range(40)}
+    finally:
+        serve.delete("where")
+    assert answered == set(nodes.values())
+
+
+def _serve_running() -> bool:
+    from ray import serve
+
+    try:
+        serve.status()
+    except Exception:  # noqa: BLE001 - no Serve controller in this Ray
+        return False
+    return True
+
+
+def test_a_ray_worker_node_killed_mid_backfill(
+    mn_cluster: Cluster, mn_index: str, ray_worker: LocalRay, mn_embed_url: str, mn_embedder: EmbeddingClient
+) -> None:
+    """The worker node dies mid-backfill: the slices it ran are resubmitted once, from their checkpoints."""
+    n = 2400
+    create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
+    model_id = mn_embedder.info().model_id
+    add_vector_field(mn_cluster, mn_index, model_id)
+    settings = job_settings(mn_index, page_size=50, ray_task_cpus=0.25)
+    job_id = f"{mn_index}-job"
+    config = backfill_config(
+        mn_index, slices=4, settings=settings, job_id=job_id, ray_address=ray_worker.address, embed_url=mn_embed_url
+    )
+    store = JobStore(mn_cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+    spec = ClusterSpec(url=mn_cluster.url)
+    thread, result = _in_thread(lambda: run_backfill(mn_cluster, config, embedder=mn_embedder, cluster_spec=spec))
+    before = _wait_committed(store, job_id, thread, updated=300)
+    ray_worker.kill_worker()
+    summary = _joined(thread, result)
+    assert before.updated < n, "the worker died after the scan had ended"
+    resubmitted = (store.get_job(job_id) or {}).get("ray_resubmitted") or []
+    assert resubmitted, "no slice was lost with the worker node"
+    assert len(resubmitted) == len(set(resubmitted)), f"a slice was resubmitted twice: {resubmitted}"
+    main_checkpoints = [cp for cp in store.load_checkpoints(job_id).values() if cp.pass_name == "main"]
+    assert len(main_checkpoints) == 4 and all(cp.done for cp in main_checkpoints)
+    main = summary.main
+    assert main.read == main.updated + main.skipped + main.dead_lettered + main.vanished, main
+    assert _dead_letters(store) == 0 and summary.reconciles
+    assert _versions(mn_cluster, mn_index) == {2: n}
+    check_vectors(mn_cluster, mn_index, mn_embedder, model_id, sample=20)
