@@ -215,7 +215,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             from connector.jobs.images import ImageFetchSettings, run_image_backfill
 
             fetch = ImageFetchSettings(path_root=args.image_root)
-            summary = run_image_backfill(cluster, config, client=embedder, fetch=fetch)
+            summary = run_image_backfill(cluster, config, client=embedder, fetch=fetch, cluster_spec=spec)
         else:
             summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=spec)
     finally:

@@ -106,6 +106,8 @@ class JobRunner:
         self.catch_up_skipped_own = 0
         # Slices resubmitted because their Ray worker or node died (one entry per resubmission).
         self.ray_resubmitted: list[str] = []
+        # What builds a Ray task's embedder (must pickle); None: an EmbeddingClient of embed_url.
+        self.task_embedder: Callable[[], Embedder] | None = None
 
     # -- to implement -----------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +117,10 @@ class JobRunner:
     def mode_factory(self) -> Callable[[Cluster], JobMode]:
         """What builds this job's mode on a connection; must pickle (a Ray task builds it on its own)."""
         raise NotImplementedError
+
+    def task_mode_factory(self) -> Callable[[Cluster], JobMode]:
+        """What builds this job's mode in a Ray task (default :meth:`mode_factory`); must pickle."""
+        return self.mode_factory()
 
     def mode(self) -> JobMode:
         """This job's mode on this process's connection."""
@@ -289,13 +295,14 @@ class JobRunner:
                 cluster_spec=self.cluster_spec,
                 embed_url=self.embed_url if self.embedder is not None else None,
                 settings=self.settings,
-                make_mode=self.mode_factory(),
+                make_mode=self.task_mode_factory(),
                 dims=self.dims,
                 dialect=self.dialect,
                 scan_index=self.state.scan_index,
                 checkpoint=cp,
                 pit_id=self.state.pit_id or "",
                 passages=PassageCut.of(self.passages) if self.passages is not None else None,
+                make_embedder=self.task_embedder,
             )
             for cp in todo
         }

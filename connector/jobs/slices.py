@@ -19,7 +19,7 @@ from connector.cluster.client import Cluster
 from connector.errors import ConfigError
 from connector.jobs.dialect import PitDialect
 from connector.jobs.passages import PassagePolicy, PassageStep
-from connector.jobs.pipeline import CheckpointTracker, JobMode, Pipeline, PipelineOptions
+from connector.jobs.pipeline import CheckpointTracker, Embedder, JobMode, Pipeline, PipelineOptions
 from connector.jobs.settings import ClusterSpec, JobSettings
 from connector.jobs.sources import PitSliceSource
 from connector.jobs.store import JobStore, SliceCheckpoint
@@ -43,6 +43,9 @@ class SliceTask:
         checkpoint: where the slice stands (its key, slice id, cursor).
         pit_id: the job's point in time (when the checkpoint holds none).
         passages: a passage-mode job's cut (:class:`PassageCut`); the task cuts with its own client's tokenizer.
+        make_embedder: builds the task's embedder (must pickle; e.g. the image job's fetcher + client); ``None``:
+            an ``EmbeddingClient`` of ``embed_url``. An embedder with a ``text_version`` (what the incremental check
+            hashes) hands it to the task's mode.
     """
 
     cluster_spec: ClusterSpec
@@ -55,6 +58,7 @@ class SliceTask:
     checkpoint: SliceCheckpoint
     pit_id: str
     passages: PassageCut | None = None
+    make_embedder: Callable[[], Embedder] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,10 +78,17 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
     """Run one slice to its end in this process; returns its counts (``JobCounts.as_dict()``)."""
     settings = task.settings
     cluster = task.cluster_spec.connect()
-    embedder = EmbeddingClient(task.embed_url) if task.embed_url else None
+    embedder: Embedder | None = None
+    if task.make_embedder is not None:
+        embedder = task.make_embedder()
+    elif task.embed_url:
+        embedder = EmbeddingClient(task.embed_url)
     try:
         store = JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
         mode = task.make_mode(cluster)
+        version = getattr(embedder, "text_version", None)
+        if version is not None and hasattr(mode, "text_version"):
+            mode.text_version = version  # built here: it holds this process's fetcher, which does not pickle
         cp = task.checkpoint
         source = PitSliceSource(
             key=cp.key,
@@ -97,7 +108,7 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
             if embedder is None:
                 raise ConfigError("a passage-mode slice needs the embedding service (embed_url)", field="embed_url")
             cut = task.passages
-            passages = PassageStep(cut.policy, embedder, cut.max_length, fields=cut.fields)
+            passages = PassageStep(cut.policy, embedder, cut.max_length, fields=cut.fields)  # type: ignore[arg-type]
         pipeline = Pipeline(
             cluster=cluster,
             mode=mode,
@@ -113,6 +124,7 @@ def run_slice_task(task: SliceTask) -> dict[str, int]:
             source.close()
         return cp.counts.as_dict()
     finally:
-        if embedder is not None:
-            embedder.close()
+        close = getattr(embedder, "close", None)
+        if close is not None:
+            close()
         cluster.close()
