@@ -7,10 +7,12 @@ Every job test asserts the counts: read = updated + skipped + dead letters, no d
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,8 @@ from connector.jobs.backfill import run_backfill
 from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec
 from connector.jobs.store import JobCounts, JobStore
-from connector.localcluster import LocalCluster, cluster_status, start_node, stop_node
+from connector.localcluster import LocalCluster, start_node, stop_node
+from connector.localcluster.state import read_state
 from connector.search.hybrid import HybridSearch
 from connector.services.embedding import EmbeddingClient
 from tests.fixtures.embedding import free_port
@@ -68,10 +71,15 @@ def mn_embedder(mn_embed_url: str) -> Iterator[EmbeddingClient]:
 
 def _restore(cluster: LocalCluster) -> None:
     """Bring back a node a failed test left stopped (the state file has each node's current pid)."""
-    (row,) = [row for row in cluster_status() if row.cluster.name == cluster.name]
-    for i, node in enumerate(row.cluster.nodes):
-        if any(node.name in problem for problem in row.problems):
+    current = read_state(Path(cluster.cluster_dir))
+    assert current is not None, f"the state file of {cluster.name} is gone"
+    for i, node in enumerate(current.nodes):
+        try:
+            os.killpg(node.pid, 0)
+        except ProcessLookupError:
             start_node(cluster.name, i)
+        except PermissionError:
+            pass  # it runs, as the server user
 
 
 def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
