@@ -145,7 +145,7 @@ def test_backfill_while_a_data_node_restarts(
     mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
 ) -> None:
     """A node holding shards (and the PIT's contexts on them) dies mid-scan and comes back: nothing lost or doubled."""
-    n = 2400
+    n = 1500
     create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
     model_id = mn_embedder.info().model_id
     add_vector_field(mn_cluster, mn_index, model_id)
@@ -172,7 +172,7 @@ def test_reindex_with_alias_swap_while_a_data_node_restarts(
     mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
 ) -> None:
     """The copy into ``<alias>-v1`` survives a node dying and coming back; the alias swaps to a complete copy."""
-    n = 2400
+    n = 1500
     source = f"{mn_index}-src"
     create_products(mn_cluster, source, n, shards=3, replicas=1)
     mn_cluster.request("POST", "/_aliases", body={"actions": [{"add": {"index": source, "alias": mn_index}}]})
@@ -204,7 +204,7 @@ def test_backfill_while_shards_relocate(
     mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster, mn_embedder: EmbeddingClient
 ) -> None:
     """Every shard copy leaves a node mid-scan (allocation filtering): the PIT's contexts there go with them."""
-    n = 2400
+    n = 1500
     create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
     model_id = mn_embedder.info().model_id
     add_vector_field(mn_cluster, mn_index, model_id)
@@ -305,7 +305,7 @@ def test_a_ray_worker_node_killed_mid_backfill(
     mn_cluster: Cluster, mn_index: str, ray_worker: LocalRay, mn_embed_url: str, mn_embedder: EmbeddingClient
 ) -> None:
     """The worker node dies mid-backfill: the slices it ran are resubmitted once, from their checkpoints."""
-    n = 2400
+    n = 1500
     create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
     model_id = mn_embedder.info().model_id
     add_vector_field(mn_cluster, mn_index, model_id)
