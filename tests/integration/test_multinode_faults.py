@@ -232,6 +232,31 @@ def test_backfill_while_shards_relocate(
     check_vectors(mn_cluster, mn_index, mn_embedder, model_id, sample=20)
 
 
+def test_backfill_when_its_point_in_time_expires_mid_scan(
+    mn_cluster: Cluster, mn_index: str, mn_embedder: EmbeddingClient
+) -> None:
+    """The PIT's contexts vanish on every node mid-scan (what an expiry does): each slice starts over from a new
+    one, and what it had written is skipped, not written again."""
+    n = 1500
+    create_products(mn_cluster, mn_index, n, shards=3, replicas=1)
+    model_id = mn_embedder.info().model_id
+    add_vector_field(mn_cluster, mn_index, model_id)
+    settings = job_settings(mn_index, page_size=100)
+    config = backfill_config(mn_index, slices=3, settings=settings, job_id=f"{mn_index}-job")
+    store = JobStore(mn_cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+    thread, result = _in_thread(lambda: run_backfill(mn_cluster, config, embedder=mn_embedder))
+    _wait_committed(store, config.job_id or "", thread, updated=300)
+    pit_id = ((store.get_job(config.job_id or "") or {}).get("state") or {}).get("pit_id")
+    assert pit_id, "the job document names no point in time"
+    mn_cluster.request("DELETE", "/_pit", body={"id": pit_id})
+    summary = _joined(thread, result)
+    main = summary.main
+    assert main.read > n, "no slice started over"  # the documents before the restart were read twice
+    assert main.read == main.updated + main.skipped + main.dead_lettered + main.vanished, main
+    assert main.updated == n and _dead_letters(store) == 0 and summary.reconciles
+    assert _versions(mn_cluster, mn_index) == {2: n}
+
+
 def test_search_while_a_node_is_gone(mn_cluster: Cluster, mn_index: str, multinode_es: LocalCluster) -> None:
     """With a replica the answer is whole; without one, the answer says how many shards it lacks."""
     create_products(mn_cluster, mn_index, 300, shards=3, replicas=1)
