@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint format test test-unit test-integration test-es8-client demo demo-down bench clean help
+.PHONY: install system-deps lint format test test-unit test-integration test-es8-client test-multinode demo demo-down bench clean help
 
 help:
 	@echo "make demo | make test | make lint | make bench | make demo-down | make clean"
@@ -62,6 +62,13 @@ test: install $(ES8_OVERLAY)/.installed
 test-es8-client: install $(ES8_OVERLAY)/.installed
 	PYTHONPATH=$(ES8_OVERLAY) $(BIN)/python -m pytest tests/integration/test_official_clients.py -m es8 $(PYTEST_ARGS)
 
+# Faults across nodes (tests/integration/test_multinode_faults.py): a three-node Elasticsearch (three 320 MB JVMs)
+# and a two-node Ray of their own, started and stopped by the session's fixtures; a few minutes. Elasticsearch only:
+# a three-node OpenSearch as well would double the JVMs for the same job code paths (`cluster up --nodes 3
+# --flavor opensearch` works; its unit tests cover the config it renders).
+test-multinode: install
+	$(BIN)/python -m pytest tests/integration/test_multinode_faults.py -m multinode $(PYTEST_ARGS)
+
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -83,6 +90,7 @@ bench: install
 	$(BIN)/python bench/passages.py
 	$(BIN)/python bench/image_throughput.py
 	$(BIN)/python bench/observe_overhead.py
+	$(BIN)/python bench/bulk_write.py --multinode
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

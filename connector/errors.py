@@ -259,7 +259,10 @@ class MigrationLockedError(MigrationError):
 
 
 class JobError(EshybridError):
-    """A backfill or reindex job failed."""
+    """A backfill or reindex job failed (``failures``/``lost``: Ray tasks that failed / died with their node)."""
+
+    failures: list[str]
+    lost: list[str]
 
 
 class BulkError(JobError):

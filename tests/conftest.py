@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.clusters",
     "tests.fixtures.embedding",
     "tests.fixtures.images",
+    "tests.fixtures.multinode",
     "tests.fixtures.rerank",
     "tests.fixtures.tls",
 ]

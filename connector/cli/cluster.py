@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1; 0 = any free port (default 9200)")
     up.add_argument("--name", help="cluster name (default <flavor>-<version>)")
     up.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="JVMs forming the cluster (default 1); with more, HTTP ports --port, --port+1... and every index "
+        "gets a shard per node and a replica",
+    )
+    up.add_argument(
         "--neural",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -33,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     up.add_argument("--ml", action="store_true", help="opensearch: also install ml-commons (~400 MB download)")
     up.add_argument(
-        "--heap-mb", type=int, default=None, help="JVM heap in MB (default $ESHYBRID_CLUSTER_HEAP_MB or 512)"
+        "--heap-mb",
+        type=int,
+        default=None,
+        help="JVM heap per node in MB (default $ESHYBRID_CLUSTER_HEAP_MB or 512; 384 at most with --nodes)",
     )
     up.set_defaults(func=_cmd_up)
 
@@ -65,8 +75,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         name=args.name,
         plugins=plugins,
         heap_mb=args.heap_mb,
+        nodes=args.nodes,
     )
     print(f"{cluster.name}: {cluster.flavor} {cluster.version} (pid {cluster.pid}, java {cluster.java_major})")
+    for node in cluster.nodes:
+        print(f"  node {node.name}: {node.url} (transport {node.transport_port}, pid {node.pid})")
     no_root = "" if cluster.has_root_endpoint else "  (GET / answers 405: this distribution has no rest-root module)"
     print(f"check it: curl {cluster.health_url}{no_root}")
     print(cluster.url)
@@ -84,6 +97,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         c = row.cluster
         state = "up" if row.answers else ("starting/unresponsive" if row.running else "dead")
         extra = f" health={row.health}" if row.health else ""
+        if c.nodes:
+            extra += f" nodes={row.nodes_joined or 0}/{len(c.nodes)}"
         plugins = f" plugins={','.join(c.plugins)}" if c.plugins else ""
         print(f"{c.name}\t{state}\t{c.flavor} {c.version}\t{c.url}\tpid={c.pid}{extra}{plugins}")
         for problem in row.problems:

@@ -33,6 +33,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--vector-field", default="embedding", help="vector field (default embedding)")
     parser.add_argument("--slices", type=int, default=1, help="parallel slices of the scan (default 1)")
+    parser.add_argument(
+        "--ray-address",
+        help="run the slices as Ray tasks on this Ray cluster (e.g. auto, or HOST:PORT of its head); "
+        "needs --embed-url, which every task calls",
+    )
     parser.add_argument("--job-id", help="name of the job (default generated); with --resume the job to continue")
     parser.add_argument(
         "--resume", action="store_true", help="continue a killed job (the named one, or the latest unfinished one)"
@@ -76,7 +81,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_false",
         help="skip the pass over documents written during the scan",
     )
-    backfill.add_argument("--ray-address", help="run the slices as Ray tasks on this Ray cluster")
     cut = backfill.add_argument_group("passages (fill a nested passages field, migration 0006)")
     cut.add_argument(
         "--passages", action="store_true", help="cut each text into passages; --vector-field names the nested field"
@@ -211,7 +215,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             from connector.jobs.images import ImageFetchSettings, run_image_backfill
 
             fetch = ImageFetchSettings(path_root=args.image_root)
-            summary = run_image_backfill(cluster, config, client=embedder, fetch=fetch)
+            summary = run_image_backfill(cluster, config, client=embedder, fetch=fetch, cluster_spec=spec)
         else:
             summary = run_backfill(cluster, config, embedder=embedder, cluster_spec=spec)
     finally:
@@ -225,7 +229,7 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
 
     _quiet_transport(args)
     settings = _job_settings(args)
-    cluster, _, embed_url = _connections(args)
+    cluster, spec, embed_url = _connections(args)
     config = ReindexConfig(
         alias=args.alias,
         source=args.source,
@@ -238,13 +242,14 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
         slices=args.slices,
         job_id=args.job_id,
         resume=args.resume,
+        ray_address=args.ray_address,
         embed_url=embed_url,
         show_progress=args.progress,
         settings=settings,
     )
     embedder = None if args.copy_only else _embedder(embed_url, settings)
     try:
-        summary = run_reindex(cluster, config, embedder=embedder)
+        summary = run_reindex(cluster, config, embedder=embedder, cluster_spec=spec)
     finally:
         if embedder is not None:
             embedder.close()

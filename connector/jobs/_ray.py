@@ -5,6 +5,11 @@ for them all. It knows nothing of jobs: the job runner hands it
 :func:`connector.jobs.slices.run_slice_task` and one :class:`~connector.jobs.slices.SliceTask`
 per unfinished slice, so backfill and reindex both scale out the same way.
 
+Tasks are spread over the Ray cluster's nodes (``SPREAD``): slices mostly wait on HTTP, so spreading
+puts every node's network and CPU to use, and a lost node takes fewer slices with it. A task that
+died with its worker or node (not by an exception of ``fn``) is reported as *lost* (``JobError.lost``):
+the caller may run it again from its own checkpoint.
+
 Workers must be able to import the function's module (``connector`` installed, or on
 ``PYTHONPATH``: for a local Ray the driver passes its own path).
 """
@@ -53,7 +58,8 @@ def run_on_ray(
         Each task's result by its key.
 
     Raises:
-        JobError: some tasks failed (raised once every task has ended; the message names each failure).
+        JobError: some tasks failed (raised once every task has ended; the message names each failure;
+            ``failures`` lists them, ``lost`` the keys of those whose worker or node died).
             Tasks are not retried by Ray: the caller's own checkpoints decide what to run again.
     """
     import ray
@@ -64,6 +70,7 @@ def run_on_ray(
     remote = ray.remote(fn).options(
         num_cpus=num_cpus,
         max_retries=0,
+        scheduling_strategy="SPREAD",
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
     refs = {remote.remote(arg): key for key, arg in tasks.items()}
@@ -79,6 +86,7 @@ def _wait(
     pending = list(refs)
     results: dict[str, Any] = {}
     errors: list[str] = []
+    lost: list[str] = []
     last_report = time.monotonic()
     while pending:
         done, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
@@ -87,9 +95,27 @@ def _wait(
                 results[refs[ref]] = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - collected, raised once all tasks ended
                 errors.append(f"{refs[ref]}: {e}")
+                if _died_with_its_process(e):
+                    lost.append(refs[ref])
         if on_progress is not None and time.monotonic() - last_report >= progress_interval_s:
             on_progress(len(refs) - len(pending), len(refs))
             last_report = time.monotonic()
     if errors:
-        raise JobError(f"{len(errors)} Ray task(s) failed: {'; '.join(errors)}", failures=errors)
+        raise JobError(f"{len(errors)} Ray task(s) failed: {'; '.join(errors)}", failures=errors, lost=lost)
     return results
+
+
+def _died_with_its_process(err: BaseException) -> bool:
+    """Whether a task failed because its worker or node went away (not because the function raised)."""
+    import ray.exceptions
+
+    if isinstance(err, ray.exceptions.RayTaskError | ray.exceptions.TaskCancelledError):
+        return False
+    lost = (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.LocalRayletDiedError,
+        ray.exceptions.ObjectLostError,
+        ray.exceptions.OwnerDiedError,
+    )
+    return isinstance(err, lost)

@@ -95,8 +95,6 @@ class BackfillConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.slices <= 1024:
             raise ConfigError(f"slices must be within 1..1024, got {self.slices}", field="slices")
-        if self.passages is not None and self.ray_address:
-            raise ConfigError("passages are cut in the job's own process: drop --ray-address", field="ray_address")
         if self.ray_address and not self.embed_url:
             raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
 
@@ -266,13 +264,20 @@ class BackfillJob(JobRunner):
         self.own_writes = OwnWrites()  # the catch-up skips what this job wrote itself
 
     def mode_factory(self) -> Callable[[Cluster], InPlaceMode]:
+        return self._mode_factory(text_version=getattr(self.embedder, "text_version", None))
+
+    def task_mode_factory(self) -> Callable[[Cluster], InPlaceMode]:
+        """The mode of a Ray task: without the embedder's ``text_version`` (the task sets its own embedder's)."""
+        return self._mode_factory(text_version=None)
+
+    def _mode_factory(self, *, text_version: TextVersion | None) -> Callable[[Cluster], InPlaceMode]:
         return functools.partial(
             InPlaceMode,
             job_id=self.job_id,
             vector_field=self.config.vector_field,
             model_id=self.model_id,
             policy=self.config.policy,
-            text_version=getattr(self.embedder, "text_version", None),
+            text_version=text_version,
         )
 
     def params(self) -> JsonDict:
@@ -370,6 +375,7 @@ def run_backfill(
     model_id: str | None = None,
     dims: int | None = None,
     cluster_spec: ClusterSpec | None = None,
+    task_embedder: Callable[[], Embedder] | None = None,
 ) -> JobSummary:
     """Embed the documents of ``config.index`` and write the vectors into it, in place.
 
@@ -380,6 +386,8 @@ def run_backfill(
         model_id: the model id to record (default: the service's ``/info``).
         dims: the vector size (default: the service's ``/info``).
         cluster_spec: how Ray tasks reach the cluster (needed with ``config.ray_address``).
+        task_embedder: what builds each Ray task's embedder (must pickle); default an ``EmbeddingClient`` of
+            ``config.embed_url``.
 
     Returns:
         The :class:`JobSummary`; it reconciles (``read = updated + skipped + dead_lettered + vanished``).
@@ -398,6 +406,7 @@ def run_backfill(
         job = BackfillJob(
             cluster, config, embedder=embedder, model_id=model_id, dims=info.dims, cluster_spec=cluster_spec
         )
+        job.task_embedder = task_embedder
         if config.passages is not None:
             job.passages = passage_step(cluster, config, embedder)
         summary = job.run()

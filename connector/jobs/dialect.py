@@ -27,6 +27,8 @@ __all__ = [
     "Flavor",
     "PitDialect",
     "PitExpiredError",
+    "ShardFailuresError",
+    "check_shards",
     "SourceFilter",
     "catch_up_search_body",
     "dialect_for",
@@ -51,6 +53,36 @@ _PAGE_OPTIONS: JsonDict = {"seq_no_primary_term": True, "version": True, "track_
 
 class PitExpiredError(ClusterApiError):
     """The point in time is gone (expired or the node restarted); the slice must restart."""
+
+
+class ShardFailuresError(ClusterApiError):
+    """A search answered without some of its shards (``_shards.failed``): its hits are a partial answer.
+
+    A search answers 200 when some shards fail (a node left, a copy relocated): a scan that took that page
+    for the whole would skip the missing shards' documents without a word.
+    """
+
+
+def check_shards(response: Mapping[str, Any], *, url: str, what: str) -> None:
+    """Raise :class:`ShardFailuresError` when ``response`` lacks some shards.
+
+    Raises:
+        ShardFailuresError: ``_shards.failed`` > 0 (``error_type``: the first failure's type).
+    """
+    shards = response.get("_shards") or {}
+    failed = int(shards.get("failed") or 0)
+    if not failed:
+        return
+    types = sorted({str((f.get("reason") or {}).get("type") or "unknown") for f in shards.get("failures") or []})
+    raise ShardFailuresError(
+        f"{what}: {failed} of {shards.get('total')} shards failed ({', '.join(types) or 'no reason given'}); "
+        "the answer would be partial",
+        url=url,
+        status=503,
+        error_type=types[0] if types else "shard_failure",
+        reason=", ".join(types),
+        body=None,
+    )
 
 
 def pit_search_body(
@@ -161,9 +193,19 @@ class PitDialect:
             logger.warning("could not close point in time: %s", e)
 
     def search(self, cluster: Cluster, body: Mapping[str, Any]) -> JsonDict:
-        """Send one PIT page (no index in the path); raise :class:`PitExpiredError` when it is gone."""
+        """Send one PIT page (no index in the path); raise :class:`PitExpiredError` when it is gone.
+
+        A page missing some shards counts as gone too: the PIT's contexts on a node that left (or on a copy
+        that relocated) cannot come back, and the page would silently lack their documents.
+        """
         try:
             result: JsonDict = cluster.request("POST", "/_search", body=dict(body)).body
+            check_shards(result, url=cluster.url, what="a point-in-time page")
+        except ShardFailuresError as e:
+            raise PitExpiredError(
+                f"{e}; the slice restarts from a new point in time",
+                url=cluster.url, status=e.status, error_type=e.error_type, reason=e.reason, body=None,
+            ) from e  # fmt: skip
         except ClusterApiError as e:
             if _is_pit_gone(e):
                 raise PitExpiredError(

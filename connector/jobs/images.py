@@ -35,6 +35,7 @@ from connector.cluster.client import Cluster
 from connector.errors import ConfigError, EmbeddingRequestError
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.common import JobSummary, find_property
+from connector.jobs.settings import ClusterSpec
 from connector.services.embedding import EmbeddingClient
 from mappings.images import build_add_image_vector_field_body, image_vector_field
 
@@ -384,12 +385,25 @@ def add_image_vector_field(
     return True
 
 
+@dataclass(frozen=True)
+class ImageEmbedderFactory:
+    """Builds an :class:`ImageEmbedder` in the process that calls it (a Ray slice task): picklable, unlike the
+    embedder itself (a thread pool and HTTP connections)."""
+
+    url: str
+    fetch: ImageFetchSettings
+
+    def __call__(self) -> ImageEmbedder:
+        return ImageEmbedder(EmbeddingClient(self.url), ImageFetcher(self.fetch))
+
+
 def run_image_backfill(
     cluster: Cluster,
     config: BackfillConfig,
     *,
     client: EmbeddingClient,
     fetch: ImageFetchSettings | None = None,
+    cluster_spec: ClusterSpec | None = None,
 ) -> JobSummary:
     """Fill an image vector field from the image URL/path field ``config.fields[0]`` of each document.
 
@@ -398,17 +412,19 @@ def run_image_backfill(
     validator of its bytes (:class:`ImageVersions`) and the model id, catch-up of writes made meanwhile; a document whose image fails is dead-lettered with the reason.
 
     Args:
-        config: ``fields`` = one image field, ``vector_field`` = the image vector field; no ``ray_address``.
+        config: ``fields`` = one image field, ``vector_field`` = the image vector field; with ``ray_address``
+            the slices run as Ray tasks, each fetching and embedding its own images (``embed_url``: the image
+            service; a ``path_root`` must be readable on every Ray node).
         client: an ``EmbeddingClient`` of the image service (``eshybrid serve image``).
         fetch: how images are downloaded or read (default :class:`ImageFetchSettings`).
+        cluster_spec: how Ray tasks reach the cluster (needed with ``config.ray_address``).
 
     Raises:
-        ConfigError: not exactly one field, a template, or ray_address.
+        ConfigError: not exactly one field, or a template.
     """
-    if len(config.fields) != 1 or config.template or config.ray_address:
+    if len(config.fields) != 1 or config.template:
         raise ConfigError(
-            "an image backfill reads one image URL/path field (--fields image_url), without --template or "
-            "--ray-address",
+            "an image backfill reads one image URL/path field (--fields image_url), without --template",
             field="fields",
         )
     info = client.info()
@@ -421,9 +437,11 @@ def run_image_backfill(
         dims=info.dims,
         model_id=info.model_id,
     )
-    fetcher = ImageFetcher(fetch or ImageFetchSettings())
+    fetch = fetch or ImageFetchSettings()
+    fetcher = ImageFetcher(fetch)
     embedder = ImageEmbedder(client, fetcher)
+    task_embedder = ImageEmbedderFactory(config.embed_url, fetch) if config.embed_url else None
     try:
-        return run_backfill(cluster, config, embedder=embedder)
+        return run_backfill(cluster, config, embedder=embedder, cluster_spec=cluster_spec, task_embedder=task_embedder)
     finally:
         fetcher.close()

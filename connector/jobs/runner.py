@@ -35,7 +35,7 @@ from connector.jobs.pipeline import (
 )
 from connector.jobs.progress import JobMonitor
 from connector.jobs.settings import ClusterSpec, JobSettings
-from connector.jobs.slices import SliceTask, run_slice_task
+from connector.jobs.slices import PassageCut, SliceTask, run_slice_task
 from connector.jobs.sources import PitSliceSource
 from connector.jobs.store import JobCounts, JobStore, SliceCheckpoint, now_iso, sum_counts
 
@@ -104,6 +104,10 @@ class JobRunner:
         # wrote itself (connector.jobs.own_writes).
         self.own_writes: OwnWrites | None = None
         self.catch_up_skipped_own = 0
+        # Slices resubmitted because their Ray worker or node died (one entry per resubmission).
+        self.ray_resubmitted: list[str] = []
+        # What builds a Ray task's embedder (must pickle); None: an EmbeddingClient of embed_url.
+        self.task_embedder: Callable[[], Embedder] | None = None
 
     # -- to implement -----------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +117,10 @@ class JobRunner:
     def mode_factory(self) -> Callable[[Cluster], JobMode]:
         """What builds this job's mode on a connection; must pickle (a Ray task builds it on its own)."""
         raise NotImplementedError
+
+    def task_mode_factory(self) -> Callable[[Cluster], JobMode]:
+        """What builds this job's mode in a Ray task (default :meth:`mode_factory`); must pickle."""
+        return self.mode_factory()
 
     def mode(self) -> JobMode:
         """This job's mode on this process's connection."""
@@ -253,23 +261,48 @@ class JobRunner:
                 source.close()
 
     def run_main_slices_on_ray(self, todo: list[SliceCheckpoint]) -> None:
-        """Run the unfinished slices as Ray tasks, each storing its own checkpoint; wait for them all."""
+        """Run the unfinished slices as Ray tasks, each storing its own checkpoint; wait for them all.
+
+        Slices whose worker or node died are resubmitted from their stored checkpoints (at most
+        ``settings.ray_lost_slice_retries`` times; each resubmission is recorded in the job document as
+        ``ray_resubmitted``); a slice that failed by an error of its own fails the job (``--resume`` continues it).
+        """
         assert self.state is not None
         if self.cluster_spec is None:
             raise ConfigError("Ray slices need a cluster spec (how each task reaches the cluster)", field="ray_address")
         if self.embedder is not None and not self.embed_url:
             raise ConfigError("--ray-address needs --embed-url (each Ray task opens its own client)", field="embed_url")
+        for attempt in range(self.settings.ray_lost_slice_retries + 1):
+            try:
+                self._run_slice_tasks(todo)
+                return
+            except JobError as e:
+                lost, failures = list(getattr(e, "lost", [])), list(getattr(e, "failures", []))
+                if not lost or len(lost) < len(failures) or attempt == self.settings.ray_lost_slice_retries:
+                    raise JobError(f"{self.kind} {self.job_id}: {e} (resume with --resume)", **e.details) from e
+                todo = [self.checkpoints[key] for key in sorted(lost)]  # reloaded by _run_slice_tasks
+                self.ray_resubmitted += [key for key in sorted(lost)]
+                self.save_state(ray_resubmitted=self.ray_resubmitted)
+                logger.warning(
+                    "%s %s: the Ray worker or node of slices %s died; resubmitting them from their checkpoints",
+                    self.kind, self.job_id, ", ".join(sorted(lost)),
+                )  # fmt: skip
+
+    def _run_slice_tasks(self, todo: list[SliceCheckpoint]) -> None:
+        assert self.state is not None and self.cluster_spec is not None
         tasks = {
             cp.key: SliceTask(
                 cluster_spec=self.cluster_spec,
                 embed_url=self.embed_url if self.embedder is not None else None,
                 settings=self.settings,
-                make_mode=self.mode_factory(),
+                make_mode=self.task_mode_factory(),
                 dims=self.dims,
                 dialect=self.dialect,
                 scan_index=self.state.scan_index,
                 checkpoint=cp,
                 pit_id=self.state.pit_id or "",
+                passages=PassageCut.of(self.passages) if self.passages is not None else None,
+                make_embedder=self.task_embedder,
             )
             for cp in todo
         }
@@ -283,8 +316,6 @@ class JobRunner:
                 on_progress=self._log_ray_progress,
                 progress_interval_s=self.settings.progress_interval_s,
             )
-        except JobError as e:
-            raise JobError(f"{self.kind} {self.job_id}: {e} (resume with --resume)") from e
         finally:
             self.checkpoints.update(self.store.load_checkpoints(self.job_id))
 

@@ -44,6 +44,11 @@ class JobSettings(BaseSettings):
     ray_task_cpus: float = Field(
         0.25, ge=0, le=64, description="CPUs each Ray slice task reserves (they mostly wait on HTTP)"
     )
+    # One: a node lost mid-job is rare and one resubmission covers it; a task that dies again on resubmission
+    # points at something systematic (a worker killed for memory every time) that retrying would only hide.
+    ray_lost_slice_retries: int = Field(
+        1, ge=0, le=10, description="resubmissions of slices whose Ray worker or node died (from their checkpoint)"
+    )
 
     def with_overrides(self, **overrides: Any) -> JobSettings:
         """A copy with the non-``None`` overrides applied (validated)."""

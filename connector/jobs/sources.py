@@ -15,14 +15,18 @@ next run (or, for reindex, to the catch-up after the alias swap).
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from connector.cluster.bodies import mget_body
 from connector.cluster.client import Cluster, JsonDict
-from connector.jobs.dialect import PitDialect, PitExpiredError, catch_up_search_body, pit_search_body
+from connector.errors import ClusterApiError
+from connector.jobs.dialect import PitDialect, PitExpiredError, catch_up_search_body, check_shards, pit_search_body
 from connector.jobs.own_writes import OwnWrites
 
 __all__ = ["PitSliceSource", "ShardCatchUpSource", "shard_high_water_marks"]
@@ -30,6 +34,32 @@ __all__ = ["PitSliceSource", "ShardCatchUpSource", "shard_high_water_marks"]
 logger = logging.getLogger(__name__)
 
 RawPage = tuple[list[JsonDict], list[Any] | None, str | None, bool]
+T = TypeVar("T")
+
+# While a node leaves, a shard has no active copy for a few seconds (until a replica is promoted): searches and
+# opening a point in time answer 5xx or lack shards. Eight tries, backoff doubling with jitter up to 10 s, wait out
+# ~40 s of that; a cluster still failing then fails the job (``--resume`` continues it).
+_SHARD_RETRY_ATTEMPTS = 8
+_SHARD_RETRY_MAX_S = 10.0
+
+
+def _retrying_shards(fn: Callable[[], T], *, what: str) -> T:
+    """``fn()``, retried while the cluster answers 5xx/429 or without some shards (a node leaving)."""
+
+    def transient(err: BaseException) -> bool:
+        return isinstance(err, ClusterApiError) and (err.status >= 500 or err.status == 429)
+
+    def log(state: RetryCallState) -> None:
+        logger.warning("%s failed (%s); retrying", what, state.outcome.exception() if state.outcome else "?")
+
+    retrying = Retrying(
+        stop=stop_after_attempt(_SHARD_RETRY_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.5, max=_SHARD_RETRY_MAX_S),
+        retry=retry_if_exception(transient),
+        before_sleep=log,
+        reraise=True,
+    )
+    return retrying(fn)
 
 
 def shard_high_water_marks(cluster: Cluster, index: str) -> dict[int, int]:
@@ -91,7 +121,10 @@ class PitSliceSource:
                     raise
                 restarts += 1
                 logger.warning("slice %s: the point in time is gone; starting the slice over from a new one", self.key)
-                pit_id = self.dialect.open_pit(self.cluster, self.index, keep_alive=self.keep_alive)
+                pit_id = _retrying_shards(
+                    lambda: self.dialect.open_pit(self.cluster, self.index, keep_alive=self.keep_alive),
+                    what=f"slice {self.key}: opening a new point in time",
+                )
                 self.opened_pits.append(pit_id)
                 cursor, restarted = None, True
                 continue
@@ -142,7 +175,9 @@ class ShardCatchUpSource:
                 source=False if light else self.dialect.source_filter(self.source_includes),
                 search_after=cursor,
             )
-            response = self.cluster.search(self.index, body, params={"preference": f"_shards:{self.shard}"})
+            response = _retrying_shards(
+                functools.partial(self._whole_page, body), what=f"catch-up of shard {self.shard} of {self.index}"
+            )
             hits: list[JsonDict] = response["hits"]["hits"]
             if hits:
                 cursor = list(hits[-1]["sort"])
@@ -153,6 +188,12 @@ class ShardCatchUpSource:
             yield hits, cursor, None, False
             if not hits:
                 return
+
+    def _whole_page(self, body: JsonDict) -> JsonDict:
+        """One page of the shard; a page without the shard (its copy failed) is an error, not an empty page."""
+        response = self.cluster.search(self.index, body, params={"preference": f"_shards:{self.shard}"})
+        check_shards(response, url=self.cluster.url, what=f"a catch-up page of shard {self.shard}")
+        return response
 
     def _sources_of_others(self, hits: list[JsonDict]) -> list[JsonDict]:
         assert self.own_writes is not None

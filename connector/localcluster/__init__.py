@@ -5,7 +5,9 @@
 - :mod:`~connector.localcluster.java`: which JDK runs a server version;
 - :mod:`~connector.localcluster.distribution`: Maven fetch, unpack, OpenSearch modules and plugins;
 - :mod:`~connector.localcluster.knnstub`: stand-ins for the k-NN plugin's native libraries;
-- :mod:`~connector.localcluster.process`: start the server processes;
+- :mod:`~connector.localcluster.launch`: launch one server process from its rendered config;
+- :mod:`~connector.localcluster.process`: start clusters (one node, or several via
+  :mod:`~connector.localcluster.multinode`, which also stops and starts single nodes);
 - :mod:`~connector.localcluster.running`: probe, report and stop the running servers.
 """
 
@@ -19,7 +21,7 @@ from connector.localcluster.config import (
     render_node_config,
 )
 from connector.localcluster.distribution import Flavor
-from connector.localcluster.process import fetch_distribution, select_java, start_cluster
+from connector.localcluster.process import fetch_distribution, select_java, start_cluster, start_node, stop_node
 from connector.localcluster.running import (
     cluster_status,
     server_version,
@@ -27,7 +29,7 @@ from connector.localcluster.running import (
     stop_cluster,
     stop_clusters,
 )
-from connector.localcluster.state import ClusterStatus, LocalCluster, clusters_to_stop
+from connector.localcluster.state import ClusterStatus, LocalCluster, LocalNode, clusters_to_stop
 
 __all__ = [
     "ClusterStatus",
@@ -36,6 +38,7 @@ __all__ = [
     "Flavor",
     "LocalCluster",
     "LocalClusterSettings",
+    "LocalNode",
     "cluster_status",
     "clusters_to_stop",
     "fetch_distribution",
@@ -44,7 +47,9 @@ __all__ = [
     "select_java",
     "server_version",
     "start_cluster",
+    "start_node",
     "stop_all_clusters",
     "stop_cluster",
     "stop_clusters",
+    "stop_node",
 ]

@@ -7,7 +7,7 @@ writes what these functions render and runs the server with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field
@@ -21,6 +21,10 @@ __all__ = [
     "DEFAULT_OPENSEARCH_PLUGINS",
     "LOCAL_HOST",
     "LocalClusterSettings",
+    "MULTI_NODE_HEAP_MB",
+    "MULTI_NODE_TEMPLATE",
+    "multi_node_template",
+    "render_cluster_node_config",
     "render_jvm_options",
     "render_node_config",
     "render_yaml",
@@ -30,6 +34,13 @@ __all__ = [
 DEFAULT_FLAVOR_VERSIONS: Mapping[Flavor, str] = {"elasticsearch": "9.5.4", "opensearch": "3.6.0"}
 DEFAULT_OPENSEARCH_PLUGINS: tuple[str, ...] = ("knn",)
 LOCAL_HOST = "127.0.0.1"
+# A node of a multi-node cluster gets this heap unless told otherwise: three JVMs must fit beside the rest of a
+# development machine (the single-node default, 512, times three was more than the shared 24 GB machines spare).
+MULTI_NODE_HEAP_MB = 384
+# The index template a multi-node cluster is given, so that an index created without settings is spread over the
+# nodes and survives one node leaving.
+MULTI_NODE_TEMPLATE = "eshybrid-local-multi-node"
+ConfigValue = str | int | bool | list[str]
 
 
 class LocalClusterSettings(BaseSettings):
@@ -65,14 +76,14 @@ def render_node_config(
     port: int,
     data_dir: Path,
     logs_dir: Path,
-) -> dict[str, str | int | bool]:
+) -> dict[str, ConfigValue]:
     """The ``elasticsearch.yml`` / ``opensearch.yml`` settings of a local single node.
 
     Only settings that exist in the integ-test distributions: x-pack-security is
     the one security module there (ES); OpenSearch's integ-test zip has no
     security plugin, so no ``plugins.security.*`` key (unknown keys fail startup).
     """
-    config: dict[str, str | int | bool] = {
+    config: dict[str, ConfigValue] = {
         "cluster.name": f"eshybrid-{name}",
         "node.name": name,
         "network.host": LOCAL_HOST,
@@ -88,7 +99,46 @@ def render_node_config(
     return config
 
 
-def render_yaml(config: Mapping[str, str | int | bool]) -> str:
+def render_cluster_node_config(
+    flavor: Flavor,
+    *,
+    cluster_name: str,
+    node_names: Sequence[str],
+    index: int,
+    ports: Sequence[int],
+    transport_ports: Sequence[int],
+    data_dir: Path,
+    logs_dir: Path,
+) -> dict[str, ConfigValue]:
+    """The settings of node ``index`` of a multi-node local cluster (every node master-eligible and data).
+
+    The nodes find each other through their transport ports on 127.0.0.1 (``discovery.seed_hosts``) and bootstrap
+    from the list of every node's name (OpenSearch calls it ``initial_cluster_manager_nodes``).
+    """
+    if not len(node_names) == len(ports) == len(transport_ports) >= 2 or not 0 <= index < len(node_names):
+        raise ValueError(f"a multi-node cluster needs >= 2 nodes with a port and a transport port each; node {index}")
+    config = render_node_config(flavor, name=node_names[index], port=ports[index], data_dir=data_dir, logs_dir=logs_dir)
+    del config["discovery.type"]
+    config["cluster.name"] = f"eshybrid-{cluster_name}"
+    config["transport.port"] = transport_ports[index]
+    config["discovery.seed_hosts"] = [f"{LOCAL_HOST}:{port}" for port in transport_ports]
+    bootstrap = "cluster.initial_master_nodes" if flavor == "elasticsearch" else "cluster.initial_cluster_manager_nodes"
+    config[bootstrap] = list(node_names)
+    return config
+
+
+def multi_node_template(nodes: int) -> dict[str, object]:
+    """The index template of a multi-node cluster: every index (not hidden ones) gets a shard per node and a
+    replica, so a node can leave without losing data; lowest priority, so any other template wins."""
+    return {
+        "index_patterns": ["*"],
+        "priority": 0,
+        "template": {"settings": {"index": {"number_of_shards": nodes, "number_of_replicas": 1}}},
+        "_meta": {"managed_by": "eshybrid cluster up --nodes"},
+    }
+
+
+def render_yaml(config: Mapping[str, ConfigValue]) -> str:
     """Flat ``key: value`` YAML (keys are dotted setting names)."""
     lines = ["# written by eshybrid (connector.localcluster); regenerated on every start"]
     for key, value in config.items():

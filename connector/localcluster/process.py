@@ -21,10 +21,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import pwd
-import shutil
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -37,15 +33,16 @@ from connector.localcluster.config import (
     DEFAULT_FLAVOR_VERSIONS,
     DEFAULT_OPENSEARCH_PLUGINS,
     LOCAL_HOST,
+    MULTI_NODE_HEAP_MB,
     LocalClusterSettings,
-    render_jvm_options,
     render_node_config,
-    render_yaml,
-    server_env,
 )
 from connector.localcluster.distribution import Flavor, dist_dir_name, ensure_distribution, ordered_plugins
 from connector.localcluster.java import JavaHome, choose_java, default_java_search_dirs, find_java_homes
+from connector.localcluster.launch import _free_port, _launch_node, _log_tail, _port_free
+from connector.localcluster.multinode import launch_nodes, node_ports, start_node, stop_node, wait_nodes_joined
 from connector.localcluster.running import (
+    _cluster_alive,
     _get_json,
     _group_alive,
     _settings,
@@ -71,6 +68,8 @@ __all__ = [
     "select_java",
     "server_version",
     "start_cluster",
+    "start_node",
+    "stop_node",
     "stop_all_clusters",
     "stop_cluster",
     "stop_clusters",
@@ -89,67 +88,10 @@ class _NodeSpec:
     port: int
     plugins: tuple[str, ...]
     heap_mb: int
+    nodes: int = 1
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like the servers themselves: TIME_WAIT leftovers do not block a bind, a listener does.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOCAL_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCAL_HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_tail(cluster_dir: Path, *, lines: int = 25) -> str:
-    parts = []
-    for path in [cluster_dir / "console.log", *sorted((cluster_dir / "logs").glob("eshybrid-*.log"))]:
-        with contextlib.suppress(OSError):
-            text = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
-            if text:
-                parts.append(f"--- {path} (last {min(lines, len(text))} lines)\n" + "\n".join(text[-lines:]))
-    return "\n".join(parts) or "(no log output)"
-
-
-def _server_user(settings: LocalClusterSettings) -> str | None:
-    """The user to run as, created if missing; None when we are not root."""
-    if os.geteuid() != 0 or not settings.cluster_user:
-        return None
-    user = settings.cluster_user
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        logger.info("creating system user %s", user)
-        proc = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", user],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if proc.returncode not in (0, 9):  # 9: created meanwhile by another process
-            raise LocalClusterError(  # noqa: B904 - the KeyError only means "create it"
-                f"could not create user {user!r} (useradd exit {proc.returncode}): {proc.stderr.strip()}. "
-                "Servers refuse to run as root; create the user or set ESHYBRID_CLUSTER_USER.",
-                user=user,
-            )
-    return user
-
-
-def _chown_tree(root: Path, user: str) -> None:
-    entry = pwd.getpwnam(user)
-    for dirpath, _dirnames, filenames in os.walk(root):
-        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 @contextlib.contextmanager
@@ -224,9 +166,10 @@ def start_cluster(
     name: str | None = None,
     plugins: Sequence[str] | None = None,
     heap_mb: int | None = None,
+    nodes: int = 1,
     settings: LocalClusterSettings | None = None,
 ) -> LocalCluster:
-    """Start a detached single-node cluster and wait until it is yellow or green.
+    """Start a detached cluster (one node, or ``nodes`` JVMs forming one) and wait until it is yellow or green.
 
     Starting a name that already runs (same flavor and version) returns it.
 
@@ -236,7 +179,11 @@ def start_cluster(
         port: HTTP port on 127.0.0.1; 0 picks a free one.
         name: cluster name (folder under ``$ESHYBRID_HOME/clusters``); ``<flavor>-<version>`` when None.
         plugins: OpenSearch plugins; ``("knn",)`` when None. Elasticsearch takes none.
-        heap_mb: JVM heap; ``ESHYBRID_CLUSTER_HEAP_MB`` (512) when None.
+        heap_mb: JVM heap per node; ``ESHYBRID_CLUSTER_HEAP_MB`` (512) when None, and at most 384 per node
+            of a multi-node cluster.
+        nodes: 1 (``discovery.type: single-node``) or more: that many master-eligible data nodes on HTTP ports
+            ``port``, ``port + 1``... (0: free ones), found through their transport ports; every index created
+            without settings gets a shard per node and one replica (:mod:`~connector.localcluster.multinode`).
         settings: defaults to :class:`LocalClusterSettings` from env.
 
     Returns:
@@ -247,6 +194,8 @@ def start_cluster(
             failed, the server died or did not get healthy in time (log tail attached).
     """
     s = _settings(settings)
+    if not 1 <= nodes <= 9:
+        raise LocalClusterError(f"nodes must be within 1..9, got {nodes}", nodes=nodes)
     if flavor not in DEFAULT_FLAVOR_VERSIONS:
         raise LocalClusterError(f"unknown flavor {flavor!r}; use elasticsearch or opensearch", flavor=flavor)
     version = version or DEFAULT_FLAVOR_VERSIONS[flavor]
@@ -259,7 +208,8 @@ def start_cluster(
         name=name,
         port=port,
         plugins=ordered_plugins(plugins),
-        heap_mb=heap_mb if heap_mb is not None else s.cluster_heap_mb,
+        heap_mb=_heap_mb(heap_mb, s, nodes),
+        nodes=nodes,
     )
     _prepare_home(s)
     cluster_dir = clusters_dir(s.home) / name
@@ -279,8 +229,13 @@ def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path
     name = spec.name
     with _file_lock(name_lock):
         existing = read_state(cluster_dir)
-        if existing is not None and _group_alive(existing.pid):
-            if (existing.flavor, existing.version) == (spec.flavor, spec.version) and spec.port in (0, existing.port):
+        if existing is not None and _cluster_alive(existing):
+            same = (existing.flavor, existing.version, len(existing.nodes) or 1) == (
+                spec.flavor,
+                spec.version,
+                spec.nodes,
+            )
+            if same and spec.port in (0, existing.port):
                 logger.info("cluster %s already runs at %s", name, existing.url)
                 return existing
             raise LocalClusterError(
@@ -289,6 +244,8 @@ def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path
                 name=name,
                 url=existing.url,
             )
+        if spec.nodes > 1:
+            return _start_multi(s, spec, cluster_dir=cluster_dir)
         port = _free_port() if spec.port == 0 else spec.port
         if not _port_free(port):
             raise LocalClusterError(
@@ -304,46 +261,45 @@ def _start_locked(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path
     return cluster
 
 
+def _heap_mb(heap_mb: int | None, s: LocalClusterSettings, nodes: int) -> int:
+    if heap_mb is not None:
+        return heap_mb
+    return s.cluster_heap_mb if nodes == 1 else min(s.cluster_heap_mb, MULTI_NODE_HEAP_MB)
+
+
+def _start_multi(s: LocalClusterSettings, spec: _NodeSpec, *, cluster_dir: Path) -> LocalCluster:
+    """Launch the nodes of a multi-node cluster (the name's lock held), wait for all of them to join."""
+    ports, transport_ports = node_ports(spec.port, spec.nodes)
+    java = select_java(spec.flavor, spec.version, settings=s)
+    dist = fetch_distribution(flavor=spec.flavor, version=spec.version, plugins=spec.plugins, settings=s)
+    template = LocalCluster(
+        name=spec.name, flavor=spec.flavor, version=spec.version, url="", port=0, pid=0, plugins=spec.plugins,
+        java_home=str(java.path), java_major=java.major, cluster_dir=str(cluster_dir), started_at=time.time(),
+    )  # fmt: skip
+    cluster = launch_nodes(
+        s, template=template, ports=ports, transport_ports=transport_ports, heap_mb=spec.heap_mb, java=java,
+        dist=dist,
+    )  # fmt: skip
+    _wait_healthy(cluster, s)
+    if not wait_nodes_joined(cluster, deadline=time.monotonic() + s.cluster_startup_timeout_s):
+        raise _startup_failed(
+            cluster, f"{cluster.name}: not all {spec.nodes} nodes joined", stop_timeout_s=s.cluster_stop_timeout_s
+        )
+    return cluster
+
+
 def _launch(s: LocalClusterSettings, spec: _NodeSpec, *, java: JavaHome, dist: Path, cluster_dir: Path) -> LocalCluster:
     """Write the node's config and start the server detached (new session)."""
-    flavor, version, port = spec.flavor, spec.version, spec.port
-    config_dir, data_dir, logs_dir, tmp_dir = (cluster_dir / d for d in ("config", "data", "logs", "tmp"))
-    shutil.rmtree(config_dir, ignore_errors=True)
-    shutil.copytree(dist / "config", config_dir)
-    for d in (data_dir, logs_dir, tmp_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    node_config = render_node_config(flavor, name=spec.name, port=port, data_dir=data_dir, logs_dir=logs_dir)
-    (config_dir / f"{flavor}.yml").write_text(render_yaml(node_config), encoding="utf-8")
-    jvm_options = config_dir / "jvm.options"
-    jvm_options.write_text(
-        render_jvm_options(jvm_options.read_text(encoding="utf-8"), logs_dir=logs_dir, data_dir=data_dir),
-        encoding="utf-8",
+    node_config = render_node_config(
+        spec.flavor, name=spec.name, port=spec.port, data_dir=cluster_dir / "data", logs_dir=cluster_dir / "logs"
     )
-    user = _server_user(s)
-    if user is not None:
-        _chown_tree(cluster_dir, user)
-    cmd = [str(dist / "bin" / flavor)]
-    if user is not None:
-        cmd = ["runuser", "-u", user, "--", *cmd]
-    knn_lib = dist / "plugins" / "opensearch-knn" / "lib"  # the k-NN stand-in libraries, if any
-    env = server_env(
-        flavor, java=java, config_dir=config_dir, tmp_dir=tmp_dir, heap_mb=spec.heap_mb, base=os.environ,
-        library_path=knn_lib if knn_lib.is_dir() else None,
+    pid = _launch_node(
+        s, flavor=spec.flavor, node_config=node_config, heap_mb=spec.heap_mb, java=java, dist=dist,
+        node_dir=cluster_dir,
     )  # fmt: skip
-    logger.info("starting %s %s as %s on port %s (java %s)", flavor, version, user or "self", port, java.major)
-    with open(cluster_dir / "console.log", "wb") as console:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            cmd,
-            cwd=str(dist),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives the CLI; its own process group to kill
-        )
     cluster = LocalCluster(
-        name=spec.name, flavor=flavor, version=version, url=f"http://{LOCAL_HOST}:{port}", port=port,
-        pid=proc.pid, plugins=spec.plugins, java_home=str(java.path), java_major=java.major,
+        name=spec.name, flavor=spec.flavor, version=spec.version, url=f"http://{LOCAL_HOST}:{spec.port}",
+        port=spec.port, pid=pid, plugins=spec.plugins, java_home=str(java.path), java_major=java.major,
         cluster_dir=str(cluster_dir), started_at=time.time(),
     )  # fmt: skip
     write_state(cluster)
@@ -354,8 +310,12 @@ def _wait_healthy(cluster: LocalCluster, s: LocalClusterSettings) -> None:
     deadline = time.monotonic() + s.cluster_startup_timeout_s
     settled_red = 0
     while time.monotonic() < deadline:
-        if not _group_alive(cluster.pid):
-            raise _startup_failed(cluster, f"{cluster.flavor} {cluster.version} ({cluster.name}) exited during startup")
+        if not all(_group_alive(pid) for pid in cluster.pids):
+            raise _startup_failed(
+                cluster,
+                f"{cluster.flavor} {cluster.version} ({cluster.name}) exited during startup",
+                stop_timeout_s=s.cluster_stop_timeout_s if cluster.nodes else None,
+            )
         health = _get_json(cluster.health_url)
         if health is not None and health.get("status") in ("yellow", "green"):
             logger.info("%s is %s at %s", cluster.name, health["status"], cluster.url)

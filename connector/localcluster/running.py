@@ -21,6 +21,7 @@ from connector.localcluster.config import LocalClusterSettings
 from connector.localcluster.state import (
     ClusterStatus,
     LocalCluster,
+    LocalNode,
     clusters_dir,
     clusters_to_stop,
     name_lock_file,
@@ -59,10 +60,15 @@ def _get_json(url: str, *, timeout_s: float = 2.0) -> dict[str, object] | None:
     return body if isinstance(body, dict) else None
 
 
-def _stop(cluster: LocalCluster, timeout_s: float) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``timeout_s``."""
-    pgid = cluster.pid
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+def _cluster_alive(cluster: LocalCluster) -> bool:
+    """Whether any node of the cluster still runs."""
+    return any(_group_alive(pid) for pid in cluster.pids)
+
+
+def _stop_group(pgid: int, label: str, timeout_s: float, *, kill: bool = False) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``timeout_s`` (at once with ``kill``: a crash)."""
+    steps = ((signal.SIGKILL, 10.0),) if kill else ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0))
+    for sig, wait_s in steps:
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
@@ -73,9 +79,17 @@ def _stop(cluster: LocalCluster, timeout_s: float) -> None:
                 return
             time.sleep(0.2)
         if sig == signal.SIGTERM:
-            logger.warning("%s did not stop within %.0fs after SIGTERM; killing it", cluster.name, timeout_s)
+            logger.warning("%s did not stop within %.0fs after SIGTERM; killing it", label, timeout_s)
     if _group_alive(pgid):
-        raise LocalClusterError(f"could not stop {cluster.name} (pid {pgid})", name=cluster.name, pid=pgid)
+        raise LocalClusterError(f"could not stop {label} (pid {pgid})", name=label, pid=pgid)
+
+
+def _stop(cluster: LocalCluster, timeout_s: float) -> None:
+    """Stop every node of the cluster (its process groups)."""
+    if not cluster.nodes:
+        _stop_group(cluster.pid, cluster.name, timeout_s)
+    for node in cluster.nodes:
+        _stop_group(node.pid, node.name, timeout_s)
 
 
 def stop_cluster(name: str, *, remove_data: bool = False, settings: LocalClusterSettings | None = None) -> bool:
@@ -96,8 +110,8 @@ def stop_cluster(name: str, *, remove_data: bool = False, settings: LocalCluster
     cluster_dir = clusters_dir(s.home) / name
     cluster = read_state(cluster_dir)
     stopped = False
-    if cluster is not None and _group_alive(cluster.pid):
-        logger.info("stopping %s (pid %s)", name, cluster.pid)
+    if cluster is not None and _cluster_alive(cluster):
+        logger.info("stopping %s (pids %s)", name, ", ".join(map(str, cluster.pids)))
         _stop(cluster, s.cluster_stop_timeout_s)
         stopped = True
     remove_state(cluster_dir)
@@ -138,7 +152,7 @@ def stop_clusters(
             or a process did not go away.
     """
     s = _settings(settings)
-    running = {cluster.name: _group_alive(cluster.pid) for cluster in _recorded_clusters(s)}
+    running = {cluster.name: _cluster_alive(cluster) for cluster in _recorded_clusters(s)}
     chosen = clusters_to_stop(running, name=name, all_clusters=all_clusters)
     return [(chosen_name, stop_cluster(chosen_name, remove_data=remove_data, settings=s)) for chosen_name in chosen]
 
@@ -152,20 +166,30 @@ def cluster_status(*, settings: LocalClusterSettings | None = None) -> list[Clus
     """Every cluster with a state file: whether its process lives and it answers HTTP."""
     out: list[ClusterStatus] = []
     for cluster in _recorded_clusters(_settings(settings)):
-        running = _group_alive(cluster.pid)
-        health = _get_json(cluster.health_url) if running else None
+        running = _cluster_alive(cluster)
+        # A multi-node cluster answers on any node that runs: ask each in turn.
+        answering = [(url, h) for url in cluster.urls if running and (h := _get_json(f"{url}/_cluster/health"))]
+        url, health = answering[0] if answering else (cluster.url, None)
         problems = [] if running else ["process is gone (stale state; `cluster down` clears it)"]
+        problems += [f"node {node.name} (pid {node.pid}) is not running" for node in _dead_nodes(cluster)]
         out.append(
             ClusterStatus(
                 cluster=cluster,
                 running=running,
                 answers=health is not None,
-                server_version=server_version(cluster.url) if health is not None else None,
+                server_version=server_version(url) if health is not None else None,
                 health=str(health.get("status")) if health else None,
+                nodes_joined=int(str(health.get("number_of_nodes", 0))) if health else None,
                 problems=tuple(problems),
             )
         )
     return out
+
+
+def _dead_nodes(cluster: LocalCluster) -> list[LocalNode]:
+    """The nodes of a multi-node cluster whose process is gone while others run."""
+    dead = [node for node in cluster.nodes if not _group_alive(node.pid)]
+    return dead if len(dead) < len(cluster.nodes) else []
 
 
 def server_version(url: str, *, timeout_s: float = 2.0) -> str | None:

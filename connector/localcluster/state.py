@@ -20,6 +20,7 @@ from connector.localcluster.distribution import Flavor
 __all__ = [
     "ClusterStatus",
     "LocalCluster",
+    "LocalNode",
     "clusters_dir",
     "clusters_to_stop",
     "name_lock_file",
@@ -33,8 +34,28 @@ _STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
+class LocalNode:
+    """One node of a multi-node local cluster: its ports, process group and folder."""
+
+    name: str
+    port: int
+    transport_port: int
+    pid: int
+    node_dir: str
+    heap_mb: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
 class LocalCluster:
-    """A started local cluster (what ``state.json`` holds)."""
+    """A started local cluster (what ``state.json`` holds).
+
+    A single-node cluster has no ``nodes``; a multi-node one lists every node (``url``, ``port`` and
+    ``pid`` are then the first node's).
+    """
 
     name: str
     flavor: Flavor
@@ -47,6 +68,17 @@ class LocalCluster:
     java_major: int
     cluster_dir: str
     started_at: float
+    nodes: tuple[LocalNode, ...] = ()
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The process group of every node."""
+        return tuple(node.pid for node in self.nodes) or (self.pid,)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The HTTP address of every node."""
+        return tuple(node.url for node in self.nodes) or (self.url,)
 
     @property
     def health_url(self) -> str:
@@ -66,6 +98,7 @@ class LocalCluster:
     def from_json(cls, text: str) -> LocalCluster:
         raw = json.loads(text)
         raw["plugins"] = tuple(raw.get("plugins", ()))
+        raw["nodes"] = tuple(LocalNode(**node) for node in raw.get("nodes", ()))
         return cls(**raw)
 
 
@@ -78,6 +111,7 @@ class ClusterStatus:
     answers: bool
     server_version: str | None = None
     health: str | None = None
+    nodes_joined: int | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -104,6 +104,7 @@ def drive(flow: Flow[T], perform: Callable[[Op], Any], trace: Trace) -> T:
         try:
             with _stage_span(op):
                 result = perform(op)
+            trace.after(op, result)
         except Exception as e:  # noqa: BLE001 - the flow sees it where it asked, and re-raises or handles it
             error = e
 
@@ -122,6 +123,7 @@ async def adrive(flow: Flow[T], perform: Callable[[Op], Awaitable[Any]], trace: 
         try:
             with _stage_span(op):
                 result = await perform(op)
+            trace.after(op, result)
         except Exception as e:  # noqa: BLE001 - see drive
             error = e
 

@@ -160,6 +160,7 @@ class HybridSearch(_HybridCore):
         with observe_search(mode=mode, index=self.index) as seen:  # span + metrics (no-ops without the extras)
             response = drive(self._search_flow(request), self._performer, trace)
             response.requests, response.round_trips = trace.requests, trace.round_trips
+            response.shards_failed = trace.shards_failed
             self._record_query(request, response)
             seen.done(response)
         return response
@@ -249,6 +250,7 @@ class AsyncHybridSearch(_HybridCore):
         with observe_search(mode=mode, index=self.index) as seen:
             response = await adrive(self._search_flow(request), self._performer, trace)
             response.requests, response.round_trips = trace.requests, trace.round_trips
+            response.shards_failed = trace.shards_failed
             self._record_query(request, response)
             seen.done(response)
         return response

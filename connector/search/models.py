@@ -390,6 +390,12 @@ class SearchResponse(BaseModel):
     )
     vector_fallback_reason: str | None = Field(None, description="which helper failed, and why")
     round_trips: int = Field(0, description="sequential cluster round trips this search made")
+    shards_failed: int = Field(
+        0,
+        description="shards missing from the cluster's answers, summed over the search's requests (every copy "
+        "of them was unavailable): when > 0 the hits are a partial answer",
+        exclude_if=_empty,
+    )
     corrected_query: str | None = Field(None, description="the corrected text the search used (None: unchanged)")
     did_you_mean: str | None = Field(None, description="a suggestion to show the user (applied or not)")
     correction: QueryCorrection | None = Field(None, description="what the spelling correction did, term by term")

@@ -126,6 +126,9 @@ class Trace:
 
     requests: list[ExecutedRequest] = field(default_factory=list)
     round_trips: int = 0
+    # Shards that failed in the searches' answers: a cluster answers 200 without a shard whose every copy is
+    # gone (a node left and the shard had no replica), so the hits would be a partial answer.
+    shards_failed: int = 0
 
     def before(self, op: Op) -> None:
         """Count ``op``'s round trip (a :class:`Together` with cluster requests counts once) and record them."""
@@ -134,6 +137,18 @@ class Trace:
         if sent:
             self.round_trips += 1
         self.requests.extend(executed(o) for o in sent)
+
+    def after(self, op: Op, result: Any) -> None:
+        """Count the failed shards of ``op``'s answer (each answer of a :class:`Together` or an ``_msearch``)."""
+        if isinstance(op, Together) and isinstance(result, tuple):
+            for inner, answer in zip(op.ops, result):
+                self.after(inner, answer)
+        elif isinstance(op, CLUSTER_OPS):
+            answers = result if isinstance(result, list) else [result]
+            for answer in answers:
+                shards = answer.get("_shards") if isinstance(answer, Mapping) else None
+                if isinstance(shards, Mapping):
+                    self.shards_failed += int(shards.get("failed") or 0)
 
 
 def executed(op: ClusterSearch | ClusterMsearch | ClusterRequest) -> ExecutedRequest:

@@ -96,10 +96,16 @@ def committed_counts(store: JobStore, job_id: str) -> JobCounts:
 
 
 def create_products(
-    cluster: Cluster, index: str, n: int, *, shards: int = 2, docs: Mapping[str, JsonDict] | None = None
+    cluster: Cluster,
+    index: str,
+    n: int,
+    *,
+    shards: int = 2,
+    docs: Mapping[str, JsonDict] | None = None,
+    replicas: int = 0,
 ) -> None:
     """A BM25 index (as a shop has it) holding ``n`` products, ids ``p<i>``."""
-    settings: JsonDict = {"index": {"number_of_shards": shards, "number_of_replicas": 0}}
+    settings: JsonDict = {"index": {"number_of_shards": shards, "number_of_replicas": replicas}}
     if cluster.capabilities.requires_knn_index_setting:
         settings["index"]["knn"] = True
     cluster.create_index(

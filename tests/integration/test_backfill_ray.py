@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
 from connector.cluster.client import Cluster
 from connector.jobs.backfill import BackfillConfig, run_backfill
+from connector.jobs.images import ImageFetchSettings, run_image_backfill
 from connector.jobs.reindex import ReindexConfig, run_reindex
 from connector.jobs.settings import ClusterSpec
 from connector.jobs.store import JobStore
 from connector.services.embedding import EmbeddingClient
+from tests.fixtures.images import ImageServer
 from tests.integration._jobs_helpers import add_vector_field, check_vectors, create_products, job_settings
+from tests.integration.test_image_search import _catalogue, _create, _image_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -78,3 +82,29 @@ def test_reindex_slices_as_ray_tasks(cluster: Cluster, index_name: str, embed_ur
         main = [cp for cp in checkpoints.values() if cp.pass_name == "main"]
         assert len(main) == 2 and all(cp.done and cp.counts.read > 0 for cp in main)
         check_vectors(cluster, index_name, embedder, model_id, sample=20)
+
+
+@pytest.mark.parametrize("cluster_url", [pytest.param("es9", marks=pytest.mark.es9, id="es9")], indirect=True)
+def test_image_backfill_slices_as_ray_tasks(
+    cluster: Cluster, index_name: str, image_url: str, image_server: ImageServer
+) -> None:
+    """The image backfill on Ray: each task builds its own fetcher + client (the embedder does not pickle)."""
+    if os.environ.get("ESHYBRID_TEST_EMBED_URL"):
+        pytest.skip("needs the session's own Ray (ESHYBRID_TEST_EMBED_URL points elsewhere)")
+    docs = _catalogue(image_server, index_name)
+    _create(cluster, index_name, docs)
+    settings = job_settings(index_name, page_size=10, ray_task_cpus=0.1)
+    config = replace(
+        _image_config(index_name), settings=settings, slices=2, ray_address="auto", embed_url=image_url,
+        job_id=f"{index_name}-images",
+    )  # fmt: skip
+    fetch = ImageFetchSettings(timeout_s=5.0, max_retries=2, max_backoff_s=0.05)
+    with EmbeddingClient(image_url, timeout_s=60) as clip:
+        summary = run_image_backfill(
+            cluster, config, client=clip, fetch=fetch, cluster_spec=ClusterSpec(url=cluster.url)
+        )
+    assert summary.reconciles and summary.main.read == len(docs)
+    assert summary.main.updated == len(docs) - 1 and summary.main.dead_lettered == 1  # the broken image
+    checkpoints = JobStore(cluster, jobs_index=settings.jobs_index).load_checkpoints(f"{index_name}-images")
+    main = [cp for cp in checkpoints.values() if cp.pass_name == "main"]
+    assert len(main) == 2 and all(cp.done and cp.counts.read > 0 for cp in main)

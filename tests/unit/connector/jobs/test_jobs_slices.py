@@ -158,3 +158,50 @@ def test_the_executor_knows_no_job_kind_and_imports_ray_only_when_it_runs() -> N
         }
     code = "import sys, connector.jobs; sys.exit(1 if 'ray' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _ray_rounds(monkeypatch: pytest.MonkeyPatch, outcomes: list[JobError | None]) -> list[list[str]]:
+    """``run_on_ray`` answering each call with the next outcome (an error to raise, or success)."""
+    rounds: list[list[str]] = []
+
+    def fake(fn: Any, tasks: dict[str, Any], **options: Any) -> dict[str, Any]:
+        rounds.append(sorted(tasks))
+        outcome = outcomes[len(rounds) - 1]
+        if outcome is not None:
+            raise outcome
+        return {}
+
+    monkeypatch.setattr(runner_module, "run_on_ray", fake)
+    return rounds
+
+
+def _lost(*keys: str) -> JobError:
+    return JobError("lost", failures=[f"{k}: node died" for k in keys], lost=list(keys))
+
+
+def test_slices_lost_with_their_node_are_resubmitted_once_from_their_checkpoints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rounds = _ray_rounds(monkeypatch, [_lost("main-1"), None])
+    job = _backfill_job(ray_address="auto")
+    saved: list[dict[str, Any]] = []
+    monkeypatch.setattr(job, "save_state", lambda **changes: saved.append(changes))
+    job.run_main_slices(_start(job, 2))
+    assert rounds == [["main-0", "main-1"], ["main-1"]]
+    assert job.ray_resubmitted == ["main-1"] and saved == [{"ray_resubmitted": ["main-1"]}]
+
+
+def test_a_slice_lost_again_or_an_error_of_its_own_fails_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds = _ray_rounds(monkeypatch, [_lost("main-0"), _lost("main-0")])
+    job = _backfill_job(ray_address="auto")
+    monkeypatch.setattr(job, "save_state", lambda **changes: None)
+    with pytest.raises(JobError, match="resume with --resume") as err:
+        job.run_main_slices(_start(job, 2))
+    assert rounds == [["main-0", "main-1"], ["main-0"]] and err.value.lost == ["main-0"]
+
+    mixed = JobError("2 failed", failures=["main-0: node died", "main-1: ValueError"], lost=["main-0"])
+    rounds = _ray_rounds(monkeypatch, [mixed])
+    job = _backfill_job(ray_address="auto")
+    with pytest.raises(JobError, match="resume with --resume"):
+        job.run_main_slices(_start(job, 2))
+    assert rounds == [["main-0", "main-1"]] and job.ray_resubmitted == []
