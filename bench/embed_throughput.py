@@ -10,7 +10,13 @@ them; the first --docs for throughput, the judged docs of the first queries up t
      onnx int8 with the default layout; ``service_default_vs_raw`` = the default service over the best
      in-process torch layout. The layout comparison is how the default layout was chosen (docs/embedding.md);
   3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
-     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors.
+     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors;
+  4. the machine's limits in the same run (``bench/_limits.py``), at 1 and 2 threads: the fp32 peak of a large
+     GEMM and ``fp32_share_of_gemm`` = torch docs/s x the model's FLOPs per doc (its config, the texts' real
+     token counts) / that peak; ``int8_gemm_limit`` = fp32 MatMul / int8 MatMulInteger time on the model's own
+     shapes on ONNX Runtime (the int8 backend's runtime), every product int8 (``_recipe``: the recipe's
+     feed-forward output projections kept fp32); ``int8_vs_limit`` = int8_vs_torch / int8_gemm_limit (the
+     goal: >= 0.8). The CPU's vector extensions are printed (AVX2 only, AVX-512 VNNI, AMX: the limit moves).
 Ends with one line ``RESULT key=value ...``.
 
     flock /tmp/eshybrid-integration.lock .venv/bin/python bench/embed_throughput.py
@@ -124,6 +130,39 @@ def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple
 
             rates[label] = max(rates[label], timed(label, len(texts), run))
     return rates, vectors
+
+
+def machine_limits(embedder: Any, texts: list[str], *, gemm_tokens: int) -> dict[str, float]:
+    """The limits of step 4: FLOPs per doc, the fp32 GEMM peak and the int8 GEMM limit at 1 and 2 threads."""
+    from transformers import AutoConfig
+
+    from bench._limits import EncoderShape, flops_per_doc, fp32_gemm_gflops, gemm_times, int8_gemm_limit
+
+    shape = EncoderShape.from_config(AutoConfig.from_pretrained(str(embedder.spec.transformer_path)))
+    lengths = [len(row) for row in embedder.tokenize(texts)]
+    out = {"gflop_per_doc": flops_per_doc(shape, lengths) / 1e9, "mean_tokens": sum(lengths) / len(lengths)}
+    for threads in (1, 2):
+        out[f"gemm_gflops_x{threads}"] = fp32_gemm_gflops(threads=threads)
+        times = gemm_times(shape, tokens=gemm_tokens, threads=threads)
+        out[f"int8_gemm_limit_x{threads}"] = int8_gemm_limit(shape, times)
+        out[f"int8_gemm_limit_recipe_x{threads}"] = int8_gemm_limit(shape, times, kept_fp32=("ffn_out",))
+        print(
+            f"  limits x{threads}: fp32 GEMM {out[f'gemm_gflops_x{threads}']:.1f} GFLOP/s; int8/fp32 GEMM on the "
+            f"model's shapes ({gemm_tokens} rows) {out[f'int8_gemm_limit_x{threads}']:.2f}x, with the recipe's "
+            f"fp32 layers {out[f'int8_gemm_limit_recipe_x{threads}']:.2f}x",
+            flush=True,
+        )
+    return out
+
+
+def cpu_extensions() -> str:
+    """The vector extensions that set the int8 limit (from /proc/cpuinfo; 'unknown' elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return ",".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
 
 
 def cosines(a: Any, b: Any) -> Any:
@@ -326,6 +365,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per request / raw batch")
     parser.add_argument("--http-concurrency", type=int, default=4)
+    parser.add_argument("--gemm-tokens", type=int, default=2048, help="activation rows of the int8/fp32 GEMM limit")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--gpu-batch", type=int, nargs="+", default=[256, 1024], help="rows per pass (best kept)")
     parser.add_argument("--gpu-seconds", type=float, default=15.0, help="timed seconds per length and batch")
@@ -350,6 +390,17 @@ def main() -> int:
     int8_same = rates["onnx int8 x2"]
     torch_best_label = max(("torch fp32 x1", "torch fp32 x2"), key=rates.__getitem__)
     torch_best = rates[torch_best_label]
+    print(f"the machine's limits (CPU extensions: {cpu_extensions()}):", flush=True)
+    limits = machine_limits(load_variant("torch", "none", threads=2), texts, gemm_tokens=args.gemm_tokens)
+    share = {t: rates[f"torch fp32 x{t}"] * limits["gflop_per_doc"] / limits[f"gemm_gflops_x{t}"] for t in (1, 2)}
+    int8_ratio = {t: rates[f"onnx int8 x{t}"] / rates[f"torch fp32 x{t}"] for t in (1, 2)}
+    for t in (1, 2):
+        print(
+            f"  x{t}: torch fp32 at {share[t]:.1%} of the fp32 GEMM peak ({limits['gflop_per_doc']:.2f} GFLOP/doc, "
+            f"{limits['mean_tokens']:.0f} tokens); int8_vs_torch {int8_ratio[t]:.2f} = "
+            f"{int8_ratio[t] / limits[f'int8_gemm_limit_x{t}']:.2f} of the int8 GEMM limit (goal >= 0.8)",
+            flush=True,
+        )
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     ndcg = quality_ndcg(
         args.data,
@@ -373,6 +424,14 @@ def main() -> int:
         f"int8_x1_docs_per_s={rates['onnx int8 x1']:.1f} "
         f"service_default_docs_per_s={service['default']:.1f} service_default_vs_raw={service['default'] / torch_best:.3f} "
         f"service_other_layout_docs_per_s={service['other']:.1f} service_int8_docs_per_s={service['int8']:.1f} "
+        f"fp32_share_of_gemm={share[2]:.3f} fp32_share_of_gemm_x1={share[1]:.3f} "
+        f"int8_gemm_limit={limits['int8_gemm_limit_x2']:.2f} int8_gemm_limit_x1={limits['int8_gemm_limit_x1']:.2f} "
+        f"int8_gemm_limit_recipe={limits['int8_gemm_limit_recipe_x2']:.2f} "
+        f"int8_gemm_limit_recipe_x1={limits['int8_gemm_limit_recipe_x1']:.2f} "
+        f"int8_vs_torch_x1={int8_ratio[1]:.2f} int8_vs_limit={int8_ratio[2] / limits['int8_gemm_limit_x2']:.3f} "
+        f"int8_vs_limit_x1={int8_ratio[1] / limits['int8_gemm_limit_x1']:.3f} "
+        f"gemm_gflops_x1={limits['gemm_gflops_x1']:.1f} gemm_gflops_x2={limits['gemm_gflops_x2']:.1f} "
+        f"gflop_per_doc={limits['gflop_per_doc']:.3f} "
         f"int8_mean_cos={int8_cos.mean():.4f} int8_min_cos={int8_cos.min():.4f} "
         f"knn_ndcg_fp32={ndcg['knn']['fp32']:.4f} knn_ndcg_int8={ndcg['knn']['int8']:.4f} "
         f"hybrid_ndcg_fp32={ndcg['hybrid']['fp32']:.4f} hybrid_ndcg_int8={ndcg['hybrid']['int8']:.4f} "
