@@ -8,7 +8,11 @@ them; the first --docs for throughput, the judged docs of the first queries up t
   2. the service over HTTP in one Ray of ``os.cpu_count()`` CPUs, interleaved rounds: with default flags (torch;
      the default layout), the other layout (1 x N threads when the default is N x 1, and the reverse), and
      onnx int8 with the default layout; ``service_default_vs_raw`` = the default service over the best
-     in-process torch layout. The layout comparison is how the default layout was chosen (docs/embedding.md);
+     in-process torch layout. Each run is taken apart with the replicas' own counters (busy share of the
+     wall time, their forward passes' own docs/s, padding): where the service loses to the raw model.
+     The default layout is chosen by this rule, written before the idle run: on an idle machine (load average
+     under 1.0 at the start), the layout with the higher best-of-``--service-rounds`` (>= 3) docs/s becomes the
+     default; a difference under 5% keeps the current one (one 1-thread replica per CPU);
   3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
      same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors;
   4. the machine's limits in the same run (``bench/_limits.py``), at 1 and 2 threads: the fp32 peak of a large
@@ -260,7 +264,9 @@ def service_layouts(cpus: int) -> dict[str, Any]:
     }
 
 
-def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, str]]:
+def measure_service(
+    texts: list[str], args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, str], dict[str, dict[str, float]]]:
     """docs/s of each service variant over HTTP, all deployed at once in one Ray (the CPUs they reserve are
     accounting only: one variant runs at a time), interleaved rounds, best kept; and each one's layout."""
     import ray
@@ -288,6 +294,7 @@ def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[st
     )
     rates: dict[str, float] = dict.fromkeys(variants, 0.0)
     layouts: dict[str, str] = {}
+    diagnosis: dict[str, dict[str, float]] = {}
     try:
         clients = {}
         for name, settings in variants.items():
@@ -301,17 +308,60 @@ def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[st
             layouts[name] = f"{info.backend}/{info.quantization} {info.replicas} x {info.threads_per_replica}"
             client.embed_documents(texts[: args.batch_size * args.http_concurrency])  # warm every replica
             clients[name] = client
-        print(f"service over HTTP ({args.rounds} interleaved rounds, best kept):", flush=True)
-        for _ in range(args.rounds):
+        print(f"service over HTTP ({args.service_rounds} interleaved rounds, best kept):", flush=True)
+        for _ in range(args.service_rounds):
             for name, client in clients.items():
                 label = f"service {name} ({layouts[name]})"
-                rates[name] = max(rates[name], timed(label, len(texts), lambda c=client: c.embed_documents(texts)))
+                replicas = int(layouts[name].split()[1])
+                before = replica_counters(client, replicas)
+                started = time.perf_counter()
+                rate = timed(label, len(texts), lambda c=client: c.embed_documents(texts))
+                parts = where_time_goes(
+                    before, replica_counters(client, replicas), wall_s=time.perf_counter() - started, docs=len(texts)
+                )
+                print(
+                    f"    replicas busy {parts['busy_share']:.1%} of the wall time; their forward passes alone "
+                    f"{parts['forward_docs_per_s']:.1f} docs/s; padded/real tokens {parts['padding']:.3f}",
+                    flush=True,
+                )
+                if rate > rates[name]:
+                    rates[name] = rate
+                    diagnosis[name] = parts
         for client in clients.values():
             client.close()
     finally:
         serve.shutdown()
         ray.shutdown()
-    return rates, layouts
+    return rates, layouts, diagnosis
+
+
+def replica_counters(client: Any, replicas: int, *, tries: int = 60) -> dict[str, dict[str, Any]]:
+    """Each replica's ``GET /metrics`` counters (one replica answers a call: ask until every one has)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(tries):
+        body = client._http.call("GET", "/metrics")  # noqa: SLF001 - the bench reads the replicas' own counters
+        seen[str(body["replica"])] = body
+        if len(seen) >= replicas:
+            break
+    return seen
+
+
+def where_time_goes(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], *, wall_s: float, docs: int
+) -> dict[str, float]:
+    """The service's wall time taken apart with the replicas' counters: ``busy_share`` = forward time of all
+    replicas / (replicas x wall) (1.0: the forward threads never waited for work: batching waits, HTTP, the proxy
+    and JSON all hidden); ``forward_docs_per_s`` = what the replicas' forward passes alone would give (docs /
+    forward time per replica); ``padding`` = padded / real tokens of the passes."""
+    replicas = max(1, len(after))
+    busy = sum(after[r]["forward_busy_s"] - before.get(r, {}).get("forward_busy_s", 0.0) for r in after)
+    tokens = sum(after[r]["tokens"] - before.get(r, {}).get("tokens", 0) for r in after)
+    padded = sum(after[r]["padded_tokens"] - before.get(r, {}).get("padded_tokens", 0) for r in after)
+    return {
+        "busy_share": busy / (replicas * wall_s),
+        "forward_docs_per_s": docs * replicas / busy if busy else 0.0,
+        "padding": padded / tokens if tokens else 0.0,
+    }
 
 
 def gpu_main(args: argparse.Namespace) -> int:
@@ -363,6 +413,9 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=200, help="texts for the throughput runs (a sample)")
     parser.add_argument("--quality-docs", type=int, default=1000, help="judged docs for the nDCG comparison (a pool)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
+    parser.add_argument(
+        "--service-rounds", type=int, default=3, help="interleaved rounds over HTTP (the layout rule wants >= 3)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="texts per request / raw batch")
     parser.add_argument("--http-concurrency", type=int, default=4)
     parser.add_argument("--gemm-tokens", type=int, default=2048, help="activation rows of the int8/fp32 GEMM limit")
@@ -408,7 +461,7 @@ def main() -> int:
         variants={"fp32": load_variant("torch", "none", threads=2), "int8": load_variant("onnx", "int8", threads=2)},
     )
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    service, layouts = measure_service(texts, args)
+    service, layouts, diagnosis = measure_service(texts, args)
     best_layout = max(("default", "other"), key=service.__getitem__)
     print(
         f"layout: default {layouts['default']} {service['default']:.1f} docs/s, other {layouts['other']} "
@@ -424,6 +477,9 @@ def main() -> int:
         f"int8_x1_docs_per_s={rates['onnx int8 x1']:.1f} "
         f"service_default_docs_per_s={service['default']:.1f} service_default_vs_raw={service['default'] / torch_best:.3f} "
         f"service_other_layout_docs_per_s={service['other']:.1f} service_int8_docs_per_s={service['int8']:.1f} "
+        f"service_default_busy_share={diagnosis['default']['busy_share']:.3f} "
+        f"service_default_forward_vs_raw={diagnosis['default']['forward_docs_per_s'] / torch_best:.3f} "
+        f"service_other_busy_share={diagnosis['other']['busy_share']:.3f} "
         f"fp32_share_of_gemm={share[2]:.3f} fp32_share_of_gemm_x1={share[1]:.3f} "
         f"int8_gemm_limit={limits['int8_gemm_limit_x2']:.2f} int8_gemm_limit_x1={limits['int8_gemm_limit_x1']:.2f} "
         f"int8_gemm_limit_recipe={limits['int8_gemm_limit_recipe_x2']:.2f} "
