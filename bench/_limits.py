@@ -9,7 +9,9 @@
   (ONNX Runtime on the CPU, sessions as :func:`inference_backends.cpu_session` makes them): ``MatMulInteger``
   (uint8 activations x int8 weights, the quantized graph's product) against ``MatMul`` (fp32). On a CPU without
   VNNI (AVX2 only) int8 products are worth about 2x fp32 at best, so a backend's ``int8_vs_torch`` is judged
-  against this figure, not against published VNNI numbers.
+  against this figure, not against published VNNI numbers;
+- :func:`replica_counters` / :func:`where_time_goes`: a service's wall time against its replicas' own forward time
+  (what the service loses to the raw model, and where).
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EncoderShape", "GemmTimes", "flops_per_doc", "fp32_gemm_gflops", "gemm_times", "int8_gemm_limit"]
+__all__ = [
+    "EncoderShape",
+    "GemmTimes",
+    "flops_per_doc",
+    "fp32_gemm_gflops",
+    "gemm_times",
+    "int8_gemm_limit",
+    "replica_counters",
+    "where_time_goes",
+]
 
 
 @dataclass(frozen=True)
@@ -154,3 +165,32 @@ def int8_gemm_limit(shape: EncoderShape, times: GemmTimes, *, kept_fp32: Sequenc
         count * (times.fp32_s[name] if name in kept_fp32 else times.int8_s[name]) for name, _, _, count in shape.gemms()
     )
     return fp32 / int8
+
+
+def replica_counters(client: Any, replicas: int, *, tries: int = 60) -> dict[str, dict[str, Any]]:
+    """Each replica's ``GET /metrics`` counters (one replica answers a call: ask until every one has)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(tries):
+        body = client._http.call("GET", "/metrics")  # noqa: SLF001 - the bench reads the replicas' own counters
+        seen[str(body["replica"])] = body
+        if len(seen) >= replicas:
+            break
+    return seen
+
+
+def where_time_goes(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], *, wall_s: float, docs: int
+) -> dict[str, float]:
+    """The service's wall time taken apart with the replicas' counters: ``busy_share`` = forward time of all
+    replicas / (replicas x wall) (1.0: the forward threads never waited for work: batching waits, HTTP, the proxy
+    and JSON all hidden); ``forward_docs_per_s`` = what the replicas' forward passes alone would give (docs /
+    forward time per replica); ``padding`` = padded / real tokens of the passes."""
+    replicas = max(1, len(after))
+    busy = sum(after[r]["forward_busy_s"] - before.get(r, {}).get("forward_busy_s", 0.0) for r in after)
+    tokens = sum(after[r]["tokens"] - before.get(r, {}).get("tokens", 0) for r in after)
+    padded = sum(after[r]["padded_tokens"] - before.get(r, {}).get("padded_tokens", 0) for r in after)
+    return {
+        "busy_share": busy / (replicas * wall_s),
+        "forward_docs_per_s": docs * replicas / busy if busy else 0.0,
+        "padding": padded / tokens if tokens else 0.0,
+    }

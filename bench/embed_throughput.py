@@ -3,7 +3,8 @@ through the service; cosine to torch fp32; nDCG@10 of kNN and hybrid with fp32 v
 
 Not a test. One run, same machine, same texts (``{title}\n{text}`` of the ESCI corpus, as the backfill builds
 them; the first --docs for throughput, the judged docs of the first queries up to --quality-docs for nDCG):
-  1. in process, interleaved rounds (best kept): torch fp32 and onnx int8 at 1 and 2 threads, onnx fp32 at 2;
+  1. in process, interleaved rounds (best kept): torch fp32, onnx int8 and openvino static int8 (calibrated on the
+     next --calibration-docs texts of the corpus) at 1 and 2 threads, onnx fp32 at 2;
      ``int8_vs_torch`` compares them at the SAME layout (2 threads, one process);
   2. the service over HTTP in one Ray of ``os.cpu_count()`` CPUs, interleaved rounds: with default flags (torch;
      the default layout), the other layout (1 x N threads when the default is N x 1, and the reverse), and
@@ -98,7 +99,10 @@ IN_PROCESS = (
     ("onnx fp32 x2", "onnx", "none", 2),
     ("onnx int8 x1", "onnx", "int8", 1),
     ("onnx int8 x2", "onnx", "int8", 2),
+    ("openvino int8 x1", "openvino", "int8", 1),  # static int8, calibrated on other ESCI texts (CALIBRATION)
+    ("openvino int8 x2", "openvino", "int8", 2),
 )
+CALIBRATION: list[str] = []  # filled in main(): texts after the measured ones, as the backfill would read them
 
 
 def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
@@ -111,8 +115,9 @@ def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
     torch.set_num_threads(threads)
     spec = build_model_spec(EmbeddingServiceSettings())
     return Embedder.load(
-        spec, device="cpu", dtype="float32", backend=backend, quantization=quantization, threads=threads
-    )  # type: ignore[arg-type]
+        spec, device="cpu", dtype="float32", backend=backend, quantization=quantization, threads=threads,
+        calibration=CALIBRATION or None,
+    )  # type: ignore[arg-type]  # fmt: skip
 
 
 def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple[dict[str, float], dict[str, Any]]:
@@ -272,6 +277,7 @@ def measure_service(
     import ray
     from ray import serve
 
+    from bench._limits import replica_counters, where_time_goes
     from connector.services.embedding import EmbeddingClient
     from embedding_service.deployment import build_app
 
@@ -335,35 +341,6 @@ def measure_service(
     return rates, layouts, diagnosis
 
 
-def replica_counters(client: Any, replicas: int, *, tries: int = 60) -> dict[str, dict[str, Any]]:
-    """Each replica's ``GET /metrics`` counters (one replica answers a call: ask until every one has)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for _ in range(tries):
-        body = client._http.call("GET", "/metrics")  # noqa: SLF001 - the bench reads the replicas' own counters
-        seen[str(body["replica"])] = body
-        if len(seen) >= replicas:
-            break
-    return seen
-
-
-def where_time_goes(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], *, wall_s: float, docs: int
-) -> dict[str, float]:
-    """The service's wall time taken apart with the replicas' counters: ``busy_share`` = forward time of all
-    replicas / (replicas x wall) (1.0: the forward threads never waited for work: batching waits, HTTP, the proxy
-    and JSON all hidden); ``forward_docs_per_s`` = what the replicas' forward passes alone would give (docs /
-    forward time per replica); ``padding`` = padded / real tokens of the passes."""
-    replicas = max(1, len(after))
-    busy = sum(after[r]["forward_busy_s"] - before.get(r, {}).get("forward_busy_s", 0.0) for r in after)
-    tokens = sum(after[r]["tokens"] - before.get(r, {}).get("tokens", 0) for r in after)
-    padded = sum(after[r]["padded_tokens"] - before.get(r, {}).get("padded_tokens", 0) for r in after)
-    return {
-        "busy_share": busy / (replicas * wall_s),
-        "forward_docs_per_s": docs * replicas / busy if busy else 0.0,
-        "padding": padded / tokens if tokens else 0.0,
-    }
-
-
 def gpu_main(args: argparse.Namespace) -> int:
     """torch bf16 on one GPU at 128 and 256 tokens: docs/s and the share of the bf16 roofline."""
     import torch
@@ -411,6 +388,7 @@ def main() -> int:
         help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv (default /work/shared/data/...)",
     )
     parser.add_argument("--docs", type=int, default=200, help="texts for the throughput runs (a sample)")
+    parser.add_argument("--calibration-docs", type=int, default=200, help="openvino int8 calibration texts")
     parser.add_argument("--quality-docs", type=int, default=1000, help="judged docs for the nDCG comparison (a pool)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
     parser.add_argument(
@@ -428,7 +406,8 @@ def main() -> int:
     if args.device == "cuda":
         return gpu_main(args)
 
-    texts = load_texts(args.data / "corpus.jsonl", args.docs)
+    texts = load_texts(args.data / "corpus.jsonl", args.docs + args.calibration_docs)
+    texts, CALIBRATION[:] = texts[: args.docs], texts[args.docs :]
     load_start = os.getloadavg()[0]
     print(f"{len(texts)} docs from {args.data}, {os.cpu_count()} CPUs, load average {load_start:.2f}", flush=True)
     rates, vectors = measure_backends(texts, batch_size=args.batch_size, rounds=args.rounds)
@@ -488,6 +467,9 @@ def main() -> int:
         f"int8_vs_limit_x1={int8_ratio[1] / limits['int8_gemm_limit_x1']:.3f} "
         f"gemm_gflops_x1={limits['gemm_gflops_x1']:.1f} gemm_gflops_x2={limits['gemm_gflops_x2']:.1f} "
         f"gflop_per_doc={limits['gflop_per_doc']:.3f} "
+        f"openvino_int8_vs_torch={rates['openvino int8 x2'] / torch_same:.2f} "
+        f"openvino_int8_vs_torch_x1={rates['openvino int8 x1'] / rates['torch fp32 x1']:.2f} "
+        f"openvino_int8_min_cos={cosines(vectors['openvino int8 x2'], reference).min():.4f} "
         f"int8_mean_cos={int8_cos.mean():.4f} int8_min_cos={int8_cos.min():.4f} "
         f"knn_ndcg_fp32={ndcg['knn']['fp32']:.4f} knn_ndcg_int8={ndcg['knn']['int8']:.4f} "
         f"hybrid_ndcg_fp32={ndcg['hybrid']['fp32']:.4f} hybrid_ndcg_int8={ndcg['hybrid']['int8']:.4f} "
