@@ -29,7 +29,7 @@ from inference_backends.onnx import (
     user_cache,
     variant_key,
 )
-from inference_backends.openvino import calibration_key, cached_openvino, openvino_available, ov_compiled
+from inference_backends.openvino import cached_openvino, calibration_key, openvino_available, ov_compiled
 
 __all__ = [
     "CACHE_FOLDER",
