@@ -40,7 +40,8 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
     from inference_backends import openvino_available
 
     cache_root = Path(settings.backend_cache_dir) if settings.backend_cache_dir else None
-    calibration = calibration_texts(settings.calibration_file)
+    # Read only where an openvino int8 may be built, so a bad file never stops another backend.
+    calibration = calibration_texts(settings.calibration_file) if settings.backend in ("openvino", "auto") else None
 
     def load(backend: Backend, quantization: Quantization) -> Embedder:
         embedder = Embedder.load(

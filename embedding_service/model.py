@@ -243,17 +243,7 @@ class Embedder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
-        if self.spec.do_lower_case:
-            texts = [t.lower() for t in texts]
-        encoded = self._tokenizer(  # type: ignore[operator]
-            list(texts),
-            truncation=True,
-            max_length=self.max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return [list(ids) for ids in encoded["input_ids"]]
+        return _token_rows(self._tokenizer, texts, lower=self.spec.do_lower_case, max_length=self.max_length)
 
     def tokenize_query(self, text: str) -> list[int] | None:
         """:meth:`tokenize` of one text on a tokenizer of its own (None without a fast tokenizer).
@@ -323,6 +313,19 @@ class Embedder:
         return out
 
 
+def _token_rows(tokenizer: Any, texts: Sequence[str], *, lower: bool, max_length: int) -> list[list[int]]:
+    """Token ids per text (special tokens included), truncated at ``max_length`` (what ``Embedder.tokenize`` does)."""
+    encoded = tokenizer(
+        [t.lower() for t in texts] if lower else list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
 def _load_openvino(
     spec: ModelSpec,
     tokenizer: Any,
@@ -341,16 +344,11 @@ def _load_openvino(
     config = AutoConfig.from_pretrained(str(spec.transformer_path), trust_remote_code=trust_remote_code)
     meta = _tokenizer_meta(tokenizer, config, spec.max_length)
 
-    def tokenize(texts: Sequence[str]) -> list[list[int]]:
-        lowered = [t.lower() for t in texts] if spec.do_lower_case else list(texts)
-        encoded = tokenizer(lowered, truncation=True, max_length=meta.max_length, padding=False)
-        return [list(row) for row in encoded["input_ids"]]
-
     path = export_openvino(
         spec,
         quantization=quantization,
         texts=list(calibration) if calibration else list(AUTO_SAMPLE_TEXTS),
-        tokenize=tokenize,
+        tokenize=lambda texts: _token_rows(tokenizer, texts, lower=spec.do_lower_case, max_length=meta.max_length),
         cache_root=cache_root,
         trust_remote_code=trust_remote_code,
     )

@@ -156,7 +156,9 @@ class EmbeddingServiceSettings(BaseSettings):
         if self.device == "cpu" and self.dtype == "float16":
             raise ValueError("dtype float16 is not supported on CPU; use float32 or bfloat16")
         if self.backend == "torch" and self.quantize == "int8":
-            raise ValueError("quantize int8 needs backend onnx, openvino or auto; the torch backend runs full precision")
+            raise ValueError(
+                "quantize int8 needs backend onnx, openvino or auto; the torch backend runs full precision"
+            )
         if self.backend in ("onnx", "openvino") and self.device == "cuda":
             raise ValueError(f"backend {self.backend} runs on CPU only; on a GPU use backend torch (bf16/fp16)")
         if self.backend in ("onnx", "openvino") and self.dtype not in ("auto", "float32"):
