@@ -146,9 +146,8 @@ class _TorchReranker:
             return pairs
         distinct = list(dict.fromkeys(document for _, document in pairs))
         if getattr(self.tokenizer, "is_fast", False):
-            spans = self.tokenizer(
-                distinct, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )["offset_mapping"]
+            encoding = self.tokenizer(distinct, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            spans = encoding["offset_mapping"]
             cut = {doc: cut_to_tokens(doc, offsets, budget) for doc, offsets in zip(distinct, spans, strict=True)}
         else:  # no character offsets: decode the kept tokens (spacing may differ slightly from the original)
             ids = self.tokenizer(distinct, add_special_tokens=False, verbose=False)["input_ids"]
