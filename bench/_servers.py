@@ -23,6 +23,7 @@ To adopt it in a bench::
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -58,11 +59,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cluster_args(parser: object, keys: Sequence[str]) -> None:
+def cluster_args(parser: argparse.ArgumentParser, keys: Sequence[str]) -> None:
     """``--<key>-url`` options (default ``$ESHYBRID_TEST_<KEY>_URL``; unset: started by the bench)."""
     for key in keys:
         env = f"ESHYBRID_TEST_{key.upper()}_URL"
-        parser.add_argument(  # type: ignore[attr-defined]
+        parser.add_argument(
             f"--{key}-url",
             default=os.environ.get(env),
             help=f"{key} cluster URL (default ${env}; unset: a local {key} is started and stopped; 'none': skip it)",
@@ -109,7 +110,8 @@ def model_service(
     of its session (agents, actors), never another Ray on the machine.
 
     Raises:
-        RuntimeError: the service exited, or was not ready within ``ready_timeout_s``.
+        RuntimeError: the service exited, or was not ready within ``ready_timeout_s`` (checked as its output
+            lines arrive: a silent hang is ended by the bench's own timeout).
     """
     if url:
         yield url
