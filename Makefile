@@ -22,7 +22,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[serve,eval,dev]'
+	$(BIN)/python -m pip install -q -e '.[serve,openvino,eval,dev]'
 	@touch $@
 
 install: $(STAMP) system-deps

@@ -21,7 +21,7 @@ Usage::
 
     flock /tmp/eshybrid-integration.lock python bench/backfill_throughput.py --url http://127.0.0.1:9201
 
-Without ``--url`` a local cluster is started with ``connector.localcluster.start_cluster``; each embedding
+Without ``--url`` a local cluster is started (and removed afterwards) by :mod:`bench._servers`; each embedding
 service is started with ``eshybrid serve embed`` (default flags, then the fastest backend).
 """
 
@@ -31,95 +31,25 @@ import argparse
 import json
 import os
 import queue
-import re
 import resource
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._servers import cluster, model_service  # noqa: E402
 from connector import connect  # noqa: E402
 from connector.jobs.backfill import BackfillConfig, run_backfill  # noqa: E402
 from connector.jobs.settings import JobSettings  # noqa: E402
 from connector.services.embedding import EmbeddingClient  # noqa: E402
 from connector.texts import TextPolicy, UnembeddableDocument, build_text  # noqa: E402
 from migrations import MigrationSettings, Migrator  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def embedding_service(extra: Sequence[str]) -> Iterator[str]:
-    """``eshybrid serve embed`` with its default flags plus ``extra``, in its own process group."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(
-        RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-    )
-    cmd = [sys.executable, "-m", "connector.cli", "serve", "embed", "--port", str(_free_port()), *extra]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            found = re.search(r"ready at (\S+)", line)
-            if found:
-                break
-        else:
-            raise RuntimeError("the embedding service exited before it was ready")
-        yield found.group(1)
-    finally:
-        _stop_session(proc)
-
-
-def _stop_session(proc: subprocess.Popen[str]) -> None:
-    """Stop the service and every process of the session it started (Ray agents and actors included)."""
-    import psutil
-
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    time.sleep(2)
-    for leftover in psutil.process_iter():
-        try:
-            if leftover.pid != os.getpid() and os.getsid(leftover.pid) == proc.pid:
-                leftover.kill()
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue
-
-
-@contextmanager
-def cluster_url(url: str | None, flavor: str) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from connector.localcluster import start_cluster, stop_cluster
-
-    name = f"bench-backfill-{uuid.uuid4().hex[:6]}"
-    local = start_cluster(flavor=flavor, port=0, name=name)  # type: ignore[arg-type]
-    try:
-        yield local.url
-    finally:
-        stop_cluster(name, remove_data=True)
 
 
 def load_corpus(data: Path, n: int) -> list[dict[str, str]]:
@@ -245,7 +175,7 @@ def measure_backend(
     """E, W and B for one embedding service (see the module docstring)."""
     policy = TextPolicy(fields=("title", "text"), template=None, max_text_chars=JobSettings().max_text_chars)
     texts = [build_text(d, policy) for d in docs]
-    with embedding_service(extra) as embed_url, EmbeddingClient(embed_url, timeout_s=300) as client:
+    with model_service("embed", args=extra) as embed_url, EmbeddingClient(embed_url, timeout_s=300) as client:
         info = client.info()
         print(
             f"[{label}] {info.model_id} {info.backend}/{info.quantization}, layout {info.replicas} x "
@@ -279,7 +209,12 @@ def measure_backend(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="cluster URL (default: start a local cluster)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="cluster URL (default $ESHYBRID_TEST_ES9_URL / _OS3_URL by --flavor; unset: a local cluster is "
+        "started and stopped)",
+    )
     parser.add_argument("--flavor", default="elasticsearch", choices=("elasticsearch", "opensearch"))
     parser.add_argument(
         "--data",
@@ -302,12 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(docs)} ESCI products from {args.data}; {os.cpu_count()} CPUs; load average {load_start:.2f}", flush=True
     )
     results: dict[str, dict[str, float]] = {}
-    with cluster_url(args.url, args.flavor) as url, connect(url) as cluster:
-        print(f"cluster {cluster.capabilities.display_name} at {url}", flush=True)
-        results["default"] = measure_backend("default", [], cluster, docs, args)
-        results["fastest"] = measure_backend(
-            "fastest", ["--backend", "onnx", "--quantize", "int8"], cluster, docs, args
-        )
+    key = "es9" if args.flavor == "elasticsearch" else "os3"
+    url = args.url or os.environ.get(f"ESHYBRID_TEST_{key.upper()}_URL")
+    with cluster(key, url, label="bench-backfill") as url, connect(url) as client:
+        print(f"cluster {client.capabilities.display_name} at {url}", flush=True)
+        results["default"] = measure_backend("default", [], client, docs, args)
+        results["fastest"] = measure_backend("fastest", ["--backend", "onnx", "--quantize", "int8"], client, docs, args)
     load_end = os.getloadavg()[0]
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fields = [f"backfill_vs_limit_{k}={r['vs_limit']:.3f}" for k, r in results.items()]

@@ -3,14 +3,25 @@ through the service; cosine to torch fp32; nDCG@10 of kNN and hybrid with fp32 v
 
 Not a test. One run, same machine, same texts (``{title}\n{text}`` of the ESCI corpus, as the backfill builds
 them; the first --docs for throughput, the judged docs of the first queries up to --quality-docs for nDCG):
-  1. in process, interleaved rounds (best kept): torch fp32 and onnx int8 at 1 and 2 threads, onnx fp32 at 2;
+  1. in process, interleaved rounds (best kept): torch fp32, onnx int8 and openvino static int8 (calibrated on the
+     next --calibration-docs texts of the corpus) at 1 and 2 threads, onnx fp32 at 2;
      ``int8_vs_torch`` compares them at the SAME layout (2 threads, one process);
   2. the service over HTTP in one Ray of ``os.cpu_count()`` CPUs, interleaved rounds: with default flags (torch;
      the default layout), the other layout (1 x N threads when the default is N x 1, and the reverse), and
      onnx int8 with the default layout; ``service_default_vs_raw`` = the default service over the best
-     in-process torch layout. The layout comparison is how the default layout was chosen (docs/embedding.md);
+     in-process torch layout. Each run is taken apart with the replicas' own counters (busy share of the
+     wall time, their forward passes' own docs/s, padding): where the service loses to the raw model.
+     The default layout is chosen by this rule, written before the idle run: on an idle machine (load average
+     under 1.0 at the start), the layout with the higher best-of-``--service-rounds`` (>= 3) docs/s becomes the
+     default; a difference under 5% keeps the current one (one 1-thread replica per CPU);
   3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
-     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors.
+     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors;
+  4. the machine's limits in the same run (``bench/_limits.py``), at 1 and 2 threads: the fp32 peak of a large
+     GEMM and ``fp32_share_of_gemm`` = torch docs/s x the model's FLOPs per doc (its config, the texts' real
+     token counts) / that peak; ``int8_gemm_limit`` = fp32 MatMul / int8 MatMulInteger time on the model's own
+     shapes on ONNX Runtime (the int8 backend's runtime), every product int8 (``_recipe``: the recipe's
+     feed-forward output projections kept fp32); ``int8_vs_limit`` = int8_vs_torch / int8_gemm_limit (the
+     goal: >= 0.8). The CPU's vector extensions are printed (AVX2 only, AVX-512 VNNI, AMX: the limit moves).
 Ends with one line ``RESULT key=value ...``.
 
     flock /tmp/eshybrid-integration.lock .venv/bin/python bench/embed_throughput.py
@@ -88,7 +99,10 @@ IN_PROCESS = (
     ("onnx fp32 x2", "onnx", "none", 2),
     ("onnx int8 x1", "onnx", "int8", 1),
     ("onnx int8 x2", "onnx", "int8", 2),
+    ("openvino int8 x1", "openvino", "int8", 1),  # static int8, calibrated on other ESCI texts (CALIBRATION)
+    ("openvino int8 x2", "openvino", "int8", 2),
 )
+CALIBRATION: list[str] = []  # filled in main(): texts after the measured ones, as the backfill would read them
 
 
 def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
@@ -101,8 +115,9 @@ def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
     torch.set_num_threads(threads)
     spec = build_model_spec(EmbeddingServiceSettings())
     return Embedder.load(
-        spec, device="cpu", dtype="float32", backend=backend, quantization=quantization, threads=threads
-    )  # type: ignore[arg-type]
+        spec, device="cpu", dtype="float32", backend=backend, quantization=quantization, threads=threads,
+        calibration=CALIBRATION or None,
+    )  # type: ignore[arg-type]  # fmt: skip
 
 
 def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple[dict[str, float], dict[str, Any]]:
@@ -124,6 +139,39 @@ def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple
 
             rates[label] = max(rates[label], timed(label, len(texts), run))
     return rates, vectors
+
+
+def machine_limits(embedder: Any, texts: list[str], *, gemm_tokens: int) -> dict[str, float]:
+    """The limits of step 4: FLOPs per doc, the fp32 GEMM peak and the int8 GEMM limit at 1 and 2 threads."""
+    from transformers import AutoConfig
+
+    from bench._limits import EncoderShape, flops_per_doc, fp32_gemm_gflops, gemm_times, int8_gemm_limit
+
+    shape = EncoderShape.from_config(AutoConfig.from_pretrained(str(embedder.spec.transformer_path)))
+    lengths = [len(row) for row in embedder.tokenize(texts)]
+    out = {"gflop_per_doc": flops_per_doc(shape, lengths) / 1e9, "mean_tokens": sum(lengths) / len(lengths)}
+    for threads in (1, 2):
+        out[f"gemm_gflops_x{threads}"] = fp32_gemm_gflops(threads=threads)
+        times = gemm_times(shape, tokens=gemm_tokens, threads=threads)
+        out[f"int8_gemm_limit_x{threads}"] = int8_gemm_limit(shape, times)
+        out[f"int8_gemm_limit_recipe_x{threads}"] = int8_gemm_limit(shape, times, kept_fp32=("ffn_out",))
+        print(
+            f"  limits x{threads}: fp32 GEMM {out[f'gemm_gflops_x{threads}']:.1f} GFLOP/s; int8/fp32 GEMM on the "
+            f"model's shapes ({gemm_tokens} rows) {out[f'int8_gemm_limit_x{threads}']:.2f}x, with the recipe's "
+            f"fp32 layers {out[f'int8_gemm_limit_recipe_x{threads}']:.2f}x",
+            flush=True,
+        )
+    return out
+
+
+def cpu_extensions() -> str:
+    """The vector extensions that set the int8 limit (from /proc/cpuinfo; 'unknown' elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return ",".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
 
 
 def cosines(a: Any, b: Any) -> Any:
@@ -221,12 +269,15 @@ def service_layouts(cpus: int) -> dict[str, Any]:
     }
 
 
-def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, str]]:
+def measure_service(
+    texts: list[str], args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, str], dict[str, dict[str, float]]]:
     """docs/s of each service variant over HTTP, all deployed at once in one Ray (the CPUs they reserve are
     accounting only: one variant runs at a time), interleaved rounds, best kept; and each one's layout."""
     import ray
     from ray import serve
 
+    from bench._limits import replica_counters, where_time_goes
     from connector.services.embedding import EmbeddingClient
     from embedding_service.deployment import build_app
 
@@ -249,6 +300,7 @@ def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[st
     )
     rates: dict[str, float] = dict.fromkeys(variants, 0.0)
     layouts: dict[str, str] = {}
+    diagnosis: dict[str, dict[str, float]] = {}
     try:
         clients = {}
         for name, settings in variants.items():
@@ -262,17 +314,31 @@ def measure_service(texts: list[str], args: argparse.Namespace) -> tuple[dict[st
             layouts[name] = f"{info.backend}/{info.quantization} {info.replicas} x {info.threads_per_replica}"
             client.embed_documents(texts[: args.batch_size * args.http_concurrency])  # warm every replica
             clients[name] = client
-        print(f"service over HTTP ({args.rounds} interleaved rounds, best kept):", flush=True)
-        for _ in range(args.rounds):
+        print(f"service over HTTP ({args.service_rounds} interleaved rounds, best kept):", flush=True)
+        for _ in range(args.service_rounds):
             for name, client in clients.items():
                 label = f"service {name} ({layouts[name]})"
-                rates[name] = max(rates[name], timed(label, len(texts), lambda c=client: c.embed_documents(texts)))
+                replicas = int(layouts[name].split()[1])
+                before = replica_counters(client, replicas)
+                started = time.perf_counter()
+                rate = timed(label, len(texts), lambda c=client: c.embed_documents(texts))
+                parts = where_time_goes(
+                    before, replica_counters(client, replicas), wall_s=time.perf_counter() - started, docs=len(texts)
+                )
+                print(
+                    f"    replicas busy {parts['busy_share']:.1%} of the wall time; their forward passes alone "
+                    f"{parts['forward_docs_per_s']:.1f} docs/s; padded/real tokens {parts['padding']:.3f}",
+                    flush=True,
+                )
+                if rate > rates[name]:
+                    rates[name] = rate
+                    diagnosis[name] = parts
         for client in clients.values():
             client.close()
     finally:
         serve.shutdown()
         ray.shutdown()
-    return rates, layouts
+    return rates, layouts, diagnosis
 
 
 def gpu_main(args: argparse.Namespace) -> int:
@@ -322,10 +388,15 @@ def main() -> int:
         help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv (default /work/shared/data/...)",
     )
     parser.add_argument("--docs", type=int, default=200, help="texts for the throughput runs (a sample)")
+    parser.add_argument("--calibration-docs", type=int, default=200, help="openvino int8 calibration texts")
     parser.add_argument("--quality-docs", type=int, default=1000, help="judged docs for the nDCG comparison (a pool)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
+    parser.add_argument(
+        "--service-rounds", type=int, default=3, help="interleaved rounds over HTTP (the layout rule wants >= 3)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="texts per request / raw batch")
     parser.add_argument("--http-concurrency", type=int, default=4)
+    parser.add_argument("--gemm-tokens", type=int, default=2048, help="activation rows of the int8/fp32 GEMM limit")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--gpu-batch", type=int, nargs="+", default=[256, 1024], help="rows per pass (best kept)")
     parser.add_argument("--gpu-seconds", type=float, default=15.0, help="timed seconds per length and batch")
@@ -335,7 +406,8 @@ def main() -> int:
     if args.device == "cuda":
         return gpu_main(args)
 
-    texts = load_texts(args.data / "corpus.jsonl", args.docs)
+    texts = load_texts(args.data / "corpus.jsonl", args.docs + args.calibration_docs)
+    texts, CALIBRATION[:] = texts[: args.docs], texts[args.docs :]
     load_start = os.getloadavg()[0]
     print(f"{len(texts)} docs from {args.data}, {os.cpu_count()} CPUs, load average {load_start:.2f}", flush=True)
     rates, vectors = measure_backends(texts, batch_size=args.batch_size, rounds=args.rounds)
@@ -350,6 +422,17 @@ def main() -> int:
     int8_same = rates["onnx int8 x2"]
     torch_best_label = max(("torch fp32 x1", "torch fp32 x2"), key=rates.__getitem__)
     torch_best = rates[torch_best_label]
+    print(f"the machine's limits (CPU extensions: {cpu_extensions()}):", flush=True)
+    limits = machine_limits(load_variant("torch", "none", threads=2), texts, gemm_tokens=args.gemm_tokens)
+    share = {t: rates[f"torch fp32 x{t}"] * limits["gflop_per_doc"] / limits[f"gemm_gflops_x{t}"] for t in (1, 2)}
+    int8_ratio = {t: rates[f"onnx int8 x{t}"] / rates[f"torch fp32 x{t}"] for t in (1, 2)}
+    for t in (1, 2):
+        print(
+            f"  x{t}: torch fp32 at {share[t]:.1%} of the fp32 GEMM peak ({limits['gflop_per_doc']:.2f} GFLOP/doc, "
+            f"{limits['mean_tokens']:.0f} tokens); int8_vs_torch {int8_ratio[t]:.2f} = "
+            f"{int8_ratio[t] / limits[f'int8_gemm_limit_x{t}']:.2f} of the int8 GEMM limit (goal >= 0.8)",
+            flush=True,
+        )
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     ndcg = quality_ndcg(
         args.data,
@@ -357,7 +440,7 @@ def main() -> int:
         variants={"fp32": load_variant("torch", "none", threads=2), "int8": load_variant("onnx", "int8", threads=2)},
     )
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    service, layouts = measure_service(texts, args)
+    service, layouts, diagnosis = measure_service(texts, args)
     best_layout = max(("default", "other"), key=service.__getitem__)
     print(
         f"layout: default {layouts['default']} {service['default']:.1f} docs/s, other {layouts['other']} "
@@ -373,6 +456,20 @@ def main() -> int:
         f"int8_x1_docs_per_s={rates['onnx int8 x1']:.1f} "
         f"service_default_docs_per_s={service['default']:.1f} service_default_vs_raw={service['default'] / torch_best:.3f} "
         f"service_other_layout_docs_per_s={service['other']:.1f} service_int8_docs_per_s={service['int8']:.1f} "
+        f"service_default_busy_share={diagnosis['default']['busy_share']:.3f} "
+        f"service_default_forward_vs_raw={diagnosis['default']['forward_docs_per_s'] / torch_best:.3f} "
+        f"service_other_busy_share={diagnosis['other']['busy_share']:.3f} "
+        f"fp32_share_of_gemm={share[2]:.3f} fp32_share_of_gemm_x1={share[1]:.3f} "
+        f"int8_gemm_limit={limits['int8_gemm_limit_x2']:.2f} int8_gemm_limit_x1={limits['int8_gemm_limit_x1']:.2f} "
+        f"int8_gemm_limit_recipe={limits['int8_gemm_limit_recipe_x2']:.2f} "
+        f"int8_gemm_limit_recipe_x1={limits['int8_gemm_limit_recipe_x1']:.2f} "
+        f"int8_vs_torch_x1={int8_ratio[1]:.2f} int8_vs_limit={int8_ratio[2] / limits['int8_gemm_limit_x2']:.3f} "
+        f"int8_vs_limit_x1={int8_ratio[1] / limits['int8_gemm_limit_x1']:.3f} "
+        f"gemm_gflops_x1={limits['gemm_gflops_x1']:.1f} gemm_gflops_x2={limits['gemm_gflops_x2']:.1f} "
+        f"gflop_per_doc={limits['gflop_per_doc']:.3f} "
+        f"openvino_int8_vs_torch={rates['openvino int8 x2'] / torch_same:.2f} "
+        f"openvino_int8_vs_torch_x1={rates['openvino int8 x1'] / rates['torch fp32 x1']:.2f} "
+        f"openvino_int8_min_cos={cosines(vectors['openvino int8 x2'], reference).min():.4f} "
         f"int8_mean_cos={int8_cos.mean():.4f} int8_min_cos={int8_cos.min():.4f} "
         f"knn_ndcg_fp32={ndcg['knn']['fp32']:.4f} knn_ndcg_int8={ndcg['knn']['int8']:.4f} "
         f"hybrid_ndcg_fp32={ndcg['hybrid']['fp32']:.4f} hybrid_ndcg_int8={ndcg['hybrid']['int8']:.4f} "

@@ -1,7 +1,7 @@
 """Retrieval quality of bm25, knn and every fusion candidate on a BEIR data set, against a plain script.
 
 For each cluster (ES 9 and OpenSearch 3 by default, from $ESHYBRID_TEST_ES9_URL /
-$ESHYBRID_TEST_OS3_URL): load the corpus the way ``eshybrid load`` does (English analyzer,
+$ESHYBRID_TEST_OS3_URL; one not given is started locally and removed afterwards by ``bench/_servers.py``): load the corpus the way ``eshybrid load`` does (English analyzer,
 ``--analyzer`` to change) plus the embeddings into a fresh 1-shard index, fetch each judged
 query's legs once with ``HybridSearch``'s defaults, and print nDCG@10 / recall@100 for
 
@@ -51,6 +51,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench._servers import cluster_args  # noqa: E402
+from bench._servers import clusters as started_clusters  # noqa: E402
 from connector import connect  # noqa: E402
 from connector.cluster.client import Cluster  # noqa: E402
 from connector.quality.adaptive_choice import (  # noqa: E402
@@ -416,16 +418,20 @@ def run_cluster(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
-    parser.add_argument("--os3-url", default=os.environ.get("ESHYBRID_TEST_OS3_URL"))
+    cluster_args(parser, ("es9", "os3"))
     parser.add_argument("--embed-url", default=None, help="embedding service (default: in-process model)")
     parser.add_argument("--analyzer", choices=("english", "standard"), default="english")
     parser.add_argument("--keep-index", action="store_true", help="leave the indices (for search_latency.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
-    if not clusters:
-        parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
+    with started_clusters({"es9": args.es9_url, "os3": args.os3_url}, label="bench-quality") as clusters:
+        if not clusters:
+            parser.error("every cluster was skipped ('none'); give at least one")
+        return run(args, clusters)
+
+
+def run(args: argparse.Namespace, clusters: dict[str, str]) -> int:
+    """The bench on ``clusters`` (key -> URL), given or started by :mod:`bench._servers`."""
     load_before = os.getloadavg()
     print(f"# load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     embedder = make_embedder(args.embed_url)

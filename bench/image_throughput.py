@@ -32,22 +32,20 @@ import io
 import os
 import queue
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.backfill_throughput import _free_port, _stop_session, cluster_url  # noqa: E402
+from bench._servers import cluster as bench_cluster  # noqa: E402
+from bench._servers import model_service  # noqa: E402
 from connector import connect  # noqa: E402
 from connector.jobs.backfill import BackfillConfig  # noqa: E402
 from connector.jobs.images import ImageFetchSettings, run_image_backfill  # noqa: E402
@@ -108,33 +106,10 @@ def make_images(n: int, size: int) -> list[bytes]:
     return out
 
 
-@contextmanager
-def image_service(model: Path) -> Iterator[str]:
-    """``eshybrid serve image`` in its own process group: one replica, one torch thread."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(
-        RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-    )
-    cmd = [sys.executable, "-m", "connector.cli", "serve", "image", "--model", str(model), "--port",
-           str(_free_port()), "--num-cpus", "2", "--replicas", "1", "--num-cpus-per-replica", "1",
-           "--torch-threads", "1", "--device", "cpu"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            found = re.search(r"ready at (\S+)", line)
-            if found:
-                break
-        else:
-            raise RuntimeError("the image service exited before it was ready")
-        yield found.group(1)
-    finally:
-        _stop_session(proc)
+def image_service(model: Path) -> Any:
+    """``eshybrid serve image`` (by :mod:`bench._servers`): one replica, one torch thread."""
+    return model_service("image", args=["--model", str(model), "--num-cpus", "2", "--replicas", "1",
+                                        "--num-cpus-per-replica", "1", "--torch-threads", "1", "--device", "cpu"])  # fmt: skip
 
 
 def raw_rate(embedder: Any, images: Sequence[bytes], batch: int) -> float:
@@ -210,7 +185,9 @@ def backfill_rate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="cluster URL (default: start a local cluster)")
+    parser.add_argument(
+        "--url", help="cluster URL (default $ESHYBRID_TEST_ES9_URL / _OS3_URL by --flavor; unset: a local one)"
+    )
     parser.add_argument("--flavor", default="elasticsearch", choices=("elasticsearch", "opensearch"))
     parser.add_argument("--model", help="CLIPModel folder (default: the bench-sized model built from a config)")
     parser.add_argument("--images", type=int, default=600)
@@ -231,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         images = make_images(args.images, size)
         s = JobSettings(jobs_index="bench-eshybrid-jobs", dead_letter_index="bench-eshybrid-dead")
         server = ImageServer()
+        key = "es9" if args.flavor == "elasticsearch" else "os3"
+        url_given = args.url or os.environ.get(f"ESHYBRID_TEST_{key.upper()}_URL")
         with (
             image_service(model) as url,
-            cluster_url(args.url, args.flavor) as cluster_address,
+            bench_cluster(key, url_given, label="bench-image") as cluster_address,
             EmbeddingClient(url, timeout_s=120, batch_size=args.batch) as client,
             connect(cluster_address) as cluster,
         ):

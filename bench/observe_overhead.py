@@ -35,6 +35,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
 from opentelemetry.trace import NoOpTracerProvider  # noqa: E402
 
+from bench._servers import cluster_args  # noqa: E402
+from bench._servers import clusters as started_clusters  # noqa: E402
 from connector.observe import tracing  # noqa: E402
 from connector.observe.metrics import default_search_metrics  # noqa: E402
 from connector.quality.load import read_beir  # noqa: E402
@@ -149,17 +151,21 @@ def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
-    parser.add_argument("--os3-url", default=os.environ.get("ESHYBRID_TEST_OS3_URL"))
+    cluster_args(parser, ("es9", "os3"))
     parser.add_argument("--embed-url", default=None, help="embedding service (default: in-process model)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--queries", type=int, default=0, help="use the first N queries (0: all)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
-    if not clusters:
-        parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
+    with started_clusters({"es9": args.es9_url, "os3": args.os3_url}, label="bench-observe") as clusters:
+        if not clusters:
+            parser.error("every cluster was skipped ('none'); give at least one")
+        return run(args, clusters)
+
+
+def run(args: argparse.Namespace, clusters: dict[str, str]) -> int:
+    """The bench on ``clusters`` (key -> URL), given or started by :mod:`bench._servers`."""
     embedder = hq.make_embedder(args.embed_url)
     vectors = hq.corpus_embeddings(hq.DEFAULT_DATASET, embedder, source=args.embed_url or "in-process model")
     queries = list(read_beir(hq.DEFAULT_DATASET).queries.values())

@@ -70,6 +70,7 @@ import numpy as np  # noqa: E402
 from hybrid_quality import DEFAULT_DATASET, bench_connect, corpus_embeddings, load_index, make_embedder  # noqa: E402
 from online_events import measure_events, measure_search_overhead  # noqa: E402
 
+from bench._servers import cluster as bench_cluster  # noqa: E402
 from connector.feedback import CLICK_MODELS, DEFAULT_CLICK_MODEL, build_judgments, query_key, team_draft  # noqa: E402
 from connector.feedback.judgments import write_beir  # noqa: E402
 from connector.quality.evaluation import evaluate_runs, ranking_to_run  # noqa: E402
@@ -353,15 +354,17 @@ def search_overhead(cluster: Any, index: str, embedder: Any, texts: list[str], s
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("ESHYBRID_TEST_ES9_URL"),
+        help="ES 9 URL (default $ESHYBRID_TEST_ES9_URL; unset: a local one is started and stopped)",
+    )
     parser.add_argument("--embed-url", default=os.environ.get("ESHYBRID_TEST_EMBED_URL"))
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--skip-experiments", action="store_true", help="judgments only (a quick smoke run)")
     parser.add_argument("--events-seconds", type=float, default=20.0, help="sustained POST /events (0: skip)")
     parser.add_argument("--latency-searches", type=int, default=300, help="searches per side for search_p50_ratio")
     args = parser.parse_args()
-    if not args.url:
-        parser.error("give --url (or source /tmp/eshybrid-dev-clusters.env for $ESHYBRID_TEST_ES9_URL)")
     started = time.perf_counter()
     load = os.getloadavg()
     print(f"# load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
@@ -371,7 +374,7 @@ def main() -> int:
     queries = human.judged_queries()
     qrels = {q: human.qrels[q] for q in queries}
     results: dict[str, Any] = {}
-    with bench_connect(args.url) as cluster:
+    with bench_cluster("es9", args.url, label="bench-online") as url, bench_connect(url) as cluster:
         index = load_index(cluster, args.dataset, vectors, prefix="bench-online-loop", analyzer="english")
         try:
             search = HybridSearch(cluster, index, embedder=embedder, max_depth=100)
@@ -379,7 +382,7 @@ def main() -> int:
             human_ndcg = ndcg10(rankings, qrels)
             results.update(judgments_stage(search, rankings, human, human_ndcg, args.sessions))
             if args.events_seconds > 0:
-                results.update(measure_events(cluster, args.url, index, args.embed_url, seconds=args.events_seconds))
+                results.update(measure_events(cluster, url, index, args.embed_url, seconds=args.events_seconds))
             if args.latency_searches > 0:
                 results.update(search_overhead(cluster, index, embedder, list(queries.values()), args.latency_searches))
         finally:

@@ -51,6 +51,7 @@ from hybrid_quality import (  # type: ignore[import-not-found]  # noqa: E402
     doc_text,
 )
 
+from bench._servers import cluster as bench_cluster  # noqa: E402
 from connector.cluster.client import Cluster  # noqa: E402
 from connector.jobs.backfill import BackfillConfig, run_backfill  # noqa: E402
 from connector.jobs.passages import Passage, PassagePolicy, cut_passages  # noqa: E402
@@ -283,7 +284,11 @@ def _compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], a: str,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--url", default=os.environ.get("ESHYBRID_TEST_ES9_URL", "http://127.0.0.1:9201"))
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("ESHYBRID_TEST_ES9_URL"),
+        help="ES 9 URL (default $ESHYBRID_TEST_ES9_URL; unset: a local one is started and stopped)",
+    )
     parser.add_argument("--queries", type=int, default=15, help="judged queries sampled (default 15)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--settings", default="window,128+title", help="passage settings, comma-separated")
@@ -312,7 +317,7 @@ def main() -> int:
     query_vectors = {q: service.embed_query(queries[q]) for q in qids}
 
     results: dict[str, Any] = {}
-    with bench_connect(args.url) as cluster:
+    with bench_cluster("es9", args.url, label="bench-passages") as url, bench_connect(url) as cluster:
         print(f"# cluster: {cluster.capabilities}", flush=True)
         doc_index = load_whole(cluster, rows, {r["_id"]: v.tolist() for r, v in zip(rows, whole)})
         indices = [doc_index]

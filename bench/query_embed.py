@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench._servers import model_service  # noqa: E402
 from connector.services.embedding import EmbeddingClient  # noqa: E402
 from connector.services.query_encoder import QueryEncoder, QueryEncoderSettings, local_query_encoder  # noqa: E402
 
@@ -98,22 +99,24 @@ def main() -> int:
     parser.add_argument(
         "--embed-url",
         default=os.environ.get("ESHYBRID_EMBED_URL") or os.environ.get("ESHYBRID_TEST_EMBED_URL"),
-        help="embedding service base URL (default $ESHYBRID_EMBED_URL, else $ESHYBRID_TEST_EMBED_URL)",
+        help="embedding service base URL (default $ESHYBRID_EMBED_URL, else $ESHYBRID_TEST_EMBED_URL; unset: one "
+        "with default flags is started and stopped)",
     )
     parser.add_argument("--encoder-dir", default=None, help="exported encoder folder (default: search the caches)")
     parser.add_argument("--threads", type=int, default=1, help="encoder intra-op threads (the default setting: 1)")
     args = parser.parse_args()
-    if not args.embed_url:
-        parser.error("give --embed-url (or set ESHYBRID_EMBED_URL)")
     queries = read_queries(args.dataset, args.queries + _WARMUP)
     load_start = os.getloadavg()[0]
     print(f"load average {load_start:.2f}", flush=True)
-    with EmbeddingClient(args.embed_url, query_cache_size=0) as client:
+    with (
+        model_service("embed", args.embed_url) as embed_url,
+        EmbeddingClient(embed_url, query_cache_size=0) as client,
+    ):
         info = client.info()
         meta = {"model_id": info.model_id, "dims": info.dims, "pooling": info.pooling, "normalized": info.normalized}
         meta["model_quantization"] = info.quantization
         encoder = encoder_for(meta, folder=args.encoder_dir, threads=args.threads, quantization=info.quantization)
-        print(f"service: {info.model_id} {info.backend}/{info.quantization} at {args.embed_url}; encoder: {encoder}")
+        print(f"service: {info.model_id} {info.backend}/{info.quantization} at {embed_url}; encoder: {encoder}")
         result = run(queries, encoder, client)
     load_end = os.getloadavg()[0]
     count = len(queries) - _WARMUP

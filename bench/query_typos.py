@@ -40,6 +40,8 @@ sys.path.insert(0, str(REPO))
 
 import hybrid_quality as hq  # noqa: E402
 
+from bench._servers import cluster_args  # noqa: E402
+from bench._servers import clusters as started_clusters  # noqa: E402
 from connector.quality.evaluation import compare_modes, evaluate_runs, ranking_to_run  # noqa: E402
 from connector.quality.load import read_beir, read_queries  # noqa: E402
 from connector.search import HybridSearch  # noqa: E402
@@ -213,16 +215,20 @@ def run_cluster(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=hq.DEFAULT_DATASET)
-    parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
-    parser.add_argument("--os3-url", default=os.environ.get("ESHYBRID_TEST_OS3_URL"))
+    cluster_args(parser, ("es9", "os3"))
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="latency rounds over the clean + typo'd queries")
     parser.add_argument("--typo-out", type=Path, help="where to write the typo'd queries.jsonl (default: a temp file)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
-    if not clusters:
-        parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
+    with started_clusters({"es9": args.es9_url, "os3": args.os3_url}, label="bench-typos") as clusters:
+        if not clusters:
+            parser.error("every cluster was skipped ('none'); give at least one")
+        return run(args, clusters)
+
+
+def run(args: argparse.Namespace, clusters: dict[str, str]) -> int:
+    """The bench on ``clusters`` (key -> URL), given or started by :mod:`bench._servers`."""
     load_before = os.getloadavg()
     print(f"# load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     target = args.typo_out or Path(tempfile.mkdtemp(prefix="eshybrid-typos-")) / "queries.jsonl"

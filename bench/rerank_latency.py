@@ -11,7 +11,17 @@ ones as a sanity check, and int8's with fp32 (Spearman rank correlation). The re
 (from ``GET /metrics``) gives the serving overhead (HTTP, proxy, batching, JSON) apart from machine noise.
 ``ratio`` = service p50 / raw p50 (goal <= 1.15); ``int8_vs_fp32`` = int8 p50 / fp32 p50 at the same
 layout (goal <= 0.5); ``top50_default_p50_ms``: the default service's top-50 p50 (goal <= 0.35 x 5,200 ms,
-the 1-thread default before issue 15). Both sides use ``max_length`` 256 tokens, as that 5.2 s did.
+the 1-thread default before issue 15). Both sides use ``max_length`` 256 tokens, as that 5.2 s did, and no
+document budget (``max_doc_tokens`` 0), so these figures compare with the earlier ones.
+
+Then the padding waste (issue 28): top 50 of real ESCI product texts per query (its judged products, topped
+up at random from the corpus), each rendered as the reranker renders ``title`` and ``description``
+(:func:`connector.search.rerank.document_text`), scored by a second app with **default flags** only (its
+``max_length``, ``max_doc_tokens`` and batching: batches padded to their longest pair, pairs sorted by
+length), against the same pairs at a fixed 256-token padding (``padding="max_length"``, as before: every pair
+costs 256 tokens) in this process, raw forward only. ``top50_esci_vs_fixed256`` = the default service's p50
+(end to end, serving overhead included) / the fixed-256 raw p50 (goal <= 0.6); ``top50_esci_raw_vs_fixed256``
+is the same for the in-process default (forward only).
 
 Default model: a MiniLM-L6-sized cross-encoder (BertConfig: 6 layers, hidden
 384, 12 heads, intermediate 1536, 512 positions) with RANDOM weights (seed 0)
@@ -21,7 +31,8 @@ realistic compute and token counts, meaningless scores.  ``--model PATH`` measur
     flock /tmp/eshybrid-integration.lock .venv/bin/python bench/rerank_latency.py [--model PATH]
 
 Prints one line per top_k and ends with ``RESULT top50_fp32_p50_ms=... top50_int8_p50_ms=...
-top50_int8_vs_fp32=... top50_default_p50_ms=... top20_service_p50_ms=... ...``.
+top50_int8_vs_fp32=... top50_default_p50_ms=... top50_esci_p50_ms=... top50_esci_vs_fixed256=...
+top20_service_p50_ms=... ...``. ``--top-k`` with no value and ``--repeats 2`` make a smoke run.
 """
 
 from __future__ import annotations
@@ -93,16 +104,52 @@ def load_pair_sets(data: Path, *, top_k: int, count: int, seed: int) -> list[tup
     return [(rng.choice(queries), rng.sample(texts, top_k)) for _ in range(count)]
 
 
-def raw_forward(reranker: Any, query: str, documents: list[str]) -> tuple[float, list[float]]:
+def load_esci_sets(data: Path, *, top_k: int, count: int, seed: int) -> list[tuple[str, list[str]]]:
+    """``count`` (query, top_k product texts) sets of real ESCI top lists: the query's judged products (the
+    candidates a search returned for it), topped up at random from the corpus, as the reranker renders them."""
+    import csv
+
+    from connector.search.rerank import document_text
+
+    rng = random.Random(seed)
+    with (data / "queries.jsonl").open() as f:
+        queries = {row["_id"]: row["text"] for row in map(json.loads, f)}
+    with (data / "corpus.jsonl").open() as f:
+        texts = {row["_id"]: document_text(row, fields=("title", "description")) for row in map(json.loads, f)}
+    judged: dict[str, list[str]] = {}
+    with (data / "qrels" / "test.tsv").open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            judged.setdefault(row["query-id"], []).append(row["corpus-id"])
+    ids, sets = list(texts), []
+    for qid in rng.sample(sorted(q for q in judged if q in queries), count):
+        chosen = rng.sample(judged[qid], min(top_k, len(judged[qid])))
+        chosen += rng.sample([i for i in ids if i not in set(chosen)], top_k - len(chosen))
+        sets.append((queries[qid], [texts[i] for i in chosen]))
+    return sets
+
+
+def raw_forward(
+    reranker: Any, query: str, documents: list[str], *, pad_to: int | None = None
+) -> tuple[float, list[float]]:
     """Seconds of the model's forward passes alone (tokenized and padded before the clock starts),
-    and the scores in input order."""
+    and the scores in input order. ``pad_to``: every pair padded to that many tokens (the fixed padding)."""
     import torch
 
     from rerank._text import length_sorted_batches
 
-    encoded = reranker._encode([(query, d) for d in documents])
+    encoded = reranker._encode(reranker._cut_documents([(query, d) for d in documents]))
     batches = length_sorted_batches([len(e["input_ids"]) for e in encoded], reranker.batch_size)
-    tensors = [reranker._collate([encoded[i] for i in batch]) for batch in batches]
+    if pad_to is None:
+        tensors = [reranker._collate([encoded[i] for i in batch]) for batch in batches]
+    else:
+        tensors = [
+            dict(
+                reranker.tokenizer.pad(
+                    [encoded[i] for i in b], padding="max_length", max_length=pad_to, return_tensors="pt"
+                )
+            )
+            for b in batches
+        ]
     outputs = []
     started = time.perf_counter()
     with torch.inference_mode():
@@ -116,8 +163,9 @@ def raw_forward(reranker: Any, query: str, documents: list[str]) -> tuple[float,
     return elapsed, scores
 
 
-def start_service(model: Path, args: argparse.Namespace) -> str:
-    """The rerank app with default flags (layout, backend) in a Ray of ``os.cpu_count()`` CPUs."""
+def start_service(model: Path, args: argparse.Namespace) -> tuple[str, str]:
+    """Two rerank apps in a Ray of ``os.cpu_count()`` CPUs: the default layout and backend at the bench's
+    ``max_length`` and batching, and one with default flags only (the ESCI phase). Returns their URLs."""
     import ray
     from ray import serve
 
@@ -144,12 +192,15 @@ def start_service(model: Path, args: argparse.Namespace) -> str:
         device="cpu",
         batch_size=args.batch_size,
         max_length=args.max_length,
+        max_doc_tokens=0,  # the 256-token pairs of the earlier figures; the default budget is the ESCI phase's
         batch_wait_timeout_s=args.batch_wait_timeout_s,
         app_name="rerank-bench",
         route_prefix="/rerank-bench",
     )
     serve.run(build_app(settings, cluster_gpus=0), name=settings.app_name, route_prefix=settings.route_prefix)
-    return f"http://127.0.0.1:{port}{settings.route_prefix}"
+    defaults = RerankSettings(model=str(model), device="cpu", app_name="rerank-default", route_prefix="/rerank-default")
+    serve.run(build_app(defaults, cluster_gpus=0), name=defaults.app_name, route_prefix=defaults.route_prefix)
+    return f"http://127.0.0.1:{port}{settings.route_prefix}", f"http://127.0.0.1:{port}{defaults.route_prefix}"
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -215,6 +266,48 @@ def measure(top_k: int, client: Any, reranker: Any, int8: Any, args: argparse.Na
     return result
 
 
+def padded_tokens(reranker: Any, query: str, documents: list[str]) -> int:
+    """Tokens the forward passes of ``documents`` compute, padding included (rows x longest row per batch)."""
+    from rerank._text import length_sorted_batches
+
+    encoded = reranker._encode(reranker._cut_documents([(query, d) for d in documents]))
+    lengths = [len(e["input_ids"]) for e in encoded]
+    return sum(len(b) * max(lengths[i] for i in b) for b in length_sorted_batches(lengths, reranker.batch_size))
+
+
+def measure_esci(client: Any, default: Any, fixed: Any, args: argparse.Namespace) -> dict[str, float]:
+    """Top 50 of real ESCI texts: the default-flags service and in-process default vs fixed 256-token padding."""
+    sets = load_esci_sets(args.data, top_k=50, count=args.warmup + args.repeats, seed=50)
+    service_ms: list[float] = []
+    raw_ms: list[float] = []
+    fixed_ms: list[float] = []
+    tokens: list[float] = []
+    for i, (query, documents) in enumerate(sets):
+        if i % 2:
+            fixed_s, _ = raw_forward(fixed, query, documents, pad_to=256)
+            raw_s, _ = raw_forward(default, query, documents)
+        started = time.perf_counter()
+        client.score(query, documents)
+        service_s = time.perf_counter() - started
+        if not i % 2:
+            raw_s, _ = raw_forward(default, query, documents)
+            fixed_s, _ = raw_forward(fixed, query, documents, pad_to=256)
+        if i >= args.warmup:
+            service_ms.append(service_s * 1000.0)
+            raw_ms.append(raw_s * 1000.0)
+            fixed_ms.append(fixed_s * 1000.0)
+            tokens.append(padded_tokens(default, query, documents) / (256 * len(documents)))
+    fixed_p50 = statistics.median(fixed_ms)
+    return {
+        "p50_ms": statistics.median(service_ms),
+        "raw_p50_ms": statistics.median(raw_ms),
+        "fixed256_p50_ms": fixed_p50,
+        "vs_fixed256": statistics.median(service_ms) / fixed_p50,
+        "raw_vs_fixed256": statistics.median(raw_ms) / fixed_p50,
+        "padded_vs_fixed256": statistics.mean(tokens),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="a real cross-encoder checkpoint folder")
@@ -227,7 +320,7 @@ def main() -> int:
         ),
         help="BEIR-format folder (corpus.jsonl, queries.jsonl)",
     )
-    parser.add_argument("--top-k", type=int, nargs="+", default=[20, 50, 100])
+    parser.add_argument("--top-k", type=int, nargs="*", default=[20, 50, 100])
     parser.add_argument("--repeats", type=int, default=8, help="timed requests per top_k")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
@@ -260,11 +353,14 @@ def main() -> int:
         model = args.model or build_minilm_cross_encoder(workdir / "minilm-l6-random")
         label = str(args.model) if args.model else "MiniLM-L6-sized BertConfig, random weights (seed 0)"
         common = {"model": str(model), "device": "cpu", "batch_size": args.batch_size, "max_length": args.max_length}
+        common["max_doc_tokens"] = 0  # as the service above: documents cut at max_length only
         reranker = load_reranker(RerankSettings(**common, torch_threads=threads))  # type: ignore[arg-type]
         int8 = load_reranker(RerankSettings(**common, torch_threads=threads, backend="onnx", quantize="int8"))  # type: ignore[arg-type]
-        url = start_service(model, args)
+        default = load_reranker(RerankSettings(model=str(model), device="cpu", torch_threads=threads))
+        fixed = load_reranker(RerankSettings(**common, torch_threads=threads))  # type: ignore[arg-type]
+        url, default_url = start_service(model, args)
         results: dict[int, dict[str, float]] = {}
-        with RerankClient(url, timeout_s=600.0) as client:
+        with RerankClient(url, timeout_s=600.0) as client, RerankClient(default_url, timeout_s=600.0) as defaults:
             info = client.info()
             print(
                 f"model: {label}; max_length {reranker.max_length}; in-process threads {threads}; "
@@ -283,6 +379,15 @@ def main() -> int:
                     f"max |service - raw| score {r['max_abs_diff']:.2e} | load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
+            esci = measure_esci(defaults, default, fixed, args)
+            print(
+                f"ESCI top50 (title + description; the defaults compute {esci['padded_vs_fixed256']:.3f} of the fixed "
+                f"256-token padding's tokens at "
+                f"max_length {default.max_length}, max_doc_tokens {default.settings.max_doc_tokens}): default service "
+                f"p50 {esci['p50_ms']:.1f} ms | in-process default {esci['raw_p50_ms']:.1f} ms | fixed 256-token "
+                f"padding {esci['fixed256_p50_ms']:.1f} ms | service/fixed256 {esci['vs_fixed256']:.3f}",
+                flush=True,
+            )
     finally:
         try:
             from ray import serve
@@ -313,6 +418,13 @@ def main() -> int:
             f"top{top_k}_ratio={r['ratio']:.3f}",
             f"top{top_k}_overhead_p50_ms={r['overhead_p50_ms']:.1f}",
         ]
+    fields += [
+        f"top50_esci_p50_ms={esci['p50_ms']:.1f}",
+        f"top50_esci_vs_fixed256={esci['vs_fixed256']:.3f}",
+        f"top50_esci_raw_vs_fixed256={esci['raw_vs_fixed256']:.3f}",
+        f"top50_esci_fixed256_p50_ms={esci['fixed256_p50_ms']:.1f}",
+        f"top50_esci_padded_tokens_vs_fixed256={esci['padded_vs_fixed256']:.3f}",
+    ]
     fields += [f"threads={threads}", f"load_avg_start={load_start:.2f}", f"load_avg_end={load_end:.2f}"]
     print("RESULT " + " ".join(fields))
     return 0

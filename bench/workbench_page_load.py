@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hybrid_quality as hq  # noqa: E402
 
+from bench._servers import cluster as bench_cluster  # noqa: E402
+from bench._servers import cluster_args  # noqa: E402
 from connector.quality.load import read_beir  # noqa: E402
 from connector.workbench import WorkbenchServer, build_workbench, parse_side  # noqa: E402
 
@@ -107,17 +109,21 @@ def measure(server: WorkbenchServer, queries: list[str], *, seed: int) -> dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=hq.DEFAULT_DATASET)
-    parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
+    cluster_args(parser, ("es9",))
     parser.add_argument("--embed-url", default=os.environ.get("ESHYBRID_TEST_EMBED_URL"))
     parser.add_argument("--queries", type=int, default=30, help="queries measured (a seeded sample)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    if not args.es9_url:
-        parser.error("give --es9-url (or source /tmp/eshybrid-dev-clusters.env)")
+    with bench_cluster("es9", args.es9_url, label="bench-workbench") as url:
+        return run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
+    """The bench on the ES 9 at ``url`` (given or started by :mod:`bench._servers`)."""
     embedder = hq.make_embedder(args.embed_url)
     vectors = hq.corpus_embeddings(args.dataset, embedder, source=args.embed_url or "in-process sentence-transformers")
-    cluster = hq.bench_connect(args.es9_url)
+    cluster = hq.bench_connect(url)
     index = hq.load_index(cluster, args.dataset, vectors, prefix="bench-workbench", analyzer="english")
     judgments = f"{index}-judgments"
     try:

@@ -9,6 +9,9 @@ maintained libraries; nothing here edits a graph by hand. The files are cached b
 (``<model folder>/.eshybrid/<key>/model.onnx``, else under ``~/.cache/eshybrid`` when that folder is read-only),
 keyed by the model revision, backend and quantization, so the export happens once.
 
+OpenVINO (``backend=openvino``, the ``openvino`` extra) converts that fp32 export; its int8 is static, NNCF's
+post-training quantization calibrated on sample texts (:func:`export_openvino`, :mod:`inference_backends.openvino`).
+
 ``choose_backend`` is ``backend=auto``: the fastest candidate whose vectors stay within ``min_cosine`` of torch
 fp32 on a few sample texts.
 """
@@ -28,15 +31,26 @@ import numpy as np
 from embedding_service.errors import ModelLoadError
 from embedding_service.model_spec import ModelSpec
 from embedding_service.settings import Backend, Quantization
-from inference_backends import cache_dir, cached_export, cpu_session, variant_key
+from inference_backends import (
+    cache_dir,
+    cached_export,
+    cached_openvino,
+    calibration_key,
+    cpu_session,
+    ov_compiled,
+    variant_key,
+)
 
 __all__ = [
     "AUTO_SAMPLE_TEXTS",
     "BackendChoice",
     "OnnxModel",
+    "OpenVinoModel",
     "cache_key",
+    "calibration_texts",
     "choose_backend",
     "export_onnx",
+    "export_openvino",
     "min_cosine",
 ]
 
@@ -131,6 +145,98 @@ def _export_fp32(spec: ModelSpec, path: Path, *, trust_remote_code: bool) -> Non
             opset_version=_EXPORT_OPSET,
             dynamo=False,
         )
+
+
+def calibration_texts(calibration_file: str | None) -> list[str]:
+    """The texts static int8 is calibrated on: the file's non-empty lines, else :data:`AUTO_SAMPLE_TEXTS`.
+
+    Raises:
+        ModelLoadError: the file cannot be read or holds no text.
+    """
+    if calibration_file is None:
+        return list(AUTO_SAMPLE_TEXTS)
+    try:
+        lines = Path(calibration_file).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ModelLoadError(f"cannot read calibration_file {calibration_file}: {e}", path=calibration_file) from e
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise ModelLoadError(
+            f"calibration_file {calibration_file} holds no text; write one text per line", path=calibration_file
+        )
+    return texts
+
+
+def export_openvino(
+    spec: ModelSpec,
+    *,
+    quantization: Quantization,
+    texts: Sequence[str],
+    tokenize: Callable[[Sequence[str]], list[list[int]]],
+    cache_root: Path | None = None,
+    trust_remote_code: bool = False,
+) -> Path:
+    """The OpenVINO ``model.xml`` of ``spec``'s transformer, converted from the fp32 ONNX export on first use;
+    int8 calibrated on ``texts`` (each tokenized by ``tokenize``, one forward pass's feed per text).
+
+    Raises:
+        ModelLoadError: the export, conversion or quantization failed (or openvino is not installed).
+    """
+    key = f"openvino-{calibration_key(quantization, texts)}-{spec.revision}"
+    try:
+        target = cache_dir(spec.folder, key, cache_root)
+    except OSError as e:
+        raise ModelLoadError(str(e), path=str(spec.folder)) from e
+
+    def feeds() -> list[dict[str, np.ndarray]]:
+        rows = tokenize(texts)
+        return [
+            {"input_ids": np.asarray([row], dtype=np.int64), "attention_mask": np.ones((1, len(row)), dtype=np.int64)}
+            for row in rows
+        ]
+
+    try:
+        return cached_openvino(
+            target,
+            onnx_fp32=lambda: export_onnx(
+                spec, quantization="none", cache_root=cache_root, trust_remote_code=trust_remote_code
+            ),
+            quantization=quantization,
+            calibration=feeds,
+            label=spec.model_id,
+        )
+    except ImportError as e:
+        raise ModelLoadError(
+            "backend openvino needs the openvino extra (pip install 'eshybrid[openvino]'); or use backend onnx"
+        ) from e
+    except ModelLoadError:
+        raise
+    except Exception as e:  # the converter and NNCF raise many types; all mean "no OpenVINO model"
+        raise ModelLoadError(f"converting {spec.transformer_path} to OpenVINO ({quantization}) failed: {e}") from e
+
+
+class OpenVinoModel:
+    """A compiled OpenVINO model called like the transformer: ``model(input_ids=, attention_mask=)`` returns a
+    one-tuple of token vectors (a torch tensor), as :class:`OnnxModel`."""
+
+    def __init__(self, path: Path, *, threads: int, config: Any) -> None:
+        self.path = path
+        self.config = config  # read by Embedder for the position limit
+        self._compiled = ov_compiled(path, threads=threads)
+
+    def __call__(self, *, input_ids: Any, attention_mask: Any) -> tuple[Any]:
+        import torch
+
+        result = self._compiled({"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()})
+        return (torch.from_numpy(np.asarray(result[0])),)
+
+    def to(self, device: str) -> OpenVinoModel:
+        if device != "cpu":
+            raise ModelLoadError("the openvino backend runs on CPU only; use backend torch on a GPU", device=device)
+        return self
+
+    def eval(self) -> OpenVinoModel:
+        return self
 
 
 class OnnxModel:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding_service.backends import choose_backend
+from embedding_service.backends import calibration_texts, choose_backend
 from embedding_service.errors import ModelLoadError
 from embedding_service.model import Embedder
 from embedding_service.model_spec import ModelSpec
@@ -20,11 +20,14 @@ __all__ = ["load_embedder", "auto_candidates"]
 logger = logging.getLogger(__name__)
 
 
-def auto_candidates(quantize: Quantization | None) -> list[tuple[Backend, Quantization]]:
-    """What ``backend=auto`` tries on CPU: torch fp32, onnx fp32, and onnx int8 unless ``quantize`` is none."""
+def auto_candidates(quantize: Quantization | None, *, openvino: bool = False) -> list[tuple[Backend, Quantization]]:
+    """What ``backend=auto`` tries on CPU: torch fp32, onnx fp32, and onnx int8 unless ``quantize`` is none; with
+    ``openvino`` (the extra is installed) also openvino static int8 (unless none)."""
     found: list[tuple[Backend, Quantization]] = [("torch", "none"), ("onnx", "none")]
     if quantize != "none":
         found.append(("onnx", "int8"))
+        if openvino:
+            found.append(("openvino", "int8"))
     return found
 
 
@@ -34,7 +37,11 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
     Raises:
         ModelLoadError: the model cannot be loaded or exported.
     """
+    from inference_backends import openvino_available
+
     cache_root = Path(settings.backend_cache_dir) if settings.backend_cache_dir else None
+    # Read only where an openvino int8 may be built, so a bad file never stops another backend.
+    calibration = calibration_texts(settings.calibration_file) if settings.backend in ("openvino", "auto") else None
 
     def load(backend: Backend, quantization: Quantization) -> Embedder:
         embedder = Embedder.load(
@@ -46,6 +53,7 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
             quantization=quantization,
             threads=threads,
             cache_root=cache_root,
+            calibration=calibration,
         )
         if backend == "onnx":
             _leave_query_encoder(embedder)
@@ -58,7 +66,7 @@ def load_embedder(spec: ModelSpec, settings: EmbeddingServiceSettings, *, thread
         logger.info("backend auto: torch on %s (%s)", reference.device, reference.dtype)
         return reference
     loaded: list[Embedder] = [reference]
-    for backend, quantization in auto_candidates(settings.quantize)[1:]:
+    for backend, quantization in auto_candidates(settings.quantize, openvino=openvino_available())[1:]:
         loaded.append(load(backend, quantization))
 
     def encoder(embedder: Embedder) -> Callable[[Sequence[str]], np.ndarray]:

@@ -155,13 +155,15 @@ class Embedder:
         quantization: Quantization = "none",
         threads: int | None = None,
         cache_root: Path | None = None,
+        calibration: Sequence[str] | None = None,
     ) -> Embedder:
         """Load tokenizer and model from ``spec.transformer_path`` onto the chosen device.
 
         Args:
             backend / quantization: torch (full precision), or onnx fp32 / int8 (CPU; exported and cached
                 by :func:`embedding_service.backends.export_onnx` on first use).
-            threads: ONNX Runtime intra-op threads (torch's are set by the caller); None = torch's count.
+            threads: ONNX Runtime / OpenVINO threads (torch's are set by the caller); None = torch's count.
+            calibration: texts the openvino backend's static int8 is calibrated on (default: bundled samples).
 
         Raises:
             ModelLoadError: the folder cannot be loaded, cuda is asked for without a GPU, int8 with torch.
@@ -171,7 +173,7 @@ class Embedder:
 
         hf_logging.disable_progress_bar()
         if backend == "torch" and quantization != "none":
-            raise ModelLoadError("quantization int8 needs backend onnx", backend=backend)
+            raise ModelLoadError("quantization int8 needs backend onnx or openvino", backend=backend)
         cuda = torch.cuda.is_available() and backend == "torch"
         resolved_device, resolved_dtype = resolve_precision(
             device, dtype, cuda_available=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported()
@@ -188,6 +190,16 @@ class Embedder:
                 )
                 config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
                 model = OnnxModel(onnx_path, threads=threads or torch.get_num_threads(), config=config)
+            elif backend == "openvino":
+                model = _load_openvino(
+                    spec,
+                    tokenizer,
+                    quantization=quantization,
+                    calibration=calibration,
+                    threads=threads or torch.get_num_threads(),
+                    cache_root=cache_root,
+                    trust_remote_code=trust_remote_code,
+                )
             else:
                 model = AutoModel.from_pretrained(
                     path, dtype=_TORCH_DTYPES[resolved_dtype], trust_remote_code=trust_remote_code
@@ -231,17 +243,7 @@ class Embedder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (special tokens included), truncated at ``max_length``."""
-        if self.spec.do_lower_case:
-            texts = [t.lower() for t in texts]
-        encoded = self._tokenizer(  # type: ignore[operator]
-            list(texts),
-            truncation=True,
-            max_length=self.max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return [list(ids) for ids in encoded["input_ids"]]
+        return _token_rows(self._tokenizer, texts, lower=self.spec.do_lower_case, max_length=self.max_length)
 
     def tokenize_query(self, text: str) -> list[int] | None:
         """:meth:`tokenize` of one text on a tokenizer of its own (None without a fast tokenizer).
@@ -311,8 +313,51 @@ class Embedder:
         return out
 
 
+def _token_rows(tokenizer: Any, texts: Sequence[str], *, lower: bool, max_length: int) -> list[list[int]]:
+    """Token ids per text (special tokens included), truncated at ``max_length`` (what ``Embedder.tokenize`` does)."""
+    encoded = tokenizer(
+        [t.lower() for t in texts] if lower else list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
+def _load_openvino(
+    spec: ModelSpec,
+    tokenizer: Any,
+    *,
+    quantization: Quantization,
+    calibration: Sequence[str] | None,
+    threads: int,
+    cache_root: Path | None,
+    trust_remote_code: bool,
+) -> Any:
+    """The OpenVINO model of ``spec`` (converted, and int8-calibrated, on first use; see ``export_openvino``)."""
+    from transformers import AutoConfig
+
+    from embedding_service.backends import AUTO_SAMPLE_TEXTS, OpenVinoModel, export_openvino
+
+    config = AutoConfig.from_pretrained(str(spec.transformer_path), trust_remote_code=trust_remote_code)
+    meta = _tokenizer_meta(tokenizer, config, spec.max_length)
+
+    path = export_openvino(
+        spec,
+        quantization=quantization,
+        texts=list(calibration) if calibration else list(AUTO_SAMPLE_TEXTS),
+        tokenize=lambda texts: _token_rows(tokenizer, texts, lower=spec.do_lower_case, max_length=meta.max_length),
+        cache_root=cache_root,
+        trust_remote_code=trust_remote_code,
+    )
+    return OpenVinoModel(path, threads=threads, config=config)
+
+
 def _tokenizer_meta(tokenizer: object, model: Any, wanted: int | None) -> _Tokenizer:
-    config = model.config
+    """Pad token, side and length limit; ``model`` is a loaded model (its ``config`` is read) or a config."""
+    config = getattr(model, "config", model)
     limits = [
         int(v)
         for v in (getattr(tokenizer, "model_max_length", None), getattr(config, "max_position_embeddings", None))

@@ -26,8 +26,8 @@ DEFAULT_MAX_BATCH_TOKENS = {"cpu": 1024, "cuda": 32768}
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 Pooling = Literal["mean", "cls", "lasttoken", "max", "mean_sqrt_len"]
-Backend = Literal["torch", "onnx"]
-BackendSetting = Literal["auto", "torch", "onnx"]
+Backend = Literal["torch", "onnx", "openvino"]
+BackendSetting = Literal["auto", "torch", "onnx", "openvino"]
 Quantization = Literal["none", "int8"]
 
 
@@ -55,14 +55,20 @@ class EmbeddingServiceSettings(BaseSettings):
     dtype: DType = Field("auto", description="auto: bfloat16 (or float16) on GPU, float32 on CPU.")
     backend: BackendSetting = Field(
         "torch",
-        description="torch; onnx (ONNX Runtime, CPU only, exported once from the model folder); auto: on CPU the "
-        "fastest of torch/onnx fp32/onnx int8 whose vectors stay within cosine 0.99 of torch fp32 on sample texts, "
-        "torch on GPU.",
+        description="torch; onnx (ONNX Runtime, CPU only, exported once from the model folder); openvino (CPU only, "
+        "converted from that export; int8 is static, calibrated on calibration_file); auto: on CPU the fastest of "
+        "torch/onnx fp32/onnx int8 (and openvino int8 when installed) whose vectors stay within cosine 0.99 of torch "
+        "fp32 on sample texts, torch on GPU.",
     )
     quantize: Quantization | None = Field(
         None,
-        description="int8: dynamic int8 weights (onnx backend only); none: full precision; None: none, except "
-        "that backend auto may choose int8.",
+        description="int8: dynamic int8 weights (onnx) or static int8 (openvino); none: full precision; None: "
+        "none, except that backend auto may choose int8.",
+    )
+    calibration_file: str | None = Field(
+        None,
+        description="openvino int8: a UTF-8 text file, one text per line, a sample of the texts the backfill embeds "
+        "(the shop's own titles and descriptions; a few hundred lines); None: the bundled product-like sample.",
     )
     backend_cache_dir: str | None = Field(
         None, description="Where exported models are cached; None = <model folder>/.eshybrid, else ~/.cache/eshybrid."
@@ -150,11 +156,15 @@ class EmbeddingServiceSettings(BaseSettings):
         if self.device == "cpu" and self.dtype == "float16":
             raise ValueError("dtype float16 is not supported on CPU; use float32 or bfloat16")
         if self.backend == "torch" and self.quantize == "int8":
-            raise ValueError("quantize int8 needs backend onnx (or auto); the torch backend runs full precision")
-        if self.backend == "onnx" and self.device == "cuda":
-            raise ValueError("backend onnx runs on CPU only; on a GPU use backend torch (bf16/fp16)")
-        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
-            raise ValueError(f"backend onnx runs float32 (or int8 with quantize int8), not dtype {self.dtype}")
+            raise ValueError(
+                "quantize int8 needs backend onnx, openvino or auto; the torch backend runs full precision"
+            )
+        if self.backend in ("onnx", "openvino") and self.device == "cuda":
+            raise ValueError(f"backend {self.backend} runs on CPU only; on a GPU use backend torch (bf16/fp16)")
+        if self.backend in ("onnx", "openvino") and self.dtype not in ("auto", "float32"):
+            raise ValueError(
+                f"backend {self.backend} runs float32 (or int8 with quantize int8), not dtype {self.dtype}"
+            )
         return self
 
     @property

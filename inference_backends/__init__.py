@@ -4,7 +4,8 @@ model, onnxruntime's dynamic int8 quantizer with the options measured here, and 
 Both services import this package (they may not import each other); it imports neither, nor ``connector``.
 The in-process query encoder (``connector.services.query_encoder``) reads the exports' ``encoder.json``
 (:mod:`inference_backends.manifest`) and opens them with :func:`cpu_session`; so this package sits at the bottom
-of the layers, and its heavy imports (onnx, onnxruntime) stay lazy.
+of the layers, and its heavy imports (onnx, onnxruntime, openvino, nncf) stay lazy. OpenVINO (fp32, or static
+int8 calibrated on sample texts with NNCF) is :mod:`inference_backends.openvino`.
 """
 
 from inference_backends.manifest import (
@@ -28,6 +29,7 @@ from inference_backends.onnx import (
     user_cache,
     variant_key,
 )
+from inference_backends.openvino import cached_openvino, calibration_key, openvino_available, ov_compiled
 
 __all__ = [
     "CACHE_FOLDER",
@@ -47,4 +49,8 @@ __all__ = [
     "folder_revision",
     "quantize_int8",
     "variant_key",
+    "calibration_key",
+    "cached_openvino",
+    "openvino_available",
+    "ov_compiled",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "cut_segments",
     "token_owners",
     "length_sorted_batches",
+    "cut_to_tokens",
 ]
 
 Segment = Literal["fixed", "query", "document"]
@@ -158,3 +159,16 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return [order[at : at + batch_size] for at in range(0, len(order), batch_size)]
+
+
+def cut_to_tokens(text: str, offsets: Sequence[tuple[int, int]], budget: int) -> str:
+    """``text`` cut after its first ``budget`` tokens (``offsets``: the tokenizer's character spans, no specials).
+
+    A text of at most ``budget`` tokens comes back whole; else it ends where token ``budget`` ends, so the pair
+    tokenized again holds at most ``budget`` document tokens (never a cut inside a token).
+    """
+    if budget < 1:
+        raise RerankConfigError(f"a document token budget must be >= 1, not {budget}", field="max_doc_tokens")
+    if len(offsets) <= budget:
+        return text
+    return text[: offsets[budget - 1][1]]

@@ -26,6 +26,7 @@ from rerank._text import (
     PromptParts,
     Segment,
     cut_segments,
+    cut_to_tokens,
     length_sorted_batches,
     pair_budget,
     render_prompt,
@@ -106,7 +107,7 @@ class _TorchReranker:
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoredPairs:
         if not pairs:
             return ScoredPairs([], [])
-        encoded = self._encode(pairs)
+        encoded = self._encode(self._cut_documents(pairs))
         lengths = [len(item["input_ids"]) for item in encoded]
         scores = [0.0] * len(pairs)
         with torch.inference_mode():
@@ -126,12 +127,35 @@ class _TorchReranker:
             "kind": self.kind,
             "max_length": self.max_length,
             "max_query_share": self.settings.max_query_share,
+            "max_doc_tokens": self.settings.max_doc_tokens,
             "batch_size": self.batch_size,
             "device": self.device,
             "dtype": str(self.dtype).removeprefix("torch."),
             "backend": self.settings.backend,
             "quantization": self.settings.quantize,
         }
+
+    def _cut_documents(self, pairs: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+        """The pairs with each document cut to ``max_doc_tokens`` tokens (each distinct document tokenized once).
+
+        A product text is scored on what it starts with (title, then description), and its cost is then what it
+        is: a batch is padded to its longest pair, not to ``max_length``.
+        """
+        budget = self.settings.max_doc_tokens
+        if not budget:
+            return pairs
+        distinct = list(dict.fromkeys(document for _, document in pairs))
+        if getattr(self.tokenizer, "is_fast", False):
+            encoding = self.tokenizer(distinct, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            spans = encoding["offset_mapping"]
+            cut = {doc: cut_to_tokens(doc, offsets, budget) for doc, offsets in zip(distinct, spans, strict=True)}
+        else:  # no character offsets: decode the kept tokens (spacing may differ slightly from the original)
+            ids = self.tokenizer(distinct, add_special_tokens=False, verbose=False)["input_ids"]
+            cut = {
+                doc: doc if len(tokens) <= budget else self.tokenizer.decode(tokens[:budget])
+                for doc, tokens in zip(distinct, ids, strict=True)
+            }
+        return [(query, cut[document]) for query, document in pairs]
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[Encoded]:
         raise NotImplementedError

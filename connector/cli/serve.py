@@ -377,10 +377,17 @@ def add_embed_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
     add_replica_arguments(parser)
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx"),
+        choices=("auto", "torch", "onnx", "openvino"),
         default=None,
-        help="torch (default); onnx: ONNX Runtime on CPU, exported once beside the model; auto: the fastest "
-        "that keeps cosine >= 0.99 to torch fp32 on sample texts (logged)",
+        help="torch (default); onnx: ONNX Runtime on CPU, exported once beside the model; openvino: OpenVINO on "
+        "CPU (the openvino extra; int8 static, calibrated on --calibration-file); auto: the fastest that keeps "
+        "cosine >= 0.99 to torch fp32 on sample texts (logged)",
+    )
+    parser.add_argument(
+        "--calibration-file",
+        default=None,
+        metavar="FILE",
+        help="openvino int8: one text per line, a sample of the texts the backfill embeds (default: bundled sample)",
     )
     parser.add_argument(
         "--quantize",
@@ -405,6 +412,7 @@ def _embed_settings(args: argparse.Namespace) -> Any:
         max_batch_tokens=args.max_batch_tokens,
         backend=args.backend,
         quantize=args.quantize,
+        calibration_file=args.calibration_file,
     )
 
 

@@ -52,6 +52,13 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         "--quantize", choices=("none", "int8"), default=None, help="int8: dynamic int8 weights (backend onnx)"
     )
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    parser.add_argument(
+        "--max-doc-tokens",
+        type=int,
+        default=None,
+        help="tokens a document keeps before pairing (default: ESHYBRID_RERANK_MAX_DOC_TOKENS, else the chosen "
+        "budget; 0: cut only at --max-length)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     parser.add_argument(
         "--max-batch-pairs", type=int, default=None, help="pairs gathered across concurrent requests (default 256)"
@@ -86,6 +93,7 @@ def _rerank_settings(args: argparse.Namespace) -> Any:
         backend=args.backend,
         quantize=args.quantize,
         max_length=args.max_length,
+        max_doc_tokens=args.max_doc_tokens,
         batch_size=args.batch_size,
         max_batch_pairs=args.max_batch_pairs,
         llm_template=args.llm_template,

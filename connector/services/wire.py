@@ -113,6 +113,7 @@ class RerankServiceInfo(BaseModel):
     max_chars_per_document: int
     score: str | None = None
     max_query_share: float | None = None
+    max_doc_tokens: int | None = None
     batch_size: int | None = None
     max_batch_pairs: int | None = None
     torch_threads: int | None = None

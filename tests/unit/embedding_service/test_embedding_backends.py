@@ -104,7 +104,10 @@ def test_settings_refuse_combinations_that_cannot_run() -> None:
     with pytest.raises(ValueError, match="float32"):
         EmbeddingServiceSettings(backend="onnx", dtype="bfloat16")
     with pytest.raises(ValueError):
-        EmbeddingServiceSettings(backend="openvino")  # type: ignore[arg-type]
+        EmbeddingServiceSettings(backend="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CPU only"):
+        EmbeddingServiceSettings(backend="openvino", device="cuda")
+    assert EmbeddingServiceSettings(backend="openvino", quantize="int8").backend == "openvino"
     assert EmbeddingServiceSettings(backend="onnx", quantize="int8").quantize == "int8"
 
 
@@ -143,7 +146,7 @@ def test_backend_auto_logs_its_choice(tiny_model: Path, tmp_path: Path, caplog: 
     )
     with caplog.at_level(logging.INFO, logger="embedding_service.loading"):
         embedder = load_embedder(_spec(tiny_model), settings, threads=1)
-    assert (embedder.backend, embedder.quantization) in auto_candidates(None)
+    assert (embedder.backend, embedder.quantization) in auto_candidates(None, openvino=True)
     assert any("backend auto chose" in r.getMessage() for r in caplog.records)
 
 
@@ -176,3 +179,33 @@ def test_tokenize_query_equals_tokenize(tiny_model: Path) -> None:
     long_text = " ".join(TEXTS * 20)  # truncated alike
     for text in [*TEXTS, "Mixed CASE text", long_text]:
         assert embedder.tokenize_query(text) == embedder.tokenize([text])[0]
+
+
+def test_openvino_static_int8_stays_close_to_torch(tiny_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from embedding_service.backends import calibration_texts
+
+    spec = _spec(tiny_model)
+    reference = Embedder.load(spec, device="cpu").encode(TEXTS)
+    fp32 = Embedder.load(spec, device="cpu", backend="openvino", threads=1, cache_root=tmp_path)
+    assert min_cosine(fp32.encode(TEXTS), reference) > 0.9999
+    calibration = tmp_path / "texts.txt"
+    calibration.write_text("\n".join(TEXTS + list(AUTO_SAMPLE_TEXTS)) + "\n\n", encoding="utf-8")
+    texts = calibration_texts(str(calibration))
+    assert len(texts) == len(TEXTS) + len(AUTO_SAMPLE_TEXTS)  # blank lines dropped
+    int8 = Embedder.load(
+        spec, device="cpu", backend="openvino", quantization="int8", threads=1, cache_root=tmp_path, calibration=texts
+    )
+    assert int8.backend == "openvino" and int8.quantization == "int8"
+    assert min_cosine(int8.encode(TEXTS), reference) > 0.98  # a 2-layer random model; MiniLM: >= 0.99 (the bench)
+    cached = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("openvino-"))
+    assert len(cached) == 2 and any("int8static" in name for name in cached)
+    with pytest.raises(ModelLoadError):
+        calibration_texts(str(tmp_path / "missing.txt"))
+
+
+def test_auto_candidates_add_openvino_int8_when_installed() -> None:
+    assert ("openvino", "int8") in auto_candidates(None, openvino=True)
+    assert ("openvino", "int8") not in auto_candidates(None, openvino=False)
+    assert ("openvino", "int8") not in auto_candidates("none", openvino=True)

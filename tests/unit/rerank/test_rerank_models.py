@@ -86,6 +86,20 @@ def test_long_document_is_cut_and_the_query_kept(cross_encoder: CrossEncoderRera
     assert cross_encoder.score(QUERY, [long_document])[0] == pytest.approx(direct, abs=TOL)
 
 
+def test_max_doc_tokens_cuts_the_document_before_pairing(cross_encoder_path: Path) -> None:
+    reranker = load_reranker(RerankSettings(model=str(cross_encoder_path), max_doc_tokens=5, device="cpu"))
+    document = " ".join(CORPUS)
+    kept = reranker.tokenizer(document, add_special_tokens=False)["input_ids"][:5]
+    scored = reranker.score_pairs([(QUERY, document), (QUERY, CORPUS[0])])
+    query_tokens = len(reranker.tokenizer(QUERY, add_special_tokens=False)["input_ids"])
+    assert scored.tokens[0] == query_tokens + len(kept) + 3  # [CLS] query [SEP] document [SEP]
+    cut = reranker.tokenizer.decode(kept)
+    assert scored.scores[0] == pytest.approx(reranker.score(QUERY, [cut])[0], abs=TOL)
+    assert reranker.info()["max_doc_tokens"] == 5
+    uncut = load_reranker(RerankSettings(model=str(cross_encoder_path), max_doc_tokens=0, device="cpu"))
+    assert uncut.score_pairs([(QUERY, document)]).tokens[0] == 64  # only max_length cuts
+
+
 def test_a_too_long_query_is_cut_to_its_share(cross_encoder: CrossEncoderReranker) -> None:
     long_query = " ".join(CORPUS * 5)
     encoded = cross_encoder._encode([(long_query, "red running shoes")])[0]

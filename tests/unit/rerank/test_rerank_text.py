@@ -6,6 +6,7 @@ import pytest
 
 from rerank._text import (
     cut_segments,
+    cut_to_tokens,
     length_sorted_batches,
     pair_budget,
     render_prompt,
@@ -76,3 +77,13 @@ def test_length_sorted_batches_longest_first_every_index_once() -> None:
     assert batches == [[1, 3], [4, 0], [2]]
     assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3, 4]
     assert length_sorted_batches([], 4) == []
+
+
+def test_cut_to_tokens_ends_where_the_last_kept_token_ends() -> None:
+    text = "red running shoes, size 42"
+    offsets = [(0, 3), (4, 11), (12, 17), (17, 18), (19, 23), (24, 26)]
+    assert cut_to_tokens(text, offsets, 3) == "red running shoes"
+    assert cut_to_tokens(text, offsets, 6) == text
+    assert cut_to_tokens(text, offsets, 100) == text
+    with pytest.raises(RerankConfigError):
+        cut_to_tokens(text, offsets, 0)

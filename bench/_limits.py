@@ -1,0 +1,196 @@
+"""The machine's own limits, measured in the bench's run, that inference figures are stated against.
+
+- :class:`EncoderShape`: a BERT-style encoder's matrix shapes and FLOPs from its config (pure; unit-tested);
+- :func:`flops_per_doc`: FLOPs of documents at their real token counts (no padding: padding is waste the
+  figure should show, not hide);
+- :func:`fp32_gemm_gflops`: the machine's fp32 peak, a large square GEMM (torch, the MKL/oneDNN sgemm) at a
+  thread count: ``fp32_share_of_gemm = docs/s x FLOPs per doc / that peak``;
+- :func:`int8_gemm_limit`: int8 vs fp32 GEMM on the model's own shapes with the runtime the int8 backend uses
+  (ONNX Runtime on the CPU, sessions as :func:`inference_backends.cpu_session` makes them): ``MatMulInteger``
+  (uint8 activations x int8 weights, the quantized graph's product) against ``MatMul`` (fp32). On a CPU without
+  VNNI (AVX2 only) int8 products are worth about 2x fp32 at best, so a backend's ``int8_vs_torch`` is judged
+  against this figure, not against published VNNI numbers;
+- :func:`replica_counters` / :func:`where_time_goes`: a service's wall time against its replicas' own forward time
+  (what the service loses to the raw model, and where).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EncoderShape",
+    "GemmTimes",
+    "flops_per_doc",
+    "fp32_gemm_gflops",
+    "gemm_times",
+    "int8_gemm_limit",
+    "replica_counters",
+    "where_time_goes",
+]
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """The dense shapes of a BERT-style encoder (each layer: Q, K, V and the attention output, h x h; the
+    feed-forward input h x i and output i x h)."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> EncoderShape:
+        return cls(int(config.num_hidden_layers), int(config.hidden_size), int(config.intermediate_size))
+
+    def gemms(self) -> list[tuple[str, int, int, int]]:
+        """``(name, K, N, count per layer)`` of each weight product (activations ``tokens x K`` times ``K x N``)."""
+        h, i = self.hidden, self.intermediate
+        return [("qkv_out", h, h, 4), ("ffn_in", h, i, 1), ("ffn_out", i, h, 1)]
+
+    def flops(self, length: int) -> float:
+        """FLOPs of one sequence of ``length`` tokens: the weight products (2 x multiply-adds) and attention's
+        two ``L x L`` products (QK^T and AV, 2 x 2 x hidden x L^2 per layer)."""
+        h, i = self.hidden, self.intermediate
+        dense = 2.0 * length * (4 * h * h + 2 * h * i)
+        attention = 4.0 * h * length * length
+        return self.layers * (dense + attention)
+
+
+def flops_per_doc(shape: EncoderShape, lengths: Sequence[int]) -> float:
+    """Mean FLOPs per document over ``lengths`` (each document's real token count, special tokens included)."""
+    return sum(shape.flops(n) for n in lengths) / max(1, len(lengths))
+
+
+def fp32_gemm_gflops(*, threads: int, size: int = 2048, seconds: float = 2.0) -> float:
+    """GFLOP/s of repeated ``size x size`` fp32 matrix products with ``threads`` torch threads (best of 3 spans)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size)
+        b = torch.randn(size, size)
+        torch.mm(a, b)  # warm-up: thread pool, packing buffers
+        best = 0.0
+        for _ in range(3):
+            started, count = time.perf_counter(), 0
+            while time.perf_counter() - started < seconds / 3:
+                torch.mm(a, b)
+                count += 1
+            best = max(best, 2.0 * size**3 * count / (time.perf_counter() - started) / 1e9)
+        return best
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class GemmTimes:
+    """Seconds per product of each shape name, fp32 and int8, at one thread count."""
+
+    fp32_s: dict[str, float]
+    int8_s: dict[str, float]
+
+
+def _gemm_model(path: Path, *, tokens: int, k: int, n: int, int8: bool) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    if int8:
+        weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w")
+        node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [tokens, k])
+        y = helper.make_tensor_value_info("y", TensorProto.INT32, [tokens, n])
+    else:
+        weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
+        node = helper.make_node("MatMul", ["a", "w"], ["y"])
+        a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [tokens, k])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [tokens, n])
+    graph = helper.make_graph([node], "gemm", [a], [y], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _seconds_per_run(session: Any, feed: dict[str, Any], seconds: float) -> float:
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(3):
+        started, count = time.perf_counter(), 0
+        while time.perf_counter() - started < seconds / 3 or count == 0:
+            session.run(None, feed)
+            count += 1
+        best = min(best, (time.perf_counter() - started) / count)
+    return best
+
+
+def gemm_times(shape: EncoderShape, *, tokens: int, threads: int, seconds: float = 0.6) -> GemmTimes:
+    """fp32 ``MatMul`` and int8 ``MatMulInteger`` seconds per product of each of the model's shapes, activations
+    of ``tokens`` rows, on ONNX Runtime sessions made like the backend's (``threads`` intra-op threads)."""
+    import numpy as np
+
+    from inference_backends import cpu_session
+
+    rng = np.random.default_rng(1)
+    fp32: dict[str, float] = {}
+    int8: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="gemm-limit-") as tmp:
+        for name, k, n, _ in shape.gemms():
+            for quantized, out in ((False, fp32), (True, int8)):
+                path = Path(tmp) / f"{name}-{int(quantized)}.onnx"
+                _gemm_model(path, tokens=tokens, k=k, n=n, int8=quantized)
+                session = cpu_session(path, threads=threads)
+                a = (
+                    rng.integers(0, 256, (tokens, k), dtype=np.uint8)
+                    if quantized
+                    else rng.standard_normal((tokens, k), dtype=np.float32)
+                )
+                out[name] = _seconds_per_run(session, {"a": a}, seconds)
+    return GemmTimes(fp32, int8)
+
+
+def int8_gemm_limit(shape: EncoderShape, times: GemmTimes, *, kept_fp32: Sequence[str] = ()) -> float:
+    """How much faster a layer's weight products run int8 than fp32: fp32 time / int8 time, each shape weighted
+    by its count per layer; shapes in ``kept_fp32`` stay at their fp32 time on the int8 side (a recipe that
+    leaves them unquantized)."""
+    fp32 = sum(count * times.fp32_s[name] for name, _, _, count in shape.gemms())
+    int8 = sum(
+        count * (times.fp32_s[name] if name in kept_fp32 else times.int8_s[name]) for name, _, _, count in shape.gemms()
+    )
+    return fp32 / int8
+
+
+def replica_counters(client: Any, replicas: int, *, tries: int = 60) -> dict[str, dict[str, Any]]:
+    """Each replica's ``GET /metrics`` counters (one replica answers a call: ask until every one has)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(tries):
+        body = client._http.call("GET", "/metrics")  # noqa: SLF001 - the bench reads the replicas' own counters
+        seen[str(body["replica"])] = body
+        if len(seen) >= replicas:
+            break
+    return seen
+
+
+def where_time_goes(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], *, wall_s: float, docs: int
+) -> dict[str, float]:
+    """The service's wall time taken apart with the replicas' counters: ``busy_share`` = forward time of all
+    replicas / (replicas x wall) (1.0: the forward threads never waited for work: batching waits, HTTP, the proxy
+    and JSON all hidden); ``forward_docs_per_s`` = what the replicas' forward passes alone would give (docs /
+    forward time per replica); ``padding`` = padded / real tokens of the passes."""
+    replicas = max(1, len(after))
+    busy = sum(after[r]["forward_busy_s"] - before.get(r, {}).get("forward_busy_s", 0.0) for r in after)
+    tokens = sum(after[r]["tokens"] - before.get(r, {}).get("tokens", 0) for r in after)
+    padded = sum(after[r]["padded_tokens"] - before.get(r, {}).get("padded_tokens", 0) for r in after)
+    return {
+        "busy_share": busy / (replicas * wall_s),
+        "forward_docs_per_s": docs * replicas / busy if busy else 0.0,
+        "padding": padded / tokens if tokens else 0.0,
+    }
