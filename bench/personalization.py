@@ -66,6 +66,7 @@ from hybrid_quality import (  # noqa: E402
     make_embedder,
 )
 
+from bench._servers import clusters as started_clusters  # noqa: E402
 from connector.jobs.profiles import build_profiles  # noqa: E402
 from connector.quality.evaluation import evaluate_runs, ranking_to_run  # noqa: E402
 from connector.quality.load import iter_corpus, load_corpus, plain_index_body, read_beir  # noqa: E402
@@ -221,15 +222,22 @@ def choose_weight(table: Mapping[float, Mapping[str, float]]) -> float | None:
     return max(allowed, key=lambda w: (round(table[w]["tune_gain"], 6), -w)) if allowed else None
 
 
-def main() -> int:  # noqa: PLR0915 - one documented protocol, top to bottom
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--url", default=os.environ.get("ESHYBRID_TEST_ES9_URL", "http://127.0.0.1:9201"))
+    parser.add_argument("--url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"), help="ES 9 (default: started here)")
     parser.add_argument("--history", type=int, default=4, help="products in each simulated history")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--shoppers", type=int, default=0, help="use only the first N shoppers (a smoke run)")
     parser.add_argument("--embed-url", help="embedding service URL (default: MiniLM in this process)")
     args = parser.parse_args()
+    with started_clusters({"es9": args.url}, label="bench-personal") as urls:  # ES 9 started here when not given
+        args.url = urls["es9"]
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one documented protocol, top to bottom
+    """The bench on the ES 9 at ``args.url``."""
     print(f"# load average before: {os.getloadavg()}", flush=True)
     data = read_beir(args.dataset)
     human = data.qrels

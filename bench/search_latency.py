@@ -48,16 +48,21 @@ import os
 import random
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hybrid_quality as hq  # noqa: E402
 import numpy as np  # noqa: E402
 import search_default as sd  # noqa: E402
 
+from bench._servers import cluster_args, model_service  # noqa: E402
+from bench._servers import clusters as started_clusters  # noqa: E402
 from connector import aconnect, connect  # noqa: E402
 from connector.quality.load import read_beir  # noqa: E402
 from connector.search import AsyncHybridSearch, FusionConfig, HybridSearch  # noqa: E402
@@ -416,8 +421,7 @@ def measure_default(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=hq.DEFAULT_DATASET)
-    parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
-    parser.add_argument("--os3-url", default=os.environ.get("ESHYBRID_TEST_OS3_URL"))
+    cluster_args(parser, ("es9", "os3"))
     parser.add_argument("--embed-url", default=None, help="embedding service (default: in-process model)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
@@ -435,9 +439,16 @@ def main() -> int:
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     logging.basicConfig(level=logging.WARNING)
-    clusters = {k: u for k, u in (("es9", args.es9_url), ("os3", args.os3_url)) if u}
-    if not clusters:
-        parser.error("give --es9-url and/or --os3-url (or source /tmp/eshybrid-dev-clusters.env)")
+    # A cluster or the embedding service not given is started here and removed afterwards (bench/_servers.py).
+    service = "serve" in phases and not args.embed_url
+    with started_clusters({"es9": args.es9_url, "os3": args.os3_url}, label="bench-latency") as clusters:
+        with model_service("embed", args.embed_url) if service else nullcontext(args.embed_url) as embed_url:
+            args.embed_url = embed_url
+            return run(args, clusters, phases)
+
+
+def run(args: argparse.Namespace, clusters: Mapping[str, str], phases: set[str]) -> int:
+    """The bench on ``clusters`` (key -> URL), given or started by :mod:`bench._servers`."""
     embedder = hq.make_embedder(args.embed_url)
     vectors = hq.corpus_embeddings(args.dataset, embedder, source=args.embed_url or "in-process sentence-transformers")
     parts: list[str] = []
@@ -472,18 +483,9 @@ def main() -> int:
                 f"concurrency={args.concurrency}",
                 f"concurrency_cluster={key}",
             ]
-        for name in (
-            "bm25_p50",
-            "bm25_p99",
-            "knn_p50",
-            "knn_p99",
-            "client_hybrid_p50",
-            "client_hybrid_p99",
-            "server_hybrid_p50",
-            "server_hybrid_p99",
-            "embed_p50",
-            "embed_p99",
-        ):
+        for name in [
+            f"{m}_{q}" for m in ("bm25", "knn", "client_hybrid", "server_hybrid", "embed") for q in ("p50", "p99")
+        ]:
             parts.append(f"{key}_{name}_ms={stats[name]:.2f}")
         parts.append(f"{key}_client_vs_slower_leg_p50_ratio={stats['ratio']:.3f}")
         if "raw_ratio" in stats:
