@@ -29,7 +29,7 @@ from tests.fixtures.soak_stack import FAULT_PHASES, SoakStack
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.slow, pytest.mark.es9]
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "examples" / "catalogue"
-UNIT_S = 2.0  # the schedule's unit: ~40 s of load plus the two restarts
+UNIT_S = 1.5  # the schedule's unit: ~30 s of load, plus the two restarts
 MAX_RECOVERY_S = 30.0
 
 
