@@ -19,8 +19,8 @@ _GONE_WAIT_S = 30.0
 def _title(proc: psutil.Process) -> str:
     cmdline = proc.cmdline()
     first = cmdline[0] if cmdline else proc.name()
-    if first.startswith("ray::"):
-        return first.split()[0]
+    if first.startswith("ray::"):  # ray::ProxyActor.receive_asgi_messages: the title names the running method
+        return first.split()[0].split(".")[0]
     name = proc.name()
     return "java (cluster)" if name == "java" else name
 

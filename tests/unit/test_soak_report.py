@@ -14,15 +14,19 @@ def _hit(vector_rank: int | None) -> dict[str, Any]:
 
 
 def test_degraded_is_read_from_the_answer_and_needs_its_own_flag() -> None:
-    assert classify("hybrid", 200, {"hits": [_hit(2)]}) == (False, False, None)
-    assert classify("hybrid", 200, {"hits": [_hit(None)]}) == (True, False, None)  # vector leg missing, no flag
-    assert classify("knn", 200, {"hits": [_hit(None)], "vector_fallback": True}) == (True, True, None)
-    assert classify("hybrid", 200, {"hits": []}) == (False, False, None)  # nothing to tell from
+    both, one = {"strategy": "client"}, {"strategy": "single"}
+    # a page of lexical-only hits is no degradation when both legs ran (the vector leg's hits ranked lower)
+    assert classify("hybrid", 200, {"hits": [_hit(None)], **both}) == (False, False, None)
+    assert classify("hybrid", 200, {"hits": [_hit(None)], **one}) == (True, False, None)  # one leg, no flag
+    assert classify("hybrid", 200, {"hits": [_hit(None)], **one, "vector_fallback": True}) == (True, True, None)
+    assert classify("knn", 200, {"hits": [_hit(2)], **one}) == (False, False, None)
+    assert classify("knn", 200, {"hits": [_hit(None)], **one, "vector_fallback": True}) == (True, True, None)
+    assert classify("hybrid", 200, {"hits": [], **one}) == (False, False, None)  # nothing to tell from
     # a rerank answer: both parts checked, each with its own flag
-    assert classify("rerank", 200, {"hits": [_hit(1)], "reranked": True}) == (False, False, None)
-    assert classify("rerank", 200, {"hits": [_hit(1)], "rerank_fallback": True}) == (True, True, None)
-    assert classify("rerank", 200, {"hits": [_hit(None)], "reranked": True}) == (True, False, None)
-    assert classify("rerank", 200, {"hits": [_hit(None)], "rerank_fallback": True}) == (True, False, None)
+    assert classify("rerank", 200, {"hits": [_hit(1)], "reranked": True, **both}) == (False, False, None)
+    assert classify("rerank", 200, {"hits": [_hit(1)], "rerank_fallback": True, **both}) == (True, True, None)
+    assert classify("rerank", 200, {"hits": [_hit(None)], "reranked": True, **one}) == (True, False, None)
+    assert classify("rerank", 200, {"hits": [_hit(None)], "rerank_fallback": True, **one}) == (True, False, None)
     assert classify("bm25", 200, {"hits": [_hit(None)]}) == (False, False, None)
     assert classify("hybrid", 503, {"error": {"type": "cluster_unavailable"}}) == (False, False, "cluster_unavailable")
 
