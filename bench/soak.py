@@ -115,6 +115,7 @@ def _soak(args: argparse.Namespace, stack: SoakStack, queries: list[str]) -> dic
     watch = sp.ProcessWatch(stack, cluster_pid=args.cluster_pid, temp_dir=args.temp_dir)
 
     async def on_step(phase: Phase) -> None:
+        await asyncio.to_thread(watch.sample, phase.name)
         if phase.name == "embed_replica_killed":  # the end of warm-up: the baseline
             await asyncio.to_thread(watch.baseline)
         if phase.name == "steady":  # the end: a second before the load stops

@@ -96,6 +96,7 @@ class ProcessWatch:
     temp_dir: str = ""
     start: dict[str, dict[str, float]] = field(default_factory=dict)
     end: dict[str, dict[str, float]] = field(default_factory=dict)
+    rss_by_phase: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
     def _processes(self) -> dict[str, psutil.Process]:
         procs = [psutil.Process(), *_ray_processes(self.temp_dir), *_cluster_processes(self.cluster_pid)]
@@ -107,6 +108,11 @@ class ProcessWatch:
                 continue
             named[f"{title} [{proc.pid}]"] = proc
         return named
+
+    def sample(self, phase: str) -> None:
+        """RSS of the search replica and this process at a phase's start: does a growth flatten or keep going?"""
+        procs = {k: v for k, v in self._processes().items() if "soak-search" in k or k.startswith("bench")}
+        self.rss_by_phase.append((phase, {k: row["rss_mb"] for k, row in process_table(procs).items()}))
 
     def baseline(self) -> None:
         self.start = process_table(self._processes())
@@ -127,6 +133,8 @@ class ProcessWatch:
             print(f"  {label}: rss {a['rss_mb']:.0f} -> {b['rss_mb']:.0f} MB ({rss[-1]:+.1%}), threads "
                   f"{a['threads']:.0f} -> {b['threads']:.0f}, connections {a['connections']:.0f} -> "
                   f"{b['connections']:.0f}", flush=True)  # fmt: skip
+        for phase, rss_mb in self.rss_by_phase:
+            print(f"  rss at the start of {phase}: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss_mb.items()))
         for label in sorted(set(self.start) ^ set(self.end)):
             side = "gone (replaced)" if label in self.start else "new (a replacement)"
             row: Any = self.start.get(label) or self.end.get(label)
