@@ -76,7 +76,8 @@ def test_the_serving_path_holds_under_faults(
     ]
     stack = SoakStack(
         ray_serve, es9_url, catalogue_index, cross_encoder_path, name=f"soak-{uuid.uuid4().hex[:6]}",
-        cpus_per_app=0.25,  # the session's Ray has 2 CPUs and its shared apps hold 0.5 each
+        # the session's Ray has 2 CPUs and its shared apps (embed, image, rerank) hold 0.5 each: 0.4 in all here
+        embed_cpus=0.2, rerank_cpus=0.1, search_cpus=0.1,
         embed_budget_s=1.0, rerank_budget_s=1.0,  # a loaded CI machine: the faults, not the budgets, are the subject
     )  # fmt: skip
     try:
