@@ -91,6 +91,7 @@ bench: install
 	$(BIN)/python bench/image_throughput.py
 	$(BIN)/python bench/observe_overhead.py
 	$(BIN)/python bench/bulk_write.py --multinode
+	$(BIN)/python bench/soak.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

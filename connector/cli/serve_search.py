@@ -66,6 +66,15 @@ def add_serve_command(serve_subparsers: argparse._SubParsersAction[argparse.Argu
         help="do not serve the relevance workbench at /ui (default: served; loopback clients only unless "
         "$ESHYBRID_SEARCH_WORKBENCH_API_KEY holds a token)",
     )
+    rerank = parser.add_argument_group("reranking (a cross-encoder service: `eshybrid serve rerank`)")
+    rerank.add_argument("--rerank-url", help="rerank service base URL; requests may then ask mode hybrid+rerank")
+    rerank.add_argument("--rerank-top-k", type=int, help="fused hits the reranker reorders (default 50)")
+    rerank.add_argument(
+        "--rerank-budget-s",
+        type=float,
+        help="one rerank call's budget, no retries (default 2.0); over it, or with the reranker down, /search "
+        "answers the fused order flagged rerank_fallback",
+    )
     image = parser.add_argument_group("image signal (a CLIP-style image service: `eshybrid serve image`)")
     image.add_argument("--image-url", help="image service base URL; adds the image signal (requests may send `image`)")
     image.add_argument("--image-field", help="image vector field (default image_embedding)")
@@ -94,6 +103,9 @@ def _settings(args: argparse.Namespace) -> Any:
         "correct": getattr(args, "correct", None),
         "embed_budget_s": getattr(args, "embed_budget_s", None),
         "allowed_indices": tuple(args.allow_index) or None,
+        "rerank_url": getattr(args, "rerank_url", None),
+        "rerank_top_k": getattr(args, "rerank_top_k", None),
+        "rerank_budget_s": getattr(args, "rerank_budget_s", None),
         "image_url": getattr(args, "image_url", None),
         "image_field": getattr(args, "image_field", None),
         "image_weight": getattr(args, "image_weight", None),

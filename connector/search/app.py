@@ -4,10 +4,13 @@
 :class:`~connector.search.settings.SearchRequestBody`; an example image as base64 in ``image``, searched when the
 service has an image signal, ``image_url`` in its settings) and answers the
 same :class:`~connector.search.models.SearchResponse` JSON, explanations
-included, with its ``query_id``. A helper that fails (the embedder, the image embedder, the profile read)
-never fails the search: the answer is 200 with the lexical result, flagged ``vector_fallback``. Bad requests get 400 with the offending field named
-(``{"error": {"type", "message", "field"}}``); an overloaded embedding
-service 429; an unreachable dependency 503.
+included, with its ``query_id``. ``mode: "hybrid+rerank"`` reranks the fused top ``rerank_top_k`` with the
+rerank service (``rerank_url`` in its settings). A helper that fails or runs over its budget (the embedder, the
+image embedder, the profile read, the reranker) never fails the search: the answer is 200 with the lexical result
+flagged ``vector_fallback``, or the fused order flagged ``rerank_fallback``. Bad requests get 400 with the
+offending field named (``{"error": {"type", "message", "field"}}``), a body over ``max_body_bytes`` 413; a cluster
+that rejects the search (429) or cannot answer 503 ``cluster_unavailable`` with ``Retry-After``
+(:mod:`connector.search.http_errors`).
 
 With ``ubi`` on (``--ubi``), a search that names a ``client_id`` queues its UBI query record, and
 ``POST /events`` takes the shoppers' event records (:mod:`connector.ubi.intake`: body and record caps,
@@ -36,24 +39,16 @@ from ray import serve
 from ray.serve.deployment import Application
 from ray.serve.handle import DeploymentHandle
 
-from connector.errors import (
-    ClusterApiError,
-    ClusterError,
-    ConfigError,
-    EmbeddingError,
-    EmbeddingOverloaded,
-    EmbeddingRequestError,
-    EshybridError,
-    ModelMismatchError,
-    SearchRequestError,
-)
+from connector.errors import EmbeddingError, EmbeddingOverloaded, EshybridError, ModelMismatchError, SearchRequestError
 from connector.observe.metrics import CountingMiddleware, ServiceMetrics, default_search_metrics
 from connector.search.console import render_response
 from connector.search.experiment import experiment_search
+from connector.search.http_errors import http_error
 from connector.search.hybrid import HybridSearch
 from connector.search.images import ImageSignal
 from connector.search.models import LexicalForm
 from connector.search.query_vectors import Embedder
+from connector.search.rerank import RerankConfig
 from connector.search.settings import SearchRequestBody, SearchServiceSettings
 from connector.services.embedding import EmbeddingClient
 from connector.ubi.intake import EventIntake
@@ -71,6 +66,50 @@ _api = FastAPI(
 # GET /metrics: this replica's requests by route and status, beside the search series.
 _service_metrics = ServiceMetrics("search", routes=("/search", "/events", "/events/stats", "/healthz", "/metrics"))
 _api.add_middleware(CountingMiddleware, metrics=_service_metrics)
+
+
+class _SearchBodyLimit:
+    """``POST .../search`` bodies over ``max_bytes`` get 413 before anything parses them (a huge body must not
+    cost the replica a JSON parse and a validation of megabytes); ``max_bytes`` is set by the replica."""
+
+    max_bytes = SearchServiceSettings.model_fields["max_body_bytes"].default
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/search"):
+            await self.app(scope, receive, send)
+            return
+        limit = type(self).max_bytes
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
+            return
+        messages, size = [], 0
+        while True:  # buffered, then replayed: a chunked body is capped as it arrives
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await self._too_large(scope, receive, send, limit)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        replay = iter(messages)
+
+        async def replayed() -> Any:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
+
+    @staticmethod
+    async def _too_large(scope: Any, receive: Any, send: Any, limit: int) -> None:
+        answer = _error(413, "too_large", f"the body is over {limit} bytes; send a smaller image or text", "body")
+        await answer(scope, receive, send)
+
+
+_api.add_middleware(_SearchBodyLimit)
 
 
 def _error(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
@@ -95,20 +134,8 @@ async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONR
 
 @_api.exception_handler(EshybridError)
 async def _on_eshybrid_error(_: Request, exc: EshybridError) -> JSONResponse:
-    field = getattr(exc, "field", None)
-    if isinstance(exc, (SearchRequestError, EmbeddingRequestError, ConfigError)):
-        return _error(403 if getattr(exc, "forbidden", False) else 400, "invalid_request", str(exc), field)
-    if isinstance(exc, EmbeddingOverloaded):
-        return _error(429, "overloaded", str(exc))
-    if isinstance(exc, ModelMismatchError):
-        return _error(409, "model_mismatch", str(exc))
-    if isinstance(exc, ClusterApiError) and getattr(exc, "status", 500) == 404:
-        return _error(404, "not_found", str(exc), "index")
-    if isinstance(exc, ClusterApiError) and 400 <= getattr(exc, "status", 500) < 500:
-        return _error(400, "invalid_request", str(exc), field)
-    if isinstance(exc, (ClusterError, EmbeddingError)):
-        return _error(503, "unavailable", str(exc))
-    return _error(500, "server_error", str(exc))
+    answer = http_error(exc)
+    return JSONResponse(answer.body(), status_code=answer.status, headers=answer.headers())
 
 
 class HandleEmbedder:
@@ -179,9 +206,11 @@ class SearchDeployment:
         ui: UiFactory | None = None,
     ) -> None:
         self._settings = settings
+        _SearchBodyLimit.max_bytes = settings.max_body_bytes
         self._cluster = settings.cluster_spec().connect(detect=True)
         self._embedder = self._make_embedder(settings, embedding)
         self._image = self._make_image_signal(settings)
+        self._rerank = self._make_rerank(settings)
         self._searches: dict[tuple[str, LexicalForm | None], HybridSearch] = {}
         self._lock = threading.Lock()
         self._ubi: UbiLogger | None = None
@@ -215,6 +244,15 @@ class SearchDeployment:
         client = EmbeddingClient(settings.image_url, timeout_s=settings.embed_timeout_s, max_retries=2)
         return ImageSignal(embedder=client, field=settings.image_field, weight=settings.image_weight)
 
+    @staticmethod
+    def _make_rerank(settings: SearchServiceSettings) -> RerankConfig | None:
+        if not settings.rerank_url:
+            return None
+        # no retries: within the budget the fused order is the fallback (flagged rerank_fallback)
+        return RerankConfig(
+            url=settings.rerank_url, top_k=settings.rerank_top_k, timeout_s=settings.rerank_budget_s, max_retries=0
+        )
+
     def _search_for(self, index: str | None, lexical_form: LexicalForm | None = None) -> HybridSearch:
         name = index or self._settings.index
         if name not in self._settings.allowed_indices:
@@ -235,6 +273,7 @@ class SearchDeployment:
                     max_depth=self._settings.max_depth,
                     correct=self._settings.correct,
                     image=self._image,
+                    rerank=self._rerank,
                     embed_budget_s=self._settings.embed_budget_s,
                     breaker_failures=self._settings.embed_breaker_failures,
                     breaker_open_s=self._settings.embed_breaker_open_s,

@@ -58,6 +58,25 @@ class SearchServiceSettings(BaseSettings):
     )
     image_field: str = Field("image_embedding", min_length=1, description="image vector field")
     image_weight: float = Field(DEFAULT_IMAGE_WEIGHT, ge=0, le=1000, description="fusion weight of the image signal")
+    rerank_url: str | None = Field(
+        None,
+        description="rerank service base URL (`eshybrid serve rerank`): requests may ask mode hybrid+rerank "
+        "(None: no reranker)",
+    )
+    rerank_top_k: int = Field(50, ge=1, le=1000, description="fused hits the reranker reorders")
+    rerank_budget_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="one rerank call's budget, no retries; over it, or with the reranker down, /search answers the "
+        "fused order flagged rerank_fallback (200, never 5xx)",
+    )
+    max_body_bytes: int = Field(
+        4 * (MAX_QUERY_IMAGE_BYTES // 3 + 1) + 65_536,
+        ge=1024,
+        le=1 << 30,
+        description="largest POST /search body (then 413); the default fits the largest example image",
+    )
     fusion: FusionConfig | None = Field(
         None, description="default fusion (None: the index's tune recommendation, else the library default)"
     )
@@ -116,7 +135,9 @@ class SearchRequestBody(BaseModel):
 
     text: str = Field("", max_length=4096, description="the user's text (may be empty with `image`)")
     index: str | None = Field(None, description="index or alias (default: the service's)")
-    mode: Literal["bm25", "knn", "hybrid"] = "hybrid"
+    mode: Literal["bm25", "knn", "hybrid", "hybrid+rerank"] = Field(
+        "hybrid", description="hybrid+rerank needs the service's reranker (`rerank_url`)"
+    )
     filters: list[dict[str, Any]] = Field(default_factory=list, description="query-DSL filter clauses")
     size: int = Field(10, ge=1, le=10_000)
     page: int = Field(1, ge=1)

@@ -14,7 +14,7 @@ from connector.cluster.client import Cluster
 from connector.jobs.backfill import run_backfill
 from connector.jobs.store import JobStore
 from connector.services.embedding import EmbeddingClient
-from tests.integration._faultproxy import fault_proxy
+from tests.fixtures.faultproxy import fault_proxy
 from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixture
     add_vector_field,
     backfill_config,

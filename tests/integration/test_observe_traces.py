@@ -17,7 +17,7 @@ from connector.cluster.detect import connect
 from connector.observe import tracing
 from connector.search import AsyncHybridSearch, HybridSearch
 from connector.services.embedding import EmbeddingClient
-from tests.integration._faultproxy import fault_proxy
+from tests.fixtures.faultproxy import fault_proxy
 from tests.integration.test_hybrid_search import QUERY_VECTORS, TableEmbedder, corpus, create_index
 from tests.integration.test_hybrid_search_async import AsyncTableEmbedder, ThreadedAsyncCluster
 

@@ -115,3 +115,21 @@ def test_search_request_body_takes_an_example_image() -> None:
         with pytest.raises(ValidationError) as caught:
             SearchRequestBody(image=bad)
         assert caught.value.errors()[0]["loc"] == ("image",)
+
+
+def test_rerank_flags_on_serve_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.cli import serve_search
+    from connector.search.settings import SearchRequestBody
+
+    for var in ("RERANK_URL", "RERANK_TOP_K", "RERANK_BUDGET_S"):
+        monkeypatch.delenv(f"ESHYBRID_SEARCH_{var}", raising=False)
+    parser = build_parser()
+    base = ["serve", "search", "--url", "http://es:9200", "--index", "products"]
+    plain = serve_search._settings(parser.parse_args(base))
+    assert (plain.rerank_url, plain.rerank_top_k, plain.rerank_budget_s) == (None, 50, 2.0)
+    args = [*base, "--rerank-url", "http://rr:8000/rerank", "--rerank-top-k", "20", "--rerank-budget-s", "0.5"]
+    settings = serve_search._settings(parser.parse_args(args))
+    assert (settings.rerank_url, settings.rerank_top_k, settings.rerank_budget_s) == ("http://rr:8000/rerank", 20, 0.5)
+    with pytest.raises(ConfigError):
+        serve_search._settings(parser.parse_args([*base, "--rerank-budget-s", "0"]))
+    assert SearchRequestBody(text="tent", mode="hybrid+rerank").search_request().mode == "hybrid+rerank"
