@@ -284,6 +284,8 @@ class _CoreBase:
         answers: dict[str, Any] = {}
         if asked:
             answers = dict(zip(asked, (yield Together(tuple(asked.values()))), strict=True))
+        if "page" in planned:  # a lexical-only search's page rode here: its legs stage is this round trip
+            timings.search_ms += ms_since(started)
         trip = FirstTrip()
         answer = _split_first(answers.get("cluster"), bool(suggest), planned, trip)
         if text and (correct_mode != "off" or rewrite is not None):
