@@ -20,3 +20,8 @@ def test_what_orjson_refuses_goes_as_the_standard_library_sends_it() -> None:
     expected = elastic_transport.NdjsonSerializer().dumps(lines)
     assert SERIALIZERS["application/x-ndjson"].dumps(lines) == expected
     assert SERIALIZERS["application/json"].dumps(lines[1]) == elastic_transport.JsonSerializer().dumps(lines[1])
+
+
+def test_answers_orjson_refuses_are_read_as_the_standard_library_reads_them() -> None:
+    answer = b'{"hits":{"hits":[{"_source":{"title":"broken \\uD800 text"}}]}}'
+    assert SERIALIZERS["application/json"].loads(answer) == elastic_transport.JsonSerializer().loads(answer)
