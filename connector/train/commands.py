@@ -60,7 +60,9 @@ def _pool_ndcg(qrels: Qrels, runs: Mapping[str, dict[str, dict[str, float]]]) ->
     return {f"pool_ndcg@10_{name}": round(values["ndcg@10"], 6) for name, values in report.metrics.items()}
 
 
-def _cosine_run(model: Any, queries: Mapping[str, str], pools: Mapping[str, list[str]], texts: Mapping[str, str]) -> Any:
+def _cosine_run(
+    model: Any, queries: Mapping[str, str], pools: Mapping[str, list[str]], texts: Mapping[str, str]
+) -> Any:
     run: dict[str, dict[str, float]] = {}
     for qid, text in queries.items():
         docs = [d for d in pools.get(qid, []) if d in texts]
@@ -160,8 +162,9 @@ def train_embedder(
     base_model = fit.load_embedder(base_dir, max_length=settings.max_length)
     served_length = fit.load_embedder(base_dir).max_seq_length
     # The base stays untouched (it is the held-out figures' reference); the trained copy is a second load.
+    student_info: dict[str, Any] = {}
     if layers is None:
-        model, student_info = fit.load_embedder(base_dir, max_length=settings.max_length), {}
+        model = fit.load_embedder(base_dir, max_length=settings.max_length)
     else:
         model, student_info = _student(
             base_dir, base_model, layers, settings=settings, corpus=dataset.corpus_path, sample=distil_texts
@@ -266,7 +269,9 @@ def train_reranker(
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
     grades = qrels if qrels is not None else dataset.qrels
     queries = dataset.queries
-    windows = mine_candidates(search, {q: queries[q] for q in split.train + split.heldout}, modes=("hybrid",), depth=window)
+    windows = mine_candidates(
+        search, {q: queries[q] for q in split.train + split.heldout}, modes=("hybrid",), depth=window
+    )
     pairs = reranker_pairs(split.train, grades, windows, max_pairs_per_query=max_pairs_per_query)
     needed = {p.doc_id for p in pairs} | {d for q in split.heldout for d in windows[q]}
     texts = corpus_texts(dataset.corpus_path, ids=needed, fields=fields)

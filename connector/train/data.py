@@ -118,5 +118,7 @@ def mine_candidates(
     for qid, text in queries.items():
         legs = [[hit.id for hit in search.search(text, mode=mode, size=depth, source=False).hits] for mode in modes]
         out[qid] = interleave(*legs)
-    logger.info("mined %s candidates for %s queries (%s, depth %s)", sum(map(len, out.values())), len(out), modes, depth)
+    logger.info(
+        "mined %s candidates for %s queries (%s, depth %s)", sum(map(len, out.values())), len(out), modes, depth
+    )
     return out

@@ -34,12 +34,15 @@ from connector.errors import ConfigError
 __all__ = [
     "FitResult",
     "FitSettings",
+    "LocalEmbedder",
     "distil_student",
     "encode",
     "fit_embedder",
     "fit_reranker",
     "load_embedder",
+    "new_cross_encoder",
     "prune_layers",
+    "save_cross_encoder",
     "seed_everything",
 ]
 
@@ -122,11 +125,10 @@ def encode(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any:
 
 
 def _args(kind: str, settings: FitSettings, out_dir: str, **extra: Any) -> Any:
-    if kind == "cross_encoder":
-        from sentence_transformers import CrossEncoderTrainingArguments as Args
-    else:
-        from sentence_transformers import SentenceTransformerTrainingArguments as Args
-    return Args(
+    from sentence_transformers import CrossEncoderTrainingArguments, SentenceTransformerTrainingArguments
+
+    args_class: Any = CrossEncoderTrainingArguments if kind == "cross_encoder" else SentenceTransformerTrainingArguments
+    return args_class(
         output_dir=out_dir,
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -267,3 +269,16 @@ def save_cross_encoder(model: Any, out: Path, *, max_length: int) -> None:
     """Save a folder ``serve rerank --model`` loads (``AutoModelForSequenceClassification``), its length kept."""
     model.tokenizer.model_max_length = max_length
     model.save(str(out))
+
+
+class LocalEmbedder:
+    """A ``SentenceTransformer`` in this process behind the embedder protocol (search, backfill, benches)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(x) for x in encode(self.model, [text])[0]]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[float(x) for x in row] for row in encode(self.model, texts)]
