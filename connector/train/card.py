@@ -28,7 +28,7 @@ def render_card(card: Mapping[str, Any]) -> str:
     lines = [
         f"# {card['name']}",
         "",
-        f"A {kind} fine-tuned by `eshybrid train {kind}` on a shop's own judgments.",
+        f"{'An' if kind[0] in 'aeiou' else 'A'} {kind} fine-tuned by `eshybrid train {kind}` on a shop's own judgments.",
         "",
         "| | |",
         "| --- | --- |",

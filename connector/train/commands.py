@@ -133,6 +133,7 @@ def train_embedder(
     max_positives_per_query: int = 8,
     distil_texts: int = 2000,
     qrels: Qrels | None = None,
+    score_heldout: bool = True,
 ) -> TrainReport:
     """Fine-tune a bi-encoder on the judgments with hard negatives mined from the index (see the module doc).
 
@@ -145,6 +146,8 @@ def train_embedder(
         settings: training parameters (default: 3 epochs, batch 32, 128 tokens).
         train_fraction, fields, depth, max_positives_per_query, distil_texts: see the CLI help.
         qrels: train on these grades instead of the dataset's (the gate's tests use shuffled ones).
+        score_heldout: score base and trained model on the held-out queries' pools (a bench that measures
+            the full-corpus figures itself turns it off).
 
     Raises:
         ConfigError: ``out`` exists, the base is no model folder, too few judged queries or examples.
@@ -176,13 +179,15 @@ def train_embedder(
     ]
     result = fit.fit_embedder(model, examples, settings=settings)
     heldout_queries = {q: queries[q] for q in split.heldout}
-    figures = _pool_ndcg(
-        _heldout_qrels(dataset, split),
-        {
-            "base": _cosine_run(base_model, heldout_queries, candidates, texts),
-            "tuned": _cosine_run(model, heldout_queries, candidates, texts),
-        },
-    )
+    figures: dict[str, float] = {}
+    if score_heldout:
+        figures = _pool_ndcg(
+            _heldout_qrels(dataset, split),
+            {
+                "base": _cosine_run(base_model, heldout_queries, candidates, texts),
+                "tuned": _cosine_run(model, heldout_queries, candidates, texts),
+            },
+        )
     model.max_seq_length = served_length  # trained on short texts, served at the base's length
     model.save(str(out))
     parameters = {
@@ -196,8 +201,8 @@ def train_embedder(
     card = _card("embedder", out=out, base=base_dir, dataset=dataset, split=split, parameters=parameters)
     card["fit"] = {"seconds": result.seconds, "steps": result.steps, "examples": result.examples}
     card["heldout"] = {**figures, "queries": len(split.heldout), "pool": "index bm25 + knn candidates"}
-    if layers is not None:
-        card.update(student_info)
+    card.update(student_info)
+    if layers is not None and score_heldout:
         sample = list(texts.values())[:256]
         base_speed, student_speed = docs_per_second(base_model, sample), docs_per_second(model, sample)
         card["speed"] = {
@@ -255,6 +260,7 @@ def train_reranker(
     window: int = 50,
     max_pairs_per_query: int = 48,
     qrels: Qrels | None = None,
+    score_heldout: bool = True,
 ) -> TrainReport:
     """Train a cross-encoder from the base encoder's weights on graded pairs from the hybrid window.
 
@@ -280,9 +286,10 @@ def train_reranker(
     result = fit.fit_reranker(model, examples, settings=settings)
     heldout = {q: queries[q] for q in split.heldout}
     hybrid_run = {q: {d: float(len(windows[q]) - i) for i, d in enumerate(windows[q])} for q in heldout if windows[q]}
-    figures = _pool_ndcg(
-        _heldout_qrels(dataset, split), {"hybrid": hybrid_run, "reranked": _rerank_run(model, heldout, windows, texts)}
-    )
+    figures: dict[str, float] = {}
+    if score_heldout:
+        reranked = _rerank_run(model, heldout, windows, texts)
+        figures = _pool_ndcg(_heldout_qrels(dataset, split), {"hybrid": hybrid_run, "reranked": reranked})
     fit.save_cross_encoder(model, out, max_length=settings.max_length)
     parameters = {
         **_settings_json(settings),
