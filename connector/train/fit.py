@@ -133,7 +133,7 @@ def _args(kind: str, settings: FitSettings, out_dir: str, **extra: Any) -> Any:
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
-        warmup_ratio=settings.warmup_ratio,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
         seed=settings.seed,
         data_seed=settings.seed,
         save_strategy="no",
