@@ -32,7 +32,7 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
     parser.add_argument("--fields", default="title,text", help="document fields of the text (default title,text)")
     parser.add_argument("--train-fraction", type=float, default=0.7, help="share of judged queries trained on (0.7)")
     parser.add_argument("--seed", type=int, default=13, help="seed of the query split and the training (13)")
-    parser.add_argument("--epochs", type=float, help="passes over the examples (embedder 3, reranker 1)")
+    parser.add_argument("--epochs", type=float, help="passes over the examples (embedder 2, reranker 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (5e-5)")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per text or pair while training (128)")
@@ -51,12 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     emb.add_argument("--layers", type=int, help="a student keeping K of the base's layers (distilled first)")
     emb.add_argument("--depth", type=int, default=30, help="candidates mined per leg and query (30)")
     emb.add_argument("--max-positives", type=int, default=8, help="positives per training query (8)")
-    emb.add_argument("--distil-texts", type=int, default=2000, help="corpus texts the student is distilled on")
+    emb.add_argument("--distil-texts", type=int, default=1000, help="corpus texts the student is distilled on (1000)")
     emb.set_defaults(func=_train_embedder)
     rr = actions.add_parser("reranker", help="train a cross-encoder from the base encoder on the hybrid window")
     _add_common(rr)
     rr.add_argument("--window", type=int, default=50, help="hybrid top-k it reranks (50)")
-    rr.add_argument("--max-pairs", type=int, default=48, help="pairs per training query (48)")
+    rr.add_argument("--max-pairs", type=int, default=32, help="pairs per training query (32)")
     rr.set_defaults(func=_train_reranker)
     sw = actions.add_parser("switch", help="compare old and new model on the judgments; switch (0004) if not worse")
     _add_common(sw, out=False)
@@ -119,7 +119,7 @@ def _train_embedder(args: argparse.Namespace) -> int:
             out=args.out,
             base=args.base,
             layers=args.layers,
-            settings=_fit_settings(args, 3),
+            settings=_fit_settings(args, 2),
             train_fraction=args.train_fraction,
             fields=split_csv(args.fields),
             depth=args.depth,

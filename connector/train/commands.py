@@ -131,7 +131,7 @@ def train_embedder(
     fields: Sequence[str] = DEFAULT_FIELDS,
     depth: int = 30,
     max_positives_per_query: int = 8,
-    distil_texts: int = 2000,
+    distil_texts: int = 1000,
     qrels: Qrels | None = None,
     score_heldout: bool = True,
 ) -> TrainReport:
@@ -143,7 +143,7 @@ def train_embedder(
         out: the model folder to write (must not exist).
         base: the model to start from (default: the bundled all-MiniLM-L6-v2).
         layers: keep this many of the base's layers, distilled from the full base on the corpus texts first.
-        settings: training parameters (default: 3 epochs, batch 32, 128 tokens).
+        settings: training parameters (default: 2 epochs, batch 32, 128 tokens).
         train_fraction, fields, depth, max_positives_per_query, distil_texts: see the CLI help.
         qrels: train on these grades instead of the dataset's (the gate's tests use shuffled ones).
         score_heldout: score base and trained model on the held-out queries' pools (a bench that measures
@@ -153,7 +153,7 @@ def train_embedder(
         ConfigError: ``out`` exists, the base is no model folder, too few judged queries or examples.
     """
     out, base_dir = _prepare(out, base)
-    settings = settings or fit.FitSettings(epochs=3)
+    settings = settings or fit.FitSettings(epochs=2)
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
     grades = qrels if qrels is not None else dataset.qrels
     queries = dataset.queries
@@ -258,7 +258,7 @@ def train_reranker(
     train_fraction: float = 0.7,
     fields: Sequence[str] = DEFAULT_FIELDS,
     window: int = 50,
-    max_pairs_per_query: int = 48,
+    max_pairs_per_query: int = 32,
     qrels: Qrels | None = None,
     score_heldout: bool = True,
 ) -> TrainReport:

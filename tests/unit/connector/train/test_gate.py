@@ -40,7 +40,7 @@ def test_train_commands_parse() -> None:
     )
     assert (args.train_command, args.layers, args.epochs, args.max_positives) == ("embedder", 3, 1.0, 8)
     args = parser.parse_args(["train", "reranker", "--dataset", "d", "--index", "shop", "--out", "m"])
-    assert (args.window, args.max_pairs, args.max_length) == (50, 48, 128)
+    assert (args.window, args.max_pairs, args.max_length) == (50, 32, 128)
     args = parser.parse_args(
         ["train", "switch", "--dataset", "d", "--index", "shop", "--new-vector-field", "v2", "--new-embed-url", "u"]
     )
