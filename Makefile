@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python bench/passages.py
 	$(BIN)/python bench/image_throughput.py
 	$(BIN)/python bench/observe_overhead.py
+	$(BIN)/python bench/train.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info
