@@ -162,8 +162,9 @@ def train_embedder(
     needed = {i for t in triplets for i in (t.positive_id, t.negative_id)}
     needed |= {d for q in split.heldout for d in candidates[q]}
     texts = corpus_texts(dataset.corpus_path, ids=needed, fields=fields)
-    base_model = fit.load_embedder(base_dir, max_length=settings.max_length)
-    served_length = fit.load_embedder(base_dir).max_seq_length
+    base_model = fit.load_embedder(base_dir)
+    served_length = base_model.max_seq_length
+    base_model.max_seq_length = min(settings.max_length, served_length or settings.max_length)
     # The base stays untouched (it is the held-out figures' reference); the trained copy is a second load.
     student_info: dict[str, Any] = {}
     if layers is None:

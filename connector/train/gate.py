@@ -17,6 +17,7 @@ The command sequence (README "Models that learn the shop"), each step an existin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,4 +186,4 @@ def gated_switch(
         log=log,
     )
     applied = migrator.upgrade("0004")
-    return GateDecision(**{**decision.__dict__, "switched": True, "applied": applied})
+    return dataclasses.replace(decision, switched=True, applied=applied)
