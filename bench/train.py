@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,103 @@ def rerank_p50_ms(reranker: Any, search: HybridSearch, queries: dict[str, str], 
     return round(statistics.median(timings), 1)
 
 
-def main() -> int:
+@dataclass
+class Run:
+    """What every stage shares: the cluster, the data, the base index and where models and indices go."""
+
+    args: argparse.Namespace
+    cluster: Any
+    dataset: BeirDataset
+    heldout: dict[str, str]
+    texts: dict[str, str]
+    tmp: Path
+    indices: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    base_search: Any = None
+    base_embedder: Any = None
+
+    def settings(self, epochs: float) -> fit.FitSettings:
+        return fit.FitSettings(epochs=epochs, max_length=MAX_LENGTH, seed=SEED, threads=THREADS)
+
+    def index_of(self, model_dir: Path, *, label: str, cache: bool = False) -> HybridSearch:
+        """An index holding ``model_dir``'s corpus vectors, searched with that model's query vectors."""
+        ids = list(self.texts)
+        matrix = corpus_matrix(model_dir, ids, list(self.texts.values()), cache=cache)
+        index = load_index(self.cluster, self.dataset, ids, matrix, label=label)
+        self.indices.append(index)
+        embedder = fit.LocalEmbedder(fit.load_embedder(model_dir, max_length=MAX_LENGTH))
+        return HybridSearch(self.cluster, index, embedder=embedder, max_depth=100, embed_budget_s=None)
+
+
+def base_stage(run: Run) -> None:
+    run.base_search = run.index_of(default_base(), label="base", cache=True)
+    run.base_embedder = run.base_search.embedder
+    base = scores(run.base_search, run.heldout, run.dataset, ("knn", "hybrid"))
+    note(f"base held-out: {base}")
+    run.results.update(knn_base=base["knn"], hybrid_base=base["hybrid"])
+
+
+def embedder_stage(run: Run) -> None:
+    tuned = train_embedder(
+        run.base_search, run.dataset, out=run.tmp / "tuned", settings=run.settings(run.args.epochs),
+        max_positives_per_query=run.args.max_positives, score_heldout=False,
+    )  # fmt: skip
+    note(f"embedder trained: {tuned.card['fit']}")
+    tuned_scores = scores(run.index_of(tuned.out, label="tuned"), run.heldout, run.dataset, ("knn", "hybrid"))
+    note(f"tuned held-out: {tuned_scores}")
+    run.results.update(
+        knn_tuned=tuned_scores["knn"],
+        hybrid_tuned=tuned_scores["hybrid"],
+        train_embedder_s=tuned.card["fit"]["seconds"],
+    )
+
+
+def reranker_stage(run: Run) -> None:
+    import rerank
+
+    report = train_reranker(
+        run.base_search, run.dataset, out=run.tmp / "reranker", settings=run.settings(1),
+        max_pairs_per_query=run.args.max_pairs, score_heldout=False,
+    )  # fmt: skip
+    note(f"reranker trained: {report.card['fit']}")
+    reranker = rerank.load_in_process(str(report.out), device="cpu", torch_threads=THREADS)
+    config = RerankConfig(reranker=reranker, top_k=50, template=TEMPLATE, timeout_s=600)
+    search = HybridSearch(
+        run.cluster,
+        run.base_search.index,
+        embedder=run.base_embedder,
+        max_depth=100,
+        rerank=config,
+        embed_budget_s=None,
+    )
+    reranked = scores(search, run.heldout, run.dataset, ("hybrid", "hybrid+rerank"))
+    note(f"rerank held-out: {reranked}")
+    run.results.update(
+        rerank_gain=round(reranked["hybrid+rerank"] - reranked["hybrid"], 4),
+        rerank_top50_p50_ms=rerank_p50_ms(reranker, run.base_search, run.heldout, run.texts),
+        train_reranker_s=report.card["fit"]["seconds"],
+    )
+
+
+def student_stage(run: Run) -> None:
+    student = train_embedder(
+        run.base_search, run.dataset, out=run.tmp / "student", settings=run.settings(run.args.epochs),
+        layers=run.args.layers, max_positives_per_query=run.args.max_positives,
+        distil_texts=run.args.distil_texts, score_heldout=False,
+    )  # fmt: skip
+    note(f"student trained: {student.card['fit']} distil {student.card.get('distil')}")
+    search = run.index_of(student.out, label="student")
+    student_scores = scores(search, run.heldout, run.dataset, ("knn",))
+    sample = list(run.texts.values())[:512]
+    base_model, student_model = run.base_embedder.model, search.embedder.model
+    # Interleaved, best of 2 rounds each: the machine is shared, the ratio is what is compared.
+    rounds = [(docs_per_second(base_model, sample), docs_per_second(student_model, sample)) for _ in "ab"]
+    base_speed, student_speed = max(r[0] for r in rounds), max(r[1] for r in rounds)
+    note(f"student held-out: {student_scores}; docs/s base {base_speed} student {student_speed}")
+    run.results.update(student_speedup=round(student_speed / base_speed, 3), student_knn=student_scores["knn"])
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--es9-url", default=os.environ.get("ESHYBRID_TEST_ES9_URL"))
@@ -137,6 +234,11 @@ def main() -> int:
     args = parser.parse_args()
     if not args.es9_url:
         parser.error("give --es9-url or set ESHYBRID_TEST_ES9_URL")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     fit.seed_everything(SEED, THREADS)
@@ -150,98 +252,18 @@ def main() -> int:
     texts = corpus_texts(dataset.corpus_path)
     if args.corpus_limit:
         texts = dict(list(texts.items())[: args.corpus_limit])
-    ids = list(texts)
-    base = default_base()
     cluster = connect(args.es9_url)
-    indices: list[str] = []
-    results: dict[str, Any] = {}
-    try:
-        base_index = load_index(
-            cluster, dataset, ids, corpus_matrix(base, ids, list(texts.values()), cache=True), label="base"
-        )
-        indices.append(base_index)
-        base_embedder = fit.LocalEmbedder(fit.load_embedder(base, max_length=MAX_LENGTH))
-        base_search = HybridSearch(cluster, base_index, embedder=base_embedder, max_depth=100, embed_budget_s=None)
-        base_scores = scores(base_search, heldout, dataset, ("knn", "hybrid"))
-        note(f"base held-out: {base_scores}")
-        with tempfile.TemporaryDirectory(prefix="eshybrid-bench-train-") as tmp:
-            settings = fit.FitSettings(epochs=args.epochs, max_length=MAX_LENGTH, seed=SEED, threads=THREADS)
-            tuned = train_embedder(
-                base_search, dataset, out=Path(tmp) / "tuned", settings=settings,
-                max_positives_per_query=args.max_positives, score_heldout=False,
-            )  # fmt: skip
-            results["train_embedder_s"] = tuned.card["fit"]["seconds"]
-            note(f"embedder trained: {tuned.card['fit']}")
-            tuned_index = load_index(
-                cluster, dataset, ids, corpus_matrix(tuned.out, ids, list(texts.values()), cache=False), label="tuned"
-            )
-            indices.append(tuned_index)
-            tuned_embedder = fit.LocalEmbedder(fit.load_embedder(tuned.out, max_length=MAX_LENGTH))
-            tuned_search = HybridSearch(
-                cluster, tuned_index, embedder=tuned_embedder, max_depth=100, embed_budget_s=None
-            )
-            tuned_scores = scores(tuned_search, heldout, dataset, ("knn", "hybrid"))
-            note(f"tuned held-out: {tuned_scores}")
-
-            rr_settings = fit.FitSettings(epochs=1, max_length=MAX_LENGTH, seed=SEED, threads=THREADS)
-            reranker_report = train_reranker(
-                base_search, dataset, out=Path(tmp) / "reranker", settings=rr_settings,
-                max_pairs_per_query=args.max_pairs, score_heldout=False,
-            )  # fmt: skip
-            results["train_reranker_s"] = reranker_report.card["fit"]["seconds"]
-            note(f"reranker trained: {reranker_report.card['fit']}")
-            import rerank
-
-            reranker = rerank.load_in_process(str(reranker_report.out), device="cpu", torch_threads=THREADS)
-            config = RerankConfig(reranker=reranker, top_k=50, template=TEMPLATE, timeout_s=600)
-            rerank_search = HybridSearch(
-                cluster, base_index, embedder=base_embedder, max_depth=100, rerank=config, embed_budget_s=None
-            )
-            reranked = scores(rerank_search, heldout, dataset, ("hybrid", "hybrid+rerank"))
-            note(f"rerank held-out: {reranked}")
-            results["rerank_top50_p50_ms"] = rerank_p50_ms(reranker, base_search, heldout, texts)
-
-            student = train_embedder(
-                base_search, dataset, out=Path(tmp) / "student", settings=settings, layers=args.layers,
-                max_positives_per_query=args.max_positives, distil_texts=args.distil_texts, score_heldout=False,
-            )  # fmt: skip
-            note(f"student trained: {student.card['fit']} distil {student.card.get('distil')}")
-            student_index = load_index(
-                cluster,
-                dataset,
-                ids,
-                corpus_matrix(student.out, ids, list(texts.values()), cache=False),
-                label="student",
-            )
-            indices.append(student_index)
-            student_model = fit.load_embedder(student.out, max_length=MAX_LENGTH)
-            student_search = HybridSearch(
-                cluster, student_index, embedder=fit.LocalEmbedder(student_model), max_depth=100, embed_budget_s=None
-            )
-            student_scores = scores(student_search, heldout, dataset, ("knn",))
-            sample = list(texts.values())[:512]
-            # Interleaved, best of 2 rounds each: the machine is shared, the ratio is what is compared.
-            rounds = [
-                (docs_per_second(base_embedder.model, sample), docs_per_second(student_model, sample)) for _ in "ab"
-            ]
-            base_speed, student_speed = max(r[0] for r in rounds), max(r[1] for r in rounds)
-            note(f"student held-out: {student_scores}; docs/s base {base_speed} student {student_speed}")
-    finally:
-        for index in indices:
-            cluster.request("DELETE", f"/{index}")
-    results.update(
-        knn_base=base_scores["knn"],
-        knn_tuned=tuned_scores["knn"],
-        hybrid_base=base_scores["hybrid"],
-        hybrid_tuned=tuned_scores["hybrid"],
-        rerank_gain=round(reranked["hybrid+rerank"] - reranked["hybrid"], 4),
-        student_speedup=round(student_speed / base_speed, 3),
-        student_knn=student_scores["knn"],
-        heldout_queries=len(heldout),
-        total_s=round(time.perf_counter() - STARTED, 1),
-    )
+    with tempfile.TemporaryDirectory(prefix="eshybrid-bench-train-") as tmp:
+        run = Run(args, cluster, dataset, heldout, texts, Path(tmp))
+        try:
+            for stage in (base_stage, embedder_stage, reranker_stage, student_stage):
+                stage(run)
+        finally:
+            for index in run.indices:
+                cluster.request("DELETE", f"/{index}")
+    run.results.update(heldout_queries=len(heldout), total_s=round(time.perf_counter() - STARTED, 1))
     print(f"# load average after: {load_average()}", flush=True)
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in results.items()), flush=True)
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in run.results.items()), flush=True)
     return 0
 
 

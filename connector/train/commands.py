@@ -119,6 +119,37 @@ def _student(
     }
 
 
+def _triplet_texts(
+    dataset: BeirDataset,
+    split: QuerySplit,
+    grades: Qrels,
+    candidates: Mapping[str, list[str]],
+    fields: Sequence[str],
+    max_positives_per_query: int,
+) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """The training triplets as texts, and the texts of every document the run reads (held-out pools too)."""
+    triplets = embedder_triplets(split.train, grades, candidates, max_positives_per_query=max_positives_per_query)
+    needed = {i for t in triplets for i in (t.positive_id, t.negative_id)}
+    needed |= {d for q in split.heldout for d in candidates[q]}
+    texts = corpus_texts(dataset.corpus_path, ids=needed, fields=fields)
+    examples = [
+        (dataset.queries[t.query_id], texts[t.positive_id], texts[t.negative_id])
+        for t in triplets
+        if t.positive_id in texts and t.negative_id in texts
+    ]
+    return examples, texts
+
+
+def _speed(base_model: Any, student: Any, sample: Sequence[str]) -> dict[str, Any]:
+    base_speed, student_speed = docs_per_second(base_model, sample), docs_per_second(student, sample)
+    return {
+        "base_docs_per_s": base_speed,
+        "student_docs_per_s": student_speed,
+        "speedup": round(student_speed / base_speed, 3),
+        "backend": "torch",
+    }
+
+
 def train_embedder(
     search: Any,
     dataset: BeirDataset,
@@ -155,13 +186,11 @@ def train_embedder(
     out, base_dir = _prepare(out, base)
     settings = settings or fit.FitSettings(epochs=2)
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
-    grades = qrels if qrels is not None else dataset.qrels
     queries = dataset.queries
     candidates = mine_candidates(search, {q: queries[q] for q in split.train + split.heldout}, depth=depth)
-    triplets = embedder_triplets(split.train, grades, candidates, max_positives_per_query=max_positives_per_query)
-    needed = {i for t in triplets for i in (t.positive_id, t.negative_id)}
-    needed |= {d for q in split.heldout for d in candidates[q]}
-    texts = corpus_texts(dataset.corpus_path, ids=needed, fields=fields)
+    examples, texts = _triplet_texts(
+        dataset, split, qrels if qrels is not None else dataset.qrels, candidates, fields, max_positives_per_query
+    )
     base_model = fit.load_embedder(base_dir)
     served_length = base_model.max_seq_length
     base_model.max_seq_length = min(settings.max_length, served_length or settings.max_length)
@@ -173,11 +202,6 @@ def train_embedder(
         model, student_info = _student(
             base_dir, base_model, layers, settings=settings, corpus=dataset.corpus_path, sample=distil_texts
         )
-    examples = [
-        (queries[t.query_id], texts[t.positive_id], texts[t.negative_id])
-        for t in triplets
-        if t.positive_id in texts and t.negative_id in texts
-    ]
     result = fit.fit_embedder(model, examples, settings=settings)
     heldout_queries = {q: queries[q] for q in split.heldout}
     figures: dict[str, float] = {}
@@ -204,14 +228,7 @@ def train_embedder(
     card["heldout"] = {**figures, "queries": len(split.heldout), "pool": "index bm25 + knn candidates"}
     card.update(student_info)
     if layers is not None and score_heldout:
-        sample = list(texts.values())[:256]
-        base_speed, student_speed = docs_per_second(base_model, sample), docs_per_second(model, sample)
-        card["speed"] = {
-            "base_docs_per_s": base_speed,
-            "student_docs_per_s": student_speed,
-            "speedup": round(student_speed / base_speed, 3),
-            "backend": "torch",
-        }
+        card["speed"] = _speed(base_model, model, list(texts.values())[:256])
     write_card(out, card)
     return TrainReport(out, card)
 
