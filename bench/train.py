@@ -18,7 +18,7 @@ Rules fixed before the first run (no number below was tuned on the held-out quer
   128 tokens while training; epochs and example counts are set so that the whole run fits 30 min on an idle
   2-core machine, estimated from this README's idle figures (torch MiniLM-L6 ~20 docs/s forward at 128 tokens,
   a training step ~3x a forward; the corpus embedded once per model, ~340 s each): embedder 2 epochs over <= 8
-  graded triplets per training query; reranker 1 epoch over <= 32 pairs per query; student distilled 1 epoch on
+  graded triplets per training query; reranker 1 epoch over <= 32 pairs per query; student distilled 2 epochs (the embedder's) on
   1,000 corpus texts, then fine-tuned like the embedder (about 30 min in all; sizes fixed before any figure).
 - every corpus text is embedded at 128 tokens for every model (base included), so the figures compare models,
   not lengths (the served models keep the base's 256).

@@ -15,7 +15,7 @@ extra): this module is one of the two training entry points the import contract 
 
 The hyperparameters are not searched (rule fixed before any run, README "Models that learn the shop"): the
 trainer's own defaults (learning rate 5e-5, linear decay) with a 10% warm-up, batch 32, and as many epochs as
-fit the stated time budget on 2 CPU cores (embedder 2, reranker 1, distillation 1; see ``bench/train.py``).
+fit the stated time budget on 2 CPU cores (embedder 2, reranker 1, distillation as the embedder; see ``bench/train.py``).
 """
 
 from __future__ import annotations
