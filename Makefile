@@ -92,6 +92,7 @@ bench: install
 	$(BIN)/python bench/observe_overhead.py
 	$(BIN)/python bench/bulk_write.py --multinode
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/train.py
 
 clean: demo-down
 	rm -rf $(VENV) $(ES8_OVERLAY) build *.egg-info

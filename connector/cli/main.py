@@ -29,6 +29,7 @@ _AREAS = (
     "connector.cli.query_encoder",
     "connector.cli.feedback",
     "connector.cli.workbench",
+    "connector.cli.train",
 )
 
 

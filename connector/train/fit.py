@@ -1,0 +1,284 @@
+"""The training runs themselves: sentence-transformers' trainers and losses, not a hand-written loop.
+
+* :func:`fit_embedder` - ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss`` on
+  ``(query, positive, hard negative)`` triplets (in-batch negatives besides the mined one; a no-duplicates
+  sampler so a batch never holds the same text twice).
+* :func:`prune_layers` + :func:`distil_student` - a student keeping K of the teacher's layers, trained to
+  reproduce the teacher's embeddings of the shop's own texts (``MSELoss``, as sentence-transformers'
+  distillation examples do) before it is fine-tuned like the full model.
+* :func:`fit_reranker` - a ``CrossEncoder`` (one logit) initialised from the base encoder's weights with a
+  fresh, seeded head, ``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss`` on soft graded labels. Pairs are
+  padded per batch by the trainer's collator (dynamic padding), never to a fixed length.
+
+torch, transformers, datasets and sentence-transformers are imported inside the functions (the ``train``
+extra): this module is one of the two training entry points the import contract lets import torch.
+
+The hyperparameters are not searched (rule fixed before any run, README "Models that learn the shop"): the
+trainer's own defaults (learning rate 5e-5, linear decay) with a 10% warm-up, batch 32, and as many epochs as
+fit the stated time budget on 2 CPU cores (embedder 2, reranker 1, distillation as the embedder; see ``bench/train.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector.errors import ConfigError
+
+__all__ = [
+    "FitResult",
+    "FitSettings",
+    "LocalEmbedder",
+    "distil_student",
+    "encode",
+    "fit_embedder",
+    "fit_reranker",
+    "load_embedder",
+    "new_cross_encoder",
+    "prune_layers",
+    "save_cross_encoder",
+    "seed_everything",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """One training run's parameters (recorded in the model card)."""
+
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    seed: int = 13
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError("epochs must be > 0", field="epochs")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2 (in-batch negatives need company)", field="batch_size")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError("learning_rate must be within (0, 1)", field="learning_rate")
+        if not 8 <= self.max_length <= 512:
+            raise ConfigError("max_length must be within 8..512 tokens", field="max_length")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What one run took."""
+
+    seconds: float
+    steps: int
+    examples: int
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed Python, numpy and torch (a fresh head's weights are drawn before the trainer seeds anything)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_embedder(path: str | Path, *, max_length: int | None = None) -> Any:
+    """A ``SentenceTransformer`` from a local folder, on CPU unless a GPU is there."""
+    _offline()
+    from sentence_transformers import SentenceTransformer
+
+    if not Path(path).is_dir():
+        raise ConfigError(f"{path} is not a model folder; give a sentence-transformers folder", field="base")
+    model = SentenceTransformer(str(path), local_files_only=True)
+    if max_length is not None:
+        model.max_seq_length = min(max_length, model.max_seq_length or max_length)
+    return model
+
+
+def encode(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any:
+    """Unit-length embeddings (numpy), in input order (sentence-transformers sorts by length inside)."""
+    return model.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
+def _args(kind: str, settings: FitSettings, out_dir: str, **extra: Any) -> Any:
+    from sentence_transformers import CrossEncoderTrainingArguments, SentenceTransformerTrainingArguments
+
+    args_class: Any = CrossEncoderTrainingArguments if kind == "cross_encoder" else SentenceTransformerTrainingArguments
+    return args_class(
+        output_dir=out_dir,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
+        seed=settings.seed,
+        data_seed=settings.seed,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not _has_cuda(),
+        **extra,
+    )
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _train(trainer_class: Any, model: Any, args: Any, dataset: Any, loss: Any) -> int:
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, loss=loss)
+    output = trainer.train()
+    return int(output.global_step)
+
+
+def fit_embedder(
+    model: Any,
+    triplets: Sequence[tuple[str, str, str]],
+    *,
+    settings: FitSettings,
+) -> FitResult:
+    """Fine-tune ``model`` (a loaded ``SentenceTransformer``) in place on ``(query, positive, negative)`` texts."""
+    if not triplets:
+        raise ConfigError("no training triplets: the training queries have no judged positive with a hard negative")
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    seed_everything(settings.seed, settings.threads)
+    dataset = Dataset.from_dict(
+        {
+            "anchor": [t[0] for t in triplets],
+            "positive": [t[1] for t in triplets],
+            "negative": [t[2] for t in triplets],
+        }
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="eshybrid-train-") as tmp:
+        args = _args("embedder", settings, tmp, batch_sampler=BatchSamplers.NO_DUPLICATES)
+        steps = _train(SentenceTransformerTrainer, model, args, dataset, MultipleNegativesRankingLoss(model))
+    return FitResult(round(time.perf_counter() - started, 2), steps, len(triplets))
+
+
+def prune_layers(model: Any, layers: int) -> list[int]:
+    """Keep ``layers`` of the model's transformer layers, evenly spread from the first (in place).
+
+    Returns:
+        The indices of the teacher's layers kept.
+    """
+    import torch
+
+    auto_model = model[0].auto_model
+    encoder_layers = auto_model.encoder.layer
+    total = len(encoder_layers)
+    if not 1 <= layers < total:
+        raise ConfigError(f"--layers must be within 1..{total - 1} (the base has {total})", field="layers")
+    keep = sorted({round(i * total / layers) for i in range(layers)})
+    auto_model.encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in keep])
+    auto_model.config.num_hidden_layers = len(keep)
+    return keep
+
+
+def distil_student(
+    student: Any,
+    texts: Sequence[str],
+    teacher_embeddings: Any,
+    *,
+    settings: FitSettings,
+) -> FitResult:
+    """Train ``student`` to reproduce the teacher's (unit-length) embeddings of ``texts`` (MSE)."""
+    if not texts:
+        raise ConfigError("no texts to distil on")
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MSELoss
+
+    seed_everything(settings.seed, settings.threads)
+    dataset = Dataset.from_dict({"text": list(texts), "label": [list(map(float, row)) for row in teacher_embeddings]})
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="eshybrid-distil-") as tmp:
+        args = _args("embedder", settings, tmp)
+        steps = _train(SentenceTransformerTrainer, student, args, dataset, MSELoss(student))
+    return FitResult(round(time.perf_counter() - started, 2), steps, len(texts))
+
+
+def new_cross_encoder(base: str | Path, *, max_length: int, seed: int) -> Any:
+    """A one-logit ``CrossEncoder`` with the base encoder's weights and a fresh head drawn from ``seed``."""
+    _offline()
+    from sentence_transformers import CrossEncoder
+
+    if not Path(base).is_dir():
+        raise ConfigError(f"{base} is not a model folder; give a sentence-transformers or transformers folder")
+    seed_everything(seed)
+    model = CrossEncoder(str(base), num_labels=1, max_length=max_length, local_files_only=True)
+    return model
+
+
+def fit_reranker(
+    model: Any,
+    pairs: Sequence[tuple[str, str, float]],
+    *,
+    settings: FitSettings,
+) -> FitResult:
+    """Fine-tune a ``CrossEncoder`` in place on ``(query, document, label in [0, 1])`` pairs."""
+    if not pairs:
+        raise ConfigError("no training pairs: the training queries have no candidates or judgments")
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoderTrainer
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    seed_everything(settings.seed, settings.threads)
+    dataset = Dataset.from_dict(
+        {"query": [p[0] for p in pairs], "document": [p[1] for p in pairs], "label": [float(p[2]) for p in pairs]}
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="eshybrid-rerank-") as tmp:
+        args = _args("cross_encoder", settings, tmp)
+        steps = _train(CrossEncoderTrainer, model, args, dataset, BinaryCrossEntropyLoss(model))
+    return FitResult(round(time.perf_counter() - started, 2), steps, len(pairs))
+
+
+def save_cross_encoder(model: Any, out: Path, *, max_length: int) -> None:
+    """Save a folder ``serve rerank --model`` loads (``AutoModelForSequenceClassification``), its length kept."""
+    model.tokenizer.model_max_length = max_length
+    model.save(str(out))
+
+
+class LocalEmbedder:
+    """A ``SentenceTransformer`` in this process behind the embedder protocol (search, backfill, benches)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(x) for x in encode(self.model, [text])[0]]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[float(x) for x in row] for row in encode(self.model, texts)]
