@@ -20,32 +20,28 @@ __all__ = ["SERIALIZERS"]
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-class _Json(elastic_transport.JsonSerializer):
+class _Orjson:
+    """orjson for the JSON text of a serializer; the standard library's path (``super()``) for what it refuses."""
+
     def json_dumps(self, data: Any) -> bytes:
         try:
-            return orjson.dumps(data, default=self.default, option=_OPTIONS)
+            return orjson.dumps(data, default=self.default, option=_OPTIONS)  # type: ignore[attr-defined]
         except orjson.JSONEncodeError:
-            return super().json_dumps(data)
+            return super().json_dumps(data)  # type: ignore[misc, no-any-return]
 
     def json_loads(self, data: bytes) -> Any:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            return super().json_loads(data)
+            return super().json_loads(data)  # type: ignore[misc]
 
 
-class _Ndjson(elastic_transport.NdjsonSerializer):
-    def json_dumps(self, data: Any) -> bytes:
-        try:
-            return orjson.dumps(data, default=self.default, option=_OPTIONS)
-        except orjson.JSONEncodeError:
-            return super().json_dumps(data)
+class _Json(_Orjson, elastic_transport.JsonSerializer):
+    pass
 
-    def json_loads(self, data: bytes) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return super().json_loads(data)
+
+class _Ndjson(_Orjson, elastic_transport.NdjsonSerializer):
+    pass
 
 
 SERIALIZERS: dict[str, elastic_transport.Serializer] = {
