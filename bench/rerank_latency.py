@@ -342,7 +342,7 @@ def main() -> int:
     import torch
 
     from connector.services.rerank import RerankClient
-    from rerank.models import load_reranker
+    from rerank.loading import load_reranker
     from rerank.settings import RerankSettings
 
     threads = args.threads or os.cpu_count() or 1

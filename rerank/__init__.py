@@ -24,15 +24,8 @@ from rerank.settings import DEFAULT_LLM_INSTRUCTION, DEFAULT_LLM_TEMPLATE, Reran
 if TYPE_CHECKING:
     from rerank.app import create_app
     from rerank.deployment import RerankDeployment, build_app, deployment_options
-    from rerank.models import (
-        CrossEncoderReranker,
-        LLMReranker,
-        Reranker,
-        ScoredPairs,
-        detect_kind,
-        load_in_process,
-        load_reranker,
-    )
+    from rerank.loading import detect_kind, load_in_process, load_reranker
+    from rerank.models import CrossEncoderReranker, LLMReranker, Reranker, ScoredPairs
 
 __all__ = [
     "DEFAULT_LLM_INSTRUCTION",
@@ -64,9 +57,9 @@ _LAZY = {
     "ScoredPairs": "rerank.models",
     "CrossEncoderReranker": "rerank.models",
     "LLMReranker": "rerank.models",
-    "load_reranker": "rerank.models",
-    "load_in_process": "rerank.models",
-    "detect_kind": "rerank.models",
+    "load_reranker": "rerank.loading",
+    "load_in_process": "rerank.loading",
+    "detect_kind": "rerank.loading",
     "create_app": "rerank.app",
     "build_app": "rerank.deployment",
     "deployment_options": "rerank.deployment",

@@ -30,7 +30,8 @@ from connector.observe.metrics import ServiceMetrics
 from connector.services.wire import RerankServiceInfo, replica_options
 from rerank.app import create_app
 from rerank.errors import RerankOverloaded
-from rerank.models import ScoredPairs, load_reranker
+from rerank.loading import load_reranker
+from rerank.models import ScoredPairs
 from rerank.settings import RerankSettings
 
 __all__ = ["RerankDeployment", "build_app", "default_threads", "deployment_options"]

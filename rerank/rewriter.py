@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from rerank.errors import ModelLoadError, RerankConfigError
-from rerank.models import _choose_device, _choose_dtype
+from rerank.loading import _choose_device, _choose_dtype
 
 __all__ = ["DEFAULT_REWRITE_TEMPLATE", "LMQueryRewriter", "load_rewriter"]
 

@@ -13,7 +13,8 @@ pytest.importorskip("onnxruntime")
 
 from rerank.deployment import default_threads  # noqa: E402
 from rerank.errors import RerankConfigError  # noqa: E402
-from rerank.models import CrossEncoderReranker, load_reranker  # noqa: E402
+from rerank.loading import load_reranker  # noqa: E402
+from rerank.models import CrossEncoderReranker  # noqa: E402
 from rerank.settings import RerankSettings  # noqa: E402
 from tests.fixtures.rerank import CORPUS  # noqa: E402
 

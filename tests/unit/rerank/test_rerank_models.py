@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from rerank.errors import ModelLoadError, RerankConfigError  # noqa: E402
-from rerank.models import CrossEncoderReranker, LLMReranker, detect_kind, load_reranker  # noqa: E402
+from rerank.loading import detect_kind, load_reranker  # noqa: E402
+from rerank.models import CrossEncoderReranker, LLMReranker  # noqa: E402
 from rerank.settings import RerankSettings  # noqa: E402
 from tests.fixtures.rerank import (  # noqa: E402
     CORPUS,
