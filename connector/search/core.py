@@ -237,6 +237,23 @@ class _CoreBase:
         return query
 
     # -- the first round trip: correction, embeddings and the profile at once --------------------
+    def _suggestion_request(self, text: str, *, wanted: bool) -> tuple[dict[str, Any] | None, Suggester]:
+        """The correction's suggest body for ``text`` (None when not ``wanted``) and the suggester it uses."""
+        fields = list(self.profile.lexical_fields)
+        shingle = next((self.profile.shingle_fields[f] for f in fields if f in self.profile.shingle_fields), None)
+        body = suggest_body(text, fields=fields, shingle_field=shingle, settings=self.correction) if wanted else None
+        return body, suggester_of(shingle)
+
+    def _trip_vectors(
+        self, answers: dict[str, Any], trip: FirstTrip, base: str, *, example_image: bool, guarded: bool
+    ) -> Flow[None]:
+        """The query and image vectors of the searched text (re-embedded when a correction changed it)."""
+        searched = trip.correction.searched if trip.correction is not None else base
+        trip.vector = yield from self._vector_of(answers, "vector", searched, base, trip.failures, guarded=guarded)
+        trip.image_vector = yield from self._vector_of(
+            answers, "image", searched, base, trip.failures, example_image=example_image
+        )
+
     def _first_trip(
         self,
         text: str,
@@ -264,14 +281,7 @@ class _CoreBase:
         if text and self.rewriter is not None:
             rewrite = yield Rewrite(self.rewriter, text)
         base = rewrite.text if rewrite is not None else text
-        fields = list(self.profile.lexical_fields)
-        shingle = next((self.profile.shingle_fields[f] for f in fields if f in self.profile.shingle_fields), None)
-        suggester = suggester_of(shingle)
-        suggest = (
-            suggest_body(base, fields=fields, shingle_field=shingle, settings=self.correction)
-            if text and correct_mode != "off"
-            else None
-        )
+        suggest, suggester = self._suggestion_request(base, wanted=bool(text) and correct_mode != "off")
         planned = early(base) if early is not None and text else {}
         ops: dict[str, Op | None] = {
             "cluster": self._first_cluster_op(suggest, planned, suggester),
@@ -296,11 +306,7 @@ class _CoreBase:
         # The adaptive fusion's evidence: the word counts the correction's request already carried (with the
         # correction off nothing is counted, and the fusion keeps its base weights: no extra request).
         trip.evidence = evidence_of(base, trip.correction)
-        searched = trip.correction.searched if trip.correction is not None else base
-        trip.vector = yield from self._vector_of(answers, "vector", searched, base, trip.failures, guarded=guarded)
-        trip.image_vector = yield from self._vector_of(
-            answers, "image", searched, base, trip.failures, example_image=image is not None
-        )
+        yield from self._trip_vectors(answers, trip, base, example_image=image is not None, guarded=guarded)
         if "vector" in answers:
             timings.embed_ms = ms_since(started)
         if user is not None:

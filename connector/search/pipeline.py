@@ -17,7 +17,7 @@ from typing import Any
 
 from connector.errors import ConfigError, PaginationDepthError, SearchRequestError
 from connector.search import query_builder as qb
-from connector.search.core import Call, EarlyRequests, ms_since
+from connector.search.core import Call, EarlyRequests, FirstTrip, ms_since
 from connector.search.correction import validate_correct_mode
 from connector.search.filters import validate_filters
 from connector.search.fusion import LegHit
@@ -87,11 +87,7 @@ class _HybridCore(_ServerSide):
         fusion = r.fusion or self.fusion
         strategy = r.strategy or self.strategy
         timings = SearchTimings()
-        wanted = DEFAULT_PERSONAL_WEIGHT if r.personal_weight is None else r.personal_weight
-        effective_weight(None, wanted)  # validates personal_weight whoever the user is
-        if isinstance(r.user, str):
-            profile_search_body(r.user)  # validates the id before any request
-        user_id = r.user if isinstance(r.user, str) and wanted > 0 else None
+        wanted, user_id = self._personal_request(r)
         # The form this search takes unless a helper fails or the shopper's profile makes it client-side: its
         # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
         likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
@@ -138,9 +134,23 @@ class _HybridCore(_ServerSide):
             response = yield from self._server_flow(call, form)
         else:
             response = yield from self._client_flow(call, trip.early)
+        return self._finished(response, trip, r.text, started)
+
+    @staticmethod
+    def _personal_request(r: SearchRequest) -> tuple[float, str | None]:
+        """The personal weight asked for and the profile id to read in the first trip (None: none to read)."""
+        wanted = DEFAULT_PERSONAL_WEIGHT if r.personal_weight is None else r.personal_weight
+        effective_weight(None, wanted)  # validates personal_weight whoever the user is
+        if isinstance(r.user, str):
+            profile_search_body(r.user)  # validates the id before any request
+        return wanted, (r.user if isinstance(r.user, str) and wanted > 0 else None)
+
+    @staticmethod
+    def _finished(response: SearchResponse, trip: FirstTrip, text: str, started: float) -> SearchResponse:
+        """The first trip's correction and fallback flags on the response, and its total time."""
         if trip.correction is not None:
             response.correction = trip.correction
-            response.corrected_query = trip.correction.searched if trip.correction.searched != r.text else None
+            response.corrected_query = trip.correction.searched if trip.correction.searched != text else None
             response.did_you_mean = trip.correction.did_you_mean
         response.vector_fallback = trip.failures.reason is not None
         response.vector_fallback_reason = trip.failures.reason
