@@ -10,6 +10,7 @@ unconditionally (``pip install 'eshybrid[observe]'`` turns them on).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -237,10 +238,22 @@ def _fallbacks(response: SearchResponse) -> Iterable[str]:
             yield "correct"
 
 
+_DEFAULT_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def default_search_metrics() -> SearchMetrics:
-    """The process's search series in prometheus-client's global registry (created on first use)."""
+def _default_search_metrics() -> SearchMetrics:
     return SearchMetrics()
+
+
+def default_search_metrics() -> SearchMetrics:
+    """The process's search series in prometheus-client's global registry (created on first use).
+
+    Under a lock: ``lru_cache`` does not hold concurrent first calls back, and the replica's first searches arrive
+    together on its thread pool; two ``SearchMetrics()`` would register the same series twice and fail the search.
+    """
+    with _DEFAULT_LOCK:
+        return _default_search_metrics()
 
 
 _Scope = MutableMapping[str, Any]

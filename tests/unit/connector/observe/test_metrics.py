@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -190,3 +192,27 @@ def test_a_service_exposes_the_search_series_beside_its_own() -> None:
     body, _ = service.exposition("text/plain", also=[search.registry, service_registry])  # each registry once
     names = [f.name for f in text_string_to_metric_families(body.decode())]
     assert names.count("eshybrid_http_requests") == 1 and names.count("eshybrid_search_requests") == 1
+
+
+def test_concurrent_first_calls_make_one_default_search_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica's first searches arrive together: they must share one ``SearchMetrics``, not register its series
+    twice in the global registry (``DuplicatedTimeseries`` would fail the searches)."""
+    import prometheus_client
+
+    from connector.observe import metrics
+
+    monkeypatch.setattr(prometheus_client, "REGISTRY", CollectorRegistry())
+    metrics._default_search_metrics.cache_clear()
+    barrier = threading.Barrier(16)
+
+    def first_call() -> SearchMetrics:
+        barrier.wait()
+        return metrics.default_search_metrics()
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            made = list(pool.map(lambda _: first_call(), range(16)))
+        assert len({id(m) for m in made}) == 1
+        assert made[0].registry is prometheus_client.REGISTRY
+    finally:
+        metrics._default_search_metrics.cache_clear()  # the next caller makes one in the real registry
