@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from array import array
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -178,7 +179,7 @@ def test_the_embedding_clients_query_cache_counts_hits_and_misses() -> None:
     before = count("hit"), count("miss")
     cache = _LruCache(4)
     cache.get(("query", "tent"))
-    cache.put(("query", "tent"), (1.0,))
+    cache.put(("query", "tent"), array("d", [1.0]))
     cache.get(("query", "tent"))
     _LruCache(0).get(("query", "tent"))  # no cache: no lookup counted
     assert (count("hit") - before[0], count("miss") - before[1]) == (1, 1)
