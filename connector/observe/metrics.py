@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 try:  # optional: the base install has no prometheus-client
@@ -239,21 +238,20 @@ def _fallbacks(response: SearchResponse) -> Iterable[str]:
 
 
 _DEFAULT_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _default_search_metrics() -> SearchMetrics:
-    return SearchMetrics()
+_default: SearchMetrics | None = None
 
 
 def default_search_metrics() -> SearchMetrics:
     """The process's search series in prometheus-client's global registry (created on first use).
 
-    Under a lock: ``lru_cache`` does not hold concurrent first calls back, and the replica's first searches arrive
-    together on its thread pool; two ``SearchMetrics()`` would register the same series twice and fail the search.
+    Under a lock: the replica's first searches arrive together on its thread pool, and two ``SearchMetrics()``
+    would register the same series twice and fail the searches (``DuplicatedTimeseries``).
     """
+    global _default
     with _DEFAULT_LOCK:
-        return _default_search_metrics()
+        if _default is None:
+            _default = SearchMetrics()
+        return _default
 
 
 _Scope = MutableMapping[str, Any]

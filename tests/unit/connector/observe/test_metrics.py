@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from array import array
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -203,17 +204,21 @@ def test_concurrent_first_calls_make_one_default_search_metrics(monkeypatch: pyt
     from connector.observe import metrics
 
     monkeypatch.setattr(prometheus_client, "REGISTRY", CollectorRegistry())
-    metrics._default_search_metrics.cache_clear()
+    monkeypatch.setattr(metrics, "_default", None)  # both put back afterwards: the process's own stays
+
+    class _Slow(SearchMetrics):  # a replica under load: the window between the check and the registration
+        def __init__(self) -> None:
+            time.sleep(0.05)
+            super().__init__()
+
+    monkeypatch.setattr(metrics, "SearchMetrics", _Slow)
     barrier = threading.Barrier(16)
 
     def first_call() -> SearchMetrics:
         barrier.wait()
         return metrics.default_search_metrics()
 
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            made = list(pool.map(lambda _: first_call(), range(16)))
-        assert len({id(m) for m in made}) == 1
-        assert made[0].registry is prometheus_client.REGISTRY
-    finally:
-        metrics._default_search_metrics.cache_clear()  # the next caller makes one in the real registry
+    with ThreadPoolExecutor(16) as pool:
+        made = list(pool.map(lambda _: first_call(), range(16)))
+    assert len({id(m) for m in made}) == 1
+    assert made[0].registry is prometheus_client.REGISTRY
