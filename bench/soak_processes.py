@@ -4,6 +4,7 @@ and what is still running after the teardown."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,56 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _thread_names(proc: psutil.Process) -> Counter[str]:
+    """Threads by name (``/proc/<pid>/task/<tid>/comm``): which pool grew."""
+    names: Counter[str] = Counter()
+    for thread in proc.threads():
+        try:
+            with open(f"/proc/{proc.pid}/task/{thread.id}/comm") as comm:
+                names[comm.read().strip()] += 1
+        except OSError:
+            continue
+    return names
+
+
+def _peers(proc: psutil.Process, owners: dict[tuple[str, int], str], listening: set[int]) -> Counter[str]:
+    """Connections by direction, state and the process at the other end (``in from``/``out to``)."""
+    peers: Counter[str] = Counter()
+    for conn in proc.net_connections(kind="inet"):
+        if not conn.raddr:
+            continue
+        inbound = conn.laddr.port in listening
+        other = owners.get((conn.raddr.ip, conn.raddr.port), f"port {conn.raddr.port}")
+        peers[f"{'in from' if inbound else 'out to'} {other} ({conn.status})"] += 1
+    return peers
+
+
+def _details(procs: dict[str, psutil.Process]) -> dict[str, tuple[Counter[str], Counter[str]]]:
+    """Threads by name and connections by peer of each process: what a growth is made of."""
+    owners: dict[tuple[str, int], str] = {}
+    listening: dict[int, set[int]] = {}
+    by_pid = {proc.pid: label for label, proc in procs.items()}
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.pid is not None and conn.laddr:
+            owners[conn.laddr.ip, conn.laddr.port] = by_pid.get(conn.pid, f"pid {conn.pid}").split(" [")[0]
+            if conn.status == psutil.CONN_LISTEN:
+                listening.setdefault(conn.pid, set()).add(conn.laddr.port)
+    out: dict[str, tuple[Counter[str], Counter[str]]] = {}
+    for label, proc in procs.items():
+        try:
+            out[label] = (_thread_names(proc), _peers(proc, owners, listening.get(proc.pid, set())))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def _print_growth(label: str, start: tuple[Counter[str], Counter[str]], end: tuple[Counter[str], Counter[str]]) -> None:
+    for what, a, b in (("threads", start[0], end[0]), ("connections", start[1], end[1])):
+        moved = {key: b[key] - a[key] for key in set(a) | set(b) if b[key] != a[key]}
+        if moved:
+            print(f"    {what} of {label} that moved: " + ", ".join(f"{k} {v:+d}" for k, v in sorted(moved.items())))
+
+
 @dataclass
 class ProcessWatch:
     """Snapshots of every process of the stack; growth between them."""
@@ -97,6 +148,8 @@ class ProcessWatch:
     start: dict[str, dict[str, float]] = field(default_factory=dict)
     end: dict[str, dict[str, float]] = field(default_factory=dict)
     rss_by_phase: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    start_details: dict[str, tuple[Counter[str], Counter[str]]] = field(default_factory=dict)
+    end_details: dict[str, tuple[Counter[str], Counter[str]]] = field(default_factory=dict)
 
     def _processes(self) -> dict[str, psutil.Process]:
         procs = [psutil.Process(), *_ray_processes(self.temp_dir), *_cluster_processes(self.cluster_pid)]
@@ -115,10 +168,12 @@ class ProcessWatch:
         self.rss_by_phase.append((phase, {k: row["rss_mb"] for k, row in process_table(procs).items()}))
 
     def baseline(self) -> None:
-        self.start = process_table(self._processes())
+        procs = self._processes()
+        self.start, self.start_details = process_table(procs), _details(procs)
 
     def final(self) -> None:
-        self.end = process_table(self._processes())
+        procs = self._processes()
+        self.end, self.end_details = process_table(procs), _details(procs)
 
     def figures(self) -> dict[str, float]:
         """Prints the table; ``max_rss_growth``, ``thread_growth``, ``conn_growth`` over processes in both."""
@@ -133,6 +188,8 @@ class ProcessWatch:
             print(f"  {label}: rss {a['rss_mb']:.0f} -> {b['rss_mb']:.0f} MB ({rss[-1]:+.1%}), threads "
                   f"{a['threads']:.0f} -> {b['threads']:.0f}, connections {a['connections']:.0f} -> "
                   f"{b['connections']:.0f}", flush=True)  # fmt: skip
+            if label in self.start_details and label in self.end_details:
+                _print_growth(label, self.start_details[label], self.end_details[label])
         for phase, rss_mb in self.rss_by_phase:
             print(f"  rss at the start of {phase}: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss_mb.items()))
         for label in sorted(set(self.start) ^ set(self.end)):

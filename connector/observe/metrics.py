@@ -10,10 +10,10 @@ unconditionally (``pip install 'eshybrid[observe]'`` turns them on).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 try:  # optional: the base install has no prometheus-client
@@ -237,10 +237,21 @@ def _fallbacks(response: SearchResponse) -> Iterable[str]:
             yield "correct"
 
 
-@lru_cache(maxsize=1)
+_DEFAULT_LOCK = threading.Lock()
+_default: SearchMetrics | None = None
+
+
 def default_search_metrics() -> SearchMetrics:
-    """The process's search series in prometheus-client's global registry (created on first use)."""
-    return SearchMetrics()
+    """The process's search series in prometheus-client's global registry (created on first use).
+
+    Under a lock: the replica's first searches arrive together on its thread pool, and two ``SearchMetrics()``
+    would register the same series twice and fail the searches (``DuplicatedTimeseries``).
+    """
+    global _default
+    with _DEFAULT_LOCK:
+        if _default is None:
+            _default = SearchMetrics()
+        return _default
 
 
 _Scope = MutableMapping[str, Any]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -36,11 +37,12 @@ class Embedder(Protocol):
 
 
 class _LRU:
-    """A tiny thread-safe LRU of query text -> vector."""
+    """A tiny thread-safe LRU of query text -> vector, each kept as an ``array("d")`` (a quarter of a list of floats'
+    memory; a full cache is a replica's steady state); :meth:`get` hands out a list of its own."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, list[float]] = OrderedDict()
+        self._items: OrderedDict[str, array[float]] = OrderedDict()
         self._lock = threading.Lock()  # the search endpoint calls one HybridSearch from several threads
 
     def __len__(self) -> int:
@@ -51,11 +53,11 @@ class _LRU:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-            return value
+        return None if value is None else list(value)
 
     def put(self, key: str, value: list[float]) -> None:
         with self._lock:
-            self._items[key] = value
+            self._items[key] = array("d", value)
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)

@@ -89,6 +89,13 @@ class SearchServiceSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
     num_cpus_per_replica: float = Field(0.25, gt=0, le=64, description="Ray CPUs per replica (mostly I/O)")
     max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="requests one replica works on at once")
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="glibc malloc arenas of a replica process (MALLOC_ARENA_MAX; 0: glibc's own, 8 per core): the "
+        "replica's many threads each took an arena and kept what they freed, so its RSS grew with every search",
+    )
     ubi: bool = Field(
         False, description="record searches that name a client_id in ubi_queries, and accept POST /events (UBI)"
     )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from array import array
 from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -176,7 +180,7 @@ def test_the_embedding_clients_query_cache_counts_hits_and_misses() -> None:
     before = count("hit"), count("miss")
     cache = _LruCache(4)
     cache.get(("query", "tent"))
-    cache.put(("query", "tent"), (1.0,))
+    cache.put(("query", "tent"), array("d", [1.0]))
     cache.get(("query", "tent"))
     _LruCache(0).get(("query", "tent"))  # no cache: no lookup counted
     assert (count("hit") - before[0], count("miss") - before[1]) == (1, 1)
@@ -190,3 +194,31 @@ def test_a_service_exposes_the_search_series_beside_its_own() -> None:
     body, _ = service.exposition("text/plain", also=[search.registry, service_registry])  # each registry once
     names = [f.name for f in text_string_to_metric_families(body.decode())]
     assert names.count("eshybrid_http_requests") == 1 and names.count("eshybrid_search_requests") == 1
+
+
+def test_concurrent_first_calls_make_one_default_search_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica's first searches arrive together: they must share one ``SearchMetrics``, not register its series
+    twice in the global registry (``DuplicatedTimeseries`` would fail the searches)."""
+    import prometheus_client
+
+    from connector.observe import metrics
+
+    monkeypatch.setattr(prometheus_client, "REGISTRY", CollectorRegistry())
+    monkeypatch.setattr(metrics, "_default", None)  # both put back afterwards: the process's own stays
+
+    class _Slow(SearchMetrics):  # a replica under load: the window between the check and the registration
+        def __init__(self) -> None:
+            time.sleep(0.05)
+            super().__init__()
+
+    monkeypatch.setattr(metrics, "SearchMetrics", _Slow)
+    barrier = threading.Barrier(16)
+
+    def first_call() -> SearchMetrics:
+        barrier.wait()
+        return metrics.default_search_metrics()
+
+    with ThreadPoolExecutor(16) as pool:
+        made = list(pool.map(lambda _: first_call(), range(16)))
+    assert len({id(m) for m in made}) == 1
+    assert made[0].registry is prometheus_client.REGISTRY

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from array import array
 from typing import Any
 
 import httpx
@@ -119,6 +120,23 @@ def test_the_cache_is_an_lru_of_its_size() -> None:
         assert vectors.vector(text) == VECTOR
     assert embedder.calls == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
     assert vectors.cached == 2
+
+
+def test_a_cached_vector_is_kept_compact_and_handed_out_as_a_list_of_its_own() -> None:
+    """The caches hold ``array("d")`` (a quarter of a list of floats' memory), the same floats; a caller that
+    changes its list does not change the cache."""
+    raw = [0.1, -2.5e-8, 1 / 3]
+    vectors = QueryVectors(_CountingEmbedder(), cache_size=2, check_model=False)
+    vectors._store("tent", raw)
+    first = vectors.vector("tent")
+    assert first == raw and isinstance(first, list)
+    first[0] = 9.0
+    assert vectors.vector("tent") == raw
+    assert vectors.cache is not None and isinstance(vectors.cache._items["tent"], array)
+
+    client = EmbeddingClient("http://embed.test", transport=httpx.MockTransport(_Service()))
+    assert client.embed_query("tent") == client.embed_query("tent") == [np.float32(v).item() for v in VECTOR]
+    assert all(isinstance(v, array) for v in client._cache._items.values())
 
 
 class _CheckedEmbedder(_CountingEmbedder):
