@@ -19,7 +19,7 @@ from connector import connect
 from connector.search import HybridSearch
 from connector.services.embedding import EmbeddingClient
 from connector.workbench import build_workbench
-from mappings import TextField, VectorField, build_index_body
+from tests.fixtures.products import create_products_index, rows_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -49,24 +49,8 @@ def served(
     url = str(request.getfixturevalue(f"{key}_url"))
     index = f"test-serve-{uuid.uuid4().hex}"
     with connect(url) as cluster, EmbeddingClient(embed_url) as embedder:
-        info = embedder.info()
-        body = build_index_body(
-            cluster.capabilities,
-            text_fields=[TextField("title"), TextField("text")],
-            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-            extra_properties={"price": {"type": "integer"}},
-            number_of_shards=1,
-            number_of_replicas=0,
-        )
-        cluster.create_index(index, body)
-        vectors = embedder.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
-        lines: list[dict[str, Any]] = []
-        for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
-            lines += [
-                {"index": {"_index": index, "_id": doc_id}},
-                {"title": title, "text": text, "price": 10 * int(doc_id[1:]), "embedding": vector},
-            ]
-        assert not cluster.bulk(lines, refresh=True)["errors"]
+        rows = [{**row, "price": 10 * int(row["_id"][1:])} for row in rows_of(PRODUCTS)]
+        create_products_index(cluster, index, embedder, rows, extra_properties={"price": {"type": "integer"}})
         # Compose with the embedding deployment through its handle when the fixture runs it in this
         # Serve; over HTTP when it was reused from ESHYBRID_TEST_EMBED_URL.
         embed_app = "embed" if "embed" in ray_serve.apps else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -109,27 +108,14 @@ def search_url(request: pytest.FixtureRequest, ray_serve: ServeInstance, own_emb
     from connector.search.app import build_search_app
     from connector.search.settings import SearchServiceSettings
     from connector.services.embedding import EmbeddingClient
-    from mappings import TextField, VectorField, build_index_body
+    from tests.fixtures.products import create_products_index, rows_of
     from tests.integration.test_hybrid_search_serve import PRODUCTS
 
     key = str(request.param)
     url = str(request.getfixturevalue(f"{key}_url"))
     index = f"test-observe-{uuid.uuid4().hex}"
     with connect(url) as cluster, EmbeddingClient(own_embed_url) as embedder:
-        info = embedder.info()
-        body = build_index_body(
-            cluster.capabilities,
-            text_fields=[TextField("title"), TextField("text")],
-            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-            number_of_shards=1,
-            number_of_replicas=0,
-        )
-        cluster.create_index(index, body)
-        vectors = embedder.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
-        lines: list[dict[str, Any]] = []
-        for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
-            lines += [{"index": {"_index": index, "_id": doc_id}}, {"title": title, "text": text, "embedding": vector}]
-        assert not cluster.bulk(lines, refresh=True)["errors"]
+        create_products_index(cluster, index, embedder, rows_of(PRODUCTS))
         settings = SearchServiceSettings(
             cluster_url=url, index=index, embed_url=own_embed_url, num_cpus_per_replica=0.1
         )

@@ -18,7 +18,7 @@ from connector.errors import ModelMismatchError
 from connector.search import HybridSearch
 from connector.services.embedding import EmbeddingClient
 from connector.services.query_encoder import QueryEncoder, local_query_encoder
-from mappings import TextField, VectorField, build_index_body
+from tests.fixtures.products import create_products_index, rows_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -94,23 +94,7 @@ def test_hybrid_search_embeds_queries_in_process_when_the_export_is_there(
     ]
     queries = ["something to keep me dry in a storm", "light for walking at night", "cook dinner outside"]
     with connect(es9_url) as cluster, EmbeddingClient(embed_url) as loader:
-        info = loader.info()
-        body = build_index_body(
-            cluster.capabilities,
-            text_fields=[TextField("title"), TextField("text")],
-            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-            number_of_shards=1,
-            number_of_replicas=0,
-        )
-        cluster.create_index(index_name, body)
-        vectors = loader.embed_documents([f"{t}\n{x}" for _, t, x in products])
-        lines: list[dict[str, object]] = []
-        for (doc_id, title, text), vector in zip(products, vectors, strict=True):
-            lines += [
-                {"index": {"_index": index_name, "_id": doc_id}},
-                {"title": title, "text": text, "embedding": vector},
-            ]
-        assert not cluster.bulk(lines, refresh=True)["errors"]
+        create_products_index(cluster, index_name, loader, rows_of(products))
 
         def run(local: bool) -> tuple[bool, list[list[str]]]:
             monkeypatch.setenv("ESHYBRID_QUERY_ENCODER_ENABLED", "true" if local else "false")

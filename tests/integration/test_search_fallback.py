@@ -19,7 +19,7 @@ import pytest
 from connector import connect
 from connector.search import HybridSearch
 from connector.services.embedding import EmbeddingClient
-from mappings import TextField, VectorField, build_index_body
+from tests.fixtures.products import create_products_index, rows_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -65,24 +65,8 @@ def test_a_stopped_embedder_gives_flagged_lexical_answers(
     index = f"test-fallback-{uuid.uuid4().hex}"
     app_name = f"search-fallback-{key}"
     with connect(url) as cluster, EmbeddingClient(own_embedder["url"]) as loader:
-        info = loader.info()
-        body = build_index_body(
-            cluster.capabilities,
-            text_fields=[TextField("title"), TextField("text")],
-            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-            number_of_shards=1,
-            number_of_replicas=0,
-        )
-        cluster.create_index(index, body)
+        create_products_index(cluster, index, loader, rows_of(PRODUCTS))
         try:
-            vectors = loader.embed_documents([f"{t}\n{x}" for _, t, x in PRODUCTS])
-            lines: list[dict[str, Any]] = []
-            for (doc_id, title, text), vector in zip(PRODUCTS, vectors, strict=True):
-                lines += [
-                    {"index": {"_index": index, "_id": doc_id}},
-                    {"title": title, "text": text, "embedding": vector},
-                ]
-            assert not cluster.bulk(lines, refresh=True)["errors"]
             settings = SearchServiceSettings(
                 cluster_url=url, index=index, embed_url=own_embedder["url"], num_cpus_per_replica=0.1,
                 embed_budget_s=1.0,  # a loaded CI machine: the outage, not the budget, is this test's subject

@@ -29,8 +29,8 @@ from connector.errors import ClusterError
 from connector.search.hybrid import HybridSearch
 from connector.search.rerank import RerankConfig
 from connector.services.embedding import EmbeddingClient
-from mappings import TextField, VectorField, build_index_body
 from tests.fixtures.faultproxy import Faults, fault_proxy
+from tests.fixtures.products import create_products_index
 from tests.fixtures.soak import Driver, Workload, drive, phase_report, print_rows
 from tests.fixtures.soak_stack import FAULT_PHASES, SoakStack
 
@@ -47,27 +47,11 @@ def catalogue_index(es9_url: str, embed_url: str) -> Iterator[str]:
     rows = [json.loads(line) for line in (CATALOGUE / "corpus.jsonl").read_text().splitlines()[:80]]
     index = f"test-soak-{uuid.uuid4().hex}"
     with connect(es9_url) as cluster, EmbeddingClient(embed_url) as embedder:
-        info = embedder.info()
-        body = build_index_body(
-            cluster.capabilities,
-            text_fields=[TextField("title"), TextField("text")],
-            vector_fields=[VectorField(dims=info.dims, model_id=info.model_id)],
-            extra_properties={
-                "category": {"type": "keyword"},
-                "price": {"type": "float"},
-                "in_stock": {"type": "boolean"},
-            },
-            number_of_shards=1,
-            number_of_replicas=0,
-        )
-        cluster.create_index(index, body)
+        fields = ("_id", "title", "text", "category", "price", "in_stock")
+        extra = {"category": {"type": "keyword"}, "price": {"type": "float"}, "in_stock": {"type": "boolean"}}
         try:
-            vectors = embedder.embed_documents([f"{r['title']}\n{r['text']}" for r in rows])
-            lines: list[dict[str, Any]] = []
-            for row, vector in zip(rows, vectors, strict=True):
-                source = {k: row[k] for k in ("title", "text", "category", "price", "in_stock")}
-                lines += [{"index": {"_index": index, "_id": row["_id"]}}, {**source, "embedding": vector}]
-            assert not cluster.bulk(lines, refresh=True)["errors"]
+            docs = [{k: row[k] for k in fields} for row in rows]
+            create_products_index(cluster, index, embedder, docs, extra_properties=extra)
             yield index
         finally:
             cluster.request("DELETE", f"/{index}")
