@@ -35,7 +35,9 @@ the run (2026-12-07): the training queries split again (seed 13, 80% fit / 20% d
 untouched), one epoch at 96 tokens for each candidate rate in {1e-4, 3e-4}; the higher dev pool nDCG@10 over the
 hybrid top 50 wins (a tie within 0.005: the lower rate). 96 tokens: serving cuts a document to 64 tokens
 (``max_doc_tokens``) and a query to half the pair, so 96 covers what the served model reads, at 3/4 of 128's
-cost. The run: see :data:`RERANKER_SETTINGS`.
+cost. The run: see :data:`RERANKER_SETTINGS`. A second round, its rule also written before its run: epochs in
+{1, 3} at the chosen rate on the same dev split; 3 epochs only when their dev nDCG@10 is higher by more than
+0.005 (they cost three times the training time).
 """
 
 from __future__ import annotations
