@@ -11,6 +11,7 @@ full-corpus figures.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -112,10 +113,17 @@ def _student(
     kept = fit.prune_layers(student, layers)
     every = list(corpus_texts(corpus).values())
     texts = random.Random(settings.seed).sample(every, min(sample, len(every)))
-    result = fit.distil_student(student, texts, fit.encode(teacher, texts), settings=settings)
+    distil = dataclasses.replace(settings, learning_rate=fit.DISTIL_LEARNING_RATE)
+    result = fit.distil_student(student, texts, fit.encode(teacher, texts), settings=distil)
     return student, {
         "layers": {"kept": kept, "teacher": len(teacher[0].auto_model.encoder.layer)},
-        "distil": {"seconds": result.seconds, "steps": result.steps, "texts": result.examples, "loss": "MSELoss"},
+        "distil": {
+            "seconds": result.seconds,
+            "steps": result.steps,
+            "texts": result.examples,
+            "loss": "MSELoss",
+            "learning_rate": distil.learning_rate,
+        },
     }
 
 
