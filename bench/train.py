@@ -20,6 +20,13 @@ Rules fixed before the first run (no number below was tuned on the held-out quer
   a training step ~3x a forward; the corpus embedded once per model, ~340 s each): embedder 2 epochs over <= 8
   graded triplets per training query; reranker 1 epoch over <= 32 pairs per query; student distilled 2 epochs (the embedder's) on
   1,000 corpus texts, then fine-tuned like the embedder (about 30 min in all; sizes fixed before any figure).
+- the reranker's exception (second pass, 2026-12-07): trained pointwise it learned which products are good, not
+  which match the query (held-out top 50 ordered no better than at random), so it trains with the cross-encoder
+  MultipleNegativesRankingLoss on graded triplets from the hybrid window (<= 8 positives per training query),
+  ``fit.RERANKER_SETTINGS``: 1 epoch, 96 tokens, a learning rate chosen on a dev split *of the training queries*
+  by the rule written in ``connector/train/fit.py`` (the first pass's 1 epoch over <= 32 pairs per query is gone).
+  The student's distillation runs at ``fit.DISTIL_LEARNING_RATE`` (2e-4), chosen the same way (same texts and
+  epochs as before, so no extra time).
 - every corpus text is embedded at 128 tokens for every model (base included), so the figures compare models,
   not lengths (the served models keep the base's 256).
 - nothing is chosen on the held-out queries; the held-out figures are printed once.
@@ -33,6 +40,7 @@ Ends with one ``RESULT`` line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import os
@@ -179,8 +187,9 @@ def reranker_stage(run: Run) -> None:
     import rerank
 
     report = train_reranker(
-        run.base_search, run.dataset, out=run.tmp / "reranker", settings=run.settings(1),
-        max_pairs_per_query=run.args.max_pairs, score_heldout=False,
+        run.base_search, run.dataset, out=run.tmp / "reranker",
+        settings=dataclasses.replace(fit.RERANKER_SETTINGS, seed=SEED, threads=THREADS),
+        max_positives_per_query=run.args.max_positives, score_heldout=False,
     )  # fmt: skip
     note(f"reranker trained: {report.card['fit']}")
     reranker = rerank.load_in_process(str(report.out), device="cpu", torch_threads=THREADS)
@@ -227,7 +236,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=0, help="smoke run: only this many held-out queries")
     parser.add_argument("--epochs", type=float, default=2.0, help="embedder epochs (rule: 2)")
     parser.add_argument("--max-positives", type=int, default=8)
-    parser.add_argument("--max-pairs", type=int, default=32)
     parser.add_argument("--distil-texts", type=int, default=1000)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--corpus-limit", type=int, default=0, help="smoke run: embed only the first N docs")

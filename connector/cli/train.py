@@ -34,8 +34,12 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
     parser.add_argument("--seed", type=int, default=13, help="seed of the query split and the training (13)")
     parser.add_argument("--epochs", type=float, help="passes over the examples (embedder 2, reranker 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
-    parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (5e-5)")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per text or pair while training (128)")
+    parser.add_argument(
+        "--learning-rate", type=float, help="peak learning rate (embedder 5e-5; reranker 1e-4, chosen on a dev split)"
+    )
+    parser.add_argument(
+        "--max-length", type=int, help="tokens per text or pair while training (embedder 128, reranker 96)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rr = actions.add_parser("reranker", help="train a cross-encoder from the base encoder on the hybrid window")
     _add_common(rr)
     rr.add_argument("--window", type=int, default=50, help="hybrid top-k it reranks (50)")
-    rr.add_argument("--max-pairs", type=int, default=32, help="pairs per training query (32)")
+    rr.add_argument(
+        "--max-positives", type=int, default=8, help="positives per training query, each with a hard negative (8)"
+    )
     rr.set_defaults(func=_train_reranker)
     sw = actions.add_parser("switch", help="compare old and new model on the judgments; switch (0004) if not worse")
     _add_common(sw, out=False)
@@ -85,14 +91,16 @@ def _cluster(args: argparse.Namespace) -> Any:
     return managed_cluster_settings(ConnectionSettings(), args).connect(args.url)
 
 
-def _fit_settings(args: argparse.Namespace, epochs: float) -> Any:
-    from connector.train.fit import FitSettings
+def _fit_settings(args: argparse.Namespace, defaults: Any) -> Any:
+    """``defaults`` (``EMBEDDER_SETTINGS`` or ``RERANKER_SETTINGS``) with the flags given on the command line."""
+    import dataclasses
 
-    return FitSettings(
-        epochs=args.epochs or epochs,
+    return dataclasses.replace(
+        defaults,
+        epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_length=args.max_length,
+        learning_rate=args.learning_rate or defaults.learning_rate,
+        max_length=args.max_length or defaults.max_length,
         seed=args.seed,
     )
 
@@ -111,6 +119,7 @@ def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
 def _train_embedder(args: argparse.Namespace) -> int:
     from connector.quality.load import read_beir
     from connector.train.commands import train_embedder
+    from connector.train.fit import EMBEDDER_SETTINGS
 
     with _cluster(args) as cluster:
         report = train_embedder(
@@ -119,7 +128,7 @@ def _train_embedder(args: argparse.Namespace) -> int:
             out=args.out,
             base=args.base,
             layers=args.layers,
-            settings=_fit_settings(args, 2),
+            settings=_fit_settings(args, EMBEDDER_SETTINGS),
             train_fraction=args.train_fraction,
             fields=split_csv(args.fields),
             depth=args.depth,
@@ -133,6 +142,7 @@ def _train_embedder(args: argparse.Namespace) -> int:
 def _train_reranker(args: argparse.Namespace) -> int:
     from connector.quality.load import read_beir
     from connector.train.commands import train_reranker
+    from connector.train.fit import RERANKER_SETTINGS
 
     with _cluster(args) as cluster:
         report = train_reranker(
@@ -140,11 +150,11 @@ def _train_reranker(args: argparse.Namespace) -> int:
             read_beir(args.dataset),
             out=args.out,
             base=args.base,
-            settings=_fit_settings(args, 1),
+            settings=_fit_settings(args, RERANKER_SETTINGS),
             train_fraction=args.train_fraction,
             fields=split_csv(args.fields),
             window=args.window,
-            max_pairs_per_query=args.max_pairs,
+            max_positives_per_query=args.max_positives,
         )
     _print(args, report.to_json())
     return 0

@@ -12,10 +12,8 @@ from connector.train.card import CARD_FILE, read_card, render_card, write_card
 from connector.train.commands import TrainReport, default_base, train_embedder, train_reranker
 from connector.train.data import QuerySplit, corpus_texts, interleave, mine_candidates, split_for_training
 from connector.train.examples import (
-    PairExample,
     TripletExample,
     embedder_triplets,
-    reranker_pairs,
     shuffled_qrels,
 )
 from connector.train.fit import FitSettings
@@ -23,7 +21,6 @@ from connector.train.fit import FitSettings
 __all__ = [
     "CARD_FILE",
     "FitSettings",
-    "PairExample",
     "QuerySplit",
     "TrainReport",
     "TripletExample",
@@ -34,7 +31,6 @@ __all__ = [
     "mine_candidates",
     "read_card",
     "render_card",
-    "reranker_pairs",
     "shuffled_qrels",
     "split_for_training",
     "train_embedder",

@@ -11,6 +11,7 @@ full-corpus figures.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -26,7 +27,7 @@ from connector.quality.load import BeirDataset
 from connector.train import fit
 from connector.train.card import write_card
 from connector.train.data import DEFAULT_FIELDS, QuerySplit, corpus_texts, mine_candidates, split_for_training
-from connector.train.examples import embedder_triplets, reranker_pairs
+from connector.train.examples import embedder_triplets
 
 __all__ = ["TrainReport", "default_base", "docs_per_second", "train_embedder", "train_reranker"]
 
@@ -112,10 +113,17 @@ def _student(
     kept = fit.prune_layers(student, layers)
     every = list(corpus_texts(corpus).values())
     texts = random.Random(settings.seed).sample(every, min(sample, len(every)))
-    result = fit.distil_student(student, texts, fit.encode(teacher, texts), settings=settings)
+    distil = dataclasses.replace(settings, learning_rate=fit.DISTIL_LEARNING_RATE)
+    result = fit.distil_student(student, texts, fit.encode(teacher, texts), settings=distil)
     return student, {
         "layers": {"kept": kept, "teacher": len(teacher[0].auto_model.encoder.layer)},
-        "distil": {"seconds": result.seconds, "steps": result.steps, "texts": result.examples, "loss": "MSELoss"},
+        "distil": {
+            "seconds": result.seconds,
+            "steps": result.steps,
+            "texts": result.examples,
+            "loss": "MSELoss",
+            "learning_rate": distil.learning_rate,
+        },
     }
 
 
@@ -174,7 +182,7 @@ def train_embedder(
         out: the model folder to write (must not exist).
         base: the model to start from (default: the bundled all-MiniLM-L6-v2).
         layers: keep this many of the base's layers, distilled from the full base on the corpus texts first.
-        settings: training parameters (default: 2 epochs, batch 32, 128 tokens).
+        settings: training parameters (default :data:`fit.EMBEDDER_SETTINGS`: 2 epochs, batch 32, 128 tokens).
         train_fraction, fields, depth, max_positives_per_query, distil_texts: see the CLI help.
         qrels: train on these grades instead of the dataset's (the gate's tests use shuffled ones).
         score_heldout: score base and trained model on the held-out queries' pools (a bench that measures
@@ -184,7 +192,7 @@ def train_embedder(
         ConfigError: ``out`` exists, the base is no model folder, too few judged queries or examples.
     """
     out, base_dir = _prepare(out, base)
-    settings = settings or fit.FitSettings(epochs=2)
+    settings = settings or fit.EMBEDDER_SETTINGS
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
     queries = dataset.queries
     candidates = mine_candidates(search, {q: queries[q] for q in split.train + split.heldout}, depth=depth)
@@ -276,31 +284,38 @@ def train_reranker(
     train_fraction: float = 0.7,
     fields: Sequence[str] = DEFAULT_FIELDS,
     window: int = 50,
-    max_pairs_per_query: int = 32,
+    max_positives_per_query: int = 8,
     qrels: Qrels | None = None,
     score_heldout: bool = True,
 ) -> TrainReport:
-    """Train a cross-encoder from the base encoder's weights on graded pairs from the hybrid window.
+    """Train a cross-encoder from the base encoder's weights on graded triplets from the hybrid window.
 
     Args:
         search: a ``HybridSearch`` on the shop's index (the hybrid window is what the reranker will rerank).
         window: the hybrid top-k mined per query (the rerank ``top_k`` it is trained for).
-        max_pairs_per_query: pairs per training query (window first, then judged documents outside it).
-        Others: as :func:`train_embedder` (default settings: 1 epoch, 128 tokens).
+        max_positives_per_query: positives per training query, each with a lower-graded hard negative from
+            the window (:func:`embedder_triplets`); other queries' positives are the in-batch negatives.
+        Others: as :func:`train_embedder` (default settings :data:`fit.RERANKER_SETTINGS`: 1 epoch at the
+            learning rate chosen on a dev split of the training queries, 96 tokens).
     """
     out, base_dir = _prepare(out, base)
-    settings = settings or fit.FitSettings(epochs=1)
+    settings = settings or fit.RERANKER_SETTINGS
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
     grades = qrels if qrels is not None else dataset.qrels
     queries = dataset.queries
     windows = mine_candidates(
         search, {q: queries[q] for q in split.train + split.heldout}, modes=("hybrid",), depth=window
     )
-    pairs = reranker_pairs(split.train, grades, windows, max_pairs_per_query=max_pairs_per_query)
-    needed = {p.doc_id for p in pairs} | {d for q in split.heldout for d in windows[q]}
+    triplets = embedder_triplets(split.train, grades, windows, max_positives_per_query=max_positives_per_query)
+    needed = {i for t in triplets for i in (t.positive_id, t.negative_id)}
+    needed |= {d for q in split.heldout for d in windows[q]}
     texts = corpus_texts(dataset.corpus_path, ids=needed, fields=fields)
     model = fit.new_cross_encoder(base_dir, max_length=settings.max_length, seed=settings.seed)
-    examples = [(queries[p.query_id], texts[p.doc_id], p.label) for p in pairs if p.doc_id in texts]
+    examples = [
+        (queries[t.query_id], texts[t.positive_id], texts[t.negative_id])
+        for t in triplets
+        if t.positive_id in texts and t.negative_id in texts
+    ]
     result = fit.fit_reranker(model, examples, settings=settings)
     heldout = {q: queries[q] for q in split.heldout}
     hybrid_run = {q: {d: float(len(windows[q]) - i) for i, d in enumerate(windows[q])} for q in heldout if windows[q]}
@@ -314,8 +329,8 @@ def train_reranker(
         "train_fraction": train_fraction,
         "fields": list(fields),
         "window": window,
-        "max_pairs_per_query": max_pairs_per_query,
-        "loss": "BinaryCrossEntropyLoss (labels grade / 3)",
+        "max_positives_per_query": max_positives_per_query,
+        "loss": "MultipleNegativesRankingLoss (cross-encoder; 1 mined hard negative + 4 in-batch negatives)",
     }
     card = _card("reranker", out=out, base=base_dir, dataset=dataset, split=split, parameters=parameters)
     card["fit"] = {"seconds": result.seconds, "steps": result.steps, "examples": result.examples}

@@ -9,8 +9,9 @@ the shop never judged for that query counts as 0 ("the rest").
   is a document graded >= ``min_positive_grade``; its negative is a *mined* candidate (the index's lexical and
   vector legs, best rank first) graded strictly lower, so an Exact is pushed above a Substitute above the rest.
   Each positive of a query takes the next negative in turn, so one query's positives see different negatives.
-* :func:`reranker_pairs` - pointwise ``(query, document, label)`` for the cross-encoder: every candidate of the
-  hybrid window plus every judged document, labelled ``grade / max_grade`` (a soft binary cross-entropy target).
+  The cross-encoder trains on the same triplets, mined from the hybrid window it will rerank (a pointwise
+  ``grade / 3`` target let it learn which products are good rather than which match the query; see
+  :mod:`connector.train.fit`).
 * :func:`shuffled_qrels` - the same grades dealt to other documents (a model made worse on purpose: the gate's
   negative control).
 """
@@ -25,10 +26,8 @@ from connector.errors import ConfigError
 
 __all__ = [
     "MAX_GRADE",
-    "PairExample",
     "TripletExample",
     "embedder_triplets",
-    "reranker_pairs",
     "shuffled_qrels",
 ]
 
@@ -45,15 +44,6 @@ class TripletExample:
     negative_id: str
     positive_grade: int
     negative_grade: int
-
-
-@dataclass(frozen=True)
-class PairExample:
-    """One ``(query, document, label)`` example; ``label`` in [0, 1]."""
-
-    query_id: str
-    doc_id: str
-    label: float
 
 
 def _ordered_positives(grades: Mapping[str, int], rank: Mapping[str, int], min_grade: int) -> list[str]:
@@ -101,36 +91,6 @@ def embedder_triplets(
             used[grade] = turn + 1
             negative = eligible[turn % len(eligible)]
             out.append(TripletExample(qid, positive, negative, grade, grades.get(negative, 0)))
-    return out
-
-
-def reranker_pairs(
-    query_ids: Sequence[str],
-    qrels: Qrels,
-    candidates: Mapping[str, Sequence[str]],
-    *,
-    max_pairs_per_query: int = 64,
-) -> list[PairExample]:
-    """Pointwise graded pairs: the hybrid window's candidates first (the distribution the reranker sees), then
-    the judged documents outside it, at most ``max_pairs_per_query`` per query.
-
-    Returns:
-        Pairs in query order, labels ``grade / MAX_GRADE`` (an unjudged candidate is 0).
-    """
-    if max_pairs_per_query < 2:
-        raise ConfigError("max_pairs_per_query must be >= 2", field="max_pairs_per_query")
-    out: list[PairExample] = []
-    for qid in query_ids:
-        grades = qrels.get(qid, {})
-        window = list(dict.fromkeys(candidates.get(qid, ())))
-        judged_outside = sorted((d for d in grades if d not in set(window)), key=lambda d: (-grades[d], d))
-        # Keep the judged positives outside the window before its unjudged tail: they are what it missed.
-        room = max_pairs_per_query - len(window)
-        if room < 0:
-            window = window[:max_pairs_per_query]
-            room = 0
-        docs = window + judged_outside[:room]
-        out.extend(PairExample(qid, doc, grades.get(doc, 0) / MAX_GRADE) for doc in docs)
     return out
 
 

@@ -14,7 +14,6 @@ from connector.train import (
     interleave,
     read_card,
     render_card,
-    reranker_pairs,
     shuffled_qrels,
     split_for_training,
     write_card,
@@ -51,15 +50,6 @@ def test_triplets_cap_and_grade_threshold() -> None:
     assert {t.positive_id for t in only_exact} == {"e1", "e2"}
     with pytest.raises(ConfigError):
         embedder_triplets(["q1"], QRELS, CANDIDATES, max_positives_per_query=0)
-
-
-def test_reranker_pairs_window_first_then_judged_outside() -> None:
-    pairs = reranker_pairs(["q1", "q2", "q3"], QRELS, CANDIDATES, max_pairs_per_query=6)
-    GOLDEN.check("reranker_pairs", [dataclasses.asdict(p) for p in pairs])
-    q1 = [p.doc_id for p in pairs if p.query_id == "q1"]
-    assert q1 == ["s1", "x1", "e1", "i1", "x2", "e2"]  # the window, then the Exact it missed
-    assert {p.doc_id: p.label for p in pairs if p.query_id == "q3"} == {"e3": 1.0}
-    assert len(reranker_pairs(["q1"], QRELS, CANDIDATES, max_pairs_per_query=3)) == 3
 
 
 def test_shuffled_qrels_keep_the_grades_and_lose_the_documents() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from connector.cli.main import build_parser
+from connector.cli.train import _fit_settings
 from connector.errors import ConfigError
-from connector.train.fit import FitSettings
+from connector.train.fit import RERANKER_SETTINGS, FitSettings
 from connector.train.gate import decide
 
 
@@ -40,7 +43,13 @@ def test_train_commands_parse() -> None:
     )
     assert (args.train_command, args.layers, args.epochs, args.max_positives) == ("embedder", 3, 1.0, 8)
     args = parser.parse_args(["train", "reranker", "--dataset", "d", "--index", "shop", "--out", "m"])
-    assert (args.window, args.max_pairs, args.max_length) == (50, 32, 128)
+    assert (args.window, args.max_positives, args.max_length, args.learning_rate) == (50, 8, None, None)
+    # Unset flags take the command's own defaults (the reranker's rate and length differ from the embedder's).
+    assert _fit_settings(args, RERANKER_SETTINGS) == dataclasses.replace(RERANKER_SETTINGS, seed=13)
+    args = parser.parse_args(
+        ["train", "reranker", "--dataset", "d", "--index", "shop", "--out", "m", "--max-length", "64"]
+    )
+    assert _fit_settings(args, RERANKER_SETTINGS).max_length == 64
     args = parser.parse_args(
         ["train", "switch", "--dataset", "d", "--index", "shop", "--new-vector-field", "v2", "--new-embed-url", "u"]
     )
