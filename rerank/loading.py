@@ -17,7 +17,7 @@ from rerank.errors import ModelLoadError, RerankConfigError
 from rerank.models import CrossEncoderReranker, LLMReranker
 from rerank.settings import RerankSettings
 
-__all__ = ["load_reranker", "load_in_process", "detect_kind"]
+__all__ = ["choose_device", "choose_dtype", "detect_kind", "load_in_process", "load_reranker"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def detect_kind(config: Any) -> str:
     )
 
 
-def _choose_device(setting: str) -> str:
+def choose_device(setting: str) -> str:
+    """The device a ``device`` setting means here (auto: a GPU when one is visible); the rewriter shares it."""
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if setting == "cuda" and not torch.cuda.is_available():
@@ -50,7 +51,8 @@ def _choose_device(setting: str) -> str:
     return setting
 
 
-def _choose_dtype(setting: str, device: str) -> torch.dtype:
+def choose_dtype(setting: str, device: str) -> torch.dtype:
+    """The torch dtype of a ``dtype`` setting on ``device`` (auto: bf16/fp16 on a GPU, fp32 on CPU)."""
     if setting == "auto":
         if device != "cuda":
             return torch.float32
@@ -76,8 +78,8 @@ def load_reranker(settings: RerankSettings) -> CrossEncoderReranker | LLMReranke
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    device = "cpu" if settings.backend == "onnx" else _choose_device(settings.device)
-    dtype = _choose_dtype(settings.dtype, device)
+    device = "cpu" if settings.backend == "onnx" else choose_device(settings.device)
+    dtype = choose_dtype(settings.dtype, device)
     options: dict[str, Any] = {
         "revision": settings.revision,
         "trust_remote_code": settings.trust_remote_code,

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from rerank.errors import ModelLoadError, RerankConfigError
-from rerank.loading import _choose_device, _choose_dtype
+from rerank.loading import choose_device, choose_dtype
 
 __all__ = ["DEFAULT_REWRITE_TEMPLATE", "LMQueryRewriter", "load_rewriter"]
 
@@ -86,8 +86,8 @@ def load_rewriter(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 - heavy, only when loading
 
-    chosen = _choose_device(device)
-    torch_dtype = _choose_dtype(dtype, chosen)
+    chosen = choose_device(device)
+    torch_dtype = choose_dtype(dtype, chosen)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=offline)
         lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, local_files_only=offline)

@@ -3,7 +3,7 @@
 An :class:`~connector.services.embedding.EmbeddingClient` caches query vectors itself
 (its ``query_cache_size``); the search must not cache them a second time. Any other
 embedder (the ``/search`` app's Ray handle, an in-process model, a test double) gets
-an LRU here, sized by ``HybridSearch(query_cache_size=...)``. So whichever embedder a
+an LRU here (the same :class:`~connector.services.embedding.QueryVectorCache`), sized by ``HybridSearch(query_cache_size=...)``. So whichever embedder a
 search has, a repeated query is embedded once and cached once.
 
 When the embedder is a client of our embedding service and an export of the index's model is on this machine
@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from array import array
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient
+from connector.services.embedding import AsyncEmbeddingClient, EmbeddingClient, QueryVectorCache
 from connector.services.query_encoder import local_query_encoder
 
 __all__ = ["Embedder", "QueryVectors"]
@@ -34,33 +32,6 @@ class Embedder(Protocol):
     """Anything that turns a query into a vector (``EmbeddingClient`` is one)."""
 
     def embed_query(self, text: str) -> list[float]: ...
-
-
-class _LRU:
-    """A tiny thread-safe LRU of query text -> vector, each kept as an ``array("d")`` (a quarter of a list of floats'
-    memory; a full cache is a replica's steady state); :meth:`get` hands out a list of its own."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, array[float]] = OrderedDict()
-        self._lock = threading.Lock()  # the search endpoint calls one HybridSearch from several threads
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: str) -> list[float] | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-        return None if value is None else list(value)
-
-    def put(self, key: str, value: list[float]) -> None:
-        with self._lock:
-            self._items[key] = array("d", value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 class QueryVectors:
@@ -82,9 +53,9 @@ class QueryVectors:
     ) -> None:
         self.embedder = embedder
         self.cache_size = cache_size
-        self.cache: _LRU | None = None
+        self.cache: QueryVectorCache | None = None
         if cache_size > 0 and not _caches_itself(embedder):
-            self.cache = _LRU(cache_size)
+            self.cache = QueryVectorCache(cache_size)
         self._check_model = check_model
         self._choose_local = prefer_local and isinstance(embedder, EmbeddingClient | AsyncEmbeddingClient)
         self._choice_lock = threading.Lock()
@@ -131,7 +102,8 @@ class QueryVectors:
             if callable(check) and vector_meta:
                 check(vector_meta)
             self._check_model = False
-        return self.cache.get(text) if self.cache is not None else None
+        cached = self.cache.get(text) if self.cache is not None else None
+        return None if cached is None else list(cached)
 
     def _use_local_encoder(self, vector_meta: Mapping[str, Any] | None) -> None:
         """Swap the service client for an in-process encoder of the same model, once, when one is found."""
@@ -144,7 +116,7 @@ class QueryVectors:
                 return
             self.embedder = encoder  # the service client stays the caller's (closed by the search's close)
             if self.cache is None and self.cache_size > 0:
-                self.cache = _LRU(self.cache_size)  # the encoder keeps no cache of its own
+                self.cache = QueryVectorCache(self.cache_size)  # the encoder keeps no cache of its own
 
     def _store(self, text: str, raw: Any) -> list[float]:
         vector = [float(v) for v in raw]

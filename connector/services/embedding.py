@@ -14,7 +14,7 @@ import logging
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +37,7 @@ from connector.services.wire import EmbeddingServiceInfo
 if TYPE_CHECKING:
     from connector.cluster.settings import ConnectionSettings
 
-__all__ = ["AsyncEmbeddingClient", "EmbeddingClient", "ServiceInfo", "InputType"]
+__all__ = ["AsyncEmbeddingClient", "EmbeddingClient", "InputType", "QueryVectorCache", "ServiceInfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +55,44 @@ _ERRORS = ServiceErrors(
 )
 
 
-class _LruCache:
-    """A small thread-safe LRU of query text -> vector.
+class QueryVectorCache:
+    """The one thread-safe LRU of query vectors (the embedding clients' and the search's own, issue 29's memory work).
 
     A vector is kept as an ``array("d")`` (8 bytes a value, the same floats): a tuple of Python floats took 32 bytes
-    a value, ~12 KB per 384-dim vector, so a full cache of 1,024 held ~12 MB instead of ~3 MB.
+    a value, ~12 KB per 384-dim vector, so a full cache of 1,024 held ~12 MB instead of ~3 MB. Every lookup of a
+    cache of size > 0 counts as a hit or a miss in ``eshybrid_query_vector_cache_requests_total`` (a no-op without
+    prometheus-client).
     """
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str], array[float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.size = size
+        self._items: OrderedDict[Hashable, array[float]] = OrderedDict()
+        self._lock = threading.Lock()  # the search endpoint calls one client from several threads
 
-    def get(self, key: tuple[str, str]) -> array[float] | None:
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> array[float] | None:
+        """The vector kept under ``key`` (the cache's own array: copy it before handing it out), or None."""
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-        if self._size > 0:  # eshybrid_query_vector_cache_requests_total (a no-op without prometheus-client)
+        if self.size > 0:
             default_search_metrics().record_cache(hit=value is not None)
         return value
 
-    def put(self, key: tuple[str, str], value: array[float]) -> None:
-        if self._size <= 0:
-            return
+    def put(self, key: Hashable, value: Sequence[float]) -> array[float]:
+        """Keep ``value`` under ``key`` (as an ``array("d")``, which is returned); a size of 0 keeps nothing."""
+        vector = value if isinstance(value, array) else array("d", value)
+        if self.size <= 0:
+            return vector
         with self._lock:
-            self._items[key] = value
+            self._items[key] = vector
             self._items.move_to_end(key)
-            while len(self._items) > self._size:
+            while len(self._items) > self.size:
                 self._items.popitem(last=False)
+        return vector
 
 
 class _EmbeddingClientBase:
@@ -126,7 +135,7 @@ class _EmbeddingClientBase:
         self.batch_size = batch_size
         self.max_retries = max_retries
         self.max_concurrency = max_concurrency
-        self._cache = _LruCache(query_cache_size)
+        self._cache = QueryVectorCache(query_cache_size)
         self._info: ServiceInfo | None = None
         self._init_driver()
 
@@ -235,8 +244,7 @@ class EmbeddingClient(_EmbeddingClientBase):
         key = ("query", text)
         cached = self._cache.get(key)
         if cached is None:
-            cached = array("d", self.embed([text], input_type="query")[0])
-            self._cache.put(key, cached)
+            cached = self._cache.put(key, self.embed([text], input_type="query")[0])
         return list(cached)
 
     def embed(self, texts: Sequence[str], *, input_type: InputType = "document") -> list[list[float]]:
@@ -347,8 +355,7 @@ class AsyncEmbeddingClient(_EmbeddingClientBase):
         key = ("query", text)
         cached = self._cache.get(key)
         if cached is None:
-            cached = array("d", (await self.embed([text], input_type="query"))[0])
-            self._cache.put(key, cached)
+            cached = self._cache.put(key, (await self.embed([text], input_type="query"))[0])
         return list(cached)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

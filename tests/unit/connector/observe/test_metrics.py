@@ -169,20 +169,20 @@ def test_openmetrics_is_rendered_when_asked() -> None:
     assert content_type.startswith("text/plain") and b"eshybrid_search_requests_total" in body
 
 
-def test_the_embedding_clients_query_cache_counts_hits_and_misses() -> None:
+def test_the_query_vector_cache_counts_hits_and_misses() -> None:
     from prometheus_client import REGISTRY
 
-    from connector.services.embedding import _LruCache
+    from connector.services.embedding import QueryVectorCache
 
     def count(result: str) -> float:
         return REGISTRY.get_sample_value("eshybrid_query_vector_cache_requests_total", {"result": result}) or 0.0
 
     before = count("hit"), count("miss")
-    cache = _LruCache(4)
+    cache = QueryVectorCache(4)
     cache.get(("query", "tent"))
     cache.put(("query", "tent"), array("d", [1.0]))
     cache.get(("query", "tent"))
-    _LruCache(0).get(("query", "tent"))  # no cache: no lookup counted
+    QueryVectorCache(0).get(("query", "tent"))  # no cache: no lookup counted
     assert (count("hit") - before[0], count("miss") - before[1]) == (1, 1)
 
 

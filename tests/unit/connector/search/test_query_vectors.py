@@ -163,3 +163,18 @@ def test_the_model_is_checked_once_and_again_after_a_mismatch() -> None:
         with pytest.raises(ModelMismatchError):
             vectors.vector("a", vector_meta={"model_id": "m"})
     assert bad.checks == 2 and bad.calls == []
+
+
+def test_the_searchs_own_cache_is_the_clients_kind_counted_and_copied_out() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(result: str) -> float:
+        return REGISTRY.get_sample_value("eshybrid_query_vector_cache_requests_total", {"result": result}) or 0.0
+
+    before = count("hit"), count("miss")
+    vectors = QueryVectors(_CountingEmbedder(), cache_size=4, check_model=False, prefer_local=False)
+    first = vectors.vector("red tent")
+    first.append(9.0)  # a caller's list is its own: the cache keeps the vector it was given
+    assert vectors.vector("red tent") == VECTOR
+    assert (count("hit") - before[0], count("miss") - before[1]) == (1, 1)
+    assert vectors.cached == 1
