@@ -56,7 +56,7 @@ JOB_COUNT_FIELDS: Final = (
 
 # Stages a hybrid search times, in the order they run (``latency_ms.<stage>`` of the search log).
 SEARCH_LOG_LATENCY_STAGES: Final = ("correct", "embed", "search", "fuse", "fetch", "rerank", "total")
-SEARCH_LOG_MAPPING_VERSION: Final = 2  # 2: query_id, vector_fallback(_reason), round_trips
+SEARCH_LOG_MAPPING_VERSION: Final = 3  # 2: query_id, vector_fallback(_reason), round_trips; 3: fusion weights
 
 _SMALL_INDEX_SETTINGS: Final = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
 
@@ -206,6 +206,9 @@ def search_log_mapping() -> JsonDict:
                     "vector_fallback": "true when a helper (embedder, profile read) failed: lexical result",
                     "vector_fallback_reason": "which helper failed, and why",
                     "round_trips": "the sequential cluster round trips of the search",
+                    "lexical_weight": "adaptive fusion: the lexical leg's share it gave this query",
+                    "vector_weight": "adaptive fusion: the vector leg's share",
+                    "coverage": "adaptive fusion: share of the query's content words some document contains",
                 },
             }
         },
@@ -231,6 +234,9 @@ def search_log_mapping() -> JsonDict:
             "vector_fallback": {"type": "boolean"},
             "vector_fallback_reason": {"type": "keyword", "ignore_above": 1024},
             "round_trips": {"type": "integer"},
+            "lexical_weight": {"type": "float"},
+            "vector_weight": {"type": "float"},
+            "coverage": {"type": "float"},
         },
     }
 

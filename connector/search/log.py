@@ -83,6 +83,9 @@ class SearchLogRecord(TypedDict, total=False):
         vector_fallback: a helper (query or image embedder, profile read) failed and its signal was left out.
         vector_fallback_reason: which helper, and why.
         round_trips: the sequential cluster round trips of the search.
+        lexical_weight: the adaptive fusion's lexical share for this query (absent for rrf, linear, one leg).
+        vector_weight: the vector leg's share.
+        coverage: the adaptive fusion's evidence: the share of the query's content words in the index.
     """
 
     timestamp: str
@@ -106,6 +109,9 @@ class SearchLogRecord(TypedDict, total=False):
     vector_fallback: bool
     vector_fallback_reason: str
     round_trips: int
+    lexical_weight: float
+    vector_weight: float
+    coverage: float
 
 
 # -- the log documents (the index body is mappings.system.search_log_index_body) ------------
@@ -189,6 +195,12 @@ def record_from_response(response: Any, *, timestamp: datetime | None = None) ->
     fusion = getattr(response, "fusion", None)
     if fusion is not None and record["mode"] not in ("bm25", "knn"):
         record["fusion"] = fusion.describe() if hasattr(fusion, "describe") else str(fusion)
+    weights = getattr(response, "fusion_weights", None)
+    if weights is not None:
+        record["lexical_weight"] = float(weights.lexical)
+        record["vector_weight"] = float(weights.vector)
+        if weights.coverage is not None:
+            record["coverage"] = float(weights.coverage)
     return record
 
 

@@ -248,10 +248,23 @@ class BackgroundBulkWriter:
     def _ensure_index(self, index: str) -> None:
         if index in self._ready:
             return
-        if not self.cluster.index_exists(index):
+        # HEAD also answers for an alias, which the caller may point at a rolled-over index.
+        if self.cluster.index_exists(index):
+            self._add_new_fields(index)
+        else:
             try:
                 self.cluster.create_index(index, self._bodies[index]())
             except ClusterApiError as e:
                 if e.error_type != "resource_already_exists_exception":
                     raise
         self._ready.add(index)
+
+    def _add_new_fields(self, index: str) -> None:
+        """Map the fields a later version added to an index an older one created (additive, idempotent)."""
+        mappings = self._bodies[index]().get("mappings")
+        if not mappings:
+            return
+        try:
+            self.cluster.put_mapping(index, mappings)
+        except EshybridError as e:  # the records still land in _source (the bodies map with dynamic: false)
+            logger.warning("%s: could not map the new fields of %s: %s", self.name, index, e)

@@ -106,3 +106,19 @@ def test_a_dead_cluster_never_raises_into_the_caller(caplog: pytest.LogCaptureFi
     assert any("not written" in r.getMessage() for r in caplog.records)
     search_log.log({"query": "after close"})  # a closed logger drops, never raises
     assert search_log.dropped == 1
+
+
+def test_an_older_log_index_gets_the_new_fields_mapped(cluster: Cluster, log_index: str) -> None:
+    """A log index an earlier version created (no query_id, no fusion weights) is given the new fields on first
+    write, so Kibana can filter and chart them; the records written before keep their place."""
+    old = search_log_mapping()
+    old_properties = {k: v for k, v in old["properties"].items() if k not in ("query_id", "lexical_weight")}
+    cluster.create_index(log_index, {"mappings": {**old, "properties": old_properties}})
+    with SearchLogger(cluster, log_index, flush_interval_s=0.1) as search_log:
+        search_log.log({"query": "head torch", "mode": "hybrid", "query_id": "q-1", "lexical_weight": 0.1})
+        assert search_log.flush(timeout_s=30)
+    assert (search_log.written, search_log.failed) == (1, 0)
+    cluster.refresh(log_index)
+    properties = cluster.get_mapping(log_index)["properties"]
+    assert properties["query_id"] == {"type": "keyword"} and properties["lexical_weight"] == {"type": "float"}
+    assert cluster.count(log_index, {"range": {"lexical_weight": {"lte": 0.2}}}) == 1

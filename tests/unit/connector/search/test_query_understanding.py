@@ -120,6 +120,15 @@ def test_search_log_records_the_correction_and_hashing_drops_it() -> None:
     assert not {"query", "corrected_query", "did_you_mean", "corrected_terms"} & set(hashed)
 
 
+def test_search_log_records_the_adaptive_fusions_weights_for_the_query() -> None:
+    from connector.search.models import FusionWeights
+
+    assert not {"lexical_weight", "vector_weight", "coverage"} & set(record_from_response(_response()))
+    weights = FusionWeights(lexical=0.0875, vector=0.9125, base_share=0.7, coverage=0.5, summary="lexical 0.09")
+    record = record_from_response(_response().model_copy(update={"fusion_weights": weights}))
+    assert (record["lexical_weight"], record["vector_weight"], record["coverage"]) == (0.0875, 0.9125, 0.5)
+
+
 def test_endpoint_body_takes_correct() -> None:
     assert SearchRequestBody(text="x", correct="force").correct == "force"
     with pytest.raises(ValueError):
