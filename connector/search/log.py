@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypedDict
 
 from connector.cluster.client import Cluster, JsonDict
+from connector.errors import EshybridError
 from connector.ubi.writer import BackgroundBulkWriter
 from mappings.system import SEARCH_LOG_LATENCY_STAGES as LATENCY_STAGES
 from mappings.system import SEARCH_LOG_MAPPING_VERSION, search_log_index_body, search_log_mapping
@@ -254,6 +255,13 @@ class SearchLogger(BackgroundBulkWriter):
         return (
             f"SearchLogger(index={self.index!r}, written={self.written}, dropped={self.dropped}, failed={self.failed})"
         )
+
+    def _add_new_fields(self, index: str) -> None:
+        """Map the fields a later version added to a log index an older one created (additive, idempotent)."""
+        try:
+            self.cluster.put_mapping(index, search_log_mapping())
+        except EshybridError as e:  # the records still land in _source (dynamic: false)
+            logger.warning("search log %s: could not map the new fields: %s", index, e)
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Queue one record; never blocks and never raises.

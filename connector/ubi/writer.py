@@ -260,11 +260,5 @@ class BackgroundBulkWriter:
         self._ready.add(index)
 
     def _add_new_fields(self, index: str) -> None:
-        """Map the fields a later version added to an index an older one created (additive, idempotent)."""
-        mappings = self._bodies[index]().get("mappings")
-        if not mappings:
-            return
-        try:
-            self.cluster.put_mapping(index, mappings)
-        except EshybridError as e:  # the records still land in _source (the bodies map with dynamic: false)
-            logger.warning("%s: could not map the new fields of %s: %s", self.name, index, e)
+        """An index that exists already is used as it is (the UBI plugin's, or another owner's); a subclass whose
+        index is its own maps the fields a later version added here (the search log)."""
