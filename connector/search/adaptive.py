@@ -10,13 +10,14 @@ The evidence (:class:`QueryEvidence`) comes only from what the search already fe
 query's words and, when the spelling correction ran, the number of documents matching each
 content word (the ``filters`` aggregation that rides in the correction's suggest request, see
 :func:`connector.search.correction.suggest_body`; a corrected word counts as its correction), plus
-the legs' own hits. No extra request: with the correction off nothing is counted, and the lexical
-leg keeps its base share.
+the legs' own hits. With the correction off the same counts are asked alone in the first round trip, beside the
+query's embedding (:func:`connector.search.correction.word_counts_body`); when they fail the lexical leg keeps its
+base share.
 
 The rule (:func:`adaptive_weights`), with the coefficients in :class:`AdaptiveCoefficients`:
 
 * ``coverage`` = share of the query's content words (stopwords out) that occur in at least one
-  document of the index. Unknown (``None``) when the words were not counted (correction off):
+  document of the index. Unknown (``None``) when the words were not counted (the count failed):
   then the lexical leg keeps its base weight.
 * lexical share = ``base_share * coverage ** coverage_power``, where ``base_share`` is the
   configured ``lexical_weight / (lexical_weight + vector_weight)`` (0.7 by default, the share
@@ -94,8 +95,8 @@ class QueryEvidence:
     Attributes:
         text: the user's text.
         doc_freqs: lower-cased word -> documents of the index matching it (the correction's
-            aggregation); ``None`` when the words were not counted (correction off, or the
-            suggest request failed). Words absent from the mapping count as not counted.
+            aggregation, or the counts alone with the correction off); ``None`` when the words were not
+            counted (the request failed). Words absent from the mapping count as not counted.
     """
 
     text: str

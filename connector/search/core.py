@@ -33,10 +33,12 @@ from connector.search.correction import (
     correction_note,
     evidence_of,
     fuzzy_clause,
+    query_evidence,
     suggest_body,
     suggester_of,
     validate_correct_mode,
     with_fuzziness,
+    word_counts_body,
 )
 from connector.search.defaults import resolve_fusion, resolve_lexical
 from connector.search.drivers import EmbedGuard
@@ -244,6 +246,10 @@ class _CoreBase:
         body = suggest_body(text, fields=fields, shingle_field=shingle, settings=self.correction) if wanted else None
         return body, suggester_of(shingle)
 
+    def _counts_request(self, text: str) -> dict[str, Any] | None:
+        """The words' document counts alone (the adaptive fusion's evidence with the correction off)."""
+        return word_counts_body(text, fields=list(self.profile.lexical_fields), settings=self.correction)
+
     def _trip_vectors(
         self, answers: dict[str, Any], trip: FirstTrip, base: str, *, example_image: bool, guarded: bool
     ) -> Flow[None]:
@@ -267,6 +273,7 @@ class _CoreBase:
         setup: Op | None = None,
         session: str | None = None,
         early: Callable[[str], EarlyRequests] | None = None,
+        count_words: bool = False,
     ) -> Flow[FirstTrip]:
         """Ask every helper the legs need in one round trip; re-embed only a corrected text.
 
@@ -274,6 +281,8 @@ class _CoreBase:
         ``session``: the shopper's session id: its recent events are read with the profile (one ``_msearch``).
         ``early``: the searches that need no vector (the lexical leg, the BM25 page) for the text: they ride in the
         suggestion's ``_msearch`` (the search checks they still match the corrected text before it uses them).
+        ``count_words``: the adaptive fusion wants its evidence; with the correction off, the words' document counts
+        are asked alone in this round trip (beside the embedding), as the suggestion would have carried them.
         """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
@@ -282,9 +291,11 @@ class _CoreBase:
             rewrite = yield Rewrite(self.rewriter, text)
         base = rewrite.text if rewrite is not None else text
         suggest, suggester = self._suggestion_request(base, wanted=bool(text) and correct_mode != "off")
+        counts = self._counts_request(base) if text and count_words and correct_mode == "off" else None
+        note = correction_note(suggester) if suggest else _COUNTS_NOTE
         planned = early(base) if early is not None and text else {}
         ops: dict[str, Op | None] = {
-            "cluster": self._first_cluster_op(suggest, planned, suggester),
+            "cluster": self._first_cluster_op(suggest or counts, planned, note),
             "vector": Embed(base, self.profile.vector_meta, guarded=guarded) if text and mode != "bm25" else None,
             "image": self._image_op(base, image) if mode != "bm25" else None,
             "setup": setup,
@@ -297,15 +308,16 @@ class _CoreBase:
         if "page" in planned:  # a lexical-only search's page rode here: its legs stage is this round trip
             timings.search_ms += ms_since(started)
         trip = FirstTrip()
-        answer = _split_first(answers.get("cluster"), bool(suggest), planned, trip)
+        answer = _split_first(answers.get("cluster"), bool(suggest or counts), planned, trip)
+        counted, answer = (answer, {}) if counts is not None else ({}, answer)
         if text and (correct_mode != "off" or rewrite is not None):
             result = correction_from(base, answer, mode=correct_mode, suggester=suggester if suggest is not None
                                      else "none", settings=self.correction)  # fmt: skip
             timings.correct_ms = ms_since(started)
             trip.correction = result.model_copy(update=_correction_update(timings.correct_ms, rewrite))
-        # The adaptive fusion's evidence: the word counts the correction's request already carried (with the
-        # correction off nothing is counted, and the fusion keeps its base weights: no extra request).
-        trip.evidence = evidence_of(base, trip.correction)
+        # The adaptive fusion's evidence: the word counts the correction's request already carried, or (correction
+        # off) the counts asked alone beside the embedding; a failed count leaves the fusion its base weights.
+        trip.evidence = query_evidence(base, counted) if counts is not None else evidence_of(base, trip.correction)
         yield from self._trip_vectors(answers, trip, base, example_image=image is not None, guarded=guarded)
         if "vector" in answers:
             timings.embed_ms = ms_since(started)
@@ -316,11 +328,12 @@ class _CoreBase:
         return trip
 
     def _first_cluster_op(
-        self, suggest: dict[str, Any] | None, planned: EarlyRequests, suggester: Suggester
+        self, suggest: dict[str, Any] | None, planned: EarlyRequests, note: str
     ) -> ClusterSearch | ClusterMsearch | None:
-        """The first round trip's cluster request: the suggestion, and the early searches in its ``_msearch``."""
+        """The first round trip's cluster request: the suggestion (or the word counts alone), and the early
+        searches in its ``_msearch``."""
         bodies = ([suggest] if suggest else []) + [body for sent in planned.values() for body in sent]
-        notes = ([correction_note(suggester)] if suggest else []) + [_EARLY_NOTES[name] for name in planned]
+        notes = ([note] if suggest else []) + [_EARLY_NOTES[name] for name in planned]
         if not bodies:
             return None
         if len(bodies) == 1:
@@ -392,6 +405,7 @@ class _CoreBase:
         return profile
 
 
+_COUNTS_NOTE = "document counts of the query's words (the adaptive fusion's evidence; correction off)"
 _EARLY_NOTES = {
     "lexical": "lexical leg (+ its top hits with sources), sent before the vector is known",
     "page": "the BM25 page (lexical leg alone: its hits with sources, candidates counted)",

@@ -194,15 +194,31 @@ def suggest_body(
                 ],
             }
         }
-    counts = {
-        w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in _counted(text, settings)
-    }
     return {
         "size": 0,
         "track_total_hits": False,
         "suggest": suggest,
-        "aggs": {_AGG: {"filters": {"filters": counts}}},
+        "aggs": {_AGG: {"filters": {"filters": _count_filters(_counted(text, settings), fields)}}},
     }
+
+
+def word_counts_body(
+    text: str, *, fields: Sequence[str], settings: CorrectionSettings = DEFAULT_CORRECTION
+) -> JsonDict | None:
+    """The adaptive fusion's evidence alone, for a search with the correction off: the suggest request's
+    aggregation (documents matching each content word) without a suggester; ``None`` when no word is counted."""
+    words = _counted(text, settings)
+    if not words or not fields:
+        return None
+    return {
+        "size": 0,
+        "track_total_hits": False,
+        "aggs": {_AGG: {"filters": {"filters": _count_filters(words, fields)}}},
+    }
+
+
+def _count_filters(words: Sequence[str], fields: Sequence[str]) -> JsonDict:
+    return {w: {"multi_match": {"query": w, "fields": list(fields), "operator": "and"}} for w in words}
 
 
 # -- the decision (pure) ------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class _HybridCore(_ServerSide):
         trip = yield from self._first_trip(
             r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup,
             session=r.session_id if user_id is not None else None,
-            early=early,
+            early=early, count_words=_wants_counts(plan, fusion, r.mode),
         )  # fmt: skip
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
@@ -283,3 +283,8 @@ _HybridCore.__init__.__signature__ = options_signature(inspect.signature(_Hybrid
 
 def given_profile(user: UserProfile | str | None) -> UserProfile | None:
     return user if isinstance(user, UserProfile) else None
+
+
+def _wants_counts(plan: SearchPlan, fusion: FusionConfig, mode: str) -> bool:
+    """The adaptive fusion of two legs fused here needs the words' counts (the suggestion carries them when asked)."""
+    return fusion.method == "adaptive" and plan.shape == "legs" and mode in ("hybrid", "hybrid+rerank")

@@ -9,7 +9,8 @@ A search takes one of three shapes:
   back to the lexical leg of ``max_depth`` candidates (one more round trip, rare).
 * ``legs`` (client-side fusion): the lexical leg and its sourced copy ride in the first round trip beside the
   suggestion, while the query is embedded; the second round trip sends only the legs that waited for a vector.
-  Without a suggestion (correction off) every leg waits for the vector: one round trip, as before.
+  Without a suggestion (correction off) every leg waits for the vector; the adaptive fusion's word counts (asked
+  alone then) are the first round trip's only cluster request.
   A correction that changes the lexical text sends the lexical leg again in the second round trip.
 * ``server``: the first round trip asks the suggestion (and the vector beside it); the second is the one request
   in the cluster's own hybrid form.

@@ -33,7 +33,7 @@ class _Cluster:
 
     def search(self, index: str, body: Any, params: Any = None) -> Any:
         self.bodies.append(body)
-        if "suggest" in body:
+        if "aggs" in body:  # the suggestion with its word counts, or the counts alone (correction off)
             words = body["aggs"]["original_doc_freq"]["filters"]["filters"]
             buckets = {w: {"doc_count": self.counts.get(w, 0)} for w in words}
             return {"hits": {"hits": []}, "suggest": {}, "aggregations": {"original_doc_freq": {"buckets": buckets}}}
@@ -76,12 +76,24 @@ def test_words_in_the_index_keep_the_base_weights() -> None:
     assert response.ids == ["dumbbells"]
 
 
-def test_correction_off_counts_nothing_and_keeps_the_base_weights() -> None:
+def test_correction_off_still_counts_the_words_beside_the_embedding() -> None:
+    """No suggestion is asked, but the adaptive fusion's evidence is: the counts alone, in the first round trip."""
     cluster = _Cluster({})
     search = HybridSearch(cluster, "shop", embedder=_Embedder(), max_depth=10)
     response = search.search("flashlight you wear on your head", size=2, correct="off")
-    assert response.fusion_weights is not None and response.fusion_weights.coverage is None
-    assert response.fusion_weights.lexical == 0.7 and response.round_trips == 1
+    assert response.fusion_weights is not None and response.fusion_weights.coverage == 0.0
+    assert response.fusion_weights.lexical == 0.0 and response.round_trips == 2
+    assert response.correction is None
+    asked = [body for body in cluster.bodies if "aggs" in body]
+    assert len(asked) == 1 and "suggest" not in asked[0]
+
+
+def test_correction_off_with_a_fixed_fusion_asks_nothing_first() -> None:
+    cluster = _Cluster({})
+    search = HybridSearch(cluster, "shop", embedder=_Embedder(), max_depth=10)
+    linear = FusionConfig(method="linear", lexical_weight=0.7, vector_weight=0.3)
+    response = search.search("flashlight you wear on your head", size=2, correct="off", fusion=linear)
+    assert response.fusion_weights is None and response.round_trips == 1
     assert not any("aggs" in body for body in cluster.bodies)
 
 

@@ -90,11 +90,12 @@ def test_a_default_search_is_two_round_trips_with_the_embedding_beside_the_sugge
 def test_a_down_embedder_gives_the_lexical_result_flagged_and_the_breaker_skips_it() -> None:
     cluster, embedder = _Cluster(), _Embedder(down=True)
     search = HybridSearch(cluster, "shop", embedder=embedder, max_depth=10, breaker_failures=2)
-    for _ in range(4):
+    for attempt in range(4):
         response = search.search("red tent", size=2, correct="off")
         assert response.vector_fallback and response.strategy == "single"
         assert response.vector_fallback_reason and "query embedder" in response.vector_fallback_reason
-        assert response.ids == ["a", "b"] and response.round_trips == 1
+        # the adaptive fusion's word counts rode beside the failing embedding; with the breaker open, one request
+        assert response.ids == ["a", "b"] and response.round_trips == (2 if attempt < 2 else 1)
     assert embedder.calls == 2, "after 2 failures in a row the open breaker stops asking the embedder"
 
 
