@@ -73,6 +73,7 @@ from online_events import measure_events, measure_search_overhead  # noqa: E402
 from bench._servers import cluster as bench_cluster  # noqa: E402
 from connector.feedback import CLICK_MODELS, DEFAULT_CLICK_MODEL, build_judgments, query_key, team_draft  # noqa: E402
 from connector.feedback.judgments import write_beir  # noqa: E402
+from connector.quality.adaptive_choice import query_evidences  # noqa: E402
 from connector.quality.evaluation import evaluate_runs, ranking_to_run  # noqa: E402
 from connector.quality.load import BeirDataset, read_beir  # noqa: E402
 from connector.quality.tuning import recommend  # noqa: E402
@@ -168,13 +169,18 @@ def ubi_sessions(
 
 def fetch_rankings(search: HybridSearch, queries: Mapping[str, str]) -> tuple[Rankings, dict[str, Any]]:
     legs = {q: search.retrieve_legs(t) for q, t in queries.items()}
+    evidences = query_evidences(search, queries)  # the adaptive default's word counts, as the search reads them
     rankings: Rankings = {}
     for name, config in CONFIGS.items():
         if isinstance(config, str):
             rankings[name] = {q: [d.id for d in single_leg(legs[q].get(config, []), leg=config)][:100] for q in legs}
         else:
-            rankings[name] = {q: [d.id for d in fuse(legs[q], config)][:100] for q in legs}
+            rankings[name] = {q: _fused_ids(legs[q], config, evidences.get(q)) for q in legs}
     return rankings, legs
+
+
+def _fused_ids(legs: Any, config: FusionConfig, evidence: Any) -> list[str]:
+    return [d.id for d in fuse(legs, config, evidence=evidence)][:100]
 
 
 def ndcg10(rankings: Rankings, qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
@@ -225,7 +231,8 @@ def human_ndcg_of(search: HybridSearch, defaults: Mapping[str, Any], queries: Ma
         max_depth=100,
     )
     fusion = FusionConfig(**defaults["fusion"])
-    run = {q: ranking_to_run([d.id for d in fuse(probe.retrieve_legs(t), fusion)][:100]) for q, t in queries.items()}
+    evidences = query_evidences(probe, queries) if fusion.method == "adaptive" else {}
+    run = {q: ranking_to_run(_fused_ids(probe.retrieve_legs(t), fusion, evidences.get(q))) for q, t in queries.items()}
     return evaluate_runs(qrels, {"x": run}, metrics=("ndcg@10",), compare_metrics=()).metrics["x"]["ndcg@10"]
 
 
