@@ -7,7 +7,8 @@ OpenVINO's static int8 is calibrated on.
 - :func:`calibration_sample`: a seeded random sample of the corpus rendered by the backfill's renderer
   (:func:`connector.texts.build_text`, fields ``title``, ``text``: what ``eshybrid calibration-sample`` writes from
   an index of these docs), drawn from docs that are neither in the nDCG pool nor in the throughput sample, so the
-  scales are never fitted on the judged texts. Queries are never calibration texts.
+  scales are never fitted on the judged texts. Queries are never calibration texts;
+- :func:`openvino_rule`: the rule that makes OpenVINO int8 the recommended CPU int8 (written before the idle run).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JudgedPool", "calibration_sample", "judged_pool", "ndcg_at_10", "quality_ndcg"]
+__all__ = ["JudgedPool", "calibration_sample", "judged_pool", "ndcg_at_10", "openvino_rule", "quality_ndcg"]
 
 # The fields an ESCI index built by this project's loader records; the backfill renders them joined by newlines.
 ESCI_TEXT_FIELDS = ("title", "text")
@@ -136,3 +137,19 @@ def quality_ndcg(pool: JudgedPool, *, variants: dict[str, Any]) -> dict[str, dic
             flush=True,
         )
     return out
+
+
+def openvino_rule(rates: dict[str, float], min_cos: float, ndcg: dict[str, dict[str, float]]) -> tuple[str, list[str]]:
+    """``bench/embed_throughput.py``'s step 5 rule (OpenVINO int8 as the recommended CPU int8): ``pass`` or
+    ``fail``, and the conditions that failed (the idle-start condition is checked by the caller)."""
+    failed = []
+    if min_cos < 0.99:
+        failed.append(f"min cosine {min_cos:.4f} < 0.99")
+    for kind in ("knn", "hybrid"):
+        loss = ndcg[kind]["fp32"] - ndcg[kind]["openvino_int8"]
+        if loss > 0.005:
+            failed.append(f"{kind} nDCG@10 loss {loss:.4f} > 0.005")
+    for t in (1, 2):
+        if rates[f"openvino int8 x{t}"] <= rates[f"onnx int8 x{t}"]:
+            failed.append(f"x{t}: openvino int8 {rates[f'openvino int8 x{t}']:.1f} <= onnx int8 docs/s")
+    return ("fail" if failed else "pass"), failed

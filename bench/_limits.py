@@ -41,6 +41,7 @@ __all__ = [
     "gemm_times",
     "int8_gemm_limit",
     "OpenVinoGemm",
+    "openvino_forward_ratio",
     "openvino_gemm",
     "replica_counters",
     "where_time_goes",
@@ -193,11 +194,10 @@ def _ov_gemm_model(*, tokens: int, k: int, n: int) -> Any:
 
 def _ov_fc_precision(compiled: Any) -> str:
     """The runtime precision of the compiled model's ``FullyConnected`` (``i8``: int8 kernels ran)."""
-    for op in compiled.get_runtime_model().get_ops():
-        info = op.get_rt_info()
-        if info["layerType"].astype(str) == "FullyConnected":
-            return str(info["runtimePrecision"].astype(str))
-    return "none"
+    from inference_backends import ov_runtime_precisions
+
+    found = [key.split(":")[1] for key in ov_runtime_precisions(compiled) if key.startswith("FullyConnected:")]
+    return found[0] if found else "none"
 
 
 def openvino_gemm(shape: EncoderShape, *, tokens: int, threads: int, seconds: float = 0.6) -> OpenVinoGemm:
@@ -240,6 +240,49 @@ class _OvRunner:
 
     def run(self, _outputs: None, feed: dict[str, Any]) -> None:
         self._request.infer({0: feed["a"]})
+
+
+def openvino_forward_ratio(
+    fp32_path: Path, int8_path: Path, rows: list[list[int]], *, threads: int, batch_size: int, seconds: float = 1.0
+) -> tuple[float, float]:
+    """How much faster the int8 OpenVINO model's forward passes run than the fp32 model's in f32 (OpenVINO both,
+    ``INFERENCE_PRECISION_HINT`` f32 for the reference): the int8 gain inside one runtime, what its int8 GEMM limit
+    bounds (``int8_vs_torch`` mixes in how much faster OpenVINO's f32 is than torch's). Two figures: the int8 model
+    as the backend compiles it (what is not quantized at the plugin's default precision, bf16 on CPUs with
+    AVX-512 BF16 / AMX), and with that rest in f32 (the int8 products' own gain). ``rows`` are token ids, sorted by
+    length and padded per batch as the embedder does."""
+    import numpy as np
+
+    from inference_backends import ov_compiled
+
+    ordered = sorted(rows, key=len)
+    feeds = []
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        width = max(len(r) for r in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for i, row in enumerate(batch):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        feeds.append({"input_ids": ids, "attention_mask": mask})
+    spent = {}
+    for name, path, precision in (("f32", fp32_path, "f32"), ("int8", int8_path, None), ("int8_f32", int8_path, "f32")):
+        compiled = ov_compiled(path, threads=threads, precision=precision)
+        spent[name] = _seconds_per_run(_OvPasses(compiled, feeds), {}, seconds)
+    return spent["f32"] / spent["int8"], spent["f32"] / spent["int8_f32"]
+
+
+class _OvPasses:
+    """Every batch of ``feeds`` through a compiled model, called like an ONNX Runtime session."""
+
+    def __init__(self, compiled: Any, feeds: list[dict[str, Any]]) -> None:
+        self._compiled = compiled
+        self._feeds = feeds
+
+    def run(self, _outputs: None, _feed: dict[str, Any]) -> None:
+        for feed in self._feeds:
+            self._compiled(feed)
 
 
 def int8_gemm_limit(shape: EncoderShape, times: GemmTimes, *, kept_fp32: Sequence[str] = ()) -> float:

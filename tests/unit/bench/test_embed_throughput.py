@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from bench._embed_quality import calibration_sample, ndcg_at_10
+from bench._embed_quality import calibration_sample, ndcg_at_10, openvino_rule
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "embed_throughput.py"
 
@@ -73,11 +73,11 @@ def test_calibration_sample_is_seeded_rendered_and_leaves_out_the_pool(tmp_path:
     assert len(calibration_sample(data, size=60, seed=0, exclude=())) == 50
 
 
-def test_openvino_rule(bench: ModuleType) -> None:
+def test_openvino_rule() -> None:
     rates = {"openvino int8 x1": 30.0, "onnx int8 x1": 20.0, "openvino int8 x2": 50.0, "onnx int8 x2": 40.0}
     ndcg = {"knn": {"fp32": 0.70, "openvino_int8": 0.696}, "hybrid": {"fp32": 0.75, "openvino_int8": 0.752}}
-    assert bench.openvino_rule(rates, 0.995, ndcg) == ("pass", [])
-    outcome, failed = bench.openvino_rule({**rates, "openvino int8 x2": 40.0}, 0.985, ndcg)
+    assert openvino_rule(rates, 0.995, ndcg) == ("pass", [])
+    outcome, failed = openvino_rule({**rates, "openvino int8 x2": 40.0}, 0.985, ndcg)
     assert outcome == "fail" and len(failed) == 2 and "0.9850 < 0.99" in failed[0] and "x2" in failed[1]
     worse = {**ndcg, "knn": {"fp32": 0.70, "openvino_int8": 0.69}}
-    assert bench.openvino_rule(rates, 0.995, worse)[1] == ["knn nDCG@10 loss 0.0100 > 0.005"]
+    assert openvino_rule(rates, 0.995, worse)[1] == ["knn nDCG@10 loss 0.0100 > 0.005"]
