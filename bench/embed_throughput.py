@@ -1,10 +1,10 @@
-"""Embedding throughput by backend: torch fp32 (the raw baseline), onnx fp32 and onnx int8, in process and
-through the service; cosine to torch fp32; nDCG@10 of kNN and hybrid with fp32 vs int8 vectors.
+"""Embedding throughput by backend: torch fp32 (the raw baseline), onnx fp32, onnx int8 and openvino int8, in
+process and through the service; cosine to torch fp32; nDCG@10 of kNN and hybrid with fp32 vs int8 vectors.
 
 Not a test. One run, same machine, same texts (``{title}\n{text}`` of the ESCI corpus, as the backfill builds
 them; the first --docs for throughput, the judged docs of the first queries up to --quality-docs for nDCG):
-  1. in process, interleaved rounds (best kept): torch fp32, onnx int8 and openvino static int8 (calibrated on the
-     next --calibration-docs texts of the corpus) at 1 and 2 threads, onnx fp32 at 2;
+  1. in process, interleaved rounds (best kept): torch fp32, onnx int8 and openvino static int8 at 1 and 2
+     threads, onnx fp32 at 2;
      ``int8_vs_torch`` compares them at the SAME layout (2 threads, one process);
   2. the service over HTTP in one Ray of ``os.cpu_count()`` CPUs, interleaved rounds: with default flags (torch;
      the default layout), the other layout (1 x N threads when the default is N x 1, and the reverse), and
@@ -18,13 +18,35 @@ them; the first --docs for throughput, the judged docs of the first queries up t
      under 1.0 at the start), the layout with the higher best-of-``--service-rounds`` (>= 3) docs/s becomes the
      default; a difference under 5% keeps the current one (one 1-thread replica per CPU);
   3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
-     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs int8 vectors;
+     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs onnx int8 vs
+     openvino int8 vectors;
   4. the machine's limits in the same run (``bench/_limits.py``), at 1 and 2 threads: the fp32 peak of a large
      GEMM and ``fp32_share_of_gemm`` = torch docs/s x the model's FLOPs per doc (its config, the texts' real
      token counts) / that peak; ``int8_gemm_limit`` = fp32 MatMul / int8 MatMulInteger time on the model's own
      shapes on ONNX Runtime (the int8 backend's runtime), every product int8 (``_recipe``: the recipe's
      feed-forward output projections kept fp32); ``int8_vs_limit`` = int8_vs_torch / int8_gemm_limit (the
      goal: >= 0.8). The CPU's vector extensions are printed (AVX2 only, AVX-512 VNNI, AMX: the limit moves).
+     The same in OpenVINO, the openvino backend's runtime (``_limits.openvino_gemm``): ``openvino_int8_gemm_limit``
+     = f32 / NNCF-int8 time of one-MatMul OpenVINO models of the same shapes (the runtime precision of the
+     compiled FullyConnected printed: i8 = int8 kernels ran), ``_recipe``: the feed-forward output projections at
+     the CPU plugin's default precision (bf16 where the CPU has AVX-512 BF16/AMX, as the backend runs them);
+     ``openvino_int8_vs_limit`` = openvino_int8_vs_torch / openvino_int8_gemm_limit (1 and 2 threads). That one
+     can pass 1: torch fp32 is not OpenVINO's f32 (oneDNN kernels, fused attention, bf16 where not quantized), so
+     the int8 gain inside the one runtime is measured too: ``openvino_int8_vs_f32`` = the int8 model's forward
+     passes over the sample (sorted, padded per batch) against the same model's in f32 (``INFERENCE_PRECISION_HINT``
+     f32), and ``openvino_int8_vs_f32_of_limit`` = that / openvino_int8_gemm_limit; ``openvino_int8_f32rest_vs_f32``:
+     the int8 model with its unquantized rest in f32 too (the int8 products' gain without the bf16 rest);
+  5. OpenVINO's static int8 is calibrated on ``--calibration-docs`` (300) corpus docs drawn by
+     ``random.Random(--calibration-seed)`` (0) from the docs in neither the throughput sample nor the nDCG pool,
+     rendered by the backfill's renderer (``connector.texts.build_text``, fields title, text: what
+     ``eshybrid calibration-sample`` writes from an index of them); its nDCG@10 is measured as ONNX int8's
+     (``knn_ndcg_openvino_int8``, ``hybrid_ndcg_openvino_int8``). The rule, written 2026-12-07 BEFORE the idle run:
+     OpenVINO static int8 becomes the README's recommended CPU int8 (in place of ``--backend onnx --quantize
+     int8``) when, on the idle run (load average under 1.0 at the start), ALL of: its min cosine to torch fp32
+     >= 0.99; its nDCG@10 loss to fp32 <= 0.005 for kNN and for hybrid; its docs/s above ONNX int8's at 1 thread
+     and at 2 threads. The bench only reports the outcome (``openvino_int8_rule=pass|fail``, failed conditions
+     printed); no code default moves with it (``--backend auto`` already times openvino int8 beside onnx where
+     the extra is installed, and picks by speed at cosine >= 0.99).
 Ends with one line ``RESULT key=value ...``.
 
     flock /tmp/eshybrid-integration.lock .venv/bin/python bench/embed_throughput.py
@@ -46,6 +68,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench._embed_quality import calibration_sample, judged_pool, openvino_rule, quality_ndcg  # noqa: E402
+from bench._limits import cpu_extensions, machine_limits  # noqa: E402
 
 logger = logging.getLogger("bench.embed_throughput")
 
@@ -102,10 +127,10 @@ IN_PROCESS = (
     ("onnx fp32 x2", "onnx", "none", 2),
     ("onnx int8 x1", "onnx", "int8", 1),
     ("onnx int8 x2", "onnx", "int8", 2),
-    ("openvino int8 x1", "openvino", "int8", 1),  # static int8, calibrated on other ESCI texts (CALIBRATION)
+    ("openvino int8 x1", "openvino", "int8", 1),  # static int8, calibrated on CALIBRATION
     ("openvino int8 x2", "openvino", "int8", 2),
 )
-CALIBRATION: list[str] = []  # filled in main(): texts after the measured ones, as the backfill would read them
+CALIBRATION: list[str] = []  # filled in main(): a seeded sample of other corpus docs, rendered as the backfill does
 
 
 def load_variant(backend: str, quantization: str, *, threads: int) -> Any:
@@ -144,113 +169,76 @@ def measure_backends(texts: list[str], *, batch_size: int, rounds: int) -> tuple
     return rates, vectors
 
 
-def machine_limits(embedder: Any, texts: list[str], *, gemm_tokens: int) -> dict[str, float]:
-    """The limits of step 4: FLOPs per doc, the fp32 GEMM peak and the int8 GEMM limit at 1 and 2 threads."""
-    from transformers import AutoConfig
+def model_precisions(label: str) -> str:
+    """What the CPU plugin runs the matrix products of the openvino run ``label`` in (``FullyConnected:u8 x26``...)."""
+    from inference_backends import ov_compiled, ov_runtime_precisions
 
-    from bench._limits import EncoderShape, flops_per_doc, fp32_gemm_gflops, gemm_times, int8_gemm_limit
+    _, backend, quantization, threads = next(v for v in IN_PROCESS if v[0] == label)
+    path = load_variant(backend, quantization, threads=threads).onnx_path
+    counts = ov_runtime_precisions(ov_compiled(path, threads=threads))
+    return ", ".join(f"{key} x{n}" for key, n in counts.items())
 
-    shape = EncoderShape.from_config(AutoConfig.from_pretrained(str(embedder.spec.transformer_path)))
-    lengths = [len(row) for row in embedder.tokenize(texts)]
-    out = {"gflop_per_doc": flops_per_doc(shape, lengths) / 1e9, "mean_tokens": sum(lengths) / len(lengths)}
-    for threads in (1, 2):
-        out[f"gemm_gflops_x{threads}"] = fp32_gemm_gflops(threads=threads)
-        times = gemm_times(shape, tokens=gemm_tokens, threads=threads)
-        out[f"int8_gemm_limit_x{threads}"] = int8_gemm_limit(shape, times)
-        out[f"int8_gemm_limit_recipe_x{threads}"] = int8_gemm_limit(shape, times, kept_fp32=("ffn_out",))
+
+def openvino_report(
+    texts: list[str],
+    rates: dict[str, float],
+    vectors: dict[str, Any],
+    limits: dict[str, Any],
+    ndcg: dict[str, dict[str, float]],
+    *,
+    args: argparse.Namespace,
+    load_start: float,
+) -> str:
+    """Step 4's OpenVINO shares and step 5's rule, printed; the RESULT keys of both."""
+    from bench._limits import openvino_forward_ratio
+
+    ov_cos = cosines(vectors["openvino int8 x2"], vectors["torch fp32 x2"])
+    ratio = {t: rates[f"openvino int8 x{t}"] / rates[f"torch fp32 x{t}"] for t in (1, 2)}
+    rule, failed = openvino_rule(rates, float(ov_cos.min()), ndcg)
+    if load_start >= 1.0:
+        rule, failed = "fail", [*failed, f"not idle: load average {load_start:.2f} >= 1.0 at the start"]
+    print(f"  the openvino int8 model's products run as {model_precisions('openvino int8 x2')}", flush=True)
+    paths = [load_variant("openvino", q, threads=2).onnx_path for q in ("none", "int8")]
+    rows = load_variant("torch", "none", threads=2).tokenize(texts)
+    vs_f32 = {t: openvino_forward_ratio(*paths, rows, threads=t, batch_size=args.batch_size) for t in (1, 2)}
+    for t in (1, 2):
         print(
-            f"  limits x{threads}: fp32 GEMM {out[f'gemm_gflops_x{threads}']:.1f} GFLOP/s; int8/fp32 GEMM on the "
-            f"model's shapes ({gemm_tokens} rows) {out[f'int8_gemm_limit_x{threads}']:.2f}x, with the recipe's "
-            f"fp32 layers {out[f'int8_gemm_limit_recipe_x{threads}']:.2f}x",
+            f"  x{t}: openvino_int8_vs_torch {ratio[t]:.2f} = {ratio[t] / limits[f'ov_limit_x{t}']:.2f} of OpenVINO's "
+            f"int8 GEMM limit (goal >= 0.8); inside OpenVINO, int8 forward passes {vs_f32[t][0]:.2f}x f32 ones = "
+            f"{vs_f32[t][0] / limits[f'ov_limit_x{t}']:.2f} of that limit ({vs_f32[t][1]:.2f}x = "
+            f"{vs_f32[t][1] / limits[f'ov_limit_x{t}']:.2f} with the unquantized rest in f32)",
             flush=True,
         )
-    return out
-
-
-def cpu_extensions() -> str:
-    """The vector extensions that set the int8 limit (from /proc/cpuinfo; 'unknown' elsewhere)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return ",".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
+    print(
+        f"openvino int8 ({len(CALIBRATION)} calibration texts, seed {args.calibration_seed}), the rule of step 5: "
+        f"{rule}" + (f" ({'; '.join(failed)})" if failed else " (recommend openvino int8 as the CPU int8)"),
+        flush=True,
+    )
+    return (
+        f"openvino_int8_min_cos={ov_cos.min():.4f} openvino_int8_mean_cos={ov_cos.mean():.4f} "
+        f"openvino_int8_docs_per_s={rates['openvino int8 x2']:.1f} "
+        f"openvino_int8_x1_docs_per_s={rates['openvino int8 x1']:.1f} "
+        f"openvino_int8_gemm_limit={limits['ov_limit_x2']:.2f} openvino_int8_gemm_limit_x1={limits['ov_limit_x1']:.2f} "
+        f"openvino_int8_gemm_limit_recipe={limits['ov_limit_recipe_x2']:.2f} "
+        f"openvino_int8_gemm_limit_recipe_x1={limits['ov_limit_recipe_x1']:.2f} "
+        f"openvino_int8_vs_limit={ratio[2] / limits['ov_limit_x2']:.3f} "
+        f"openvino_int8_vs_limit_x1={ratio[1] / limits['ov_limit_x1']:.3f} "
+        f"openvino_int8_vs_f32={vs_f32[2][0]:.2f} openvino_int8_vs_f32_x1={vs_f32[1][0]:.2f} "
+        f"openvino_int8_vs_f32_of_limit={vs_f32[2][0] / limits['ov_limit_x2']:.3f} "
+        f"openvino_int8_vs_f32_of_limit_x1={vs_f32[1][0] / limits['ov_limit_x1']:.3f} "
+        f"openvino_int8_f32rest_vs_f32={vs_f32[2][1]:.2f} openvino_int8_f32rest_vs_f32_x1={vs_f32[1][1]:.2f} "
+        f"openvino_default_precision={limits['ov_default_precision']} "
+        f"openvino_int8_precision={limits['ov_int8_precision']} "
+        f"knn_ndcg_openvino_int8={ndcg['knn']['openvino_int8']:.4f} "
+        f"hybrid_ndcg_openvino_int8={ndcg['hybrid']['openvino_int8']:.4f} "
+        f"openvino_int8_rule={rule} calibration_docs={len(CALIBRATION)} calibration_seed={args.calibration_seed}"
+    )
 
 
 def cosines(a: Any, b: Any) -> Any:
     import numpy as np
 
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-def ndcg_at_10(ranking: list[str], judged: dict[str, int]) -> float:
-    """nDCG@10 with linear gains."""
-    import math
-
-    dcg = sum(judged.get(d, 0) / math.log2(r + 2) for r, d in enumerate(ranking[:10]))
-    ideal = sorted(judged.values(), reverse=True)[:10]
-    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def quality_ndcg(data: Path, *, max_docs: int, variants: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """nDCG@10 of exact cosine kNN and of hybrid (bm25s + kNN fused by DEFAULT_FUSION) per variant, over the
-    judged docs of the first queries (up to ``max_docs`` docs); each variant embeds its own queries."""
-    import bm25s
-    import numpy as np
-
-    from connector.search.fusion import LegHit, fuse
-    from connector.search.models import DEFAULT_FUSION
-
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        qrels.setdefault(qid, {})[did] = int(score)
-    docs: dict[str, str] = {}
-    for line in (data / "corpus.jsonl").open(encoding="utf-8"):
-        row = json.loads(line)
-        docs[row["_id"]] = f"{row.get('title') or ''}\n{row.get('text') or ''}".strip()
-    queries = {q["_id"]: q["text"] for q in map(json.loads, (data / "queries.jsonl").open()) if q["_id"] in qrels}
-    chosen: list[str] = []
-    kept_queries = []
-    for qid in queries:
-        judged = [d for d in qrels[qid] if d in docs and d not in chosen]
-        if len(chosen) + len(judged) > max_docs:
-            break
-        chosen.extend(judged)
-        kept_queries.append(qid)
-    doc_texts = [docs[d] for d in chosen]
-    print(f"nDCG@10: {len(kept_queries)} queries, a pool of their {len(chosen)} judged docs", flush=True)
-    retriever = bm25s.BM25(k1=1.2, b=0.75)
-    retriever.index(bm25s.tokenize(doc_texts, stopwords="en", show_progress=False), show_progress=False)
-    tokens = bm25s.tokenize([queries[q] for q in kept_queries], stopwords="en", show_progress=False)
-    depth = min(100, len(chosen))
-    found, found_scores = retriever.retrieve(tokens, k=depth, show_progress=False)
-    lexical = {
-        qid: [LegHit(chosen[int(d)], float(sc)) for d, sc in zip(row, row_scores, strict=True) if sc > 0]
-        for qid, row, row_scores in zip(kept_queries, found, found_scores, strict=True)
-    }
-    out: dict[str, dict[str, float]] = {"knn": {}, "hybrid": {}}
-    for label, embedder in variants.items():
-        started = time.perf_counter()
-        dv = embedder.encode(doc_texts, max_rows=64, max_batch_tokens=4096)
-        qv = embedder.encode([embedder.spec.query_prefix + queries[q] for q in kept_queries])
-        knn_total = hybrid_total = 0.0
-        for row, qid in zip(qv @ dv.T, kept_queries, strict=True):
-            top = np.argsort(-row, kind="stable")[:depth]
-            knn = [chosen[i] for i in top]
-            knn_total += ndcg_at_10(knn, qrels[qid])
-            vector = [LegHit(chosen[i], float(row[i])) for i in top]
-            fused = fuse({"lexical": lexical[qid], "vector": vector}, DEFAULT_FUSION)
-            hybrid_total += ndcg_at_10([d.id for d in fused], qrels[qid])
-        out["knn"][label] = knn_total / len(kept_queries)
-        out["hybrid"][label] = hybrid_total / len(kept_queries)
-        print(
-            f"  {label:<6} knn nDCG@10 {out['knn'][label]:.4f}  hybrid nDCG@10 {out['hybrid'][label]:.4f}"
-            f"  ({time.perf_counter() - started:.0f}s)",
-            flush=True,
-        )
-    return out
 
 
 def service_layouts(cpus: int) -> dict[str, Any]:
@@ -384,7 +372,7 @@ def gpu_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data",
@@ -396,7 +384,8 @@ def main() -> int:
         help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv (default /work/shared/data/...)",
     )
     parser.add_argument("--docs", type=int, default=200, help="texts for the throughput runs (a sample)")
-    parser.add_argument("--calibration-docs", type=int, default=200, help="openvino int8 calibration texts")
+    parser.add_argument("--calibration-docs", type=int, default=300, help="openvino int8 calibration texts")
+    parser.add_argument("--calibration-seed", type=int, default=0, help="seed of the calibration sample")
     parser.add_argument("--quality-docs", type=int, default=1000, help="judged docs for the nDCG comparison (a pool)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds in process")
     parser.add_argument(
@@ -412,13 +401,20 @@ def main() -> int:
     parser.add_argument("--gpu-batch", type=int, nargs="+", default=[256, 1024], help="rows per pass (best kept)")
     parser.add_argument("--gpu-seconds", type=float, default=15.0, help="timed seconds per length and batch")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100/H200: 989)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.device == "cuda":
         return gpu_main(args)
 
-    texts = load_texts(args.data / "corpus.jsonl", args.docs + args.calibration_docs)
-    texts, CALIBRATION[:] = texts[: args.docs], texts[args.docs :]
+    texts = load_texts(args.data / "corpus.jsonl", args.docs)
+    pool = judged_pool(args.data, max_docs=args.quality_docs)
+    CALIBRATION[:] = calibration_sample(
+        args.data, size=args.calibration_docs, seed=args.calibration_seed, exclude={*pool.doc_ids, *texts}
+    )
     load_start = os.getloadavg()[0]
     print(f"{len(texts)} docs from {args.data}, {os.cpu_count()} CPUs, load average {load_start:.2f}", flush=True)
     rates, vectors = measure_backends(texts, batch_size=args.batch_size, rounds=args.rounds)
@@ -446,10 +442,14 @@ def main() -> int:
         )
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     ndcg = quality_ndcg(
-        args.data,
-        max_docs=args.quality_docs,
-        variants={"fp32": load_variant("torch", "none", threads=2), "int8": load_variant("onnx", "int8", threads=2)},
+        pool,
+        variants={
+            "fp32": load_variant("torch", "none", threads=2),
+            "int8": load_variant("onnx", "int8", threads=2),
+            "openvino_int8": load_variant("openvino", "int8", threads=2),
+        },
     )
+    openvino_result = openvino_report(texts, rates, vectors, limits, ndcg, args=args, load_start=load_start)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     service, layouts, diagnosis = measure_service(texts, args)
     best_layout = max(("default", "other"), key=service.__getitem__)
@@ -480,7 +480,7 @@ def main() -> int:
         f"gflop_per_doc={limits['gflop_per_doc']:.3f} "
         f"openvino_int8_vs_torch={rates['openvino int8 x2'] / torch_same:.2f} "
         f"openvino_int8_vs_torch_x1={rates['openvino int8 x1'] / rates['torch fp32 x1']:.2f} "
-        f"openvino_int8_min_cos={cosines(vectors['openvino int8 x2'], reference).min():.4f} "
+        f"{openvino_result} "
         f"int8_mean_cos={int8_cos.mean():.4f} int8_min_cos={int8_cos.min():.4f} "
         f"knn_ndcg_fp32={ndcg['knn']['fp32']:.4f} knn_ndcg_int8={ndcg['knn']['int8']:.4f} "
         f"hybrid_ndcg_fp32={ndcg['hybrid']['fp32']:.4f} hybrid_ndcg_int8={ndcg['hybrid']['int8']:.4f} "

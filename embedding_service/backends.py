@@ -18,6 +18,7 @@ fp32 on a few sample texts.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -148,10 +149,12 @@ def _export_fp32(spec: ModelSpec, path: Path, *, trust_remote_code: bool) -> Non
 
 
 def calibration_texts(calibration_file: str | None) -> list[str]:
-    """The texts static int8 is calibrated on: the file's non-empty lines, else :data:`AUTO_SAMPLE_TEXTS`.
+    """The texts static int8 is calibrated on: the file's non-empty lines (a ``*.jsonl`` file: one JSON string a
+    line, as ``eshybrid calibration-sample`` writes them), else :data:`AUTO_SAMPLE_TEXTS`.
 
     Raises:
-        ModelLoadError: the file cannot be read or holds no text.
+        ModelLoadError: the file cannot be read, is not JSON lines of strings where named ``.jsonl``, or holds no
+            text.
     """
     if calibration_file is None:
         return list(AUTO_SAMPLE_TEXTS)
@@ -159,12 +162,31 @@ def calibration_texts(calibration_file: str | None) -> list[str]:
         lines = Path(calibration_file).read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise ModelLoadError(f"cannot read calibration_file {calibration_file}: {e}", path=calibration_file) from e
+    if calibration_file.endswith(".jsonl"):
+        lines = [_json_text(line, calibration_file, number) for number, line in enumerate(lines, 1) if line.strip()]
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise ModelLoadError(
             f"calibration_file {calibration_file} holds no text; write one text per line", path=calibration_file
         )
     return texts
+
+
+def _json_text(line: str, calibration_file: str, number: int) -> str:
+    try:
+        text = json.loads(line)
+    except ValueError as e:
+        raise ModelLoadError(
+            f"calibration_file {calibration_file} line {number} is not JSON ({e}); a .jsonl file holds one JSON "
+            "string a line (eshybrid calibration-sample writes one), or name the file .txt for plain lines",
+            path=calibration_file,
+        ) from e
+    if not isinstance(text, str):
+        raise ModelLoadError(
+            f"calibration_file {calibration_file} line {number} is a {type(text).__name__}, not a JSON string",
+            path=calibration_file,
+        )
+    return text
 
 
 def export_openvino(

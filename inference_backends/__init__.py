@@ -29,7 +29,13 @@ from inference_backends.onnx import (
     user_cache,
     variant_key,
 )
-from inference_backends.openvino import cached_openvino, calibration_key, openvino_available, ov_compiled
+from inference_backends.openvino import (
+    cached_openvino,
+    calibration_key,
+    openvino_available,
+    ov_compiled,
+    ov_runtime_precisions,
+)
 
 __all__ = [
     "CACHE_FOLDER",
@@ -53,4 +59,5 @@ __all__ = [
     "cached_openvino",
     "openvino_available",
     "ov_compiled",
+    "ov_runtime_precisions",
 ]

@@ -6,7 +6,9 @@
   activations with scales calibrated on the given feeds, SmoothQuant where NNCF applies it), the feed-forward output
   projections kept fp32 as in the ONNX recipe (:func:`inference_backends.ffn_output_matmuls`, the outlier-heavy
   products); the cache key names the calibration texts' hash, so other texts make another file;
-- :func:`ov_compiled`: the compiled model on the CPU with a fixed thread count.
+- :func:`ov_compiled`: the compiled model on the CPU with a fixed thread count;
+- :func:`ov_runtime_precisions`: what the CPU plugin actually runs the matrix products in (``FullyConnected:u8``:
+  int8 kernels; ``FullyConnected:bf16``: the plugin's default precision on a CPU with AVX-512 BF16 or AMX).
 
 ``openvino`` and ``nncf`` are optional (the ``openvino`` extra): :func:`openvino_available` says whether they load.
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 from inference_backends.onnx import Quantization, ffn_output_matmuls
 
-__all__ = ["calibration_key", "cached_openvino", "openvino_available", "ov_compiled"]
+__all__ = ["calibration_key", "cached_openvino", "openvino_available", "ov_compiled", "ov_runtime_precisions"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +101,29 @@ def _quantize_static(model: Any, onnx_path: Path, feeds: list[Mapping[str, Any]]
     )
 
 
-def ov_compiled(path: Path, *, threads: int) -> Any:
-    """The model at ``path`` compiled for the CPU with ``threads`` inference threads (latency hint: one stream)."""
+def ov_compiled(path: Path, *, threads: int, precision: str | None = None) -> Any:
+    """The model at ``path`` compiled for the CPU with ``threads`` inference threads (latency hint: one stream);
+    ``precision`` (e.g. ``f32``) overrides the plugin's default inference precision (bf16 on CPUs with AVX-512 BF16
+    or AMX) for what is not quantized."""
     import openvino as ov
 
-    core = ov.Core()
-    return core.compile_model(
-        str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-    )
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return ov.Core().compile_model(str(path), "CPU", config)
+
+
+# The CPU plugin's layer types of matrix products (attention's may be fused into MHA / ScaledDotProductAttention).
+_PRODUCT_LAYERS = ("FullyConnected", "MatMul", "MHA", "ScaledDotProductAttention")
+
+
+def ov_runtime_precisions(compiled: Any) -> dict[str, int]:
+    """``{"<layer type>:<runtime precision>": count}`` of the matrix products of a compiled model."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        layer = str(info["layerType"].astype(str))
+        if layer in _PRODUCT_LAYERS:
+            key = f"{layer}:{info['runtimePrecision'].astype(str)}"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

@@ -23,6 +23,7 @@ _AREAS = (
     "connector.cli.serve",
     "connector.cli.search",
     "connector.cli.jobs",
+    "connector.cli.calibration",
     "connector.cli.migrate",
     "connector.cli.kibana",
     "connector.cli.profiles",

@@ -55,7 +55,7 @@ from connector.jobs.work import DocWork, Embedder
 from connector.texts import TextPolicy, UnembeddableDocument, build_text, text_hash
 from mappings.passages import PASSAGE_VECTOR, record_passages_cut
 
-__all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "TextVersion", "run_backfill"]
+__all__ = ["BackfillConfig", "BackfillJob", "InPlaceMode", "TextVersion", "run_backfill", "with_text_fields"]
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ def run_backfill(
     """
     cluster = as_cluster(cluster)
     with owned_embedder(embedder, config.embed_url) as embedder:
-        config = _with_text_fields(cluster, config)
+        config = with_text_fields(cluster, config)
         info = describe_embedder(embedder, model_id=model_id, dims=dims)
         config = replace(config, settings=cap_text_limit(config.settings, info))
         # Passages: the cut is part of what a stored array was made with, so another cut re-embeds every document.
@@ -414,7 +414,7 @@ def run_backfill(
     return summary
 
 
-def _with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfig:
+def with_text_fields(cluster: Cluster, config: BackfillConfig) -> BackfillConfig:
     """Without ``fields``: the source fields and template the index ``_meta`` records for the field."""
     if config.fields:
         return config

@@ -1,14 +1,18 @@
-"""The CPU-testable parts of bench/embed_throughput.py: the GPU roofline arithmetic and nDCG@10."""
+"""The CPU-testable parts of bench/embed_throughput.py: the GPU roofline arithmetic, nDCG@10, the calibration
+sample and the OpenVINO rule."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from bench._embed_quality import calibration_sample, ndcg_at_10, openvino_rule
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "embed_throughput.py"
 
@@ -40,10 +44,40 @@ def test_roofline_share(bench: ModuleType) -> None:
     assert bench.roofline_share(100_000, 128, peak) == pytest.approx(0.2896, abs=1e-3)
 
 
-def test_ndcg_at_10(bench: ModuleType) -> None:
+def test_ndcg_at_10() -> None:
     judged = {"a": 3, "b": 1}
-    assert bench.ndcg_at_10(["a", "b"], judged) == pytest.approx(1.0)
+    assert ndcg_at_10(["a", "b"], judged) == pytest.approx(1.0)
     swapped = (1 / math.log2(2) + 3 / math.log2(3)) / (3 / math.log2(2) + 1 / math.log2(3))
-    assert bench.ndcg_at_10(["b", "a"], judged) == pytest.approx(swapped)
-    assert bench.ndcg_at_10(["x"] * 10 + ["a"], judged) == 0.0  # beyond rank 10
-    assert bench.ndcg_at_10(["a"], {}) == 0.0
+    assert ndcg_at_10(["b", "a"], judged) == pytest.approx(swapped)
+    assert ndcg_at_10(["x"] * 10 + ["a"], judged) == 0.0  # beyond rank 10
+    assert ndcg_at_10(["a"], {}) == 0.0
+
+
+def _corpus(folder: Path, count: int) -> Path:
+    rows = [{"_id": f"d{i}", "title": f"title {i}", "text": f"text {i}" if i % 3 else ""} for i in range(count)]
+    rows.append({"_id": "empty", "title": "", "text": ""})  # unembeddable: never a calibration text
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def test_calibration_sample_is_seeded_rendered_and_leaves_out_the_pool(tmp_path: Path) -> None:
+    data = _corpus(tmp_path, 50)
+    pool = {f"d{i}" for i in range(10)}
+    first = calibration_sample(data, size=20, seed=3, exclude=pool)
+    assert first == calibration_sample(data, size=20, seed=3, exclude=pool)  # the seed draws the same sample
+    assert first != calibration_sample(data, size=20, seed=4, exclude=pool)
+    assert len(first) == 20 and len(set(first)) == 20
+    assert not {f"title {i}" for i in range(10)} & {t.split("\n")[0] for t in first}
+    assert "title 4\ntext 4" in calibration_sample(data, size=60, seed=0, exclude=())  # the backfill's rendering
+    assert "title 3" in calibration_sample(data, size=60, seed=0, exclude=())  # an empty field left out
+    assert len(calibration_sample(data, size=60, seed=0, exclude=())) == 50
+
+
+def test_openvino_rule() -> None:
+    rates = {"openvino int8 x1": 30.0, "onnx int8 x1": 20.0, "openvino int8 x2": 50.0, "onnx int8 x2": 40.0}
+    ndcg = {"knn": {"fp32": 0.70, "openvino_int8": 0.696}, "hybrid": {"fp32": 0.75, "openvino_int8": 0.752}}
+    assert openvino_rule(rates, 0.995, ndcg) == ("pass", [])
+    outcome, failed = openvino_rule({**rates, "openvino int8 x2": 40.0}, 0.985, ndcg)
+    assert outcome == "fail" and len(failed) == 2 and "0.9850 < 0.99" in failed[0] and "x2" in failed[1]
+    worse = {**ndcg, "knn": {"fp32": 0.70, "openvino_int8": 0.69}}
+    assert openvino_rule(rates, 0.995, worse)[1] == ["knn nDCG@10 loss 0.0100 > 0.005"]

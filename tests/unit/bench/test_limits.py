@@ -32,3 +32,21 @@ def test_int8_gemm_limit_weights_shapes_by_count_and_keeps_fp32_layers() -> None
     )
     assert int8_gemm_limit(MINILM, times) == pytest.approx((4 + 4 + 4) / (2 + 1 + 1))
     assert int8_gemm_limit(MINILM, times, kept_fp32=("ffn_out",)) == pytest.approx(12 / (2 + 1 + 4))
+
+
+def test_openvino_gemm_runs_int8_kernels() -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from bench._limits import openvino_gemm
+
+    tiny = EncoderShape(layers=1, hidden=64, intermediate=128)
+    result = openvino_gemm(tiny, tokens=16, threads=1, seconds=0.03)
+    assert (
+        set(result.times.fp32_s)
+        == set(result.times.int8_s)
+        == set(result.default_s)
+        == {"qkv_out", "ffn_in", "ffn_out"}
+    )
+    assert result.int8_precision in ("i8", "u8")  # the compiled FullyConnected runs int8
+    assert result.default_precision in ("f32", "bf16", "f16")
+    assert int8_gemm_limit(tiny, result.times) > 0
