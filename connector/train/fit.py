@@ -27,6 +27,13 @@ kNN 0.697): 5e-5 -> 0.587, 2e-4 -> 0.595, so :data:`DISTIL_LEARNING_RATE` is 2e-
 the distillation MSE ends at 0.0018 per dimension (cosine to the teacher ~0.66), so longer distillation (more
 texts, the queries among them) is the next thing to try, on the same dev split.
 
+A second dev round, its rule written here before its run (2026-12-07, same dev split, same distillation rate
+2e-4, 2 epochs, then the same fine-tune): the number of corpus texts the student is distilled on, in {1,000
+(the default), 3,000, 6,764 (every corpus text)}, drawn as before (``random.Random(seed)``); the highest dev kNN
+nDCG@10 wins, but a larger sample must beat the next smaller one by more than 0.005 (else the smaller, cheaper
+one stays), and none whose extra distillation time (measured in the round) would take ``bench/train.py`` past 25
+minutes (12 minutes with 1,000 texts) is eligible.
+
 The reranker is different. Trained first pointwise (``BinaryCrossEntropyLoss`` on grade/3 labels over the
 hybrid window, 5e-5, one epoch), it ranked the held-out queries' top 50 no better than a random order (nDCG@10
 0.39 against the hybrid's 0.80; score direction, labels, texts and the saved folder were checked and are right):
