@@ -113,6 +113,10 @@ class ClipEmbedder:
             out = self._model.get_image_features(pixel_values=pixels.to(self.device, _TORCH_DTYPES[self.dtype]))
             return _normalised(out)
 
+    def forward_pixel_rows(self, rows: Sequence[torch.Tensor]) -> np.ndarray:
+        """Image vectors for rows of :meth:`preprocess` (each ``[3, H, W]``, preprocessed apart), in order."""
+        return self.forward_pixels(torch.stack(list(rows)))
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Image vectors, in input order."""
         if not images:

@@ -2,8 +2,9 @@
 
 ``POST /v1/embeddings`` takes texts and images (shapes: :mod:`embedding_service.images`) and answers in the
 OpenAI shape of the text service, so :class:`connector.services.embedding.EmbeddingClient` embeds queries through
-the text tower unchanged. Images are fetched/decoded on an I/O pool (bounded), then batched (``@serve.batch``)
-into forward passes on one model thread; texts have their own batch queue. ``GET /info`` answers the text
+the text tower unchanged. Images are fetched, decoded and preprocessed (resize, crop, normalise) on an I/O pool
+(bounded), then batched (``@serve.batch``) into forward passes on one model thread, which does nothing else: the
+next batch's decoding overlaps the current forward pass. Texts have their own batch queue. ``GET /info`` answers the text
 service's fields plus ``modalities`` and the image limits.
 """
 
@@ -14,7 +15,7 @@ import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import numpy as np
@@ -22,7 +23,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from PIL import Image
 from ray import serve
 from ray.serve.deployment import Application
 
@@ -32,6 +32,9 @@ from embedding_service.api import render_embeddings
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError
 from embedding_service.image_settings import SUPPORTED_IMAGE_FORMATS, ImageEmbeddingSettings
 from embedding_service.images import ImageEmbeddingRequest, ImageSource, read_image_source
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ImageEmbeddingDeployment", "build_app", "build_image_app", "image_deployment_options", "check_inputs"]
 
@@ -226,9 +229,11 @@ class ImageEmbeddingDeployment:
         if not secrets.compare_digest(given.encode(), self._api_key.encode()):
             raise AuthError("missing or wrong bearer token (Authorization: Bearer <api_key>)")
 
-    def _read(self, source: ImageSource, field: str) -> Image.Image:
+    def _read(self, source: ImageSource, field: str) -> "torch.Tensor":
+        """One image's ``pixel_values`` row (a torch tensor ``[3, H, W]``): fetched/decoded and preprocessed here,
+        on the I/O pool, so that the model thread runs forward passes only."""
         s = self._settings
-        return read_image_source(
+        image = read_image_source(
             source,
             field=field,
             client=self._http,
@@ -236,6 +241,7 @@ class ImageEmbeddingDeployment:
             max_bytes=s.max_image_bytes,
             max_pixels=s.max_image_pixels,
         )
+        return self._embedder.preprocess([image])[0]
 
     async def _embed(self, items: list[str | ImageSource]) -> np.ndarray:
         loop = asyncio.get_running_loop()
@@ -256,10 +262,10 @@ class ImageEmbeddingDeployment:
             raise RuntimeError(f"got {len(results)} vectors for {len(items)} inputs")
         return np.stack(results) if results else np.zeros((0, self._embedder.dims), dtype=np.float32)
 
-    async def _embed_image_batch(self, images: list[Image.Image]) -> list[np.ndarray]:
-        _service_metrics.observe_batch(len(images))
+    async def _embed_image_batch(self, pixels: list["torch.Tensor"]) -> list[np.ndarray]:
+        _service_metrics.observe_batch(len(pixels))
         vectors = await asyncio.get_running_loop().run_in_executor(
-            self._model_thread, self._embedder.encode_images, images
+            self._model_thread, self._embedder.forward_pixel_rows, pixels
         )
         return list(vectors)
 
