@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
 import httpx
+import pytest
 
+from connector.errors import ConfigError
 from connector.jobs.image_prefetch import ImagePrefetch
 from connector.jobs.images import ImageEmbedder, ImageFetcher, ImageFetchSettings, ImageRejected
 
@@ -119,3 +121,11 @@ def test_embedder_sends_a_page_in_requests_and_takes_what_was_prefetched() -> No
     else:
         raise AssertionError("a failed download is the page's ImageRejected")
     embedder.close()
+
+
+def test_fetch_settings_refuse_a_negative_prefetch() -> None:
+
+    assert ImageFetchSettings(prefetch_images=0).prefetch_images == 0
+    for bad in ({"prefetch_images": -1}, {"prefetch_bytes": -1}):
+        with pytest.raises(ConfigError, match="prefetch"):
+            ImageFetchSettings(**bad)  # type: ignore[arg-type]
