@@ -9,8 +9,11 @@ next batch's decoding overlaps the current forward pass. Texts have their own ba
 Where a request's time goes (``bench/image_throughput.py`` prints it; 224 px JPEGs, a 4-layer ViT, one thread,
 ms per image on a loaded 2-core machine): the client's base64 + JSON 0.01, the parse 0.01, base64 decode 0.01,
 image decode 0.2, preprocess 0.7-1.5, forward 4-4.7. The wire's base64/JSON is under 1%, so the JSON ``data``
-form stays the only one; decode + preprocess (~20%) ran on the model thread before, between forward passes. ``GET /info`` answers the text
-service's fields plus ``modalities`` and the image limits.
+form stays the only one; preprocess (~15-25%) ran on the model thread before, between forward passes. The I/O
+threads make no torch call (numpy rows, stacked on the model thread): with torch tensors made there, the overlap
+ran at about half the serial rate in process (a torch thread pool per thread, contending with the forward); with
+numpy rows it matched the serial rate on a loaded machine, where no core was free to overlap on.
+``GET /info`` answers the text service's fields plus ``modalities`` and the image limits.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the route annotations as real types.
@@ -20,7 +23,7 @@ import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
@@ -37,9 +40,6 @@ from embedding_service.api import render_embeddings
 from embedding_service.errors import AuthError, EmbeddingServiceError, InvalidInputError
 from embedding_service.image_settings import SUPPORTED_IMAGE_FORMATS, ImageEmbeddingSettings
 from embedding_service.images import ImageEmbeddingRequest, ImageSource, read_image_source
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["ImageEmbeddingDeployment", "build_app", "build_image_app", "image_deployment_options", "check_inputs"]
 
@@ -234,9 +234,9 @@ class ImageEmbeddingDeployment:
         if not secrets.compare_digest(given.encode(), self._api_key.encode()):
             raise AuthError("missing or wrong bearer token (Authorization: Bearer <api_key>)")
 
-    def _read(self, source: ImageSource, field: str) -> "torch.Tensor":
-        """One image's ``pixel_values`` row (a torch tensor ``[3, H, W]``): fetched/decoded and preprocessed here,
-        on the I/O pool, so that the model thread runs forward passes only."""
+    def _read(self, source: ImageSource, field: str) -> np.ndarray:
+        """One image's ``pixel_values`` row (``[3, H, W]``): fetched/decoded and preprocessed here, on the I/O
+        pool, so that the model thread runs forward passes only (numpy: no torch thread pool on this thread)."""
         s = self._settings
         image = read_image_source(
             source,
@@ -246,7 +246,7 @@ class ImageEmbeddingDeployment:
             max_bytes=s.max_image_bytes,
             max_pixels=s.max_image_pixels,
         )
-        return self._embedder.preprocess([image])[0]
+        return self._embedder.preprocess_row(image)
 
     async def _embed(self, items: list[str | ImageSource]) -> np.ndarray:
         loop = asyncio.get_running_loop()
@@ -267,7 +267,7 @@ class ImageEmbeddingDeployment:
             raise RuntimeError(f"got {len(results)} vectors for {len(items)} inputs")
         return np.stack(results) if results else np.zeros((0, self._embedder.dims), dtype=np.float32)
 
-    async def _embed_image_batch(self, pixels: list["torch.Tensor"]) -> list[np.ndarray]:
+    async def _embed_image_batch(self, pixels: list[np.ndarray]) -> list[np.ndarray]:
         _service_metrics.observe_batch(len(pixels))
         vectors = await asyncio.get_running_loop().run_in_executor(
             self._model_thread, self._embedder.forward_pixel_rows, pixels
