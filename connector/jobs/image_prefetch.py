@@ -3,7 +3,8 @@
 The reader stage announces a page's images once it knows which documents need embedding (``prefetch``, after
 the incremental check: an image whose document is skipped is never downloaded); they are fetched on the job's
 fetch pool, in announcement order, as far as the budget allows: at most ``max_images`` images held ahead of the
-embed stage (fetched or in flight, not yet taken; the job sets one page) and ``max_bytes`` of fetched bytes.
+embed stage (fetched or in flight, not yet taken; the job sets one page) and ``max_bytes`` of fetched bytes
+(downloads in flight when it is reached may add the fetch pool's ``max_concurrency`` x its byte limit per image).
 The rest wait in a backlog of refs (strings only) until the embed stage takes what was held.
 
 The embed stage ``take``s a page's images: the held ones are handed over, the others are fetched at once, and
