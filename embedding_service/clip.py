@@ -113,6 +113,15 @@ class ClipEmbedder:
             out = self._model.get_image_features(pixel_values=pixels.to(self.device, _TORCH_DTYPES[self.dtype]))
             return _normalised(out)
 
+    def preprocess_row(self, image: Image.Image) -> np.ndarray:
+        """:meth:`preprocess` of one image as a numpy row ``[3, H, W]``: no torch call, so a thread other than the
+        model's can run it without starting a torch thread pool of its own."""
+        return self._processor(images=[image], return_tensors="np")["pixel_values"][0]  # type: ignore[no-any-return]
+
+    def forward_pixel_rows(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        """Image vectors for rows of :meth:`preprocess_row`, in order."""
+        return self.forward_pixels(torch.from_numpy(np.stack(rows)))
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Image vectors, in input order."""
         if not images:

@@ -49,6 +49,15 @@ class EmbedStage:
         self._stop = stop
         self._count = count
 
+    def announce(self, page: Page) -> None:
+        """Tell an embedder that fetches ahead (the image job's ``prefetch``) what a classified page will ask for."""
+        prefetch = getattr(self.embedder, "prefetch", None)
+        if prefetch is None or self.passages is not None:
+            return
+        texts = [w.text for w in page.work if w.verdict == "embed" and w.text]
+        if texts:
+            prefetch(sorted(texts, key=len))  # the order embed_works sends them in
+
     def embed_works(self, works: list[DocWork], page: Page) -> None:
         """Embed ``works`` (texts, or passages in passage mode); a refused one becomes a dead letter."""
         assert self.embedder is not None, "a job with work to embed needs an embedder"

@@ -9,6 +9,9 @@ file's mtime and size. A document is skipped when neither its URL/path nor its i
 Fetching: one bounded thread pool per job (``max_concurrency``), a timeout per try, a byte limit (checked on the
 declared length and while streaming), a content-type check (``image/*``), retries with jittered backoff on
 timeouts, connection errors and 5xx (never on 4xx). The image service decodes and checks format and pixels.
+The next page's images download while the current page embeds (:mod:`connector.jobs.image_prefetch`: one page
+ahead by default, bounded in images and bytes), and a page is embedded a request at a time as its images arrive,
+so fetching overlaps embedding inside a page too.
 
 A document whose image cannot be fetched or decoded raises :class:`ImageRejected` (an
 :class:`~connector.errors.EmbeddingRequestError` with a ``reason_code``): the pipeline dead-letters that document
@@ -23,7 +26,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from connector.cluster.client import Cluster
 from connector.errors import ConfigError, EmbeddingRequestError
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.common import JobSummary, find_property
+from connector.jobs.image_prefetch import ImagePrefetch
 from connector.jobs.settings import ClusterSpec
 from connector.services.embedding import EmbeddingClient
 from mappings.images import build_add_image_vector_field_body, image_vector_field
@@ -64,7 +68,9 @@ class ImageRejected(EmbeddingRequestError):
 class ImageFetchSettings:
     """How images are fetched. Attributes: ``timeout_s`` per try; ``max_bytes`` per image; ``max_concurrency``
     downloads at once; ``max_retries`` after the first try (5xx, timeouts, connection errors);
-    ``path_root``: a relative path value is read under it (None: relative paths are refused)."""
+    ``path_root``: a relative path value is read under it (None: relative paths are refused);
+    ``prefetch_images``: images downloaded ahead of the embed stage (None: one page of the job, 0: none);
+    ``prefetch_bytes``: fetched bytes held ahead at most."""
 
     timeout_s: float = 10.0
     max_bytes: int = 10 * 1024 * 1024
@@ -72,11 +78,18 @@ class ImageFetchSettings:
     max_retries: int = 3
     max_backoff_s: float = 5.0
     path_root: str | None = None
+    prefetch_images: int | None = None
+    prefetch_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.max_bytes < 1 or self.max_concurrency < 1 or self.max_retries < 0:
             raise ConfigError(
                 "image fetch: timeout_s, max_bytes and max_concurrency must be positive, max_retries >= 0",
+                field="image_fetch",
+            )
+        if (self.prefetch_images is not None and self.prefetch_images < 0) or self.prefetch_bytes < 0:
+            raise ConfigError(
+                "image fetch: prefetch_images and prefetch_bytes must be >= 0 (0 turns prefetching off)",
                 field="image_fetch",
             )
 
@@ -117,6 +130,10 @@ class ImageFetcher:
     def fetch_many(self, refs: Sequence[str]) -> list[bytes | ImageRejected]:
         """Fetch every ref (bounded concurrency); each result is the bytes or why it failed, in input order."""
         return list(self._pool.map(self._fetch_or_error, refs))
+
+    def submit(self, ref: str) -> Future[bytes | ImageRejected]:
+        """Start fetching one ref on the pool; the future's result is the bytes or why it failed."""
+        return self._pool.submit(self._fetch_or_error, ref)
 
     def fetch(self, ref: str) -> bytes:
         """The bytes of one image.
@@ -283,17 +300,23 @@ class ImageVersions:
 
 
 class ImageEmbedder:
-    """The pipeline's embedder for an image field: ``embed_documents(refs)`` fetches, then embeds the images.
+    """The pipeline's embedder for an image field: ``embed_documents(refs)`` fetches and embeds the images.
 
-    A page whose images all load is one round of requests. When some fail, this raises :class:`ImageRejected`;
-    the pipeline then splits the page to find the failing documents, and the vectors already computed are
-    handed out from a small cache instead of fetching and embedding again.
+    ``prefetch(refs)`` (the pipeline's reader, once a page is classified) starts the downloads of pages to come,
+    ``prefetch_images`` ahead at most. A page is cut into requests of the client's ``batch_size``, each sent
+    as soon as its images are in, the client's ``max_concurrency`` at once. When some images fail, this raises
+    :class:`ImageRejected`; the pipeline then splits the page to find the failing documents, and the vectors
+    already computed are handed out from a small cache instead of fetching and embedding again.
     """
 
-    def __init__(self, client: EmbeddingClient, fetcher: ImageFetcher) -> None:
+    def __init__(self, client: EmbeddingClient, fetcher: ImageFetcher, *, prefetch_images: int = 0) -> None:
         self.client = client
         self.fetcher = fetcher
         self.text_version = ImageVersions(fetcher)  # the backfill hashes ref + validator, not the ref alone
+        self._prefetch = ImagePrefetch(
+            fetcher.submit, max_images=prefetch_images, max_bytes=fetcher.settings.prefetch_bytes
+        )
+        self._requests = ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="image-embed")
         self._lock = threading.Lock()
         self._done: dict[str, list[float] | ImageRejected] = {}
 
@@ -323,13 +346,28 @@ class ImageEmbedder:
             raise failed
         return [r for r in results if not isinstance(r, ImageRejected)]
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Start downloading images that :meth:`embed_documents` will be asked for (pages to come)."""
+        self._prefetch.prefetch(texts)
+
     def close(self) -> None:
+        self._requests.shutdown(wait=True)
         self.fetcher.close()
 
     # ----- internals -----
 
     def _resolve(self, refs: list[str]) -> None:
-        fetched = self.fetcher.fetch_many(refs)
+        """Fetch (or take the prefetched) and embed ``refs``, a request as soon as its images are in."""
+        futures = self._prefetch.take(refs)
+        size = self.client.batch_size
+        chunks = [(refs[i : i + size], futures[i : i + size]) for i in range(0, len(refs), size)]
+        # Each request's results are kept as it ends, so a retried page redoes only the requests that failed.
+        for _ in self._requests.map(self._resolve_chunk, chunks):
+            pass
+
+    def _resolve_chunk(self, chunk: tuple[list[str], list[Future[bytes | ImageRejected]]]) -> None:
+        refs, futures = chunk
+        fetched = [future.result() for future in futures]
         found: dict[str, list[float] | ImageRejected] = {
             ref: got for ref, got in zip(refs, fetched) if isinstance(got, ImageRejected)
         }
@@ -392,9 +430,10 @@ class ImageEmbedderFactory:
 
     url: str
     fetch: ImageFetchSettings
+    prefetch_images: int = 0
 
     def __call__(self) -> ImageEmbedder:
-        return ImageEmbedder(EmbeddingClient(self.url), ImageFetcher(self.fetch))
+        return ImageEmbedder(EmbeddingClient(self.url), ImageFetcher(self.fetch), prefetch_images=self.prefetch_images)
 
 
 def run_image_backfill(
@@ -438,10 +477,10 @@ def run_image_backfill(
         model_id=info.model_id,
     )
     fetch = fetch or ImageFetchSettings()
-    fetcher = ImageFetcher(fetch)
-    embedder = ImageEmbedder(client, fetcher)
-    task_embedder = ImageEmbedderFactory(config.embed_url, fetch) if config.embed_url else None
+    ahead = config.settings.page_size if fetch.prefetch_images is None else fetch.prefetch_images
+    embedder = ImageEmbedder(client, ImageFetcher(fetch), prefetch_images=ahead)
+    task_embedder = ImageEmbedderFactory(config.embed_url, fetch, ahead) if config.embed_url else None
     try:
         return run_backfill(cluster, config, embedder=embedder, cluster_spec=cluster_spec, task_embedder=task_embedder)
     finally:
-        fetcher.close()
+        embedder.close()

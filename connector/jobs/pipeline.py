@@ -174,6 +174,7 @@ class Pipeline:
                     page.counts.read += 1
                     self._tally_verdict(page, work)
                 self._count(read=len(hits), skipped=page.counts.skipped, dead_lettered=page.counts.dead_lettered)
+                self._embed.announce(page)
                 self._put(self._embed_q, page)
                 if not hits:
                     break

@@ -85,6 +85,9 @@ def test_fetch_paths(tmp_path: Path) -> None:
 class _FakeImageService:
     """Stands in for EmbeddingClient.embed_images: refuses the bytes b'bad' like the service's 422."""
 
+    batch_size = 64
+    max_concurrency = 2
+
     def __init__(self) -> None:
         self.requests: list[int] = []
 
