@@ -19,7 +19,8 @@ Rules fixed before the first run (no number below was tuned on the held-out quer
   2-core machine, estimated from this README's idle figures (torch MiniLM-L6 ~20 docs/s forward at 128 tokens,
   a training step ~3x a forward; the corpus embedded once per model, ~340 s each): embedder 2 epochs over <= 8
   graded triplets per training query; reranker 1 epoch over <= 32 pairs per query; student distilled 2 epochs (the embedder's) on
-  1,000 corpus texts, then fine-tuned like the embedder (about 30 min in all; sizes fixed before any figure).
+  1,000 corpus texts (every corpus text since the second dev round of 2026-12-07, ``connector/train/fit.py``), then
+  fine-tuned like the embedder (about 30 min in all; sizes fixed before any figure).
 - the reranker's exception (second pass, 2026-12-07): trained pointwise it learned which products are good, not
   which match the query (held-out top 50 ordered no better than at random), so it trains with the cross-encoder
   MultipleNegativesRankingLoss on graded triplets from the hybrid window (<= 8 positives per training query),
@@ -65,7 +66,7 @@ from connector.search import HybridSearch  # noqa: E402
 from connector.search.rerank import RerankConfig  # noqa: E402
 from connector.train import fit  # noqa: E402
 from connector.train.commands import default_base, docs_per_second, train_embedder, train_reranker  # noqa: E402
-from connector.train.data import corpus_texts, split_for_training  # noqa: E402
+from connector.train.data import DISTIL_TEXTS, corpus_texts, split_for_training  # noqa: E402
 from mappings import VectorField  # noqa: E402
 
 logger = logging.getLogger("bench.train")
@@ -236,7 +237,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=0, help="smoke run: only this many held-out queries")
     parser.add_argument("--epochs", type=float, default=2.0, help="embedder epochs (rule: 2)")
     parser.add_argument("--max-positives", type=int, default=8)
-    parser.add_argument("--distil-texts", type=int, default=1000)
+    parser.add_argument("--distil-texts", type=int, default=DISTIL_TEXTS)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--corpus-limit", type=int, default=0, help="smoke run: embed only the first N docs")
     args = parser.parse_args()

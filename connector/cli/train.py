@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from connector.cli.common import add_command_group, add_managed_cluster_flags, managed_cluster_settings, split_csv
+from connector.train.data import DISTIL_TEXTS
 
 __all__ = ["register"]
 
@@ -55,7 +56,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     emb.add_argument("--layers", type=int, help="a student keeping K of the base's layers (distilled first)")
     emb.add_argument("--depth", type=int, default=30, help="candidates mined per leg and query (30)")
     emb.add_argument("--max-positives", type=int, default=8, help="positives per training query (8)")
-    emb.add_argument("--distil-texts", type=int, default=1000, help="corpus texts the student is distilled on (1000)")
+    emb.add_argument(
+        "--distil-texts",
+        type=int,
+        default=DISTIL_TEXTS,
+        help=f"corpus texts the student is distilled on, at most (default {DISTIL_TEXTS}: every text of a smaller corpus)",
+    )
     emb.set_defaults(func=_train_embedder)
     rr = actions.add_parser("reranker", help="train a cross-encoder from the base encoder on the hybrid window")
     _add_common(rr)

@@ -26,7 +26,14 @@ from connector.quality.evaluation import evaluate_runs
 from connector.quality.load import BeirDataset
 from connector.train import fit
 from connector.train.card import write_card
-from connector.train.data import DEFAULT_FIELDS, QuerySplit, corpus_texts, mine_candidates, split_for_training
+from connector.train.data import (
+    DEFAULT_FIELDS,
+    DISTIL_TEXTS,
+    QuerySplit,
+    corpus_texts,
+    mine_candidates,
+    split_for_training,
+)
 from connector.train.examples import embedder_triplets
 
 __all__ = ["TrainReport", "default_base", "docs_per_second", "train_embedder", "train_reranker"]
@@ -170,7 +177,7 @@ def train_embedder(
     fields: Sequence[str] = DEFAULT_FIELDS,
     depth: int = 30,
     max_positives_per_query: int = 8,
-    distil_texts: int = 1000,
+    distil_texts: int = DISTIL_TEXTS,
     qrels: Qrels | None = None,
     score_heldout: bool = True,
 ) -> TrainReport:

@@ -24,6 +24,7 @@ from connector.texts import TextPolicy, UnembeddableDocument, build_text
 
 __all__ = [
     "DEFAULT_FIELDS",
+    "DISTIL_TEXTS",
     "QuerySplit",
     "corpus_texts",
     "interleave",
@@ -34,6 +35,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIELDS: tuple[str, ...] = ("title", "text")
+DISTIL_TEXTS = 10_000
+"""Corpus texts a ``--layers`` student is distilled on, at most: every text of a smaller corpus (chosen by the
+second dev round in :mod:`connector.train.fit`'s docstring; a corpus above 10,000 texts was not measured)."""
 
 
 @dataclass(frozen=True)
