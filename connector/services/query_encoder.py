@@ -79,7 +79,8 @@ def compatibility_problems(manifest: EncoderManifest, vector_meta: Mapping[str, 
 
     Model id, dims, pooling, normalization and quantization (``model_quantization``, absent = none) must be equal.
     The backend may differ at full precision: onnx fp32 and torch fp32 are the same variant (cosine >= 0.999 is
-    tested against the service); int8 and fp32 are not (cosine ~0.99).
+    tested against the service); int8 and fp32 are not (cosine ~0.99), and neither are two int8 recipes: an index
+    embedded by another backend's int8 (``model_backend``, e.g. OpenVINO's static int8) is not this export's.
     """
     if "model_id" not in vector_meta or "dims" not in vector_meta:
         return [f"the index _meta records no model_id/dims for this field ({dict(vector_meta)})"]
@@ -92,11 +93,15 @@ def compatibility_problems(manifest: EncoderManifest, vector_meta: Mapping[str, 
     }
     expected = {key: vector_meta[key] for key in actual if key in vector_meta}
     expected["model_quantization"] = str(vector_meta.get("model_quantization") or "none")
-    return [
+    problems = [
         f"{key}: index has {expected[key]!r}, encoder has {actual[key]!r}"
         for key in actual
         if key in expected and expected[key] != actual[key]
     ]
+    backend = vector_meta.get("model_backend")
+    if manifest.quantization != "none" and backend and backend != manifest.backend:
+        problems.append(f"model_backend: index has {backend!r} int8, encoder has {manifest.backend!r} int8")
+    return problems
 
 
 class QueryEncoder:

@@ -74,6 +74,16 @@ def test_each_difference_is_named(change: dict[str, Any], needle: str) -> None:
     assert len(problems) == 1 and problems[0].startswith(needle)
 
 
+def test_an_int8_export_is_not_another_backends_int8() -> None:
+    """An index embedded by OpenVINO's static int8 is not an onnx dynamic-int8 export's; the same backend is."""
+    int8 = dataclasses.replace(MANIFEST, quantization="int8")
+    meta = {**META, "model_quantization": "int8"}
+    assert compatibility_problems(int8, {**meta, "model_backend": int8.backend}) == []
+    assert compatibility_problems(int8, meta) == []  # an index that records no backend: as before
+    (problem,) = compatibility_problems(int8, {**meta, "model_backend": "openvino"})
+    assert problem.startswith("model_backend") and "openvino" in problem
+
+
 def test_a_field_without_model_id_cannot_be_checked() -> None:
     assert "no model_id/dims" in compatibility_problems(MANIFEST, {"pooling": "mean"})[0]
 
