@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,32 @@ def committed_counts(store: JobStore, job_id: str) -> JobCounts:
     if not store.cluster.index_exists(store.jobs_index):
         return JobCounts()
     return sum_counts(store.load_checkpoints(job_id).values())
+
+
+def kill_cli_when_read(
+    args: Sequence[str], env: Mapping[str, str], store: JobStore, job_id: str, target: int, *, poll_s: float = 0.2
+) -> JobCounts:
+    """Start ``eshybrid <args>`` and SIGKILL it once its checkpoints have read ``target`` documents; the committed
+    counts after the kill (asserted to reconcile: a kill never leaves half a page counted)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while committed_counts(store, job_id).read < target:
+        assert proc.poll() is None, f"the job ended before being killed: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the job made no progress"
+        time.sleep(poll_s)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    committed = committed_counts(store, job_id)
+    assert committed.reconciles()
+    return committed
 
 
 def create_products(

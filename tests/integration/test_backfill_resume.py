@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
@@ -16,12 +11,10 @@ from connector.cluster.client import Cluster
 from connector.jobs.store import JobCounts, JobStore
 from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (
-    REPO_ROOT,
     add_vector_field,
     check_vectors,
-    cli_env,
-    committed_counts,
     create_products,
+    kill_cli_when_read,
     only_on,
     run_cli,
     scan,
@@ -67,25 +60,9 @@ def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embe
         ]
         store = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
         for k, target in enumerate((300, 900, 1500)):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "connector.cli", *args, *(["--resume"] if k else [])],
-                cwd=REPO_ROOT,
-                env=cli_env(env),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            deadline = time.monotonic() + 300
-            while committed_counts(store, job_id).read < target:
-                assert proc.poll() is None, f"the job ended before being killed: {proc.communicate()}"
-                assert time.monotonic() < deadline, "the job made no progress"
-                time.sleep(0.2)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            assert proc.returncode == -signal.SIGKILL
-            committed = committed_counts(store, job_id)
+            resume = ["--resume"] if k else []
+            committed = kill_cli_when_read([*args, *resume], env, store, job_id, target)
             assert committed.read < N_DOCS, "killed too late: the scan was over"
-            assert committed.reconciles()
 
         finished = run_cli([*args, "--resume"], env=env)
         assert finished.returncode == 0, finished.stderr[-3000:]

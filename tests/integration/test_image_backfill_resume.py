@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from typing import Any
 
@@ -21,7 +16,7 @@ from connector.cluster.client import Cluster
 from connector.jobs.store import JobCounts, JobStore
 from connector.services.embedding import EmbeddingClient
 from tests.fixtures.images import ImageServer, shape_png, trainer
-from tests.integration._jobs_helpers import REPO_ROOT, cli_env, committed_counts, only_on, run_cli, scan
+from tests.integration._jobs_helpers import kill_cli_when_read, only_on, run_cli, scan
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -80,24 +75,9 @@ def test_image_backfill_killed_twice_then_resumed(
             "--job-id", job_id, "--json", "--no-progress"]  # fmt: skip
     store = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
     for k, target in enumerate((60, 140)):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", *args, *(["--resume"] if k else [])],
-            cwd=REPO_ROOT,
-            env=cli_env(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 300
-        while committed_counts(store, job_id).read < target:
-            assert proc.poll() is None, f"the job ended before being killed: {proc.communicate()}"
-            assert time.monotonic() < deadline, "the job made no progress"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        committed = committed_counts(store, job_id)
+        resume = ["--resume"] if k else []
+        committed = kill_cli_when_read([*args, *resume], env, store, job_id, target, poll_s=0.05)
         assert committed.read < N_DOCS, "killed too late: the scan was over"
-        assert committed.reconciles()
 
     finished = run_cli([*args, "--resume"], env=env)
     assert finished.returncode == 0, finished.stderr[-3000:]
