@@ -281,8 +281,8 @@ class _CoreBase:
         ``session``: the shopper's session id: its recent events are read with the profile (one ``_msearch``).
         ``early``: the searches that need no vector (the lexical leg, the BM25 page) for the text: they ride in the
         suggestion's ``_msearch`` (the search checks they still match the corrected text before it uses them).
-        ``count_words``: the adaptive fusion wants its evidence; with the correction off, the words' document counts
-        are asked alone in this round trip (beside the embedding), as the suggestion would have carried them.
+        ``count_words``: the plan asks the words' document counts alone in this round trip (beside the embedding):
+        the adaptive fusion's evidence when no suggestion carries it (the correction off).
         """
         started = time.perf_counter()
         correct_mode = validate_correct_mode(correct or self.correct)
@@ -291,7 +291,7 @@ class _CoreBase:
             rewrite = yield Rewrite(self.rewriter, text)
         base = rewrite.text if rewrite is not None else text
         suggest, suggester = self._suggestion_request(base, wanted=bool(text) and correct_mode != "off")
-        counts = self._counts_request(base) if text and count_words and correct_mode == "off" else None
+        counts = self._counts_request(base) if text and count_words else None
         note = correction_note(suggester) if suggest else _COUNTS_NOTE
         planned = early(base) if early is not None and text else {}
         ops: dict[str, Op | None] = {

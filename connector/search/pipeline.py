@@ -92,13 +92,13 @@ class _HybridCore(_ServerSide):
         # one-time setup (OpenSearch's search pipeline) rides in the first round trip.
         likely = self._choose_form(r.mode, fusion, strategy, r.explain or self.image is not None)
         source = qb.source_spec(r.source, excludes=self.source_excludes)
-        plan = self._plan(r, likely, personal=wanted > 0 and r.user is not None, source=source is not False)
+        plan = self._plan(r, likely, fusion, personal=wanted > 0 and r.user is not None, source=source is not False)
         setup = self._pipeline_setup(fusion) if plan.shape == "server" and likely == "os_hybrid_query" else None
         early = partial(self._early_requests, plan, clean_filters, source)
         trip = yield from self._first_trip(
             r.text, mode=r.mode, correct=r.correct, timings=timings, image=r.image, user=user_id, setup=setup,
             session=r.session_id if user_id is not None else None,
-            early=early, count_words=_wants_counts(plan, fusion, r.mode),
+            early=early, count_words=plan.count_words,
         )  # fmt: skip
         if setup is not None:
             self._pipelines.add(qb.os_pipeline_name(fusion))
@@ -176,7 +176,9 @@ class _HybridCore(_ServerSide):
         return (yield from self._legs_flow(bodies, timings))
 
     # -- validation and planning -----------------------------------------------------
-    def _plan(self, r: SearchRequest, likely: str | None, *, personal: bool, source: bool) -> SearchPlan:
+    def _plan(
+        self, r: SearchRequest, likely: str | None, fusion: FusionConfig, *, personal: bool, source: bool
+    ) -> SearchPlan:
         return plan_search(
             mode=r.mode,
             has_text=bool(r.text),
@@ -189,6 +191,7 @@ class _HybridCore(_ServerSide):
             size=r.size,
             max_depth=self.max_depth,
             source=source,
+            adaptive=fusion.method == "adaptive",
         )
 
     def _early_requests(
@@ -283,8 +286,3 @@ _HybridCore.__init__.__signature__ = options_signature(inspect.signature(_Hybrid
 
 def given_profile(user: UserProfile | str | None) -> UserProfile | None:
     return user if isinstance(user, UserProfile) else None
-
-
-def _wants_counts(plan: SearchPlan, fusion: FusionConfig, mode: str) -> bool:
-    """The adaptive fusion of two legs fused here needs the words' counts (the suggestion carries them when asked)."""
-    return fusion.method == "adaptive" and plan.shape == "legs" and mode in ("hybrid", "hybrid+rerank")

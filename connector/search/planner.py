@@ -9,8 +9,8 @@ A search takes one of three shapes:
   back to the lexical leg of ``max_depth`` candidates (one more round trip, rare).
 * ``legs`` (client-side fusion): the lexical leg and its sourced copy ride in the first round trip beside the
   suggestion, while the query is embedded; the second round trip sends only the legs that waited for a vector.
-  Without a suggestion (correction off) every leg waits for the vector; the adaptive fusion's word counts (asked
-  alone then) are the first round trip's only cluster request.
+  Without a suggestion (correction off) every leg waits for the vector; the adaptive fusion's word counts
+  (``count_words``: asked alone then) are the first round trip's only cluster request.
   A correction that changes the lexical text sends the lexical leg again in the second round trip.
 * ``server``: the first round trip asks the suggestion (and the vector beside it); the second is the one request
   in the cluster's own hybrid form.
@@ -42,6 +42,7 @@ class SearchPlan:
     sourced: int  # hits of each leg returned with their sources (0: ids only)
     page_fetch: int  # shape ``page``: the hits the one lexical search returns (the page's end + 1, <= max_depth)
     server_form: str | None  # shape ``server``: the cluster's hybrid form
+    count_words: bool = False  # no suggestion, but the adaptive fusion's word counts ride in the first round trip
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON (what the golden files hold)."""
@@ -61,6 +62,7 @@ def plan_search(
     size: int,
     max_depth: int,
     source: bool,
+    adaptive: bool = False,
 ) -> SearchPlan:
     """The plan of one validated search.
 
@@ -76,6 +78,8 @@ def plan_search(
         size: hits per page.
         max_depth: the candidates each leg fetches.
         source: the page's hits carry their sources.
+        adaptive: the legs are fused by the adaptive fusion, whose evidence is the query's words' document counts
+            (the suggestion carries them; without one they are asked alone).
     """
     suggest = has_text and correct != "off"
     embed = has_text and mode != "bm25"
@@ -88,5 +92,7 @@ def plan_search(
         return SearchPlan("server", suggest, embed, (), 0, 0, likely_form)
     # The lexical leg rides with a suggestion sent anyway: without one it would add a round trip of its own.  Not
     # with the personal signal: its legs ask for the affinity fields' doc values beside the session's lookup.
-    early = ("lexical",) if suggest and mode in ("hybrid", "hybrid+rerank") and not personal else ()
-    return SearchPlan("legs", suggest, embed, early, sourced, 0, None)
+    two_legs = mode in ("hybrid", "hybrid+rerank")
+    early = ("lexical",) if suggest and two_legs and not personal else ()
+    count_words = adaptive and has_text and two_legs and not suggest
+    return SearchPlan("legs", suggest, embed, early, sourced, 0, None, count_words)

@@ -30,6 +30,10 @@ BASE: dict[str, Any] = {
 CASES: dict[str, dict[str, Any]] = {
     "default": {},
     "correction_off": {"correct": "off"},
+    "correction_off_adaptive": {"correct": "off", "adaptive": True},
+    "default_adaptive": {"adaptive": True},
+    "breaker_open_adaptive": {"vector_refused": True, "correct": "off", "adaptive": True},
+    "knn_adaptive": {"mode": "knn", "correct": "off", "adaptive": True},
     "bm25": {"mode": "bm25"},
     "bm25_page_3": {"mode": "bm25", "first_rank": 20},
     "bm25_last_page": {"mode": "bm25", "first_rank": 90},
