@@ -82,6 +82,25 @@ def job_settings(index_name: str, **overrides: Any) -> JobSettings:
     )
 
 
+def job_store(cluster: Cluster, index_name: str) -> JobStore:
+    """The job and dead-letter indices of :func:`job_settings` (and :func:`cli_job_env`), to read them back."""
+    settings = job_settings(index_name)
+    return JobStore(cluster, jobs_index=settings.jobs_index, dead_letter_index=settings.dead_letter_index)
+
+
+def cli_job_env(cluster: Cluster, embed_url: str, index_name: str, **job: str) -> dict[str, str]:
+    """The environment of an ``eshybrid`` job run by the CLI: the cluster, the embedder, :func:`job_settings`'
+    job indices, and ``ESHYBRID_JOB_<KEY>`` for each keyword (e.g. ``PAGE_SIZE="50"``)."""
+    settings = job_settings(index_name)
+    return {
+        "ESHYBRID_URL": cluster.url,
+        "ESHYBRID_EMBED_URL": embed_url,
+        "ESHYBRID_JOB_JOBS_INDEX": settings.jobs_index,
+        "ESHYBRID_JOB_DEAD_LETTER_INDEX": settings.dead_letter_index,
+        **{f"ESHYBRID_JOB_{key}": value for key, value in job.items()},
+    }
+
+
 def backfill_config(index: str, **overrides: Any) -> BackfillConfig:
     """A backfill of ``title`` + ``description``, job indices named after ``index``, no progress bar."""
     settings = overrides.pop("settings", None) or job_settings(index)

@@ -8,12 +8,14 @@ from collections import Counter
 import pytest
 
 from connector.cluster.client import Cluster
-from connector.jobs.store import JobCounts, JobStore
+from connector.jobs.store import JobCounts
 from connector.services.embedding import EmbeddingClient
 from tests.integration._jobs_helpers import (
     add_vector_field,
     check_vectors,
+    cli_job_env,
     create_products,
+    job_store,
     kill_cli_when_read,
     only_on,
     run_cli,
@@ -33,16 +35,8 @@ def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embe
         model_id = embedder.info().model_id
         add_vector_field(cluster, index_name, model_id)
         job_id = f"{index_name}-job"
-        env = {
-            "ESHYBRID_URL": cluster.url,
-            "ESHYBRID_EMBED_URL": embed_url,
-            "ESHYBRID_JOB_JOBS_INDEX": f"{index_name}-jobs",
-            "ESHYBRID_JOB_DEAD_LETTER_INDEX": f"{index_name}-dead",
-            "ESHYBRID_JOB_PAGE_SIZE": str(PAGE),
-            "ESHYBRID_JOB_QUEUE_PAGES": "1",
-            "ESHYBRID_JOB_EMBED_WORKERS": "1",
-            "ESHYBRID_JOB_WRITE_WORKERS": "1",
-        }
+        job = {"PAGE_SIZE": str(PAGE), "QUEUE_PAGES": "1", "EMBED_WORKERS": "1", "WRITE_WORKERS": "1"}
+        env = cli_job_env(cluster, embed_url, index_name, **job)
         args = [
             "backfill",
             "--index",
@@ -58,7 +52,7 @@ def test_killed_three_times_then_resumed(cluster: Cluster, index_name: str, embe
             "--json",
             "--no-progress",
         ]
-        store = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
+        store = job_store(cluster, index_name)
         for k, target in enumerate((300, 900, 1500)):
             resume = ["--resume"] if k else []
             committed = kill_cli_when_read([*args, *resume], env, store, job_id, target)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from connector.cluster.client import Cluster
-from connector.jobs.store import JobCounts, JobStore
+from connector.jobs.store import JobCounts
 from connector.services.embedding import EmbeddingClient
 from tests.fixtures.images import ImageServer, shape_png, trainer
-from tests.integration._jobs_helpers import kill_cli_when_read, only_on, run_cli, scan
+from tests.integration._jobs_helpers import cli_job_env, job_store, kill_cli_when_read, only_on, run_cli, scan
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -62,18 +62,10 @@ def test_image_backfill_killed_twice_then_resumed(
     docs, images = _catalogue(image_server, index_name)
     _create(cluster, index_name, docs)
     job_id = f"{index_name}-job"
-    env = {
-        "ESHYBRID_URL": cluster.url,
-        "ESHYBRID_EMBED_URL": image_url,
-        "ESHYBRID_JOB_JOBS_INDEX": f"{index_name}-jobs",
-        "ESHYBRID_JOB_DEAD_LETTER_INDEX": f"{index_name}-dead",
-        "ESHYBRID_JOB_PAGE_SIZE": str(PAGE),
-        "ESHYBRID_JOB_EMBED_WORKERS": "1",
-        "ESHYBRID_JOB_WRITE_WORKERS": "1",
-    }
+    env = cli_job_env(cluster, image_url, index_name, PAGE_SIZE=str(PAGE), EMBED_WORKERS="1", WRITE_WORKERS="1")
     args = ["backfill", "--images", "--index", index_name, "--fields", "image_url", "--slices", "2",
             "--job-id", job_id, "--json", "--no-progress"]  # fmt: skip
-    store = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
+    store = job_store(cluster, index_name)
     for k, target in enumerate((60, 140)):
         resume = ["--resume"] if k else []
         committed = kill_cli_when_read([*args, *resume], env, store, job_id, target, poll_s=0.05)

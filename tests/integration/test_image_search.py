@@ -15,7 +15,6 @@ from connector import aconnect
 from connector.cluster.client import Cluster
 from connector.jobs.backfill import BackfillConfig, run_backfill
 from connector.jobs.images import ImageFetchSettings, run_image_backfill
-from connector.jobs.store import JobStore
 from connector.search import AsyncHybridSearch, HybridSearch, SearchResponse
 from connector.search import query_builder as qb
 from connector.search.images import ImageSignal
@@ -29,6 +28,7 @@ from tests.integration._jobs_helpers import (  # noqa: F401 - embedder: a fixtur
     bulk_index,
     embedder,
     job_settings,
+    job_store,
     only_on,
 )
 from tests.integration.test_hybrid_search_async import _same
@@ -113,7 +113,7 @@ def test_images_as_a_third_signal(
     assert summary.main.updated == len(docs) - 1 and summary.main.dead_lettered == 1
     assert image_server.hits[f"/flaky/img/flaky-{index_name}.png"] == 2, "a 503 is retried"
 
-    letters = JobStore(cluster, jobs_index=f"{index_name}-jobs", dead_letter_index=f"{index_name}-dead")
+    letters = job_store(cluster, index_name)
     (letter,) = letters.dead_letters(summary.job_id)
     assert letter["doc_id"] == "broken" and letter["reason_code"] == "image_unreachable"
     assert "HTTP 404" in letter["reason"] and letter["vector_field"] == "image_embedding"

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from connector.cluster.client import Cluster
 from connector.observe import JOB_SERIES
 from connector.services.embedding import EmbeddingClient
-from tests.integration._jobs_helpers import add_vector_field, create_products, only_on, run_cli
+from tests.integration._jobs_helpers import add_vector_field, cli_job_env, create_products, only_on, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
@@ -23,12 +23,7 @@ def test_a_backfill_run_writes_its_series(cluster: Cluster, index_name: str, emb
     create_products(cluster, index_name, N_DOCS)
     with EmbeddingClient(embed_url, timeout_s=120) as embedder:
         add_vector_field(cluster, index_name, embedder.info().model_id)
-    env = {
-        "ESHYBRID_URL": cluster.url,
-        "ESHYBRID_EMBED_URL": embed_url,
-        "ESHYBRID_JOB_JOBS_INDEX": f"{index_name}-jobs",
-        "ESHYBRID_JOB_DEAD_LETTER_INDEX": f"{index_name}-dead",
-    }
+    env = cli_job_env(cluster, embed_url, index_name)
     args = ["backfill", "--index", index_name, "--fields", "title,description", "--json", "--no-progress"]
     finished = run_cli([*args, "--metrics-textfile", str(tmp_path)], env=env)
     assert finished.returncode == 0, finished.stderr[-3000:]
