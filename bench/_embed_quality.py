@@ -3,7 +3,8 @@ OpenVINO's static int8 is calibrated on.
 
 - :func:`judged_pool`: the judged docs of the first test queries (up to ``max_docs``), the nDCG pool;
 - :func:`quality_ndcg`: nDCG@10 (linear gains) of exact cosine kNN and of hybrid (bm25s over the pool fused with
-  the library's DEFAULT_FUSION) per variant, each variant embedding its own docs and queries;
+  the library's DEFAULT_FUSION with each query's word counts over the pool as its evidence) per variant, each
+  variant embedding its own docs and queries;
 - :func:`calibration_sample`: a seeded random sample of the corpus rendered by the backfill's renderer
   (:func:`connector.texts.build_text`, fields ``title``, ``text``: what ``eshybrid calibration-sample`` writes from
   an index of these docs), drawn from docs that are neither in the nDCG pool nor in the throughput sample, so the
@@ -91,6 +92,22 @@ def calibration_sample(data: Path, *, size: int, seed: int, exclude: Collection[
     return texts
 
 
+def _evidences(pool: JudgedPool) -> dict[str, Any]:
+    """Each query's evidence for the adaptive DEFAULT_FUSION, as the search reads it from the index: the pool's
+    documents holding each content word (lower-cased words; the cluster's analyzer would also stem)."""
+    import re
+
+    from connector.search.adaptive import QueryEvidence
+    from connector.search.words import content_words
+
+    doc_words = [set(re.findall(r"\w+", text.lower())) for text in pool.doc_texts]
+    out: dict[str, Any] = {}
+    for qid, text in pool.queries.items():
+        words = content_words(text)[0]
+        out[qid] = QueryEvidence(text=text, doc_freqs={w: sum(w in d for d in doc_words) for w in words})
+    return out
+
+
 def _lexical(pool: JudgedPool, depth: int) -> dict[str, list[Any]]:
     import bm25s
 
@@ -117,6 +134,7 @@ def quality_ndcg(pool: JudgedPool, *, variants: dict[str, Any]) -> dict[str, dic
     print(f"nDCG@10: {len(pool.queries)} queries, a pool of their {len(pool.doc_ids)} judged docs", flush=True)
     depth = min(100, len(pool.doc_ids))
     lexical = _lexical(pool, depth)
+    evidences = _evidences(pool)
     out: dict[str, dict[str, float]] = {"knn": {}, "hybrid": {}}
     for label, embedder in variants.items():
         started = time.perf_counter()
@@ -127,7 +145,7 @@ def quality_ndcg(pool: JudgedPool, *, variants: dict[str, Any]) -> dict[str, dic
             top = np.argsort(-row, kind="stable")[:depth]
             knn_total += ndcg_at_10([pool.doc_ids[i] for i in top], pool.qrels[qid])
             vector = [LegHit(pool.doc_ids[i], float(row[i])) for i in top]
-            fused = fuse({"lexical": lexical[qid], "vector": vector}, DEFAULT_FUSION)
+            fused = fuse({"lexical": lexical[qid], "vector": vector}, DEFAULT_FUSION, evidence=evidences[qid])
             hybrid_total += ndcg_at_10([d.id for d in fused], pool.qrels[qid])
         out["knn"][label] = knn_total / len(pool.queries)
         out["hybrid"][label] = hybrid_total / len(pool.queries)

@@ -18,8 +18,9 @@ them; the first --docs for throughput, the judged docs of the first queries up t
      under 1.0 at the start), the layout with the higher best-of-``--service-rounds`` (>= 3) docs/s becomes the
      default; a difference under 5% keeps the current one (one 1-thread replica per CPU);
   3. nDCG@10 (linear gains) on the judged-docs pool: exact cosine kNN in numpy, and hybrid = bm25s over the
-     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse), fp32 vs onnx int8 vs
-     openvino int8 vectors;
+     same pool fused with the library's DEFAULT_FUSION (connector.search.fusion.fuse, with each query's word counts
+     over the pool: the adaptive fusion's evidence, as the search reads it), fp32 vs onnx int8 vs openvino int8
+     vectors;
   4. the machine's limits in the same run (``bench/_limits.py``), at 1 and 2 threads: the fp32 peak of a large
      GEMM and ``fp32_share_of_gemm`` = torch docs/s x the model's FLOPs per doc (its config, the texts' real
      token counts) / that peak; ``int8_gemm_limit`` = fp32 MatMul / int8 MatMulInteger time on the model's own
