@@ -39,6 +39,13 @@ corpus text wins: :data:`connector.train.data.DISTIL_TEXTS` is 10,000 (a sample 
 as measured; a corpus above 10,000 texts was not measured). The cosine to the teacher is still far from 1:
 the student kNN stays well below the base's.
 
+A third dev round, its rule written here before its run (2026-12-07, same dev split, every corpus text, then the
+same fine-tune): the distillation's length and rate, {2 epochs at 2e-4 (now: dev kNN 0.6307, the second round's
+figure, not re-run), 4 epochs at 2e-4, 2 epochs at 6e-4}. The highest dev kNN nDCG@10 wins if it beats 0.6307 by
+more than 0.005 (else nothing moves); 4 epochs only while its measured extra distillation time keeps
+``bench/train.py`` under 27 minutes (18.8 now). Both changes winning is not a license to combine them untested:
+the combination would need its own run.
+
 The reranker is different. Trained first pointwise (``BinaryCrossEntropyLoss`` on grade/3 labels over the
 hybrid window, 5e-5, one epoch), it ranked the held-out queries' top 50 no better than a random order (nDCG@10
 0.39 against the hybrid's 0.80; score direction, labels, texts and the saved folder were checked and are right):
