@@ -46,6 +46,13 @@ more than 0.005 (else nothing moves); 4 epochs only while its measured extra dis
 ``bench/train.py`` under 27 minutes (18.8 now). Both changes winning is not a license to combine them untested:
 the combination would need its own run.
 
+A fourth dev round, its rule also written before its run (2026-12-07): the fixed embedder parameters above
+missed (held out: kNN -0.008, hybrid +0.009 in ``bench/train.py``; ~30 steps at 5e-5 barely move the model), so the
+full model's fine-tune is chosen on the same dev split (58 fit / 14 dev, the same mined triplets) among {5e-5 x 2
+epochs (now), 1e-4 x 2, 2e-4 x 2, 5e-5 x 4}: the highest dev kNN nDCG@10 (exact cosine over the whole corpus)
+wins if it beats the current one's by more than 0.005, else nothing moves. The student's fine-tune keeps 5e-5 x 2
+(its own rounds were run with it).
+
 The reranker is different. Trained first pointwise (``BinaryCrossEntropyLoss`` on grade/3 labels over the
 hybrid window, 5e-5, one epoch), it ranked the held-out queries' top 50 no better than a random order (nDCG@10
 0.39 against the hybrid's 0.80; score direction, labels, texts and the saved folder were checked and are right):
