@@ -138,6 +138,15 @@ def _print_growth(label: str, start: tuple[Counter[str], Counter[str]], end: tup
             print(f"    {what} of {label} that moved: " + ", ".join(f"{k} {v:+d}" for k, v in sorted(moved.items())))
 
 
+def _print_cpu(start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]) -> None:
+    """Where the cores went between the two snapshots: CPU seconds per process, largest first (a process started
+    after the first snapshot, a replacement replica, counts from its own start)."""
+    spent = {label: row["cpu_s"] - start.get(label, {}).get("cpu_s", 0.0) for label, row in end.items()}
+    total = sum(spent.values()) or 1.0
+    rows = sorted(spent.items(), key=lambda item: -item[1])
+    print("cpu seconds (end of warm-up -> end): " + ", ".join(f"{k} {v:.0f} s ({v / total:.0%})" for k, v in rows))
+
+
 @dataclass
 class ProcessWatch:
     """Snapshots of every process of the stack; growth between them."""
@@ -190,6 +199,7 @@ class ProcessWatch:
                   f"{b['connections']:.0f}", flush=True)  # fmt: skip
             if label in self.start_details and label in self.end_details:
                 _print_growth(label, self.start_details[label], self.end_details[label])
+        _print_cpu(self.start, self.end)
         for phase, rss_mb in self.rss_by_phase:
             print(f"  rss at the start of {phase}: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss_mb.items()))
         for label in sorted(set(self.start) ^ set(self.end)):
