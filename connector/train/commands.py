@@ -11,7 +11,6 @@ full-corpus figures.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import random
@@ -120,7 +119,7 @@ def _student(
     kept = fit.prune_layers(student, layers)
     every = list(corpus_texts(corpus).values())
     texts = random.Random(settings.seed).sample(every, min(sample, len(every)))
-    distil = dataclasses.replace(settings, learning_rate=fit.DISTIL_LEARNING_RATE)
+    distil = fit.distil_settings(settings)
     result = fit.distil_student(student, texts, fit.encode(teacher, texts), settings=distil)
     return student, {
         "layers": {"kept": kept, "teacher": len(teacher[0].auto_model.encoder.layer)},

@@ -11,14 +11,25 @@ import torch
 from connector.errors import ConfigError
 from connector.train.commands import default_base
 from connector.train.fit import (
+    DISTIL_EPOCHS,
+    DISTIL_LEARNING_RATE,
     FitSettings,
     LocalEmbedder,
+    distil_settings,
     fit_reranker,
     load_embedder,
     new_cross_encoder,
     prune_layers,
     save_cross_encoder,
 )
+
+
+def test_the_students_distillation_runs_at_its_own_rate_and_epochs_and_keeps_the_rest() -> None:
+    settings = FitSettings(epochs=2.0, learning_rate=5e-5, max_length=64, seed=5, threads=1)
+    distil = distil_settings(settings)
+    assert (distil.learning_rate, distil.epochs) == (DISTIL_LEARNING_RATE, DISTIL_EPOCHS)
+    assert (distil.max_length, distil.seed, distil.threads, distil.batch_size) == (64, 5, 1, settings.batch_size)
+    assert (settings.learning_rate, settings.epochs) == (5e-5, 2.0)  # the fine-tune's own, untouched
 
 
 def test_a_half_depth_student_keeps_every_other_layer_and_still_embeds() -> None:
