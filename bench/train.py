@@ -22,7 +22,7 @@ Rules fixed before the first run (no number below was tuned on the held-out quer
   2-core machine, estimated from this README's idle figures (torch MiniLM-L6 ~20 docs/s forward at 128 tokens,
   a training step ~3x a forward; the corpus embedded once per model, ~340 s each): embedder 2 epochs over <= 8
   graded triplets per training query; reranker 1 epoch over <= 32 pairs per query; student distilled 2 epochs (the embedder's) on
-  1,000 corpus texts (every corpus text since the second dev round of 2026-12-07, ``connector/train/fit.py``), then
+  1,000 corpus texts (every corpus text since the second dev round of 2026-12-07, 4 epochs since the third, ``connector/train/fit.py``), then
   fine-tuned like the embedder (about 30 min in all; sizes fixed before any figure).
 - the reranker's exception (second pass, 2026-12-07): trained pointwise it learned which products are good, not
   which match the query (held-out top 50 ordered no better than at random), so it trains with the cross-encoder
