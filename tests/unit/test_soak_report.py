@@ -66,3 +66,14 @@ def test_phase_report_counts_and_recovers_within_the_helpers_window() -> None:
     by_name = {row["phase"]: row for row in rows}
     assert by_name["embed_down"]["recovery_s"] == math.inf and by_name["embed_down"]["unflagged"] == 1
     assert math.isclose(figures["p99_calm_ms"], 200.0)
+
+
+def test_phase_report_names_the_tail_by_kind_and_when_it_started() -> None:
+    phases = [Phase("embed_down", "embed", 100.0, 120.0)]
+    samples = [Sample(100.0 + i * 0.1, 100.1 + i * 0.1, "bm25", 200) for i in range(150)]
+    samples += [Sample(102.0, 103.5, "hybrid", 200), Sample(103.0, 104.4, "hybrid", 200)]
+    samples += [Sample(110.0 + i * 0.1, 110.2 + i * 0.1, "hybrid", 200) for i in range(48)]
+    (row,), _ = phase_report(samples, phases, fault_phases=("embed_down",))
+    kinds = dict(part.split(":") for part in row["p99_by_kind"].split(","))
+    assert kinds == {"bm25": "100", "hybrid": "1500"}  # 50 hybrid searches: the p99 is the slowest
+    assert row["slowest_at_s"] == 2.5  # the two slow hybrid searches, 2 and 3 s into the phase
