@@ -67,6 +67,15 @@ same split, texts and fine-tune; 6e-4 replaces :data:`DISTIL_LEARNING_RATE` only
 more than 0.005 (the same epochs: no extra bench time). Run (load ~2): 4 epochs at 6e-4 -> dev kNN **0.6725**
 (distilled in 825 s, cosine to the teacher 0.923): +0.019, so :data:`DISTIL_LEARNING_RATE` is 6e-4.
 
+A sixth dev round, its rule written before its run (2026-12-07, a later session): the fourth round found every
+fine-tune of the *full* model below the untuned base on the dev queries, so the student's fine-tune after its
+distillation is chosen the same way: one distillation (4 epochs at 6e-4, every corpus text, seed 13), then each of
+{5e-5 x 2 epochs (now), 2e-5 x 2, 5e-5 x 1} from that same distilled student, on the same 58 fit / 14 dev
+split and triplets. The current one is re-measured in the run; another wins only if its dev kNN nDCG@10 beats it by
+more than 0.005 (the highest such; between two within 0.005 of each other, the one with fewer steps). The
+distilled student's own dev kNN before any fine-tune is printed as a diagnosis, not an arm (the issue asks the
+student to be fine-tuned on the judgments). No arm costs more bench time than the current one.
+
 The reranker is different. Trained first pointwise (``BinaryCrossEntropyLoss`` on grade/3 labels over the
 hybrid window, 5e-5, one epoch), it ranked the held-out queries' top 50 no better than a random order (nDCG@10
 0.39 against the hybrid's 0.80; score direction, labels, texts and the saved folder were checked and are right):
