@@ -28,8 +28,12 @@ Figures, and the rules written before the run:
 * ``max_rss_growth``: RSS at the end over RSS at the end of warm-up (minute 1.7 of 10), minus 1, the largest of
   the processes alive at both times (the cluster's JVM, the search replica, Serve's controller and proxy, the
   raylet, the GCS, this process); replaced replicas are listed, not compared (goal <= 0.10);
-  ``thread_growth`` / ``conn_growth``: the largest growth in threads and open inet connections among the same
-  processes (goal 0);
+  ``thread_growth`` / ``conn_growth``: the largest growth in threads and open inet connections among the
+  stack's processes (goal 0): the bench's own process (the load generator and the fault proxies) is left out, and
+  so are the connections the load generator opened *to* a process (Serve's proxy's inbound ones): they are the
+  generator's pool, not the stack's. ``bench_conn_growth`` prints the bench's own beside it (no goal). (Decided
+  after two runs had shown +4 / +5 connections that were all the generator's own; until then both counted.) A
+  connection pool that fills toward its bound under a fault counts as growth: the table says where it went;
 * ``p99_faults_ms``: p99 of every search started in the six fault phases; the search budget is what a search may
   wait on its helpers, ``embed_budget_s`` + ``rerank_budget_s`` (0.2 + 0.5 s here), so the goal is <= 800 ms;
   ``p99_calm_ms`` (warm-up, back, bad input and steady phases) is printed beside it: on a loaded 2-core machine
@@ -146,6 +150,9 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, default=hq.DEFAULT_DATASET, help="BEIR folder (default: ESCI dev)")
     parser.add_argument("--embed-budget-s", type=float, default=0.2, help="serve search's embed budget (default 0.2)")
     parser.add_argument("--rerank-budget-s", type=float, default=0.5, help="the rerank budget (default 0.5)")
+    parser.add_argument(
+        "--cluster-connections", type=int, default=None, help="serve search's pool to the cluster (default: its own)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -169,7 +176,13 @@ def main() -> int:
         serve = _start_ray(temp_dir)
         model = build_cross_encoder(Path(temp_dir) / "cross-encoder")
         stack = SoakStack(
-            serve, local.url, index, model, embed_budget_s=args.embed_budget_s, rerank_budget_s=args.rerank_budget_s
+            serve,
+            local.url,
+            index,
+            model,
+            embed_budget_s=args.embed_budget_s,
+            rerank_budget_s=args.rerank_budget_s,
+            cluster_connections=args.cluster_connections,
         )
         stack.start()
         queries = [text for _, text in sorted(read_beir(args.dataset).queries.items())]
@@ -188,8 +201,8 @@ def main() -> int:
     figures["load_avg_start"], figures["load_avg_end"] = load_start, os.getloadavg()[0]
     figures["minutes"] = args.minutes
     keys = ("helper_5xx", "unflagged_degraded", "bad_input_5xx", "max_recovery_s", "max_rss_growth",
-            "p99_faults_ms", "p99_calm_ms", "thread_growth", "conn_growth", "left_running", "cluster_5xx",
-            "searches", "degraded", "minutes", "load_avg_start", "load_avg_end")  # fmt: skip
+            "p99_faults_ms", "p99_calm_ms", "thread_growth", "conn_growth", "bench_conn_growth", "left_running",
+            "cluster_5xx", "searches", "degraded", "minutes", "load_avg_start", "load_avg_end")  # fmt: skip
     print("RESULT " + " ".join(f"{key}={figures.get(key, float('nan')):.4g}" for key in keys), flush=True)
     return 0
 

@@ -15,6 +15,7 @@ from tests.fixtures.soak_stack import SoakStack, process_table
 __all__ = ["Owned", "ProcessWatch", "stop_ray"]
 
 _GONE_WAIT_S = 30.0
+BENCH = "bench"  # this process's label: the load generator and the fault proxies
 
 
 def _title(proc: psutil.Process) -> str:
@@ -165,7 +166,7 @@ class ProcessWatch:
         named: dict[str, psutil.Process] = {}
         for proc in procs:
             try:
-                title = "bench (driver, proxies)" if proc.pid == psutil.Process().pid else _title(proc)
+                title = f"{BENCH} (driver, proxies)" if proc.pid == psutil.Process().pid else _title(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             named[f"{title} [{proc.pid}]"] = proc
@@ -188,12 +189,15 @@ class ProcessWatch:
         """Prints the table; ``max_rss_growth``, ``thread_growth``, ``conn_growth`` over processes in both."""
         both = sorted(set(self.start) & set(self.end))
         print("processes (end of warm-up -> end):", flush=True)
-        rss, threads, conns = [], [], []
+        rss, threads, conns, own = [], [], [], []
         for label in both:
             a, b = self.start[label], self.end[label]
             rss.append(b["rss_mb"] / a["rss_mb"] - 1 if a["rss_mb"] else 0.0)
-            threads.append(b["threads"] - a["threads"])
-            conns.append(b["connections"] - a["connections"])
+            if label.startswith(BENCH):  # the load generator and the fault proxies: the bench's, not the stack's
+                own.append(b["connections"] - a["connections"])
+            else:
+                threads.append(b["threads"] - a["threads"])
+                conns.append(b["connections"] - a["connections"] - self._from_bench_moved(label))
             print(f"  {label}: rss {a['rss_mb']:.0f} -> {b['rss_mb']:.0f} MB ({rss[-1]:+.1%}), threads "
                   f"{a['threads']:.0f} -> {b['threads']:.0f}, connections {a['connections']:.0f} -> "
                   f"{b['connections']:.0f}", flush=True)  # fmt: skip
@@ -210,7 +214,18 @@ class ProcessWatch:
             "max_rss_growth": max(rss, default=float("nan")),
             "thread_growth": max(threads, default=float("nan")),
             "conn_growth": max(conns, default=float("nan")),
+            "bench_conn_growth": max(own, default=float("nan")),
         }
+
+    def _from_bench_moved(self, label: str) -> int:
+        """How many more connections ``label`` holds *from* the bench's load generator at the end: the
+        generator's pool, not something the process opened."""
+        if label not in self.start_details or label not in self.end_details:
+            return 0
+        a, b = self.start_details[label][1], self.end_details[label][1]
+        return sum(b[k] for k in b if k.startswith(f"in from {BENCH}")) - sum(
+            a[k] for k in a if k.startswith(f"in from {BENCH}")
+        )
 
 
 def stop_ray() -> None:

@@ -94,6 +94,7 @@ class Cluster:
         request_timeout_s: float = 30.0,
         max_retries: int = 3,
         capabilities: Capabilities | None = None,
+        connections_per_node: int = 10,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -130,6 +131,7 @@ class Cluster:
             request_timeout=request_timeout_s,
             verify_certs=verify_certs if parts.scheme == "https" else True,
             ca_certs=ca_certs if parts.scheme == "https" else None,
+            connections_per_node=connections_per_node,
         )
         self._transport = elastic_transport.Transport(
             [node],

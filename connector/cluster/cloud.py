@@ -80,6 +80,7 @@ def aws_signed_client(
     verify_certs: bool = True,
     request_timeout_s: float = 30.0,
     max_retries: int = 3,
+    connections_per_node: int = 10,
 ) -> Any:
     """An ``opensearchpy.OpenSearch`` client whose every request is SigV4-signed (opensearch-py's signer).
 
@@ -120,4 +121,5 @@ def aws_signed_client(
         timeout=request_timeout_s,
         max_retries=max_retries,
         retry_on_status=(502, 503, 504),
+        pool_maxsize=connections_per_node,
     )

@@ -41,6 +41,7 @@ def connect(
     verify_certs: bool = True,
     request_timeout_s: float = 30.0,
     max_retries: int = 3,
+    connections_per_node: int = 10,
 ) -> Cluster:
     """Connect to an Elasticsearch 8.4+/9.x or OpenSearch 2.4+/3.x cluster.
 
@@ -61,6 +62,8 @@ def connect(
         verify_certs: verify the server certificate (only turn off for a test cluster).
         request_timeout_s: default timeout of each request, in seconds.
         max_retries: transport retries on connection errors and 502/503/504.
+        connections_per_node: the most requests in flight to one node at once (the connection pool's size: a
+            request past it waits for a connection); a server should size it to the requests it makes at once.
 
     Returns:
         A :class:`connector.cluster.client.Cluster` whose ``capabilities`` are already detected.
@@ -83,6 +86,7 @@ def connect(
             verify_certs=verify_certs,
             request_timeout_s=request_timeout_s,
             max_retries=max_retries,
+            connections_per_node=connections_per_node,
         )
     )
     try:

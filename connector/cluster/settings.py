@@ -38,6 +38,9 @@ class ClusterSpec(BaseModel):
     request_timeout_s: float = Field(60.0, gt=0)
     aws_region: str | None = Field(None, description="sign every request with AWS SigV4 for this region")
     aws_service: AwsService = Field("es", description="es: OpenSearch Service; aoss: OpenSearch Serverless")
+    connections_per_node: int = Field(
+        10, ge=1, le=1024, description="requests in flight to one node at once (the connection pool's size)"
+    )
 
     @property
     def basic_auth(self) -> tuple[str, SecretStr] | None:
@@ -70,6 +73,7 @@ class ClusterSpec(BaseModel):
                 ca_certs=self.ca_certs,
                 verify_certs=self.verify_certs,
                 request_timeout_s=self.request_timeout_s,
+                connections_per_node=self.connections_per_node,
             )
             return _detect.connect(client) if detect else wrap_client(client, capabilities=capabilities)
         if detect:
@@ -80,6 +84,7 @@ class ClusterSpec(BaseModel):
                 ca_certs=self.ca_certs,
                 verify_certs=self.verify_certs,
                 request_timeout_s=self.request_timeout_s,
+                connections_per_node=self.connections_per_node,
             )
         return Cluster(
             self.url,
@@ -89,6 +94,7 @@ class ClusterSpec(BaseModel):
             verify_certs=self.verify_certs,
             request_timeout_s=self.request_timeout_s,
             capabilities=capabilities,
+            connections_per_node=self.connections_per_node,
         )
 
 

@@ -89,6 +89,13 @@ class SearchServiceSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=256, description="search replicas")
     num_cpus_per_replica: float = Field(0.25, gt=0, le=64, description="Ray CPUs per replica (mostly I/O)")
     max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="requests one replica works on at once")
+    cluster_connections: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="a replica's connection pool to each cluster node (None: 2 x max_ongoing_requests + 4, so no "
+        "search waits for a connection when the cluster slows down)",
+    )
     malloc_arena_max: int = Field(
         2,
         ge=0,
@@ -125,7 +132,17 @@ class SearchServiceSettings(BaseSettings):
             ca_certs=self.ca_certs,
             verify_certs=self.verify_certs,
             request_timeout_s=self.request_timeout_s,
+            connections_per_node=self.connections_per_node,
         )
+
+    @property
+    def connections_per_node(self) -> int:
+        """The replica's connection pool to a cluster node: ``cluster_connections``, or by default two per search
+        it works on at once (a first round trip may send the suggestion's ``_msearch`` and the profile read
+        together) and four for the background writers (search log, UBI queries and events). The transport's
+        default pool of 10 made searches wait for a connection whenever the cluster slowed down: at +200 ms a
+        request, one replica served ~25 searches/s whatever ``max_ongoing_requests`` said (issue 29's soak)."""
+        return self.cluster_connections or min(1024, 2 * self.max_ongoing_requests + 4)
 
     @model_validator(mode="after")
     def _index_allowed(self) -> SearchServiceSettings:

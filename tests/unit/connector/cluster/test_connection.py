@@ -91,6 +91,25 @@ def test_search_service_reaches_its_cluster_the_same_way(connect_calls: list[dic
     assert connect_calls[0]["api_key"] == SecretStr("k")
 
 
+def _pool_size(cluster: Cluster) -> int:
+    (node,) = cluster._transport.node_pool.all()
+    return int(node.pool.pool.maxsize)  # urllib3's pool: a request past it waits for a connection
+
+
+def test_the_search_service_holds_a_connection_for_each_request_it_may_send_at_once(
+    connect_calls: list[dict[str, Any]],
+) -> None:
+    # Two per search in flight (suggestion + profile read together) and four for the background writers; the
+    # transport's default of 10 made a replica of 16-32 searches queue for connections when the cluster slowed.
+    settings = SearchServiceSettings(cluster_url="http://c:9200", index="products", max_ongoing_requests=32)
+    assert settings.cluster_spec().connections_per_node == 68
+    with settings.cluster_spec().connect(detect=True) as cluster:
+        assert connect_calls[0]["connections_per_node"] == 68
+        assert _pool_size(cluster) == 68
+    with ClusterSpec(url="http://h:9200").connect() as default:
+        assert _pool_size(default) == 10  # the transport's own default for every other command
+
+
 def test_embedding_client_from_flag_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="knn needs it: pass --embed-url or set ESHYBRID_EMBED_URL"):
         EmbeddingClient.from_settings(ConnectionSettings(), missing="knn needs it")
