@@ -128,7 +128,8 @@ def _soak(args: argparse.Namespace, stack: SoakStack, queries: list[str]) -> dic
     phases = asyncio.run(drive(driver, lambda burst: stack.steps(unit_s, burst=burst), on_step=on_step))
     if not watch.end:
         watch.final()
-    rows, figures = phase_report(driver.samples, phases, fault_phases=FAULT_PHASES)
+    goal_ms = (args.embed_budget_s + args.rerank_budget_s) * 1000 + 100  # the search budget + 100 ms
+    rows, figures = phase_report(driver.samples, phases, fault_phases=FAULT_PHASES, goal_ms=goal_ms)
     print("per phase:", flush=True)
     print_rows(rows, driver.samples)
     bad = [(name, status) for name, status, _ in driver.malformed if not 400 <= status < 500]

@@ -73,7 +73,8 @@ def test_phase_report_names_the_tail_by_kind_and_when_it_started() -> None:
     samples = [Sample(100.0 + i * 0.1, 100.1 + i * 0.1, "bm25", 200) for i in range(150)]
     samples += [Sample(102.0, 103.5, "hybrid", 200), Sample(103.0, 104.4, "hybrid", 200)]
     samples += [Sample(110.0 + i * 0.1, 110.2 + i * 0.1, "hybrid", 200) for i in range(48)]
-    (row,), _ = phase_report(samples, phases, fault_phases=("embed_down",))
+    (row,), _ = phase_report(samples, phases, fault_phases=("embed_down",), goal_ms=800)
+    assert row["over_goal"] == 2  # the searches slower than the goal: which phase holds the p99 over it
     kinds = dict(part.split(":") for part in row["p99_by_kind"].split(","))
     assert kinds == {"bm25": "100", "hybrid": "1500"}  # 50 hybrid searches: the p99 is the slowest
     assert row["slowest_at_s"] == 2.5  # the two slow hybrid searches, 2 and 3 s into the phase
