@@ -38,6 +38,13 @@ Figures, and the rules written before the run:
   wait on its helpers, ``embed_budget_s`` + ``rerank_budget_s`` (0.2 + 0.5 s here), so the goal is <= 800 ms;
   ``p99_calm_ms`` (warm-up, back, bad input and steady phases) is printed beside it: on a loaded 2-core machine
   both are indicative only;
+* ``--model-niceness N``: the embedding and rerank apps' replicas start at niceness N (``serve embed`` / ``serve
+  rerank``'s ``niceness``; Ray starts every worker at 15, the search replica and Serve's proxy included). Its rule,
+  written before the first run with it (2026-12-07): the services' default becomes 19 only if a soak with 19, run
+  alone right after a default one, (1) has a p99 under faults lower by 50 ms or more (three default idle runs
+  spread 848-941 ms), (2) has no more degraded answers in the phases with no helper down or returning (warm-up,
+  ``rerank_fast``, ``cluster_ok``, ``steady``) than the default run plus 5, and (3) meets every other goal figure
+  the default run meets. Otherwise it stays a setting for nodes that share their cores with the search;
 * ``left_running``: processes of this run (the cluster's, Ray's) alive 30 s after the teardown (goal 0).
 
     .venv/bin/python bench/soak.py [--minutes 10] [--concurrency 16]   # --minutes 1: a smoke run
@@ -154,6 +161,9 @@ def main() -> int:
     parser.add_argument(
         "--cluster-connections", type=int, default=None, help="serve search's pool to the cluster (default: its own)"
     )
+    parser.add_argument(
+        "--model-niceness", type=int, default=None, help="the embedding and rerank replicas' niceness (default: theirs)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -184,6 +194,7 @@ def main() -> int:
             embed_budget_s=args.embed_budget_s,
             rerank_budget_s=args.rerank_budget_s,
             cluster_connections=args.cluster_connections,
+            model_niceness=args.model_niceness,
         )
         stack.start()
         queries = [text for _, text in sorted(read_beir(args.dataset).queries.items())]

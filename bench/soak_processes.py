@@ -198,7 +198,7 @@ class ProcessWatch:
             else:
                 threads.append(b["threads"] - a["threads"])
                 conns.append(b["connections"] - a["connections"] - self._from_bench_moved(label))
-            print(f"  {label}: rss {a['rss_mb']:.0f} -> {b['rss_mb']:.0f} MB ({rss[-1]:+.1%}), threads "
+            print(f"  {label} (nice {b.get('nice', float('nan')):.0f}): rss {a['rss_mb']:.0f} -> {b['rss_mb']:.0f} MB ({rss[-1]:+.1%}), threads "
                   f"{a['threads']:.0f} -> {b['threads']:.0f}, connections {a['connections']:.0f} -> "
                   f"{b['connections']:.0f}", flush=True)  # fmt: skip
             if label in self.start_details and label in self.end_details:
@@ -209,7 +209,8 @@ class ProcessWatch:
         for label in sorted(set(self.start) ^ set(self.end)):
             side = "gone (replaced)" if label in self.start else "new (a replacement)"
             row: Any = self.start.get(label) or self.end.get(label)
-            print(f"  {label}: {side}, rss {row['rss_mb']:.0f} MB, threads {row['threads']:.0f}", flush=True)
+            print(f"  {label}: {side}, rss {row['rss_mb']:.0f} MB, threads {row['threads']:.0f}, nice "
+                  f"{row.get('nice', float('nan')):.0f}", flush=True)  # fmt: skip
         return {
             "max_rss_growth": max(rss, default=float("nan")),
             "thread_growth": max(threads, default=float("nan")),

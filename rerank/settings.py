@@ -128,6 +128,13 @@ class RerankSettings(BaseSettings):
     num_gpus_per_replica: float = Field(
         default=1.0, gt=0.0, le=16.0, description="Ray GPUs per replica when it runs on GPU"
     )
+    niceness: int | None = Field(
+        default=None,
+        ge=0,
+        le=19,
+        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
+        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
+    )
     app_name: str = Field(default="rerank", min_length=1, max_length=100, description="Ray Serve application name")
     route_prefix: str = Field(
         default="/rerank", pattern=r"^/[A-Za-z0-9_\-/]*$", description="HTTP route prefix of the app"

@@ -156,6 +156,9 @@ class ReplicaSettings(Protocol):
     @property
     def retry_after_s(self) -> float: ...
 
+    @property
+    def niceness(self) -> int | None: ...
+
 
 @dataclass(frozen=True)
 class ErrorReply:
@@ -223,6 +226,8 @@ def replica_options(settings: ReplicaSettings, *, name: str, cluster_gpus: float
     actor_options: dict[str, Any] = {"num_cpus": settings.num_cpus_per_replica}
     if on_gpu:
         actor_options["num_gpus"] = settings.num_gpus_per_replica
+    if settings.niceness is not None:  # the raylet starts the replica's worker process at this niceness
+        actor_options["runtime_env"] = {"env_vars": {"RAY_worker_niceness": str(settings.niceness)}}
     return {
         "name": name,
         "ray_actor_options": actor_options,

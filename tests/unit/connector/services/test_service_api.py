@@ -81,3 +81,5 @@ def test_replica_options_are_the_same_for_both_services(settings: EmbeddingServi
         "graceful_shutdown_timeout_s": 20.0,
     }
     assert replica_options(settings, name="D", cluster_gpus=1)["ray_actor_options"]["num_gpus"] == 1.0
+    niced = replica_options(settings.model_copy(update={"niceness": 19}), name="D", cluster_gpus=0)
+    assert niced["ray_actor_options"]["runtime_env"] == {"env_vars": {"RAY_worker_niceness": "19"}}
