@@ -277,7 +277,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_replica_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--replicas``, ``--num-cpus-per-replica`` and ``--torch-threads`` of a model service."""
+    """``--replicas``, ``--num-cpus-per-replica``, ``--torch-threads`` and ``--niceness`` of a model service."""
     parser.add_argument(
         "--replicas",
         type=int,
@@ -286,6 +286,12 @@ def add_replica_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-cpus-per-replica", type=float, default=None, help="Ray CPUs per replica")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch threads per replica on CPU")
+    parser.add_argument(
+        "--niceness",
+        type=int,
+        default=None,
+        help="niceness of the replica processes, 0-19 (default: Ray's 15); 19 on a node shared with the search",
+    )
 
 
 # Flags every model service has (its own --model/--model-id, the device, replica and Ray/HTTP ones),
@@ -298,6 +304,7 @@ _MODEL_SERVICE_FIELDS = (
     "replicas",
     "num_cpus_per_replica",
     "torch_threads",
+    "niceness",
     "host",
     "port",
     "route_prefix",

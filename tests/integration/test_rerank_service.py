@@ -230,3 +230,21 @@ def test_in_process_adapter_matches_the_service(cross_encoder_path: Path, client
         client.score(QUERY, DOCUMENTS[:12]), abs=TOL
     )
     adapter.close()
+
+
+def test_replicas_start_at_the_niceness_asked(ray_serve: ServeInstance, cross_encoder_path: Path) -> None:
+    """``niceness`` reaches the replica process (Ray starts every worker at 15): a model service sharing a node
+    with the search yields the cores to it while it starts or batches."""
+    from tests.fixtures.soak_stack import replica_processes
+
+    settings = test_rerank_settings(
+        cross_encoder_path, model_id="tiny-cross-encoder", app_name="rerank-nice", route_prefix="/rerank-nice",
+        niceness=19,
+    )  # fmt: skip
+    url = deploy_rerank(ray_serve, settings)
+    try:
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+        (replica,) = replica_processes("rerank-nice")
+        assert replica.nice() == 19
+    finally:
+        ray_serve.delete(settings.app_name)

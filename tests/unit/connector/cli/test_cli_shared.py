@@ -87,6 +87,16 @@ def test_serve_rerank_errors_name_the_service(monkeypatch: pytest.MonkeyPatch) -
         _cli_serve_rerank._rerank_settings(_serve(["rerank", "--model", "m", "--replicas", "0"]))
 
 
+def test_model_services_take_a_niceness_for_their_replicas() -> None:
+    from connector.cli import serve_rerank as _cli_serve_rerank
+
+    settings = _cli_serve_rerank._rerank_settings(_serve(["rerank", "--model", "m", "--niceness", "19"]))
+    assert settings.niceness == 19
+    assert _cli_serve_rerank._rerank_settings(_serve(["rerank", "--model", "m"])).niceness is None  # Ray's own
+    with pytest.raises(ConfigError, match="invalid rerank service settings"):
+        _cli_serve_rerank._rerank_settings(_serve(["rerank", "--model", "m", "--niceness", "20"]))
+
+
 def test_model_service_settings_needs_the_serve_extra() -> None:
     args = _serve(["embed"])
     with pytest.raises(ConfigError, match=r"the widget service is not installed; pip install 'eshybrid\[serve\]'"):
