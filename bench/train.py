@@ -218,7 +218,8 @@ def reranker_stage(run: Run) -> None:
 
 def student_stage(run: Run) -> None:
     student = train_embedder(
-        run.base_search, run.dataset, out=run.tmp / "student", settings=run.settings(run.args.epochs),
+        run.base_search, run.dataset, out=run.tmp / "student",
+        settings=dataclasses.replace(run.settings(run.args.epochs), learning_rate=fit.STUDENT_SETTINGS.learning_rate),
         layers=run.args.layers, max_positives_per_query=run.args.max_positives,
         distil_texts=run.args.distil_texts, score_heldout=False,
     )  # fmt: skip

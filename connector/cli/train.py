@@ -36,7 +36,9 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
     parser.add_argument("--epochs", type=float, help="passes over the examples (embedder 2, reranker 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
     parser.add_argument(
-        "--learning-rate", type=float, help="peak learning rate (embedder 5e-5; reranker 1e-4, chosen on a dev split)"
+        "--learning-rate",
+        type=float,
+        help="peak learning rate (embedder 5e-5; a --layers student 1e-4; reranker 1e-4; chosen on dev splits)",
     )
     parser.add_argument(
         "--max-length", type=int, help="tokens per text or pair while training (embedder 128, reranker 96)"
@@ -125,7 +127,7 @@ def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
 def _train_embedder(args: argparse.Namespace) -> int:
     from connector.quality.load import read_beir
     from connector.train.commands import train_embedder
-    from connector.train.fit import EMBEDDER_SETTINGS
+    from connector.train.fit import EMBEDDER_SETTINGS, STUDENT_SETTINGS
 
     with _cluster(args) as cluster:
         report = train_embedder(
@@ -134,7 +136,7 @@ def _train_embedder(args: argparse.Namespace) -> int:
             out=args.out,
             base=args.base,
             layers=args.layers,
-            settings=_fit_settings(args, EMBEDDER_SETTINGS),
+            settings=_fit_settings(args, STUDENT_SETTINGS if args.layers else EMBEDDER_SETTINGS),
             train_fraction=args.train_fraction,
             fields=split_csv(args.fields),
             depth=args.depth,

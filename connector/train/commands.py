@@ -188,7 +188,8 @@ def train_embedder(
         out: the model folder to write (must not exist).
         base: the model to start from (default: the bundled all-MiniLM-L6-v2).
         layers: keep this many of the base's layers, distilled from the full base on the corpus texts first.
-        settings: training parameters (default :data:`fit.EMBEDDER_SETTINGS`: 2 epochs, batch 32, 128 tokens).
+        settings: training parameters (default :data:`fit.EMBEDDER_SETTINGS`: 2 epochs, batch 32, 128 tokens; a
+            student's fine-tune :data:`fit.STUDENT_SETTINGS`, the same at 1e-4).
         train_fraction, fields, depth, max_positives_per_query, distil_texts: see the CLI help.
         qrels: train on these grades instead of the dataset's (the gate's tests use shuffled ones).
         score_heldout: score base and trained model on the held-out queries' pools (a bench that measures
@@ -198,7 +199,7 @@ def train_embedder(
         ConfigError: ``out`` exists, the base is no model folder, too few judged queries or examples.
     """
     out, base_dir = _prepare(out, base)
-    settings = settings or fit.EMBEDDER_SETTINGS
+    settings = settings or (fit.EMBEDDER_SETTINGS if layers is None else fit.STUDENT_SETTINGS)
     split = split_for_training(dataset, train_fraction=train_fraction, seed=settings.seed)
     queries = dataset.queries
     candidates = mine_candidates(search, {q: queries[q] for q in split.train + split.heldout}, depth=depth)

@@ -3,6 +3,7 @@ tiny trained reranker as the serving code loads it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from connector.train.commands import default_base
 from connector.train.fit import (
     DISTIL_EPOCHS,
     DISTIL_LEARNING_RATE,
+    EMBEDDER_SETTINGS,
+    STUDENT_SETTINGS,
     FitSettings,
     LocalEmbedder,
     distil_settings,
@@ -30,6 +33,10 @@ def test_the_students_distillation_runs_at_its_own_rate_and_epochs_and_keeps_the
     assert (distil.learning_rate, distil.epochs) == (DISTIL_LEARNING_RATE, DISTIL_EPOCHS)
     assert (distil.max_length, distil.seed, distil.threads, distil.batch_size) == (64, 5, 1, settings.batch_size)
     assert (settings.learning_rate, settings.epochs) == (5e-5, 2.0)  # the fine-tune's own, untouched
+
+
+def test_a_students_fine_tune_differs_from_the_embedders_by_its_rate_only() -> None:
+    assert STUDENT_SETTINGS == replace(EMBEDDER_SETTINGS, learning_rate=1e-4)  # the seventh dev round's
 
 
 def test_a_half_depth_student_keeps_every_other_layer_and_still_embeds() -> None:
