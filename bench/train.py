@@ -30,7 +30,8 @@ Rules fixed before the first run (no number below was tuned on the held-out quer
   ``fit.RERANKER_SETTINGS``: 1 epoch, 96 tokens, a learning rate chosen on a dev split *of the training queries*
   by the rule written in ``connector/train/fit.py`` (the first pass's 1 epoch over <= 32 pairs per query is gone).
   The student's distillation runs at ``fit.DISTIL_LEARNING_RATE`` (2e-4, 6e-4 since the fifth dev round), chosen
-  the same way, for ``fit.DISTIL_EPOCHS`` (4, third dev round: about +6 minutes).
+  the same way, for ``fit.DISTIL_EPOCHS`` (4, third dev round: about +6 minutes); its fine-tune afterwards at
+  ``fit.STUDENT_SETTINGS``' 1e-4 (the seventh dev round; the full model's keeps 5e-5).
 - every corpus text is embedded at 128 tokens for every model (base included), so the figures compare models,
   not lengths (the served models keep the base's 256).
 - nothing is chosen on the held-out queries; the held-out figures are printed once.
