@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,14 +238,14 @@ def test_replicas_start_at_the_niceness_asked(ray_serve: ServeInstance, cross_en
     with the search yields the cores to it while it starts or batches."""
     from tests.fixtures.soak_stack import replica_processes
 
+    app = f"rerank-nice-{uuid.uuid4().hex[:8]}"  # its own name: no other run's replica can answer for it
     settings = test_rerank_settings(
-        cross_encoder_path, model_id="tiny-cross-encoder", app_name="rerank-nice", route_prefix="/rerank-nice",
-        niceness=19,
-    )  # fmt: skip
+        cross_encoder_path, model_id="tiny-cross-encoder", app_name=app, route_prefix=f"/{app}", niceness=19
+    )
     url = deploy_rerank(ray_serve, settings)
     try:
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
-        (replica,) = replica_processes("rerank-nice")
-        assert replica.nice() == 19
+        replicas = replica_processes(app)
+        assert replicas and {p.nice() for p in replicas} == {19}, [(p.pid, p.nice(), p.cmdline()) for p in replicas]
     finally:
         ray_serve.delete(settings.app_name)
