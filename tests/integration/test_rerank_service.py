@@ -240,7 +240,12 @@ def test_replicas_start_at_the_niceness_asked(ray_serve: ServeInstance, cross_en
 
     app = f"rerank-nice-{uuid.uuid4().hex[:8]}"  # its own name: no other run's replica can answer for it
     settings = test_rerank_settings(
-        cross_encoder_path, model_id="tiny-cross-encoder", app_name=app, route_prefix=f"/{app}", niceness=19
+        cross_encoder_path,
+        model_id="tiny-cross-encoder",
+        app_name=app,
+        route_prefix=f"/{app}",
+        niceness=19,
+        num_cpus_per_replica=0.0,  # the session's other apps may hold every Ray CPU: it must be placed all the same
     )
     url = deploy_rerank(ray_serve, settings)
     try:
