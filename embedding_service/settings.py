@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.services.wire import niceness_field
 
 __all__ = [
     "EmbeddingServiceSettings",
@@ -30,17 +32,6 @@ Pooling = Literal["mean", "cls", "lasttoken", "max", "mean_sqrt_len"]
 Backend = Literal["torch", "onnx", "openvino"]
 BackendSetting = Literal["auto", "torch", "onnx", "openvino"]
 Quantization = Literal["none", "int8"]
-
-
-def niceness_field() -> Any:
-    """The ``niceness`` setting of a model service's replicas (the image service's too)."""
-    return Field(
-        None,
-        ge=0,
-        le=19,
-        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
-        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
-    )
 
 
 class EmbeddingServiceSettings(BaseSettings):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector.services.wire import niceness_field
 from rerank.errors import RerankConfigError
 
 __all__ = ["RerankSettings", "DEFAULT_LLM_TEMPLATE", "DEFAULT_LLM_INSTRUCTION"]
@@ -128,13 +129,7 @@ class RerankSettings(BaseSettings):
     num_gpus_per_replica: float = Field(
         default=1.0, gt=0.0, le=16.0, description="Ray GPUs per replica when it runs on GPU"
     )
-    niceness: int | None = Field(
-        default=None,
-        ge=0,
-        le=19,
-        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
-        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
-    )
+    niceness: int | None = niceness_field()
     app_name: str = Field(default="rerank", min_length=1, max_length=100, description="Ray Serve application name")
     route_prefix: str = Field(
         default="/rerank", pattern=r"^/[A-Za-z0-9_\-/]*$", description="HTTP route prefix of the app"

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "HealthBody",
@@ -29,6 +29,7 @@ __all__ = [
     "ErrorReply",
     "ServiceError",
     "ReplicaSettings",
+    "niceness_field",
     "error_body",
     "error_type",
     "error_reply",
@@ -158,6 +159,17 @@ class ReplicaSettings(Protocol):
 
     @property
     def niceness(self) -> int | None: ...
+
+
+def niceness_field() -> Any:
+    """The ``niceness`` setting every model service's settings declare (:class:`ReplicaSettings`)."""
+    return Field(
+        None,
+        ge=0,
+        le=19,
+        description="Unix niceness of the replica processes (0-19; None: Ray's own, 15 for every worker); on a "
+        "node shared with the search, 19 lets searches go first while a replica starts or a backfill runs.",
+    )
 
 
 @dataclass(frozen=True)
